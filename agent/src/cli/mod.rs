@@ -1,0 +1,76 @@
+//! The command line: one file per subcommand. `main` parses, starts logging, runs the command,
+//! prints the error chain (each cause on its own line) and maps it to the exit code.
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::{exit, logging};
+
+mod bootstrap;
+mod config;
+mod version;
+
+/// eks-node-agent: bootstrap an EKS worker host, join it with IAM credentials, prepare it for
+/// the VPC CNI, and report its health.
+#[derive(Debug, Parser)]
+#[command(name = "eks-node-agent", version, propagate_version = true)]
+#[command(after_help = "Examples:\n  \
+    eks-node-agent config check -c file:///etc/eks-node-agent/config.d/\n  \
+    eks-node-agent config show -c file://examples/ec2.yaml --explain\n  \
+    eks-node-agent bootstrap my-cluster --kubelet-extra-args '--node-labels=a=b' --print-config")]
+pub struct Cli {
+    /// Options every command takes.
+    #[command(flatten)]
+    pub global: GlobalArgs,
+    /// The command to run.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Options every command takes.
+#[derive(Debug, Args)]
+pub struct GlobalArgs {
+    /// Log line format on stderr.
+    #[arg(long, global = true, value_enum, default_value_t = logging::LogFormat::Text, env = "EKS_NODE_AGENT_LOG_FORMAT")]
+    pub log_format: logging::LogFormat,
+    /// More log detail: -v debug, -vv trace.
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Read, merge and validate NodeConfig sources.
+    #[command(subcommand)]
+    Config(config::ConfigCommand),
+    /// Translate legacy /etc/eks/bootstrap.sh flags into a NodeConfig.
+    Bootstrap(bootstrap::BootstrapArgs),
+    /// Print the version and build information.
+    Version(version::VersionArgs),
+}
+
+/// Runs a parsed command line.
+pub fn run(cli: Cli) -> anyhow::Result<exit::Code> {
+    match cli.command {
+        Command::Config(cmd) => config::run(cmd),
+        Command::Bootstrap(args) => bootstrap::run(args),
+        Command::Version(args) => version::run(args),
+    }
+}
+
+/// The whole process: parse, log, run, report. Both binaries (the agent's and the test
+/// crate's copy) call this.
+pub fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    logging::init(cli.global.log_format, cli.global.verbose);
+    match run(cli) {
+        Ok(code) => code.into(),
+        Err(err) => {
+            eprintln!("error: {err}");
+            for cause in err.chain().skip(1) {
+                eprintln!("  caused by: {cause}");
+            }
+            exit::classify(&err).into()
+        }
+    }
+}

@@ -1,0 +1,9 @@
+//! eks-node-agent: the node side of Amazon EKS in one binary.
+//!
+//! Data flow: sources -> [`config::NodeConfig`] -> facts -> derived values -> render a plan ->
+//! apply it under a root. Everything before `apply` is pure and printable.
+
+pub mod cli;
+pub mod config;
+pub mod exit;
+pub mod logging;

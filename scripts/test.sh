@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# Runs every test, after installing what the tests need:
+#   - Debian packages for the real peers (when running as root),
+#   - a Python venv in .venv with moto server, botocore and awscli,
+#   - then `cargo test` for the whole workspace.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+DEBIAN_PACKAGES=(python3-venv)
+
+if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    missing=()
+    for p in "${DEBIAN_PACKAGES[@]}"; do
+        dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
+    done
+    if [ "${#missing[@]}" -gt 0 ]; then
+        echo "test.sh: installing Debian packages: ${missing[*]}" >&2
+        apt-get update -qq
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+    fi
+fi
+
+VENV="${EKS_AGENT_TEST_VENV:-$PWD/.venv}"
+stamp="$VENV/.requirements.sha256"
+want=$(sha256sum tests/requirements.txt | cut -d' ' -f1)
+if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
+    echo "test.sh: creating the test venv in $VENV" >&2
+    python3 -m venv "$VENV"
+    "$VENV/bin/pip" install -q --disable-pip-version-check -r tests/requirements.txt
+    echo "$want" > "$stamp"
+fi
+export EKS_AGENT_TEST_VENV="$VENV"
+
+cargo test --workspace --locked "$@"

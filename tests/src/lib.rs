@@ -1,0 +1,46 @@
+//! Test support shared by the integration tests: paths, free ports, the Python venv with the
+//! real peers (moto, botocore, awscli), and the emulators for services that cannot run here.
+
+use std::net::TcpListener;
+use std::path::PathBuf;
+
+/// The repository root.
+pub fn repo_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("tests crate lives in the repository")
+        .to_path_buf()
+}
+
+/// `../shared/reference/` beside the repository (published reference data).
+pub fn shared_reference() -> PathBuf {
+    std::env::var_os("EKS_AGENT_SHARED_REFERENCE")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| repo_root().join("../shared/reference"))
+}
+
+/// The venv that `scripts/test.sh` creates with moto, botocore and awscli.
+pub fn venv() -> PathBuf {
+    std::env::var_os("EKS_AGENT_TEST_VENV")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| repo_root().join(".venv"))
+}
+
+/// A program inside the test venv; panics with the fix when the venv is missing.
+pub fn venv_bin(name: &str) -> PathBuf {
+    let path = venv().join("bin").join(name);
+    assert!(
+        path.exists(),
+        "{} is missing: run `scripts/test.sh` (it creates the venv with moto, botocore and awscli)",
+        path.display()
+    );
+    path
+}
+
+/// A TCP port on 127.0.0.1 that was free a moment ago.
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("bind 127.0.0.1:0")
+}

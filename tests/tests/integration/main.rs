@@ -1,0 +1,8 @@
+//! The one integration-test binary. Each area is a module.
+
+mod cli;
+
+/// Path of the agent binary built for the tests (the test crate's copy of the agent's main).
+pub fn agent_bin() -> std::path::PathBuf {
+    std::path::PathBuf::from(env!("CARGO_BIN_EXE_eks-node-agent"))
+}
