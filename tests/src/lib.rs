@@ -1,6 +1,8 @@
 //! Test support shared by the integration tests: paths, free ports, the Python venv with the
 //! real peers (moto, botocore, awscli), and the emulators for services that cannot run here.
 
+pub mod moto;
+
 use std::net::TcpListener;
 use std::path::PathBuf;
 
