@@ -44,7 +44,10 @@ impl Moto {
             if self.answers() {
                 return;
             }
-            assert!(Instant::now() < deadline, "moto_server did not answer within {MOTO_START_TIMEOUT:?}");
+            assert!(
+                Instant::now() < deadline,
+                "moto_server did not answer within {MOTO_START_TIMEOUT:?}"
+            );
             std::thread::sleep(MOTO_POLL_INTERVAL);
         }
     }

@@ -7,6 +7,7 @@ use crate::{exit, logging};
 
 mod bootstrap;
 mod config;
+mod init;
 mod version;
 
 /// eks-node-agent: bootstrap an EKS worker host, join it with IAM credentials, prepare it for
@@ -47,6 +48,11 @@ pub enum Command {
     Bootstrap(bootstrap::BootstrapArgs),
     /// Print the version and build information.
     Version(version::VersionArgs),
+}
+
+/// The user-data source for `imds://user-data`.
+pub(crate) fn user_data_fetcher() -> Box<dyn crate::config::UserDataFetch> {
+    Box::new(init::ImdsUserData)
 }
 
 /// Runs a parsed command line.

@@ -1,11 +1,37 @@
 //! The NodeConfig API (`node.eks.aws/v1alpha1`), its sources, user-data decoding, merging
 //! and validation.
+//!
+//! `load` is the whole pipeline: source URIs -> bytes -> decoded text payloads -> typed
+//! documents -> merged NodeConfig (+ which document set each field) -> validated.
+
+pub mod bootstrap_flags;
+pub mod decode;
+pub mod merge;
+pub mod parse;
+pub mod source;
+pub mod types;
+pub mod validate;
+
+pub use merge::Provenance;
+pub use source::{DEFAULT_SOURCES, Source};
+pub use types::*;
+pub use validate::Problem;
+
+use crate::exit::{Classify, Code};
 
 /// Errors reading, decoding, merging or validating configuration. All are bad input (exit 2)
-/// except failures to reach a source.
+/// except a failure to reach IMDS for user data.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    /// A source could not be read.
+    /// A source URI that is not understood.
+    #[error("config source \"{uri}\": {reason}")]
+    BadSourceUri {
+        /// The URI as given.
+        uri: String,
+        /// What is wrong and what to write instead.
+        reason: String,
+    },
+    /// A source that cannot be read.
     #[error("cannot read config source {source_uri}")]
     Read {
         /// The source URI.
@@ -14,12 +40,185 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
+    /// User data could not be fetched from IMDS.
+    #[error("cannot fetch user data for imds://user-data")]
+    UserData {
+        /// The cause.
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+    /// Bytes that do not decode (base64, gzip, MIME, UTF-8).
+    #[error("config source {source_uri}: {source}")]
+    Decode {
+        /// The source URI.
+        source_uri: String,
+        /// What is wrong.
+        #[source]
+        source: decode::DecodeError,
+    },
+    /// YAML/JSON that does not parse.
+    #[error("{at}: line {line}, column {column}: {message}")]
+    Syntax {
+        /// Source and document.
+        at: String,
+        /// 1-based line.
+        line: usize,
+        /// 1-based column.
+        column: usize,
+        /// The parser's complaint.
+        message: String,
+    },
+    /// A field with the wrong type, an unknown field, or a wrong apiVersion/kind.
+    #[error("{at}: {path}: {message}")]
+    Field {
+        /// Source and document.
+        at: String,
+        /// The field path.
+        path: String,
+        /// What is wrong, with the nearest known field for a typo.
+        message: String,
+    },
+    /// The merged configuration is invalid.
+    #[error("the configuration is invalid:{}", problems.iter().map(|p| format!("\n  - {p}")).collect::<String>())]
+    Invalid {
+        /// Every problem found.
+        problems: Vec<Problem>,
+    },
+    /// A legacy bootstrap.sh flag that cannot be translated.
+    #[error("bootstrap flags: {0}")]
+    BootstrapFlag(String),
+    /// A bug: a value that round-trips through serde failed to.
+    #[error("internal error while merging configuration: {0}")]
+    Internal(String),
 }
 
-impl crate::exit::Classify for Error {
-    fn exit_code(&self) -> crate::exit::Code {
+impl Classify for Error {
+    fn exit_code(&self) -> Code {
         match self {
-            Error::Read { .. } => crate::exit::Code::Failure,
+            Error::UserData { .. } | Error::Internal(_) => Code::Failure,
+            _ => Code::BadInput,
         }
     }
+}
+
+/// Where user data comes from (IMDS on EC2; a fixed value in tests).
+pub trait UserDataFetch {
+    /// The raw user data, or `None` when the instance has none.
+    fn fetch_user_data(&self) -> Result<Option<Vec<u8>>, Box<dyn std::error::Error + Send + Sync>>;
+}
+
+/// No user data: for hosts without IMDS.
+#[derive(Debug, Clone, Copy)]
+pub struct NoUserData;
+
+impl UserDataFetch for NoUserData {
+    fn fetch_user_data(&self) -> Result<Option<Vec<u8>>, Box<dyn std::error::Error + Send + Sync>> {
+        Ok(None)
+    }
+}
+
+/// Fixed user data bytes (tests, and `bootstrap`).
+#[derive(Debug, Clone)]
+pub struct StaticUserData(pub Vec<u8>);
+
+impl UserDataFetch for StaticUserData {
+    fn fetch_user_data(&self) -> Result<Option<Vec<u8>>, Box<dyn std::error::Error + Send + Sync>> {
+        Ok(Some(self.0.clone()))
+    }
+}
+
+/// The result of loading: the merged, validated config and where each field came from.
+#[derive(Debug, Clone)]
+pub struct Loaded {
+    /// The merged configuration.
+    pub config: NodeConfig,
+    /// Field path -> the document that set it.
+    pub provenance: Provenance,
+    /// Every document read, in merge order.
+    pub documents: Vec<String>,
+}
+
+/// Reads every source (in order), decodes, parses and merges, then validates.
+/// An empty `uris` means the default chain, in which a missing drop-in directory and
+/// unreachable IMDS are not errors.
+pub fn load(uris: &[String], user_data: &dyn UserDataFetch) -> Result<Loaded, Error> {
+    let defaults: Vec<String>;
+    let (uris, explicit) = if uris.is_empty() {
+        defaults = DEFAULT_SOURCES.iter().map(|s| (*s).to_owned()).collect();
+        (&defaults[..], false)
+    } else {
+        (uris, true)
+    };
+    let sources = uris
+        .iter()
+        .map(|u| Source::parse(u).map(|s| (u, s)))
+        .collect::<Result<Vec<_>, _>>()?;
+    let mut docs = Vec::new();
+    for (uri, source) in sources {
+        match source {
+            Source::ImdsUserData => {
+                let bytes = match user_data.fetch_user_data() {
+                    Ok(b) => b,
+                    Err(e) if !explicit => {
+                        tracing::warn!(error = %e, "no user data from IMDS; continuing with the other default sources");
+                        None
+                    }
+                    Err(source) => return Err(Error::UserData { source }),
+                };
+                if let Some(bytes) = bytes {
+                    docs.extend(documents_from(uri, &bytes, decode::Mode::UserData)?);
+                }
+            }
+            Source::File(path) => {
+                for file in source::read_files(uri, &path, explicit)? {
+                    docs.extend(documents_from(
+                        &file.label,
+                        &file.bytes,
+                        decode::Mode::File,
+                    )?);
+                }
+            }
+        }
+    }
+    finish(docs)
+}
+
+/// Decodes and parses one source's bytes into documents.
+pub fn documents_from(
+    label: &str,
+    bytes: &[u8],
+    mode: decode::Mode,
+) -> Result<Vec<parse::Document>, Error> {
+    let payloads = decode::decode(bytes, mode).map_err(|source| Error::Decode {
+        source_uri: label.to_owned(),
+        source,
+    })?;
+    let mut docs = Vec::new();
+    for p in payloads {
+        docs.extend(parse::parse_documents(label, &p.origin, &p.text)?);
+    }
+    tracing::debug!(source = label, documents = docs.len(), "read config source");
+    Ok(docs)
+}
+
+/// Merges and validates parsed documents.
+pub fn finish(docs: Vec<parse::Document>) -> Result<Loaded, Error> {
+    let (mut config, provenance) = merge::merge(&docs)?;
+    config.api_version = API_VERSION.to_owned();
+    config.kind = KIND.to_owned();
+    validate::validate(&config, &provenance).map_err(|problems| Error::Invalid { problems })?;
+    Ok(Loaded {
+        config,
+        provenance,
+        documents: docs.into_iter().map(|d| d.label).collect(),
+    })
+}
+
+/// The config as a JSON value with secrets replaced by `<redacted>` (for `config show`).
+pub fn redacted(config: &NodeConfig) -> serde_json::Value {
+    let mut value = serde_json::to_value(config).unwrap_or(serde_json::Value::Null);
+    if let Some(code) = value.pointer_mut("/spec/hybrid/ssm/activationCode") {
+        *code = serde_json::Value::String("<redacted>".into());
+    }
+    value
 }

@@ -1,0 +1,198 @@
+//! Merging documents in order: later documents win field by field; `kubelet.flags` are
+//! appended; `kubelet.config`, `containerd.baseRuntimeSpec` and the `containerd.config` TOML
+//! tables are deep-merged. Every leaf remembers which document set it (`config show --explain`).
+
+use std::collections::BTreeMap;
+
+use serde_json::{Map, Value};
+
+use super::Error;
+use super::parse::Document;
+use super::types::NodeConfig;
+
+/// Field path (`spec.cluster.name`, `spec.kubelet.flags[2]`) -> label of the document that set it.
+pub type Provenance = BTreeMap<String, String>;
+
+const FLAGS_PATH: &str = "spec.kubelet.flags";
+const CONTAINERD_CONFIG_PATH: &str = "spec.containerd.config";
+
+/// Merges documents in order into one NodeConfig plus its provenance.
+pub fn merge(docs: &[Document]) -> Result<(NodeConfig, Provenance), Error> {
+    let mut acc = Value::Object(Map::new());
+    let mut provenance = Provenance::new();
+    for doc in docs {
+        let value =
+            serde_json::to_value(&doc.config).map_err(|e| Error::Internal(e.to_string()))?;
+        merge_value(&mut acc, value, "", &doc.label, &mut provenance)?;
+    }
+    let merged: NodeConfig =
+        serde_json::from_value(acc).map_err(|e| Error::Internal(e.to_string()))?;
+    Ok((merged, provenance))
+}
+
+fn join(path: &str, key: &str) -> String {
+    if path.is_empty() {
+        key.to_owned()
+    } else {
+        format!("{path}.{key}")
+    }
+}
+
+fn merge_value(
+    acc: &mut Value,
+    next: Value,
+    path: &str,
+    label: &str,
+    provenance: &mut Provenance,
+) -> Result<(), Error> {
+    match (acc, next) {
+        (Value::Object(acc_map), Value::Object(next_map)) => {
+            for (key, value) in next_map {
+                let child = join(path, &key);
+                match acc_map.get_mut(&key) {
+                    Some(existing) => merge_value(existing, value, &child, label, provenance)?,
+                    None => {
+                        record(&value, &child, label, provenance);
+                        acc_map.insert(key, value);
+                    }
+                }
+            }
+        }
+        (Value::Array(acc_list), Value::Array(next_list)) if path == FLAGS_PATH => {
+            let start = acc_list.len();
+            for (i, v) in next_list.into_iter().enumerate() {
+                provenance.insert(format!("{path}[{}]", start + i), label.to_owned());
+                acc_list.push(v);
+            }
+        }
+        (Value::String(acc_toml), Value::String(next_toml)) if path == CONTAINERD_CONFIG_PATH => {
+            *acc_toml = merge_toml(acc_toml, &next_toml, label)?;
+            let entry = provenance.entry(path.to_owned()).or_default();
+            entry.push_str(" + ");
+            entry.push_str(label);
+        }
+        (slot, value) => {
+            provenance.retain(|k, _| {
+                !(k == path
+                    || k.starts_with(&format!("{path}."))
+                    || k.starts_with(&format!("{path}[")))
+            });
+            record(&value, path, label, provenance);
+            *slot = value;
+        }
+    }
+    Ok(())
+}
+
+/// Records every leaf under `value` as set by `label`.
+fn record(value: &Value, path: &str, label: &str, provenance: &mut Provenance) {
+    match value {
+        Value::Object(map) if !map.is_empty() => {
+            for (k, v) in map {
+                record(v, &join(path, k), label, provenance);
+            }
+        }
+        Value::Array(list) if path == FLAGS_PATH => {
+            for (i, _) in list.iter().enumerate() {
+                provenance.insert(format!("{path}[{i}]"), label.to_owned());
+            }
+        }
+        _ => {
+            provenance.insert(path.to_owned(), label.to_owned());
+        }
+    }
+}
+
+/// Deep-merges two containerd TOML documents (tables merge, everything else is replaced).
+pub fn merge_toml(base: &str, overlay: &str, label: &str) -> Result<String, Error> {
+    let parse = |text: &str| -> Result<toml::Table, Error> {
+        text.parse::<toml::Table>().map_err(|e| Error::Field {
+            at: label.to_owned(),
+            path: CONTAINERD_CONFIG_PATH.into(),
+            message: format!("not valid TOML: {}", e.message()),
+        })
+    };
+    let mut base = parse(base)?;
+    deep_merge_toml(&mut base, parse(overlay)?);
+    Ok(toml::to_string(&base).map_err(|e| Error::Internal(e.to_string()))?)
+}
+
+/// Merges `overlay` into `base`: tables recursively, other values replaced.
+pub fn deep_merge_toml(base: &mut toml::Table, overlay: toml::Table) {
+    for (key, value) in overlay {
+        match (base.get_mut(&key), value) {
+            (Some(toml::Value::Table(b)), toml::Value::Table(o)) => deep_merge_toml(b, o),
+            (_, value) => {
+                base.insert(key, value);
+            }
+        }
+    }
+}
+
+/// Deep-merges JSON objects (objects recursively, everything else replaced).
+pub fn deep_merge_json(base: &mut Map<String, Value>, overlay: &Map<String, Value>) {
+    for (key, value) in overlay {
+        match (base.get_mut(key), value) {
+            (Some(Value::Object(b)), Value::Object(o)) => deep_merge_json(b, o),
+            _ => {
+                base.insert(key.clone(), value.clone());
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::parse::parse_documents;
+
+    fn docs(texts: &[&str]) -> Vec<Document> {
+        texts
+            .iter()
+            .enumerate()
+            .flat_map(|(i, t)| parse_documents(&format!("file:///{i}.yaml"), "", t).unwrap())
+            .collect()
+    }
+
+    const HEAD: &str = "apiVersion: node.eks.aws/v1alpha1\nkind: NodeConfig\n";
+
+    #[test]
+    fn later_wins_flags_append_maps_deep_merge() {
+        let a = format!(
+            "{HEAD}spec:\n  cluster:\n    name: a\n    cidr: 10.100.0.0/16\n  kubelet:\n    flags: [--v=2]\n    config:\n      evictionHard: {{memory.available: 100Mi}}\n      maxPods: 10\n"
+        );
+        let b = format!(
+            "{HEAD}spec:\n  cluster:\n    name: b\n  kubelet:\n    flags: [--node-labels=x=y]\n    config:\n      evictionHard: {{nodefs.available: 5%}}\n"
+        );
+        let (m, prov) = merge(&docs(&[&a, &b])).unwrap();
+        assert_eq!(m.spec.cluster.name.as_deref(), Some("b"));
+        assert_eq!(m.spec.cluster.cidr.as_deref(), Some("10.100.0.0/16"));
+        assert_eq!(m.spec.kubelet.flags, ["--v=2", "--node-labels=x=y"]);
+        let eh = &m.spec.kubelet.config["evictionHard"];
+        assert_eq!(eh["memory.available"], "100Mi");
+        assert_eq!(eh["nodefs.available"], "5%");
+        assert_eq!(m.spec.kubelet.config["maxPods"], 10);
+        assert_eq!(prov["spec.cluster.name"], "file:///1.yaml");
+        assert_eq!(prov["spec.cluster.cidr"], "file:///0.yaml");
+        assert_eq!(prov["spec.kubelet.flags[1]"], "file:///1.yaml");
+        assert_eq!(
+            prov["spec.kubelet.config.evictionHard.memory.available"],
+            "file:///0.yaml"
+        );
+    }
+
+    #[test]
+    fn containerd_toml_tables_deep_merge() {
+        let a = format!(
+            "{HEAD}spec:\n  containerd:\n    config: |\n      [plugins.\"io.containerd.grpc.v1.cri\"]\n      sandbox_image = \"a\"\n      enable_cdi = true\n"
+        );
+        let b = format!(
+            "{HEAD}spec:\n  containerd:\n    config: |\n      [plugins.\"io.containerd.grpc.v1.cri\"]\n      sandbox_image = \"b\"\n"
+        );
+        let (m, _) = merge(&docs(&[&a, &b])).unwrap();
+        let t: toml::Table = m.spec.containerd.config.unwrap().parse().unwrap();
+        let cri = &t["plugins"]["io.containerd.grpc.v1.cri"];
+        assert_eq!(cri["sandbox_image"].as_str(), Some("b"));
+        assert_eq!(cri["enable_cdi"].as_bool(), Some(true));
+    }
+}

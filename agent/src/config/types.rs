@@ -1,0 +1,289 @@
+//! The `node.eks.aws/v1alpha1` `NodeConfig` API as nodeadm defines it (EC2 and hybrid
+//! variants). Every struct rejects unknown fields so a typo is an error, not a silent no-op.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+/// The only API version this agent reads.
+pub const API_VERSION: &str = "node.eks.aws/v1alpha1";
+/// The only kind this agent reads.
+pub const KIND: &str = "NodeConfig";
+
+/// A `NodeConfig` document.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct NodeConfig {
+    /// Must be [`API_VERSION`].
+    pub api_version: String,
+    /// Must be [`KIND`].
+    pub kind: String,
+    /// Kubernetes-style object metadata; carried, not interpreted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metadata: Option<Map<String, Value>>,
+    /// What the node should be.
+    #[serde(default)]
+    pub spec: NodeConfigSpec,
+}
+
+/// `spec`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct NodeConfigSpec {
+    /// The cluster to join.
+    #[serde(default, skip_serializing_if = "ClusterDetails::is_empty")]
+    pub cluster: ClusterDetails,
+    /// kubelet options.
+    #[serde(default, skip_serializing_if = "KubeletOptions::is_empty")]
+    pub kubelet: KubeletOptions,
+    /// containerd options.
+    #[serde(default, skip_serializing_if = "ContainerdOptions::is_empty")]
+    pub containerd: ContainerdOptions,
+    /// Host options.
+    #[serde(default, skip_serializing_if = "InstanceOptions::is_empty")]
+    pub instance: InstanceOptions,
+    /// Feature gates by name.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub feature_gates: BTreeMap<String, bool>,
+    /// EKS Hybrid Nodes: present only on on-prem hosts.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hybrid: Option<HybridOptions>,
+}
+
+/// `spec.cluster`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct ClusterDetails {
+    /// The EKS cluster name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// The AWS region of the cluster (hybrid nodes; EC2 nodes take it from IMDS).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub region: Option<String>,
+    /// The API server URL (https).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub api_server_endpoint: Option<String>,
+    /// The cluster CA bundle: base64 of PEM certificates.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub certificate_authority: Option<String>,
+    /// The Kubernetes service CIDR (IPv4 or IPv6).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cidr: Option<String>,
+    /// A local cluster on AWS Outposts.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub enable_outpost: Option<bool>,
+    /// The cluster ID (needed for Outposts local clusters).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
+}
+
+impl ClusterDetails {
+    fn is_empty(&self) -> bool {
+        self == &Self::default()
+    }
+}
+
+/// `spec.kubelet`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct KubeletOptions {
+    /// A free-form KubeletConfiguration fragment, merged over the agent's defaults.
+    #[serde(default, skip_serializing_if = "Map::is_empty")]
+    pub config: Map<String, Value>,
+    /// Extra kubelet command-line flags, appended after the agent's.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub flags: Vec<String>,
+    /// A CEL expression for max pods over `default_enis`, `ips_per_eni` and `max_pods`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_pods_expression: Option<String>,
+}
+
+impl KubeletOptions {
+    fn is_empty(&self) -> bool {
+        self == &Self::default()
+    }
+}
+
+/// `spec.containerd`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct ContainerdOptions {
+    /// Inline TOML merged over the agent's containerd config.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub config: Option<String>,
+    /// An OCI runtime spec fragment merged over the base runtime spec.
+    #[serde(default, skip_serializing_if = "Map::is_empty")]
+    pub base_runtime_spec: Map<String, Value>,
+}
+
+impl ContainerdOptions {
+    fn is_empty(&self) -> bool {
+        self == &Self::default()
+    }
+}
+
+/// `spec.instance`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct InstanceOptions {
+    /// Instance-store disks.
+    #[serde(default, skip_serializing_if = "LocalStorageOptions::is_empty")]
+    pub local_storage: LocalStorageOptions,
+    /// Environment variables by systemd unit (`default` applies to all the agent starts).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub environment: BTreeMap<String, BTreeMap<String, String>>,
+    /// Resolver settings.
+    #[serde(default, skip_serializing_if = "NetworkOptions::is_empty")]
+    pub network: NetworkOptions,
+}
+
+impl InstanceOptions {
+    fn is_empty(&self) -> bool {
+        self == &Self::default()
+    }
+}
+
+/// `spec.instance.localStorage`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct LocalStorageOptions {
+    /// How instance-store disks are assembled.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub strategy: Option<LocalStorageStrategy>,
+    /// Where the assembled storage is mounted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mount_path: Option<String>,
+    /// Directories that are not moved onto local storage.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub disabled_mounts: Vec<DisabledMount>,
+}
+
+impl LocalStorageOptions {
+    fn is_empty(&self) -> bool {
+        self == &Self::default()
+    }
+}
+
+/// `spec.instance.localStorage.strategy`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum LocalStorageStrategy {
+    /// Stripe all instance-store disks.
+    #[serde(rename = "RAID0")]
+    Raid0,
+    /// Stripe mirrored pairs.
+    #[serde(rename = "RAID10")]
+    Raid10,
+    /// Mount each disk separately.
+    Mount,
+}
+
+/// `spec.instance.localStorage.disabledMounts[]`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum DisabledMount {
+    /// Keep /var/lib/containerd on the root volume.
+    Containerd,
+    /// Keep /var/log/pods on the root volume.
+    PodLogs,
+}
+
+/// `spec.instance.network`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct NetworkOptions {
+    /// DNS servers (IP addresses).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub nameservers: Vec<String>,
+    /// Search domains.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub domains: Vec<String>,
+}
+
+impl NetworkOptions {
+    fn is_empty(&self) -> bool {
+        self == &Self::default()
+    }
+}
+
+/// `spec.hybrid`: EKS Hybrid Nodes.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct HybridOptions {
+    /// Write an AWS credentials file for other tools on the host.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub enable_credentials_file: Option<bool>,
+    /// SSM hybrid activation.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ssm: Option<Ssm>,
+    /// IAM Roles Anywhere.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub iam_roles_anywhere: Option<IamRolesAnywhere>,
+}
+
+/// `spec.hybrid.ssm`.
+#[derive(Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Ssm {
+    /// The activation code: a secret, never logged.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub activation_code: Option<String>,
+    /// The activation ID (a UUID).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub activation_id: Option<String>,
+}
+
+impl std::fmt::Debug for Ssm {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Ssm")
+            .field(
+                "activation_code",
+                &self.activation_code.as_ref().map(|_| "<redacted>"),
+            )
+            .field("activation_id", &self.activation_id)
+            .finish()
+    }
+}
+
+/// `spec.hybrid.iamRolesAnywhere`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct IamRolesAnywhere {
+    /// The Kubernetes node name (also the role session name).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub node_name: Option<String>,
+    /// The trust anchor ARN.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trust_anchor_arn: Option<String>,
+    /// The profile ARN.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub profile_arn: Option<String>,
+    /// The role to assume.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub role_arn: Option<String>,
+    /// Where to write the AWS config that points at the credential helper.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub aws_config_path: Option<String>,
+    /// The node's X.509 certificate (PEM).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub certificate_path: Option<String>,
+    /// The certificate's private key (PEM).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub private_key_path: Option<String>,
+}
+
+impl NodeConfig {
+    /// True when this is an EKS Hybrid Nodes (on-prem) configuration.
+    pub fn is_hybrid(&self) -> bool {
+        self.spec.hybrid.is_some()
+    }
+
+    /// True when the cluster is a local cluster on AWS Outposts.
+    pub fn is_outpost(&self) -> bool {
+        self.spec.cluster.enable_outpost == Some(true)
+    }
+
+    /// A feature gate's value (false when unset).
+    pub fn feature(&self, gate: &str) -> bool {
+        self.spec.feature_gates.get(gate).copied().unwrap_or(false)
+    }
+}

@@ -1,0 +1,502 @@
+//! Validation of the merged NodeConfig. Every problem names the document that set the field
+//! (from the merge provenance), the field path, the bad value (never a secret) and the
+//! expected form. All problems are reported together.
+
+use std::net::IpAddr;
+
+use base64::Engine;
+
+use super::merge::Provenance;
+use super::types::NodeConfig;
+
+/// One thing wrong with the configuration.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    /// The document that set the field (or `merged configuration`).
+    pub at: String,
+    /// The field path, e.g. `spec.cluster.cidr`.
+    pub path: String,
+    /// What is wrong, with the expected form.
+    pub message: String,
+}
+
+impl std::fmt::Display for Problem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}: {}", self.at, self.path, self.message)
+    }
+}
+
+struct Checker<'a> {
+    provenance: &'a Provenance,
+    problems: Vec<Problem>,
+}
+
+impl Checker<'_> {
+    fn source_of(&self, path: &str) -> String {
+        if let Some(label) = self.provenance.get(path) {
+            return label.clone();
+        }
+        let nested =
+            |k: &String| k.starts_with(&format!("{path}.")) || k.starts_with(&format!("{path}["));
+        self.provenance
+            .iter()
+            .find(|(k, _)| nested(k))
+            .map(|(_, v)| v.clone())
+            .unwrap_or_else(|| "merged configuration".to_owned())
+    }
+
+    fn fail(&mut self, path: &str, message: impl Into<String>) {
+        let at = self.source_of(path);
+        self.problems.push(Problem {
+            at,
+            path: path.to_owned(),
+            message: message.into(),
+        });
+    }
+}
+
+/// Maximum length of an EKS cluster name.
+const CLUSTER_NAME_MAX: usize = 100;
+/// Maximum length of a hybrid node name (IAM role session names are limited to 64).
+const NODE_NAME_MAX: usize = 64;
+
+/// Validates a merged configuration; `Ok` or every problem found.
+pub fn validate(config: &NodeConfig, provenance: &Provenance) -> Result<(), Vec<Problem>> {
+    let mut c = Checker {
+        provenance,
+        problems: Vec::new(),
+    };
+    let cluster = &config.spec.cluster;
+    match cluster.name.as_deref() {
+        None => c.fail(
+            "spec.cluster.name",
+            "is required: no source set it; add `spec.cluster.name: <your cluster>` to a NodeConfig",
+        ),
+        Some(name) if !valid_cluster_name(name) => c.fail(
+            "spec.cluster.name",
+            format!("\"{name}\" is not a valid EKS cluster name; expected 1-{CLUSTER_NAME_MAX} characters, letters, digits, '-' and '_', starting with a letter or digit"),
+        ),
+        Some(_) => {}
+    }
+    if let Some(region) = cluster.region.as_deref()
+        && !valid_region(region)
+    {
+        c.fail(
+            "spec.cluster.region",
+            format!("\"{region}\" is not an AWS region; expected e.g. us-west-2"),
+        );
+    }
+    if let Some(endpoint) = cluster.api_server_endpoint.as_deref() {
+        check_endpoint(&mut c, endpoint);
+    }
+    if let Some(ca) = cluster.certificate_authority.as_deref()
+        && let Err(why) = check_ca(ca)
+    {
+        c.fail("spec.cluster.certificateAuthority", format!("{why}; expected base64 of the PEM CA bundle (as in DescribeCluster's certificateAuthority.data)"));
+    }
+    if let Some(cidr) = cluster.cidr.as_deref()
+        && cidr.parse::<ipnet::IpNet>().is_err()
+    {
+        c.fail("spec.cluster.cidr", format!("\"{cidr}\" is not a CIDR; expected the service CIDR, e.g. 10.100.0.0/16 or fd00:10:96::/108"));
+    }
+    if config.is_outpost() && cluster.id.as_deref().is_none_or(str::is_empty) {
+        c.fail("spec.cluster.enableOutpost", "is true but spec.cluster.id is not set; a local Outposts cluster is joined by its cluster ID: add `spec.cluster.id`");
+    }
+    check_kubelet(&mut c, config);
+    check_containerd(&mut c, config);
+    check_instance(&mut c, config);
+    if config.spec.hybrid.is_some() {
+        check_hybrid(&mut c, config);
+    }
+    if c.problems.is_empty() {
+        Ok(())
+    } else {
+        Err(c.problems)
+    }
+}
+
+/// EKS cluster names: 1-100 characters, `[0-9A-Za-z][A-Za-z0-9_-]*`.
+pub fn valid_cluster_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    name.len() <= CLUSTER_NAME_MAX
+        && chars.next().is_some_and(|ch| ch.is_ascii_alphanumeric())
+        && chars.all(|ch| ch.is_ascii_alphanumeric() || ch == '-' || ch == '_')
+}
+
+/// AWS region names: lowercase words joined by '-', ending with a number (us-gov-west-1).
+pub fn valid_region(region: &str) -> bool {
+    let parts: Vec<&str> = region.split('-').collect();
+    parts.len() >= 3
+        && parts[..parts.len() - 1]
+            .iter()
+            .all(|p| !p.is_empty() && p.chars().all(|ch| ch.is_ascii_lowercase()))
+        && parts[parts.len() - 1].parse::<u8>().is_ok()
+}
+
+fn check_endpoint(c: &mut Checker<'_>, endpoint: &str) {
+    let path = "spec.cluster.apiServerEndpoint";
+    match url::Url::parse(endpoint) {
+        Ok(u) if u.scheme() == "https" && u.host_str().is_some_and(|h| !h.is_empty()) => {}
+        Ok(u) => c.fail(path, format!("\"{endpoint}\" uses scheme {}; the API server endpoint must be an https:// URL", u.scheme())),
+        Err(e) => c.fail(path, format!("\"{endpoint}\" is not a URL ({e}); expected e.g. https://ABCD.gr7.us-west-2.eks.amazonaws.com")),
+    }
+}
+
+/// Checks that `ca` is base64 of one or more PEM certificates that parse as X.509.
+pub fn check_ca(ca: &str) -> Result<(), String> {
+    let compact: String = ca.chars().filter(|ch| !ch.is_ascii_whitespace()).collect();
+    let pem = base64::engine::general_purpose::STANDARD
+        .decode(compact.as_bytes())
+        .map_err(|e| format!("is not valid base64 ({e})"))?;
+    check_pem_certificates(&pem)
+}
+
+/// Checks that `pem` holds one or more X.509 certificates in PEM form.
+pub fn check_pem_certificates(pem: &[u8]) -> Result<(), String> {
+    use x509_cert::der::DecodePem;
+    let text =
+        std::str::from_utf8(pem).map_err(|_| "decodes to binary data, not PEM text".to_owned())?;
+    const BEGIN: &str = "-----BEGIN CERTIFICATE-----";
+    const END: &str = "-----END CERTIFICATE-----";
+    let mut rest = text;
+    let mut count = 0;
+    while let Some(start) = rest.find(BEGIN) {
+        let Some(end) = rest[start..].find(END) else {
+            return Err(format!(
+                "certificate {} has no END CERTIFICATE line",
+                count + 1
+            ));
+        };
+        let block = &rest[start..start + end + END.len()];
+        x509_cert::Certificate::from_pem(block.as_bytes()).map_err(|e| {
+            format!(
+                "certificate {} is not a valid X.509 certificate ({e})",
+                count + 1
+            )
+        })?;
+        count += 1;
+        rest = &rest[start + end + END.len()..];
+    }
+    if count == 0 {
+        return Err("decodes to text with no PEM CERTIFICATE block".into());
+    }
+    Ok(())
+}
+
+fn check_kubelet(c: &mut Checker<'_>, config: &NodeConfig) {
+    for (i, flag) in config.spec.kubelet.flags.iter().enumerate() {
+        let path = format!("spec.kubelet.flags[{i}]");
+        if !flag.starts_with("--") || flag.len() < 3 {
+            c.fail(
+                &path,
+                format!("\"{flag}\" is not a kubelet flag; expected --name=value"),
+            );
+        } else if config.is_hybrid() && flag_name(flag) == "hostname-override" {
+            c.fail(&path, "--hostname-override is not allowed on hybrid nodes: the node name comes from spec.hybrid (iamRolesAnywhere.nodeName or the SSM managed instance ID); remove the flag");
+        }
+    }
+    if let Some(expr) = config.spec.kubelet.max_pods_expression.as_deref()
+        && expr.trim().is_empty()
+    {
+        c.fail(
+            "spec.kubelet.maxPodsExpression",
+            "is empty; write a CEL expression such as `max_pods - 2` or remove the field",
+        );
+    }
+    if let Some(v) = config.spec.kubelet.config.get("maxPods")
+        && !v
+            .as_u64()
+            .is_some_and(|n| (1..=u64::from(u16::MAX)).contains(&n))
+    {
+        c.fail(
+            "spec.kubelet.config.maxPods",
+            format!("{v} is not a pod count; expected a positive integer"),
+        );
+    }
+}
+
+/// `--name=value` -> `name`.
+fn flag_name(flag: &str) -> &str {
+    let body = flag.trim_start_matches('-');
+    body.split_once('=').map_or(body, |(n, _)| n)
+}
+
+fn check_containerd(c: &mut Checker<'_>, config: &NodeConfig) {
+    if let Some(text) = config.spec.containerd.config.as_deref()
+        && let Err(e) = text.parse::<toml::Table>()
+    {
+        c.fail(
+            "spec.containerd.config",
+            format!("is not valid TOML: {}", e.message()),
+        );
+    }
+}
+
+fn check_instance(c: &mut Checker<'_>, config: &NodeConfig) {
+    let instance = &config.spec.instance;
+    if let Some(p) = instance.local_storage.mount_path.as_deref()
+        && !p.starts_with('/')
+    {
+        c.fail(
+            "spec.instance.localStorage.mountPath",
+            format!("\"{p}\" is not an absolute path"),
+        );
+    }
+    for (unit, vars) in &instance.environment {
+        if unit.is_empty() || unit.contains('/') || unit.chars().any(char::is_whitespace) {
+            c.fail(
+                &format!("spec.instance.environment.{unit}"),
+                "is not a systemd unit name (or `default`)",
+            );
+        }
+        for name in vars.keys() {
+            let ok = name
+                .chars()
+                .next()
+                .is_some_and(|ch| ch.is_ascii_alphabetic() || ch == '_')
+                && name
+                    .chars()
+                    .all(|ch| ch.is_ascii_alphanumeric() || ch == '_');
+            if !ok {
+                c.fail(
+                    &format!("spec.instance.environment.{unit}.{name}"),
+                    "is not a valid environment variable name; expected [A-Za-z_][A-Za-z0-9_]*",
+                );
+            }
+        }
+    }
+    for (i, ns) in instance.network.nameservers.iter().enumerate() {
+        if ns.parse::<IpAddr>().is_err() {
+            c.fail(
+                &format!("spec.instance.network.nameservers[{i}]"),
+                format!("\"{ns}\" is not an IP address"),
+            );
+        }
+    }
+    for (i, d) in instance.network.domains.iter().enumerate() {
+        if !valid_dns_name(d.trim_end_matches('.')) {
+            c.fail(
+                &format!("spec.instance.network.domains[{i}]"),
+                format!("\"{d}\" is not a DNS domain"),
+            );
+        }
+    }
+}
+
+/// RFC 1123 DNS name (labels of letters, digits and '-', up to 253 characters).
+pub fn valid_dns_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 253
+        && name.split('.').all(|l| {
+            !l.is_empty()
+                && l.len() <= 63
+                && !l.starts_with('-')
+                && !l.ends_with('-')
+                && l.chars().all(|ch| ch.is_ascii_alphanumeric() || ch == '-')
+        })
+}
+
+fn check_hybrid(c: &mut Checker<'_>, config: &NodeConfig) {
+    let Some(hybrid) = config.spec.hybrid.as_ref() else {
+        return;
+    };
+    if config.spec.cluster.region.is_none() {
+        c.fail(
+            "spec.cluster.region",
+            "is required on hybrid nodes (there is no IMDS to ask); add `spec.cluster.region`",
+        );
+    }
+    if config.is_outpost() {
+        c.fail(
+            "spec.cluster.enableOutpost",
+            "cannot be combined with spec.hybrid: a host is either on an Outpost or on-prem",
+        );
+    }
+    match (&hybrid.ssm, &hybrid.iam_roles_anywhere) {
+        (Some(_), Some(_)) => c.fail(
+            "spec.hybrid",
+            "sets both ssm and iamRolesAnywhere; choose exactly one credential provider",
+        ),
+        (None, None) => c.fail(
+            "spec.hybrid",
+            "sets neither ssm nor iamRolesAnywhere; choose exactly one credential provider",
+        ),
+        (Some(ssm), None) => {
+            if ssm.activation_code.as_deref().is_none_or(str::is_empty) {
+                c.fail(
+                    "spec.hybrid.ssm.activationCode",
+                    "is required; use the code returned by `aws ssm create-activation`",
+                );
+            }
+            match ssm.activation_id.as_deref() {
+                None => c.fail("spec.hybrid.ssm.activationId", "is required; use the ID returned by `aws ssm create-activation`"),
+                Some(id) if !is_uuid(id) => c.fail("spec.hybrid.ssm.activationId", format!("\"{id}\" is not an activation ID; expected a UUID like 3f1e2a4b-1c2d-4e5f-8a9b-0c1d2e3f4a5b")),
+                Some(_) => {}
+            }
+        }
+        (None, Some(ira)) => check_roles_anywhere(c, ira),
+    }
+}
+
+fn check_roles_anywhere(c: &mut Checker<'_>, ira: &super::types::IamRolesAnywhere) {
+    const P: &str = "spec.hybrid.iamRolesAnywhere";
+    match ira.node_name.as_deref() {
+        None => c.fail(&format!("{P}.nodeName"), "is required; it becomes the Kubernetes node name and must match the certificate's CN if your trust policy checks it"),
+        Some(n) if n.len() > NODE_NAME_MAX || !valid_dns_name(n) || n.chars().any(|ch| ch.is_ascii_uppercase()) => c.fail(
+            &format!("{P}.nodeName"),
+            format!("\"{n}\" is not a valid node name; expected a lowercase DNS subdomain of at most {NODE_NAME_MAX} characters"),
+        ),
+        Some(_) => {}
+    }
+    let anchor = arn_field(
+        c,
+        &format!("{P}.trustAnchorArn"),
+        ira.trust_anchor_arn.as_deref(),
+        "rolesanywhere",
+        "trust-anchor/",
+    );
+    let profile = arn_field(
+        c,
+        &format!("{P}.profileArn"),
+        ira.profile_arn.as_deref(),
+        "rolesanywhere",
+        "profile/",
+    );
+    arn_field(
+        c,
+        &format!("{P}.roleArn"),
+        ira.role_arn.as_deref(),
+        "iam",
+        "role/",
+    );
+    if let (Some(a), Some(p)) = (anchor, profile)
+        && a.region != p.region
+    {
+        c.fail(&format!("{P}.profileArn"), format!("is in region {} but the trust anchor is in {}; a Roles Anywhere profile and trust anchor must share a region", p.region, a.region));
+    }
+    for (field, value) in [
+        ("certificatePath", &ira.certificate_path),
+        ("privateKeyPath", &ira.private_key_path),
+        ("awsConfigPath", &ira.aws_config_path),
+    ] {
+        if let Some(v) = value.as_deref()
+            && !v.starts_with('/')
+        {
+            c.fail(
+                &format!("{P}.{field}"),
+                format!("\"{v}\" is not an absolute path"),
+            );
+        }
+    }
+}
+
+/// The parts of an ARN this module checks.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Arn {
+    /// aws, aws-cn, aws-us-gov, ...
+    pub partition: String,
+    /// The service (iam, rolesanywhere, ...).
+    pub service: String,
+    /// The region (empty for IAM).
+    pub region: String,
+    /// The 12-digit account.
+    pub account: String,
+    /// The resource, e.g. `role/NodeRole`.
+    pub resource: String,
+}
+
+/// Parses `arn:PARTITION:SERVICE:REGION:ACCOUNT:RESOURCE`.
+pub fn parse_arn(s: &str) -> Option<Arn> {
+    let mut it = s.splitn(6, ':');
+    if it.next()? != "arn" {
+        return None;
+    }
+    let arn = Arn {
+        partition: it.next()?.to_owned(),
+        service: it.next()?.to_owned(),
+        region: it.next()?.to_owned(),
+        account: it.next()?.to_owned(),
+        resource: it.next()?.to_owned(),
+    };
+    let ok = arn.partition.starts_with("aws")
+        && !arn.service.is_empty()
+        && arn.account.len() == 12
+        && arn.account.chars().all(|ch| ch.is_ascii_digit())
+        && !arn.resource.is_empty();
+    ok.then_some(arn)
+}
+
+fn arn_field(
+    c: &mut Checker<'_>,
+    path: &str,
+    value: Option<&str>,
+    service: &str,
+    resource_prefix: &str,
+) -> Option<Arn> {
+    let Some(value) = value else {
+        c.fail(
+            path,
+            format!("is required; expected arn:aws:{service}:...:{resource_prefix}..."),
+        );
+        return None;
+    };
+    let example = if service == "iam" {
+        "arn:aws:iam::123456789012:role/NodeRole".to_owned()
+    } else {
+        format!("arn:aws:{service}:us-west-2:123456789012:{resource_prefix}<uuid>")
+    };
+    match parse_arn(value) {
+        Some(arn)
+            if arn.service == service
+                && arn.resource.starts_with(resource_prefix)
+                && arn.resource.len() > resource_prefix.len()
+                && (service == "iam" || valid_region(&arn.region)) =>
+        {
+            Some(arn)
+        }
+        _ => {
+            c.fail(
+                path,
+                format!(
+                    "\"{value}\" is not a {service} {} ARN; expected {example}",
+                    resource_prefix.trim_end_matches('/')
+                ),
+            );
+            None
+        }
+    }
+}
+
+/// 8-4-4-4-12 hexadecimal.
+pub fn is_uuid(s: &str) -> bool {
+    let groups: Vec<&str> = s.split('-').collect();
+    groups.len() == 5
+        && groups
+            .iter()
+            .zip([8, 4, 4, 4, 12])
+            .all(|(g, n)| g.len() == n && g.chars().all(|ch| ch.is_ascii_hexdigit()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_regions_and_uuids() {
+        assert!(valid_cluster_name("my-cluster_1"));
+        assert!(!valid_cluster_name("-bad"));
+        assert!(!valid_cluster_name(&"a".repeat(101)));
+        assert!(valid_region("us-gov-west-1"));
+        assert!(valid_region("cn-north-1"));
+        assert!(!valid_region("uswest2"));
+        assert!(is_uuid("3f1e2a4b-1c2d-4e5f-8a9b-0c1d2e3f4a5b"));
+        assert!(!is_uuid("3f1e2a4b1c2d4e5f8a9b0c1d2e3f4a5b"));
+    }
+
+    #[test]
+    fn arns_parse() {
+        let a = parse_arn("arn:aws:rolesanywhere:us-west-2:123456789012:trust-anchor/abc").unwrap();
+        assert_eq!(a.region, "us-west-2");
+        assert!(parse_arn("arn:aws:iam::12345:role/x").is_none());
+    }
+}
