@@ -1,6 +1,7 @@
 //! Test support shared by the integration tests: paths, free ports, the Python venv with the
 //! real peers (moto, botocore, awscli), and the emulators for services that cannot run here.
 
+pub mod golden;
 pub mod moto;
 
 use std::net::TcpListener;

@@ -50,7 +50,7 @@ pub(crate) fn run(args: BootstrapArgs) -> anyhow::Result<exit::Code> {
         label: "bootstrap flags".into(),
         config: translation.config,
     };
-    let loaded = config::finish(vec![doc])?;
+    let loaded = config::finish(vec![doc], &["bootstrap flags".to_owned()])?;
     if args.print_config {
         print!(
             "{}",

@@ -45,7 +45,7 @@ pub enum Command {
     #[command(subcommand)]
     Config(config::ConfigCommand),
     /// Translate legacy /etc/eks/bootstrap.sh flags into a NodeConfig.
-    Bootstrap(bootstrap::BootstrapArgs),
+    Bootstrap(Box<bootstrap::BootstrapArgs>),
     /// Print the version and build information.
     Version(version::VersionArgs),
 }
@@ -59,7 +59,7 @@ pub(crate) fn user_data_fetcher() -> Box<dyn crate::config::UserDataFetch> {
 pub fn run(cli: Cli) -> anyhow::Result<exit::Code> {
     match cli.command {
         Command::Config(cmd) => config::run(cmd),
-        Command::Bootstrap(args) => bootstrap::run(args),
+        Command::Bootstrap(args) => bootstrap::run(*args),
         Command::Version(args) => version::run(args),
     }
 }

@@ -122,7 +122,7 @@ fn decode_into(
         return decode_into(&inflated, mode, origin, depth + 1, budget, out);
     }
     if looks_like_mime(bytes) {
-        return decode_mime(bytes, mode, origin, depth, budget, out);
+        return decode_mime(bytes, origin, depth, budget, out);
     }
     let text = std::str::from_utf8(bytes).map_err(|e| DecodeError::NotUtf8 {
         origin: prefix(&origin),
@@ -208,7 +208,6 @@ fn looks_like_mime(bytes: &[u8]) -> bool {
 
 fn decode_mime(
     bytes: &[u8],
-    mode: Mode,
     origin: String,
     depth: usize,
     budget: &mut usize,
@@ -218,12 +217,11 @@ fn decode_mime(
         origin: prefix(&origin),
         reason: e.to_string(),
     })?;
-    walk_mime(&mail, mode, &origin, depth, budget, out)
+    walk_mime(&mail, &origin, depth, budget, out)
 }
 
 fn walk_mime(
     part: &mailparse::ParsedMail<'_>,
-    mode: Mode,
     origin: &str,
     depth: usize,
     budget: &mut usize,
@@ -253,7 +251,7 @@ fn walk_mime(
             } else {
                 format!("{origin}, part {}", i + 1)
             };
-            walk_mime(sub, mode, &sub_origin, depth + 1, budget, out)?;
+            walk_mime(sub, &sub_origin, depth + 1, budget, out)?;
         }
         return Ok(());
     }
@@ -351,5 +349,56 @@ mod tests {
         let msg = "MIME-Version: 1.0\nContent-Type: multipart/mixed\n\nhello\n";
         let err = decode(msg.as_bytes(), Mode::UserData).unwrap_err();
         assert!(err.to_string().contains("no boundary"), "{err}");
+    }
+
+    mod properties {
+        use super::*;
+        use proptest::prelude::*;
+
+        fn seeds() -> Vec<Vec<u8>> {
+            let mime = format!(
+                "MIME-Version: 1.0\nContent-Type: multipart/mixed; boundary=\"B\"\n\n--B\nContent-Type: application/node.eks.aws\nContent-Transfer-Encoding: base64\n\n{}\n--B--\n",
+                base64::engine::general_purpose::STANDARD.encode(gz(DOC.as_bytes()))
+            );
+            vec![
+                DOC.as_bytes().to_vec(),
+                gz(DOC.as_bytes()),
+                base64::engine::general_purpose::STANDARD
+                    .encode(gz(mime.as_bytes()))
+                    .into_bytes(),
+                mime.into_bytes(),
+            ]
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(2000))]
+
+            /// Arbitrary bytes never panic the decoder or the parser.
+            #[test]
+            fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..2048)) {
+                let _ = decode(&bytes, Mode::UserData);
+                let _ = crate::config::documents_from("fuzz", &bytes, Mode::File);
+            }
+
+            /// Valid user data with random bytes flipped, cut or inserted never panics.
+            #[test]
+            fn mutated_user_data_never_panics(
+                seed in 0usize..4,
+                edits in proptest::collection::vec((any::<prop::sample::Index>(), any::<u8>(), 0u8..3), 1..8),
+            ) {
+                let mut bytes = seeds()[seed].clone();
+                for (at, byte, op) in edits {
+                    if bytes.is_empty() { break; }
+                    let i = at.index(bytes.len());
+                    match op {
+                        0 => bytes[i] = byte,
+                        1 => bytes.truncate(i),
+                        _ => bytes.insert(i, byte),
+                    }
+                }
+                let _ = decode(&bytes, Mode::UserData);
+                let _ = crate::config::documents_from("fuzz", &bytes, Mode::File);
+            }
+        }
     }
 }

@@ -18,11 +18,21 @@ const CONTAINERD_CONFIG_PATH: &str = "spec.containerd.config";
 
 /// Merges documents in order into one NodeConfig plus its provenance.
 pub fn merge(docs: &[Document]) -> Result<(NodeConfig, Provenance), Error> {
-    let mut acc = Value::Object(Map::new());
+    let empty = NodeConfig {
+        api_version: super::types::API_VERSION.into(),
+        kind: super::types::KIND.into(),
+        ..NodeConfig::default()
+    };
+    let mut acc = serde_json::to_value(&empty).map_err(|e| Error::Internal(e.to_string()))?;
     let mut provenance = Provenance::new();
     for doc in docs {
-        let value =
+        let mut value =
             serde_json::to_value(&doc.config).map_err(|e| Error::Internal(e.to_string()))?;
+        if let Value::Object(map) = &mut value {
+            // Every document repeats these; they say nothing about the merged result.
+            map.remove("apiVersion");
+            map.remove("kind");
+        }
         merge_value(&mut acc, value, "", &doc.label, &mut provenance)?;
     }
     let merged: NodeConfig =
@@ -114,7 +124,7 @@ pub fn merge_toml(base: &str, overlay: &str, label: &str) -> Result<String, Erro
     };
     let mut base = parse(base)?;
     deep_merge_toml(&mut base, parse(overlay)?);
-    Ok(toml::to_string(&base).map_err(|e| Error::Internal(e.to_string()))?)
+    toml::to_string(&base).map_err(|e| Error::Internal(e.to_string()))
 }
 
 /// Merges `overlay` into `base`: tables recursively, other values replaced.

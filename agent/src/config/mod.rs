@@ -48,13 +48,12 @@ pub enum Error {
         source: Box<dyn std::error::Error + Send + Sync>,
     },
     /// Bytes that do not decode (base64, gzip, MIME, UTF-8).
-    #[error("config source {source_uri}: {source}")]
+    #[error("config source {source_uri}: {reason}")]
     Decode {
         /// The source URI.
         source_uri: String,
         /// What is wrong.
-        #[source]
-        source: decode::DecodeError,
+        reason: decode::DecodeError,
     },
     /// YAML/JSON that does not parse.
     #[error("{at}: line {line}, column {column}: {message}")]
@@ -154,6 +153,7 @@ pub fn load(uris: &[String], user_data: &dyn UserDataFetch) -> Result<Loaded, Er
         .map(|u| Source::parse(u).map(|s| (u, s)))
         .collect::<Result<Vec<_>, _>>()?;
     let mut docs = Vec::new();
+    let mut read = Vec::new();
     for (uri, source) in sources {
         match source {
             Source::ImdsUserData => {
@@ -166,11 +166,13 @@ pub fn load(uris: &[String], user_data: &dyn UserDataFetch) -> Result<Loaded, Er
                     Err(source) => return Err(Error::UserData { source }),
                 };
                 if let Some(bytes) = bytes {
+                    read.push(uri.clone());
                     docs.extend(documents_from(uri, &bytes, decode::Mode::UserData)?);
                 }
             }
             Source::File(path) => {
                 for file in source::read_files(uri, &path, explicit)? {
+                    read.push(file.label.clone());
                     docs.extend(documents_from(
                         &file.label,
                         &file.bytes,
@@ -180,7 +182,7 @@ pub fn load(uris: &[String], user_data: &dyn UserDataFetch) -> Result<Loaded, Er
             }
         }
     }
-    finish(docs)
+    finish(docs, &read)
 }
 
 /// Decodes and parses one source's bytes into documents.
@@ -189,9 +191,9 @@ pub fn documents_from(
     bytes: &[u8],
     mode: decode::Mode,
 ) -> Result<Vec<parse::Document>, Error> {
-    let payloads = decode::decode(bytes, mode).map_err(|source| Error::Decode {
+    let payloads = decode::decode(bytes, mode).map_err(|reason| Error::Decode {
         source_uri: label.to_owned(),
-        source,
+        reason,
     })?;
     let mut docs = Vec::new();
     for p in payloads {
@@ -201,16 +203,19 @@ pub fn documents_from(
     Ok(docs)
 }
 
-/// Merges and validates parsed documents.
-pub fn finish(docs: Vec<parse::Document>) -> Result<Loaded, Error> {
+/// Merges and validates parsed documents; `sources` names what was read (for errors when
+/// no document sets a required field).
+pub fn finish(docs: Vec<parse::Document>, sources: &[String]) -> Result<Loaded, Error> {
     let (mut config, provenance) = merge::merge(&docs)?;
     config.api_version = API_VERSION.to_owned();
     config.kind = KIND.to_owned();
-    validate::validate(&config, &provenance).map_err(|problems| Error::Invalid { problems })?;
+    let documents: Vec<String> = docs.into_iter().map(|d| d.label).collect();
+    validate::validate(&config, &provenance, sources)
+        .map_err(|problems| Error::Invalid { problems })?;
     Ok(Loaded {
         config,
         provenance,
-        documents: docs.into_iter().map(|d| d.label).collect(),
+        documents,
     })
 }
 

@@ -113,10 +113,16 @@ fn describe(value: &serde_yaml_ng::Value) -> &'static str {
 
 /// Drops serde_yaml's trailing " at line L column C" (we report those separately).
 fn strip_location(message: &str) -> String {
-    match message.rfind(" at line ") {
-        Some(i) => message[..i].to_owned(),
-        None => message.to_owned(),
-    }
+    let Some(start) = message.find(" at line ") else {
+        return message.to_owned();
+    };
+    let tail = &message[start + " at line ".len()..];
+    // Skip "N column M".
+    let mut words = tail.splitn(4, ' ');
+    let (_line, _col_word, col) = (words.next(), words.next(), words.next().unwrap_or(""));
+    let after = words.next().map(|w| format!(" {w}")).unwrap_or_default();
+    let col_rest = col.trim_start_matches(|ch: char| ch.is_ascii_digit());
+    format!("{}{col_rest}{after}", &message[..start])
 }
 
 /// For serde's "unknown field `x`, expected one of `a`, `b`" (and the same for variants),

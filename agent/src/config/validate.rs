@@ -28,21 +28,37 @@ impl std::fmt::Display for Problem {
 
 struct Checker<'a> {
     provenance: &'a Provenance,
+    sources: &'a [String],
     problems: Vec<Problem>,
 }
 
 impl Checker<'_> {
+    /// The document that set `path`; else one that set a field inside it; else the nearest
+    /// enclosing field's document; else the list of documents read.
     fn source_of(&self, path: &str) -> String {
-        if let Some(label) = self.provenance.get(path) {
-            return label.clone();
+        let mut candidate = path;
+        loop {
+            if let Some(label) = self.provenance.get(candidate) {
+                return label.clone();
+            }
+            let dotted = format!("{candidate}.");
+            let indexed = format!("{candidate}[");
+            if let Some((_, label)) = self
+                .provenance
+                .iter()
+                .find(|(k, _)| k.starts_with(&dotted) || k.starts_with(&indexed))
+            {
+                return label.clone();
+            }
+            match candidate.rfind(['.', '[']) {
+                Some(i) => candidate = &candidate[..i],
+                None => break,
+            }
         }
-        let nested =
-            |k: &String| k.starts_with(&format!("{path}.")) || k.starts_with(&format!("{path}["));
-        self.provenance
-            .iter()
-            .find(|(k, _)| nested(k))
-            .map(|(_, v)| v.clone())
-            .unwrap_or_else(|| "merged configuration".to_owned())
+        match self.sources {
+            [] => "no config source was found".to_owned(),
+            sources => format!("not set by any source ({})", sources.join(", ")),
+        }
     }
 
     fn fail(&mut self, path: &str, message: impl Into<String>) {
@@ -61,16 +77,21 @@ const CLUSTER_NAME_MAX: usize = 100;
 const NODE_NAME_MAX: usize = 64;
 
 /// Validates a merged configuration; `Ok` or every problem found.
-pub fn validate(config: &NodeConfig, provenance: &Provenance) -> Result<(), Vec<Problem>> {
+pub fn validate(
+    config: &NodeConfig,
+    provenance: &Provenance,
+    sources: &[String],
+) -> Result<(), Vec<Problem>> {
     let mut c = Checker {
         provenance,
+        sources,
         problems: Vec::new(),
     };
     let cluster = &config.spec.cluster;
     match cluster.name.as_deref() {
         None => c.fail(
             "spec.cluster.name",
-            "is required: no source set it; add `spec.cluster.name: <your cluster>` to a NodeConfig",
+            "is required; add `spec.cluster.name: <your cluster>` to a NodeConfig",
         ),
         Some(name) if !valid_cluster_name(name) => c.fail(
             "spec.cluster.name",

@@ -1,6 +1,9 @@
 //! The one integration-test binary. Each area is a module.
 
+#![allow(clippy::unwrap_used)]
+
 mod cli;
+mod config;
 
 /// Path of the agent binary built for the tests (the test crate's copy of the agent's main).
 pub fn agent_bin() -> std::path::PathBuf {

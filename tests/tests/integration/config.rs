@@ -1,0 +1,185 @@
+//! NodeConfig sources as a user meets them through the CLI: the examples, the bad-input
+//! corpus, and golden decoding/merging/bootstrap-translation cases.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use eks_node_agent_tests::{golden, repo_root};
+
+use crate::agent_bin;
+
+fn run_agent(args: &[String]) -> Output {
+    Command::new(agent_bin())
+        .args(args)
+        .current_dir(repo_root())
+        .env_remove("AWS_REGION")
+        .env_remove("AWS_DEFAULT_REGION")
+        .output()
+        .expect("run eks-node-agent")
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+#[test]
+fn every_example_passes_config_check() {
+    let dir = repo_root().join("examples");
+    let mut checked = 0;
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let path = entry.unwrap().path();
+        let uri = format!(
+            "file://examples/{}",
+            path.file_name().unwrap().to_string_lossy()
+        );
+        let out = run_agent(&["config".into(), "check".into(), "-c".into(), uri.clone()]);
+        assert!(out.status.success(), "{uri}: {}", text(&out.stderr));
+        checked += 1;
+    }
+    assert!(
+        checked >= 5,
+        "expected at least 5 examples, found {checked}"
+    );
+}
+
+#[test]
+fn every_bad_config_exits_2_with_a_precise_message() {
+    let dir = repo_root().join("tests/fixtures/bad-config");
+    let manifest = std::fs::read_to_string(dir.join("EXPECTED")).unwrap();
+    let cases: Vec<(&str, &str)> = manifest
+        .lines()
+        .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
+        .map(|l| l.split_once('\t').expect("fixture<TAB>expected"))
+        .collect();
+    assert!(
+        cases.len() >= 40,
+        "the corpus has {} cases; it needs at least 40",
+        cases.len()
+    );
+    let mut failures = Vec::new();
+    for (file, expected) in &cases {
+        assert!(dir.join(file).exists(), "{file} is listed but missing");
+        let uri = format!("file://tests/fixtures/bad-config/{file}");
+        let out = run_agent(&["config".into(), "check".into(), "-c".into(), uri]);
+        let stderr = text(&out.stderr);
+        if out.status.code() != Some(2) || !stderr.contains(expected) || !stderr.contains(file) {
+            failures.push(format!(
+                "{file}: exit {:?}\n  expected to contain: {expected}\n  stderr: {stderr}",
+                out.status.code()
+            ));
+        }
+    }
+    // Every fixture in the directory is listed, so none is silently skipped.
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let name = entry.unwrap().file_name().to_string_lossy().into_owned();
+        if name != "EXPECTED" && !cases.iter().any(|(f, _)| *f == name) {
+            failures.push(format!("{name} is not listed in EXPECTED"));
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "{} of {} cases failed:\n{}",
+        failures.len(),
+        cases.len(),
+        failures.join("\n")
+    );
+}
+
+#[test]
+fn bad_config_never_echoes_the_activation_code() {
+    let dir = tempfile::tempdir().unwrap();
+    let secret = "SECRETactivationCODE42";
+    let path = dir.path().join("ssm.yaml");
+    std::fs::write(
+        &path,
+        format!("apiVersion: node.eks.aws/v1alpha1\nkind: NodeConfig\nspec:\n  cluster:\n    name: c\n    region: us-west-2\n  hybrid:\n    ssm:\n      activationCode: {secret}\n      activationId: nope\n"),
+    )
+    .unwrap();
+    let uri = format!("file://{}", path.display());
+    let out = run_agent(&[
+        "-vv".into(),
+        "config".into(),
+        "check".into(),
+        "-c".into(),
+        uri.clone(),
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(!text(&out.stderr).contains(secret));
+    std::fs::write(
+        &path,
+        std::fs::read_to_string(&path)
+            .unwrap()
+            .replace("nope", "3f1e2a4b-1c2d-4e5f-8a9b-0c1d2e3f4a5b"),
+    )
+    .unwrap();
+    for format in ["yaml", "json"] {
+        let out = run_agent(&[
+            "-vv".into(),
+            "config".into(),
+            "show".into(),
+            "-o".into(),
+            format.into(),
+            "--explain".into(),
+            "-c".into(),
+            uri.clone(),
+        ]);
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        let all = text(&out.stdout) + &text(&out.stderr);
+        assert!(!all.contains(secret), "{all}");
+        assert!(all.contains("<redacted>"), "{all}");
+    }
+}
+
+#[test]
+fn unknown_source_scheme_and_missing_file_are_bad_input() {
+    for uri in ["s3://bucket/key", "file:///nonexistent/eks-node-agent.yaml"] {
+        let out = run_agent(&["config".into(), "check".into(), "-c".into(), uri.into()]);
+        assert_eq!(out.status.code(), Some(2), "{uri}");
+        assert!(
+            text(&out.stderr).contains(uri),
+            "{uri}: {}",
+            text(&out.stderr)
+        );
+    }
+}
+
+fn golden_cases(root: &Path) -> Vec<PathBuf> {
+    let mut cases: Vec<PathBuf> = std::fs::read_dir(root)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.join("args").exists())
+        .collect();
+    cases.sort();
+    cases
+}
+
+/// Each case directory has `args` (the command line; `{dir}` is the case directory relative to
+/// the repository) and `expected.out` (stdout, then the exit code).
+#[test]
+fn golden_decoding_merging_and_bootstrap_translation() {
+    let root = repo_root().join("tests/golden/config");
+    let cases = golden_cases(&root);
+    assert!(cases.len() >= 8, "found only {} golden cases", cases.len());
+    let mut failures = Vec::new();
+    for case in &cases {
+        let rel = case
+            .strip_prefix(repo_root())
+            .unwrap()
+            .display()
+            .to_string();
+        let line = std::fs::read_to_string(case.join("args"))
+            .unwrap()
+            .replace("{dir}", &rel);
+        let args = shell_words::split(line.trim()).unwrap();
+        let out = run_agent(&args);
+        let actual = format!(
+            "{}# exit code: {}\n",
+            text(&out.stdout),
+            out.status.code().unwrap_or(-1)
+        );
+        if let Err(diff) = golden::check(&case.join("expected.out"), &actual) {
+            failures.push(format!("{diff}\nstderr: {}", text(&out.stderr)));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
