@@ -1,0 +1,90 @@
+//! The Plan: everything `init` will do to the host, as a value. `render` builds it (pure);
+//! `apply` carries it out; `init --dry-run` prints it.
+
+use std::path::PathBuf;
+
+use serde::Serialize;
+
+/// Everything to write and start, in order.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Plan {
+    /// Files to write (absolute host paths; `apply` places them under its root).
+    pub files: Vec<FileSpec>,
+    /// Kernel parameters to set through /proc/sys.
+    pub sysctls: Vec<Sysctl>,
+    /// Services to bring up in the `run` phase, in start order.
+    pub services: Vec<ServiceSpec>,
+}
+
+/// One file the agent owns.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct FileSpec {
+    /// Absolute path on the host, e.g. `/etc/kubernetes/kubelet/config.json`.
+    pub path: PathBuf,
+    /// Permission bits, e.g. 0o644; secrets are 0o600.
+    pub mode: u32,
+    /// The full contents.
+    #[serde(skip)]
+    pub contents: Vec<u8>,
+    /// systemd units that must restart when this file changes (e.g. `kubelet.service`).
+    pub affects: Vec<String>,
+    /// Contents are secret: dry-run shows no diff, only that it changes.
+    pub secret: bool,
+}
+
+impl FileSpec {
+    /// A 0644 file affecting the given units.
+    pub fn new(path: impl Into<PathBuf>, contents: impl Into<Vec<u8>>, affects: &[&str]) -> Self {
+        FileSpec {
+            path: path.into(),
+            mode: 0o644,
+            contents: contents.into(),
+            affects: affects.iter().map(|s| (*s).to_owned()).collect(),
+            secret: false,
+        }
+    }
+
+    /// The same file with another mode.
+    pub fn with_mode(mut self, mode: u32) -> Self {
+        self.mode = mode;
+        self
+    }
+
+    /// The same file marked secret (0600, no diff shown).
+    pub fn secret(mut self) -> Self {
+        self.secret = true;
+        self.mode = 0o600;
+        self
+    }
+
+    /// Whether this is a systemd unit file or drop-in (a change needs daemon-reload).
+    pub fn is_systemd_unit(&self) -> bool {
+        self.path.starts_with("/etc/systemd/system")
+            || self.path.starts_with("/usr/lib/systemd/system")
+    }
+}
+
+/// A kernel parameter.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Sysctl {
+    /// Dotted key, e.g. `net.ipv4.ip_forward`.
+    pub key: String,
+    /// The value as written to /proc/sys.
+    pub value: String,
+}
+
+impl Sysctl {
+    /// The /proc/sys path of this key.
+    pub fn proc_path(&self) -> PathBuf {
+        PathBuf::from("/proc/sys").join(self.key.replace('.', "/"))
+    }
+}
+
+/// A service the `run` phase starts (or restarts when a file it depends on changed).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ServiceSpec {
+    /// The unit name, e.g. `containerd.service`.
+    pub unit: String,
+    /// A unix socket that must accept connections before the next service starts.
+    pub wait_for_socket: Option<PathBuf>,
+}
