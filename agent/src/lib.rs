@@ -6,5 +6,6 @@
 pub mod cli;
 pub mod config;
 pub mod exit;
+pub mod facts;
 pub mod logging;
 pub mod render;

@@ -1,0 +1,163 @@
+//! What is true about the local host: CPU count, the default-route address, the installed
+//! containerd and NVIDIA runtime, /etc/hosts. Small readers around pure parsers.
+
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// Facts read from the local host.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct HostFacts {
+    /// Online CPU cores.
+    pub cpu_cores: u32,
+    /// The IPv4 address of the interface that holds the default route.
+    pub default_ipv4: Option<IpAddr>,
+    /// The first global IPv6 address of the default-route interface.
+    pub default_ipv6: Option<IpAddr>,
+    /// `containerd --version` as (major, minor, patch), when containerd is installed.
+    pub containerd_version: Option<(u32, u32, u32)>,
+    /// The NVIDIA container runtime, when installed.
+    pub nvidia_runtime: Option<PathBuf>,
+    /// The host name.
+    pub hostname: String,
+    /// The current /etc/hosts.
+    pub hosts_file: Option<String>,
+}
+
+/// Where the NVIDIA container runtime is installed by its packages.
+const NVIDIA_RUNTIME: &str = "/usr/bin/nvidia-container-runtime";
+
+impl HostFacts {
+    /// Reads the host (files under `root`, normally `/`).
+    pub fn read(root: &Path) -> HostFacts {
+        let read = |p: &str| std::fs::read_to_string(root.join(p.trim_start_matches('/'))).ok();
+        let cpu_cores = read("/proc/cpuinfo")
+            .map(|t| count_processors(&t))
+            .filter(|n| *n > 0)
+            .unwrap_or_else(|| {
+                std::thread::available_parallelism()
+                    .map(|n| u32::try_from(n.get()).unwrap_or(1))
+                    .unwrap_or(1)
+            });
+        let iface = read("/proc/net/route").and_then(|t| default_route_interface(&t));
+        let (default_ipv4, default_ipv6) = iface
+            .as_deref()
+            .map(interface_addresses)
+            .unwrap_or((None, None));
+        HostFacts {
+            cpu_cores,
+            default_ipv4,
+            default_ipv6,
+            containerd_version: containerd_version(),
+            nvidia_runtime: Some(PathBuf::from(NVIDIA_RUNTIME))
+                .filter(|p| root.join(p.strip_prefix("/").unwrap_or(p)).exists()),
+            hostname: read("/proc/sys/kernel/hostname")
+                .map(|h| h.trim().to_owned())
+                .unwrap_or_default(),
+            hosts_file: read("/etc/hosts"),
+        }
+    }
+}
+
+/// Counts `processor` lines in /proc/cpuinfo.
+pub fn count_processors(cpuinfo: &str) -> u32 {
+    let n = cpuinfo
+        .lines()
+        .filter(|l| l.split(':').next().is_some_and(|k| k.trim() == "processor"))
+        .count();
+    u32::try_from(n).unwrap_or(u32::MAX)
+}
+
+/// The interface of the IPv4 default route (destination 0.0.0.0/0) in /proc/net/route,
+/// preferring the lowest metric.
+pub fn default_route_interface(route: &str) -> Option<String> {
+    route
+        .lines()
+        .skip(1)
+        .filter_map(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            (f.len() >= 8 && f[1] == "00000000" && f[7] == "00000000")
+                .then(|| (f[6].parse::<u32>().unwrap_or(u32::MAX), f[0].to_owned()))
+        })
+        .min()
+        .map(|(_, iface)| iface)
+}
+
+fn interface_addresses(iface: &str) -> (Option<IpAddr>, Option<IpAddr>) {
+    let Ok(addrs) = nix::ifaddrs::getifaddrs() else {
+        return (None, None);
+    };
+    let mut v4 = None;
+    let mut v6 = None;
+    for a in addrs.filter(|a| a.interface_name == iface) {
+        let Some(addr) = a.address else { continue };
+        if let Some(sin) = addr.as_sockaddr_in() {
+            v4.get_or_insert(IpAddr::V4(sin.ip()));
+        } else if let Some(sin6) = addr.as_sockaddr_in6() {
+            let ip = sin6.ip();
+            // Global addresses only (not fe80::/10 link-local).
+            if (ip.segments()[0] & 0xffc0) != 0xfe80 {
+                v6.get_or_insert(IpAddr::V6(ip));
+            }
+        }
+    }
+    (v4, v6)
+}
+
+/// Runs `containerd --version` (fixed arguments) and parses it.
+fn containerd_version() -> Option<(u32, u32, u32)> {
+    let out = Command::new("containerd").arg("--version").output().ok()?;
+    parse_containerd_version(&String::from_utf8_lossy(&out.stdout))
+}
+
+/// Parses `containerd github.com/containerd/containerd v1.7.24 <commit>` or
+/// `containerd containerd.io 2.0.0 <commit>`: the first word that looks like a version.
+pub fn parse_containerd_version(text: &str) -> Option<(u32, u32, u32)> {
+    text.split_whitespace().find_map(|w| {
+        let w = w.trim_start_matches('v');
+        let mut parts = w.split(['.', '-', '~', '+']);
+        let major = parts.next()?.parse().ok()?;
+        let minor = parts.next()?.parse().ok()?;
+        let patch = parts.next().and_then(|p| p.parse().ok()).unwrap_or(0);
+        Some((major, minor, patch))
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_containerd_versions() {
+        assert_eq!(
+            parse_containerd_version(
+                "containerd github.com/containerd/containerd v1.7.24 88bf19b\n"
+            ),
+            Some((1, 7, 24))
+        );
+        assert_eq!(
+            parse_containerd_version("containerd containerd.io 2.0.0 207ad71\n"),
+            Some((2, 0, 0))
+        );
+        assert_eq!(
+            parse_containerd_version(
+                "containerd github.com/containerd/containerd 1.6.20~ds1 1.6.20~ds1-1+b1\n"
+            ),
+            Some((1, 6, 20))
+        );
+        assert_eq!(parse_containerd_version(""), None);
+    }
+
+    #[test]
+    fn finds_the_default_route() {
+        let route = "Iface\tDestination\tGateway \tFlags\tRefCnt\tUse\tMetric\tMask\t\tMTU\tWindow\tIRTT\n\
+            eth1\t00000000\t0102A8C0\t0003\t0\t0\t200\t00000000\t0\t0\t0\n\
+            eth0\t00000000\t0101A8C0\t0003\t0\t0\t100\t00000000\t0\t0\t0\n\
+            eth0\t0001A8C0\t00000000\t0001\t0\t0\t0\t00FFFFFF\t0\t0\t0\n";
+        assert_eq!(default_route_interface(route).as_deref(), Some("eth0"));
+        assert_eq!(
+            count_processors("processor\t: 0\nfoo: 1\nprocessor\t: 1\n"),
+            2
+        );
+    }
+}

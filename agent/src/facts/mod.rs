@@ -1,0 +1,3 @@
+//! What is true about this host and instance.
+
+pub mod host;

@@ -1,0 +1,200 @@
+//! Host settings: image credential provider, kernel parameters and modules, systemd
+//! environment drop-ins, resolver settings, and the Outposts /etc/hosts block.
+
+use std::net::IpAddr;
+
+use serde_json::json;
+
+use super::node::NodeValues;
+use super::paths;
+use super::plan::{FileSpec, Sysctl};
+use crate::config::NodeConfig;
+
+/// Ports kubelet, kube-proxy and the VPC CNI listen on; reserved so ephemeral connections
+/// never take them before the services start.
+const RESERVED_PORTS: &str = "10249-10250,10256,61678-61679";
+/// Kernel modules containerd and kube-proxy need.
+const MODULES: [&str; 2] = ["overlay", "br_netfilter"];
+/// Units that get `spec.instance.environment.default`.
+const DEFAULT_ENV_UNITS: [&str; 2] = ["containerd.service", "kubelet.service"];
+/// First and last line of the /etc/hosts block the agent owns.
+pub const HOSTS_BEGIN: &str =
+    "# BEGIN eks-node-agent: Outposts API server (managed; edits are replaced)";
+/// See [`HOSTS_BEGIN`].
+pub const HOSTS_END: &str = "# END eks-node-agent";
+
+/// The ECR credential provider's config for kubelet.
+pub fn image_credential_provider() -> String {
+    let config = json!({
+        "apiVersion": "kubelet.config.k8s.io/v1",
+        "kind": "CredentialProviderConfig",
+        "providers": [{
+            "name": "ecr-credential-provider",
+            "matchImages": [
+                "*.dkr.ecr.*.amazonaws.com",
+                "*.dkr.ecr.*.amazonaws.com.cn",
+                "*.dkr.ecr-fips.*.amazonaws.com",
+                "*.dkr.ecr.*.c2s.ic.gov",
+                "*.dkr.ecr.*.sc2s.sgov.gov"
+            ],
+            "defaultCacheDuration": "12h",
+            "apiVersion": "credentialprovider.kubelet.k8s.io/v1"
+        }]
+    });
+    serde_json::to_string_pretty(&config).unwrap_or_default() + "\n"
+}
+
+/// Kernel parameters every node needs.
+pub fn sysctls(node: &NodeValues) -> Vec<Sysctl> {
+    let mut out = vec![
+        ("net.ipv4.ip_forward", "1"),
+        ("net.bridge.bridge-nf-call-iptables", "1"),
+        ("net.bridge.bridge-nf-call-ip6tables", "1"),
+        ("net.ipv4.ip_local_reserved_ports", RESERVED_PORTS),
+    ];
+    if node.node_ip.is_ipv6() {
+        out.push(("net.ipv6.conf.all.forwarding", "1"));
+    }
+    out.into_iter()
+        .map(|(k, v)| Sysctl {
+            key: k.into(),
+            value: v.into(),
+        })
+        .collect()
+}
+
+/// `/etc/modules-load.d/eks-node-agent.conf`.
+pub fn modules_load() -> FileSpec {
+    let mut text =
+        String::from("# Loaded at boot for containerd and kube-proxy (eks-node-agent).\n");
+    for m in MODULES {
+        text.push_str(m);
+        text.push('\n');
+    }
+    FileSpec::new(paths::MODULES_LOAD, text, &["systemd-modules-load.service"])
+}
+
+/// A full unit name (`kubelet` -> `kubelet.service`).
+fn unit_name(unit: &str) -> String {
+    if unit.contains('.') {
+        unit.to_owned()
+    } else {
+        format!("{unit}.service")
+    }
+}
+
+/// systemd drop-ins with `spec.instance.environment`: `default` goes to containerd and
+/// kubelet; any other key names its unit. Unit-specific values win over `default`.
+pub fn environment_dropins(config: &NodeConfig) -> Vec<FileSpec> {
+    let env = &config.spec.instance.environment;
+    let mut per_unit: std::collections::BTreeMap<
+        String,
+        std::collections::BTreeMap<String, String>,
+    > = Default::default();
+    if let Some(defaults) = env.get("default") {
+        for unit in DEFAULT_ENV_UNITS {
+            per_unit
+                .entry(unit.to_owned())
+                .or_default()
+                .extend(defaults.clone());
+        }
+    }
+    for (unit, vars) in env.iter().filter(|(u, _)| u.as_str() != "default") {
+        per_unit
+            .entry(unit_name(unit))
+            .or_default()
+            .extend(vars.clone());
+    }
+    per_unit
+        .into_iter()
+        .map(|(unit, vars)| {
+            let mut text = String::from(
+                "# Environment from the NodeConfig (spec.instance.environment).\n[Service]\n",
+            );
+            for (k, v) in vars {
+                text.push_str(&format!(
+                    "Environment={}\n",
+                    super::systemd_quote(&format!("{k}={v}"))
+                ));
+            }
+            let path = format!(
+                "{}/{unit}.d/40-eks-node-agent-environment.conf",
+                paths::SYSTEMD_UNIT_DIR
+            );
+            FileSpec::new(path, text, &[unit.as_str()])
+        })
+        .collect()
+}
+
+/// The systemd-resolved drop-in for `spec.instance.network` (None when unset).
+pub fn resolved_dropin(config: &NodeConfig) -> Option<FileSpec> {
+    let net = &config.spec.instance.network;
+    if net.nameservers.is_empty() && net.domains.is_empty() {
+        return None;
+    }
+    let mut text = String::from(
+        "# Resolver settings from the NodeConfig (spec.instance.network).\n[Resolve]\n",
+    );
+    if !net.nameservers.is_empty() {
+        text.push_str(&format!("DNS={}\n", net.nameservers.join(" ")));
+    }
+    if !net.domains.is_empty() {
+        text.push_str(&format!("Domains={}\n", net.domains.join(" ")));
+    }
+    Some(FileSpec::new(
+        paths::RESOLVED_DROPIN,
+        text,
+        &["systemd-resolved.service"],
+    ))
+}
+
+/// /etc/hosts with the agent's block (API server name -> addresses) replacing any earlier one;
+/// everything outside the block is kept byte for byte.
+pub fn hosts_with_block(current: &str, host: &str, addresses: &[IpAddr]) -> String {
+    let mut out = String::new();
+    let mut inside = false;
+    for line in current.lines() {
+        if line == HOSTS_BEGIN {
+            inside = true;
+            continue;
+        }
+        if inside {
+            if line == HOSTS_END {
+                inside = false;
+            }
+            continue;
+        }
+        out.push_str(line);
+        out.push('\n');
+    }
+    if !addresses.is_empty() {
+        out.push_str(HOSTS_BEGIN);
+        out.push('\n');
+        for a in addresses {
+            out.push_str(&format!("{a}\t{host}\n"));
+        }
+        out.push_str(HOSTS_END);
+        out.push('\n');
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hosts_block_is_replaced_not_appended() {
+        let a: IpAddr = "10.0.0.1".parse().unwrap();
+        let b: IpAddr = "10.0.0.2".parse().unwrap();
+        let base = "127.0.0.1 localhost\n";
+        let once = hosts_with_block(base, "api.local", &[a]);
+        let twice = hosts_with_block(&once, "api.local", &[b]);
+        assert_eq!(
+            twice,
+            format!("{base}{HOSTS_BEGIN}\n10.0.0.2\tapi.local\n{HOSTS_END}\n")
+        );
+        assert_eq!(hosts_with_block(&twice, "api.local", &[b]), twice);
+        assert_eq!(hosts_with_block(&twice, "api.local", &[]), base);
+    }
+}
