@@ -7,6 +7,7 @@ use crate::{exit, logging};
 
 mod bootstrap;
 mod config;
+mod max_pods;
 mod version;
 
 /// eks-node-agent: bootstrap an EKS worker host, join it with IAM credentials, prepare it for
@@ -45,6 +46,8 @@ pub enum Command {
     Config(config::ConfigCommand),
     /// Translate legacy /etc/eks/bootstrap.sh flags into a NodeConfig.
     Bootstrap(bootstrap::BootstrapArgs),
+    /// Compute the max pods of an instance type (drop-in for max-pods-calculator.sh).
+    MaxPods(max_pods::MaxPodsArgs),
     /// Print the version and build information.
     Version(version::VersionArgs),
 }
@@ -54,6 +57,7 @@ pub fn run(cli: Cli) -> anyhow::Result<exit::Code> {
     match cli.command {
         Command::Config(cmd) => config::run(cmd),
         Command::Bootstrap(args) => bootstrap::run(args),
+        Command::MaxPods(args) => max_pods::run(args),
         Command::Version(args) => version::run(args),
     }
 }

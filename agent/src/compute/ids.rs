@@ -18,7 +18,10 @@ pub struct InstanceType(String);
 impl InstanceType {
     /// Parses and checks an instance type name.
     pub fn parse(value: &str) -> Result<Self, Error> {
-        let err = |reason| Error::InvalidInstanceType { value: value.to_owned(), reason };
+        let err = |reason| Error::InvalidInstanceType {
+            value: value.to_owned(),
+            reason,
+        };
         if value.is_empty() {
             return Err(err("it is empty"));
         }
@@ -28,17 +31,23 @@ impl InstanceType {
         if value.bytes().any(|b| b.is_ascii_uppercase()) {
             return Err(err("instance types are lowercase"));
         }
-        if !value.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'.') {
-            return Err(err("only lowercase letters, digits, '-' and '.' are allowed"));
+        if !value
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'.')
+        {
+            return Err(err(
+                "only lowercase letters, digits, '-' and '.' are allowed",
+            ));
         }
         let mut parts = value.split('.');
         let (Some(family), Some(size), None) = (parts.next(), parts.next(), parts.next()) else {
             return Err(err("it needs exactly one '.' between family and size"));
         };
-        let well_formed =
-            |p: &str| !p.is_empty() && !p.starts_with('-') && !p.ends_with('-');
+        let well_formed = |p: &str| !p.is_empty() && !p.starts_with('-') && !p.ends_with('-');
         if !well_formed(family) || !well_formed(size) {
-            return Err(err("family and size must be non-empty and not start or end with '-'"));
+            return Err(err(
+                "family and size must be non-empty and not start or end with '-'",
+            ));
         }
         Ok(InstanceType(value.to_owned()))
     }
@@ -71,12 +80,16 @@ impl InstanceId {
     pub fn parse(value: &str) -> Result<Self, Error> {
         let ok = value.strip_prefix("i-").is_some_and(|hex| {
             (hex.len() == 8 || hex.len() == 17)
-                && hex.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+                && hex
+                    .bytes()
+                    .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
         });
         if ok {
             Ok(InstanceId(value.to_owned()))
         } else {
-            Err(Error::InvalidInstanceId { value: value.to_owned() })
+            Err(Error::InvalidInstanceId {
+                value: value.to_owned(),
+            })
         }
     }
 
@@ -114,11 +127,15 @@ impl AvailabilityZone {
             && bytes[0].is_ascii_lowercase()
             && bytes[bytes.len() - 1] != b'-'
             && value.contains('-')
-            && bytes.iter().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || *b == b'-');
+            && bytes
+                .iter()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || *b == b'-');
         if ok {
             Ok(AvailabilityZone(value.to_owned()))
         } else {
-            Err(Error::InvalidAvailabilityZone { value: value.to_owned() })
+            Err(Error::InvalidAvailabilityZone {
+                value: value.to_owned(),
+            })
         }
     }
 
@@ -147,7 +164,13 @@ mod tests {
 
     #[test]
     fn instance_types_accept_real_names() {
-        for name in ["m5.large", "u-6tb1.metal", "i7ie.metal-48xl", "c7i-flex.large", "u7in-16tb.224xlarge"] {
+        for name in [
+            "m5.large",
+            "u-6tb1.metal",
+            "i7ie.metal-48xl",
+            "c7i-flex.large",
+            "u7in-16tb.224xlarge",
+        ] {
             assert_eq!(InstanceType::parse(name).unwrap().as_str(), name);
         }
     }
@@ -166,7 +189,10 @@ mod tests {
         ] {
             let err = InstanceType::parse(name).unwrap_err().to_string();
             assert!(err.contains(reason), "{name:?}: {err}");
-            assert!(err.contains("m5.large"), "the message shows a valid example: {err}");
+            assert!(
+                err.contains("m5.large"),
+                "the message shows a valid example: {err}"
+            );
         }
         assert!(InstanceType::parse(&"a".repeat(70)).is_err());
     }
@@ -175,14 +201,26 @@ mod tests {
     fn instance_ids() {
         assert!(InstanceId::parse("i-0123456789abcdef0").is_ok());
         assert!(InstanceId::parse("i-12345678").is_ok());
-        for bad in ["", "i-", "i-0123456789ABCDEF0", "x-0123456789abcdef0", "i-0123456789abcdef", "i-0123456789abcdefg"] {
+        for bad in [
+            "",
+            "i-",
+            "i-0123456789ABCDEF0",
+            "x-0123456789abcdef0",
+            "i-0123456789abcdef",
+            "i-0123456789abcdefg",
+        ] {
             assert!(InstanceId::parse(bad).is_err(), "{bad}");
         }
     }
 
     #[test]
     fn availability_zones() {
-        for good in ["us-west-2a", "us-west-2-lax-1a", "us-east-1-wl1-bos-wlz-1", "cn-north-1a"] {
+        for good in [
+            "us-west-2a",
+            "us-west-2-lax-1a",
+            "us-east-1-wl1-bos-wlz-1",
+            "cn-north-1a",
+        ] {
             assert!(AvailabilityZone::parse(good).is_ok(), "{good}");
         }
         for bad in ["", "us-west-2a-", "2a", "US-WEST-2A", "us west", "uswest2a"] {

@@ -68,7 +68,10 @@ impl KubeReserved {
         BTreeMap::from([
             ("cpu".to_owned(), format!("{}m", self.cpu_millicores)),
             ("memory".to_owned(), format!("{}Mi", self.memory_mebibytes)),
-            ("ephemeral-storage".to_owned(), format!("{}Gi", self.ephemeral_storage_gibibytes)),
+            (
+                "ephemeral-storage".to_owned(),
+                format!("{}Gi", self.ephemeral_storage_gibibytes),
+            ),
         ])
     }
 }
@@ -79,7 +82,10 @@ impl serde::Serialize for KubeReserved {
         let mut map = serializer.serialize_map(Some(3))?;
         map.serialize_entry("cpu", &format!("{}m", self.cpu_millicores))?;
         map.serialize_entry("memory", &format!("{}Mi", self.memory_mebibytes))?;
-        map.serialize_entry("ephemeral-storage", &format!("{}Gi", self.ephemeral_storage_gibibytes))?;
+        map.serialize_entry(
+            "ephemeral-storage",
+            &format!("{}Gi", self.ephemeral_storage_gibibytes),
+        )?;
         map.end()
     }
 }
@@ -104,7 +110,11 @@ mod tests {
             (96, 310),
             (192, 550),
         ] {
-            assert_eq!(cpu_millicores_to_reserve(cores), millicores, "{cores} cores");
+            assert_eq!(
+                cpu_millicores_to_reserve(cores),
+                millicores,
+                "{cores} cores"
+            );
         }
     }
 

@@ -80,7 +80,12 @@ mod tests {
         let table = instance_limits::TABLE;
         assert!(table.len() > 1000, "the table has {} rows", table.len());
         for pair in table.windows(2) {
-            assert!(pair[0].0.as_bytes() < pair[1].0.as_bytes(), "{} !< {}", pair[0].0, pair[1].0);
+            assert!(
+                pair[0].0.as_bytes() < pair[1].0.as_bytes(),
+                "{} !< {}",
+                pair[0].0,
+                pair[1].0
+            );
         }
         for (name, limits) in table {
             let t = InstanceType::parse(name).unwrap();
@@ -92,19 +97,28 @@ mod tests {
     fn known_rows() {
         let get = |n: &str| embedded_limits(&InstanceType::parse(n).unwrap()).unwrap();
         let m5 = get("m5.large");
-        assert_eq!((m5.default_card_max_enis, m5.ipv4_per_eni, m5.vcpus), (3, 10, 2));
+        assert_eq!(
+            (m5.default_card_max_enis, m5.ipv4_per_eni, m5.vcpus),
+            (3, 10, 2)
+        );
         assert_eq!(m5.hypervisor, Hypervisor::Nitro);
         // p4d.24xlarge has 4 network cards of 15 ENIs each; only the default card counts.
         let p4d = get("p4d.24xlarge");
         assert_eq!((p4d.default_card_max_enis, p4d.network_cards), (15, 4));
         let metal = get("c5.metal");
-        assert_eq!((metal.hypervisor, metal.bare_metal), (Hypervisor::None, true));
+        assert_eq!(
+            (metal.hypervisor, metal.bare_metal),
+            (Hypervisor::None, true)
+        );
         assert_eq!(get("t2.micro").hypervisor, Hypervisor::Xen);
     }
 
     #[test]
     fn unknown_types_are_none() {
-        assert_eq!(embedded_limits(&InstanceType::parse("zz9.large").unwrap()), None);
+        assert_eq!(
+            embedded_limits(&InstanceType::parse("zz9.large").unwrap()),
+            None
+        );
         assert_eq!(embedded_limits(&InstanceType::parse("a.a").unwrap()), None);
     }
 

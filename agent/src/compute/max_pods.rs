@@ -45,7 +45,9 @@ impl CniVersion {
     /// Parses `MAJOR.MINOR[.PATCH[-SUFFIX]]` with an optional leading `v`, e.g. `1.7.5`,
     /// `v1.18.3-eksbuild.1`.
     pub fn parse(value: &str) -> Result<Self, Error> {
-        let err = || Error::InvalidCniVersion { value: value.to_owned() };
+        let err = || Error::InvalidCniVersion {
+            value: value.to_owned(),
+        };
         let text = value.strip_prefix('v').unwrap_or(value);
         let mut parts = text.splitn(3, '.');
         let number = |p: Option<&str>| {
@@ -143,7 +145,8 @@ pub fn standard_max_pods(limits: &InstanceLimits) -> u32 {
 }
 
 fn secondary_ip_pods(enis: u32, ips_per_eni: u32) -> u32 {
-    enis.saturating_mul(ips_per_eni.saturating_sub(1)).saturating_add(HOST_NETWORK_PODS)
+    enis.saturating_mul(ips_per_eni.saturating_sub(1))
+        .saturating_add(HOST_NETWORK_PODS)
 }
 
 fn prefix_delegation_pods(enis: u32, ips_per_eni: u32) -> u32 {
@@ -169,8 +172,9 @@ pub fn max_pods(limits: &InstanceLimits, options: &MaxPodsOptions) -> MaxPods {
     if options.custom_networking {
         enis = enis.saturating_sub(1);
     }
-    let cni_supports_prefixes =
-        options.cni_version.is_none_or(CniVersion::supports_prefix_delegation);
+    let cni_supports_prefixes = options
+        .cni_version
+        .is_none_or(CniVersion::supports_prefix_delegation);
     let mode = if options.prefix_delegation
         && limits.hypervisor == Hypervisor::Nitro
         && cni_supports_prefixes
@@ -203,7 +207,9 @@ pub struct MaxPodsExpression {
 
 impl fmt::Debug for MaxPodsExpression {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_tuple("MaxPodsExpression").field(&self.source).finish()
+        f.debug_tuple("MaxPodsExpression")
+            .field(&self.source)
+            .finish()
     }
 }
 
@@ -220,7 +226,10 @@ impl MaxPodsExpression {
             expression: source.to_owned(),
             reason: e.to_string().replace('\n', "; "),
         })?;
-        Ok(MaxPodsExpression { source: source.to_owned(), program })
+        Ok(MaxPodsExpression {
+            source: source.to_owned(),
+            program,
+        })
     }
 
     /// The expression as written.
@@ -231,7 +240,10 @@ impl MaxPodsExpression {
     /// Evaluates the expression for an instance type. It must yield an int (or uint) from 1 to
     /// 2^31-1, kubelet's range for maxPods.
     pub fn evaluate(&self, limits: &InstanceLimits) -> Result<u32, Error> {
-        let fail = |reason: String| Error::ExpressionValue { expression: self.source.clone(), reason };
+        let fail = |reason: String| Error::ExpressionValue {
+            expression: self.source.clone(),
+            reason,
+        };
         let mut context = cel::Context::default();
         context.add_variable_from_value("default_enis", i64::from(limits.default_card_max_enis));
         context.add_variable_from_value("ips_per_eni", i64::from(limits.ipv4_per_eni));
@@ -290,13 +302,22 @@ pub fn effective_max_pods(
     options: &MaxPodsOptions,
 ) -> Result<EffectiveMaxPods, Error> {
     if let Some(value) = user_max_pods {
-        return Ok(EffectiveMaxPods { value, source: MaxPodsSource::User });
+        return Ok(EffectiveMaxPods {
+            value,
+            source: MaxPodsSource::User,
+        });
     }
     if let Some(expression) = expression {
         let value = expression.evaluate(limits)?;
-        return Ok(EffectiveMaxPods { value, source: MaxPodsSource::Expression });
+        return Ok(EffectiveMaxPods {
+            value,
+            source: MaxPodsSource::Expression,
+        });
     }
-    Ok(EffectiveMaxPods { value: max_pods(limits, options).value, source: MaxPodsSource::Computed })
+    Ok(EffectiveMaxPods {
+        value: max_pods(limits, options).value,
+        source: MaxPodsSource::Computed,
+    })
 }
 
 #[cfg(test)]
@@ -330,35 +351,76 @@ mod tests {
         let opts = MaxPodsOptions::default();
         assert_eq!(max_pods(&M5_LARGE, &opts).value, 29);
         // m5.8xlarge: 8 ENIs x 30 IPs, 32 vCPUs -> 234, under the 250 ceiling.
-        assert_eq!(max_pods(&limits(8, 30, Hypervisor::Nitro, 32), &opts).value, 234);
+        assert_eq!(
+            max_pods(&limits(8, 30, Hypervisor::Nitro, 32), &opts).value,
+            234
+        );
         // m5.4xlarge: same ENIs but 16 vCPUs -> 234 capped at 110.
         let m = max_pods(&limits(8, 30, Hypervisor::Nitro, 16), &opts);
         assert_eq!((m.value, m.uncapped, m.ceiling), (110, 234, Some(110)));
         // Exactly 30 vCPUs is still "low".
-        assert_eq!(max_pods(&limits(15, 50, Hypervisor::Nitro, 30), &opts).value, 110);
-        assert_eq!(max_pods(&limits(15, 50, Hypervisor::Nitro, 31), &opts).value, 250);
+        assert_eq!(
+            max_pods(&limits(15, 50, Hypervisor::Nitro, 30), &opts).value,
+            110
+        );
+        assert_eq!(
+            max_pods(&limits(15, 50, Hypervisor::Nitro, 31), &opts).value,
+            250
+        );
     }
 
     #[test]
     fn show_max_allowed_skips_the_ceiling() {
-        let opts = MaxPodsOptions { apply_ceiling: false, ..Default::default() };
+        let opts = MaxPodsOptions {
+            apply_ceiling: false,
+            ..Default::default()
+        };
         let m = max_pods(&limits(15, 50, Hypervisor::Nitro, 96), &opts);
         assert_eq!((m.value, m.ceiling), (737, None));
     }
 
     #[test]
     fn prefix_delegation_needs_nitro_and_cni_1_9() {
-        let pd = MaxPodsOptions { prefix_delegation: true, apply_ceiling: false, ..Default::default() };
+        let pd = MaxPodsOptions {
+            prefix_delegation: true,
+            apply_ceiling: false,
+            ..Default::default()
+        };
         let m = max_pods(&M5_LARGE, &pd);
-        assert_eq!((m.value, m.mode), (3 * 9 * 16 + 2, PodIpMode::PrefixDelegation));
-        assert_eq!(max_pods(&M5_LARGE, &MaxPodsOptions { apply_ceiling: true, ..pd }).value, 110);
+        assert_eq!(
+            (m.value, m.mode),
+            (3 * 9 * 16 + 2, PodIpMode::PrefixDelegation)
+        );
+        assert_eq!(
+            max_pods(
+                &M5_LARGE,
+                &MaxPodsOptions {
+                    apply_ceiling: true,
+                    ..pd
+                }
+            )
+            .value,
+            110
+        );
         // Old CNI: the script falls back to secondary IPs.
         for old in ["1.8.0", "1.7.5", "0.9.0"] {
-            let m = max_pods(&M5_LARGE, &MaxPodsOptions { cni_version: v(old), ..pd });
+            let m = max_pods(
+                &M5_LARGE,
+                &MaxPodsOptions {
+                    cni_version: v(old),
+                    ..pd
+                },
+            );
             assert_eq!((m.value, m.mode), (29, PodIpMode::SecondaryIp), "{old}");
         }
         for new in ["1.9.0", "v1.18.3-eksbuild.1", "2.0.0", "1.10"] {
-            let m = max_pods(&M5_LARGE, &MaxPodsOptions { cni_version: v(new), ..pd });
+            let m = max_pods(
+                &M5_LARGE,
+                &MaxPodsOptions {
+                    cni_version: v(new),
+                    ..pd
+                },
+            );
             assert_eq!(m.mode, PodIpMode::PrefixDelegation, "{new}");
         }
         // Xen and bare metal (no hypervisor): secondary IPs, as the script does.
@@ -370,33 +432,71 @@ mod tests {
 
     #[test]
     fn custom_networking_and_max_eni() {
-        let opts = MaxPodsOptions { custom_networking: true, ..Default::default() };
+        let opts = MaxPodsOptions {
+            custom_networking: true,
+            ..Default::default()
+        };
         let m = max_pods(&M5_LARGE, &opts);
         assert_eq!((m.value, m.enis_for_pods), (2 * 9 + 2, 2));
-        let opts = MaxPodsOptions { cni_max_enis: Some(1), ..Default::default() };
+        let opts = MaxPodsOptions {
+            cni_max_enis: Some(1),
+            ..Default::default()
+        };
         assert_eq!(max_pods(&M5_LARGE, &opts).value, 11);
         // A limit above the card's ENIs changes nothing.
-        let opts = MaxPodsOptions { cni_max_enis: Some(100), ..Default::default() };
+        let opts = MaxPodsOptions {
+            cni_max_enis: Some(100),
+            ..Default::default()
+        };
         assert_eq!(max_pods(&M5_LARGE, &opts).value, 29);
         // Limit first, then custom networking: min(2, 3) - 1 = 1 ENI.
-        let opts = MaxPodsOptions { cni_max_enis: Some(2), custom_networking: true, ..Default::default() };
+        let opts = MaxPodsOptions {
+            cni_max_enis: Some(2),
+            custom_networking: true,
+            ..Default::default()
+        };
         assert_eq!(max_pods(&M5_LARGE, &opts).value, 11);
         // One ENI and custom networking: only the host-network pods.
-        let opts = MaxPodsOptions { custom_networking: true, ..Default::default() };
+        let opts = MaxPodsOptions {
+            custom_networking: true,
+            ..Default::default()
+        };
         assert_eq!(max_pods(&limits(1, 2, Hypervisor::Xen, 1), &opts).value, 2);
     }
 
     #[test]
     fn cni_versions() {
-        assert_eq!(CniVersion::parse("1.7.5").unwrap(), CniVersion { major: 1, minor: 7 });
-        assert_eq!(CniVersion::parse("v1.18.3-eksbuild.1").unwrap(), CniVersion { major: 1, minor: 18 });
-        assert_eq!(CniVersion::parse("1.9").unwrap(), CniVersion { major: 1, minor: 9 });
-        for bad in ["", "1", "v", "1.x.0", "one.two", "1..2", "1.9.x", "-1.9.0", " 1.9.0"] {
+        assert_eq!(
+            CniVersion::parse("1.7.5").unwrap(),
+            CniVersion { major: 1, minor: 7 }
+        );
+        assert_eq!(
+            CniVersion::parse("v1.18.3-eksbuild.1").unwrap(),
+            CniVersion {
+                major: 1,
+                minor: 18
+            }
+        );
+        assert_eq!(
+            CniVersion::parse("1.9").unwrap(),
+            CniVersion { major: 1, minor: 9 }
+        );
+        for bad in [
+            "", "1", "v", "1.x.0", "one.two", "1..2", "1.9.x", "-1.9.0", " 1.9.0",
+        ] {
             let err = CniVersion::parse(bad).unwrap_err().to_string();
             assert!(err.contains("MAJOR.MINOR"), "{bad:?}: {err}");
         }
-        assert!(!CniVersion::parse("1.8.99").unwrap().supports_prefix_delegation());
-        assert!(CniVersion::parse("1.9.0").unwrap().supports_prefix_delegation());
+        assert!(
+            !CniVersion::parse("1.8.99")
+                .unwrap()
+                .supports_prefix_delegation()
+        );
+        assert!(
+            CniVersion::parse("1.9.0")
+                .unwrap()
+                .supports_prefix_delegation()
+        );
     }
 
     #[test]
@@ -406,7 +506,10 @@ mod tests {
         assert_eq!(eval("417").unwrap(), 417);
         assert_eq!(eval("(default_enis * (ips_per_eni - 1)) + 2").unwrap(), 17);
         assert_eq!(eval("max_pods").unwrap(), 17);
-        assert_eq!(eval("((default_enis - 1) * (ips_per_eni - 1)) + 2").unwrap(), 12);
+        assert_eq!(
+            eval("((default_enis - 1) * (ips_per_eni - 1)) + 2").unwrap(),
+            12
+        );
         assert_eq!(eval("max_pods > 100 ? 100 : max_pods * 2").unwrap(), 34);
         assert_eq!(eval("20u").unwrap(), 20);
     }
@@ -414,8 +517,13 @@ mod tests {
     #[test]
     fn expression_errors_name_the_expression_and_the_problem() {
         let t = limits(3, 6, Hypervisor::Nitro, 2);
-        let err = MaxPodsExpression::parse("max_pods +").unwrap_err().to_string();
-        assert!(err.contains("\"max_pods +\"") && err.contains("not a valid CEL"), "{err}");
+        let err = MaxPodsExpression::parse("max_pods +")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("\"max_pods +\"") && err.contains("not a valid CEL"),
+            "{err}"
+        );
         let err = MaxPodsExpression::parse("  ").unwrap_err().to_string();
         assert!(err.contains("empty"), "{err}");
         let cases = [
@@ -429,7 +537,11 @@ mod tests {
             ("max_pods / 0", "failed to evaluate"),
         ];
         for (expr, want) in cases {
-            let err = MaxPodsExpression::parse(expr).unwrap().evaluate(&t).unwrap_err().to_string();
+            let err = MaxPodsExpression::parse(expr)
+                .unwrap()
+                .evaluate(&t)
+                .unwrap_err()
+                .to_string();
             assert!(err.contains(want), "{expr}: {err}");
             assert!(err.contains(&format!("{expr:?}")), "{expr}: {err}");
         }

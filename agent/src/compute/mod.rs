@@ -16,8 +16,8 @@ pub use kube_reserved::{KubeReserved, cpu_millicores_to_reserve, memory_mebibyte
 pub use limits::{Hypervisor, InstanceLimits, embedded_limits, embedded_source, embedded_types};
 pub use max_pods::{
     CniVersion, EffectiveMaxPods, MAX_PODS_CEILING_HIGH_CPU, MAX_PODS_CEILING_LOW_CPU,
-    MAX_PODS_CEILING_VCPU_THRESHOLD, MaxPods, MaxPodsExpression, MaxPodsOptions,
-    MaxPodsSource, PodIpMode, effective_max_pods, max_pods, standard_max_pods,
+    MAX_PODS_CEILING_VCPU_THRESHOLD, MaxPods, MaxPodsExpression, MaxPodsOptions, MaxPodsSource,
+    PodIpMode, effective_max_pods, max_pods, standard_max_pods,
 };
 pub use node::{IpFamily, node_ip_family, node_name, provider_id};
 

@@ -34,7 +34,9 @@ pub fn node_name(
     }
     match private_dns_name.map(str::trim) {
         Some(name) if !name.is_empty() => Ok(name.to_owned()),
-        _ => Err(Error::NoPrivateDnsName { instance_id: instance_id.to_string() }),
+        _ => Err(Error::NoPrivateDnsName {
+            instance_id: instance_id.to_string(),
+        }),
     }
 }
 
@@ -53,25 +55,40 @@ mod tests {
 
     #[test]
     fn ip_family_follows_the_service_cidr() {
-        assert_eq!(node_ip_family(Some("10.100.0.0/16".parse().unwrap())), IpFamily::Ipv4);
-        assert_eq!(node_ip_family(Some("fd30::/108".parse().unwrap())), IpFamily::Ipv6);
+        assert_eq!(
+            node_ip_family(Some("10.100.0.0/16".parse().unwrap())),
+            IpFamily::Ipv4
+        );
+        assert_eq!(
+            node_ip_family(Some("fd30::/108".parse().unwrap())),
+            IpFamily::Ipv6
+        );
         assert_eq!(node_ip_family(None), IpFamily::Ipv4);
     }
 
     #[test]
     fn node_names() {
         let dns = Some("ip-10-0-1-2.us-west-2.compute.internal");
-        assert_eq!(node_name(dns, &id(), false).unwrap(), "ip-10-0-1-2.us-west-2.compute.internal");
+        assert_eq!(
+            node_name(dns, &id(), false).unwrap(),
+            "ip-10-0-1-2.us-west-2.compute.internal"
+        );
         assert_eq!(node_name(dns, &id(), true).unwrap(), "i-0123456789abcdef0");
         assert_eq!(node_name(None, &id(), true).unwrap(), "i-0123456789abcdef0");
         let err = node_name(Some(""), &id(), false).unwrap_err().to_string();
-        assert!(err.contains("i-0123456789abcdef0") && err.contains("InstanceIdNodeName"), "{err}");
+        assert!(
+            err.contains("i-0123456789abcdef0") && err.contains("InstanceIdNodeName"),
+            "{err}"
+        );
         assert!(node_name(None, &id(), false).is_err());
     }
 
     #[test]
     fn provider_ids() {
         let zone = AvailabilityZone::parse("us-west-2a").unwrap();
-        assert_eq!(provider_id(&zone, &id()), "aws:///us-west-2a/i-0123456789abcdef0");
+        assert_eq!(
+            provider_id(&zone, &id()),
+            "aws:///us-west-2a/i-0123456789abcdef0"
+        );
     }
 }

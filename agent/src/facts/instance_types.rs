@@ -96,29 +96,56 @@ pub struct Ec2Settings {
 
 /// Converts one `InstanceTypeInfo` into limits. Pure.
 pub fn limits_from_info(info: &InstanceTypeInfo) -> Result<(InstanceType, InstanceLimits), Error> {
-    let name = info.instance_type().map(|t| t.as_str().to_owned()).unwrap_or_default();
-    let incomplete = |field| Error::Incomplete { instance_type: name.clone(), field };
-    let instance_type = InstanceType::parse(&name).map_err(|_| incomplete("a valid InstanceType"))?;
-    let count = |v: Option<i32>, field| v.and_then(|v| u32::try_from(v).ok()).ok_or_else(|| incomplete(field));
-    let network = info.network_info().ok_or_else(|| incomplete("NetworkInfo"))?;
+    let name = info
+        .instance_type()
+        .map(|t| t.as_str().to_owned())
+        .unwrap_or_default();
+    let incomplete = |field| Error::Incomplete {
+        instance_type: name.clone(),
+        field,
+    };
+    let instance_type =
+        InstanceType::parse(&name).map_err(|_| incomplete("a valid InstanceType"))?;
+    let count = |v: Option<i32>, field| {
+        v.and_then(|v| u32::try_from(v).ok())
+            .ok_or_else(|| incomplete(field))
+    };
+    let network = info
+        .network_info()
+        .ok_or_else(|| incomplete("NetworkInfo"))?;
     let default_index = network.default_network_card_index().unwrap_or(0);
     let default_card_max_enis = match network
         .network_cards()
         .iter()
         .find(|c| c.network_card_index() == Some(default_index))
     {
-        Some(card) => count(card.maximum_network_interfaces(), "NetworkCards[default].MaximumNetworkInterfaces")?,
+        Some(card) => count(
+            card.maximum_network_interfaces(),
+            "NetworkCards[default].MaximumNetworkInterfaces",
+        )?,
         // Without per-card data the instance-wide limit is the (only) card's.
-        None => count(network.maximum_network_interfaces(), "NetworkInfo.MaximumNetworkInterfaces")?,
+        None => count(
+            network.maximum_network_interfaces(),
+            "NetworkInfo.MaximumNetworkInterfaces",
+        )?,
     };
     let hypervisor = Hypervisor::from_api(info.hypervisor().map(|h| h.as_str()))
         .ok_or_else(|| incomplete("a known Hypervisor (nitro, xen or none)"))?;
     let limits = InstanceLimits {
         default_card_max_enis,
-        ipv4_per_eni: count(network.ipv4_addresses_per_interface(), "NetworkInfo.Ipv4AddressesPerInterface")?,
+        ipv4_per_eni: count(
+            network.ipv4_addresses_per_interface(),
+            "NetworkInfo.Ipv4AddressesPerInterface",
+        )?,
         hypervisor,
-        vcpus: count(info.v_cpu_info().and_then(|v| v.default_v_cpus()), "VCpuInfo.DefaultVCpus")?,
-        network_cards: count(network.maximum_network_cards().or(Some(1)), "NetworkInfo.MaximumNetworkCards")?,
+        vcpus: count(
+            info.v_cpu_info().and_then(|v| v.default_v_cpus()),
+            "VCpuInfo.DefaultVCpus",
+        )?,
+        network_cards: count(
+            network.maximum_network_cards().or(Some(1)),
+            "NetworkInfo.MaximumNetworkCards",
+        )?,
         bare_metal: info.bare_metal().unwrap_or(false),
     };
     Ok((instance_type, limits))
@@ -154,9 +181,32 @@ impl InstanceTypesClient {
             loader = loader.endpoint_url(url.clone());
         }
         let config = loader.load().await;
-        let region = config.region().map_or_else(|| "(none)".to_owned(), |r| r.to_string());
-        let endpoint = settings.endpoint_url.clone().unwrap_or_else(|| "default".to_owned());
-        InstanceTypesClient { client: aws_sdk_ec2::Client::new(&config), region, endpoint }
+        let region = config
+            .region()
+            .map_or_else(|| "(none)".to_owned(), |r| r.to_string());
+        let endpoint = settings
+            .endpoint_url
+            .clone()
+            .unwrap_or_else(|| "default".to_owned());
+        InstanceTypesClient {
+            client: aws_sdk_ec2::Client::new(&config),
+            region,
+            endpoint,
+        }
+    }
+
+    /// Wraps an EC2 client built elsewhere (its own credentials, retries and timeouts);
+    /// `endpoint` only labels errors.
+    pub fn from_client(client: aws_sdk_ec2::Client, endpoint: &str) -> Self {
+        let region = client
+            .config()
+            .region()
+            .map_or_else(|| "(none)".to_owned(), |r| r.to_string());
+        InstanceTypesClient {
+            client,
+            region,
+            endpoint: endpoint.to_owned(),
+        }
     }
 
     fn api_error(&self, what: &str, err: impl std::error::Error + Send + Sync + 'static) -> Error {
@@ -175,7 +225,9 @@ impl InstanceTypesClient {
         let out = self
             .client
             .describe_instance_types()
-            .instance_types(aws_sdk_ec2::types::InstanceType::from(instance_type.as_str()))
+            .instance_types(aws_sdk_ec2::types::InstanceType::from(
+                instance_type.as_str(),
+            ))
             .send()
             .await;
         let unknown = || Error::UnknownInstanceType {
@@ -243,7 +295,10 @@ mod tests {
     use super::*;
 
     fn card(index: i32, enis: i32) -> NetworkCardInfo {
-        NetworkCardInfo::builder().network_card_index(index).maximum_network_interfaces(enis).build()
+        NetworkCardInfo::builder()
+            .network_card_index(index)
+            .maximum_network_interfaces(enis)
+            .build()
     }
 
     fn info(network: NetworkInfo, hypervisor: Option<&str>) -> InstanceTypeInfo {
@@ -285,21 +340,35 @@ mod tests {
 
     #[test]
     fn falls_back_to_the_instance_wide_limit_without_cards() {
-        let network =
-            NetworkInfo::builder().maximum_network_interfaces(3).ipv4_addresses_per_interface(10).build();
+        let network = NetworkInfo::builder()
+            .maximum_network_interfaces(3)
+            .ipv4_addresses_per_interface(10)
+            .build();
         let (_, limits) = limits_from_info(&info(network, None)).unwrap();
         assert_eq!((limits.default_card_max_enis, limits.network_cards), (3, 1));
-        assert_eq!((limits.hypervisor, limits.bare_metal), (Hypervisor::None, true));
+        assert_eq!(
+            (limits.hypervisor, limits.bare_metal),
+            (Hypervisor::None, true)
+        );
     }
 
     #[test]
     fn missing_fields_are_named() {
         let network = NetworkInfo::builder().maximum_network_interfaces(3).build();
-        let err = limits_from_info(&info(network, Some("nitro"))).unwrap_err().to_string();
-        assert!(err.contains("Ipv4AddressesPerInterface") && err.contains("p4d.24xlarge"), "{err}");
-        let network =
-            NetworkInfo::builder().maximum_network_interfaces(3).ipv4_addresses_per_interface(10).build();
-        let err = limits_from_info(&info(network, Some("kvm"))).unwrap_err().to_string();
+        let err = limits_from_info(&info(network, Some("nitro")))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("Ipv4AddressesPerInterface") && err.contains("p4d.24xlarge"),
+            "{err}"
+        );
+        let network = NetworkInfo::builder()
+            .maximum_network_interfaces(3)
+            .ipv4_addresses_per_interface(10)
+            .build();
+        let err = limits_from_info(&info(network, Some("kvm")))
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("Hypervisor"), "{err}");
     }
 
@@ -312,6 +381,9 @@ mod tests {
         };
         let t = InstanceType::parse("m5.large").unwrap();
         let (limits, source) = resolve(&t, Lookup::TableThenApi, &settings).await.unwrap();
-        assert_eq!((limits.default_card_max_enis, source), (3, LimitsSource::EmbeddedTable));
+        assert_eq!(
+            (limits.default_card_max_enis, source),
+            (3, LimitsSource::EmbeddedTable)
+        );
     }
 }
