@@ -50,6 +50,9 @@ pub struct MaxPodsArgs {
     /// EC2 endpoint URL instead of the regional one.
     #[arg(long, value_name = "URL", value_parser = parse_endpoint)]
     pub endpoint_url: Option<String>,
+    /// Named AWS profile for DescribeInstanceTypes (credentials and region).
+    #[arg(long, value_name = "NAME")]
+    pub profile: Option<String>,
     /// Print the details as JSON instead of just the number.
     #[arg(long)]
     pub json: bool,
@@ -69,6 +72,7 @@ pub(crate) fn run(args: MaxPodsArgs) -> anyhow::Result<exit::Code> {
     let settings = Ec2Settings {
         region: args.region.clone(),
         endpoint_url: args.endpoint_url.clone(),
+        profile: args.profile.clone(),
     };
     let lookup = if args.from_api {
         Lookup::ApiOnly

@@ -92,6 +92,8 @@ pub struct Ec2Settings {
     pub region: Option<String>,
     /// An endpoint URL instead of the regional one (a VPC endpoint, or a test server).
     pub endpoint_url: Option<String>,
+    /// A named profile of the shared AWS config and credentials files.
+    pub profile: Option<String>,
 }
 
 /// Converts one `InstanceTypeInfo` into limits. Pure.
@@ -179,6 +181,9 @@ impl InstanceTypesClient {
         }
         if let Some(url) = &settings.endpoint_url {
             loader = loader.endpoint_url(url.clone());
+        }
+        if let Some(profile) = &settings.profile {
+            loader = loader.profile_name(profile);
         }
         let config = loader.load().await;
         let region = config
@@ -378,6 +383,7 @@ mod tests {
         let settings = Ec2Settings {
             region: Some("us-west-2".into()),
             endpoint_url: Some("http://127.0.0.1:9".into()),
+            profile: None,
         };
         let t = InstanceType::parse("m5.large").unwrap();
         let (limits, source) = resolve(&t, Lookup::TableThenApi, &settings).await.unwrap();

@@ -29,13 +29,17 @@ const PUBLISHED_COUNTS_ALL_CARDS: [&str; 4] = [
 fn agent(dir: &Path, args: &[&str]) -> Output {
     let empty = dir.join("aws-config");
     std::fs::write(&empty, "").expect("write an empty AWS config file");
+    agent_with_files(&empty, &empty, args)
+}
+
+fn agent_with_files(config: &Path, credentials: &Path, args: &[&str]) -> Output {
     Command::new(agent_bin())
         .arg("max-pods")
         .args(args)
         .env("AWS_ACCESS_KEY_ID", "testing")
         .env("AWS_SECRET_ACCESS_KEY", "testing")
-        .env("AWS_CONFIG_FILE", &empty)
-        .env("AWS_SHARED_CREDENTIALS_FILE", &empty)
+        .env("AWS_CONFIG_FILE", config)
+        .env("AWS_SHARED_CREDENTIALS_FILE", credentials)
         .env("AWS_EC2_METADATA_DISABLED", "true")
         .env_remove("AWS_PROFILE")
         .env_remove("AWS_REGION")
@@ -261,6 +265,78 @@ fn a_type_the_table_does_not_answer_is_resolved_through_describe_instance_types(
     );
 }
 
+/// `--profile` as in the script: region and credentials from a named profile of the shared
+/// files (the environment's keys are removed for this run).
+#[test]
+fn a_named_profile_supplies_region_and_credentials() {
+    let moto = Moto::start();
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("config");
+    let credentials = dir.path().join("credentials");
+    std::fs::write(&config, "[profile nodes]\nregion = eu-west-1\n").unwrap();
+    std::fs::write(
+        &credentials,
+        "[nodes]\naws_access_key_id = AKIDPROFILE\naws_secret_access_key = profile-secret\n",
+    )
+    .unwrap();
+    let endpoint = moto.endpoint();
+    let out = {
+        let mut cmd = Command::new(agent_bin());
+        cmd.args([
+            "max-pods",
+            "--instance-type",
+            "m5.large",
+            "--from-api",
+            "--json",
+            "--profile",
+            "nodes",
+            "--endpoint-url",
+            &endpoint,
+        ])
+        .env("AWS_CONFIG_FILE", &config)
+        .env("AWS_SHARED_CREDENTIALS_FILE", &credentials)
+        .env("AWS_EC2_METADATA_DISABLED", "true");
+        for var in [
+            "AWS_ACCESS_KEY_ID",
+            "AWS_SECRET_ACCESS_KEY",
+            "AWS_SESSION_TOKEN",
+            "AWS_PROFILE",
+            "AWS_REGION",
+            "AWS_DEFAULT_REGION",
+            "AWS_ENDPOINT_URL",
+            "AWS_ENDPOINT_URL_EC2",
+        ] {
+            cmd.env_remove(var);
+        }
+        cmd.output().unwrap()
+    };
+    assert!(out.status.success(), "{}", stderr(&out));
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        (
+            json["limitsSource"].as_str(),
+            json["maxPods"]["value"].as_u64()
+        ),
+        (Some("ec2-api"), Some(29)),
+        "{json}"
+    );
+    // A profile that does not exist fails at the API call, naming the region it had (none).
+    let out = agent_with_files(
+        &config,
+        &credentials,
+        &[
+            "--instance-type",
+            "m5.large",
+            "--from-api",
+            "--profile",
+            "absent",
+            "--endpoint-url",
+            &endpoint,
+        ],
+    );
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+}
+
 #[test]
 fn bad_flags_exit_2_with_the_reason() {
     let dir = tempfile::tempdir().unwrap();
@@ -361,6 +437,11 @@ async fn published_table_matches_our_secondary_ip_max_pods() {
         .unwrap();
     assert!(all.len() > 1000, "moto answered {} types", all.len());
 
+    assert_eq!(
+        eks_node_agent::compute::embedded_types().count(),
+        all.len(),
+        "table rows vs API types"
+    );
     let mut table_checked = 0;
     for (t, limits) in &all {
         assert_eq!(
@@ -439,4 +520,32 @@ async fn published_table_matches_our_secondary_ip_max_pods() {
         only_published.count(),
     );
     assert!(compared > 1000, "only {compared} types compared");
+}
+
+/// The committed table is what the generator in tools/ makes from moto's data (only the date
+/// line may differ).
+#[test]
+fn the_embedded_table_is_the_generators_output() {
+    let root = eks_node_agent_tests::repo_root();
+    let out = Command::new(eks_node_agent_tests::venv_bin("python3"))
+        .arg(root.join("tools/gen-instance-limits.py"))
+        .arg("--from-moto-venv")
+        .arg(eks_node_agent_tests::venv())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let generated = String::from_utf8(out.stdout).unwrap();
+    let committed =
+        std::fs::read_to_string(root.join("agent/src/compute/instance_limits.rs")).unwrap();
+    let without_date = |s: &str| -> Vec<String> {
+        s.lines()
+            .filter(|l| !l.starts_with("// Generated on "))
+            .map(str::to_owned)
+            .collect()
+    };
+    assert!(
+        without_date(&generated) == without_date(&committed),
+        "agent/src/compute/instance_limits.rs is stale: regenerate it with \
+         tools/gen-instance-limits.py --from-moto-venv .venv > agent/src/compute/instance_limits.rs"
+    );
 }
