@@ -562,4 +562,10 @@ mod tests {
         assert!(effective_max_pods(Some(5), Some(&bad), &M5_LARGE, &opts).is_ok());
         assert!(effective_max_pods(None, Some(&bad), &M5_LARGE, &opts).is_err());
     }
+
+    #[test]
+    fn compiled_expressions_can_cross_threads() {
+        fn assert_send_sync<T: Send + Sync>() {}
+        assert_send_sync::<MaxPodsExpression>();
+    }
 }
