@@ -14,9 +14,11 @@ use crate::facts::instance_types::{self, Ec2Settings, Lookup};
 #[command(after_help = "Examples:\n  \
     eks-node-agent max-pods --instance-type m5.large                        # 29\n  \
     eks-node-agent max-pods --instance-type m5.large --prefix-delegation    # 110\n  \
-    eks-node-agent max-pods --instance-type m5.large --cni-version 1.8.0 --prefix-delegation  # 29 (needs CNI >= 1.9.0)\n  \
-    eks-node-agent max-pods --instance-type p4d.24xlarge --show-max-allowed # 737 (default network card only)\n  \
+    eks-node-agent max-pods --instance-type m5.large --cni-version 1.8.0 --prefix-delegation  # 29\n  \
+    eks-node-agent max-pods --instance-type p4d.24xlarge --show-max-allowed # 737\n  \
     eks-node-agent max-pods --instance-type m5.large --from-api --region us-west-2\n\n\
+Prefix delegation needs VPC CNI >= 1.9.0 and a Nitro type, else secondary IPs are counted.\n\
+Only the default network card's ENIs carry pods (p4d.24xlarge: 15 of its 4 x 15).\n\
 The limits come from a table built into the binary; types it does not know (or all types with\n\
 --from-api) are looked up with EC2 DescribeInstanceTypes using the default AWS credential chain.\n\
 The flag names of max-pods-calculator.sh (--cni-custom-networking-enabled,\n\
