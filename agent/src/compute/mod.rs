@@ -17,7 +17,7 @@ pub use limits::{Hypervisor, InstanceLimits, embedded_limits, embedded_source, e
 pub use max_pods::{
     CniVersion, EffectiveMaxPods, MAX_PODS_CEILING_HIGH_CPU, MAX_PODS_CEILING_LOW_CPU,
     MAX_PODS_CEILING_VCPU_THRESHOLD, MaxPods, MaxPodsExpression, MaxPodsOptions, MaxPodsSource,
-    PodIpMode, effective_max_pods, max_pods, standard_max_pods,
+    PodIpMode, ceiling_for, effective_max_pods, max_pods, standard_max_pods,
 };
 pub use node::{IpFamily, node_ip_family, node_name, provider_id};
 
