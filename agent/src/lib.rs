@@ -4,6 +4,7 @@
 //! apply it under a root. Everything before `apply` is pure and printable.
 
 pub mod cli;
+pub mod compute;
 pub mod config;
 pub mod exit;
 pub mod facts;

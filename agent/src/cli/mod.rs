@@ -8,6 +8,7 @@ use crate::{exit, logging};
 mod bootstrap;
 mod config;
 mod init;
+mod max_pods;
 mod version;
 
 /// eks-node-agent: bootstrap an EKS worker host, join it with IAM credentials, prepare it for
@@ -46,6 +47,8 @@ pub enum Command {
     Config(config::ConfigCommand),
     /// Translate legacy /etc/eks/bootstrap.sh flags into a NodeConfig.
     Bootstrap(Box<bootstrap::BootstrapArgs>),
+    /// Compute the max pods of an instance type (drop-in for max-pods-calculator.sh).
+    MaxPods(max_pods::MaxPodsArgs),
     /// Print the version and build information.
     Version(version::VersionArgs),
 }
@@ -60,6 +63,7 @@ pub fn run(cli: Cli) -> anyhow::Result<exit::Code> {
     match cli.command {
         Command::Config(cmd) => config::run(cmd),
         Command::Bootstrap(args) => bootstrap::run(*args),
+        Command::MaxPods(args) => max_pods::run(args),
         Command::Version(args) => version::run(args),
     }
 }
