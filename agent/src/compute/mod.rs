@@ -9,6 +9,7 @@ mod kube_reserved;
 mod limits;
 mod max_pods;
 mod node;
+pub mod values;
 
 pub use cluster_dns::{LEGACY_DNS_IP_IN_TEN_RANGE, LEGACY_DNS_IP_OTHERWISE, cluster_dns_ip};
 pub use ids::{AvailabilityZone, InstanceId, InstanceType};

@@ -47,11 +47,7 @@ pub fn config_json(node: &NodeValues) -> String {
         },
         "featureGates": { "RotateKubeletServerCertificate": true },
         "hairpinMode": "hairpin-veth",
-        "kubeReserved": {
-            "cpu": format!("{}m", reserved.cpu_millicores),
-            "ephemeral-storage": "1Gi",
-            "memory": format!("{}Mi", reserved.memory_mib)
-        },
+        "kubeReserved": reserved.to_kubelet_map(),
         "logging": { "verbosity": 2 },
         "maxPods": node.max_pods,
         "protectKernelDefaults": true,

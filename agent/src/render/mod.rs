@@ -8,7 +8,7 @@ pub mod paths;
 pub mod plan;
 pub mod system;
 
-pub use node::{NodeKind, NodeValues, Reserved};
+pub use node::{NodeKind, NodeValues};
 pub use plan::{FileSpec, Plan, ServiceSpec, Sysctl};
 
 use crate::config::NodeConfig;

@@ -27,15 +27,6 @@ impl NodeKind {
     }
 }
 
-/// kubelet's kubeReserved.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-pub struct Reserved {
-    /// CPU in millicores.
-    pub cpu_millicores: u64,
-    /// Memory in MiB.
-    pub memory_mib: u64,
-}
-
 /// Everything about this node that is not in the NodeConfig.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct NodeValues {
@@ -64,7 +55,7 @@ pub struct NodeValues {
     /// Effective max pods (after the user's override).
     pub max_pods: u32,
     /// kubeReserved computed from the effective max pods.
-    pub kube_reserved: Reserved,
+    pub kube_reserved: crate::compute::KubeReserved,
     /// containerd's major version (1 renders config schema v2, 2 renders schema v3).
     pub containerd_major: u32,
     /// The pause image.

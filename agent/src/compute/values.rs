@@ -1,0 +1,468 @@
+//! Resolution: (NodeConfig, what discovery found) -> [`NodeValues`], the input of render.
+//! Pure: discovery (IMDS, EC2, EKS, the host) fills [`Discovered`]; this decides.
+//!
+//! A value the user set is never replaced by a derived one: `kubelet.config.maxPods`,
+//! `--node-ip` in `kubelet.flags`, `clusterDNS` in `kubelet.config`.
+
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+use std::path::PathBuf;
+
+use base64::Engine;
+use ipnet::IpNet;
+use serde::{Deserialize, Serialize};
+
+use super::{
+    AvailabilityZone, InstanceId, InstanceLimits, InstanceType, KubeReserved, MaxPodsExpression,
+    MaxPodsOptions, cluster_dns_ip, effective_max_pods, embedded_limits,
+};
+use crate::config::NodeConfig;
+use crate::facts::host::HostFacts;
+use crate::render::{NodeKind, NodeValues};
+
+/// kubelet's default max pods, used where no instance type applies (hybrid nodes).
+pub const DEFAULT_MAX_PODS: u32 = 110;
+/// The pause image tag.
+pub const PAUSE_VERSION: &str = "3.10";
+/// The pause image for hosts outside AWS regions' ECR (hybrid nodes).
+pub const PUBLIC_PAUSE_IMAGE: &str = "public.ecr.aws/eks-distro/kubernetes/pause:3.10";
+/// Feature gate (ours): the VPC CNI runs with ENABLE_PREFIX_DELEGATION=true.
+pub const GATE_PREFIX_DELEGATION: &str = "VpcCniPrefixDelegation";
+/// Feature gate (ours): the VPC CNI runs with custom networking (ENIConfig).
+pub const GATE_CUSTOM_NETWORKING: &str = "VpcCniCustomNetworking";
+/// Feature gate (nodeadm's): name the node after its instance ID.
+pub const GATE_INSTANCE_ID_NODE_NAME: &str = "InstanceIdNodeName";
+/// Where IAM Roles Anywhere nodes get their AWS config (nodeadm's default).
+pub const DEFAULT_HYBRID_AWS_CONFIG: &str = "/etc/aws/hybrid/config";
+/// The credentials file the SSM agent keeps for a hybrid activation.
+pub const SSM_CREDENTIALS_FILE: &str = "/root/.aws/credentials";
+
+/// The EC2 instance, as IMDS and DescribeInstances describe it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Instance {
+    /// `i-...`.
+    pub instance_id: String,
+    /// e.g. `m5.large`.
+    pub instance_type: String,
+    /// e.g. `us-west-2a`.
+    pub availability_zone: String,
+    /// e.g. `us-west-2`.
+    pub region: String,
+    /// The partition's DNS suffix (IMDS `services/domain`), e.g. `amazonaws.com`.
+    pub domain: String,
+    /// The primary private IPv4.
+    pub private_ipv4: Option<IpAddr>,
+    /// The primary interface's first IPv6.
+    #[serde(default)]
+    pub ipv6: Option<IpAddr>,
+    /// DescribeInstances `PrivateDnsName`.
+    #[serde(default)]
+    pub private_dns_name: Option<String>,
+    /// The VPC's IPv4 CIDRs (for the legacy cluster DNS rule).
+    #[serde(default)]
+    pub vpc_ipv4_cidrs: Vec<String>,
+}
+
+/// The cluster, as the config or DescribeCluster gives it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Cluster {
+    /// API server URL.
+    pub endpoint: Option<String>,
+    /// base64 PEM CA bundle.
+    pub certificate_authority: Option<String>,
+    /// Service CIDR.
+    pub service_cidr: Option<String>,
+    /// Cluster ID (Outposts local clusters).
+    pub id: Option<String>,
+    /// A local cluster on Outposts (from DescribeCluster `outpostConfig`).
+    #[serde(default)]
+    pub outpost: bool,
+    /// API server addresses to pin in /etc/hosts (Outposts).
+    #[serde(default)]
+    pub api_server_addresses: Vec<IpAddr>,
+}
+
+/// Everything discovery found. Tests write it by hand (golden scenarios); `init` fills it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Discovered {
+    /// The EC2 instance (absent on hybrid nodes).
+    #[serde(default)]
+    pub instance: Option<Instance>,
+    /// What DescribeCluster returned, when it was called.
+    #[serde(default)]
+    pub cluster: Cluster,
+    /// The local host.
+    #[serde(default)]
+    pub host: HostFacts,
+    /// Instance limits from DescribeInstanceTypes when the embedded table lacks the type.
+    #[serde(skip)]
+    pub limits: Option<InstanceLimits>,
+    /// The SSM managed instance ID (`mi-...`) of a registered hybrid node.
+    #[serde(default)]
+    pub ssm_managed_instance_id: Option<String>,
+    /// This binary's absolute path.
+    pub agent_binary: PathBuf,
+}
+
+/// Why the node's values cannot be resolved.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A fact needed for this node is missing.
+    #[error("{what} is unknown: {fix}")]
+    Missing {
+        /// What is missing.
+        what: &'static str,
+        /// How to provide it.
+        fix: String,
+    },
+    /// A discovered or configured value is malformed.
+    #[error("{what}: {reason}")]
+    Invalid {
+        /// Which value.
+        what: String,
+        /// What is wrong.
+        reason: String,
+    },
+    /// A derivation failed.
+    #[error(transparent)]
+    Compute(#[from] super::Error),
+}
+
+impl crate::exit::Classify for Error {
+    fn exit_code(&self) -> crate::exit::Code {
+        match self {
+            Error::Compute(e) => e.exit_code(),
+            Error::Missing { .. } | Error::Invalid { .. } => crate::exit::Code::BadInput,
+        }
+    }
+}
+
+/// The DNS suffix of a region's partition.
+pub fn dns_suffix(region: &str) -> &'static str {
+    if region.starts_with("cn-") {
+        "amazonaws.com.cn"
+    } else if region.starts_with("us-isob-") {
+        "sc2s.sgov.gov"
+    } else if region.starts_with("us-iso-") {
+        "c2s.ic.gov"
+    } else {
+        "amazonaws.com"
+    }
+}
+
+/// The ECR account that hosts the EKS pause image in a region.
+pub fn pause_account(region: &str) -> &'static str {
+    match region {
+        "af-south-1" => "877085696533",
+        "ap-east-1" => "800184023465",
+        "ap-south-2" => "900889452093",
+        "ap-southeast-3" => "296578399912",
+        "ap-southeast-4" => "491585149902",
+        "ap-southeast-5" => "151610086707",
+        "ap-southeast-7" => "121268973566",
+        "ca-west-1" => "761377655185",
+        "cn-north-1" => "918309763551",
+        "cn-northwest-1" => "961992271922",
+        "eu-central-2" => "900612956339",
+        "eu-south-1" => "590381155156",
+        "eu-south-2" => "455263428931",
+        "il-central-1" => "066635153087",
+        "me-central-1" => "759879836304",
+        "me-south-1" => "558608220178",
+        "mx-central-1" => "730335286997",
+        "us-gov-east-1" => "151742754352",
+        "us-gov-west-1" => "013241004608",
+        _ => "602401143452",
+    }
+}
+
+/// The value of a `--name=value` flag in the user's kubelet flags (the last one wins, as in
+/// kubelet).
+fn user_flag<'a>(config: &'a NodeConfig, name: &str) -> Option<&'a str> {
+    let prefix = format!("--{name}=");
+    config
+        .spec
+        .kubelet
+        .flags
+        .iter()
+        .rev()
+        .find_map(|f| f.strip_prefix(&prefix))
+}
+
+fn parse_ip(what: &str, value: &str) -> Result<IpAddr, Error> {
+    value.parse().map_err(|_| Error::Invalid {
+        what: what.into(),
+        reason: format!("\"{value}\" is not an IP address"),
+    })
+}
+
+fn parse_cidr(what: &str, value: Option<&str>) -> Result<Option<IpNet>, Error> {
+    value
+        .map(|v| {
+            v.parse::<IpNet>().map_err(|_| Error::Invalid {
+                what: what.into(),
+                reason: format!("\"{v}\" is not a CIDR"),
+            })
+        })
+        .transpose()
+}
+
+fn decode_ca(b64: &str, what: &str) -> Result<Vec<u8>, Error> {
+    let compact: String = b64.chars().filter(|ch| !ch.is_ascii_whitespace()).collect();
+    base64::engine::general_purpose::STANDARD
+        .decode(compact)
+        .map_err(|e| Error::Invalid {
+            what: what.into(),
+            reason: format!("not base64 ({e})"),
+        })
+}
+
+/// Resolves the node's values from its config and what discovery found.
+pub fn resolve(config: &NodeConfig, found: &Discovered) -> Result<NodeValues, Error> {
+    let cluster_cfg = &config.spec.cluster;
+    let cluster_name = cluster_cfg.name.clone().ok_or(Error::Missing {
+        what: "spec.cluster.name",
+        fix: "set it in a NodeConfig".into(),
+    })?;
+    let endpoint = cluster_cfg
+        .api_server_endpoint
+        .clone()
+        .or_else(|| found.cluster.endpoint.clone())
+        .ok_or(Error::Missing {
+            what: "the API server endpoint",
+            fix: "set spec.cluster.apiServerEndpoint, or let the agent call DescribeCluster".into(),
+        })?;
+    let ca_b64 = cluster_cfg
+        .certificate_authority
+        .as_deref()
+        .or(found.cluster.certificate_authority.as_deref())
+        .ok_or(Error::Missing {
+            what: "the cluster CA",
+            fix: "set spec.cluster.certificateAuthority, or let the agent call DescribeCluster"
+                .into(),
+        })?;
+    let ca_pem = decode_ca(ca_b64, "cluster certificate authority")?;
+    let service_cidr = parse_cidr(
+        "service CIDR",
+        cluster_cfg
+            .cidr
+            .as_deref()
+            .or(found.cluster.service_cidr.as_deref()),
+    )?;
+    let ipv6 = matches!(service_cidr, Some(IpNet::V6(_)));
+    let user_max_pods = config
+        .spec
+        .kubelet
+        .config
+        .get("maxPods")
+        .and_then(|v| v.as_u64())
+        .and_then(|v| u32::try_from(v).ok());
+    let expression = config
+        .spec
+        .kubelet
+        .max_pods_expression
+        .as_deref()
+        .map(MaxPodsExpression::parse)
+        .transpose()?;
+    let containerd_major = found.host.containerd_version.map_or(1, |v| v.0);
+    let user_node_ip = user_flag(config, "node-ip")
+        .map(|ip| parse_ip("--node-ip in spec.kubelet.flags", ip))
+        .transpose()?;
+
+    let common = |kind,
+                  region: String,
+                  node_ip,
+                  node_name,
+                  provider_id,
+                  max_pods: u32,
+                  cores: u32,
+                  vpc: Option<ipnet::Ipv4Net>|
+     -> Result<NodeValues, Error> {
+        let cluster_dns = match user_cluster_dns(config)? {
+            Some(ip) => ip,
+            None => cluster_dns_ip(service_cidr, vpc)?,
+        };
+        Ok(NodeValues {
+            kind,
+            cluster_name: cluster_name.clone(),
+            cluster_id: cluster_cfg.id.clone().or_else(|| found.cluster.id.clone()),
+            dns_suffix: dns_suffix(&region).to_owned(),
+            sandbox_image: String::new(),
+            region,
+            api_server_endpoint: endpoint.clone(),
+            ca_pem: ca_pem.clone(),
+            cluster_dns,
+            node_ip,
+            node_name,
+            provider_id,
+            max_pods,
+            kube_reserved: KubeReserved::new(cores, max_pods),
+            containerd_major,
+            nvidia_runtime: found.host.nvidia_runtime.clone(),
+            agent_binary: found.agent_binary.clone(),
+            labels: BTreeMap::new(),
+            exec_env: BTreeMap::new(),
+            api_server_addresses: Vec::new(),
+            current_hosts: None,
+        })
+    };
+
+    if let Some(hybrid) = &config.spec.hybrid {
+        let region = cluster_cfg.region.clone().ok_or(Error::Missing {
+            what: "spec.cluster.region",
+            fix: "hybrid nodes must set it".into(),
+        })?;
+        let host_ip = if ipv6 {
+            found.host.default_ipv6
+        } else {
+            found.host.default_ipv4
+        };
+        let node_ip = user_node_ip.or(host_ip).ok_or(Error::Missing {
+            what: "the node IP",
+            fix: "no interface holds the default route; add --node-ip=<address> to spec.kubelet.flags".into(),
+        })?;
+        let (kind, node_name, provider, mut exec_env) =
+            if let Some(ira) = &hybrid.iam_roles_anywhere {
+                let name = ira.node_name.clone().unwrap_or_default();
+                let config_path = ira
+                    .aws_config_path
+                    .clone()
+                    .unwrap_or_else(|| DEFAULT_HYBRID_AWS_CONFIG.into());
+                let env = BTreeMap::from([("AWS_CONFIG_FILE".to_owned(), config_path)]);
+                (NodeKind::HybridRolesAnywhere, name, "iam-ra", env)
+            } else {
+                let name = found
+                    .ssm_managed_instance_id
+                    .clone()
+                    .unwrap_or_else(|| found.host.hostname.clone());
+                let env = BTreeMap::from([(
+                    "AWS_SHARED_CREDENTIALS_FILE".to_owned(),
+                    SSM_CREDENTIALS_FILE.to_owned(),
+                )]);
+                (NodeKind::HybridSsm, name, "ssm", env)
+            };
+        if node_name.is_empty() {
+            return Err(Error::Missing {
+                what: "the node name",
+                fix: "set spec.hybrid.iamRolesAnywhere.nodeName, or register with SSM first".into(),
+            });
+        }
+        let provider_id = format!("eks-hybrid:///{region}/{cluster_name}/{node_name}");
+        let max_pods = user_max_pods.unwrap_or(DEFAULT_MAX_PODS);
+        exec_env.insert("AWS_REGION".into(), region.clone());
+        let mut values = common(
+            kind,
+            region,
+            node_ip,
+            node_name,
+            provider_id,
+            max_pods,
+            found.host.cpu_cores.max(1),
+            None,
+        )?;
+        values.sandbox_image = PUBLIC_PAUSE_IMAGE.into();
+        values.labels = BTreeMap::from([
+            (
+                "eks.amazonaws.com/compute-type".to_owned(),
+                "hybrid".to_owned(),
+            ),
+            (
+                "eks.amazonaws.com/hybrid-credential-provider".to_owned(),
+                provider.to_owned(),
+            ),
+        ]);
+        values.exec_env = exec_env;
+        return Ok(values);
+    }
+
+    let instance = found.instance.as_ref().ok_or(Error::Missing {
+        what: "the EC2 instance",
+        fix: "IMDS did not describe this host; on a host outside EC2 configure spec.hybrid".into(),
+    })?;
+    let instance_id = InstanceId::parse(&instance.instance_id)?;
+    let instance_type = InstanceType::parse(&instance.instance_type)?;
+    let zone = AvailabilityZone::parse(&instance.availability_zone)?;
+    let limits = found.limits.or_else(|| embedded_limits(&instance_type)).ok_or(Error::Missing {
+        what: "the instance type's network limits",
+        fix: format!("{instance_type} is not in the embedded table and DescribeInstanceTypes was not answered"),
+    })?;
+    let options = MaxPodsOptions {
+        prefix_delegation: config.feature(GATE_PREFIX_DELEGATION),
+        custom_networking: config.feature(GATE_CUSTOM_NETWORKING),
+        ..MaxPodsOptions::default()
+    };
+    let max_pods = effective_max_pods(user_max_pods, expression.as_ref(), &limits, &options)?.value;
+    let instance_ip = if ipv6 {
+        instance.ipv6
+    } else {
+        instance.private_ipv4
+    };
+    let node_ip = user_node_ip.or(instance_ip).ok_or(Error::Missing {
+        what: "the node IP",
+        fix: format!(
+            "IMDS reported no {} address for the primary interface",
+            if ipv6 { "IPv6" } else { "IPv4" }
+        ),
+    })?;
+    let node_name = super::node_name(
+        instance.private_dns_name.as_deref(),
+        &instance_id,
+        config.feature(GATE_INSTANCE_ID_NODE_NAME),
+    )?;
+    let provider_id = super::provider_id(&zone, &instance_id);
+    let vpc = instance
+        .vpc_ipv4_cidrs
+        .first()
+        .and_then(|c| c.parse::<ipnet::Ipv4Net>().ok());
+    let outpost = config.is_outpost() || found.cluster.outpost;
+    let kind = if outpost {
+        NodeKind::Outpost
+    } else {
+        NodeKind::Ec2
+    };
+    let mut values = common(
+        kind,
+        instance.region.clone(),
+        node_ip,
+        node_name,
+        provider_id,
+        max_pods,
+        limits.vcpus.max(1),
+        vpc,
+    )?;
+    if !instance.domain.is_empty() {
+        values.dns_suffix = instance.domain.clone();
+    }
+    values.sandbox_image = format!(
+        "{}.dkr.ecr.{}.{}/eks/pause:{PAUSE_VERSION}",
+        pause_account(&instance.region),
+        instance.region,
+        values.dns_suffix
+    );
+    if outpost {
+        values.api_server_addresses = found.cluster.api_server_addresses.clone();
+        values.current_hosts = found.host.hosts_file.clone();
+    }
+    Ok(values)
+}
+
+/// `clusterDNS` the user set in `kubelet.config` (its first entry).
+fn user_cluster_dns(config: &NodeConfig) -> Result<Option<IpAddr>, Error> {
+    match config
+        .spec
+        .kubelet
+        .config
+        .get("clusterDNS")
+        .and_then(|v| v.as_array())
+        .and_then(|a| a.first())
+    {
+        Some(v) => {
+            let s = v.as_str().unwrap_or_default();
+            parse_ip("spec.kubelet.config.clusterDNS", s).map(Some)
+        }
+        None => Ok(None),
+    }
+}
