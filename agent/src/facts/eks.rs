@@ -389,10 +389,17 @@ DzD4
         Cluster::builder().name("c").status(status).build()
     }
 
-    #[tokio::test(start_paused = true)]
+    /// Short real-time waits so the loop runs in milliseconds.
+    const FAST: CreatingWait = CreatingWait {
+        total: Duration::from_secs(5),
+        initial_backoff: Duration::from_millis(1),
+        max_backoff: Duration::from_millis(4),
+    };
+
+    #[tokio::test]
     async fn waits_while_creating_then_returns() {
         let calls = AtomicU32::new(0);
-        let wait = CreatingWait::default();
+        let wait = FAST;
         let got = wait_until_usable("c", wait, || {
             let n = calls.fetch_add(1, Ordering::SeqCst);
             async move { Ok(cluster(if n < 3 { ClusterStatus::Creating } else { ClusterStatus::Active })) }
@@ -403,11 +410,11 @@ DzD4
         assert_eq!(calls.load(Ordering::SeqCst), 4);
     }
 
-    #[tokio::test(start_paused = true)]
+    #[tokio::test]
     async fn gives_up_after_the_wait_and_fails_fast_on_failed() {
         let wait = CreatingWait {
-            total: Duration::from_secs(60),
-            ..CreatingWait::default()
+            total: Duration::from_millis(50),
+            ..FAST
         };
         let err = wait_until_usable("c", wait, || async { Ok(cluster(ClusterStatus::Creating)) })
             .await

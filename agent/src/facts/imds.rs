@@ -125,6 +125,9 @@ pub enum Error {
     /// The HTTP client could not be built.
     #[error("cannot build the IMDS HTTP client")]
     Client(#[source] reqwest::Error),
+    /// The TLS settings of the HTTP client could not be built.
+    #[error("cannot build the IMDS HTTP client's TLS settings")]
+    Tls(#[source] rustls::Error),
 }
 
 /// Retry and deadline policy of the client. Production values are the `IMDS_*` constants.
@@ -266,8 +269,18 @@ impl Imds {
     }
 
     fn build(endpoint: Option<Url>) -> Result<Imds, Error> {
+        // IMDS is plain HTTP; the TLS config is only there because reqwest needs one, and is
+        // given explicitly so no process-wide crypto provider is assumed.
+        let tls = rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(
+            rustls::crypto::aws_lc_rs::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .map_err(Error::Tls)?
+        .with_root_certificates(rustls::RootCertStore::empty())
+        .with_no_client_auth();
         let client = reqwest::Client::builder()
             .no_proxy()
+            .use_preconfigured_tls(tls)
             .connect_timeout(IMDS_CONNECT_TIMEOUT)
             .build()
             .map_err(Error::Client)?;
@@ -519,11 +532,17 @@ impl Imds {
 
     /// `placement/*` and the Outpost ARN when the instance runs on an Outpost.
     pub async fn placement(&self) -> Result<Placement, Error> {
+        let paths = [
+            meta("placement/availability-zone"),
+            meta("placement/availability-zone-id"),
+            meta("placement/region"),
+            meta(OUTPOST_ARN),
+        ];
         let (az, az_id, region, outpost) = tokio::join!(
-            self.get_text(&meta("placement/availability-zone")),
-            self.get_text_optional(&meta("placement/availability-zone-id")),
-            self.get_text(&meta("placement/region")),
-            self.get_text_optional(&meta(OUTPOST_ARN)),
+            self.get_text(&paths[0]),
+            self.get_text_optional(&paths[1]),
+            self.get_text(&paths[2]),
+            self.get_text_optional(&paths[3]),
         );
         Ok(Placement {
             availability_zone: az?,
@@ -537,13 +556,21 @@ impl Imds {
     pub async fn interface(&self, mac: &str) -> Result<NetworkInterface, Error> {
         let base = format!("network/interfaces/macs/{mac}");
         let p = |leaf: &str| meta(&format!("{base}/{leaf}"));
+        let paths = [
+            p("device-number"),
+            p("network-card"),
+            p("local-ipv4s"),
+            p("ipv6s"),
+            p("vpc-ipv4-cidr-blocks"),
+            p("subnet-ipv4-cidr-block"),
+        ];
         let (device, card, v4s, v6s, vpc, subnet) = tokio::join!(
-            self.get_text(&p("device-number")),
-            self.get_text_optional(&p("network-card")),
-            self.get_text_optional(&p("local-ipv4s")),
-            self.get_text_optional(&p("ipv6s")),
-            self.get_text_optional(&p("vpc-ipv4-cidr-blocks")),
-            self.get_text_optional(&p("subnet-ipv4-cidr-block")),
+            self.get_text(&paths[0]),
+            self.get_text_optional(&paths[1]),
+            self.get_text_optional(&paths[2]),
+            self.get_text_optional(&paths[3]),
+            self.get_text_optional(&paths[4]),
+            self.get_text_optional(&paths[5]),
         );
         let device = device?;
         let card = card?;
