@@ -1,18 +1,192 @@
-//! `eks-node-agent init`: sources -> NodeConfig -> facts -> plan -> apply.
+//! `eks-node-agent init`: sources -> NodeConfig -> facts -> values -> plan -> apply.
+//!
+//! Two phases as in nodeadm: `config` writes files and kernel settings, `run` brings up
+//! containerd then kubelet. `--skip` leaves one out so boot can be split around cloud-init.
 
-use crate::config::{Loaded, UserDataFetch};
+use std::path::PathBuf;
+use std::time::Instant;
+
+use base64::Engine;
+use clap::{Args, ValueEnum};
+
+use super::config::SourceArgs;
+use crate::apply::{Applier, Root};
+use crate::compute::values::{self, Cluster, Discovered, Instance};
+use crate::config::{Loaded, NodeConfig, Source, UserDataFetch};
 use crate::exit;
+use crate::facts::{self, host::HostFacts, imds::Imds};
+use crate::render;
 
-/// Fetches user data from IMDS.
+/// Render the node's configuration and bring up containerd and kubelet.
+#[derive(Debug, Args)]
+#[command(after_help = "Examples:\n  \
+    eks-node-agent init                                  # user data, then /etc/eks-node-agent/config.d/\n  \
+    eks-node-agent init --dry-run -c file://examples/hybrid-iam-roles-anywhere.yaml\n  \
+    eks-node-agent init --root ./node-root -c file:///tmp/nodeconfig.yaml\n  \
+    eks-node-agent init --skip run                       # files only (before cloud-init)")]
+pub struct InitArgs {
+    #[command(flatten)]
+    sources: SourceArgs,
+    /// Print the plan (files with a diff against disk, sysctls, service actions); write nothing.
+    #[arg(long)]
+    dry_run: bool,
+    /// Apply under this directory instead of `/` (skips sysctls and services).
+    #[arg(long, value_name = "DIR")]
+    root: Option<PathBuf>,
+    /// Leave out a phase: `config` (files, sysctls) or `run` (services). Repeatable.
+    #[arg(long, value_enum, value_name = "PHASE")]
+    skip: Vec<Phase>,
+}
+
+/// The phases of `init`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Phase {
+    /// Write files and kernel settings.
+    Config,
+    /// Start containerd and kubelet.
+    Run,
+}
+
+/// Fetches user data from IMDS (for `config check/show`), on a runtime of its own.
 #[derive(Debug)]
 pub(crate) struct ImdsUserData;
 
 impl UserDataFetch for ImdsUserData {
     fn fetch_user_data(&self) -> Result<Option<Vec<u8>>, Box<dyn std::error::Error + Send + Sync>> {
-        Err("the IMDS client is not wired in yet".into())
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+        rt.block_on(async { Ok(Imds::new()?.user_data().await?) })
     }
 }
 
-pub(crate) fn run_loaded(_loaded: Loaded) -> anyhow::Result<exit::Code> {
-    Err(exit::BadInput("init is not available yet; use --print-config".into()).into())
+/// User data fetched before the config is loaded, on the runtime `init` uses throughout.
+struct Prefetched(Result<Option<Vec<u8>>, String>);
+
+impl UserDataFetch for Prefetched {
+    fn fetch_user_data(&self) -> Result<Option<Vec<u8>>, Box<dyn std::error::Error + Send + Sync>> {
+        self.0.clone().map_err(Into::into)
+    }
+}
+
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?)
+}
+
+pub(crate) fn run(args: InitArgs) -> anyhow::Result<exit::Code> {
+    let rt = runtime()?;
+    rt.block_on(async {
+        let started = Instant::now();
+        let wants_imds = args.sources.sources.is_empty()
+            || args.sources.sources.iter().any(|s| matches!(Source::parse(s), Ok(Source::ImdsUserData)));
+        let imds = Imds::new()?;
+        let user_data = if wants_imds {
+            Prefetched(imds.user_data().await.map_err(|e| e.to_string()))
+        } else {
+            Prefetched(Ok(None))
+        };
+        let loaded = crate::config::load(&args.sources.sources, &user_data)?;
+        tracing::info!(phase = "sources", duration_ms = started.elapsed().as_millis() as u64, documents = loaded.documents.len(), "config loaded");
+        execute(&args, loaded, &imds).await
+    })
+}
+
+/// `bootstrap` (legacy flags) ends here with its translated config.
+pub(crate) fn run_loaded(loaded: Loaded) -> anyhow::Result<exit::Code> {
+    let args = InitArgs { sources: SourceArgs { sources: Vec::new() }, dry_run: false, root: None, skip: Vec::new() };
+    let rt = runtime()?;
+    rt.block_on(async { execute(&args, loaded, &Imds::new()?).await })
+}
+
+async fn execute(args: &InitArgs, loaded: Loaded, imds: &Imds) -> anyhow::Result<exit::Code> {
+    let config = &loaded.config;
+    let root = match &args.root {
+        Some(dir) => Root::at(dir),
+        None => Root::host(),
+    };
+    let t = Instant::now();
+    let found = discover(config, imds, &root).await?;
+    tracing::info!(phase = "discover", duration_ms = t.elapsed().as_millis() as u64, "facts gathered");
+
+    let t = Instant::now();
+    let node = values::resolve(config, &found)?;
+    let plan = render::render(config, &node);
+    tracing::info!(phase = "render", duration_us = t.elapsed().as_micros() as u64, files = plan.files.len(), node_name = %node.node_name, max_pods = node.max_pods, "plan rendered");
+
+    let applier = Applier::new(root.clone());
+    if args.dry_run {
+        print!("{}", applier.dry_run(&plan)?);
+        return Ok(exit::Code::Success);
+    }
+    let mut report = crate::apply::Report::default();
+    if !args.skip.contains(&Phase::Config) {
+        let t = Instant::now();
+        report.merge(applier.apply_files(&plan)?);
+        report.merge(applier.apply_sysctls(&plan)?);
+        tracing::info!(phase = "config", duration_ms = t.elapsed().as_millis() as u64, changed = report.files_changed().count(), "files written");
+    }
+    if !args.skip.contains(&Phase::Run) {
+        let t = Instant::now();
+        let files = report.clone();
+        report.merge(applier.run_services(&plan, &files).await?);
+        tracing::info!(phase = "run", duration_ms = t.elapsed().as_millis() as u64, "services up");
+    }
+    eprint!("{report}");
+    Ok(exit::Code::Success)
+}
+
+/// Gathers the facts this node needs: the local host always; IMDS, EC2 and (when the config
+/// lacks the endpoint, CA or service CIDR) EKS on EC2.
+async fn discover(config: &NodeConfig, imds: &Imds, root: &Root) -> anyhow::Result<Discovered> {
+    let mut host = HostFacts::read(std::path::Path::new("/"));
+    host.hosts_file = std::fs::read_to_string(root.dir().join("etc/hosts")).ok();
+    let agent_binary = std::env::current_exe().unwrap_or_else(|_| PathBuf::from("/usr/bin/eks-node-agent"));
+    let mut found = Discovered { host, agent_binary, ..Discovered::default() };
+    if config.is_hybrid() {
+        found.ssm_managed_instance_id = facts::ssm_managed_instance_id(root.dir());
+        return Ok(found);
+    }
+    let cluster = &config.spec.cluster;
+    let ca = cluster
+        .certificate_authority
+        .as_deref()
+        .and_then(|b64| base64::engine::general_purpose::STANDARD.decode(b64.split_whitespace().collect::<String>()).ok());
+    let input = facts::DiscoverInput {
+        cluster_name: cluster.name.clone().unwrap_or_default(),
+        api_server_endpoint: cluster.api_server_endpoint.clone(),
+        certificate_authority: ca,
+        service_cidr: cluster.cidr.clone(),
+        ..facts::DiscoverInput::default()
+    };
+    let facts = facts::discover(imds, &input).await?;
+    let md = &facts.instance;
+    found.instance = Some(Instance {
+        instance_id: md.identity.instance_id.clone(),
+        instance_type: md.identity.instance_type.clone(),
+        availability_zone: md.identity.availability_zone.clone(),
+        region: md.identity.region.clone(),
+        domain: md.domain.clone(),
+        private_ipv4: md.local_ipv4.or(md.identity.private_ip).map(Into::into),
+        ipv6: md.interface.ipv6s.first().copied().map(Into::into),
+        private_dns_name: Some(facts.private_dns_name.clone()).filter(|s| !s.is_empty()),
+        vpc_ipv4_cidrs: md.interface.vpc_ipv4_cidr_blocks.iter().map(ToString::to_string).collect(),
+    });
+    if let Some(c) = &facts.cluster {
+        let v6 = c.ip_family.as_ref().is_some_and(|f| format!("{f:?}").to_ascii_lowercase().contains("6"));
+        let cidr = if v6 { c.service_ipv6_cidr } else { c.service_ipv4_cidr.or(c.service_ipv6_cidr) };
+        found.cluster = Cluster {
+            endpoint: c.endpoint.clone(),
+            certificate_authority: c.certificate_authority_pem.as_ref().map(|pem| base64::engine::general_purpose::STANDARD.encode(pem)),
+            service_cidr: cidr.map(|c| c.to_string()),
+            id: c.id.clone(),
+            outpost: c.local_outpost,
+            api_server_addresses: Vec::new(),
+        };
+    }
+    if let Some(it) = crate::compute::InstanceType::parse(&md.identity.instance_type).ok()
+        && crate::compute::embedded_limits(&it).is_none()
+    {
+        let settings = crate::facts::instance_types::Ec2Settings { region: md.identity.region.clone(), ..Default::default() };
+        let (limits, _) = crate::facts::instance_types::resolve(&it, crate::facts::instance_types::Lookup::TableThenApi, &settings).await?;
+        found.limits = Some(limits);
+    }
+    Ok(found)
 }

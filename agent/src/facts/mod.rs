@@ -1,4 +1,217 @@
-//! What is true about this host and its instance: the local host, IMDS, and the EC2/EKS APIs.
+//! What is true about this host: the local host, IMDS, the EC2 API and the EKS API.
+//!
+//! [`discover`] reads IMDS (concurrently), then calls EC2 DescribeInstances and, only when the
+//! configuration lacks the API server endpoint, the CA or the service CIDR, EKS
+//! DescribeCluster, concurrently, all within a total deadline. Values set in the configuration
+//! are never replaced by discovered ones: the caller merges, the facts only report.
 
+pub mod ec2;
+pub mod eks;
 pub mod host;
+pub mod imds;
 pub mod instance_types;
+
+use std::time::{Duration, Instant};
+
+use aws_config::{BehaviorVersion, Region, SdkConfig};
+use aws_credential_types::provider::SharedCredentialsProvider;
+use serde::Serialize;
+
+/// Total time discovery may take: IMDS, then EC2 and EKS (which may wait for a cluster that is
+/// being created).
+pub const DISCOVERY_DEADLINE: Duration = Duration::from_secs(20 * 60);
+/// TCP connect timeout of EC2/EKS calls.
+pub const AWS_CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
+/// Timeout of one EC2/EKS HTTP attempt.
+pub const AWS_ATTEMPT_TIMEOUT: Duration = Duration::from_secs(10);
+/// Timeout of one EC2/EKS operation, its retries included.
+pub const AWS_OPERATION_TIMEOUT: Duration = Duration::from_secs(45);
+/// Attempts per EC2/EKS operation (the SDK's standard retry mode, with backoff).
+pub const AWS_MAX_ATTEMPTS: u32 = 5;
+
+/// Errors discovering facts. Each wrapped error names its source.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// Reading IMDS failed.
+    #[error(transparent)]
+    Imds(#[from] imds::Error),
+    /// EC2 failed.
+    #[error(transparent)]
+    Ec2(#[from] ec2::Error),
+    /// EKS failed.
+    #[error(transparent)]
+    Eks(#[from] eks::Error),
+    /// The whole discovery took too long.
+    #[error("discovering the instance (IMDS, EC2, EKS) did not finish within {deadline:.0?}")]
+    Deadline {
+        /// The deadline.
+        deadline: Duration,
+    },
+}
+
+/// Everything discovered about this EC2 instance and its cluster.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Facts {
+    /// From IMDS: identity document (region, instance ID and type, AZ, account, private IP),
+    /// primary MAC and interface (IPs, VPC and subnet CIDRs), domain, partition, placement.
+    pub instance: imds::InstanceMetadata,
+    /// `PrivateDnsName` from EC2 DescribeInstances.
+    pub private_dns_name: String,
+    /// From EKS DescribeCluster; `None` when the configuration had the endpoint, the CA and
+    /// the service CIDR, so the call was skipped.
+    pub cluster: Option<eks::ClusterDetails>,
+}
+
+impl Facts {
+    /// The region (from the identity document).
+    pub fn region(&self) -> &str {
+        &self.instance.identity.region
+    }
+
+    /// The instance type.
+    pub fn instance_type(&self) -> &str {
+        &self.instance.identity.instance_type
+    }
+
+    /// The instance ID.
+    pub fn instance_id(&self) -> &str {
+        &self.instance.identity.instance_id
+    }
+}
+
+/// Waits and deadlines of discovery; production values are the named constants.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Total deadline.
+    pub deadline: Duration,
+    /// Waiting for the private DNS name.
+    pub dns: ec2::DnsWait,
+    /// Waiting for a cluster being created.
+    pub creating: eks::CreatingWait,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            deadline: DISCOVERY_DEADLINE,
+            dns: ec2::DnsWait::default(),
+            creating: eks::CreatingWait::default(),
+        }
+    }
+}
+
+/// What discovery needs to know from the configuration and the command line.
+#[derive(Debug, Clone, Default)]
+pub struct DiscoverInput {
+    /// `spec.cluster.name`.
+    pub cluster_name: String,
+    /// `spec.cluster.apiServerEndpoint`, when set.
+    pub api_server_endpoint: Option<String>,
+    /// `spec.cluster.certificateAuthority`, when set.
+    pub certificate_authority: Option<Vec<u8>>,
+    /// `spec.cluster.cidr`, when set.
+    pub service_cidr: Option<String>,
+    /// EC2 endpoint override (else the SDK's resolution, including `AWS_ENDPOINT_URL_EC2`).
+    pub ec2_endpoint: Option<String>,
+    /// EKS endpoint override (else the SDK's resolution, including `AWS_ENDPOINT_URL_EKS`).
+    pub eks_endpoint: Option<String>,
+    /// Credentials for EC2/EKS; `None` uses the default aws-config chain.
+    pub credentials: Option<SharedCredentialsProvider>,
+    /// Waits and deadlines.
+    pub limits: Limits,
+}
+
+impl DiscoverInput {
+    /// Whether DescribeCluster is needed: something the node needs is not in the configuration.
+    pub fn needs_describe_cluster(&self) -> bool {
+        self.api_server_endpoint.is_none() || self.certificate_authority.is_none() || self.service_cidr.is_none()
+    }
+}
+
+/// The shared AWS SDK config: region, timeouts, retries, and credentials (given or the
+/// default chain).
+pub async fn sdk_config(region: &str, credentials: Option<SharedCredentialsProvider>) -> SdkConfig {
+    let timeouts = aws_config::timeout::TimeoutConfig::builder()
+        .connect_timeout(AWS_CONNECT_TIMEOUT)
+        .operation_attempt_timeout(AWS_ATTEMPT_TIMEOUT)
+        .operation_timeout(AWS_OPERATION_TIMEOUT)
+        .build();
+    let retries = aws_config::retry::RetryConfig::standard().with_max_attempts(AWS_MAX_ATTEMPTS);
+    let mut loader = aws_config::defaults(BehaviorVersion::latest())
+        .region(Region::new(region.to_string()))
+        .timeout_config(timeouts)
+        .retry_config(retries);
+    if let Some(c) = credentials {
+        loader = loader.credentials_provider(c);
+    }
+    loader.load().await
+}
+
+/// Discovers the facts: IMDS first (concurrent reads), then DescribeInstances and, when
+/// needed, DescribeCluster concurrently. Bounded by `input.limits.deadline`.
+pub async fn discover(imds: &imds::Imds, input: &DiscoverInput) -> Result<Facts, Error> {
+    let deadline = input.limits.deadline;
+    match tokio::time::timeout(deadline, discover_inner(imds, input)).await {
+        Ok(result) => result,
+        Err(_) => Err(Error::Deadline { deadline }),
+    }
+}
+
+async fn discover_inner(imds: &imds::Imds, input: &DiscoverInput) -> Result<Facts, Error> {
+    let started = Instant::now();
+    let instance = imds.instance_metadata().await?;
+    tracing::debug!(
+        instance_id = %instance.identity.instance_id,
+        instance_type = %instance.identity.instance_type,
+        region = %instance.identity.region,
+        elapsed = ?started.elapsed(),
+        "read IMDS"
+    );
+    let sdk = sdk_config(&instance.identity.region, input.credentials.clone()).await;
+    let ec2 = ec2::Ec2::new(&sdk, input.ec2_endpoint.as_deref());
+    let dns = ec2.private_dns_name(&instance.identity.instance_id, input.limits.dns);
+    let cluster = async {
+        if !input.needs_describe_cluster() {
+            tracing::debug!(cluster = %input.cluster_name, "endpoint, CA and service CIDR are configured; skipping DescribeCluster");
+            return Ok(None);
+        }
+        let eks = eks::Eks::new(&sdk, input.eks_endpoint.as_deref());
+        let need_ca = input.certificate_authority.is_none();
+        eks.cluster_details(&input.cluster_name, need_ca, input.limits.creating)
+            .await
+            .map(Some)
+    };
+    let (dns, cluster) = tokio::join!(dns, cluster);
+    let facts = Facts {
+        instance,
+        private_dns_name: dns?,
+        cluster: cluster?,
+    };
+    tracing::info!(
+        instance_id = %facts.instance_id(),
+        private_dns_name = %facts.private_dns_name,
+        described_cluster = facts.cluster.is_some(),
+        elapsed = ?started.elapsed(),
+        "discovered the instance"
+    );
+    Ok(facts)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn describe_cluster_only_when_something_is_missing() {
+        let mut input = DiscoverInput {
+            cluster_name: "c".into(),
+            api_server_endpoint: Some("https://x".into()),
+            certificate_authority: Some(b"pem".to_vec()),
+            service_cidr: Some("10.100.0.0/16".into()),
+            ..DiscoverInput::default()
+        };
+        assert!(!input.needs_describe_cluster());
+        input.service_cidr = None;
+        assert!(input.needs_describe_cluster());
+    }
+}
