@@ -293,7 +293,7 @@ impl Manager {
                 let mut st = lock(&state);
                 if let Some(u) = st.units.get_mut(&name) {
                     // try-restart of a stopped unit is a no-op that succeeds.
-                    if !(kind == "TryRestartUnit" && !was_active) {
+                    if kind != "TryRestartUnit" || was_active {
                         u.active_state = if result == "done" {
                             "active".into()
                         } else {
@@ -303,9 +303,7 @@ impl Manager {
                 }
                 !st.subscribers.is_empty()
             };
-            if subscribed
-                && let Ok(emitter) = SignalEmitter::new(&conn, MANAGER_PATH)
-            {
+            if subscribed && let Ok(emitter) = SignalEmitter::new(&conn, MANAGER_PATH) {
                 let _ = Manager::job_removed(&emitter, id, job.as_ref(), &name, &result).await;
             }
         });

@@ -84,6 +84,17 @@ pub fn render(plan: &Plan, observed: &Observed<'_>) -> String {
     if actions.daemon_reload {
         let _ = writeln!(out, "daemon-reload (a unit file or drop-in changes)");
     }
+    // Affected units that are not planned services go first, as in `run_services`.
+    for unit in actions
+        .restart
+        .iter()
+        .filter(|u| !plan.services.iter().any(|s| &s.unit == *u))
+    {
+        let _ = writeln!(
+            out,
+            "try-restart {unit} (inputs change; restarted only if running)"
+        );
+    }
     for ServiceSpec {
         unit,
         wait_for_socket,
@@ -97,16 +108,6 @@ pub fn render(plan: &Plan, observed: &Observed<'_>) -> String {
         if let Some(socket) = wait_for_socket {
             let _ = writeln!(out, "  then wait until {} accepts", socket.display());
         }
-    }
-    for unit in actions
-        .restart
-        .iter()
-        .filter(|u| !plan.services.iter().any(|s| &s.unit == *u))
-    {
-        let _ = writeln!(
-            out,
-            "note: {unit} is affected by a changed file but is not a planned service"
-        );
     }
     out
 }

@@ -173,7 +173,11 @@ fn remove_stale_temps(dir: &Path, name: &OsString) {
         return;
     };
     for entry in entries.flatten() {
-        if entry.file_name().to_str().is_some_and(|n| n.starts_with(prefix)) {
+        if entry
+            .file_name()
+            .to_str()
+            .is_some_and(|n| n.starts_with(prefix))
+        {
             tracing::debug!(path = %entry.path().display(), "removing stale temp file");
             let _ = fs::remove_file(entry.path());
         }
@@ -273,7 +277,11 @@ mod tests {
             Outcome::Updated
         );
         assert_eq!(fs::read(&target).unwrap(), b"two");
-        assert_ne!(stat(&target).0, ino, "a new inode: renamed, not rewritten in place");
+        assert_ne!(
+            stat(&target).0,
+            ino,
+            "a new inode: renamed, not rewritten in place"
+        );
         // Same bytes, tighter mode: still updated.
         assert_eq!(
             write_atomic(&target, b"two", 0o600).unwrap(),

@@ -66,7 +66,9 @@ pub enum Error {
         source: std::io::Error,
     },
     /// A sysctl key that is not a plain dotted name.
-    #[error("sysctl key {key:?} is not a valid name (expected dotted words like net.ipv4.ip_forward)")]
+    #[error(
+        "sysctl key {key:?} is not a valid name (expected dotted words like net.ipv4.ip_forward)"
+    )]
     BadSysctlKey {
         /// The key from the plan.
         key: String,
@@ -99,9 +101,9 @@ pub enum Error {
     Connect {
         /// The bus address (`system bus` for the default).
         address: String,
-        /// The D-Bus error.
+        /// The D-Bus error (boxed: it is large).
         #[source]
-        source: zbus::Error,
+        source: Box<zbus::Error>,
     },
     /// A D-Bus call to systemd failed.
     #[error("systemd {method} for {unit} failed")]
@@ -110,9 +112,9 @@ pub enum Error {
         method: &'static str,
         /// The unit (or `manager` for Reload/Subscribe).
         unit: String,
-        /// The D-Bus error.
+        /// The D-Bus error (boxed: it is large).
         #[source]
-        source: zbus::Error,
+        source: Box<zbus::Error>,
     },
     /// A systemd job finished with a result other than `done`.
     #[error("{unit}: {method} job finished with result \"{result}\"; see `journalctl -u {unit}`")]
@@ -507,7 +509,7 @@ impl Applier {
     /// Skipped under a non-host root without an explicit bus address. Async (tokio).
     pub async fn run_services(&self, plan: &Plan, files: &Report) -> Result<Report> {
         let mut report = Report::default();
-        if plan.services.is_empty() && !files.daemon_reload {
+        if plan.services.is_empty() && !files.daemon_reload && files.units_to_restart.is_empty() {
             return Ok(report);
         }
         if self.bus_address.is_none() && !self.root.is_host() {

@@ -114,7 +114,7 @@ fn dbus_err(method: &'static str, unit: &str) -> impl FnOnce(zbus::Error) -> Err
     move |source| Error::Dbus {
         method,
         unit,
-        source,
+        source: Box::new(source),
     }
 }
 
@@ -124,7 +124,7 @@ impl Systemd {
         let label = address.unwrap_or("the system bus").to_owned();
         let connect_err = |source| Error::Connect {
             address: label.clone(),
-            source,
+            source: Box::new(source),
         };
         let builder = match address {
             Some(a) => zbus::connection::Builder::address(a),
@@ -141,9 +141,7 @@ impl Systemd {
                 )))
             })?
             .map_err(connect_err)?;
-        let manager = ManagerProxy::new(&connection)
-            .await
-            .map_err(connect_err)?;
+        let manager = ManagerProxy::new(&connection).await.map_err(connect_err)?;
         Ok(Systemd {
             connection,
             manager,
@@ -199,13 +197,11 @@ impl Systemd {
                 "the bus closed before the job finished".into(),
             )))
         };
-        let result = timeout(bound, wait)
-            .await
-            .map_err(|_| Error::JobTimeout {
-                unit: unit.to_owned(),
-                method: name,
-                secs: bound.as_secs(),
-            })??;
+        let result = timeout(bound, wait).await.map_err(|_| Error::JobTimeout {
+            unit: unit.to_owned(),
+            method: name,
+            secs: bound.as_secs(),
+        })??;
         tracing::info!(unit, method = name, result = %result,
             elapsed_ms = started.elapsed().as_millis() as u64, "systemd job finished");
         if result != "done" {

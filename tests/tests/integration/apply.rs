@@ -27,7 +27,9 @@ fn node_plan(kubelet_max_pods: u32, proxy: &str) -> Plan {
             ),
             FileSpec::new(
                 "/etc/kubernetes/kubelet/config.json",
-                format!("{{\n  \"kind\": \"KubeletConfiguration\",\n  \"maxPods\": {kubelet_max_pods}\n}}\n"),
+                format!(
+                    "{{\n  \"kind\": \"KubeletConfiguration\",\n  \"maxPods\": {kubelet_max_pods}\n}}\n"
+                ),
                 &["kubelet.service"],
             ),
             FileSpec::new(
@@ -41,7 +43,11 @@ fn node_plan(kubelet_max_pods: u32, proxy: &str) -> Plan {
                 &["kubelet.service"],
             )
             .secret(),
-            FileSpec::new("/etc/kubernetes/pki/ca.crt", "-----BEGIN CERTIFICATE-----\n", &[]),
+            FileSpec::new(
+                "/etc/kubernetes/pki/ca.crt",
+                "-----BEGIN CERTIFICATE-----\n",
+                &[],
+            ),
         ],
         sysctls: vec![Sysctl {
             key: "net.ipv4.ip_forward".into(),
@@ -146,8 +152,15 @@ fn second_apply_changes_nothing() {
 
     // The dry run agrees: nothing to write, nothing to restart.
     let dry = applier.dry_run(&plan).unwrap();
-    assert_eq!(dry.matches(": unchanged").count(), plan.files.len(), "{dry}");
-    assert!(!dry.contains("restart") && !dry.contains("daemon-reload"), "{dry}");
+    assert_eq!(
+        dry.matches(": unchanged").count(),
+        plan.files.len(),
+        "{dry}"
+    );
+    assert!(
+        !dry.contains("restart") && !dry.contains("daemon-reload"),
+        "{dry}"
+    );
     assert!(temp_files(tmp.path()).is_empty());
 }
 
@@ -162,11 +175,25 @@ fn dry_run_writes_nothing_and_hides_secrets() {
     let mut plan = node_plan(110, "http://a:1");
     plan.files[3].contents = b"apiVersion: v1\nkind: Config\ntoken: hunter2\n".to_vec();
     let dry = applier.dry_run(&plan).unwrap();
-    assert!(dry.contains("-  \"maxPods\": 58\n+  \"maxPods\": 110\n"), "{dry}");
-    assert!(dry.contains("/var/lib/kubelet/kubeconfig (0600): changed\n  changed (secret, diff hidden)"), "{dry}");
+    assert!(
+        dry.contains("-  \"maxPods\": 58\n+  \"maxPods\": 110\n"),
+        "{dry}"
+    );
+    assert!(
+        dry.contains(
+            "/var/lib/kubelet/kubeconfig (0600): changed\n  changed (secret, diff hidden)"
+        ),
+        "{dry}"
+    );
     assert!(!dry.contains("hunter2"));
-    assert!(dry.contains("restart kubelet.service (inputs change)"), "{dry}");
-    assert!(dry.contains("start containerd.service if not active"), "{dry}");
+    assert!(
+        dry.contains("restart kubelet.service (inputs change)"),
+        "{dry}"
+    );
+    assert!(
+        dry.contains("start containerd.service if not active"),
+        "{dry}"
+    );
     assert_eq!(stats(&root, &plan), before, "dry run wrote nothing");
 }
 
@@ -226,7 +253,10 @@ fn crash_injected_after_each_file_leaves_old_or_new() {
             .apply_files(&new);
         if n < new.files.len() {
             let err = result.unwrap_err();
-            assert!(matches!(err, Error::Injected { files } if files == n), "{err}");
+            assert!(
+                matches!(err, Error::Injected { files } if files == n),
+                "{err}"
+            );
         } else {
             result.unwrap();
         }
@@ -237,7 +267,11 @@ fn crash_injected_after_each_file_leaves_old_or_new() {
         assert_eq!(differing, [1, 2]);
         let still_old = differing.iter().filter(|&&i| i >= n).count();
         let (olds, news) = assert_whole(&root, &old, &new, false);
-        assert_eq!((olds, news), (still_old, new.files.len() - still_old), "after {n} files");
+        assert_eq!(
+            (olds, news),
+            (still_old, new.files.len() - still_old),
+            "after {n} files"
+        );
         assert!(temp_files(tmp.path()).is_empty());
         // The next full run finishes the job, rewriting only what is still old.
         let report = Applier::new(root.clone()).apply_files(&new).unwrap();
@@ -311,7 +345,12 @@ fn crash_killed_child_at_random_points() {
     let (mut mixed, mut temps_seen) = (0, 0);
     for round in 0..CRASH_ROUNDS {
         let mut child = Command::new(std::env::current_exe().unwrap())
-            .args(["--exact", "apply::crash_child", "--ignored", "--test-threads=1"])
+            .args([
+                "--exact",
+                "apply::crash_child",
+                "--ignored",
+                "--test-threads=1",
+            ])
             .env(CRASH_CHILD_ROOT, tmp.path())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -330,7 +369,10 @@ fn crash_killed_child_at_random_points() {
         std::thread::sleep(delay);
         child.kill().unwrap();
         let status = child.wait().unwrap();
-        assert!(!status.success(), "round {round}: the child must die by the kill");
+        assert!(
+            !status.success(),
+            "round {round}: the child must die by the kill"
+        );
 
         let (olds, news) = assert_whole(&root, &v1, &v2, true);
         if olds > 0 && news > 0 {
@@ -404,7 +446,12 @@ async fn systemd_changed_kubelet_config_restarts_only_kubelet() {
     assert_eq!(report.units_restarted, ["kubelet.service"]);
     assert_eq!(report.units_unchanged, ["containerd.service"]);
     assert!(!report.daemon_reload);
-    let methods: Vec<String> = node.emulator.calls().into_iter().map(|c| c.method).collect();
+    let methods: Vec<String> = node
+        .emulator
+        .calls()
+        .into_iter()
+        .map(|c| c.method)
+        .collect();
     assert_eq!(methods[0], "Subscribe", "{methods:?}");
     assert!(methods.contains(&"LoadUnit".to_owned()), "{methods:?}");
     let restart = node
@@ -534,7 +581,10 @@ async fn systemd_job_and_socket_waits_are_bounded() {
     let started = Instant::now();
     let err = applier.run_services(&plan, &files).await.unwrap_err();
     assert!(started.elapsed() < Duration::from_secs(3));
-    assert!(matches!(&err, Error::JobTimeout { unit, .. } if unit == "kubelet.service"), "{err}");
+    assert!(
+        matches!(&err, Error::JobTimeout { unit, .. } if unit == "kubelet.service"),
+        "{err}"
+    );
 
     // containerd starts but its socket never accepts: kubelet is not touched.
     let node = Node::new(&node_plan(58, "http://p:1"), "inactive", false).await;
@@ -547,7 +597,10 @@ async fn systemd_job_and_socket_waits_are_bounded() {
         .await
         .unwrap_err();
     let msg = err.to_string();
-    assert!(msg.contains("containerd.service") && msg.contains("containerd.sock"), "{msg}");
+    assert!(
+        msg.contains("containerd.service") && msg.contains("containerd.sock"),
+        "{msg}"
+    );
     assert_eq!(node.emulator.actions(), ["StartUnit containerd.service"]);
 }
 
@@ -561,6 +614,37 @@ async fn systemd_unknown_unit_is_a_clear_error() {
     });
     let err = node.apply(&plan).await.unwrap_err();
     let chain = format!("{err}: {}", std::error::Error::source(&err).unwrap());
-    assert!(chain.contains("StartUnit for nvidia-persistenced.service"), "{chain}");
+    assert!(
+        chain.contains("StartUnit for nvidia-persistenced.service"),
+        "{chain}"
+    );
     assert!(chain.contains("NoSuchUnit"), "{chain}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn systemd_affected_unit_outside_the_plan_is_try_restarted() {
+    let mut plan = node_plan(58, "http://p:1");
+    let resolved = |dns: &str| {
+        FileSpec::new(
+            "/etc/systemd/resolved.conf.d/eks.conf",
+            format!("[Resolve]\nDNS={dns}\n"),
+            &["systemd-resolved.service"],
+        )
+    };
+    plan.files.push(resolved("10.0.0.2"));
+    let node = Node::new(&plan, "active", true).await;
+    node.emulator.add_unit("systemd-resolved.service", "active");
+    plan.files.pop();
+    plan.files.push(resolved("10.0.0.3"));
+    let dry = node.applier().dry_run(&plan).unwrap();
+    assert!(
+        dry.contains("try-restart systemd-resolved.service"),
+        "{dry}"
+    );
+    let report = node.apply(&plan).await.unwrap();
+    assert_eq!(
+        node.emulator.actions(),
+        ["TryRestartUnit systemd-resolved.service"]
+    );
+    assert_eq!(report.units_restarted, ["systemd-resolved.service"]);
 }
