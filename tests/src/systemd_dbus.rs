@@ -10,7 +10,8 @@
 //!   `LoadState=not-found`), `StartUnit`/`RestartUnit`/`TryRestartUnit` (`NoSuchUnit` for a
 //!   unit without a unit file, `InvalidArgs` for a bad job mode) returning a job path
 //!   `/org/freedesktop/systemd1/job/N`, and the `JobRemoved(u id, o job, s unit, s result)`
-//!   signal, sent only while some client is subscribed, as systemd does.
+//!   signal, sent only while some client is subscribed (a client that disconnects is
+//!   unsubscribed), as systemd does.
 //! - `org.freedesktop.systemd1.Unit` at `/org/freedesktop/systemd1/unit/<escaped name>`:
 //!   `Id`, `LoadState`, `ActiveState`, `SubState` properties.
 //!
@@ -23,6 +24,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
+use futures_util::StreamExt;
 use zbus::object_server::SignalEmitter;
 use zbus::zvariant::{ObjectPath, OwnedObjectPath};
 
@@ -112,6 +114,12 @@ impl DbusDaemon {
     /// The bus address, e.g. `unix:path=/tmp/.tmpX/bus,guid=...`.
     pub fn address(&self) -> &str {
         &self.address
+    }
+}
+
+impl Drop for SystemdEmulator {
+    fn drop(&mut self) {
+        self.watcher.abort();
     }
 }
 
@@ -404,6 +412,7 @@ impl Manager {
 #[derive(Debug)]
 pub struct SystemdEmulator {
     state: Shared,
+    watcher: tokio::task::JoinHandle<()>,
     _connection: zbus::Connection,
     daemon: DbusDaemon,
 }
@@ -434,8 +443,27 @@ impl SystemdEmulator {
             .build()
             .await
             .expect("connect the emulator to its bus");
+        // Like systemd, forget subscribers whose connection closed: signals stop when none is left.
+        let dbus = zbus::fdo::DBusProxy::new(&connection)
+            .await
+            .expect("org.freedesktop.DBus proxy");
+        let mut owners = dbus
+            .receive_name_owner_changed()
+            .await
+            .expect("watch NameOwnerChanged");
+        let watched = state.clone();
+        let watcher = tokio::spawn(async move {
+            while let Some(signal) = owners.next().await {
+                if let Ok(args) = signal.args()
+                    && args.new_owner.is_none()
+                {
+                    lock(&watched).subscribers.remove(args.name.as_str());
+                }
+            }
+        });
         SystemdEmulator {
             state,
+            watcher,
             _connection: connection,
             daemon,
         }
@@ -498,6 +526,11 @@ impl SystemdEmulator {
                 None => c.method,
             })
             .collect()
+    }
+
+    /// How many clients are subscribed now.
+    pub fn subscribers(&self) -> usize {
+        lock(&self.state).subscribers.len()
     }
 
     /// Forgets the recorded calls.

@@ -4,8 +4,8 @@
 //! Otherwise the new content goes to a temp file in the same directory (created 0600, then
 //! fchmod to the wanted mode, so the umask never matters), is fsynced, renamed over the target,
 //! and the directory is fsynced. A reader (or a crash) sees the old file or the new one, never
-//! a partial one. Temp files a killed process left behind are removed by the next write of the
-//! same file.
+//! a partial one. Temp files a killed process left behind are removed the next time the same
+//! file is applied (written or found current).
 
 use std::ffi::OsString;
 use std::fs::{self, DirBuilder, File, OpenOptions, Permissions};
@@ -93,13 +93,14 @@ fn is_current(path: &Path, contents: &[u8], mode: u32) -> Result<bool> {
 
 /// Writes `contents` with `mode` to `target` atomically, unless it is already so.
 pub fn write_atomic(target: &Path, contents: &[u8], mode: u32) -> Result<Outcome> {
+    let (dir, name) = split(target)?;
+    // Even when the file is current: an earlier run may have died after its rename.
+    remove_stale_temps(&dir, &name);
     if is_current(target, contents, mode)? {
         return Ok(Outcome::Unchanged);
     }
     let existed = fs::symlink_metadata(target).is_ok();
-    let (dir, name) = split(target)?;
     create_dirs(&dir)?;
-    remove_stale_temps(&dir, &name);
 
     let temp = temp_path(&dir, &name);
     let write_err = |step: &'static str| {
@@ -307,6 +308,13 @@ mod tests {
         write_atomic(&target, b"new", 0o644).unwrap();
         assert!(!stale.exists());
         assert!(other.exists(), "only temps of the written file are removed");
+        // Also when the file is already current.
+        fs::write(&stale, b"half").unwrap();
+        assert_eq!(
+            write_atomic(&target, b"new", 0o644).unwrap(),
+            Outcome::Unchanged
+        );
+        assert!(!stale.exists());
         let names: Vec<String> = fs::read_dir(tmp.path())
             .unwrap()
             .map(|e| e.unwrap().file_name().into_string().unwrap())

@@ -24,6 +24,10 @@ pub const JOB_TIMEOUT: Duration = Duration::from_secs(90);
 pub const SOCKET_WAIT_TIMEOUT: Duration = Duration::from_secs(60);
 /// Bound on connecting and authenticating to the bus.
 pub const DBUS_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// First pause between bus connection attempts; doubled up to the maximum.
+const DBUS_CONNECT_BACKOFF_START: Duration = Duration::from_millis(50);
+/// Longest pause between bus connection attempts.
+const DBUS_CONNECT_BACKOFF_MAX: Duration = Duration::from_secs(1);
 /// Bound on each D-Bus method call (a daemon-reload on a busy host can take seconds).
 pub const DBUS_METHOD_TIMEOUT: Duration = Duration::from_secs(60);
 /// First pause between socket connection attempts; doubled up to the maximum.
@@ -121,26 +125,42 @@ fn dbus_err(method: &'static str, unit: &str) -> impl FnOnce(zbus::Error) -> Err
 impl Systemd {
     /// Connects to the system bus, or to `address` (e.g. `unix:path=/tmp/bus`).
     pub async fn connect(address: Option<&str>) -> Result<Self> {
+        Self::connect_within(address, DBUS_CONNECT_TIMEOUT).await
+    }
+
+    /// Connects, retrying with backoff (early in boot the bus may not be up yet), for at
+    /// most `bound`.
+    pub async fn connect_within(address: Option<&str>, bound: Duration) -> Result<Self> {
         let label = address.unwrap_or("the system bus").to_owned();
         let connect_err = |source| Error::Connect {
             address: label.clone(),
             source: Box::new(source),
         };
-        let builder = match address {
-            Some(a) => zbus::connection::Builder::address(a),
-            None => zbus::connection::Builder::system(),
-        }
-        .map_err(connect_err)?
-        .method_timeout(DBUS_METHOD_TIMEOUT);
-        let connection = timeout(DBUS_CONNECT_TIMEOUT, builder.build())
-            .await
-            .map_err(|_| {
-                connect_err(zbus::Error::Failure(format!(
-                    "no answer within {} s",
-                    DBUS_CONNECT_TIMEOUT.as_secs()
-                )))
-            })?
-            .map_err(connect_err)?;
+        let deadline = Instant::now() + bound;
+        let mut pause = DBUS_CONNECT_BACKOFF_START;
+        let connection = loop {
+            // A malformed address is not worth retrying: fail at once.
+            let builder = match address {
+                Some(a) => zbus::connection::Builder::address(a),
+                None => zbus::connection::Builder::system(),
+            }
+            .map_err(connect_err)?
+            .method_timeout(DBUS_METHOD_TIMEOUT);
+            let remaining = deadline.saturating_duration_since(Instant::now());
+            let err = match timeout(remaining, builder.build()).await {
+                Ok(Ok(connection)) => break connection,
+                Ok(Err(e)) => e,
+                Err(_) => {
+                    zbus::Error::Failure(format!("no answer within {} ms", bound.as_millis()))
+                }
+            };
+            if Instant::now() + pause >= deadline {
+                return Err(connect_err(err));
+            }
+            tracing::debug!(address = %label, error = %err, "D-Bus not reachable yet, retrying");
+            sleep(pause).await;
+            pause = (pause * 2).min(DBUS_CONNECT_BACKOFF_MAX);
+        };
         let manager = ManagerProxy::new(&connection).await.map_err(connect_err)?;
         Ok(Systemd {
             connection,
@@ -315,6 +335,22 @@ mod tests {
         let msg = err.to_string();
         assert!(msg.contains("containerd.service"), "{msg}");
         assert!(msg.contains("containerd.sock"), "{msg}");
+    }
+
+    #[tokio::test]
+    async fn bus_connect_is_bounded_and_names_the_address() {
+        let tmp = tempfile::tempdir().unwrap();
+        let address = format!("unix:path={}", tmp.path().join("no-bus").display());
+        let t = Instant::now();
+        let err = Systemd::connect_within(Some(&address), Duration::from_millis(300))
+            .await
+            .unwrap_err();
+        assert!(t.elapsed() < Duration::from_secs(2));
+        assert!(err.to_string().contains("no-bus"), "{err}");
+        let bad = Systemd::connect_within(Some("nonsense"), Duration::from_secs(30))
+            .await
+            .unwrap_err();
+        assert!(matches!(bad, Error::Connect { .. }), "{bad}");
     }
 
     #[tokio::test]

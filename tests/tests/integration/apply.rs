@@ -461,6 +461,12 @@ async fn systemd_changed_kubelet_config_restarts_only_kubelet() {
         .find(|c| c.method == "RestartUnit")
         .unwrap();
     assert_eq!(restart.args, ["kubelet.service", "replace"]);
+    // The agent's bus connection is closed when it is done: systemd forgets the subscriber.
+    let t = Instant::now();
+    while node.emulator.subscribers() > 0 && t.elapsed() < Duration::from_secs(5) {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(node.emulator.subscribers(), 0);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
