@@ -3,6 +3,7 @@
 
 pub mod golden;
 pub mod moto;
+pub mod systemd_dbus;
 
 use std::net::TcpListener;
 use std::path::PathBuf;

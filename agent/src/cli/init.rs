@@ -53,7 +53,9 @@ pub(crate) struct ImdsUserData;
 
 impl UserDataFetch for ImdsUserData {
     fn fetch_user_data(&self) -> Result<Option<Vec<u8>>, Box<dyn std::error::Error + Send + Sync>> {
-        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?;
         rt.block_on(async { Ok(Imds::new()?.user_data().await?) })
     }
 }
@@ -68,7 +70,10 @@ impl UserDataFetch for Prefetched {
 }
 
 fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
-    Ok(tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?)
+    Ok(tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?)
 }
 
 pub(crate) fn run(args: InitArgs) -> anyhow::Result<exit::Code> {
@@ -76,7 +81,11 @@ pub(crate) fn run(args: InitArgs) -> anyhow::Result<exit::Code> {
     rt.block_on(async {
         let started = Instant::now();
         let wants_imds = args.sources.sources.is_empty()
-            || args.sources.sources.iter().any(|s| matches!(Source::parse(s), Ok(Source::ImdsUserData)));
+            || args
+                .sources
+                .sources
+                .iter()
+                .any(|s| matches!(Source::parse(s), Ok(Source::ImdsUserData)));
         let imds = Imds::new()?;
         let user_data = if wants_imds {
             Prefetched(imds.user_data().await.map_err(|e| e.to_string()))
@@ -84,14 +93,26 @@ pub(crate) fn run(args: InitArgs) -> anyhow::Result<exit::Code> {
             Prefetched(Ok(None))
         };
         let loaded = crate::config::load(&args.sources.sources, &user_data)?;
-        tracing::info!(phase = "sources", duration_ms = started.elapsed().as_millis() as u64, documents = loaded.documents.len(), "config loaded");
+        tracing::info!(
+            phase = "sources",
+            duration_ms = started.elapsed().as_millis() as u64,
+            documents = loaded.documents.len(),
+            "config loaded"
+        );
         execute(&args, loaded, &imds).await
     })
 }
 
 /// `bootstrap` (legacy flags) ends here with its translated config.
 pub(crate) fn run_loaded(loaded: Loaded) -> anyhow::Result<exit::Code> {
-    let args = InitArgs { sources: SourceArgs { sources: Vec::new() }, dry_run: false, root: None, skip: Vec::new() };
+    let args = InitArgs {
+        sources: SourceArgs {
+            sources: Vec::new(),
+        },
+        dry_run: false,
+        root: None,
+        skip: Vec::new(),
+    };
     let rt = runtime()?;
     rt.block_on(async { execute(&args, loaded, &Imds::new()?).await })
 }
@@ -104,7 +125,11 @@ async fn execute(args: &InitArgs, loaded: Loaded, imds: &Imds) -> anyhow::Result
     };
     let t = Instant::now();
     let found = discover(config, imds, &root).await?;
-    tracing::info!(phase = "discover", duration_ms = t.elapsed().as_millis() as u64, "facts gathered");
+    tracing::info!(
+        phase = "discover",
+        duration_ms = t.elapsed().as_millis() as u64,
+        "facts gathered"
+    );
 
     let t = Instant::now();
     let node = values::resolve(config, &found)?;
@@ -121,13 +146,22 @@ async fn execute(args: &InitArgs, loaded: Loaded, imds: &Imds) -> anyhow::Result
         let t = Instant::now();
         report.merge(applier.apply_files(&plan)?);
         report.merge(applier.apply_sysctls(&plan)?);
-        tracing::info!(phase = "config", duration_ms = t.elapsed().as_millis() as u64, changed = report.files_changed().count(), "files written");
+        tracing::info!(
+            phase = "config",
+            duration_ms = t.elapsed().as_millis() as u64,
+            changed = report.files_changed().count(),
+            "files written"
+        );
     }
     if !args.skip.contains(&Phase::Run) {
         let t = Instant::now();
         let files = report.clone();
         report.merge(applier.run_services(&plan, &files).await?);
-        tracing::info!(phase = "run", duration_ms = t.elapsed().as_millis() as u64, "services up");
+        tracing::info!(
+            phase = "run",
+            duration_ms = t.elapsed().as_millis() as u64,
+            "services up"
+        );
     }
     eprint!("{report}");
     Ok(exit::Code::Success)
@@ -138,17 +172,23 @@ async fn execute(args: &InitArgs, loaded: Loaded, imds: &Imds) -> anyhow::Result
 async fn discover(config: &NodeConfig, imds: &Imds, root: &Root) -> anyhow::Result<Discovered> {
     let mut host = HostFacts::read(std::path::Path::new("/"));
     host.hosts_file = std::fs::read_to_string(root.dir().join("etc/hosts")).ok();
-    let agent_binary = std::env::current_exe().unwrap_or_else(|_| PathBuf::from("/usr/bin/eks-node-agent"));
-    let mut found = Discovered { host, agent_binary, ..Discovered::default() };
+    let agent_binary =
+        std::env::current_exe().unwrap_or_else(|_| PathBuf::from("/usr/bin/eks-node-agent"));
+    let mut found = Discovered {
+        host,
+        agent_binary,
+        ..Discovered::default()
+    };
     if config.is_hybrid() {
-        found.ssm_managed_instance_id = facts::ssm_managed_instance_id(root.dir());
+        found.ssm_managed_instance_id = facts::host::ssm_managed_instance_id(root.dir());
         return Ok(found);
     }
     let cluster = &config.spec.cluster;
-    let ca = cluster
-        .certificate_authority
-        .as_deref()
-        .and_then(|b64| base64::engine::general_purpose::STANDARD.decode(b64.split_whitespace().collect::<String>()).ok());
+    let ca = cluster.certificate_authority.as_deref().and_then(|b64| {
+        base64::engine::general_purpose::STANDARD
+            .decode(b64.split_whitespace().collect::<String>())
+            .ok()
+    });
     let input = facts::DiscoverInput {
         cluster_name: cluster.name.clone().unwrap_or_default(),
         api_server_endpoint: cluster.api_server_endpoint.clone(),
@@ -167,14 +207,26 @@ async fn discover(config: &NodeConfig, imds: &Imds, root: &Root) -> anyhow::Resu
         private_ipv4: md.local_ipv4.or(md.identity.private_ip).map(Into::into),
         ipv6: md.interface.ipv6s.first().copied().map(Into::into),
         private_dns_name: Some(facts.private_dns_name.clone()).filter(|s| !s.is_empty()),
-        vpc_ipv4_cidrs: md.interface.vpc_ipv4_cidr_blocks.iter().map(ToString::to_string).collect(),
+        vpc_ipv4_cidrs: md
+            .interface
+            .vpc_ipv4_cidr_blocks
+            .iter()
+            .map(ToString::to_string)
+            .collect(),
     });
     if let Some(c) = &facts.cluster {
-        let v6 = c.ip_family.as_ref().is_some_and(|f| format!("{f:?}").to_ascii_lowercase().contains("6"));
-        let cidr = if v6 { c.service_ipv6_cidr } else { c.service_ipv4_cidr.or(c.service_ipv6_cidr) };
+        let v6 = c.ip_family == Some(facts::eks::IpFamily::Ipv6);
+        let cidr = if v6 {
+            c.service_ipv6_cidr
+        } else {
+            c.service_ipv4_cidr.or(c.service_ipv6_cidr)
+        };
         found.cluster = Cluster {
             endpoint: c.endpoint.clone(),
-            certificate_authority: c.certificate_authority_pem.as_ref().map(|pem| base64::engine::general_purpose::STANDARD.encode(pem)),
+            certificate_authority: c
+                .certificate_authority_pem
+                .as_ref()
+                .map(|pem| base64::engine::general_purpose::STANDARD.encode(pem)),
             service_cidr: cidr.map(|c| c.to_string()),
             id: c.id.clone(),
             outpost: c.local_outpost,
@@ -184,8 +236,16 @@ async fn discover(config: &NodeConfig, imds: &Imds, root: &Root) -> anyhow::Resu
     if let Some(it) = crate::compute::InstanceType::parse(&md.identity.instance_type).ok()
         && crate::compute::embedded_limits(&it).is_none()
     {
-        let settings = crate::facts::instance_types::Ec2Settings { region: md.identity.region.clone(), ..Default::default() };
-        let (limits, _) = crate::facts::instance_types::resolve(&it, crate::facts::instance_types::Lookup::TableThenApi, &settings).await?;
+        let settings = crate::facts::instance_types::Ec2Settings {
+            region: Some(md.identity.region.clone()),
+            ..Default::default()
+        };
+        let (limits, _) = crate::facts::instance_types::resolve(
+            &it,
+            crate::facts::instance_types::Lookup::TableThenApi,
+            &settings,
+        )
+        .await?;
         found.limits = Some(limits);
     }
     Ok(found)

@@ -42,6 +42,8 @@ pub struct GlobalArgs {
 /// The subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Render the node's configuration and bring up containerd and kubelet.
+    Init(Box<init::InitArgs>),
     /// Read, merge and validate NodeConfig sources.
     #[command(subcommand)]
     Config(config::ConfigCommand),
@@ -61,6 +63,7 @@ pub(crate) fn user_data_fetcher() -> Box<dyn crate::config::UserDataFetch> {
 /// Runs a parsed command line.
 pub fn run(cli: Cli) -> anyhow::Result<exit::Code> {
     match cli.command {
+        Command::Init(args) => init::run(*args),
         Command::Config(cmd) => config::run(cmd),
         Command::Bootstrap(args) => bootstrap::run(*args),
         Command::MaxPods(args) => max_pods::run(args),

@@ -1,6 +1,7 @@
 //! Pure rendering: (NodeConfig, [`NodeValues`]) -> [`Plan`]. No IO here; golden-tested.
 
 pub mod containerd;
+pub mod hybrid;
 pub mod kubeconfig;
 pub mod kubelet;
 pub mod node;
@@ -62,6 +63,7 @@ pub fn render(config: &NodeConfig, node: &NodeValues) -> Plan {
         system::image_credential_provider(),
         &[KUBELET],
     ));
+    files.extend(hybrid::aws_config(config, node));
     files.push(system::modules_load());
     files.extend(system::environment_dropins(config));
     files.extend(system::resolved_dropin(config));

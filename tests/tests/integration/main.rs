@@ -2,8 +2,10 @@
 
 #![allow(clippy::unwrap_used)]
 
+mod apply;
 mod cli;
 mod config;
+mod init;
 mod max_pods;
 
 /// Path of the agent binary built for the tests (the test crate's copy of the agent's main).
