@@ -512,13 +512,21 @@ async fn systemd_inactive_unchanged_service_is_started() {
 async fn systemd_first_boot_containerd_socket_before_kubelet() {
     let tmp = tempfile::tempdir().unwrap();
     let root = Root::at(tmp.path());
-    let emulator = SystemdEmulator::start().await;
+    let emulator = std::sync::Arc::new(SystemdEmulator::start().await);
     emulator.add_unit("containerd.service", "inactive");
     emulator.add_unit("kubelet.service", "inactive");
-    const SOCKET_DELAY: Duration = Duration::from_millis(400);
+    // containerd's socket comes up a while after its restart was asked for.
+    const SOCKET_DELAY: Duration = Duration::from_millis(300);
     let opener = {
         let root = root.clone();
+        let emulator = emulator.clone();
         tokio::spawn(async move {
+            while !emulator
+                .actions()
+                .contains(&"RestartUnit containerd.service".to_owned())
+            {
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
             tokio::time::sleep(SOCKET_DELAY).await;
             let listener = listen(&root);
             let opened = Instant::now();
