@@ -1,8 +1,13 @@
-//! EMULATOR of systemd's D-Bus Manager API (`org.freedesktop.systemd1`), served on a private
-//! `dbus-daemon` that the test starts. Used where a real systemd cannot run (PID 1 here is not
-//! systemd, and there is no system bus).
+//! systemd's D-Bus Manager API (`org.freedesktop.systemd1`) for the tests, two ways:
 //!
-//! It follows the published interface (systemd's `org.freedesktop.systemd1(5)`) for the part
+//! - [`SystemdUser`]: a REAL systemd (`systemd --user`, same Manager interface as PID 1) in a
+//!   private mount namespace; used for the end-to-end checks (real reload, real jobs, real
+//!   job results). Needs root.
+//! - [`SystemdEmulator`]: an EMULATOR served on a private `dbus-daemon` that the test starts,
+//!   which records every call, so tests can assert the exact calls made (or that none was),
+//!   and inject job results and durations that a real unit cannot produce on demand.
+//!
+//! The emulator follows the published interface (systemd's `org.freedesktop.systemd1(5)`) for the part
 //! the agent uses, with the same names, signatures and errors:
 //! - `org.freedesktop.systemd1.Manager` at `/org/freedesktop/systemd1`: `Subscribe`
 //!   (`AlreadySubscribed` on a second call from the same client), `Reload`, `GetUnit`
@@ -536,5 +541,131 @@ impl SystemdEmulator {
     /// Forgets the recorded calls.
     pub fn clear_calls(&self) {
         lock(&self.state).calls.clear();
+    }
+}
+
+/// A REAL systemd service manager: `systemd --user`, whose Manager API on its session bus is
+/// the same `org.freedesktop.systemd1` interface PID 1 serves on the system bus.
+///
+/// systemd refuses to run a user instance on a host not booted with systemd (it checks for
+/// `/run/systemd/system`), so it runs in a private mount namespace (`unshare --mount`) with a
+/// tmpfs over `/run` holding that directory: the host's `/run` is not touched. Its units come
+/// from `$XDG_CONFIG_HOME/systemd/user`; its runtime dir (with the bus socket its own
+/// `dbus.socket` activates) is a temp dir. On drop it gets SIGTERM, stops its units and removes
+/// its cgroups.
+#[derive(Debug)]
+pub struct SystemdUser {
+    child: Child,
+    runtime: tempfile::TempDir,
+}
+
+/// Bound on systemd --user coming up and owning its bus name.
+pub const SYSTEMD_USER_START_TIMEOUT: Duration = Duration::from_secs(30);
+/// Bound on systemd --user shutting down after SIGTERM.
+const SYSTEMD_USER_STOP_TIMEOUT: Duration = Duration::from_secs(15);
+
+/// The systemd binary.
+const SYSTEMD_BIN: &str = "/lib/systemd/systemd";
+
+impl SystemdUser {
+    /// Why a real systemd cannot run here, if it cannot: not root (the mount namespace needs
+    /// it), or no systemd / unshare / dbus-daemon installed.
+    pub fn unavailable() -> Option<String> {
+        let uid = Command::new("id").arg("-u").output().ok()?;
+        if String::from_utf8_lossy(&uid.stdout).trim() != "0" {
+            return Some("not root: `unshare --mount` needs CAP_SYS_ADMIN".into());
+        }
+        let needed = [
+            SYSTEMD_BIN,
+            "/usr/bin/unshare",
+            "/usr/bin/dbus-daemon",
+            // The user manager's own bus comes from its dbus.socket unit.
+            "/usr/lib/systemd/user/dbus.socket",
+            "/usr/bin/python3",
+        ];
+        for path in needed {
+            if !std::path::Path::new(path).exists() {
+                return Some(format!(
+                    "{path} is missing: install Debian packages systemd, util-linux, dbus-daemon, \
+                     dbus-user-session, python3 (scripts/test.sh does)"
+                ));
+            }
+        }
+        None
+    }
+
+    /// Starts `systemd --user` with units from `config_home/systemd/user` and waits until it
+    /// owns `org.freedesktop.systemd1` on its bus.
+    pub async fn start(config_home: &std::path::Path) -> Self {
+        let runtime = tempfile::tempdir().expect("runtime dir for systemd --user");
+        let child = Command::new("unshare")
+            .args(["--mount", "--propagation", "private", "sh", "-c"])
+            .arg(format!(
+                "mount -t tmpfs tmpfs /run && mkdir -p /run/systemd/system && exec {SYSTEMD_BIN} --user"
+            ))
+            .env_clear()
+            .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
+            .env("HOME", runtime.path())
+            .env("XDG_RUNTIME_DIR", runtime.path())
+            .env("XDG_CONFIG_HOME", config_home)
+            .env("SYSTEMD_LOG_LEVEL", "warning")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start systemd --user");
+        let this = SystemdUser { child, runtime };
+        let deadline = Instant::now() + SYSTEMD_USER_START_TIMEOUT;
+        loop {
+            if this.owns_name().await {
+                return this;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "systemd --user did not own {BUS_NAME} within {} s",
+                SYSTEMD_USER_START_TIMEOUT.as_secs()
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    async fn owns_name(&self) -> bool {
+        if !self.runtime.path().join("bus").exists() {
+            return false;
+        }
+        let Ok(builder) = zbus::connection::Builder::address(self.address().as_str()) else {
+            return false;
+        };
+        let Ok(conn) = builder.build().await else {
+            return false;
+        };
+        let Ok(dbus) = zbus::fdo::DBusProxy::new(&conn).await else {
+            return false;
+        };
+        let name = zbus::names::BusName::try_from(BUS_NAME).expect("valid bus name");
+        dbus.name_has_owner(name).await.unwrap_or(false)
+    }
+
+    /// The session bus address of this manager.
+    pub fn address(&self) -> String {
+        format!("unix:path={}", self.runtime.path().join("bus").display())
+    }
+}
+
+impl Drop for SystemdUser {
+    fn drop(&mut self) {
+        // SIGTERM (not SIGKILL): systemd stops its units and removes its cgroups.
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        let deadline = Instant::now() + SYSTEMD_USER_STOP_TIMEOUT;
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 }

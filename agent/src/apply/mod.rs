@@ -453,9 +453,13 @@ impl Applier {
             }
             let target = self.root.path(&spec.path)?;
             let outcome = file::write_atomic(&target, &spec.contents, spec.mode)?;
-            // Contents are never logged; secret files are not even sized.
-            tracing::info!(path = %spec.path.display(), mode = format_args!("{:04o}", spec.mode),
-                outcome = ?outcome, "file");
+            // Contents are never logged, secret or not: only path, mode and outcome.
+            if outcome == Outcome::Unchanged {
+                tracing::debug!(path = %spec.path.display(), "file unchanged");
+            } else {
+                tracing::info!(path = %spec.path.display(), mode = format_args!("{:04o}", spec.mode),
+                    outcome = ?outcome, "file written");
+            }
             report.files.push(FileChange {
                 path: spec.path.clone(),
                 outcome,

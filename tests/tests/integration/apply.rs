@@ -1,6 +1,7 @@
 //! apply/: idempotence, crash safety (injected failures and a child killed at random points),
-//! and systemd over D-Bus against the systemd1 Manager emulator on a private dbus-daemon
-//! (PID 1 here is not systemd, so a real systemd cannot serve the system bus).
+//! and systemd over D-Bus: end to end against a real systemd (`systemd --user`, the same
+//! Manager API PID 1 serves; PID 1 here is not systemd), and call by call against the systemd1
+//! Manager emulator on a private dbus-daemon (exact calls, injected job results and durations).
 
 use std::collections::BTreeMap;
 use std::fs;
@@ -511,13 +512,21 @@ async fn systemd_inactive_unchanged_service_is_started() {
 async fn systemd_first_boot_containerd_socket_before_kubelet() {
     let tmp = tempfile::tempdir().unwrap();
     let root = Root::at(tmp.path());
-    let emulator = SystemdEmulator::start().await;
+    let emulator = std::sync::Arc::new(SystemdEmulator::start().await);
     emulator.add_unit("containerd.service", "inactive");
     emulator.add_unit("kubelet.service", "inactive");
-    const SOCKET_DELAY: Duration = Duration::from_millis(400);
+    // containerd's socket comes up a while after its restart was asked for.
+    const SOCKET_DELAY: Duration = Duration::from_millis(300);
     let opener = {
         let root = root.clone();
+        let emulator = emulator.clone();
         tokio::spawn(async move {
+            while !emulator
+                .actions()
+                .contains(&"RestartUnit containerd.service".to_owned())
+            {
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
             tokio::time::sleep(SOCKET_DELAY).await;
             let listener = listen(&root);
             let opened = Instant::now();
@@ -653,4 +662,158 @@ async fn systemd_affected_unit_outside_the_plan_is_try_restarted() {
         ["TryRestartUnit systemd-resolved.service"]
     );
     assert_eq!(report.units_restarted, ["systemd-resolved.service"]);
+}
+
+// --- systemd over D-Bus, against a REAL systemd (`systemd --user`) -------------------------
+
+/// A stand-in containerd for the real-systemd test: binds its socket after a delay (so the
+/// agent must wait for it), logs when it accepts, then serves connections.
+const FAKE_CONTAINERD: &str = r#"import os, socket, sys, time
+sock, log = sys.argv[1], sys.argv[2]
+time.sleep(0.4)
+os.makedirs(os.path.dirname(sock), exist_ok=True)
+if os.path.exists(sock):
+    os.unlink(sock)
+s = socket.socket(socket.AF_UNIX)
+s.bind(sock)
+s.listen(16)
+with open(log, "a") as f:
+    f.write(f"containerd-ready {time.time_ns()}\n")
+while True:
+    c, _ = s.accept()
+    c.close()
+"#;
+
+/// Bound on a started service writing its log line.
+const LOG_WAIT: Duration = Duration::from_secs(10);
+/// How long to watch for a start that must not happen.
+const NO_START_WAIT: Duration = Duration::from_secs(1);
+
+/// Lines of the services' start log.
+fn log_lines(log: &Path) -> Vec<String> {
+    fs::read_to_string(log)
+        .unwrap_or_default()
+        .lines()
+        .map(str::to_owned)
+        .collect()
+}
+
+/// The log once it has `n` lines (services write asynchronously after their job finished),
+/// or as it is after a bound.
+async fn wait_log_lines(log: &Path, n: usize, bound: Duration) -> Vec<String> {
+    let t = Instant::now();
+    loop {
+        let lines = log_lines(log);
+        if lines.len() >= n || t.elapsed() > bound {
+            // Give a stray extra line a moment to show up, so "exactly n" is checked.
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            return log_lines(log);
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+/// The timestamp (ns) at the end of the first log line starting with `prefix`.
+fn log_time(lines: &[String], prefix: &str) -> u128 {
+    let line = lines.iter().find(|l| l.starts_with(prefix)).unwrap();
+    line.split_whitespace().nth(1).unwrap().parse().unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn real_systemd_reload_restart_order_and_failures() {
+    use eks_node_agent_tests::systemd_dbus::SystemdUser;
+    if let Some(why) = SystemdUser::unavailable() {
+        eprintln!("SKIPPED real_systemd_reload_restart_order_and_failures: {why}");
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let root = Root::at(tmp.path().join("root"));
+    let log = tmp.path().join("services.log");
+    let script = tmp.path().join("fake-containerd.py");
+    fs::write(&script, FAKE_CONTAINERD).unwrap();
+
+    // The user manager reads $XDG_CONFIG_HOME/systemd/user: point that at the root's
+    // /etc/systemd/system, so the plan's unit drop-ins are what systemd loads.
+    let units = root.path(Path::new("/etc/systemd/system")).unwrap();
+    fs::create_dir_all(&units).unwrap();
+    std::os::unix::fs::symlink(&units, root.path(Path::new("/etc/systemd/user")).unwrap()).unwrap();
+    let sock = root.path(Path::new(CONTAINERD_SOCK)).unwrap();
+    fs::write(
+        units.join("containerd.service"),
+        format!(
+            "[Service]\nExecStart=/usr/bin/python3 {} {} {}\n",
+            script.display(),
+            sock.display(),
+            log.display()
+        ),
+    )
+    .unwrap();
+    fs::write(
+        units.join("kubelet.service"),
+        format!(
+            "[Service]\nExecStart=/bin/sh -c 'echo \"kubelet-start $(date +%%s%%N) proxy=$HTTPS_PROXY\" >> {}; exec sleep 1000'\n",
+            log.display()
+        ),
+    )
+    .unwrap();
+    let systemd = SystemdUser::start(&root.path(Path::new("/etc")).unwrap()).await;
+    let applier = Applier::new(root.clone()).with_bus_address(systemd.address());
+    let apply = |plan: Plan| {
+        let applier = applier.clone();
+        async move {
+            let files = applier.apply_files(&plan)?;
+            applier.run_services(&plan, &files).await
+        }
+    };
+
+    // First boot: reload (new drop-in), containerd restarted, its socket awaited, then kubelet.
+    let report = apply(node_plan(58, "http://p:1")).await.unwrap();
+    assert!(report.daemon_reload);
+    assert_eq!(
+        report.units_restarted,
+        ["containerd.service", "kubelet.service"]
+    );
+    let lines = wait_log_lines(&log, 2, LOG_WAIT).await;
+    assert_eq!(lines.len(), 2, "{lines:?}");
+    assert!(
+        log_time(&lines, "containerd-ready") < log_time(&lines, "kubelet-start"),
+        "kubelet started before containerd's socket accepted: {lines:?}"
+    );
+    assert!(lines[1].ends_with("proxy=http://p:1"), "{lines:?}");
+
+    // Same inputs: nothing restarted, nothing started.
+    let report = apply(node_plan(58, "http://p:1")).await.unwrap();
+    assert_eq!(
+        report.units_unchanged,
+        ["containerd.service", "kubelet.service"]
+    );
+    assert!(report.units_restarted.is_empty() && report.units_started.is_empty());
+    assert_eq!(wait_log_lines(&log, 3, NO_START_WAIT).await.len(), 2);
+
+    // A changed unit drop-in: daemon-reload, then only kubelet restarts, with the new value.
+    let report = apply(node_plan(58, "http://p:2")).await.unwrap();
+    assert!(report.daemon_reload);
+    assert_eq!(report.units_restarted, ["kubelet.service"]);
+    let lines = wait_log_lines(&log, 3, LOG_WAIT).await;
+    assert_eq!(lines.len(), 3, "{lines:?}");
+    assert!(
+        lines[2].ends_with("proxy=http://p:2"),
+        "reload took effect: {lines:?}"
+    );
+
+    // A unit whose start fails: the error names the unit and systemd's job result.
+    let mut plan = node_plan(58, "http://p:2");
+    plan.files.push(FileSpec::new(
+        "/etc/systemd/system/kubelet.service.d/99-broken.conf",
+        "[Service]\nType=oneshot\nExecStart=\nExecStart=/bin/false\n",
+        &["kubelet.service"],
+    ));
+    let err = apply(plan).await.unwrap_err();
+    let msg = err.to_string();
+    assert!(
+        matches!(&err, Error::JobFailed { unit, result, .. } if unit == "kubelet.service" && result == "failed"),
+        "{msg}"
+    );
+    assert!(msg.contains("journalctl -u kubelet.service"), "{msg}");
+    drop(systemd);
 }
