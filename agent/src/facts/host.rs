@@ -124,6 +124,25 @@ pub fn parse_containerd_version(text: &str) -> Option<(u32, u32, u32)> {
     })
 }
 
+/// The SSM agent's registration file (written by `amazon-ssm-agent -register`).
+pub const SSM_REGISTRATION: &str = "/var/lib/amazon/ssm/registration";
+
+/// The managed instance ID (`mi-...`) from the SSM registration file under `root`.
+pub fn ssm_managed_instance_id(root: &Path) -> Option<String> {
+    let text = std::fs::read_to_string(root.join(SSM_REGISTRATION.trim_start_matches('/'))).ok()?;
+    parse_ssm_registration(&text)
+}
+
+/// Parses `{"ManagedInstanceID":"mi-...","Region":"..."}`.
+pub fn parse_ssm_registration(text: &str) -> Option<String> {
+    let value: serde_json::Value = serde_json::from_str(text).ok()?;
+    value
+        .get("ManagedInstanceID")?
+        .as_str()
+        .filter(|id| id.starts_with("mi-"))
+        .map(str::to_owned)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -161,23 +180,4 @@ mod tests {
             2
         );
     }
-}
-
-/// The SSM agent's registration file (written by `amazon-ssm-agent -register`).
-pub const SSM_REGISTRATION: &str = "/var/lib/amazon/ssm/registration";
-
-/// The managed instance ID (`mi-...`) from the SSM registration file under `root`.
-pub fn ssm_managed_instance_id(root: &Path) -> Option<String> {
-    let text = std::fs::read_to_string(root.join(SSM_REGISTRATION.trim_start_matches('/'))).ok()?;
-    parse_ssm_registration(&text)
-}
-
-/// Parses `{"ManagedInstanceID":"mi-...","Region":"..."}`.
-pub fn parse_ssm_registration(text: &str) -> Option<String> {
-    let value: serde_json::Value = serde_json::from_str(text).ok()?;
-    value
-        .get("ManagedInstanceID")?
-        .as_str()
-        .filter(|id| id.starts_with("mi-"))
-        .map(str::to_owned)
 }

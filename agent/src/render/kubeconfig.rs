@@ -9,6 +9,7 @@ use super::paths;
 #[derive(Serialize)]
 #[serde(rename_all = "kebab-case")]
 struct Kubeconfig {
+    #[serde(rename = "apiVersion")]
     api_version: &'static str,
     kind: &'static str,
     clusters: Vec<Named<ClusterEntry>>,
