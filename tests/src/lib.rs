@@ -1,6 +1,9 @@
 //! Test support shared by the integration tests: paths, free ports, the Python venv with the
 //! real peers (moto, botocore, awscli), and the emulators for services that cannot run here.
 
+pub mod aws_world;
+pub mod imds;
+pub mod latency_proxy;
 pub mod moto;
 
 use std::net::TcpListener;

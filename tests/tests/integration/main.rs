@@ -1,6 +1,7 @@
 //! The one integration-test binary. Each area is a module.
 
 mod cli;
+mod discovery;
 
 /// Path of the agent binary built for the tests (the test crate's copy of the agent's main).
 pub fn agent_bin() -> std::path::PathBuf {
