@@ -18,7 +18,13 @@ pub const REMOTE_NODE_CIDR: &str = "10.200.0.0/16";
 
 /// Static test credentials for moto (passed to clients, never put in the process environment).
 pub fn credentials() -> SharedCredentialsProvider {
-    SharedCredentialsProvider::new(Credentials::new("testing", "testing", None, None, "moto-test"))
+    SharedCredentialsProvider::new(Credentials::new(
+        "testing",
+        "testing",
+        None,
+        None,
+        "moto-test",
+    ))
 }
 
 async fn sdk(endpoint: &str) -> aws_config::SdkConfig {
@@ -52,7 +58,11 @@ pub async fn run_instance(endpoint: &str, instance_type: &str) -> World {
         .await
         .expect("moto RunInstances");
     let inst = out.instances().first().expect("one instance").clone();
-    let nic = inst.network_interfaces().first().expect("a network interface").clone();
+    let nic = inst
+        .network_interfaces()
+        .first()
+        .expect("a network interface")
+        .clone();
     let subnet_id = inst.subnet_id().expect("subnet").to_string();
     let vpc_id = inst.vpc_id().expect("vpc").to_string();
     let subnets = ec2
@@ -62,7 +72,12 @@ pub async fn run_instance(endpoint: &str, instance_type: &str) -> World {
         .await
         .expect("moto DescribeSubnets");
     let subnet_cidr = subnets.subnets()[0].cidr_block().map(str::to_string);
-    let vpcs = ec2.describe_vpcs().vpc_ids(&vpc_id).send().await.expect("moto DescribeVpcs");
+    let vpcs = ec2
+        .describe_vpcs()
+        .vpc_ids(&vpc_id)
+        .send()
+        .await
+        .expect("moto DescribeVpcs");
     let vpc_cidrs: Vec<String> = vpcs.vpcs()[0]
         .cidr_block_association_set()
         .iter()

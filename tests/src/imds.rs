@@ -139,7 +139,11 @@ impl Instance {
 
     /// The instance identity document as IMDS serves it.
     pub fn identity_document(&self) -> String {
-        let ip = self.interfaces.first().and_then(|i| i.local_ipv4s.first()).cloned();
+        let ip = self
+            .interfaces
+            .first()
+            .and_then(|i| i.local_ipv4s.first())
+            .cloned();
         let doc = serde_json::json!({
             "accountId": self.account_id,
             "architecture": "x86_64",
@@ -167,14 +171,23 @@ impl Instance {
             t.insert(k, v.into_bytes());
         };
         let m = |s: &str| format!("meta-data/{s}");
-        put("dynamic/instance-identity/document".into(), self.identity_document());
+        put(
+            "dynamic/instance-identity/document".into(),
+            self.identity_document(),
+        );
         put(m("ami-id"), self.image_id.clone());
         put(m("instance-id"), self.instance_id.clone());
         put(m("instance-type"), self.instance_type.clone());
         put(m("local-hostname"), self.local_hostname.clone());
         put(m("hostname"), self.local_hostname.clone());
-        put(m("placement/availability-zone"), self.availability_zone.clone());
-        put(m("placement/availability-zone-id"), self.availability_zone_id.clone());
+        put(
+            m("placement/availability-zone"),
+            self.availability_zone.clone(),
+        );
+        put(
+            m("placement/availability-zone-id"),
+            self.availability_zone_id.clone(),
+        );
         put(m("placement/region"), self.region.clone());
         put(m("services/domain"), self.domain.clone());
         put(m("services/partition"), self.partition.clone());
@@ -194,7 +207,10 @@ impl Instance {
             let p = |leaf: &str| m(&format!("network/interfaces/macs/{}/{leaf}", i.mac));
             put(p("mac"), i.mac.clone());
             put(p("device-number"), i.device_number.to_string());
-            put(p("interface-id"), format!("eni-{:017x}", i.device_number + 1));
+            put(
+                p("interface-id"),
+                format!("eni-{:017x}", i.device_number + 1),
+            );
             if let Some(card) = i.network_card {
                 put(p("network-card"), card.to_string());
             }
@@ -429,7 +445,11 @@ impl std::fmt::Display for Dropped {
 
 impl std::error::Error for Dropped {}
 
-async fn serve(listener: std::net::TcpListener, shared: Arc<Shared>, mut shutdown: tokio::sync::oneshot::Receiver<()>) {
+async fn serve(
+    listener: std::net::TcpListener,
+    shared: Arc<Shared>,
+    mut shutdown: tokio::sync::oneshot::Receiver<()>,
+) {
     let listener = tokio::net::TcpListener::from_std(listener).expect("tokio listener");
     loop {
         tokio::select! {
@@ -454,10 +474,14 @@ async fn serve(listener: std::net::TcpListener, shared: Arc<Shared>, mut shutdow
 fn reply(status: StatusCode, body: impl Into<Bytes>) -> Response<Full<Bytes>> {
     let mut r = Response::new(Full::new(body.into()));
     *r.status_mut() = status;
-    r.headers_mut()
-        .insert(hyper::header::CONTENT_TYPE, hyper::header::HeaderValue::from_static("text/plain"));
-    r.headers_mut()
-        .insert(hyper::header::SERVER, hyper::header::HeaderValue::from_static("EC2ws"));
+    r.headers_mut().insert(
+        hyper::header::CONTENT_TYPE,
+        hyper::header::HeaderValue::from_static("text/plain"),
+    );
+    r.headers_mut().insert(
+        hyper::header::SERVER,
+        hyper::header::HeaderValue::from_static("EC2ws"),
+    );
     r
 }
 
@@ -468,12 +492,17 @@ fn status_page(status: StatusCode) -> Response<Full<Bytes>> {
         "<?xml version=\"1.0\" encoding=\"iso-8859-1\"?>\n<!DOCTYPE html PUBLIC \"-//W3C//DTD XHTML 1.0 Transitional//EN\"\n\t\"http://www.w3.org/TR/xhtml1/DTD/xhtml1-transitional.dtd\">\n<html xmlns=\"http://www.w3.org/1999/xhtml\" xml:lang=\"en\" lang=\"en\">\n <head>\n  <title>{code} - {reason}</title>\n </head>\n <body>\n  <h1>{code} - {reason}</h1>\n </body>\n</html>\n"
     );
     let mut r = reply(status, html);
-    r.headers_mut()
-        .insert(hyper::header::CONTENT_TYPE, hyper::header::HeaderValue::from_static("text/html"));
+    r.headers_mut().insert(
+        hyper::header::CONTENT_TYPE,
+        hyper::header::HeaderValue::from_static("text/html"),
+    );
     r
 }
 
-async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Result<Response<Full<Bytes>>, Dropped> {
+async fn handle(
+    shared: Arc<Shared>,
+    req: Request<Incoming>,
+) -> Result<Response<Full<Bytes>>, Dropped> {
     shared.requests.fetch_add(1, Ordering::SeqCst);
     let (delay, fault, disabled) = {
         let mut s = shared.state.lock().expect("state lock");
@@ -515,11 +544,17 @@ async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Result<Response<
     }
     if parts.method != Method::GET && parts.method != Method::HEAD {
         let mut r = status_page(StatusCode::METHOD_NOT_ALLOWED);
-        r.headers_mut()
-            .insert(hyper::header::ALLOW, hyper::header::HeaderValue::from_static("OPTIONS, GET, HEAD"));
+        r.headers_mut().insert(
+            hyper::header::ALLOW,
+            hyper::header::HeaderValue::from_static("OPTIONS, GET, HEAD"),
+        );
         return Ok(r);
     }
-    let token_ok = match parts.headers.get(TOKEN_HEADER).and_then(|v| v.to_str().ok()) {
+    let token_ok = match parts
+        .headers
+        .get(TOKEN_HEADER)
+        .and_then(|v| v.to_str().ok())
+    {
         Some(t) => {
             let s = shared.state.lock().expect("state lock");
             s.tokens.get(t).is_some_and(|exp| Instant::now() < *exp)
@@ -571,8 +606,10 @@ fn lookup(tree: &BTreeMap<String, Vec<u8>>, rest: &str) -> Response<Full<Bytes>>
 fn token(shared: &Shared, method: &Method, headers: &hyper::HeaderMap) -> Response<Full<Bytes>> {
     if method != Method::PUT {
         let mut r = status_page(StatusCode::METHOD_NOT_ALLOWED);
-        r.headers_mut()
-            .insert(hyper::header::ALLOW, hyper::header::HeaderValue::from_static("OPTIONS, PUT"));
+        r.headers_mut().insert(
+            hyper::header::ALLOW,
+            hyper::header::HeaderValue::from_static("OPTIONS, PUT"),
+        );
         return r;
     }
     if headers.contains_key("x-forwarded-for") {
@@ -592,7 +629,8 @@ fn token(shared: &Shared, method: &Method, headers: &hyper::HeaderMap) -> Respon
         .map(|d| d.as_nanos())
         .unwrap_or_default();
     use base64::Engine as _;
-    let value = base64::engine::general_purpose::STANDARD.encode(format!("imds-emulator-token-{n}-{nanos:x}-{:p}", shared));
+    let value = base64::engine::general_purpose::STANDARD
+        .encode(format!("imds-emulator-token-{n}-{nanos:x}-{:p}", shared));
     shared
         .state
         .lock()

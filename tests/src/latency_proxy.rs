@@ -24,7 +24,10 @@ impl LatencyProxy {
     /// Proxies a free loopback port to `upstream` (a loopback address), adding `rtt` per round
     /// trip (`rtt / 2` each way).
     pub fn start(upstream: SocketAddr, rtt: Duration) -> LatencyProxy {
-        assert!(upstream.ip().is_loopback(), "the proxy only forwards to loopback addresses");
+        assert!(
+            upstream.ip().is_loopback(),
+            "the proxy only forwards to loopback addresses"
+        );
         let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
         listener.set_nonblocking(true).expect("nonblocking");
         let addr = listener.local_addr().expect("local addr");
@@ -73,7 +76,11 @@ impl LatencyProxy {
 }
 
 /// Copies `from` to `to`, delivering each chunk `delay` after it was read.
-async fn pipe(mut from: tokio::net::tcp::OwnedReadHalf, mut to: tokio::net::tcp::OwnedWriteHalf, delay: Duration) {
+async fn pipe(
+    mut from: tokio::net::tcp::OwnedReadHalf,
+    mut to: tokio::net::tcp::OwnedWriteHalf,
+    delay: Duration,
+) {
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<(Instant, Vec<u8>)>();
     let reader = async move {
         let mut buf = vec![0u8; CHUNK_BYTES];
@@ -81,7 +88,10 @@ async fn pipe(mut from: tokio::net::tcp::OwnedReadHalf, mut to: tokio::net::tcp:
             match from.read(&mut buf).await {
                 Ok(0) | Err(_) => break,
                 Ok(n) => {
-                    if tx.send((Instant::now() + delay, buf[..n].to_vec())).is_err() {
+                    if tx
+                        .send((Instant::now() + delay, buf[..n].to_vec()))
+                        .is_err()
+                    {
                         break;
                     }
                 }

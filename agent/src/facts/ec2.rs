@@ -27,7 +27,9 @@ pub enum Error {
         source: Box<dyn std::error::Error + Send + Sync>,
     },
     /// EC2 does not know the instance.
-    #[error("EC2 DescribeInstances did not return instance {instance_id} (region {region}); check the region and that the credentials belong to the instance's account")]
+    #[error(
+        "EC2 DescribeInstances did not return instance {instance_id} (region {region}); check the region and that the credentials belong to the instance's account"
+    )]
     NotFound {
         /// The instance asked about.
         instance_id: String,
@@ -35,7 +37,9 @@ pub enum Error {
         region: String,
     },
     /// The private DNS name stayed empty.
-    #[error("EC2 reported no PrivateDnsName for {instance_id} after waiting {waited:.0?}; check that the VPC has DNS hostnames turned on")]
+    #[error(
+        "EC2 reported no PrivateDnsName for {instance_id} after waiting {waited:.0?}; check that the VPC has DNS hostnames turned on"
+    )]
     NoPrivateDnsName {
         /// The instance asked about.
         instance_id: String,
@@ -87,7 +91,11 @@ impl Ec2 {
     }
 
     /// The instance's `PrivateDnsName`, waiting while it is empty.
-    pub async fn private_dns_name(&self, instance_id: &str, wait: DnsWait) -> Result<String, Error> {
+    pub async fn private_dns_name(
+        &self,
+        instance_id: &str,
+        wait: DnsWait,
+    ) -> Result<String, Error> {
         let started = Instant::now();
         let mut pause = wait.initial_backoff;
         let mut tries = 0u32;
@@ -105,7 +113,12 @@ impl Ec2 {
                     waited,
                 });
             }
-            tracing::info!(instance_id, tries, waited_secs = waited.as_secs(), "EC2 has no private DNS name for the instance yet; waiting");
+            tracing::info!(
+                instance_id,
+                tries,
+                waited_secs = waited.as_secs(),
+                "EC2 has no private DNS name for the instance yet; waiting"
+            );
             tokio::time::sleep(pause).await;
             pause = (pause * 2).min(wait.max_backoff);
         }
@@ -132,7 +145,11 @@ impl Ec2 {
                 instance_id: instance_id.to_string(),
                 region: self.region.clone(),
             })?;
-        Ok(instance.private_dns_name().unwrap_or_default().trim().to_string())
+        Ok(instance
+            .private_dns_name()
+            .unwrap_or_default()
+            .trim()
+            .to_string())
     }
 }
 

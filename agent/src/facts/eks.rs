@@ -34,7 +34,9 @@ pub enum Error {
         source: Box<dyn std::error::Error + Send + Sync>,
     },
     /// The cluster CA in the answer is not base64 of PEM certificates.
-    #[error("EKS DescribeCluster for cluster {cluster:?} returned an invalid {CA_FIELD}: {reason}; expected base64 of PEM certificate(s). Set cluster.certificateAuthority in the NodeConfig to skip this lookup")]
+    #[error(
+        "EKS DescribeCluster for cluster {cluster:?} returned an invalid {CA_FIELD}: {reason}; expected base64 of PEM certificate(s). Set cluster.certificateAuthority in the NodeConfig to skip this lookup"
+    )]
     InvalidCertificateAuthority {
         /// The cluster asked about.
         cluster: String,
@@ -42,7 +44,9 @@ pub enum Error {
         reason: String,
     },
     /// A field the agent needs is missing or malformed in the answer.
-    #[error("EKS DescribeCluster for cluster {cluster:?} returned no usable {field}{detail}; set it in the NodeConfig (spec.cluster) instead")]
+    #[error(
+        "EKS DescribeCluster for cluster {cluster:?} returned no usable {field}{detail}; set it in the NodeConfig (spec.cluster) instead"
+    )]
     Field {
         /// The cluster asked about.
         cluster: String,
@@ -162,7 +166,10 @@ pub fn decode_certificate_authority(cluster: &str, data: Option<&str>) -> Result
         cluster: cluster.to_string(),
         reason,
     };
-    let data = data.map(str::trim).filter(|d| !d.is_empty()).ok_or_else(|| invalid("the field is missing or empty".to_string()))?;
+    let data = data
+        .map(str::trim)
+        .filter(|d| !d.is_empty())
+        .ok_or_else(|| invalid("the field is missing or empty".to_string()))?;
     let compact: String = data.chars().filter(|c| !c.is_ascii_whitespace()).collect();
     let pem = base64::engine::general_purpose::STANDARD
         .decode(compact.as_bytes())
@@ -185,7 +192,11 @@ fn parse_cidr(cluster: &str, field: &'static str, value: &str) -> Result<IpNet, 
 
 /// Turns a DescribeCluster answer into [`ClusterDetails`] (pure). `need_ca`: decode and check
 /// the CA (false when the configuration supplies one).
-pub fn cluster_details(name: &str, cluster: &Cluster, need_ca: bool) -> Result<ClusterDetails, Error> {
+pub fn cluster_details(
+    name: &str,
+    cluster: &Cluster,
+    need_ca: bool,
+) -> Result<ClusterDetails, Error> {
     let certificate_authority_pem = if need_ca {
         Some(decode_certificate_authority(
             name,
@@ -213,16 +224,38 @@ pub fn cluster_details(name: &str, cluster: &Cluster, need_ca: bool) -> Result<C
     let outpost = cluster.outpost_config();
     let remote = cluster.remote_network_config();
     let remote_node_networks = remote
-        .map(|r| r.remote_node_networks().iter().flat_map(|n| n.cidrs()).collect::<Vec<_>>())
+        .map(|r| {
+            r.remote_node_networks()
+                .iter()
+                .flat_map(|n| n.cidrs())
+                .collect::<Vec<_>>()
+        })
         .unwrap_or_default()
         .into_iter()
-        .map(|c| parse_cidr(name, "cluster.remoteNetworkConfig.remoteNodeNetworks[].cidrs", c))
+        .map(|c| {
+            parse_cidr(
+                name,
+                "cluster.remoteNetworkConfig.remoteNodeNetworks[].cidrs",
+                c,
+            )
+        })
         .collect::<Result<Vec<_>, _>>()?;
     let remote_pod_networks = remote
-        .map(|r| r.remote_pod_networks().iter().flat_map(|n| n.cidrs()).collect::<Vec<_>>())
+        .map(|r| {
+            r.remote_pod_networks()
+                .iter()
+                .flat_map(|n| n.cidrs())
+                .collect::<Vec<_>>()
+        })
         .unwrap_or_default()
         .into_iter()
-        .map(|c| parse_cidr(name, "cluster.remoteNetworkConfig.remotePodNetworks[].cidrs", c))
+        .map(|c| {
+            parse_cidr(
+                name,
+                "cluster.remoteNetworkConfig.remotePodNetworks[].cidrs",
+                c,
+            )
+        })
         .collect::<Result<Vec<_>, _>>()?;
     let local_outpost = outpost.is_some();
     let id = cluster.id().map(str::to_string);
@@ -236,23 +269,35 @@ pub fn cluster_details(name: &str, cluster: &Cluster, need_ca: bool) -> Result<C
     Ok(ClusterDetails {
         name: name.to_string(),
         arn: cluster.arn().map(str::to_string),
-        endpoint: cluster.endpoint().map(str::to_string).filter(|e| !e.is_empty()),
+        endpoint: cluster
+            .endpoint()
+            .map(str::to_string)
+            .filter(|e| !e.is_empty()),
         certificate_authority_pem,
         service_ipv4_cidr,
         service_ipv6_cidr,
         ip_family,
         local_outpost,
-        outpost_arns: outpost.map(|o| o.outpost_arns().to_vec()).unwrap_or_default(),
+        outpost_arns: outpost
+            .map(|o| o.outpost_arns().to_vec())
+            .unwrap_or_default(),
         id,
         remote_node_networks,
         remote_pod_networks,
-        status: cluster.status().map(|s| s.as_str().to_string()).unwrap_or_default(),
+        status: cluster
+            .status()
+            .map(|s| s.as_str().to_string())
+            .unwrap_or_default(),
     })
 }
 
 /// Polls `describe` until the cluster is usable, waiting (bounded) while it is being created.
 /// Generic over the call so the loop is tested without a network.
-pub async fn wait_until_usable<F, Fut>(name: &str, wait: CreatingWait, mut describe: F) -> Result<Cluster, Error>
+pub async fn wait_until_usable<F, Fut>(
+    name: &str,
+    wait: CreatingWait,
+    mut describe: F,
+) -> Result<Cluster, Error>
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = Result<Cluster, Error>>,
@@ -263,7 +308,10 @@ where
     loop {
         polls += 1;
         let cluster = describe().await?;
-        let status = cluster.status().map(|s| s.as_str().to_string()).unwrap_or_default();
+        let status = cluster
+            .status()
+            .map(|s| s.as_str().to_string())
+            .unwrap_or_default();
         match next_step(cluster.status()) {
             Next::Ready => return Ok(cluster),
             Next::Fail => {
@@ -329,7 +377,12 @@ impl Eks {
     }
 
     /// DescribeCluster, waiting while the cluster is being created, then the details.
-    pub async fn cluster_details(&self, name: &str, need_ca: bool, wait: CreatingWait) -> Result<ClusterDetails, Error> {
+    pub async fn cluster_details(
+        &self,
+        name: &str,
+        need_ca: bool,
+        wait: CreatingWait,
+    ) -> Result<ClusterDetails, Error> {
         let started = Instant::now();
         let cluster = wait_until_usable(name, wait, || self.describe(name)).await?;
         let details = cluster_details(name, &cluster, need_ca)?;
@@ -341,7 +394,10 @@ impl Eks {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use aws_sdk_eks::types::{Certificate, KubernetesNetworkConfigResponse, OutpostConfigResponse, RemoteNetworkConfigResponse, RemoteNodeNetwork, RemotePodNetwork};
+    use aws_sdk_eks::types::{
+        Certificate, KubernetesNetworkConfigResponse, OutpostConfigResponse,
+        RemoteNetworkConfigResponse, RemoteNodeNetwork, RemotePodNetwork,
+    };
     use std::sync::atomic::{AtomicU32, Ordering};
 
     /// A self-signed certificate made for these tests.
@@ -364,12 +420,17 @@ DzD4
 
     #[test]
     fn ca_must_be_base64_of_pem() {
-        let pem = decode_certificate_authority("c", Some(&b64(TEST_CA_PEM.as_bytes()))).expect("valid CA");
+        let pem = decode_certificate_authority("c", Some(&b64(TEST_CA_PEM.as_bytes())))
+            .expect("valid CA");
         assert_eq!(pem, TEST_CA_PEM);
         let err = decode_certificate_authority("c", Some("Zm9v")).expect_err("base64 of 'foo'");
         let msg = err.to_string();
-        assert!(msg.contains("DescribeCluster") && msg.contains(CA_FIELD), "{msg}");
-        let err = decode_certificate_authority("c", Some("@@not base64@@")).expect_err("not base64");
+        assert!(
+            msg.contains("DescribeCluster") && msg.contains(CA_FIELD),
+            "{msg}"
+        );
+        let err =
+            decode_certificate_authority("c", Some("@@not base64@@")).expect_err("not base64");
         assert!(err.to_string().contains("not base64"), "{err}");
         let err = decode_certificate_authority("c", None).expect_err("missing");
         assert!(err.to_string().contains("missing"), "{err}");
@@ -402,7 +463,13 @@ DzD4
         let wait = FAST;
         let got = wait_until_usable("c", wait, || {
             let n = calls.fetch_add(1, Ordering::SeqCst);
-            async move { Ok(cluster(if n < 3 { ClusterStatus::Creating } else { ClusterStatus::Active })) }
+            async move {
+                Ok(cluster(if n < 3 {
+                    ClusterStatus::Creating
+                } else {
+                    ClusterStatus::Active
+                }))
+            }
         })
         .await
         .expect("becomes active");
@@ -433,7 +500,11 @@ DzD4
             .id("0b8a1e4c-1234-4f4e-9a2b-123456789abc")
             .status(ClusterStatus::Active)
             .endpoint("https://example.invalid")
-            .certificate_authority(Certificate::builder().data(b64(TEST_CA_PEM.as_bytes())).build())
+            .certificate_authority(
+                Certificate::builder()
+                    .data(b64(TEST_CA_PEM.as_bytes()))
+                    .build(),
+            )
             .kubernetes_network_config(
                 KubernetesNetworkConfigResponse::builder()
                     .service_ipv4_cidr("172.20.0.0/16")
@@ -442,24 +513,37 @@ DzD4
             )
             .outpost_config(
                 OutpostConfigResponse::builder()
-                    .outpost_arns("arn:aws:outposts:us-west-2:123456789012:outpost/op-0123456789abcdef0")
+                    .outpost_arns(
+                        "arn:aws:outposts:us-west-2:123456789012:outpost/op-0123456789abcdef0",
+                    )
                     .control_plane_instance_type("m5.large")
                     .build()
                     .expect("outpost config"),
             )
             .remote_network_config(
                 RemoteNetworkConfigResponse::builder()
-                    .remote_node_networks(RemoteNodeNetwork::builder().cidrs("10.200.0.0/16").build())
+                    .remote_node_networks(
+                        RemoteNodeNetwork::builder().cidrs("10.200.0.0/16").build(),
+                    )
                     .remote_pod_networks(RemotePodNetwork::builder().cidrs("10.201.0.0/16").build())
                     .build(),
             )
             .build();
         let d = cluster_details("c", &c, false).expect("details");
         assert!(d.local_outpost);
-        assert_eq!(d.id.as_deref(), Some("0b8a1e4c-1234-4f4e-9a2b-123456789abc"));
-        assert_eq!(d.service_ipv4_cidr, Some("172.20.0.0/16".parse().expect("cidr")));
+        assert_eq!(
+            d.id.as_deref(),
+            Some("0b8a1e4c-1234-4f4e-9a2b-123456789abc")
+        );
+        assert_eq!(
+            d.service_ipv4_cidr,
+            Some("172.20.0.0/16".parse().expect("cidr"))
+        );
         assert_eq!(d.ip_family, Some(IpFamily::Ipv4));
-        assert_eq!(d.remote_node_networks, vec!["10.200.0.0/16".parse::<IpNet>().expect("cidr")]);
+        assert_eq!(
+            d.remote_node_networks,
+            vec!["10.200.0.0/16".parse::<IpNet>().expect("cidr")]
+        );
         assert_eq!(d.remote_pod_networks.len(), 1);
         assert_eq!(d.certificate_authority_pem, None);
     }
@@ -468,7 +552,11 @@ DzD4
     fn bad_service_cidr_names_the_field() {
         let c = Cluster::builder()
             .name("c")
-            .kubernetes_network_config(KubernetesNetworkConfigResponse::builder().service_ipv4_cidr("nope").build())
+            .kubernetes_network_config(
+                KubernetesNetworkConfigResponse::builder()
+                    .service_ipv4_cidr("nope")
+                    .build(),
+            )
             .build();
         let err = cluster_details("c", &c, false).expect_err("bad cidr");
         assert!(err.to_string().contains("serviceIpv4Cidr"), "{err}");

@@ -106,7 +106,9 @@ pub enum Error {
         source: serde_json::Error,
     },
     /// The endpoint from the environment or a parameter is not a URL.
-    #[error("invalid IMDS endpoint {value:?} (from {origin}): expected a URL like http://169.254.169.254")]
+    #[error(
+        "invalid IMDS endpoint {value:?} (from {origin}): expected a URL like http://169.254.169.254"
+    )]
     InvalidEndpoint {
         /// The value given.
         value: String,
@@ -187,7 +189,9 @@ pub enum EndpointSetting {
 
 /// Resolves the endpoint from `AWS_EC2_METADATA_*` variables given by `lookup`.
 /// The explicit endpoint wins over the mode; `AWS_EC2_METADATA_DISABLED=true` wins over both.
-pub fn endpoint_from_env(lookup: impl Fn(&str) -> Option<String>) -> Result<EndpointSetting, Error> {
+pub fn endpoint_from_env(
+    lookup: impl Fn(&str) -> Option<String>,
+) -> Result<EndpointSetting, Error> {
     if lookup(ENV_DISABLED).is_some_and(|v| v.trim().eq_ignore_ascii_case("true")) {
         return Ok(EndpointSetting::Disabled);
     }
@@ -205,7 +209,9 @@ pub fn endpoint_from_env(lookup: impl Fn(&str) -> Option<String>) -> Result<Endp
         EndpointMode::Ipv4 => IMDS_ENDPOINT_IPV4,
         EndpointMode::Ipv6 => IMDS_ENDPOINT_IPV6,
     };
-    Ok(EndpointSetting::Endpoint(parse_endpoint(default, "default")?))
+    Ok(EndpointSetting::Endpoint(parse_endpoint(
+        default, "default",
+    )?))
 }
 
 fn parse_endpoint(value: &str, origin: &'static str) -> Result<Url, Error> {
@@ -332,7 +338,10 @@ impl Imds {
             match self.attempt(endpoint, path, budget).await? {
                 Attempt::Done(body) => return Ok(body),
                 Attempt::TokenRejected(rejected) => {
-                    tracing::debug!(path, "IMDS refused the session token (401); getting a new one");
+                    tracing::debug!(
+                        path,
+                        "IMDS refused the session token (401); getting a new one"
+                    );
                     last_cause = "the session token was refused (HTTP 401)".to_string();
                     // Forget the token only if no concurrent read has replaced it already.
                     let mut slot = self.token.lock().await;
@@ -366,10 +375,12 @@ impl Imds {
 
     /// Reads `path`; a 404 is an error (the path exists on every instance).
     pub async fn get(&self, path: &str) -> Result<Vec<u8>, Error> {
-        self.get_optional(path).await?.ok_or_else(|| Error::Missing {
-            endpoint: self.endpoint.clone().unwrap_or_default(),
-            path: path.to_string(),
-        })
+        self.get_optional(path)
+            .await?
+            .ok_or_else(|| Error::Missing {
+                endpoint: self.endpoint.clone().unwrap_or_default(),
+                path: path.to_string(),
+            })
     }
 
     /// Reads `path` as trimmed UTF-8 text.
@@ -395,7 +406,12 @@ impl Imds {
     }
 
     /// One attempt: make sure there is a token, then GET.
-    async fn attempt(&self, endpoint: &str, path: &str, budget: Duration) -> Result<Attempt, Error> {
+    async fn attempt(
+        &self,
+        endpoint: &str,
+        path: &str,
+        budget: Duration,
+    ) -> Result<Attempt, Error> {
         let started = Instant::now();
         let token = match self.token(endpoint, budget).await? {
             Ok(token) => token,
@@ -408,7 +424,9 @@ impl Imds {
         let url = format!("{endpoint}{path}");
         let Ok(mut header) = reqwest::header::HeaderValue::from_str(&token) else {
             self.token.lock().await.take();
-            return Ok(Attempt::Retry("IMDS returned a session token that is not a valid header value".to_string()));
+            return Ok(Attempt::Retry(
+                "IMDS returned a session token that is not a valid header value".to_string(),
+            ));
         };
         header.set_sensitive(true);
         let sent = self
@@ -444,7 +462,11 @@ impl Imds {
 
     /// The current token, fetching a new one when there is none or it is about to expire.
     /// The outer `Err` is final; the inner `Err` is a transient cause worth a retry.
-    async fn token(&self, endpoint: &str, budget: Duration) -> Result<Result<String, String>, Error> {
+    async fn token(
+        &self,
+        endpoint: &str,
+        budget: Duration,
+    ) -> Result<Result<String, String>, Error> {
         let mut slot = self.token.lock().await;
         if let Some(t) = slot.as_ref()
             && Instant::now() < t.refresh_at
@@ -685,10 +707,13 @@ fn parse_value<T: std::str::FromStr>(path: &str, value: &str) -> Result<T, Error
 where
     T::Err: fmt::Display,
 {
-    value.trim().parse().map_err(|e: T::Err| Error::InvalidValue {
-        path: path.to_string(),
-        reason: format!("{value:?}: {e}"),
-    })
+    value
+        .trim()
+        .parse()
+        .map_err(|e: T::Err| Error::InvalidValue {
+            path: path.to_string(),
+            reason: format!("{value:?}: {e}"),
+        })
 }
 
 /// Parses a newline-separated list; absent (404) or empty means an empty list.
@@ -797,7 +822,10 @@ mod tests {
     #[test]
     fn endpoint_defaults_to_ipv4() {
         let got = endpoint_from_env(env(&[])).expect("ok");
-        assert_eq!(got, EndpointSetting::Endpoint(Url::parse(IMDS_ENDPOINT_IPV4).expect("url")));
+        assert_eq!(
+            got,
+            EndpointSetting::Endpoint(Url::parse(IMDS_ENDPOINT_IPV4).expect("url"))
+        );
     }
 
     #[test]
@@ -816,8 +844,12 @@ mod tests {
             (ENV_ENDPOINT, "http://127.0.0.1:1234/"),
         ]))
         .expect("ok");
-        assert_eq!(got, EndpointSetting::Endpoint(Url::parse("http://127.0.0.1:1234/").expect("url")));
-        let got = endpoint_from_env(env(&[(ENV_DISABLED, "TRUE"), (ENV_ENDPOINT, "http://x")])).expect("ok");
+        assert_eq!(
+            got,
+            EndpointSetting::Endpoint(Url::parse("http://127.0.0.1:1234/").expect("url"))
+        );
+        let got = endpoint_from_env(env(&[(ENV_DISABLED, "TRUE"), (ENV_ENDPOINT, "http://x")]))
+            .expect("ok");
         assert_eq!(got, EndpointSetting::Disabled);
     }
 
@@ -840,7 +872,10 @@ mod tests {
 
     #[test]
     fn token_lifetime_keeps_a_margin() {
-        assert_eq!(token_lifetime(21_600), Duration::from_secs(21_600) - IMDS_TOKEN_REFRESH_MARGIN);
+        assert_eq!(
+            token_lifetime(21_600),
+            Duration::from_secs(21_600) - IMDS_TOKEN_REFRESH_MARGIN
+        );
         assert_eq!(token_lifetime(10), Duration::from_secs(5));
     }
 

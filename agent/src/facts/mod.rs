@@ -122,7 +122,9 @@ pub struct DiscoverInput {
 impl DiscoverInput {
     /// Whether DescribeCluster is needed: something the node needs is not in the configuration.
     pub fn needs_describe_cluster(&self) -> bool {
-        self.api_server_endpoint.is_none() || self.certificate_authority.is_none() || self.service_cidr.is_none()
+        self.api_server_endpoint.is_none()
+            || self.certificate_authority.is_none()
+            || self.service_cidr.is_none()
     }
 }
 

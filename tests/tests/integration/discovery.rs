@@ -53,11 +53,13 @@ fn client() -> reqwest::Client {
     reqwest::Client::builder()
         .no_proxy()
         .use_preconfigured_tls(
-            rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(rustls::crypto::aws_lc_rs::default_provider()))
-                .with_safe_default_protocol_versions()
-                .expect("tls")
-                .with_root_certificates(rustls::RootCertStore::empty())
-                .with_no_client_auth(),
+            rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(
+                rustls::crypto::aws_lc_rs::default_provider(),
+            ))
+            .with_safe_default_protocol_versions()
+            .expect("tls")
+            .with_root_certificates(rustls::RootCertStore::empty())
+            .with_no_client_auth(),
         )
         .build()
         .expect("client")
@@ -81,9 +83,18 @@ async fn emulator_follows_the_imdsv2_protocol() {
     let ttl = "x-aws-ec2-metadata-token-ttl-seconds";
 
     // The TTL header is required and bounded.
-    assert_eq!(http.put(&token_url).send().await.expect("put").status(), 400);
+    assert_eq!(
+        http.put(&token_url).send().await.expect("put").status(),
+        400
+    );
     for bad in ["0", "21601", "abc"] {
-        let s = http.put(&token_url).header(ttl, bad).send().await.expect("put").status();
+        let s = http
+            .put(&token_url)
+            .header(ttl, bad)
+            .send()
+            .await
+            .expect("put")
+            .status();
         assert_eq!(s, 400, "ttl {bad}");
     }
     // A proxied token request is refused; GET on the token path is the wrong method.
@@ -96,18 +107,35 @@ async fn emulator_follows_the_imdsv2_protocol() {
         .expect("put")
         .status();
     assert_eq!(s, 403);
-    assert_eq!(http.get(&token_url).send().await.expect("get").status(), 405);
+    assert_eq!(
+        http.get(&token_url).send().await.expect("get").status(),
+        405
+    );
 
     // A token; the TTL is echoed.
-    let r = http.put(&token_url).header(ttl, "21600").send().await.expect("put");
+    let r = http
+        .put(&token_url)
+        .header(ttl, "21600")
+        .send()
+        .await
+        .expect("put");
     assert_eq!(r.status(), 200);
-    assert_eq!(r.headers().get(ttl).and_then(|v| v.to_str().ok()), Some("21600"));
+    assert_eq!(
+        r.headers().get(ttl).and_then(|v| v.to_str().ok()),
+        Some("21600")
+    );
     let token = r.text().await.expect("token");
 
     // No token or a wrong one: 401. With it: the data.
     let mac_url = format!("{base}/latest/meta-data/mac");
     assert_eq!(http.get(&mac_url).send().await.expect("get").status(), 401);
-    let s = http.get(&mac_url).header("x-aws-ec2-metadata-token", "nope").send().await.expect("get").status();
+    let s = http
+        .get(&mac_url)
+        .header("x-aws-ec2-metadata-token", "nope")
+        .send()
+        .await
+        .expect("get")
+        .status();
     assert_eq!(s, 401);
     let get = |path: &str| {
         http.get(format!("{base}{path}"))
@@ -117,15 +145,34 @@ async fn emulator_follows_the_imdsv2_protocol() {
     let r = get("/latest/meta-data/mac").await.expect("get");
     assert_eq!(r.status(), 200);
     assert_eq!(r.text().await.expect("body"), "0a:1b:2c:3d:4e:5f");
-    let s = http.post(&mac_url).header("x-aws-ec2-metadata-token", &token).send().await.expect("post").status();
+    let s = http
+        .post(&mac_url)
+        .header("x-aws-ec2-metadata-token", &token)
+        .send()
+        .await
+        .expect("post")
+        .status();
     assert_eq!(s, 405);
 
     // Directory listings and IAM role credentials.
-    let listing = get("/latest/meta-data/").await.expect("get").text().await.expect("body");
+    let listing = get("/latest/meta-data/")
+        .await
+        .expect("get")
+        .text()
+        .await
+        .expect("body");
     for entry in ["mac", "placement/", "network/", "services/", "iam/"] {
-        assert!(listing.lines().any(|l| l == entry), "{entry} missing in {listing}");
+        assert!(
+            listing.lines().any(|l| l == entry),
+            "{entry} missing in {listing}"
+        );
     }
-    let role = get("/latest/meta-data/iam/security-credentials/").await.expect("get").text().await.expect("body");
+    let role = get("/latest/meta-data/iam/security-credentials/")
+        .await
+        .expect("get")
+        .text()
+        .await
+        .expect("body");
     assert_eq!(role, "node-role");
     let creds: serde_json::Value = get("/latest/meta-data/iam/security-credentials/node-role")
         .await
@@ -133,23 +180,50 @@ async fn emulator_follows_the_imdsv2_protocol() {
         .json()
         .await
         .expect("json");
-    for k in ["Code", "LastUpdated", "Type", "AccessKeyId", "SecretAccessKey", "Token", "Expiration"] {
+    for k in [
+        "Code",
+        "LastUpdated",
+        "Type",
+        "AccessKeyId",
+        "SecretAccessKey",
+        "Token",
+        "Expiration",
+    ] {
         assert!(creds.get(k).is_some(), "{k} missing in {creds}");
     }
     assert_eq!(get("/latest/user-data").await.expect("get").status(), 404);
-    assert_eq!(get("/latest/meta-data/no-such-thing").await.expect("get").status(), 404);
+    assert_eq!(
+        get("/latest/meta-data/no-such-thing")
+            .await
+            .expect("get")
+            .status(),
+        404
+    );
 
     // Expired token: 401. Turned off: 403.
     emu.expire_tokens();
-    assert_eq!(get("/latest/meta-data/mac").await.expect("get").status(), 401);
+    assert_eq!(
+        get("/latest/meta-data/mac").await.expect("get").status(),
+        401
+    );
     emu.set_disabled(true);
-    assert_eq!(http.put(&token_url).header(ttl, "60").send().await.expect("put").status(), 403);
+    assert_eq!(
+        http.put(&token_url)
+            .header(ttl, "60")
+            .send()
+            .await
+            .expect("put")
+            .status(),
+        403
+    );
 }
 
 #[tokio::test]
 async fn imds_client_reads_everything_with_one_token() {
     let emu = ImdsEmulator::start(Instance::example());
-    let imds = Imds::with_endpoint(&emu.endpoint()).expect("client").with_policy(fast_policy());
+    let imds = Imds::with_endpoint(&emu.endpoint())
+        .expect("client")
+        .with_policy(fast_policy());
     let md = imds.instance_metadata().await.expect("metadata");
     assert_eq!(md.identity.instance_id, "i-0123456789abcdef0");
     assert_eq!(md.identity.instance_type, "m5.large");
@@ -157,10 +231,19 @@ async fn imds_client_reads_everything_with_one_token() {
     assert_eq!(md.mac, "0a:1b:2c:3d:4e:5f");
     assert_eq!(md.local_ipv4, Some("10.0.1.23".parse().expect("ip")));
     assert_eq!(md.interface.local_ipv4s.len(), 2);
-    assert_eq!(md.interface.vpc_ipv4_cidr_blocks, vec!["10.0.0.0/16".parse().expect("cidr")]);
-    assert_eq!(md.interface.subnet_ipv4_cidr_block, Some("10.0.1.0/24".parse().expect("cidr")));
+    assert_eq!(
+        md.interface.vpc_ipv4_cidr_blocks,
+        vec!["10.0.0.0/16".parse().expect("cidr")]
+    );
+    assert_eq!(
+        md.interface.subnet_ipv4_cidr_block,
+        Some("10.0.1.0/24".parse().expect("cidr"))
+    );
     assert!(md.interface.ipv6s.is_empty());
-    assert_eq!(md.placement.availability_zone_id.as_deref(), Some("usw2-az1"));
+    assert_eq!(
+        md.placement.availability_zone_id.as_deref(),
+        Some("usw2-az1")
+    );
     assert_eq!(md.placement.outpost_arn, None);
     assert_eq!(md.domain, "amazonaws.com");
     assert_eq!(md.partition, "aws");
@@ -178,7 +261,9 @@ async fn imds_client_reads_everything_with_one_token() {
 async fn imds_client_turned_off_is_a_clear_error() {
     let emu = ImdsEmulator::start(Instance::example());
     emu.set_disabled(true);
-    let imds = Imds::with_endpoint(&emu.endpoint()).expect("client").with_policy(fast_policy());
+    let imds = Imds::with_endpoint(&emu.endpoint())
+        .expect("client")
+        .with_policy(fast_policy());
     let err = imds.mac().await.expect_err("turned off");
     assert!(matches!(err, imds::Error::Disabled { .. }), "{err}");
     assert!(err.to_string().contains("turned off"), "{err}");
@@ -190,7 +275,9 @@ async fn discovery_succeeds_against_moto_and_the_emulator() {
     let world = aws_world::run_instance(&moto.endpoint(), "m5.large").await;
     aws_world::create_cluster(&moto.endpoint(), CLUSTER).await;
     let emu = ImdsEmulator::start(world.instance.clone());
-    let imds = Imds::with_endpoint(&emu.endpoint()).expect("client").with_policy(fast_policy());
+    let imds = Imds::with_endpoint(&emu.endpoint())
+        .expect("client")
+        .with_policy(fast_policy());
     // The CA comes from the config (moto's DescribeCluster CA is random text); endpoint and
     // service CIDR are missing, so DescribeCluster is called for them.
     let mut input = input(&moto);
@@ -205,11 +292,20 @@ async fn discovery_succeeds_against_moto_and_the_emulator() {
     assert_eq!(facts.private_dns_name, world.private_dns_name);
     let cluster = facts.cluster.expect("DescribeCluster was called");
     assert_eq!(cluster.name, CLUSTER);
-    assert_eq!(cluster.service_ipv4_cidr, Some(aws_world::SERVICE_CIDR.parse().expect("cidr")));
+    assert_eq!(
+        cluster.service_ipv4_cidr,
+        Some(aws_world::SERVICE_CIDR.parse().expect("cidr"))
+    );
     assert_eq!(cluster.ip_family, Some(facts::eks::IpFamily::Ipv4));
-    assert_eq!(cluster.remote_node_networks, vec![aws_world::REMOTE_NODE_CIDR.parse().expect("cidr")]);
+    assert_eq!(
+        cluster.remote_node_networks,
+        vec![aws_world::REMOTE_NODE_CIDR.parse().expect("cidr")]
+    );
     assert!(cluster.endpoint.is_some_and(|e| e.starts_with("https://")));
-    assert_eq!(cluster.certificate_authority_pem, None, "the configured CA is kept");
+    assert_eq!(
+        cluster.certificate_authority_pem, None,
+        "the configured CA is kept"
+    );
     assert!(!cluster.local_outpost);
 }
 
@@ -218,7 +314,9 @@ async fn discovery_skips_describe_cluster_when_the_config_has_everything() {
     let moto = Moto::start();
     let world = aws_world::run_instance(&moto.endpoint(), "c5.xlarge").await;
     let emu = ImdsEmulator::start(world.instance.clone());
-    let imds = Imds::with_endpoint(&emu.endpoint()).expect("client").with_policy(fast_policy());
+    let imds = Imds::with_endpoint(&emu.endpoint())
+        .expect("client")
+        .with_policy(fast_policy());
     // No cluster exists in moto: a DescribeCluster call would fail with ResourceNotFound.
     let mut input = input(&moto);
     input.cluster_name = "no-such-cluster".into();
@@ -231,9 +329,14 @@ async fn discovery_skips_describe_cluster_when_the_config_has_everything() {
 
     // And the same input without the CIDR does call it, and fails naming the cluster.
     input.service_cidr = None;
-    let err = facts::discover(&imds, &input).await.expect_err("no such cluster");
+    let err = facts::discover(&imds, &input)
+        .await
+        .expect_err("no such cluster");
     let msg = err.to_string();
-    assert!(msg.contains("DescribeCluster") && msg.contains("no-such-cluster"), "{msg}");
+    assert!(
+        msg.contains("DescribeCluster") && msg.contains("no-such-cluster"),
+        "{msg}"
+    );
 }
 
 #[tokio::test]
@@ -245,7 +348,9 @@ async fn discovery_survives_imds_faults() {
     emu.set_delay(Duration::from_millis(300));
     emu.drop_next(1);
     emu.fail_next(3, 503);
-    let imds = Imds::with_endpoint(&emu.endpoint()).expect("client").with_policy(fast_policy());
+    let imds = Imds::with_endpoint(&emu.endpoint())
+        .expect("client")
+        .with_policy(fast_policy());
     let mut input = input(&moto);
     input.certificate_authority = Some(TEST_CA_PEM.as_bytes().to_vec());
     // Expire the token while discovery is reading IMDS.
@@ -259,14 +364,22 @@ async fn discovery_survives_imds_faults() {
             emu.expire_tokens();
         })
     };
-    let facts = facts::discover(&imds, &input).await.expect("discovery despite faults");
+    let facts = facts::discover(&imds, &input)
+        .await
+        .expect("discovery despite faults");
     expirer.await.expect("expirer");
     assert_eq!(facts.instance_id(), world.instance.instance_id);
     assert_eq!(facts.private_dns_name, world.private_dns_name);
     assert_eq!(emu.dropped(), 1, "one connection was dropped");
     assert_eq!(emu.failed(), 3, "three 503s were served");
-    assert!(emu.unauthorized() >= 1, "the expired token was refused at least once");
-    assert!(emu.tokens_issued() >= 2, "a fresh token was fetched after the 401");
+    assert!(
+        emu.unauthorized() >= 1,
+        "the expired token was refused at least once"
+    );
+    assert!(
+        emu.tokens_issued() >= 2,
+        "a fresh token was fetched after the 401"
+    );
 }
 
 #[tokio::test]
@@ -275,36 +388,57 @@ async fn discovery_fails_within_the_deadline_when_imds_is_down() {
     let port = eks_node_agent_tests::free_port();
     let endpoint = format!("http://127.0.0.1:{port}");
     let deadline = Duration::from_secs(3);
-    let imds = Imds::with_endpoint(&endpoint).expect("client").with_policy(RetryPolicy {
-        max_attempts: 100,
-        initial_backoff: Duration::from_millis(50),
-        max_backoff: Duration::from_millis(400),
-        attempt_timeout: Duration::from_secs(1),
-        total_deadline: deadline,
-    });
+    let imds = Imds::with_endpoint(&endpoint)
+        .expect("client")
+        .with_policy(RetryPolicy {
+            max_attempts: 100,
+            initial_backoff: Duration::from_millis(50),
+            max_backoff: Duration::from_millis(400),
+            attempt_timeout: Duration::from_secs(1),
+            total_deadline: deadline,
+        });
     let input = DiscoverInput {
         cluster_name: CLUSTER.into(),
         ..DiscoverInput::default()
     };
     let started = Instant::now();
-    let err = facts::discover(&imds, &input).await.expect_err("IMDS is down");
+    let err = facts::discover(&imds, &input)
+        .await
+        .expect_err("IMDS is down");
     let took = started.elapsed();
     let msg = err.to_string();
-    assert!(msg.starts_with(&format!("IMDS unreachable at {endpoint} after ")), "{msg}");
-    assert!(msg.contains("attempts over") && msg.contains("cannot connect"), "{msg}");
-    assert!(took >= deadline - Duration::from_millis(500), "gave up too early: {took:?}");
-    assert!(took < deadline + Duration::from_secs(2), "overran the deadline: {took:?}");
+    assert!(
+        msg.starts_with(&format!("IMDS unreachable at {endpoint} after ")),
+        "{msg}"
+    );
+    assert!(
+        msg.contains("attempts over") && msg.contains("cannot connect"),
+        "{msg}"
+    );
+    assert!(
+        took >= deadline - Duration::from_millis(500),
+        "gave up too early: {took:?}"
+    );
+    assert!(
+        took < deadline + Duration::from_secs(2),
+        "overran the deadline: {took:?}"
+    );
 
     // A server that only answers 503 is reported the same way, with the status.
     let emu = ImdsEmulator::start(Instance::example());
     emu.fail_next(u32::MAX, 503);
-    let imds = Imds::with_endpoint(&emu.endpoint()).expect("client").with_policy(RetryPolicy {
-        max_attempts: 4,
-        ..fast_policy()
-    });
+    let imds = Imds::with_endpoint(&emu.endpoint())
+        .expect("client")
+        .with_policy(RetryPolicy {
+            max_attempts: 4,
+            ..fast_policy()
+        });
     let err = imds.mac().await.expect_err("always 503");
     let msg = err.to_string();
-    assert!(msg.contains("after 4 attempts") && msg.contains("HTTP 503"), "{msg}");
+    assert!(
+        msg.contains("after 4 attempts") && msg.contains("HTTP 503"),
+        "{msg}"
+    );
 }
 
 #[tokio::test]
@@ -314,11 +448,21 @@ async fn describe_cluster_with_a_ca_that_is_not_base64_pem_is_a_clear_error() {
     // moto's DescribeCluster returns 1400 random letters and digits as the CA.
     aws_world::create_cluster(&moto.endpoint(), CLUSTER).await;
     let emu = ImdsEmulator::start(world.instance.clone());
-    let imds = Imds::with_endpoint(&emu.endpoint()).expect("client").with_policy(fast_policy());
-    let err = facts::discover(&imds, &input(&moto)).await.expect_err("bad CA");
+    let imds = Imds::with_endpoint(&emu.endpoint())
+        .expect("client")
+        .with_policy(fast_policy());
+    let err = facts::discover(&imds, &input(&moto))
+        .await
+        .expect_err("bad CA");
     let msg = err.to_string();
     assert!(msg.contains("DescribeCluster"), "{msg}");
     assert!(msg.contains("cluster.certificateAuthority.data"), "{msg}");
     assert!(msg.contains(CLUSTER), "{msg}");
-    assert!(matches!(err, facts::Error::Eks(facts::eks::Error::InvalidCertificateAuthority { .. })), "{err:?}");
+    assert!(
+        matches!(
+            err,
+            facts::Error::Eks(facts::eks::Error::InvalidCertificateAuthority { .. })
+        ),
+        "{err:?}"
+    );
 }
