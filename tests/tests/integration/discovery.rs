@@ -258,6 +258,33 @@ async fn imds_client_reads_everything_with_one_token() {
 }
 
 #[tokio::test]
+async fn imds_client_replaces_its_token_before_it_expires() {
+    let emu = ImdsEmulator::start(Instance::example());
+    // A 2 s token is used for 1 s (half its life, as the TTL is below twice the margin).
+    let imds = Imds::with_endpoint(&emu.endpoint())
+        .expect("client")
+        .with_policy(fast_policy())
+        .with_token_ttl(2);
+    imds.mac().await.expect("first read");
+    imds.mac().await.expect("second read, same token");
+    assert_eq!(emu.tokens_issued(), 1);
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    imds.mac()
+        .await
+        .expect("read after the token's use-by time");
+    assert_eq!(
+        emu.tokens_issued(),
+        2,
+        "a new token was fetched before IMDS expired the old one"
+    );
+    assert_eq!(
+        emu.unauthorized(),
+        0,
+        "no request went out with an expired token"
+    );
+}
+
+#[tokio::test]
 async fn imds_client_turned_off_is_a_clear_error() {
     let emu = ImdsEmulator::start(Instance::example());
     emu.set_disabled(true);
