@@ -33,6 +33,12 @@ pub fn classify(err: &anyhow::Error) -> Code {
         if let Some(e) = cause.downcast_ref::<crate::config::Error>() {
             return e.exit_code();
         }
+        if let Some(e) = cause.downcast_ref::<crate::facts::Error>() {
+            return e.exit_code();
+        }
+        if let Some(e) = cause.downcast_ref::<crate::compute::values::Error>() {
+            return e.exit_code();
+        }
         if let Some(e) = cause.downcast_ref::<crate::compute::Error>() {
             return e.exit_code();
         }

@@ -1,7 +1,10 @@
 //! Test support shared by the integration tests: paths, free ports, the Python venv with the
 //! real peers (moto, botocore, awscli), and the emulators for services that cannot run here.
 
+pub mod aws_world;
 pub mod golden;
+pub mod imds;
+pub mod latency_proxy;
 pub mod moto;
 pub mod systemd_dbus;
 

@@ -96,32 +96,10 @@ impl Ec2 {
         instance_id: &str,
         wait: DnsWait,
     ) -> Result<String, Error> {
-        let started = Instant::now();
-        let mut pause = wait.initial_backoff;
-        let mut tries = 0u32;
-        loop {
-            tries += 1;
-            let name = self.describe_private_dns_name(instance_id).await?;
-            if !name.is_empty() {
-                tracing::debug!(instance_id, private_dns_name = %name, tries, "EC2 private DNS name");
-                return Ok(name);
-            }
-            let waited = started.elapsed();
-            if waited + pause > wait.total {
-                return Err(Error::NoPrivateDnsName {
-                    instance_id: instance_id.to_string(),
-                    waited,
-                });
-            }
-            tracing::info!(
-                instance_id,
-                tries,
-                waited_secs = waited.as_secs(),
-                "EC2 has no private DNS name for the instance yet; waiting"
-            );
-            tokio::time::sleep(pause).await;
-            pause = (pause * 2).min(wait.max_backoff);
-        }
+        wait_for_private_dns_name(instance_id, wait, || {
+            self.describe_private_dns_name(instance_id)
+        })
+        .await
     }
 
     async fn describe_private_dns_name(&self, instance_id: &str) -> Result<String, Error> {
@@ -153,6 +131,45 @@ impl Ec2 {
     }
 }
 
+/// Polls `describe` until it returns a non-empty name, with backoff, for at most `wait.total`.
+/// Generic over the call so the loop is tested without a network.
+pub async fn wait_for_private_dns_name<F, Fut>(
+    instance_id: &str,
+    wait: DnsWait,
+    mut describe: F,
+) -> Result<String, Error>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<String, Error>>,
+{
+    let started = Instant::now();
+    let mut pause = wait.initial_backoff;
+    let mut tries = 0u32;
+    loop {
+        tries += 1;
+        let name = describe().await?;
+        if !name.is_empty() {
+            tracing::debug!(instance_id, private_dns_name = %name, tries, "EC2 private DNS name");
+            return Ok(name);
+        }
+        let waited = started.elapsed();
+        if waited + pause > wait.total {
+            return Err(Error::NoPrivateDnsName {
+                instance_id: instance_id.to_string(),
+                waited,
+            });
+        }
+        tracing::info!(
+            instance_id,
+            tries,
+            waited_secs = waited.as_secs(),
+            "EC2 has no private DNS name for the instance yet; waiting"
+        );
+        tokio::time::sleep(pause).await;
+        pause = (pause * 2).min(wait.max_backoff);
+    }
+}
+
 /// The service's error code and message, or the whole chain for transport errors.
 pub(crate) fn sdk_message<E, R>(e: &aws_sdk_ec2::error::SdkError<E, R>) -> String
 where
@@ -163,5 +180,48 @@ where
         (Some(code), Some(msg)) => format!("{code}: {msg}"),
         (Some(code), None) => code.to_string(),
         _ => DisplayErrorContext(e).to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicU32, Ordering};
+
+    const FAST: DnsWait = DnsWait {
+        total: Duration::from_millis(200),
+        initial_backoff: Duration::from_millis(1),
+        max_backoff: Duration::from_millis(8),
+    };
+
+    #[tokio::test]
+    async fn waits_while_the_name_is_empty() {
+        let calls = AtomicU32::new(0);
+        let name = wait_for_private_dns_name("i-1", FAST, || {
+            let n = calls.fetch_add(1, Ordering::SeqCst);
+            async move {
+                Ok(if n < 2 {
+                    String::new()
+                } else {
+                    "ip-10-0-0-1.ec2.internal".to_string()
+                })
+            }
+        })
+        .await
+        .expect("name");
+        assert_eq!(name, "ip-10-0-0-1.ec2.internal");
+        assert_eq!(calls.load(Ordering::SeqCst), 3);
+    }
+
+    #[tokio::test]
+    async fn gives_up_with_a_hint_when_the_name_stays_empty() {
+        let err = wait_for_private_dns_name("i-1", FAST, || async { Ok(String::new()) })
+            .await
+            .expect_err("stays empty");
+        let msg = err.to_string();
+        assert!(
+            msg.contains("i-1") && msg.contains("DNS hostnames"),
+            "{msg}"
+        );
     }
 }

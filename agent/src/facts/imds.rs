@@ -254,7 +254,7 @@ enum Attempt {
     /// The final answer: a body, or `None` for 404.
     Done(Option<Vec<u8>>),
     /// The token was refused (401): get a new one and try again at once.
-    TokenRejected,
+    TokenRejected(String),
     /// A transient failure worth a backoff.
     Retry(String),
 }
@@ -337,13 +337,18 @@ impl Imds {
             let budget = self.policy.attempt_timeout.min(deadline - now);
             match self.attempt(endpoint, path, budget).await? {
                 Attempt::Done(body) => return Ok(body),
-                Attempt::TokenRejected => {
+                Attempt::TokenRejected(rejected) => {
                     tracing::debug!(
                         path,
                         "IMDS refused the session token (401); getting a new one"
                     );
                     last_cause = "the session token was refused (HTTP 401)".to_string();
-                    self.token.lock().await.take();
+                    // Forget the token only if no concurrent read has replaced it already.
+                    let mut slot = self.token.lock().await;
+                    if slot.as_ref().is_some_and(|t| t.value == rejected) {
+                        slot.take();
+                    }
+                    drop(slot);
                     // The first refusal is retried at once; a repeated one backs off.
                     if attempts > 1 {
                         failures += 1;
@@ -417,10 +422,17 @@ impl Imds {
             return Ok(Attempt::Retry(format!("timed out after {budget:?}")));
         }
         let url = format!("{endpoint}{path}");
+        let Ok(mut header) = reqwest::header::HeaderValue::from_str(&token) else {
+            self.token.lock().await.take();
+            return Ok(Attempt::Retry(
+                "IMDS returned a session token that is not a valid header value".to_string(),
+            ));
+        };
+        header.set_sensitive(true);
         let sent = self
             .client
             .get(&url)
-            .header(TOKEN_HEADER, token)
+            .header(TOKEN_HEADER, header)
             .timeout(budget)
             .send()
             .await;
@@ -435,7 +447,7 @@ impl Imds {
                 Err(e) => Ok(Attempt::Retry(describe(&e))),
             },
             404 => Ok(Attempt::Done(None)),
-            401 => Ok(Attempt::TokenRejected),
+            401 => Ok(Attempt::TokenRejected(token)),
             403 => Err(Error::Disabled {
                 reason: format!("HTTP 403 for {path} at {endpoint}"),
             }),

@@ -49,6 +49,18 @@ pub enum Error {
     },
 }
 
+impl crate::exit::Classify for Error {
+    fn exit_code(&self) -> crate::exit::Code {
+        match self {
+            // A malformed AWS_EC2_METADATA_SERVICE_ENDPOINT(_MODE) is the user's input.
+            Error::Imds(
+                imds::Error::InvalidEndpoint { .. } | imds::Error::InvalidEndpointMode { .. },
+            ) => crate::exit::Code::BadInput,
+            _ => crate::exit::Code::Failure,
+        }
+    }
+}
+
 /// Everything discovered about this EC2 instance and its cluster.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Facts {

@@ -5,6 +5,7 @@
 mod apply;
 mod cli;
 mod config;
+mod discovery;
 mod init;
 mod max_pods;
 

@@ -1,0 +1,147 @@
+//! Seeds moto with an EC2 instance (RunInstances) and an EKS cluster (CreateCluster) through
+//! the AWS SDK, and describes the same instance for the IMDS emulator, so the emulator and
+//! moto agree about one host.
+
+use aws_credential_types::Credentials;
+use aws_credential_types::provider::SharedCredentialsProvider;
+
+use crate::imds::{Instance, Interface};
+
+/// Region the tests use.
+pub const REGION: &str = "us-west-2";
+/// An AMI moto knows in every region.
+const MOTO_AMI: &str = "ami-03cf127a";
+/// Service CIDR given to the test cluster.
+pub const SERVICE_CIDR: &str = "172.20.0.0/16";
+/// Remote node network given to the test cluster (hybrid nodes).
+pub const REMOTE_NODE_CIDR: &str = "10.200.0.0/16";
+
+/// Static test credentials for moto (passed to clients, never put in the process environment).
+pub fn credentials() -> SharedCredentialsProvider {
+    SharedCredentialsProvider::new(Credentials::new(
+        "testing",
+        "testing",
+        None,
+        None,
+        "moto-test",
+    ))
+}
+
+async fn sdk(endpoint: &str) -> aws_config::SdkConfig {
+    aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .region(aws_config::Region::new(REGION))
+        .credentials_provider(credentials())
+        .endpoint_url(endpoint)
+        .load()
+        .await
+}
+
+/// What was created in moto.
+#[derive(Debug, Clone)]
+pub struct World {
+    /// The instance as the IMDS emulator should serve it.
+    pub instance: Instance,
+    /// `PrivateDnsName` moto reports for it.
+    pub private_dns_name: String,
+}
+
+/// Runs one instance of `instance_type` in moto and returns its description for IMDS.
+pub async fn run_instance(endpoint: &str, instance_type: &str) -> World {
+    let ec2 = aws_sdk_ec2::Client::new(&sdk(endpoint).await);
+    let out = ec2
+        .run_instances()
+        .image_id(MOTO_AMI)
+        .instance_type(aws_sdk_ec2::types::InstanceType::from(instance_type))
+        .min_count(1)
+        .max_count(1)
+        .send()
+        .await
+        .expect("moto RunInstances");
+    let inst = out.instances().first().expect("one instance").clone();
+    let nic = inst
+        .network_interfaces()
+        .first()
+        .expect("a network interface")
+        .clone();
+    let subnet_id = inst.subnet_id().expect("subnet").to_string();
+    let vpc_id = inst.vpc_id().expect("vpc").to_string();
+    let subnets = ec2
+        .describe_subnets()
+        .subnet_ids(&subnet_id)
+        .send()
+        .await
+        .expect("moto DescribeSubnets");
+    let subnet_cidr = subnets.subnets()[0].cidr_block().map(str::to_string);
+    let vpcs = ec2
+        .describe_vpcs()
+        .vpc_ids(&vpc_id)
+        .send()
+        .await
+        .expect("moto DescribeVpcs");
+    let vpc_cidrs: Vec<String> = vpcs.vpcs()[0]
+        .cidr_block_association_set()
+        .iter()
+        .filter_map(|a| a.cidr_block().map(str::to_string))
+        .collect();
+    let az = inst
+        .placement()
+        .and_then(|p| p.availability_zone())
+        .expect("az")
+        .to_string();
+    let private_ip = inst.private_ip_address().expect("private ip").to_string();
+    let private_dns_name = inst.private_dns_name().unwrap_or_default().to_string();
+    let mut instance = Instance::example();
+    instance.instance_id = inst.instance_id().expect("id").to_string();
+    instance.instance_type = instance_type.to_string();
+    instance.region = REGION.to_string();
+    instance.availability_zone = az;
+    instance.account_id = "123456789012".to_string();
+    instance.image_id = MOTO_AMI.to_string();
+    instance.local_hostname = private_dns_name.clone();
+    instance.interfaces = vec![Interface {
+        mac: nic.mac_address().expect("mac").to_string(),
+        device_number: 0,
+        network_card: Some(0),
+        local_ipv4s: vec![private_ip],
+        ipv6s: vec![],
+        vpc_ipv4_cidr_blocks: vpc_cidrs,
+        subnet_ipv4_cidr_block: subnet_cidr,
+        subnet_id,
+        vpc_id,
+    }];
+    World {
+        instance,
+        private_dns_name,
+    }
+}
+
+/// Creates an EKS cluster in moto (status ACTIVE at once: moto has no CREATING phase).
+pub async fn create_cluster(endpoint: &str, name: &str) {
+    let eks = aws_sdk_eks::Client::new(&sdk(endpoint).await);
+    eks.create_cluster()
+        .name(name)
+        .role_arn("arn:aws:iam::123456789012:role/eks-cluster")
+        .resources_vpc_config(
+            aws_sdk_eks::types::VpcConfigRequest::builder()
+                .subnet_ids("subnet-0123456789abcdef0")
+                .build(),
+        )
+        .kubernetes_network_config(
+            aws_sdk_eks::types::KubernetesNetworkConfigRequest::builder()
+                .service_ipv4_cidr(SERVICE_CIDR)
+                .ip_family(aws_sdk_eks::types::IpFamily::Ipv4)
+                .build(),
+        )
+        .remote_network_config(
+            aws_sdk_eks::types::RemoteNetworkConfigRequest::builder()
+                .remote_node_networks(
+                    aws_sdk_eks::types::RemoteNodeNetwork::builder()
+                        .cidrs(REMOTE_NODE_CIDR)
+                        .build(),
+                )
+                .build(),
+        )
+        .send()
+        .await
+        .expect("moto CreateCluster");
+}
