@@ -86,3 +86,268 @@ fn golden_init_scenarios() {
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
+
+mod cli {
+    //! `eks-node-agent init` as a process: EC2 against the IMDS emulator and moto, hybrid
+    //! with no cloud at all, dry runs, bad input, and idempotence.
+
+    use std::os::unix::fs::MetadataExt;
+    use std::path::Path;
+    use std::process::{Command, Output};
+
+    use eks_node_agent_tests::aws_world;
+    use eks_node_agent_tests::imds::ImdsEmulator;
+    use eks_node_agent_tests::moto::Moto;
+
+    use super::files_under;
+    use crate::agent_bin;
+
+    const CA_PEM: &str = "-----BEGIN CERTIFICATE-----
+MIIBfzCCASWgAwIBAgIUMnGKbeq3m3PqkkQSQQr/NQGMGKAwCgYIKoZIzj0EAwIw
+FTETMBEGA1UEAwwKa3ViZXJuZXRlczAeFw0yNjExMjUxNjQyMTNaFw0zNjExMjIx
+NjQyMTNaMBUxEzARBgNVBAMMCmt1YmVybmV0ZXMwWTATBgcqhkjOPQIBBggqhkjO
+PQMBBwNCAAS7BBJw8QO2htNYnZKbXtowjYSLeH8O6b1xsb8cnd6kfYd9YmtWk/l4
+2xJpSKx9QKuAf2OuONwSxuqTQFHc9pMlo1MwUTAdBgNVHQ4EFgQU2dayg3RmGgOq
+p+B5z5R0uLXSFuQwHwYDVR0jBBgwFoAU2dayg3RmGgOqp+B5z5R0uLXSFuQwDwYD
+VR0TAQH/BAUwAwEB/zAKBggqhkjOPQQDAgNIADBFAiEAouN0IeTvRGriiLP8V0pL
+XyM4j7Z9iUemNvJoJ2KaMs8CIG1iPV8SPEYnBA+2tTtnbD6wVr5fRyDeWJKub5Z+
+DzD4
+-----END CERTIFICATE-----
+";
+
+    fn ca_b64() -> String {
+        use base64::Engine;
+        base64::engine::general_purpose::STANDARD.encode(CA_PEM)
+    }
+
+    fn hybrid_config(dir: &Path) -> String {
+        let path = dir.join("hybrid.yaml");
+        std::fs::write(
+            &path,
+            format!(
+                "apiVersion: node.eks.aws/v1alpha1\nkind: NodeConfig\nspec:\n  cluster:\n    name: c1\n    region: us-west-2\n    apiServerEndpoint: https://c1.example.com\n    certificateAuthority: {}\n    cidr: 172.16.0.0/16\n  kubelet:\n    flags: [--node-ip=192.168.10.7]\n  hybrid:\n    iamRolesAnywhere:\n      nodeName: node-7\n      trustAnchorArn: arn:aws:rolesanywhere:us-west-2:123456789012:trust-anchor/a\n      profileArn: arn:aws:rolesanywhere:us-west-2:123456789012:profile/b\n      roleArn: arn:aws:iam::123456789012:role/Node\n",
+                ca_b64()
+            ),
+        )
+        .unwrap();
+        format!("file://{}", path.display())
+    }
+
+    fn agent(args: &[&str], envs: &[(&str, String)]) -> Output {
+        let mut cmd = Command::new(agent_bin());
+        cmd.args(args)
+            .env_remove("AWS_PROFILE")
+            .env("AWS_EC2_METADATA_DISABLED", "true");
+        for (k, v) in envs {
+            cmd.env(k, v);
+        }
+        cmd.output().unwrap()
+    }
+
+    fn stat_all(root: &Path) -> Vec<(std::path::PathBuf, u64, i64, i64)> {
+        files_under(root)
+            .into_iter()
+            .map(|p| {
+                let m = std::fs::metadata(&p).unwrap();
+                (p, m.ino(), m.mtime(), m.mtime_nsec())
+            })
+            .collect()
+    }
+
+    #[test]
+    fn hybrid_init_under_root_needs_no_cloud_and_is_idempotent() {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = tmp.path().join("root");
+        let src = hybrid_config(tmp.path());
+        let out = agent(&["init", "--root", root.to_str().unwrap(), "-c", &src], &[]);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let env = std::fs::read_to_string(root.join("etc/eks/kubelet/environment")).unwrap();
+        assert!(env.contains("--node-ip=192.168.10.7"), "{env}");
+        assert!(
+            !env.contains("--hostname-override"),
+            "hybrid nodes get no --hostname-override: {env}"
+        );
+        let kubelet =
+            std::fs::read_to_string(root.join("etc/kubernetes/kubelet/config.json")).unwrap();
+        assert!(
+            kubelet.contains("\"providerID\": \"eks-hybrid:///us-west-2/c1/node-7\""),
+            "{kubelet}"
+        );
+        let mode = std::fs::metadata(root.join("var/lib/kubelet/kubeconfig"))
+            .unwrap()
+            .mode()
+            & 0o777;
+        assert_eq!(mode, 0o600);
+        let before = stat_all(&root);
+        assert!(before.len() >= 8, "{before:?}");
+
+        let out = agent(&["init", "--root", root.to_str().unwrap(), "-c", &src], &[]);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert_eq!(
+            stat_all(&root),
+            before,
+            "a second init must not rewrite any file"
+        );
+        let report = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            !report.contains("created") && !report.contains("updated"),
+            "{report}"
+        );
+    }
+
+    #[test]
+    fn dry_run_prints_the_plan_and_writes_nothing() {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = tmp.path().join("root");
+        std::fs::create_dir(&root).unwrap();
+        let src = hybrid_config(tmp.path());
+        let out = agent(
+            &[
+                "init",
+                "--dry-run",
+                "--root",
+                root.to_str().unwrap(),
+                "-c",
+                &src,
+            ],
+            &[],
+        );
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let plan = String::from_utf8_lossy(&out.stdout);
+        for needle in [
+            "/etc/kubernetes/kubelet/config.json",
+            "+  \"maxPods\": 110,",
+            "/etc/containerd/config.toml",
+            "kubelet.service",
+        ] {
+            assert!(plan.contains(needle), "missing {needle:?} in:\n{plan}");
+        }
+        assert!(files_under(&root).is_empty(), "dry run wrote files");
+    }
+
+    #[test]
+    fn any_config_error_exits_2_before_anything_is_written() {
+        let dir = eks_node_agent_tests::repo_root().join("tests/fixtures/bad-config");
+        let tmp = tempfile::tempdir().unwrap();
+        let root = tmp.path().join("root");
+        std::fs::create_dir(&root).unwrap();
+        let mut checked = 0;
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.file_name().is_some_and(|n| n == "EXPECTED") {
+                continue;
+            }
+            let src = format!("file://{}", path.display());
+            let out = agent(&["init", "--root", root.to_str().unwrap(), "-c", &src], &[]);
+            assert_eq!(
+                out.status.code(),
+                Some(2),
+                "{}: {}",
+                path.display(),
+                String::from_utf8_lossy(&out.stderr)
+            );
+            assert!(
+                files_under(&root).is_empty(),
+                "{} wrote files",
+                path.display()
+            );
+            checked += 1;
+        }
+        assert!(checked >= 40);
+    }
+
+    /// EC2: user data from the IMDS emulator, DescribeInstances and DescribeCluster from moto.
+    #[test]
+    fn ec2_init_from_user_data_against_imds_and_moto() {
+        let rt = tokio::runtime::Runtime::new().unwrap();
+        let moto = Moto::start();
+        let (world, cluster) = rt.block_on(async {
+            let world = aws_world::run_instance(&moto.endpoint(), "m5.large").await;
+            aws_world::create_cluster(&moto.endpoint(), "ec2-cluster").await;
+            (world, ())
+        });
+        let _ = cluster;
+        let emu = ImdsEmulator::start(world.instance.clone());
+        // Endpoint and service CIDR come from DescribeCluster; the CA from user data (moto's CA
+        // is random text, see the discovery tests).
+        let user_data = format!(
+            "MIME-Version: 1.0\nContent-Type: multipart/mixed; boundary=\"B\"\n\n--B\nContent-Type: text/x-shellscript\n\n#!/bin/sh\necho hi\n--B\nContent-Type: application/node.eks.aws\n\napiVersion: node.eks.aws/v1alpha1\nkind: NodeConfig\nspec:\n  cluster:\n    name: ec2-cluster\n    certificateAuthority: {}\n--B--\n",
+            ca_b64()
+        );
+        emu.set_user_data(Some(user_data.into_bytes()));
+        let tmp = tempfile::tempdir().unwrap();
+        let root = tmp.path().join("root");
+        let envs = [
+            ("AWS_EC2_METADATA_DISABLED", "false".to_owned()),
+            ("AWS_EC2_METADATA_SERVICE_ENDPOINT", emu.endpoint()),
+            ("AWS_ENDPOINT_URL_EC2", moto.endpoint()),
+            ("AWS_ENDPOINT_URL_EKS", moto.endpoint()),
+            ("AWS_ACCESS_KEY_ID", "AKIAIOSFODNN7EXAMPLE".to_owned()),
+            (
+                "AWS_SECRET_ACCESS_KEY",
+                "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY".to_owned(),
+            ),
+        ];
+        let out = agent(
+            &[
+                "init",
+                "--root",
+                root.to_str().unwrap(),
+                "-c",
+                "imds://user-data",
+            ],
+            &envs,
+        );
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let kubelet =
+            std::fs::read_to_string(root.join("etc/kubernetes/kubelet/config.json")).unwrap();
+        assert!(kubelet.contains("\"maxPods\": 29"), "{kubelet}");
+        let id = &world.instance.instance_id;
+        assert!(kubelet.contains(&format!("/{id}\"")), "{kubelet}");
+        let env = std::fs::read_to_string(root.join("etc/eks/kubelet/environment")).unwrap();
+        assert!(
+            env.contains(&format!("--hostname-override={}", world.private_dns_name)),
+            "{env}"
+        );
+        let kubeconfig = std::fs::read_to_string(root.join("var/lib/kubelet/kubeconfig")).unwrap();
+        assert!(kubeconfig.contains("server: https://"), "{kubeconfig}");
+        assert!(kubeconfig.contains("- ec2-cluster"), "{kubeconfig}");
+        let before = stat_all(&root);
+        let out = agent(
+            &[
+                "init",
+                "--root",
+                root.to_str().unwrap(),
+                "-c",
+                "imds://user-data",
+            ],
+            &envs,
+        );
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert_eq!(
+            stat_all(&root),
+            before,
+            "a second init must not rewrite any file"
+        );
+    }
+}
