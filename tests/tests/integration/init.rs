@@ -351,3 +351,189 @@ DzD4
         );
     }
 }
+
+mod containerd {
+    //! The rendered containerd config, run by Debian's real containerd.
+
+    use std::process::{Child, Command, Stdio};
+    use std::time::{Duration, Instant};
+
+    use eks_node_agent::compute::values::{Discovered, resolve};
+    use eks_node_agent::config::{self, NoUserData};
+    use eks_node_agent::render;
+    use eks_node_agent_tests::repo_root;
+
+    /// How long containerd may take to open its socket.
+    const START_TIMEOUT: Duration = Duration::from_secs(30);
+
+    struct Daemon(Child);
+
+    impl Drop for Daemon {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+
+    fn is_root() -> bool {
+        std::fs::read_to_string("/proc/self/status")
+            .ok()
+            .and_then(|s| {
+                s.lines()
+                    .find(|l| l.starts_with("Uid:"))
+                    .map(|l| l.split_whitespace().nth(1) == Some("0"))
+            })
+            .unwrap_or(false)
+    }
+
+    fn ensure_containerd() -> bool {
+        if Command::new("containerd").arg("--version").output().is_ok() {
+            return true;
+        }
+        if !is_root() {
+            return false;
+        }
+        let ok = Command::new("apt-get")
+            .args(["install", "-y", "-qq", "containerd", "runc"])
+            .env("DEBIAN_FRONTEND", "noninteractive")
+            .status()
+            .is_ok_and(|s| s.success());
+        ok && Command::new("containerd").arg("--version").output().is_ok()
+    }
+
+    #[test]
+    fn real_containerd_loads_the_rendered_config_and_its_cri_plugin() {
+        if !is_root() {
+            eprintln!(
+                "SKIP real_containerd...: containerd needs root to run; run the tests as root"
+            );
+            return;
+        }
+        assert!(
+            ensure_containerd(),
+            "containerd is not installed and `apt-get install containerd runc` failed"
+        );
+        let version = String::from_utf8(
+            Command::new("containerd")
+                .arg("--version")
+                .output()
+                .unwrap()
+                .stdout,
+        )
+        .unwrap();
+        let parsed = eks_node_agent::facts::host::parse_containerd_version(&version)
+            .expect("containerd version");
+
+        // Render for the installed containerd (schema v2 for 1.x, v3 for 2.x).
+        let scenario = repo_root().join("tests/golden/init/ec2-basic");
+        let loaded = config::load(
+            &[format!(
+                "file://{}",
+                scenario.join("nodeconfig.yaml").display()
+            )],
+            &NoUserData,
+        )
+        .unwrap();
+        let mut found: Discovered = serde_yaml_ng::from_str(
+            &std::fs::read_to_string(scenario.join("discovered.yaml")).unwrap(),
+        )
+        .unwrap();
+        found.host.containerd_version = Some(parsed);
+        let node = resolve(&loaded.config, &found).unwrap();
+        let plan = render::render(&loaded.config, &node);
+        let file = |p: &str| {
+            plan.files
+                .iter()
+                .find(|f| f.path.to_str() == Some(p))
+                .unwrap()
+                .contents
+                .clone()
+        };
+
+        // Same config, with containerd's own directories moved under a temp root.
+        let tmp = tempfile::tempdir().unwrap();
+        let d = tmp.path();
+        let spec_path = d.join("base-runtime-spec.json");
+        std::fs::write(&spec_path, file("/etc/containerd/base-runtime-spec.json")).unwrap();
+        let mut doc: toml::Table = String::from_utf8(file("/etc/containerd/config.toml"))
+            .unwrap()
+            .parse()
+            .unwrap();
+        doc.insert("root".into(), d.join("root").display().to_string().into());
+        doc.insert("state".into(), d.join("state").display().to_string().into());
+        let sock = d.join("containerd.sock");
+        doc["grpc"]
+            .as_table_mut()
+            .unwrap()
+            .insert("address".into(), sock.display().to_string().into());
+        let text = toml::to_string(&doc).unwrap().replace(
+            "/etc/containerd/base-runtime-spec.json",
+            &spec_path.display().to_string(),
+        );
+        let text = format!(
+            "{text}\n[plugins.\"io.containerd.internal.v1.opt\"]\npath = \"{}\"\n",
+            d.join("opt").display()
+        );
+        let config_path = d.join("config.toml");
+        std::fs::write(&config_path, text).unwrap();
+
+        let log_path = d.join("containerd.log");
+        let log = std::fs::File::create(&log_path).unwrap();
+        let _daemon = Daemon(
+            Command::new("containerd")
+                .arg("--config")
+                .arg(&config_path)
+                .stdout(Stdio::null())
+                .stderr(log)
+                .spawn()
+                .unwrap(),
+        );
+        let started = Instant::now();
+        let ctr = |args: &[&str]| {
+            Command::new("ctr")
+                .arg("--address")
+                .arg(&sock)
+                .args(args)
+                .output()
+                .unwrap()
+        };
+        loop {
+            if sock.exists() && ctr(&["version"]).status.success() {
+                break;
+            }
+            assert!(
+                started.elapsed() < START_TIMEOUT,
+                "containerd did not answer: {}",
+                std::fs::read_to_string(&log_path).unwrap_or_default()
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let version_out = ctr(&["version"]);
+        assert!(String::from_utf8_lossy(&version_out.stdout).contains("Server:"));
+        let plugins = String::from_utf8(ctr(&["plugins", "ls"]).stdout).unwrap();
+        let cri = plugins
+            .lines()
+            .find(|l| l.split_whitespace().nth(1) == Some("cri"))
+            .expect("cri plugin listed");
+        assert!(
+            cri.split_whitespace().last() == Some("ok"),
+            "CRI plugin did not load: {cri}\n{}",
+            std::fs::read_to_string(&log_path).unwrap_or_default()
+        );
+        // containerd logs the CRI config it parsed: our sandbox image and runc options are in it.
+        let log = std::fs::read_to_string(&log_path).unwrap();
+        for needle in [
+            node.sandbox_image.as_str(),
+            "BinaryName:/usr/sbin/runc",
+            "SystemdCgroup:true",
+            "DiscardUnpackedLayers:true",
+        ] {
+            if parsed.0 < 2 {
+                assert!(
+                    log.contains(needle),
+                    "containerd's CRI config lacks {needle}"
+                );
+            }
+        }
+    }
+}
