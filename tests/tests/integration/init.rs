@@ -273,12 +273,11 @@ DzD4
     fn ec2_init_from_user_data_against_imds_and_moto() {
         let rt = tokio::runtime::Runtime::new().unwrap();
         let moto = Moto::start();
-        let (world, cluster) = rt.block_on(async {
+        let world = rt.block_on(async {
             let world = aws_world::run_instance(&moto.endpoint(), "m5.large").await;
             aws_world::create_cluster(&moto.endpoint(), "ec2-cluster").await;
-            (world, ())
+            world
         });
-        let _ = cluster;
         let emu = ImdsEmulator::start(world.instance.clone());
         // Endpoint and service CIDR come from DescribeCluster; the CA from user data (moto's CA
         // is random text, see the discovery tests).
