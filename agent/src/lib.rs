@@ -3,6 +3,7 @@
 //! Data flow: sources -> [`config::NodeConfig`] -> facts -> derived values -> render a plan ->
 //! apply it under a root. Everything before `apply` is pure and printable.
 
+pub mod auth;
 pub mod cli;
 pub mod config;
 pub mod exit;

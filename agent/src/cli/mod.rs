@@ -7,6 +7,8 @@ use crate::{exit, logging};
 
 mod bootstrap;
 mod config;
+pub mod credentials;
+pub mod token;
 mod version;
 
 /// eks-node-agent: bootstrap an EKS worker host, join it with IAM credentials, prepare it for
@@ -45,6 +47,10 @@ pub enum Command {
     Config(config::ConfigCommand),
     /// Translate legacy /etc/eks/bootstrap.sh flags into a NodeConfig.
     Bootstrap(bootstrap::BootstrapArgs),
+    /// Print a k8s-aws-v1 token for the cluster (the kubelet's exec credential plugin).
+    Token(token::TokenArgs),
+    /// Print IAM Roles Anywhere credentials in the credential_process format.
+    Credentials(credentials::CredentialsArgs),
     /// Print the version and build information.
     Version(version::VersionArgs),
 }
@@ -54,6 +60,8 @@ pub fn run(cli: Cli) -> anyhow::Result<exit::Code> {
     match cli.command {
         Command::Config(cmd) => config::run(cmd),
         Command::Bootstrap(args) => bootstrap::run(args),
+        Command::Token(args) => token::run(args),
+        Command::Credentials(args) => credentials::run(args),
         Command::Version(args) => version::run(args),
     }
 }
