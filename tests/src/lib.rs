@@ -2,6 +2,8 @@
 //! real peers (moto, botocore, awscli), and the emulators for services that cannot run here.
 
 pub mod moto;
+pub mod rolesanywhere;
+pub mod token_verifier;
 
 use std::net::TcpListener;
 use std::path::PathBuf;

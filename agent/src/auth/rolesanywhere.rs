@@ -684,37 +684,46 @@ impl RolesAnywhere {
         Ok(RolesAnywhere { identity: Arc::new(identity), params, region, endpoint, client, clock })
     }
 
-    /// Calls `CreateSession`, retrying transport errors, 5xx and 429 with backoff.
+    /// Signs a `CreateSession` request at the clock's current time.
+    pub fn sign(&self) -> Result<SignedRequest, Error> {
+        sign_request(&self.identity, &self.params, &self.region, &self.endpoint, self.clock.now())
+    }
+
+    /// Sends one signed request (no retry) and parses the answer.
+    pub async fn send(&self, req: &SignedRequest) -> Result<SessionCredentials, Error> {
+        let endpoint = self.endpoint.to_string();
+        match self.attempt(req).await {
+            Ok((status, error_type, body)) => parse_response(status, error_type.as_deref(), &body, &endpoint),
+            Err(e) => Err(Error::Transport { service: "IAM Roles Anywhere", endpoint, attempts: 1, source: Box::new(e) }),
+        }
+    }
+
+    async fn attempt(&self, req: &SignedRequest) -> Result<(u16, Option<String>, Vec<u8>), reqwest::Error> {
+        let mut builder = self.client.post(&req.url).body(req.body.clone());
+        for (k, v) in &req.headers {
+            // reqwest writes Host from the URL: the same value that was signed.
+            if k != "host" {
+                builder = builder.header(k, v);
+            }
+        }
+        let resp = builder.send().await?;
+        let status = resp.status().as_u16();
+        let error_type = resp.headers().get("x-amzn-errortype").and_then(|v| v.to_str().ok()).map(str::to_owned);
+        let body = resp.bytes().await?.to_vec();
+        Ok((status, error_type, body))
+    }
+
+    /// Calls `CreateSession`, retrying transport errors, 5xx and 429 with backoff (each attempt
+    /// signed afresh).
     pub async fn create_session(&self) -> Result<SessionCredentials, Error> {
         let endpoint = self.endpoint.to_string();
         let mut backoff = INITIAL_BACKOFF;
         let mut attempt = 0;
         loop {
             attempt += 1;
-            let req = sign_request(&self.identity, &self.params, &self.region, &self.endpoint, self.clock.now())?;
+            let req = self.sign()?;
             tracing::debug!(endpoint = %endpoint, attempt, serial = %self.identity.serial, "IAM Roles Anywhere CreateSession");
-            let mut builder = self.client.post(&req.url).body(req.body.clone());
-            for (k, v) in &req.headers {
-                if k != "host" {
-                    builder = builder.header(k, v);
-                }
-            }
-            let outcome = match builder.send().await {
-                Ok(resp) => {
-                    let status = resp.status().as_u16();
-                    let error_type = resp
-                        .headers()
-                        .get("x-amzn-errortype")
-                        .and_then(|v| v.to_str().ok())
-                        .map(str::to_owned);
-                    match resp.bytes().await {
-                        Ok(body) => Ok((status, error_type, body)),
-                        Err(e) => Err(e),
-                    }
-                }
-                Err(e) => Err(e),
-            };
-            match outcome {
+            match self.attempt(&req).await {
                 Ok((status, error_type, body)) => {
                     let retryable = status >= 500 || status == 429;
                     let result = parse_response(status, error_type.as_deref(), &body, &endpoint);

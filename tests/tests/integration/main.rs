@@ -1,5 +1,6 @@
 //! The one integration-test binary. Each area is a module.
 
+mod auth;
 mod cli;
 
 /// Path of the agent binary built for the tests (the test crate's copy of the agent's main).
