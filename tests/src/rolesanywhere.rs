@@ -21,7 +21,8 @@ use base64::Engine;
 use http_body_util::{BodyExt, Full};
 use hyper::body::Bytes;
 use rcgen::{
-    BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, KeyPair, KeyUsagePurpose, SerialNumber,
+    BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, KeyPair,
+    KeyUsagePurpose, SerialNumber,
 };
 use rustls_pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer, UnixTime};
 use sha2::{Digest, Sha256};
@@ -47,7 +48,9 @@ pub enum KeyKind {
 
 fn new_key(kind: KeyKind) -> KeyPair {
     match kind {
-        KeyKind::Rsa => KeyPair::generate_rsa_for(&rcgen::PKCS_RSA_SHA256, rcgen::RsaKeySize::_2048),
+        KeyKind::Rsa => {
+            KeyPair::generate_rsa_for(&rcgen::PKCS_RSA_SHA256, rcgen::RsaKeySize::_2048)
+        }
         KeyKind::P256 => KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256),
         KeyKind::P384 => KeyPair::generate_for(&rcgen::PKCS_ECDSA_P384_SHA384),
     }
@@ -87,7 +90,11 @@ pub struct Leaf {
 impl Leaf {
     /// Writes `cert.pem`, `key.pem` and `chain.pem` into `dir` and returns their paths.
     pub fn write(&self, dir: &Path) -> (PathBuf, PathBuf, PathBuf) {
-        let paths = (dir.join("cert.pem"), dir.join("key.pem"), dir.join("chain.pem"));
+        let paths = (
+            dir.join("cert.pem"),
+            dir.join("key.pem"),
+            dir.join("chain.pem"),
+        );
         std::fs::write(&paths.0, &self.cert_pem).expect("write cert");
         std::fs::write(&paths.1, &self.key_pem).expect("write key");
         std::fs::write(&paths.2, &self.chain_pem).expect("write chain");
@@ -99,7 +106,11 @@ fn ca_params(cn: &str) -> CertificateParams {
     let mut p = CertificateParams::default();
     p.distinguished_name.push(DnType::CommonName, cn);
     p.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    p.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign, KeyUsagePurpose::DigitalSignature];
+    p.key_usages = vec![
+        KeyUsagePurpose::KeyCertSign,
+        KeyUsagePurpose::CrlSign,
+        KeyUsagePurpose::DigitalSignature,
+    ];
     p.not_before = OffsetDateTime::now_utc() - time::Duration::days(1);
     p.not_after = OffsetDateTime::now_utc() + time::Duration::days(30);
     p
@@ -115,12 +126,23 @@ impl TestPki {
     /// A new root (`kind` key) and intermediate (P-256 key).
     pub fn new(name: &str, kind: KeyKind) -> TestPki {
         let root_key = new_key(kind);
-        let root_cert = ca_params(&format!("{name} root CA")).self_signed(&root_key).expect("root CA");
+        let root_cert = ca_params(&format!("{name} root CA"))
+            .self_signed(&root_key)
+            .expect("root CA");
         let int_key = new_key(KeyKind::P256);
         let int_cert = ca_params(&format!("{name} intermediate CA"))
             .signed_by(&int_key, &root_cert, &root_key)
             .expect("intermediate CA");
-        TestPki { root: Ca { cert: root_cert, key: root_key }, intermediate: Ca { cert: int_cert, key: int_key } }
+        TestPki {
+            root: Ca {
+                cert: root_cert,
+                key: root_key,
+            },
+            intermediate: Ca {
+                cert: int_cert,
+                key: int_key,
+            },
+        }
     }
 
     /// The trust anchor certificate in DER.
@@ -129,7 +151,13 @@ impl TestPki {
     }
 
     /// Issues an end-entity certificate valid from `not_before` to `not_after`.
-    pub fn issue(&self, cn: &str, kind: KeyKind, not_before: OffsetDateTime, not_after: OffsetDateTime) -> Leaf {
+    pub fn issue(
+        &self,
+        cn: &str,
+        kind: KeyKind,
+        not_before: OffsetDateTime,
+        not_after: OffsetDateTime,
+    ) -> Leaf {
         let key = new_key(kind);
         let mut p = CertificateParams::default();
         p.distinguished_name.push(DnType::CommonName, cn);
@@ -141,7 +169,9 @@ impl TestPki {
         let mut serial: [u8; 16] = rand_bytes();
         serial[0] = (serial[0] & 0x7f) | 0x10;
         p.serial_number = Some(SerialNumber::from_slice(&serial));
-        let cert = p.signed_by(&key, &self.intermediate.cert, &self.intermediate.key).expect("leaf certificate");
+        let cert = p
+            .signed_by(&key, &self.intermediate.cert, &self.intermediate.key)
+            .expect("leaf certificate");
         Leaf {
             cert_pem: cert.pem(),
             key_pem: key.serialize_pem(),
@@ -153,7 +183,12 @@ impl TestPki {
     /// Issues a certificate valid now for 30 days.
     pub fn issue_valid(&self, cn: &str, kind: KeyKind) -> Leaf {
         let now = OffsetDateTime::now_utc();
-        self.issue(cn, kind, now - time::Duration::hours(1), now + time::Duration::days(30))
+        self.issue(
+            cn,
+            kind,
+            now - time::Duration::hours(1),
+            now + time::Duration::days(30),
+        )
     }
 }
 
@@ -252,13 +287,18 @@ impl Emulator {
         let dir = tempfile::tempdir().expect("tempdir");
         // The server's own TLS identity, from a CA the tests trust through AWS_CA_BUNDLE.
         let tls_ca_key = new_key(KeyKind::P256);
-        let tls_ca = ca_params("roles anywhere emulator TLS CA").self_signed(&tls_ca_key).expect("TLS CA");
+        let tls_ca = ca_params("roles anywhere emulator TLS CA")
+            .self_signed(&tls_ca_key)
+            .expect("TLS CA");
         let server_key = new_key(KeyKind::P256);
-        let mut sp = CertificateParams::new(vec!["127.0.0.1".to_owned(), "localhost".to_owned()]).expect("params");
+        let mut sp = CertificateParams::new(vec!["127.0.0.1".to_owned(), "localhost".to_owned()])
+            .expect("params");
         sp.distinguished_name.push(DnType::CommonName, "127.0.0.1");
         sp.not_before = OffsetDateTime::now_utc() - time::Duration::days(1);
         sp.not_after = OffsetDateTime::now_utc() + time::Duration::days(30);
-        let server_cert = sp.signed_by(&server_key, &tls_ca, &tls_ca_key).expect("server cert");
+        let server_cert = sp
+            .signed_by(&server_key, &tls_ca, &tls_ca_key)
+            .expect("server cert");
         let ca_bundle = dir.path().join("emulator-ca.pem");
         std::fs::write(&ca_bundle, tls_ca.pem()).expect("write CA bundle");
 
@@ -274,10 +314,16 @@ impl Emulator {
         std_listener.set_nonblocking(true).expect("nonblocking");
         let addr = std_listener.local_addr().expect("addr");
         let log = Arc::new(Mutex::new(Vec::new()));
-        let state = Arc::new(State { config, log: log.clone() });
+        let state = Arc::new(State {
+            config,
+            log: log.clone(),
+        });
         let (stop_tx, mut stop_rx) = tokio::sync::oneshot::channel::<()>();
         let thread = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("runtime");
             rt.block_on(async move {
                 let listener = tokio::net::TcpListener::from_std(std_listener).expect("listener");
                 loop {
@@ -313,7 +359,14 @@ impl Emulator {
                 }
             });
         });
-        Emulator { addr, ca_bundle, _dir: dir, log, stop: Some(stop_tx), thread: Some(thread) }
+        Emulator {
+            addr,
+            ca_bundle,
+            _dir: dir,
+            log,
+            stop: Some(stop_tx),
+            thread: Some(thread),
+        }
     }
 
     /// `https://127.0.0.1:PORT`.
@@ -359,17 +412,26 @@ fn invalid(msg: impl Into<String>) -> Fail {
     Fail(400, "ValidationException", msg.into())
 }
 
-const ENCODE: &percent_encoding::AsciiSet =
-    &percent_encoding::NON_ALPHANUMERIC.remove(b'-').remove(b'_').remove(b'.').remove(b'~');
+const ENCODE: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'_')
+    .remove(b'.')
+    .remove(b'~');
 
 impl State {
-    fn handle(&self, parts: &hyper::http::request::Parts, body: &[u8], now: SystemTime) -> (u16, Option<String>, Vec<u8>) {
+    fn handle(
+        &self,
+        parts: &hyper::http::request::Parts,
+        body: &[u8],
+        now: SystemTime,
+    ) -> (u16, Option<String>, Vec<u8>) {
         let mut duration = None;
         let result = self.create_session(parts, body, now, &mut duration);
         let (status, code, message, payload) = match result {
             Ok(payload) => (201, None, None, payload),
             Err(Fail(status, code, message)) => {
-                let payload = serde_json::to_vec(&serde_json::json!({ "message": message })).expect("json");
+                let payload =
+                    serde_json::to_vec(&serde_json::json!({ "message": message })).expect("json");
                 (status, Some(code.to_owned()), Some(message), payload)
             }
         };
@@ -391,20 +453,37 @@ impl State {
     ) -> Result<Vec<u8>, Fail> {
         let cfg = &self.config;
         if parts.method != hyper::http::Method::POST || parts.uri.path() != "/sessions" {
-            return Err(Fail(404, "ResourceNotFoundException", format!("No route for {} {}", parts.method, parts.uri.path())));
+            return Err(Fail(
+                404,
+                "ResourceNotFoundException",
+                format!("No route for {} {}", parts.method, parts.uri.path()),
+            ));
         }
         // Query: exactly the three ARNs.
         let query: BTreeMap<String, String> =
-            url::form_urlencoded::parse(parts.uri.query().unwrap_or("").as_bytes()).into_owned().collect();
-        let arn = |k: &str| query.get(k).cloned().ok_or_else(|| invalid(format!("{k} is required")));
-        let (profile_arn, role_arn, trust_anchor_arn) = (arn("profileArn")?, arn("roleArn")?, arn("trustAnchorArn")?);
+            url::form_urlencoded::parse(parts.uri.query().unwrap_or("").as_bytes())
+                .into_owned()
+                .collect();
+        let arn = |k: &str| {
+            query
+                .get(k)
+                .cloned()
+                .ok_or_else(|| invalid(format!("{k} is required")))
+        };
+        let (profile_arn, role_arn, trust_anchor_arn) =
+            (arn("profileArn")?, arn("roleArn")?, arn("trustAnchorArn")?);
 
         // Body.
-        let json: serde_json::Value =
-            if body.is_empty() { serde_json::json!({}) } else { serde_json::from_slice(body).map_err(|_| invalid("Invalid JSON body"))? };
+        let json: serde_json::Value = if body.is_empty() {
+            serde_json::json!({})
+        } else {
+            serde_json::from_slice(body).map_err(|_| invalid("Invalid JSON body"))?
+        };
         let duration = match json.get("durationSeconds") {
             None => 3600,
-            Some(v) => v.as_i64().ok_or_else(|| invalid("durationSeconds must be an integer"))?,
+            Some(v) => v
+                .as_i64()
+                .ok_or_else(|| invalid("durationSeconds must be an integer"))?,
         };
         *duration_out = Some(duration);
         if !(900..=43200).contains(&duration) {
@@ -412,21 +491,41 @@ impl State {
         }
 
         // Authorization header.
-        let header = |name: &str| parts.headers.get(name).and_then(|v| v.to_str().ok()).map(str::to_owned);
+        let header = |name: &str| {
+            parts
+                .headers
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned)
+        };
         let auth = header("authorization").ok_or_else(|| denied("Missing Authentication Token"))?;
-        let (algorithm, rest) = auth.split_once(' ').ok_or_else(|| denied("Malformed Authorization header"))?;
+        let (algorithm, rest) = auth
+            .split_once(' ')
+            .ok_or_else(|| denied("Malformed Authorization header"))?;
         if algorithm != "AWS4-X509-RSA-SHA256" && algorithm != "AWS4-X509-ECDSA-SHA256" {
             return Err(denied(format!("Unsupported signing algorithm {algorithm}")));
         }
-        let fields: BTreeMap<&str, &str> =
-            rest.split(',').filter_map(|f| f.trim().split_once('=')).collect();
-        let (credential, signed_headers, signature) = match (fields.get("Credential"), fields.get("SignedHeaders"), fields.get("Signature")) {
+        let fields: BTreeMap<&str, &str> = rest
+            .split(',')
+            .filter_map(|f| f.trim().split_once('='))
+            .collect();
+        let (credential, signed_headers, signature) = match (
+            fields.get("Credential"),
+            fields.get("SignedHeaders"),
+            fields.get("Signature"),
+        ) {
             (Some(c), Some(h), Some(s)) => (*c, *h, *s),
             _ => return Err(denied("Malformed Authorization header")),
         };
         let scope: Vec<&str> = credential.split('/').collect();
-        if scope.len() != 5 || scope[2] != cfg.region || scope[3] != SERVICE || scope[4] != "aws4_request" {
-            return Err(denied(format!("Credential should be scoped to a valid region and service: {credential}")));
+        if scope.len() != 5
+            || scope[2] != cfg.region
+            || scope[3] != SERVICE
+            || scope[4] != "aws4_request"
+        {
+            return Err(denied(format!(
+                "Credential should be scoped to a valid region and service: {credential}"
+            )));
         }
         let signed: Vec<&str> = signed_headers.split(';').collect();
         for required in ["host", "x-amz-date", "x-amz-x509"] {
@@ -444,9 +543,13 @@ impl State {
         let signed_at = time::PrimitiveDateTime::parse(&amz_date, &fmt)
             .map_err(|_| denied("Invalid X-Amz-Date"))?
             .assume_utc();
-        let skew = (OffsetDateTime::from(now) - signed_at).whole_seconds().unsigned_abs();
+        let skew = (OffsetDateTime::from(now) - signed_at)
+            .whole_seconds()
+            .unsigned_abs();
         if skew > MAX_CLOCK_SKEW.as_secs() {
-            return Err(denied("Signature expired or request date too far from the server time"));
+            return Err(denied(
+                "Signature expired or request date too far from the server time",
+            ));
         }
         if scope[1] != &amz_date[..8] {
             return Err(denied("Credential scope date does not match X-Amz-Date"));
@@ -461,22 +564,37 @@ impl State {
             None => Vec::new(),
             Some(c) => c
                 .split(',')
-                .map(|p| b64.decode(p.trim()).map_err(|_| invalid("X-Amz-X509-Chain is not base64")))
+                .map(|p| {
+                    b64.decode(p.trim())
+                        .map_err(|_| invalid("X-Amz-X509-Chain is not base64"))
+                })
                 .collect::<Result<_, _>>()?,
         };
-        let leaf = x509_cert::Certificate::from_der(&leaf_der).map_err(|_| invalid("X-Amz-X509 is not an X.509 certificate"))?;
+        let leaf = x509_cert::Certificate::from_der(&leaf_der)
+            .map_err(|_| invalid("X-Amz-X509 is not an X.509 certificate"))?;
         let serial = decimal(leaf.tbs_certificate.serial_number.as_bytes());
         if scope[0] != serial {
-            return Err(denied("Credential does not match the certificate serial number"));
+            return Err(denied(
+                "Credential does not match the certificate serial number",
+            ));
         }
 
         // Signature over the canonical request rebuilt from what arrived.
         let mut canonical_query: Vec<(String, String)> = query
             .iter()
-            .map(|(k, v)| (percent_encoding::utf8_percent_encode(k, ENCODE).to_string(), percent_encoding::utf8_percent_encode(v, ENCODE).to_string()))
+            .map(|(k, v)| {
+                (
+                    percent_encoding::utf8_percent_encode(k, ENCODE).to_string(),
+                    percent_encoding::utf8_percent_encode(v, ENCODE).to_string(),
+                )
+            })
             .collect();
         canonical_query.sort();
-        let canonical_query = canonical_query.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join("&");
+        let canonical_query = canonical_query
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect::<Vec<_>>()
+            .join("&");
         let mut canonical_headers = String::new();
         for name in &signed {
             let values: Vec<String> = parts
@@ -487,7 +605,9 @@ impl State {
                 .map(|v| v.split_whitespace().collect::<Vec<_>>().join(" "))
                 .collect();
             if values.is_empty() {
-                return Err(denied(format!("Signed header {name} is missing from the request")));
+                return Err(denied(format!(
+                    "Signed header {name} is missing from the request"
+                )));
             }
             canonical_headers.push_str(&format!("{name}:{}\n", values.join(",")));
         }
@@ -511,39 +631,73 @@ impl State {
             .as_ref()
             .and_then(|p| p.decode_as::<x509_cert::der::asn1::ObjectIdentifier>().ok())
             .map(|o| o.to_string());
-        let alg: &'static dyn aws_lc_rs::signature::VerificationAlgorithm = match (algorithm, curve.as_deref()) {
-            ("AWS4-X509-RSA-SHA256", _) => &aws_lc_rs::signature::RSA_PKCS1_2048_8192_SHA256,
-            ("AWS4-X509-ECDSA-SHA256", Some(OID_P256)) => &aws_lc_rs::signature::ECDSA_P256_SHA256_ASN1,
-            ("AWS4-X509-ECDSA-SHA256", Some(OID_P384)) => &aws_lc_rs::signature::ECDSA_P384_SHA256_ASN1,
-            _ => return Err(denied("Signing algorithm does not match the certificate's key")),
-        };
+        let alg: &'static dyn aws_lc_rs::signature::VerificationAlgorithm =
+            match (algorithm, curve.as_deref()) {
+                ("AWS4-X509-RSA-SHA256", _) => &aws_lc_rs::signature::RSA_PKCS1_2048_8192_SHA256,
+                ("AWS4-X509-ECDSA-SHA256", Some(OID_P256)) => {
+                    &aws_lc_rs::signature::ECDSA_P256_SHA256_ASN1
+                }
+                ("AWS4-X509-ECDSA-SHA256", Some(OID_P384)) => {
+                    &aws_lc_rs::signature::ECDSA_P384_SHA256_ASN1
+                }
+                _ => {
+                    return Err(denied(
+                        "Signing algorithm does not match the certificate's key",
+                    ));
+                }
+            };
         aws_lc_rs::signature::UnparsedPublicKey::new(alg, key_bits)
             .verify(string_to_sign.as_bytes(), &sig)
             .map_err(|_| denied("Signature validation failed"))?;
 
         // Chain to the trust anchor, validity at `now`, client-auth usage.
         if trust_anchor_arn != cfg.trust_anchor_arn {
-            return Err(Fail(404, "ResourceNotFoundException", "Trust anchor not found".into()));
+            return Err(Fail(
+                404,
+                "ResourceNotFoundException",
+                "Trust anchor not found".into(),
+            ));
         }
         if profile_arn != cfg.profile_arn {
-            return Err(Fail(404, "ResourceNotFoundException", "Profile not found".into()));
+            return Err(Fail(
+                404,
+                "ResourceNotFoundException",
+                "Profile not found".into(),
+            ));
         }
         if !cfg.role_arns.contains(&role_arn) {
             return Err(denied("Role is not allowed by the profile"));
         }
         let anchor_der = CertificateDer::from(cfg.trust_anchor_der.clone());
-        let anchor = webpki::anchor_from_trusted_cert(&anchor_der).map_err(|_| denied("Bad trust anchor"))?.to_owned();
+        let anchor = webpki::anchor_from_trusted_cert(&anchor_der)
+            .map_err(|_| denied("Bad trust anchor"))?
+            .to_owned();
         let leaf_cert_der = CertificateDer::from(leaf_der.clone());
-        let ee = webpki::EndEntityCert::try_from(&leaf_cert_der).map_err(|_| invalid("Unparseable certificate"))?;
-        let intermediates: Vec<CertificateDer<'_>> = chain.into_iter().map(CertificateDer::from).collect();
-        let unix = UnixTime::since_unix_epoch(now.duration_since(SystemTime::UNIX_EPOCH).unwrap_or_default());
-        let algs = rustls::crypto::aws_lc_rs::default_provider().signature_verification_algorithms.all;
-        ee.verify_for_usage(algs, &[anchor], &intermediates, unix, webpki::KeyUsage::client_auth(), None, None)
-            .map_err(|e| match e {
-                webpki::Error::CertExpired { .. } => denied("Certificate expired"),
-                webpki::Error::CertNotValidYet { .. } => denied("Certificate not yet valid"),
-                _ => denied("Untrusted signing certificate"),
-            })?;
+        let ee = webpki::EndEntityCert::try_from(&leaf_cert_der)
+            .map_err(|_| invalid("Unparseable certificate"))?;
+        let intermediates: Vec<CertificateDer<'_>> =
+            chain.into_iter().map(CertificateDer::from).collect();
+        let unix = UnixTime::since_unix_epoch(
+            now.duration_since(SystemTime::UNIX_EPOCH)
+                .unwrap_or_default(),
+        );
+        let algs = rustls::crypto::aws_lc_rs::default_provider()
+            .signature_verification_algorithms
+            .all;
+        ee.verify_for_usage(
+            algs,
+            &[anchor],
+            &intermediates,
+            unix,
+            webpki::KeyUsage::client_auth(),
+            None,
+            None,
+        )
+        .map_err(|e| match e {
+            webpki::Error::CertExpired { .. } => denied("Certificate expired"),
+            webpki::Error::CertNotValidYet { .. } => denied("Certificate not yet valid"),
+            _ => denied("Untrusted signing certificate"),
+        })?;
 
         let expiration = OffsetDateTime::from(now) + time::Duration::seconds(duration);
         let expiration = expiration
@@ -551,7 +705,11 @@ impl State {
             .expect("whole seconds")
             .format(&time::format_description::well_known::Rfc3339)
             .expect("format");
-        let session = json.get("roleSessionName").and_then(|v| v.as_str()).unwrap_or(&serial).to_owned();
+        let session = json
+            .get("roleSessionName")
+            .and_then(|v| v.as_str())
+            .unwrap_or(&serial)
+            .to_owned();
         let role_name = role_arn.rsplit('/').next().unwrap_or("role");
         let answer = serde_json::json!({
             "credentialSet": [{

@@ -31,7 +31,12 @@ const PARTITIONS: &[(&str, &[&str])] = &[
     ("cloud.adc-e.uk", &["eu-isoe-"]),
     ("csp.hci.ic.gov", &["us-isof-"]),
     ("amazonaws.eu", &["eusc-"]),
-    ("amazonaws.com", &["us-", "eu-", "ap-", "sa-", "ca-", "me-", "af-", "il-", "mx-"]),
+    (
+        "amazonaws.com",
+        &[
+            "us-", "eu-", "ap-", "sa-", "ca-", "me-", "af-", "il-", "mx-",
+        ],
+    ),
 ];
 
 /// The query keys a presigned GetCallerIdentity URL may carry (compared case-insensitively).
@@ -140,16 +145,25 @@ pub fn check(token: &str, now: OffsetDateTime) -> Result<Checked, Rejection> {
             return Err(Rejection::DuplicateKey(k.into_owned()));
         }
     }
-    let get = |k: &str| seen.get(k).cloned().ok_or_else(|| Rejection::Param(format!("{k} missing")));
+    let get = |k: &str| {
+        seen.get(k)
+            .cloned()
+            .ok_or_else(|| Rejection::Param(format!("{k} missing")))
+    };
     let action = get("action")?;
     if action != "GetCallerIdentity" {
         return Err(Rejection::Action(action));
     }
     let signed = get("x-amz-signedheaders")?;
-    if !signed.split(';').any(|h| h.eq_ignore_ascii_case("x-k8s-aws-id")) {
+    if !signed
+        .split(';')
+        .any(|h| h.eq_ignore_ascii_case("x-k8s-aws-id"))
+    {
         return Err(Rejection::SignedHeaders(signed));
     }
-    let expires: i64 = get("x-amz-expires")?.parse().map_err(|_| Rejection::Param("X-Amz-Expires not a number".into()))?;
+    let expires: i64 = get("x-amz-expires")?
+        .parse()
+        .map_err(|_| Rejection::Param("X-Amz-Expires not a number".into()))?;
     if !(1..=MAX_EXPIRES_SECS).contains(&expires) {
         return Err(Rejection::Expires(expires));
     }
@@ -159,7 +173,7 @@ pub fn check(token: &str, now: OffsetDateTime) -> Result<Checked, Rejection> {
         .map_err(|_| Rejection::Date(format!("{amz_date} is not YYYYMMDDTHHMMSSZ")))?
         .assume_utc();
     let age = (now - signed_at).whole_seconds();
-    if age > MAX_AGE_SECS || age < -MAX_FUTURE_SKEW_SECS {
+    if !(-MAX_FUTURE_SKEW_SECS..=MAX_AGE_SECS).contains(&age) {
         return Err(Rejection::Date(format!("{amz_date} is {age} s old")));
     }
     let credential = get("x-amz-credential")?;
@@ -188,8 +202,13 @@ pub fn sts_region(host: &str) -> Option<&str> {
     for (suffix, prefixes) in PARTITIONS {
         if let Some(region) = rest.strip_suffix(suffix).and_then(|r| r.strip_suffix('.')) {
             let well_formed = region.split('-').count() >= 3
-                && region.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
-                && region.rsplit('-').next().is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()));
+                && region
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+                && region
+                    .rsplit('-')
+                    .next()
+                    .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()));
             if well_formed && prefixes.iter().any(|p| region.starts_with(p)) {
                 return Some(region);
             }
@@ -208,7 +227,11 @@ pub struct SigningSecret {
 
 /// Recomputes the signature with botocore for the token's own access key, session token,
 /// region, date and lifetime, plus `secret` and `cluster_id`, and compares.
-pub fn check_signature(checked: &Checked, secret: &SigningSecret, cluster_id: &str) -> Result<(), Rejection> {
+pub fn check_signature(
+    checked: &Checked,
+    secret: &SigningSecret,
+    cluster_id: &str,
+) -> Result<(), Rejection> {
     let spec = serde_json::json!({
         "access_key": checked.access_key_id,
         "secret_key": secret.secret_access_key,
@@ -234,13 +257,21 @@ pub fn check_signature(checked: &Checked, secret: &SigningSecret, cluster_id: &s
         .write_all(spec.to_string().as_bytes())
         .expect("write to the botocore presigner");
     let out = child.wait_with_output().expect("botocore presigner output");
-    assert!(out.status.success(), "botocore presigner failed: {}", String::from_utf8_lossy(&out.stderr));
-    let answer: serde_json::Value = serde_json::from_slice(&out.stdout).expect("botocore presigner JSON");
+    assert!(
+        out.status.success(),
+        "botocore presigner failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let answer: serde_json::Value =
+        serde_json::from_slice(&out.stdout).expect("botocore presigner JSON");
     let want = answer["signature"].as_str().expect("signature").to_owned();
     if want == checked.signature {
         Ok(())
     } else {
-        Err(Rejection::Signature { got: checked.signature.clone(), want })
+        Err(Rejection::Signature {
+            got: checked.signature.clone(),
+            want,
+        })
     }
 }
 
@@ -258,11 +289,19 @@ pub fn verify(
 
 /// Encodes a URL as a token (for building negative cases).
 pub fn encode(url: &str) -> String {
-    format!("{PREFIX}{}", base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(url))
+    format!(
+        "{PREFIX}{}",
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(url)
+    )
 }
 
 /// Decodes a token's URL (panics on a malformed token: for building negative cases).
 pub fn decode(token: &str) -> String {
     let b64 = token.strip_prefix(PREFIX).expect("token prefix");
-    String::from_utf8(base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(b64).expect("base64url")).expect("utf-8")
+    String::from_utf8(
+        base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(b64)
+            .expect("base64url"),
+    )
+    .expect("utf-8")
 }

@@ -74,7 +74,11 @@ pub fn process_env(name: &str) -> Option<String> {
 
 /// The region for STS: `--region`, else `AWS_REGION`, else `AWS_DEFAULT_REGION`, else the
 /// profile's `region`. IMDS is not asked: the kubeconfig `init` writes always passes `--region`.
-pub async fn resolve_region(flag: Option<&str>, profile: Option<&str>, env: &Env) -> Result<Region, Error> {
+pub async fn resolve_region(
+    flag: Option<&str>,
+    profile: Option<&str>,
+    env: &Env,
+) -> Result<Region, Error> {
     if let Some(r) = flag {
         return Region::parse(r, "--region");
     }
@@ -116,16 +120,28 @@ pub fn env_has_static_keys(env: &Env) -> bool {
 
 /// The provider for `source`. For [`Source::Chain`] with keys in the environment this is the
 /// environment provider alone (the chain would pick it first anyway).
-pub async fn provider(source: &Source, region: &Region, env: &Env) -> Result<SharedCredentialsProvider, Error> {
+pub async fn provider(
+    source: &Source,
+    region: &Region,
+    env: &Env,
+) -> Result<SharedCredentialsProvider, Error> {
     let conf = provider_config(region);
     let region_cfg = aws_config::Region::new(region.as_str().to_owned());
     Ok(match source {
         Source::Chain if env_has_static_keys(env) => {
-            tracing::debug!(source = "environment", "using AWS credentials from the environment");
-            SharedCredentialsProvider::new(aws_config::environment::EnvironmentVariableCredentialsProvider::new())
+            tracing::debug!(
+                source = "environment",
+                "using AWS credentials from the environment"
+            );
+            SharedCredentialsProvider::new(
+                aws_config::environment::EnvironmentVariableCredentialsProvider::new(),
+            )
         }
         Source::Chain => {
-            tracing::debug!(source = "default-chain", "resolving AWS credentials with the default chain");
+            tracing::debug!(
+                source = "default-chain",
+                "resolving AWS credentials with the default chain"
+            );
             SharedCredentialsProvider::new(
                 aws_config::default_provider::credentials::DefaultCredentialsChain::builder()
                     .configure(conf)
@@ -146,7 +162,10 @@ pub async fn provider(source: &Source, region: &Region, env: &Env) -> Result<Sha
         Source::SsmFile(path) => {
             tracing::debug!(source = "ssm", path = %path.display(), "using the SSM agent's credentials file");
             let files = aws_runtime::env_config::file::EnvConfigFiles::builder()
-                .with_file(aws_runtime::env_config::file::EnvConfigFileKind::Credentials, path)
+                .with_file(
+                    aws_runtime::env_config::file::EnvConfigFileKind::Credentials,
+                    path,
+                )
                 .build();
             SharedCredentialsProvider::new(
                 aws_config::profile::ProfileFileCredentialsProvider::builder()
@@ -165,7 +184,10 @@ pub async fn provider(source: &Source, region: &Region, env: &Env) -> Result<Sha
                     reason: format!("{url:?}: {e}"),
                 })?;
             }
-            tracing::debug!(source = "imds", "using the EC2 instance role through IMDSv2");
+            tracing::debug!(
+                source = "imds",
+                "using the EC2 instance role through IMDSv2"
+            );
             SharedCredentialsProvider::new(
                 aws_config::imds::credentials::ImdsCredentialsProvider::builder()
                     .configure(&conf)
@@ -219,17 +241,25 @@ pub fn validate_role_arn(arn: &str, source_name: &str) -> Result<(), Error> {
         Err(Error::InvalidInput {
             source_name: source_name.into(),
             field: "role ARN",
-            reason: format!("{arn:?} is not an IAM role ARN; expected arn:aws:iam::123456789012:role/NAME"),
+            reason: format!(
+                "{arn:?} is not an IAM role ARN; expected arn:aws:iam::123456789012:role/NAME"
+            ),
         })
     }
 }
 
 /// Asks `provider` for credentials; `source_name` names it in the error.
-pub async fn fetch(provider: &SharedCredentialsProvider, source_name: &str) -> Result<Credentials, Error> {
+pub async fn fetch(
+    provider: &SharedCredentialsProvider,
+    source_name: &str,
+) -> Result<Credentials, Error> {
     provider
         .provide_credentials()
         .await
-        .map_err(|source| Error::Credentials { source_name: source_name.to_owned(), source })
+        .map_err(|source| Error::Credentials {
+            source_name: source_name.to_owned(),
+            source,
+        })
 }
 
 #[cfg(test)]
@@ -240,9 +270,18 @@ mod tests {
     fn role_arns_are_checked() {
         assert!(validate_role_arn("arn:aws:iam::123456789012:role/node", "t").is_ok());
         assert!(validate_role_arn("arn:aws-cn:iam::123456789012:role/path/node", "t").is_ok());
-        for bad in ["", "node", "arn:aws:iam::12345:role/x", "arn:aws:s3:::bucket", "arn:aws:iam::123456789012:user/x"] {
+        for bad in [
+            "",
+            "node",
+            "arn:aws:iam::12345:role/x",
+            "arn:aws:s3:::bucket",
+            "arn:aws:iam::123456789012:user/x",
+        ] {
             let err = validate_role_arn(bad, "--role-arn").unwrap_err();
-            assert!(err.to_string().starts_with("--role-arn: invalid role ARN"), "{err}");
+            assert!(
+                err.to_string().starts_with("--role-arn: invalid role ARN"),
+                "{err}"
+            );
         }
     }
 
@@ -253,12 +292,30 @@ mod tests {
             "AWS_DEFAULT_REGION" => Some("us-east-1".to_owned()),
             _ => None,
         };
-        assert_eq!(resolve_region(Some("us-west-2"), None, &env).await.unwrap().as_str(), "us-west-2");
-        assert_eq!(resolve_region(None, None, &env).await.unwrap().as_str(), "eu-west-1");
+        assert_eq!(
+            resolve_region(Some("us-west-2"), None, &env)
+                .await
+                .unwrap()
+                .as_str(),
+            "us-west-2"
+        );
+        assert_eq!(
+            resolve_region(None, None, &env).await.unwrap().as_str(),
+            "eu-west-1"
+        );
         let only_default = |n: &str| (n == "AWS_DEFAULT_REGION").then(|| "ap-south-1".to_owned());
-        assert_eq!(resolve_region(None, None, &only_default).await.unwrap().as_str(), "ap-south-1");
+        assert_eq!(
+            resolve_region(None, None, &only_default)
+                .await
+                .unwrap()
+                .as_str(),
+            "ap-south-1"
+        );
         let bad = |n: &str| (n == "AWS_REGION").then(|| "nowhere".to_owned());
         let err = resolve_region(None, None, &bad).await.unwrap_err();
-        assert!(err.to_string().starts_with("AWS_REGION: invalid region"), "{err}");
+        assert!(
+            err.to_string().starts_with("AWS_REGION: invalid region"),
+            "{err}"
+        );
     }
 }

@@ -174,7 +174,10 @@ impl exit::Classify for Error {
             Error::Read { source, .. } if source.kind() == std::io::ErrorKind::NotFound => {
                 exit::Code::BadInput
             }
-            Error::SsmRegistration { bad_activation: true, .. } => exit::Code::BadInput,
+            Error::SsmRegistration {
+                bad_activation: true,
+                ..
+            } => exit::Code::BadInput,
             _ => exit::Code::Failure,
         }
     }
@@ -182,8 +185,11 @@ impl exit::Classify for Error {
 
 /// Formats a time as RFC 3339 UTC with whole seconds (`2023-04-28T00:14:00Z`).
 pub fn rfc3339(t: SystemTime) -> String {
-    let t = time::OffsetDateTime::from(t).replace_nanosecond(0).unwrap_or(time::OffsetDateTime::from(t));
-    t.format(&time::format_description::well_known::Rfc3339).unwrap_or_default()
+    let t = time::OffsetDateTime::from(t)
+        .replace_nanosecond(0)
+        .unwrap_or(time::OffsetDateTime::from(t));
+    t.format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default()
 }
 
 /// Parses an RFC 3339 time.

@@ -15,14 +15,46 @@ pub struct Partition {
 
 /// The partitions, most specific region prefixes first; `aws` is the fallback.
 pub const PARTITIONS: &[Partition] = &[
-    Partition { id: "aws-us-gov", dns_suffix: "amazonaws.com", region_prefixes: &["us-gov-"] },
-    Partition { id: "aws-iso-b", dns_suffix: "sc2s.sgov.gov", region_prefixes: &["us-isob-"] },
-    Partition { id: "aws-iso-e", dns_suffix: "cloud.adc-e.uk", region_prefixes: &["eu-isoe-"] },
-    Partition { id: "aws-iso-f", dns_suffix: "csp.hci.ic.gov", region_prefixes: &["us-isof-"] },
-    Partition { id: "aws-iso", dns_suffix: "c2s.ic.gov", region_prefixes: &["us-iso-"] },
-    Partition { id: "aws-cn", dns_suffix: "amazonaws.com.cn", region_prefixes: &["cn-"] },
-    Partition { id: "aws-eusc", dns_suffix: "amazonaws.eu", region_prefixes: &["eusc-"] },
-    Partition { id: "aws", dns_suffix: "amazonaws.com", region_prefixes: &[""] },
+    Partition {
+        id: "aws-us-gov",
+        dns_suffix: "amazonaws.com",
+        region_prefixes: &["us-gov-"],
+    },
+    Partition {
+        id: "aws-iso-b",
+        dns_suffix: "sc2s.sgov.gov",
+        region_prefixes: &["us-isob-"],
+    },
+    Partition {
+        id: "aws-iso-e",
+        dns_suffix: "cloud.adc-e.uk",
+        region_prefixes: &["eu-isoe-"],
+    },
+    Partition {
+        id: "aws-iso-f",
+        dns_suffix: "csp.hci.ic.gov",
+        region_prefixes: &["us-isof-"],
+    },
+    Partition {
+        id: "aws-iso",
+        dns_suffix: "c2s.ic.gov",
+        region_prefixes: &["us-iso-"],
+    },
+    Partition {
+        id: "aws-cn",
+        dns_suffix: "amazonaws.com.cn",
+        region_prefixes: &["cn-"],
+    },
+    Partition {
+        id: "aws-eusc",
+        dns_suffix: "amazonaws.eu",
+        region_prefixes: &["eusc-"],
+    },
+    Partition {
+        id: "aws",
+        dns_suffix: "amazonaws.com",
+        region_prefixes: &[""],
+    },
 ];
 
 /// A validated region name such as `us-west-2`.
@@ -36,16 +68,24 @@ impl Region {
     pub fn parse(value: &str, source_name: &str) -> Result<Region, Error> {
         let parts: Vec<&str> = value.split('-').collect();
         let ok = parts.len() >= 3
-            && parts.iter().all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit()))
+            && parts.iter().all(|p| {
+                !p.is_empty()
+                    && p.bytes()
+                        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
+            })
             && parts[0].bytes().all(|b| b.is_ascii_lowercase())
-            && parts.last().is_some_and(|p| p.bytes().all(|b| b.is_ascii_digit()));
+            && parts
+                .last()
+                .is_some_and(|p| p.bytes().all(|b| b.is_ascii_digit()));
         if ok {
             Ok(Region(value.to_owned()))
         } else {
             Err(Error::InvalidInput {
                 source_name: source_name.to_owned(),
                 field: "region",
-                reason: format!("{value:?} is not an AWS region name; expected something like \"us-west-2\""),
+                reason: format!(
+                    "{value:?} is not an AWS region name; expected something like \"us-west-2\""
+                ),
             })
         }
     }
@@ -59,7 +99,11 @@ impl Region {
     pub fn partition(&self) -> &'static Partition {
         PARTITIONS
             .iter()
-            .find(|p| p.region_prefixes.iter().any(|prefix| self.0.starts_with(prefix)))
+            .find(|p| {
+                p.region_prefixes
+                    .iter()
+                    .any(|prefix| self.0.starts_with(prefix))
+            })
             .unwrap_or(&PARTITIONS[PARTITIONS.len() - 1])
     }
 
@@ -93,14 +137,28 @@ mod tests {
         assert_eq!(host("us-iso-east-1"), "sts.us-iso-east-1.c2s.ic.gov");
         assert_eq!(host("us-isob-east-1"), "sts.us-isob-east-1.sc2s.sgov.gov");
         assert_eq!(host("eu-isoe-west-1"), "sts.eu-isoe-west-1.cloud.adc-e.uk");
-        assert_eq!(host("us-isof-south-1"), "sts.us-isof-south-1.csp.hci.ic.gov");
+        assert_eq!(
+            host("us-isof-south-1"),
+            "sts.us-isof-south-1.csp.hci.ic.gov"
+        );
         assert_eq!(host("eusc-de-east-1"), "sts.eusc-de-east-1.amazonaws.eu");
-        assert_eq!(Region::parse("cn-northwest-1", "t").unwrap().partition().id, "aws-cn");
+        assert_eq!(
+            Region::parse("cn-northwest-1", "t").unwrap().partition().id,
+            "aws-cn"
+        );
     }
 
     #[test]
     fn bad_regions_are_rejected_with_the_source() {
-        for bad in ["", "us-west", "US-WEST-2", "us_west_2", "us-west-2/../x", "us-west-2.evil.com", "1us-west-2"] {
+        for bad in [
+            "",
+            "us-west",
+            "US-WEST-2",
+            "us_west_2",
+            "us-west-2/../x",
+            "us-west-2.evil.com",
+            "1us-west-2",
+        ] {
             let err = Region::parse(bad, "--region").unwrap_err();
             let text = err.to_string();
             assert!(text.starts_with("--region: invalid region"), "{text}");

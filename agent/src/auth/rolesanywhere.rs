@@ -48,7 +48,11 @@ pub const INITIAL_BACKOFF: Duration = Duration::from_millis(200);
 const RSA_ALGORITHM: &str = "AWS4-X509-RSA-SHA256";
 const ECDSA_ALGORITHM: &str = "AWS4-X509-ECDSA-SHA256";
 /// SigV4 URI encoding: RFC 3986 unreserved characters stay.
-const SIGV4_ENCODE: &AsciiSet = &NON_ALPHANUMERIC.remove(b'-').remove(b'_').remove(b'.').remove(b'~');
+const SIGV4_ENCODE: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'_')
+    .remove(b'.')
+    .remove(b'~');
 
 const OID_RSA: &str = "1.2.840.113549.1.1.1";
 const OID_EC: &str = "1.2.840.10045.2.1";
@@ -93,11 +97,13 @@ impl PrivateKey {
         match self {
             PrivateKey::Rsa(k) => Ok(k.try_sign(message).map_err(|e| e.to_string())?.to_vec()),
             PrivateKey::P256(k) => {
-                let sig: p256::ecdsa::Signature = k.sign_prehash(&digest).map_err(|e| e.to_string())?;
+                let sig: p256::ecdsa::Signature =
+                    k.sign_prehash(&digest).map_err(|e| e.to_string())?;
                 Ok(sig.to_der().as_bytes().to_vec())
             }
             PrivateKey::P384(k) => {
-                let sig: p384::ecdsa::Signature = k.sign_prehash(&digest).map_err(|e| e.to_string())?;
+                let sig: p384::ecdsa::Signature =
+                    k.sign_prehash(&digest).map_err(|e| e.to_string())?;
                 Ok(sig.to_der().as_bytes().to_vec())
             }
         }
@@ -111,10 +117,20 @@ impl PrivateKey {
                 use rsa::pkcs1::EncodeRsaPublicKey;
                 let private: &rsa::RsaPrivateKey = k.as_ref().as_ref();
                 rsa::RsaPublicKey::from(private)
-                    .to_pkcs1_der().map(|d| d.as_bytes().to_vec()).unwrap_or_default()
+                    .to_pkcs1_der()
+                    .map(|d| d.as_bytes().to_vec())
+                    .unwrap_or_default()
             }
-            PrivateKey::P256(k) => k.verifying_key().to_encoded_point(false).as_bytes().to_vec(),
-            PrivateKey::P384(k) => k.verifying_key().to_encoded_point(false).as_bytes().to_vec(),
+            PrivateKey::P256(k) => k
+                .verifying_key()
+                .to_encoded_point(false)
+                .as_bytes()
+                .to_vec(),
+            PrivateKey::P384(k) => k
+                .verifying_key()
+                .to_encoded_point(false)
+                .as_bytes()
+                .to_vec(),
         }
     }
 }
@@ -137,20 +153,41 @@ impl X509Identity {
         key: (&Path, &str),
         intermediates: Option<(&Path, &str)>,
     ) -> Result<X509Identity, Error> {
-        let bad = |what: &'static str, path: &Path, reason: String| Error::BadPem { what, path: path.to_owned(), reason };
+        let bad = |what: &'static str, path: &Path, reason: String| Error::BadPem {
+            what,
+            path: path.to_owned(),
+            reason,
+        };
         let mut certs = pem_blocks(certificate.1, "CERTIFICATE")
             .map_err(|r| bad("certificate", certificate.0, r))?;
         if certs.is_empty() {
-            return Err(bad("certificate", certificate.0, "no PEM CERTIFICATE block; pass the node's X.509 certificate in PEM".into()));
+            return Err(bad(
+                "certificate",
+                certificate.0,
+                "no PEM CERTIFICATE block; pass the node's X.509 certificate in PEM".into(),
+            ));
         }
         if let Some((path, text)) = intermediates {
-            certs.extend(pem_blocks(text, "CERTIFICATE").map_err(|r| bad("intermediate certificates", path, r))?);
+            certs.extend(
+                pem_blocks(text, "CERTIFICATE")
+                    .map_err(|r| bad("intermediate certificates", path, r))?,
+            );
         }
-        let leaf = Certificate::from_der(&certs[0])
-            .map_err(|e| bad("certificate", certificate.0, format!("not an X.509 certificate: {e}")))?;
+        let leaf = Certificate::from_der(&certs[0]).map_err(|e| {
+            bad(
+                "certificate",
+                certificate.0,
+                format!("not an X.509 certificate: {e}"),
+            )
+        })?;
         for (i, der) in certs.iter().enumerate().skip(1) {
-            Certificate::from_der(der)
-                .map_err(|e| bad("certificate", certificate.0, format!("certificate #{} is not X.509: {e}", i + 1)))?;
+            Certificate::from_der(der).map_err(|e| {
+                bad(
+                    "certificate",
+                    certificate.0,
+                    format!("certificate #{} is not X.509: {e}", i + 1),
+                )
+            })?;
         }
         let serial = decimal_serial(leaf.tbs_certificate.serial_number.as_bytes());
         let private_key = parse_private_key(key.1).map_err(|r| bad("private key", key.0, r))?;
@@ -159,22 +196,40 @@ impl X509Identity {
             return Err(bad(
                 "private key",
                 key.0,
-                format!("does not belong to the certificate {} (serial {serial}); pass the key the certificate was issued for", certificate.0.display()),
+                format!(
+                    "does not belong to the certificate {} (serial {serial}); pass the key the certificate was issued for",
+                    certificate.0.display()
+                ),
             ));
         }
         let mut chain_der = certs;
         let leaf_der = chain_der.remove(0);
-        Ok(X509Identity { leaf_der, chain_der, serial, key: private_key })
+        Ok(X509Identity {
+            leaf_der,
+            chain_der,
+            serial,
+            key: private_key,
+        })
     }
 
     /// Reads the files and builds the identity.
-    pub fn load(certificate: &Path, key: &Path, intermediates: Option<&Path>) -> Result<X509Identity, Error> {
+    pub fn load(
+        certificate: &Path,
+        key: &Path,
+        intermediates: Option<&Path>,
+    ) -> Result<X509Identity, Error> {
         let read = |what: &'static str, path: &Path| {
-            std::fs::read_to_string(path).map_err(|source| Error::Read { what, path: path.to_owned(), source })
+            std::fs::read_to_string(path).map_err(|source| Error::Read {
+                what,
+                path: path.to_owned(),
+                source,
+            })
         };
         let cert_text = read("certificate", certificate)?;
         let key_text = read("private key", key)?;
-        let chain_text = intermediates.map(|p| read("intermediate certificates", p)).transpose()?;
+        let chain_text = intermediates
+            .map(|p| read("intermediate certificates", p))
+            .transpose()?;
         X509Identity::from_pem(
             (certificate, &cert_text),
             (key, &key_text),
@@ -190,7 +245,11 @@ impl X509Identity {
 
 /// The DER bodies of the PEM blocks labelled `want`, in order; other labels are skipped.
 fn pem_blocks(text: &str, want: &str) -> Result<Vec<Vec<u8>>, String> {
-    Ok(all_pem_blocks(text)?.into_iter().filter(|(label, _)| label == want).map(|(_, der)| der).collect())
+    Ok(all_pem_blocks(text)?
+        .into_iter()
+        .filter(|(label, _)| label == want)
+        .map(|(_, der)| der)
+        .collect())
 }
 
 fn all_pem_blocks(text: &str) -> Result<Vec<(String, Vec<u8>)>, String> {
@@ -198,13 +257,17 @@ fn all_pem_blocks(text: &str) -> Result<Vec<(String, Vec<u8>)>, String> {
     let mut rest = text;
     while let Some(start) = rest.find("-----BEGIN ") {
         let after = &rest[start..];
-        let label_end = after["-----BEGIN ".len()..].find("-----").ok_or("unterminated PEM header")?;
+        let label_end = after["-----BEGIN ".len()..]
+            .find("-----")
+            .ok_or("unterminated PEM header")?;
         let label = &after["-----BEGIN ".len().."-----BEGIN ".len() + label_end];
         let end_marker = format!("-----END {label}-----");
-        let end = after.find(&end_marker).ok_or_else(|| format!("PEM block {label} has no END line"))?;
+        let end = after
+            .find(&end_marker)
+            .ok_or_else(|| format!("PEM block {label} has no END line"))?;
         let block = &after[..end + end_marker.len()];
-        let (decoded_label, der) =
-            x509_cert::der::pem::decode_vec(block.as_bytes()).map_err(|e| format!("bad PEM block {label}: {e}"))?;
+        let (decoded_label, der) = x509_cert::der::pem::decode_vec(block.as_bytes())
+            .map_err(|e| format!("bad PEM block {label}: {e}"))?;
         out.push((decoded_label.to_owned(), der));
         rest = &after[end + end_marker.len()..];
     }
@@ -219,10 +282,12 @@ fn parse_private_key(text: &str) -> Result<PrivateKey, String> {
     for (label, der) in &blocks {
         match label.as_str() {
             "PRIVATE KEY" => {
-                let info = pkcs8::PrivateKeyInfo::try_from(der.as_slice()).map_err(|e| format!("bad PKCS#8 key: {e}"))?;
+                let info = pkcs8::PrivateKeyInfo::try_from(der.as_slice())
+                    .map_err(|e| format!("bad PKCS#8 key: {e}"))?;
                 let alg = info.algorithm.oid.to_string();
                 if alg == OID_RSA {
-                    let k = rsa::RsaPrivateKey::from_pkcs8_der(der).map_err(|e| format!("bad RSA key: {e}"))?;
+                    let k = rsa::RsaPrivateKey::from_pkcs8_der(der)
+                        .map_err(|e| format!("bad RSA key: {e}"))?;
                     return Ok(PrivateKey::Rsa(Box::new(rsa::pkcs1v15::SigningKey::new(k))));
                 }
                 if alg == OID_EC {
@@ -231,25 +296,38 @@ fn parse_private_key(text: &str) -> Result<PrivateKey, String> {
                         .parameters_oid()
                         .map(|o| o.to_string())
                         .map_err(|e| format!("EC key without a named curve: {e}"))?;
-                    return ec_key(&curve, || {
-                        p256::ecdsa::SigningKey::from_pkcs8_der(der).map_err(|e| e.to_string())
-                    }, || p384::ecdsa::SigningKey::from_pkcs8_der(der).map_err(|e| e.to_string()));
+                    return ec_key(
+                        &curve,
+                        || p256::ecdsa::SigningKey::from_pkcs8_der(der).map_err(|e| e.to_string()),
+                        || p384::ecdsa::SigningKey::from_pkcs8_der(der).map_err(|e| e.to_string()),
+                    );
                 }
-                return Err(format!("unsupported key algorithm {alg}; use an RSA or ECDSA (P-256, P-384) key"));
+                return Err(format!(
+                    "unsupported key algorithm {alg}; use an RSA or ECDSA (P-256, P-384) key"
+                ));
             }
             "RSA PRIVATE KEY" => {
-                let k = rsa::RsaPrivateKey::from_pkcs1_der(der).map_err(|e| format!("bad PKCS#1 RSA key: {e}"))?;
+                let k = rsa::RsaPrivateKey::from_pkcs1_der(der)
+                    .map_err(|e| format!("bad PKCS#1 RSA key: {e}"))?;
                 return Ok(PrivateKey::Rsa(Box::new(rsa::pkcs1v15::SigningKey::new(k))));
             }
             "EC PRIVATE KEY" => {
-                let ec = sec1::EcPrivateKey::try_from(der.as_slice()).map_err(|e| format!("bad SEC1 EC key: {e}"))?;
+                let ec = sec1::EcPrivateKey::try_from(der.as_slice())
+                    .map_err(|e| format!("bad SEC1 EC key: {e}"))?;
                 let curve = ec
                     .parameters
                     .and_then(|p| p.named_curve())
                     .map(|o| o.to_string())
-                    .or_else(|| blocks.iter().find(|(l, _)| l == "EC PARAMETERS").and_then(|(_, d)| {
-                        x509_cert::der::asn1::ObjectIdentifier::from_der(d).ok().map(|o| o.to_string())
-                    }))
+                    .or_else(|| {
+                        blocks
+                            .iter()
+                            .find(|(l, _)| l == "EC PARAMETERS")
+                            .and_then(|(_, d)| {
+                                x509_cert::der::asn1::ObjectIdentifier::from_der(d)
+                                    .ok()
+                                    .map(|o| o.to_string())
+                            })
+                    })
                     // Without parameters, the scalar's length tells the curve.
                     .or_else(|| match ec.private_key.len() {
                         32 => Some(OID_P256.to_owned()),
@@ -259,8 +337,16 @@ fn parse_private_key(text: &str) -> Result<PrivateKey, String> {
                     .ok_or("EC key without a named curve")?;
                 return ec_key(
                     &curve,
-                    || p256::SecretKey::from_sec1_der(der).map(Into::into).map_err(|e| e.to_string()),
-                    || p384::SecretKey::from_sec1_der(der).map(Into::into).map_err(|e| e.to_string()),
+                    || {
+                        p256::SecretKey::from_sec1_der(der)
+                            .map(Into::into)
+                            .map_err(|e| e.to_string())
+                    },
+                    || {
+                        p384::SecretKey::from_sec1_der(der)
+                            .map(Into::into)
+                            .map_err(|e| e.to_string())
+                    },
                 );
             }
             "ENCRYPTED PRIVATE KEY" => {
@@ -278,8 +364,12 @@ fn ec_key(
     p384: impl FnOnce() -> Result<p384::ecdsa::SigningKey, String>,
 ) -> Result<PrivateKey, String> {
     match curve {
-        OID_P256 => Ok(PrivateKey::P256(p256().map_err(|e| format!("bad P-256 key: {e}"))?)),
-        OID_P384 => Ok(PrivateKey::P384(p384().map_err(|e| format!("bad P-384 key: {e}"))?)),
+        OID_P256 => Ok(PrivateKey::P256(
+            p256().map_err(|e| format!("bad P-256 key: {e}"))?,
+        )),
+        OID_P384 => Ok(PrivateKey::P384(
+            p384().map_err(|e| format!("bad P-384 key: {e}"))?,
+        )),
         other => Err(format!("unsupported EC curve {other}; use P-256 or P-384")),
     }
 }
@@ -336,23 +426,42 @@ impl SessionParams {
                 Err(Error::InvalidInput {
                     source_name: flag.into(),
                     field,
-                    reason: format!("{value:?} is not an ARN of the form arn:aws:{service}:...:{kind}..."),
+                    reason: format!(
+                        "{value:?} is not an ARN of the form arn:aws:{service}:...:{kind}..."
+                    ),
                 })
             }
         };
-        check(&self.trust_anchor_arn, "--trust-anchor-arn", "trust anchor ARN", "rolesanywhere", "trust-anchor/")?;
-        check(&self.profile_arn, "--profile-arn", "profile ARN", "rolesanywhere", "profile/")?;
+        check(
+            &self.trust_anchor_arn,
+            "--trust-anchor-arn",
+            "trust anchor ARN",
+            "rolesanywhere",
+            "trust-anchor/",
+        )?;
+        check(
+            &self.profile_arn,
+            "--profile-arn",
+            "profile ARN",
+            "rolesanywhere",
+            "profile/",
+        )?;
         super::credentials::validate_role_arn(&self.role_arn, "--role-arn")?;
         if !(MIN_DURATION_SECS..=MAX_DURATION_SECS).contains(&self.duration_secs) {
             return Err(Error::InvalidInput {
                 source_name: "--session-duration".into(),
                 field: "session duration",
-                reason: format!("{} seconds is outside {MIN_DURATION_SECS}..={MAX_DURATION_SECS}", self.duration_secs),
+                reason: format!(
+                    "{} seconds is outside {MIN_DURATION_SECS}..={MAX_DURATION_SECS}",
+                    self.duration_secs
+                ),
             });
         }
         if let Some(name) = &self.role_session_name {
             let ok = (2..=64).contains(&name.len())
-                && name.bytes().all(|b| b.is_ascii_alphanumeric() || b"+=,.@-_".contains(&b));
+                && name
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"+=,.@-_".contains(&b));
             if !ok {
                 return Err(Error::InvalidInput {
                     source_name: "--role-session-name".into(),
@@ -382,7 +491,9 @@ pub struct SignedRequest {
 
 impl std::fmt::Debug for SignedRequest {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SignedRequest").field("url", &self.url).finish_non_exhaustive()
+        f.debug_struct("SignedRequest")
+            .field("url", &self.url)
+            .finish_non_exhaustive()
     }
 }
 
@@ -435,9 +546,18 @@ pub fn sign_request(
         ("roleArn", params.role_arn.as_str()),
         ("trustAnchorArn", params.trust_anchor_arn.as_str()),
     ]
-    .map(|(k, v)| (utf8_percent_encode(k, SIGV4_ENCODE).to_string(), utf8_percent_encode(v, SIGV4_ENCODE).to_string()));
+    .map(|(k, v)| {
+        (
+            utf8_percent_encode(k, SIGV4_ENCODE).to_string(),
+            utf8_percent_encode(v, SIGV4_ENCODE).to_string(),
+        )
+    });
     query.sort();
-    let canonical_query = query.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join("&");
+    let canonical_query = query
+        .iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect::<Vec<_>>()
+        .join("&");
 
     let b64 = base64::engine::general_purpose::STANDARD;
     let mut headers: Vec<(String, String)> = vec![
@@ -447,23 +567,41 @@ pub fn sign_request(
         ("x-amz-x509".into(), b64.encode(&identity.leaf_der)),
     ];
     if !identity.chain_der.is_empty() {
-        let chain = identity.chain_der.iter().map(|d| b64.encode(d)).collect::<Vec<_>>().join(",");
+        let chain = identity
+            .chain_der
+            .iter()
+            .map(|d| b64.encode(d))
+            .collect::<Vec<_>>()
+            .join(",");
         headers.push(("x-amz-x509-chain".into(), chain));
     }
     headers.sort();
-    let canonical_headers: String = headers.iter().map(|(k, v)| format!("{k}:{}\n", v.trim())).collect();
-    let signed_headers = headers.iter().map(|(k, _)| k.as_str()).collect::<Vec<_>>().join(";");
+    let canonical_headers: String = headers
+        .iter()
+        .map(|(k, v)| format!("{k}:{}\n", v.trim()))
+        .collect();
+    let signed_headers = headers
+        .iter()
+        .map(|(k, _)| k.as_str())
+        .collect::<Vec<_>>()
+        .join(";");
     let payload_hash = hex::encode(Sha256::digest(&body));
     let path = "/sessions";
-    let canonical_request =
-        format!("POST\n{path}\n{canonical_query}\n{canonical_headers}\n{signed_headers}\n{payload_hash}");
+    let canonical_request = format!(
+        "POST\n{path}\n{canonical_query}\n{canonical_headers}\n{signed_headers}\n{payload_hash}"
+    );
     let algorithm = identity.key.algorithm();
-    let string_to_sign =
-        format!("{algorithm}\n{amz_date}\n{scope}\n{}", hex::encode(Sha256::digest(canonical_request.as_bytes())));
-    let signature = identity.key.sign(string_to_sign.as_bytes()).map_err(|e| Error::Sign {
-        host: endpoint.to_string(),
-        source: e.into(),
-    })?;
+    let string_to_sign = format!(
+        "{algorithm}\n{amz_date}\n{scope}\n{}",
+        hex::encode(Sha256::digest(canonical_request.as_bytes()))
+    );
+    let signature = identity
+        .key
+        .sign(string_to_sign.as_bytes())
+        .map_err(|e| Error::Sign {
+            host: endpoint.to_string(),
+            source: e.into(),
+        })?;
     let authorization = format!(
         "{algorithm} Credential={}/{scope}, SignedHeaders={signed_headers}, Signature={}",
         identity.serial,
@@ -471,7 +609,13 @@ pub fn sign_request(
     );
     headers.push(("authorization".into(), authorization));
     let base = endpoint.as_str().trim_end_matches('/');
-    Ok(SignedRequest { url: format!("{base}{path}?{canonical_query}"), headers, body, canonical_request, string_to_sign })
+    Ok(SignedRequest {
+        url: format!("{base}{path}?{canonical_query}"),
+        headers,
+        body,
+        canonical_request,
+        string_to_sign,
+    })
 }
 
 /// Temporary credentials from `CreateSession`.
@@ -498,7 +642,13 @@ impl std::fmt::Debug for SessionCredentials {
 
 impl From<SessionCredentials> for Credentials {
     fn from(c: SessionCredentials) -> Credentials {
-        Credentials::new(c.access_key_id, c.secret_access_key, Some(c.session_token), Some(c.expiration), "RolesAnywhere")
+        Credentials::new(
+            c.access_key_id,
+            c.secret_access_key,
+            Some(c.session_token),
+            Some(c.expiration),
+            "RolesAnywhere",
+        )
     }
 }
 
@@ -564,27 +714,46 @@ pub fn parse_response(
     body: &[u8],
     endpoint: &str,
 ) -> Result<SessionCredentials, Error> {
-    let bad = |reason: String| Error::BadResponse { service: "IAM Roles Anywhere", endpoint: endpoint.to_owned(), reason };
+    let bad = |reason: String| Error::BadResponse {
+        service: "IAM Roles Anywhere",
+        endpoint: endpoint.to_owned(),
+        reason,
+    };
     if !(200..300).contains(&status) {
         let json: serde_json::Value = serde_json::from_slice(body).unwrap_or_default();
-        let field = |names: &[&str]| names.iter().find_map(|n| json.get(*n).and_then(|v| v.as_str()).map(str::to_owned));
+        let field = |names: &[&str]| {
+            names
+                .iter()
+                .find_map(|n| json.get(*n).and_then(|v| v.as_str()).map(str::to_owned))
+        };
         let code = error_type_header
             .map(str::to_owned)
             .or_else(|| field(&["__type", "code", "Code"]))
             .map(|c| sanitize_error_code(&c))
             .unwrap_or_else(|| "UnknownError".into());
         let message = field(&["message", "Message"]).unwrap_or_default();
-        return Err(Error::Service { service: "IAM Roles Anywhere", endpoint: endpoint.to_owned(), status, code, message });
+        return Err(Error::Service {
+            service: "IAM Roles Anywhere",
+            endpoint: endpoint.to_owned(),
+            status,
+            code,
+            message,
+        });
     }
-    let out: CreateSessionOutput = serde_json::from_slice(body).map_err(|e| bad(format!("not a CreateSession response: {e}")))?;
+    let out: CreateSessionOutput = serde_json::from_slice(body)
+        .map_err(|e| bad(format!("not a CreateSession response: {e}")))?;
     let creds = out
         .credential_set
         .into_iter()
         .next()
         .and_then(|c| c.credentials)
         .ok_or_else(|| bad("credentialSet[0].credentials is missing".into()))?;
-    let expiration = super::parse_rfc3339(&creds.expiration)
-        .ok_or_else(|| bad(format!("expiration {:?} is not an RFC 3339 time", creds.expiration)))?;
+    let expiration = super::parse_rfc3339(&creds.expiration).ok_or_else(|| {
+        bad(format!(
+            "expiration {:?} is not an RFC 3339 time",
+            creds.expiration
+        ))
+    })?;
     Ok(SessionCredentials {
         access_key_id: creds.access_key_id,
         secret_access_key: creds.secret_access_key,
@@ -606,10 +775,12 @@ pub fn https_client(ca_bundle: Option<&Path>) -> Result<reqwest::Client, Error> 
     match ca_bundle {
         Some(path) => {
             use rustls_pki_types::pem::PemObject;
-            let certs = rustls_pki_types::CertificateDer::pem_file_iter(path).map_err(|e| Error::BadPem {
-                what: "CA bundle (AWS_CA_BUNDLE)",
-                path: path.to_owned(),
-                reason: e.to_string(),
+            let certs = rustls_pki_types::CertificateDer::pem_file_iter(path).map_err(|e| {
+                Error::BadPem {
+                    what: "CA bundle (AWS_CA_BUNDLE)",
+                    path: path.to_owned(),
+                    reason: e.to_string(),
+                }
             })?;
             for cert in certs {
                 let cert = cert.map_err(|e| Error::BadPem {
@@ -647,7 +818,12 @@ pub fn https_client(ca_bundle: Option<&Path>) -> Result<reqwest::Client, Error> 
         .connect_timeout(CONNECT_TIMEOUT)
         .timeout(ATTEMPT_TIMEOUT)
         .build()
-        .map_err(|e| Error::Transport { service: "IAM Roles Anywhere", endpoint: String::new(), attempts: 0, source: Box::new(e) })
+        .map_err(|e| Error::Transport {
+            service: "IAM Roles Anywhere",
+            endpoint: String::new(),
+            attempts: 0,
+            source: Box::new(e),
+        })
 }
 
 /// Everything needed to call `CreateSession` repeatedly.
@@ -672,7 +848,9 @@ impl RolesAnywhere {
         clock: Arc<dyn Clock>,
     ) -> Result<RolesAnywhere, Error> {
         params.validate()?;
-        let endpoint_text = endpoint.map(str::to_owned).unwrap_or_else(|| default_endpoint(&region));
+        let endpoint_text = endpoint
+            .map(str::to_owned)
+            .unwrap_or_else(|| default_endpoint(&region));
         let endpoint = url::Url::parse(&endpoint_text)
             .ok()
             .filter(|u| matches!(u.scheme(), "https" | "http") && u.host_str().is_some())
@@ -681,24 +859,47 @@ impl RolesAnywhere {
                 field: "URL",
                 reason: format!("{endpoint_text:?} is not an https:// URL"),
             })?;
-        Ok(RolesAnywhere { identity: Arc::new(identity), params, region, endpoint, client, clock })
+        Ok(RolesAnywhere {
+            identity: Arc::new(identity),
+            params,
+            region,
+            endpoint,
+            client,
+            clock,
+        })
     }
 
     /// Signs a `CreateSession` request at the clock's current time.
     pub fn sign(&self) -> Result<SignedRequest, Error> {
-        sign_request(&self.identity, &self.params, &self.region, &self.endpoint, self.clock.now())
+        sign_request(
+            &self.identity,
+            &self.params,
+            &self.region,
+            &self.endpoint,
+            self.clock.now(),
+        )
     }
 
     /// Sends one signed request (no retry) and parses the answer.
     pub async fn send(&self, req: &SignedRequest) -> Result<SessionCredentials, Error> {
         let endpoint = self.endpoint.to_string();
         match self.attempt(req).await {
-            Ok((status, error_type, body)) => parse_response(status, error_type.as_deref(), &body, &endpoint),
-            Err(e) => Err(Error::Transport { service: "IAM Roles Anywhere", endpoint, attempts: 1, source: Box::new(e) }),
+            Ok((status, error_type, body)) => {
+                parse_response(status, error_type.as_deref(), &body, &endpoint)
+            }
+            Err(e) => Err(Error::Transport {
+                service: "IAM Roles Anywhere",
+                endpoint,
+                attempts: 1,
+                source: Box::new(e),
+            }),
         }
     }
 
-    async fn attempt(&self, req: &SignedRequest) -> Result<(u16, Option<String>, Vec<u8>), reqwest::Error> {
+    async fn attempt(
+        &self,
+        req: &SignedRequest,
+    ) -> Result<(u16, Option<String>, Vec<u8>), reqwest::Error> {
         let mut builder = self.client.post(&req.url).body(req.body.clone());
         for (k, v) in &req.headers {
             // reqwest writes Host from the URL: the same value that was signed.
@@ -708,7 +909,11 @@ impl RolesAnywhere {
         }
         let resp = builder.send().await?;
         let status = resp.status().as_u16();
-        let error_type = resp.headers().get("x-amzn-errortype").and_then(|v| v.to_str().ok()).map(str::to_owned);
+        let error_type = resp
+            .headers()
+            .get("x-amzn-errortype")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
         let body = resp.bytes().await?.to_vec();
         Ok((status, error_type, body))
     }
@@ -761,7 +966,10 @@ pub struct RolesAnywhereProvider {
 impl RolesAnywhereProvider {
     /// Wraps a client.
     pub fn new(inner: RolesAnywhere) -> RolesAnywhereProvider {
-        RolesAnywhereProvider { inner, cached: Arc::new(Mutex::new(None)) }
+        RolesAnywhereProvider {
+            inner,
+            cached: Arc::new(Mutex::new(None)),
+        }
     }
 
     /// Current credentials: cached while more than [`REFRESH_BEFORE_EXPIRY`] is left.
@@ -782,7 +990,10 @@ impl RolesAnywhereProvider {
 
 /// True when credentials expiring at `expiration` must be replaced at `now`.
 pub fn needs_refresh(expiration: SystemTime, now: SystemTime) -> bool {
-    expiration.duration_since(now).map(|left| left <= REFRESH_BEFORE_EXPIRY).unwrap_or(true)
+    expiration
+        .duration_since(now)
+        .map(|left| left <= REFRESH_BEFORE_EXPIRY)
+        .unwrap_or(true)
 }
 
 impl ProvideCredentials for RolesAnywhereProvider {
@@ -825,7 +1036,10 @@ mod tests {
             u64::MAX.wrapping_shr(1).to_string()
         );
         // 2^128 - 1 = 340282366920938463463374607431768211455
-        assert_eq!(decimal_serial(&[0xff; 16]), "340282366920938463463374607431768211455");
+        assert_eq!(
+            decimal_serial(&[0xff; 16]),
+            "340282366920938463463374607431768211455"
+        );
     }
 
     #[test]
@@ -839,10 +1053,28 @@ mod tests {
     #[test]
     fn error_responses_keep_code_and_message() {
         let body = br#"{"message":"Untrusted signing certificate"}"#;
-        let err = parse_response(403, Some("AccessDeniedException:http://internal.amazon.com/"), body, "https://x").unwrap_err();
-        assert!(matches!(&err, Error::Service { status: 403, code, message, .. } if code == "AccessDeniedException" && message == "Untrusted signing certificate"), "{err:?}");
-        let err = parse_response(400, None, br#"{"__type":"com.amazon#ValidationException","message":"bad"}"#, "https://x").unwrap_err();
-        assert!(err.to_string().contains("ValidationException: bad"), "{err}");
+        let err = parse_response(
+            403,
+            Some("AccessDeniedException:http://internal.amazon.com/"),
+            body,
+            "https://x",
+        )
+        .unwrap_err();
+        assert!(
+            matches!(&err, Error::Service { status: 403, code, message, .. } if code == "AccessDeniedException" && message == "Untrusted signing certificate"),
+            "{err:?}"
+        );
+        let err = parse_response(
+            400,
+            None,
+            br#"{"__type":"com.amazon#ValidationException","message":"bad"}"#,
+            "https://x",
+        )
+        .unwrap_err();
+        assert!(
+            err.to_string().contains("ValidationException: bad"),
+            "{err}"
+        );
     }
 
     #[test]
@@ -907,19 +1139,31 @@ mod tests {
         );
         assert_eq!(req.canonical_request, expected_creq);
         assert_eq!(req.body, br#"{"durationSeconds":3600}"#);
-        assert!(req.url.starts_with("https://127.0.0.1:8443/sessions?profileArn=arn%3Aaws"), "{}", req.url);
+        assert!(
+            req.url
+                .starts_with("https://127.0.0.1:8443/sessions?profileArn=arn%3Aaws"),
+            "{}",
+            req.url
+        );
         let sts = format!(
             "AWS4-X509-ECDSA-SHA256\n20240501T123456Z\n20240501/us-west-2/rolesanywhere/aws4_request\n{}",
             hex::encode(Sha256::digest(expected_creq.as_bytes()))
         );
         assert_eq!(req.string_to_sign, sts);
-        let auth = &req.headers.iter().find(|(k, _)| k == "authorization").unwrap().1;
+        let auth = &req
+            .headers
+            .iter()
+            .find(|(k, _)| k == "authorization")
+            .unwrap()
+            .1;
         let prefix = "AWS4-X509-ECDSA-SHA256 Credential=123456789/20240501/us-west-2/rolesanywhere/aws4_request, \
                       SignedHeaders=content-type;host;x-amz-date;x-amz-x509;x-amz-x509-chain, Signature=";
         assert!(auth.starts_with(prefix), "{auth}");
         let sig = hex::decode(&auth[prefix.len()..]).unwrap();
         let sig = p256::ecdsa::Signature::from_der(&sig).unwrap();
-        key.verifying_key().verify_prehash(&Sha256::digest(sts.as_bytes()), &sig).unwrap();
+        key.verifying_key()
+            .verify_prehash(&Sha256::digest(sts.as_bytes()), &sig)
+            .unwrap();
     }
 
     #[test]
@@ -933,26 +1177,49 @@ mod tests {
         };
         p.validate().unwrap();
         p.profile_arn = "arn:aws:iam::123456789012:role/oops".into();
-        assert!(p.validate().unwrap_err().to_string().starts_with("--profile-arn"));
+        assert!(
+            p.validate()
+                .unwrap_err()
+                .to_string()
+                .starts_with("--profile-arn")
+        );
         p.profile_arn = "arn:aws:rolesanywhere:us-west-2:123456789012:profile/p".into();
         p.duration_secs = 60;
-        assert!(p.validate().unwrap_err().to_string().starts_with("--session-duration"));
+        assert!(
+            p.validate()
+                .unwrap_err()
+                .to_string()
+                .starts_with("--session-duration")
+        );
     }
 
     #[test]
     fn keys_in_every_pem_form_are_read_and_matched() {
         use p256::pkcs8::EncodePrivateKey;
-        use sec1::EncodeEcPrivateKey;
         let key = p256::SecretKey::from_slice(&[9u8; 32]).unwrap();
         let pkcs8 = key.to_pkcs8_pem(Default::default()).unwrap();
-        assert!(matches!(parse_private_key(&pkcs8).unwrap(), PrivateKey::P256(_)));
+        assert!(matches!(
+            parse_private_key(&pkcs8).unwrap(),
+            PrivateKey::P256(_)
+        ));
         let sec1 = key.to_sec1_pem(Default::default()).unwrap();
-        assert!(matches!(parse_private_key(&sec1).unwrap(), PrivateKey::P256(_)));
+        assert!(matches!(
+            parse_private_key(&sec1).unwrap(),
+            PrivateKey::P256(_)
+        ));
         let k384 = p384::SecretKey::from_slice(&[9u8; 48]).unwrap();
         let sec1_384 = k384.to_sec1_pem(Default::default()).unwrap();
-        assert!(matches!(parse_private_key(&sec1_384).unwrap(), PrivateKey::P384(_)));
-        let enc = "-----BEGIN ENCRYPTED PRIVATE KEY-----\nAAAA\n-----END ENCRYPTED PRIVATE KEY-----\n";
+        assert!(matches!(
+            parse_private_key(&sec1_384).unwrap(),
+            PrivateKey::P384(_)
+        ));
+        let enc =
+            "-----BEGIN ENCRYPTED PRIVATE KEY-----\nAAAA\n-----END ENCRYPTED PRIVATE KEY-----\n";
         assert!(parse_private_key(enc).unwrap_err().contains("encrypted"));
-        assert!(parse_private_key("nothing here").unwrap_err().contains("no PEM private key"));
+        assert!(
+            parse_private_key("nothing here")
+                .unwrap_err()
+                .contains("no PEM private key")
+        );
     }
 }

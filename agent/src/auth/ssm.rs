@@ -27,7 +27,8 @@ pub const SSM_AGENT_PROGRAM: &str = "amazon-ssm-agent";
 /// How long registration may take before it is abandoned.
 pub const REGISTER_TIMEOUT: Duration = Duration::from_secs(120);
 /// What the SSM agent prints on success, followed by the managed instance id.
-const REGISTERED_MARKER: &str = "Successfully registered the instance with AWS SSM using Managed instance-id:";
+const REGISTERED_MARKER: &str =
+    "Successfully registered the instance with AWS SSM using Managed instance-id:";
 
 /// The credentials file of an SSM hybrid node: `AWS_SHARED_CREDENTIALS_FILE` or the default.
 pub fn credentials_file(env: &super::credentials::Env) -> PathBuf {
@@ -52,23 +53,30 @@ impl ActivationCode {
     pub fn parse(raw: &str, source_name: &str) -> Result<ActivationCode, Error> {
         let code = raw.trim();
         let ok = (8..=256).contains(&code.len())
-            && code.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'/' | b'='));
+            && code
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'/' | b'='));
         if ok {
             Ok(ActivationCode(code.to_owned()))
         } else {
             Err(Error::InvalidInput {
                 source_name: source_name.to_owned(),
                 field: "SSM activation code",
-                reason: "not an activation code (8 to 256 characters of A-Z, a-z, 0-9, '+', '/', '='); \
+                reason:
+                    "not an activation code (8 to 256 characters of A-Z, a-z, 0-9, '+', '/', '='); \
                          use the ActivationCode that `aws ssm create-activation` returned"
-                    .into(),
+                        .into(),
             })
         }
     }
 
     /// Reads the code from a file (`-` for stdin).
     pub fn read(path: &Path) -> Result<ActivationCode, Error> {
-        let read_err = |source| Error::Read { what: "SSM activation code file", path: path.to_owned(), source };
+        let read_err = |source| Error::Read {
+            what: "SSM activation code file",
+            path: path.to_owned(),
+            source,
+        };
         let raw = if path == Path::new("-") {
             let mut s = String::new();
             std::io::Read::read_to_string(&mut std::io::stdin(), &mut s).map_err(read_err)?;
@@ -121,7 +129,10 @@ impl RegisterCommand {
 
     /// Registration with a given SSM agent binary.
     pub fn with_program(program: impl Into<PathBuf>, activation: Activation) -> RegisterCommand {
-        RegisterCommand { program: program.into(), activation }
+        RegisterCommand {
+            program: program.into(),
+            activation,
+        }
     }
 
     /// The arguments, code included (`-y` answers the "already registered" prompt, since there
@@ -159,12 +170,22 @@ impl RegisterCommand {
         let out = tokio::time::timeout(timeout, child.wait_with_output())
             .await
             .map_err(|_| Error::SsmRegistration {
-                reason: format!("{} -register did not finish within {timeout:?}", self.program.display()),
+                reason: format!(
+                    "{} -register did not finish within {timeout:?}",
+                    self.program.display()
+                ),
                 bad_activation: false,
             })?
-            .map_err(|e| Error::SsmRegistration { reason: format!("waiting for the SSM agent: {e}"), bad_activation: false })?;
+            .map_err(|e| Error::SsmRegistration {
+                reason: format!("waiting for the SSM agent: {e}"),
+                bad_activation: false,
+            })?;
         let text = scrub(
-            &format!("{}\n{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr)),
+            &format!(
+                "{}\n{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            ),
             &self.activation.code,
         );
         if out.status.success() {
@@ -223,7 +244,10 @@ pub fn classify_failure(output: &str, activation: &Activation) -> Error {
             true,
         )
     } else if output.contains("Try running as sudo") || output.contains("permission denied") {
-        ("the SSM agent cannot save its registration: run as root".to_owned(), false)
+        (
+            "the SSM agent cannot save its registration: run as root".to_owned(),
+            false,
+        )
     } else {
         let last = output
             .lines()
@@ -234,7 +258,10 @@ pub fn classify_failure(output: &str, activation: &Activation) -> Error {
             .unwrap_or("no output");
         (format!("amazon-ssm-agent -register failed: {last}"), false)
     };
-    Error::SsmRegistration { reason, bad_activation }
+    Error::SsmRegistration {
+        reason,
+        bad_activation,
+    }
 }
 
 #[cfg(test)]
@@ -256,21 +283,46 @@ mod tests {
         let a = activation();
         let expired = "2018-11-01 00:10:19 ERROR Registration failed due to error registering the instance with AWS SSM. ActivationExpired: \n\tstatus code: 400, request id:";
         let e = classify_failure(expired, &a);
-        assert!(matches!(e, Error::SsmRegistration { bad_activation: true, .. }));
+        assert!(matches!(
+            e,
+            Error::SsmRegistration {
+                bad_activation: true,
+                ..
+            }
+        ));
         assert!(e.to_string().contains("has expired"), "{e}");
         let bad_id = "ERROR Registration failed due to error registering the instance with AWS SSM. InvalidActivationId: Activation ID not found";
-        assert!(classify_failure(bad_id, &a).to_string().contains("not known to SSM"));
+        assert!(
+            classify_failure(bad_id, &a)
+                .to_string()
+                .contains("not known to SSM")
+        );
         let invalid = "ERROR Registration failed due to error registering the instance with AWS SSM. InvalidActivation: Activation id or code invalid";
         let e = classify_failure(invalid, &a);
         assert!(e.to_string().contains("code does not match"), "{e}");
-        assert_eq!(crate::exit::Classify::exit_code(&e), crate::exit::Code::BadInput);
+        assert_eq!(
+            crate::exit::Classify::exit_code(&e),
+            crate::exit::Code::BadInput
+        );
         let perm = "Unable to save registration information. open /var/lib/amazon/ssm/x: permission denied\nTry running as sudo/administrator.";
         let e = classify_failure(perm, &a);
-        assert!(matches!(e, Error::SsmRegistration { bad_activation: false, .. }));
+        assert!(matches!(
+            e,
+            Error::SsmRegistration {
+                bad_activation: false,
+                ..
+            }
+        ));
         let other = "INFO starting\nERROR Registration failed due to error registering the instance with AWS SSM. RequestError: send request failed\n";
         let e = classify_failure(other, &a);
-        assert!(e.to_string().contains("RequestError: send request failed"), "{e}");
-        assert_eq!(crate::exit::Classify::exit_code(&e), crate::exit::Code::Failure);
+        assert!(
+            e.to_string().contains("RequestError: send request failed"),
+            "{e}"
+        );
+        assert_eq!(
+            crate::exit::Classify::exit_code(&e),
+            crate::exit::Code::Failure
+        );
     }
 
     #[test]
@@ -279,17 +331,76 @@ mod tests {
         let cmd = RegisterCommand::new(a.clone());
         assert!(!format!("{cmd:?}").contains(CODE));
         assert!(!format!("{a:?}").contains(CODE));
-        assert_eq!(scrub(&format!("bad code {CODE} here"), &a.code), "bad code *** here");
-        assert!(cmd.args().contains(&CODE.to_owned()), "the agent gets it as -code");
+        assert_eq!(
+            scrub(&format!("bad code {CODE} here"), &a.code),
+            "bad code *** here"
+        );
+        assert!(
+            cmd.args().contains(&CODE.to_owned()),
+            "the agent gets it as -code"
+        );
         assert!(ActivationCode::parse("short", "f").is_err());
-        assert!(!ActivationCode::parse("has space in it", "f").unwrap_err().to_string().contains("space"));
+        assert!(
+            !ActivationCode::parse("has space in it", "f")
+                .unwrap_err()
+                .to_string()
+                .contains("space")
+        );
     }
 
     #[test]
     fn instance_id_is_parsed_from_the_success_line() {
         let out = "INFO Successfully registered the instance with AWS SSM using Managed instance-id: mi-0123456789abcdef0\n";
-        assert_eq!(parse_instance_id(out).as_deref(), Some("mi-0123456789abcdef0"));
+        assert_eq!(
+            parse_instance_id(out).as_deref(),
+            Some("mi-0123456789abcdef0")
+        );
         assert_eq!(parse_instance_id("nothing"), None);
+    }
+
+    /// At trace level, in text and JSON, registration logs never carry the activation code.
+    #[test]
+    fn the_code_never_reaches_logs() {
+        use std::os::unix::fs::PermissionsExt;
+        use std::sync::{Arc, Mutex};
+        #[derive(Clone, Default)]
+        struct Buf(Arc<Mutex<Vec<u8>>>);
+        impl std::io::Write for Buf {
+            fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+                self.0.lock().unwrap().extend_from_slice(b);
+                Ok(b.len())
+            }
+            fn flush(&mut self) -> std::io::Result<()> {
+                Ok(())
+            }
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let prog = dir.path().join("amazon-ssm-agent");
+        std::fs::write(&prog, "#!/bin/sh\necho \"ERROR bad code $8: InvalidActivation\" >&2\nexit 1\n").unwrap();
+        std::fs::set_permissions(&prog, std::fs::Permissions::from_mode(0o755)).unwrap();
+        for json in [false, true] {
+            let buf = Buf::default();
+            let writer = buf.clone();
+            let builder = tracing_subscriber::fmt()
+                .with_max_level(tracing::Level::TRACE)
+                .with_writer(move || writer.clone());
+            let dispatch: tracing::Dispatch =
+                if json { builder.json().finish().into() } else { builder.finish().into() };
+            let err = tracing::dispatcher::with_default(&dispatch, || {
+                let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+                rt.block_on(async {
+                    let cmd = RegisterCommand::with_program(&prog, activation());
+                    tracing::debug!(command = ?cmd, "about to register");
+                    cmd.run(Duration::from_secs(10)).await.unwrap_err()
+                })
+            });
+            tracing::dispatcher::with_default(&dispatch, || tracing::error!(error = %err, "registration failed"));
+            let logs = String::from_utf8(buf.0.lock().unwrap().clone()).unwrap();
+            assert!(logs.contains("registering with SSM"), "{logs}");
+            assert!(logs.contains("registration failed"), "{logs}");
+            assert!(!logs.contains(CODE), "json={json}: {logs}");
+            assert!(err.to_string().contains("code does not match"), "{err}");
+        }
     }
 
     /// The IO shell against a stand-in `amazon-ssm-agent` that fails like the real one.
@@ -304,12 +415,18 @@ mod tests {
         )
         .unwrap();
         std::fs::set_permissions(&prog, std::fs::Permissions::from_mode(0o755)).unwrap();
-        let err = RegisterCommand::with_program(&prog, activation()).run(Duration::from_secs(10)).await.unwrap_err();
+        let err = RegisterCommand::with_program(&prog, activation())
+            .run(Duration::from_secs(10))
+            .await
+            .unwrap_err();
         assert!(err.to_string().contains("has expired"), "{err}");
         assert!(!format!("{err} {err:?}").contains(CODE));
 
         std::fs::write(&prog, "#!/bin/sh\necho \"INFO Successfully registered the instance with AWS SSM using Managed instance-id: mi-0abc\"\n").unwrap();
-        let id = RegisterCommand::with_program(&prog, activation()).run(Duration::from_secs(10)).await.unwrap();
+        let id = RegisterCommand::with_program(&prog, activation())
+            .run(Duration::from_secs(10))
+            .await
+            .unwrap();
         assert_eq!(id, "mi-0abc");
     }
 }

@@ -10,7 +10,9 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
 use aws_credential_types::Credentials;
-use aws_sigv4::http_request::{SignableBody, SignableRequest, SignatureLocation, SigningSettings, sign};
+use aws_sigv4::http_request::{
+    SignableBody, SignableRequest, SignatureLocation, SigningSettings, sign,
+};
 use aws_sigv4::sign::v4;
 use base64::Engine;
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
@@ -36,13 +38,19 @@ pub const STS_API_VERSION: &str = "2011-06-15";
 /// The `ExecCredential` API version used when the kubelet does not say.
 pub const DEFAULT_EXEC_API_VERSION: &str = "client.authentication.k8s.io/v1beta1";
 /// The `ExecCredential` API versions this plugin speaks.
-pub const SUPPORTED_EXEC_API_VERSIONS: &[&str] =
-    &["client.authentication.k8s.io/v1", "client.authentication.k8s.io/v1beta1"];
+pub const SUPPORTED_EXEC_API_VERSIONS: &[&str] = &[
+    "client.authentication.k8s.io/v1",
+    "client.authentication.k8s.io/v1beta1",
+];
 /// Longest cluster id accepted (EKS cluster names are at most 100 characters).
 pub const MAX_CLUSTER_ID_LEN: usize = 100;
 
 /// RFC 3986 unreserved characters stay; everything else is percent-encoded (SigV4 encoding).
-const QUERY_VALUE: &AsciiSet = &NON_ALPHANUMERIC.remove(b'-').remove(b'_').remove(b'.').remove(b'~');
+const QUERY_VALUE: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'_')
+    .remove(b'.')
+    .remove(b'~');
 
 /// The cluster a token is for: its name, or its id for local clusters on Outposts.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -53,7 +61,9 @@ impl ClusterId {
     pub fn parse(value: &str, source_name: &str) -> Result<ClusterId, Error> {
         let ok = !value.is_empty()
             && value.len() <= MAX_CLUSTER_ID_LEN
-            && value.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'));
+            && value
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'));
         if ok {
             Ok(ClusterId(value.to_owned()))
         } else {
@@ -85,7 +95,10 @@ pub struct Token {
 impl std::fmt::Debug for Token {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         // The token is a bearer credential (and may carry a session token): never printed.
-        f.debug_struct("Token").field("token", &"** redacted **").field("expiration", &self.expiration).finish()
+        f.debug_struct("Token")
+            .field("token", &"** redacted **")
+            .field("expiration", &self.expiration)
+            .finish()
     }
 }
 
@@ -98,7 +111,10 @@ pub fn presign_url(
 ) -> Result<String, Error> {
     let host = region.sts_host();
     let base = format!("https://{host}/?Action=GetCallerIdentity&Version={STS_API_VERSION}");
-    let sign_err = |e: Box<dyn std::error::Error + Send + Sync>| Error::Sign { host: host.clone(), source: e };
+    let sign_err = |e: Box<dyn std::error::Error + Send + Sync>| Error::Sign {
+        host: host.clone(),
+        source: e,
+    };
 
     let mut settings = SigningSettings::default();
     settings.signature_location = SignatureLocation::QueryParams;
@@ -120,10 +136,14 @@ pub fn presign_url(
         SignableBody::Bytes(&[]),
     )
     .map_err(|e| sign_err(Box::new(e)))?;
-    let (instructions, _signature) = sign(request, &params).map_err(|e| sign_err(Box::new(e)))?.into_parts();
+    let (instructions, _signature) = sign(request, &params)
+        .map_err(|e| sign_err(Box::new(e)))?
+        .into_parts();
 
-    let mut query: Vec<(Cow<'_, str>, Cow<'_, str>)> =
-        vec![("Action".into(), "GetCallerIdentity".into()), ("Version".into(), STS_API_VERSION.into())];
+    let mut query: Vec<(Cow<'_, str>, Cow<'_, str>)> = vec![
+        ("Action".into(), "GetCallerIdentity".into()),
+        ("Version".into(), STS_API_VERSION.into()),
+    ];
     let mut signature = None;
     for (k, v) in instructions.params() {
         if *k == "X-Amz-Signature" {
@@ -138,7 +158,13 @@ pub fn presign_url(
     query.extend(signature.map(|s| (Cow::Borrowed("X-Amz-Signature"), s)));
     let encoded: Vec<String> = query
         .iter()
-        .map(|(k, v)| format!("{}={}", utf8_percent_encode(k, QUERY_VALUE), utf8_percent_encode(v, QUERY_VALUE)))
+        .map(|(k, v)| {
+            format!(
+                "{}={}",
+                utf8_percent_encode(k, QUERY_VALUE),
+                utf8_percent_encode(v, QUERY_VALUE)
+            )
+        })
         .collect();
     Ok(format!("https://{host}/?{}", encoded.join("&")))
 }
@@ -152,7 +178,10 @@ pub fn sign_token(
 ) -> Result<Token, Error> {
     let url = presign_url(credentials, region, cluster, now)?;
     Ok(Token {
-        token: format!("{TOKEN_PREFIX}{}", base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(url)),
+        token: format!(
+            "{TOKEN_PREFIX}{}",
+            base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(url)
+        ),
         expiration: now + Duration::from_secs(TOKEN_LIFETIME_SECS),
     })
 }
@@ -301,25 +330,43 @@ impl TokenCache {
         let bytes = std::fs::read(&path).ok()?;
         let cached: CachedToken = serde_json::from_slice(&bytes).ok()?;
         let expiration = super::parse_rfc3339(&cached.expiration)?;
-        let fresh = expiration.duration_since(now).is_ok_and(|left| left > Duration::from_secs(CACHE_REUSE_MARGIN_SECS));
-        (fresh && cached.token.starts_with(TOKEN_PREFIX)).then_some(Token { token: cached.token, expiration })
+        let fresh = expiration
+            .duration_since(now)
+            .is_ok_and(|left| left > Duration::from_secs(CACHE_REUSE_MARGIN_SECS));
+        (fresh && cached.token.starts_with(TOKEN_PREFIX)).then_some(Token {
+            token: cached.token,
+            expiration,
+        })
     }
 
     /// Stores `token` for `key`: temp file (0600) in the same directory, fsync, rename.
     pub fn store(&self, key: &CacheKey, token: &Token) -> Result<(), Error> {
         use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
-        let write_err = |path: &Path, source| Error::Write { what: "token cache", path: path.to_owned(), source };
+        let write_err = |path: &Path, source| Error::Write {
+            what: "token cache",
+            path: path.to_owned(),
+            source,
+        };
         std::fs::DirBuilder::new()
             .recursive(true)
             .mode(0o700)
             .create(&self.dir)
             .map_err(|e| write_err(&self.dir, e))?;
         let path = self.dir.join(key.file_name());
-        let tmp = self.dir.join(format!(".{}.{}.tmp", key.file_name(), std::process::id()));
-        let body = serde_json::to_vec(&CachedToken { token: token.token.clone(), expiration: super::rfc3339(token.expiration) })
-            .unwrap_or_default();
+        let tmp = self
+            .dir
+            .join(format!(".{}.{}.tmp", key.file_name(), std::process::id()));
+        let body = serde_json::to_vec(&CachedToken {
+            token: token.token.clone(),
+            expiration: super::rfc3339(token.expiration),
+        })
+        .unwrap_or_default();
         let result = (|| {
-            let mut f = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(&tmp)?;
+            let mut f = std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(&tmp)?;
             f.write_all(&body)?;
             f.sync_all()?;
             std::fs::rename(&tmp, &path)?;
@@ -344,12 +391,23 @@ mod tests {
     }
 
     fn vector_creds() -> Credentials {
-        Credentials::new("ASIAR2TG44V6AS3ZZE7C", "4KD5cntGcVmLWRdF5wvNRuzNL5Qxmp6OKVY6Fz/Q", None, None, "test")
+        Credentials::new(
+            "ASIAR2TG44V6AS3ZZE7C",
+            "4KD5cntGcVmLWRdF5wvNRuzNL5Qxmp6OKVY6Fz/Q",
+            None,
+            None,
+            "test",
+        )
     }
 
     fn decode(token: &str) -> String {
         let b64 = token.strip_prefix(TOKEN_PREFIX).unwrap();
-        String::from_utf8(base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(b64).unwrap()).unwrap()
+        String::from_utf8(
+            base64::engine::general_purpose::URL_SAFE_NO_PAD
+                .decode(b64)
+                .unwrap(),
+        )
+        .unwrap()
     }
 
     /// The vector published with aws-iam-authenticator reproduces byte for byte.
@@ -375,12 +433,24 @@ mod tests {
 
     #[test]
     fn session_token_goes_in_the_query_and_is_signed() {
-        let creds = Credentials::new("AKID", "SECRET", Some("SESSION/TOKEN+=".into()), None, "test");
+        let creds = Credentials::new(
+            "AKID",
+            "SECRET",
+            Some("SESSION/TOKEN+=".into()),
+            None,
+            "test",
+        );
         let region = Region::parse("cn-north-1", "test").unwrap();
         let cluster = ClusterId::parse("c", "test").unwrap();
         let url = presign_url(&creds, &region, &cluster, vector_time()).unwrap();
-        assert!(url.starts_with("https://sts.cn-north-1.amazonaws.com.cn/?"), "{url}");
-        assert!(url.contains("&X-Amz-Security-Token=SESSION%2FTOKEN%2B%3D&"), "{url}");
+        assert!(
+            url.starts_with("https://sts.cn-north-1.amazonaws.com.cn/?"),
+            "{url}"
+        );
+        assert!(
+            url.contains("&X-Amz-Security-Token=SESSION%2FTOKEN%2B%3D&"),
+            "{url}"
+        );
         let without = presign_url(
             &Credentials::new("AKID", "SECRET", Some("OTHER".into()), None, "test"),
             &region,
@@ -389,15 +459,25 @@ mod tests {
         )
         .unwrap();
         let sig = |u: &str| u.split("X-Amz-Signature=").nth(1).unwrap()[..64].to_owned();
-        assert_ne!(sig(&url), sig(&without), "the session token is part of the signature");
+        assert_ne!(
+            sig(&url),
+            sig(&without),
+            "the session token is part of the signature"
+        );
     }
 
     #[test]
     fn exec_api_version_is_echoed_or_defaulted() {
         assert_eq!(exec_api_version(None).unwrap(), DEFAULT_EXEC_API_VERSION);
-        assert_eq!(exec_api_version(Some("")).unwrap(), DEFAULT_EXEC_API_VERSION);
+        assert_eq!(
+            exec_api_version(Some("")).unwrap(),
+            DEFAULT_EXEC_API_VERSION
+        );
         let v1 = r#"{"kind":"ExecCredential","apiVersion":"client.authentication.k8s.io/v1","spec":{"interactive":false}}"#;
-        assert_eq!(exec_api_version(Some(v1)).unwrap(), "client.authentication.k8s.io/v1");
+        assert_eq!(
+            exec_api_version(Some(v1)).unwrap(),
+            "client.authentication.k8s.io/v1"
+        );
         let alpha = r#"{"apiVersion":"client.authentication.k8s.io/v1alpha1"}"#;
         let err = exec_api_version(Some(alpha)).unwrap_err();
         assert!(err.to_string().contains("KUBERNETES_EXEC_INFO"), "{err}");
@@ -424,15 +504,27 @@ mod tests {
             source: "default".into(),
         };
         let now = vector_time();
-        let token = Token { token: format!("{TOKEN_PREFIX}abc"), expiration: now + Duration::from_secs(TOKEN_LIFETIME_SECS) };
+        let token = Token {
+            token: format!("{TOKEN_PREFIX}abc"),
+            expiration: now + Duration::from_secs(TOKEN_LIFETIME_SECS),
+        };
         assert!(cache.load(&key, now).is_none());
         cache.store(&key, &token).unwrap();
         let path = cache.dir().join(key.file_name());
-        assert_eq!(std::fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
+        assert_eq!(
+            std::fs::metadata(&path).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
         assert_eq!(cache.load(&key, now), Some(token.clone()));
-        assert_eq!(cache.load(&key, now + Duration::from_secs(12 * 60 + 59)), Some(token.clone()));
+        assert_eq!(
+            cache.load(&key, now + Duration::from_secs(12 * 60 + 59)),
+            Some(token.clone())
+        );
         assert_eq!(cache.load(&key, now + Duration::from_secs(13 * 60)), None);
-        let other = CacheKey { role_arn: Some("arn:aws:iam::1:role/x".into()), ..key.clone() };
+        let other = CacheKey {
+            role_arn: Some("arn:aws:iam::1:role/x".into()),
+            ..key.clone()
+        };
         assert_eq!(cache.load(&other, now), None);
         std::fs::write(&path, b"garbage").unwrap();
         assert_eq!(cache.load(&key, now), None);

@@ -9,7 +9,9 @@ use anyhow::Context;
 use clap::Args;
 
 use crate::auth::partition::Region;
-use crate::auth::rolesanywhere::{self, CredentialProcessOutput, RolesAnywhere, SessionParams, X509Identity};
+use crate::auth::rolesanywhere::{
+    self, CredentialProcessOutput, RolesAnywhere, SessionParams, X509Identity,
+};
 use crate::auth::{Clock, Error, SystemClock};
 use crate::exit;
 
@@ -86,11 +88,25 @@ pub async fn credentials(args: CredentialsArgs, clock: Arc<dyn Clock>) -> anyhow
         (None, Some(r)) => Region::parse(r, "--trust-anchor-arn")?,
         (None, None) => return Err(Error::NoRegion.into()),
     };
-    let identity = X509Identity::load(&args.certificate, &args.private_key, args.intermediates.as_deref())?;
-    let ca_bundle = std::env::var_os("AWS_CA_BUNDLE").filter(|v| !v.is_empty()).map(PathBuf::from);
+    let identity = X509Identity::load(
+        &args.certificate,
+        &args.private_key,
+        args.intermediates.as_deref(),
+    )?;
+    let ca_bundle = std::env::var_os("AWS_CA_BUNDLE")
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from);
     let client = rolesanywhere::https_client(ca_bundle.as_deref())?;
-    let ra = RolesAnywhere::new(identity, params, region, args.endpoint.as_deref(), client, clock)?;
+    let ra = RolesAnywhere::new(
+        identity,
+        params,
+        region,
+        args.endpoint.as_deref(),
+        client,
+        clock,
+    )?;
     let creds = ra.create_session().await?;
     tracing::debug!(access_key_id = %creds.access_key_id, expiration = %crate::auth::rfc3339(creds.expiration), "got IAM Roles Anywhere credentials");
-    Ok(serde_json::to_string(&CredentialProcessOutput::from(&creds)).context("cannot encode the credentials")?)
+    serde_json::to_string(&CredentialProcessOutput::from(&creds))
+        .context("cannot encode the credentials")
 }

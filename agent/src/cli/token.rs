@@ -82,7 +82,8 @@ pub async fn token(args: TokenArgs, clock: &dyn Clock) -> anyhow::Result<String>
         credentials::validate_role_arn(arn, "--role-arn")?;
     }
     let profile = args.profile.clone().or_else(|| env("AWS_PROFILE"));
-    let region: Region = credentials::resolve_region(args.region.as_deref(), profile.as_deref(), &env).await?;
+    let region: Region =
+        credentials::resolve_region(args.region.as_deref(), profile.as_deref(), &env).await?;
     let source = match (args.credentials_source, &args.profile) {
         (CredentialsSource::Chain, Some(p)) => Source::Profile(p.clone()),
         (CredentialsSource::Chain, None) => Source::Chain,
@@ -90,7 +91,9 @@ pub async fn token(args: TokenArgs, clock: &dyn Clock) -> anyhow::Result<String>
         (CredentialsSource::Ssm, _) => Source::SsmFile(ssm::credentials_file(&env)),
     };
 
-    let cache = args.cache.then(|| TokenCache::at(args.state_dir.join(token::CACHE_SUBDIR)));
+    let cache = args
+        .cache
+        .then(|| TokenCache::at(args.state_dir.join(token::CACHE_SUBDIR)));
     let key = CacheKey {
         cluster: cluster.clone(),
         region: region.clone(),
@@ -110,7 +113,13 @@ pub async fn token(args: TokenArgs, clock: &dyn Clock) -> anyhow::Result<String>
             let mut provider = credentials::provider(&source, &region, &env).await?;
             let mut source_name = source.name();
             if let Some(arn) = &args.role_arn {
-                provider = credentials::assume_role(provider, arn, args.role_session_name.as_deref(), &region).await?;
+                provider = credentials::assume_role(
+                    provider,
+                    arn,
+                    args.role_session_name.as_deref(),
+                    &region,
+                )
+                .await?;
                 source_name = format!("AssumeRole {arn} with {source_name}");
             }
             let creds = credentials::fetch(&provider, &source_name).await?;
@@ -129,5 +138,5 @@ pub async fn token(args: TokenArgs, clock: &dyn Clock) -> anyhow::Result<String>
         return Ok(signed.token);
     }
     let cred = ExecCredential::new(&api_version, &signed);
-    Ok(serde_json::to_string(&cred).context("cannot encode the ExecCredential")?)
+    serde_json::to_string(&cred).context("cannot encode the ExecCredential")
 }
