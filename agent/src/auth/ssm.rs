@@ -376,7 +376,11 @@ mod tests {
         }
         let dir = tempfile::tempdir().unwrap();
         let prog = dir.path().join("amazon-ssm-agent");
-        std::fs::write(&prog, "#!/bin/sh\necho \"ERROR bad code $8: InvalidActivation\" >&2\nexit 1\n").unwrap();
+        std::fs::write(
+            &prog,
+            "#!/bin/sh\necho \"ERROR bad code $8: InvalidActivation\" >&2\nexit 1\n",
+        )
+        .unwrap();
         std::fs::set_permissions(&prog, std::fs::Permissions::from_mode(0o755)).unwrap();
         for json in [false, true] {
             let buf = Buf::default();
@@ -384,17 +388,26 @@ mod tests {
             let builder = tracing_subscriber::fmt()
                 .with_max_level(tracing::Level::TRACE)
                 .with_writer(move || writer.clone());
-            let dispatch: tracing::Dispatch =
-                if json { builder.json().finish().into() } else { builder.finish().into() };
+            let dispatch: tracing::Dispatch = if json {
+                builder.json().finish().into()
+            } else {
+                builder.finish().into()
+            };
             let err = tracing::dispatcher::with_default(&dispatch, || {
-                let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+                let rt = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .unwrap();
                 rt.block_on(async {
                     let cmd = RegisterCommand::with_program(&prog, activation());
                     tracing::debug!(command = ?cmd, "about to register");
                     cmd.run(Duration::from_secs(10)).await.unwrap_err()
                 })
             });
-            tracing::dispatcher::with_default(&dispatch, || tracing::error!(error = %err, "registration failed"));
+            tracing::dispatcher::with_default(
+                &dispatch,
+                || tracing::error!(error = %err, "registration failed"),
+            );
             let logs = String::from_utf8(buf.0.lock().unwrap().clone()).unwrap();
             assert!(logs.contains("registering with SSM"), "{logs}");
             assert!(logs.contains("registration failed"), "{logs}");

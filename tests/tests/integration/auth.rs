@@ -813,6 +813,73 @@ fn rolesanywhere_rejects_expired_untrusted_and_wrong_keys() {
     });
 }
 
+/// A clock the test moves.
+#[derive(Debug)]
+struct MovableClock(std::sync::Mutex<SystemTime>);
+
+impl eks_node_agent::auth::Clock for MovableClock {
+    fn now(&self) -> SystemTime {
+        *self.0.lock().expect("clock")
+    }
+}
+
+#[test]
+fn rolesanywhere_provider_refreshes_five_minutes_before_expiry() {
+    use aws_credential_types::provider::ProvideCredentials;
+    use eks_node_agent::auth::rolesanywhere::RolesAnywhereProvider;
+    let pki = TestPki::new("node", KeyKind::P384);
+    let mut config = Config::for_pki(&pki);
+    config.max_clock_skew = Duration::from_secs(3600);
+    let emulator = Emulator::start(config.clone());
+    let leaf = pki.issue_valid("node-4", KeyKind::P384);
+    let identity = X509Identity::from_pem(
+        (Path::new("c.pem"), &leaf.cert_pem),
+        (Path::new("k.pem"), &leaf.key_pem),
+        Some((Path::new("i.pem"), &leaf.chain_pem)),
+    )
+    .unwrap();
+    let t0 = SystemTime::now();
+    let clock = Arc::new(MovableClock(std::sync::Mutex::new(t0)));
+    let ra = RolesAnywhere::new(
+        identity,
+        SessionParams {
+            trust_anchor_arn: config.trust_anchor_arn.clone(),
+            profile_arn: config.profile_arn.clone(),
+            role_arn: config.role_arns[0].clone(),
+            role_session_name: None,
+            duration_secs: 900,
+        },
+        eks_node_agent::auth::partition::Region::parse("us-west-2", "t").unwrap(),
+        Some(&emulator.endpoint()),
+        eks_node_agent::auth::rolesanywhere::https_client(Some(emulator.ca_bundle())).unwrap(),
+        clock.clone(),
+    )
+    .unwrap();
+    let provider = RolesAnywhereProvider::new(ra);
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let first = provider.provide_credentials().await.unwrap();
+        assert_eq!(first.secret_access_key(), config.secret_access_key);
+        // 15-minute session: still cached with 5 min 1 s left...
+        *clock.0.lock().unwrap() = t0 + Duration::from_secs(15 * 60 - 301);
+        provider.provide_credentials().await.unwrap();
+        assert_eq!(emulator.requests().len(), 1);
+        // ...refreshed with 5 minutes left.
+        *clock.0.lock().unwrap() = t0 + Duration::from_secs(15 * 60 - 299);
+        provider.provide_credentials().await.unwrap();
+        assert_eq!(emulator.requests().len(), 2);
+        assert!(
+            emulator
+                .requests()
+                .iter()
+                .all(|r| r.status == 201 && r.duration_seconds == Some(900))
+        );
+    });
+}
+
 fn x509_der(pem: &str) -> Vec<u8> {
     use x509_cert::der::{DecodePem, Encode};
     x509_cert::Certificate::from_pem(pem.as_bytes())
