@@ -69,16 +69,27 @@ def main():
         "AWS_REGION": "us-west-2",
     }
     ours = [args.agent, "token", "--cluster-id", CLUSTER, "--region", "us-west-2"]
+    # The same credentials from the shared credentials file instead: the full aws-config
+    # default chain runs (environment, then profile files), which the environment shortcut skips.
+    with open(env["AWS_SHARED_CREDENTIALS_FILE"], "w") as f:
+        f.write(
+            "[default]\naws_access_key_id = %s\naws_secret_access_key = %s\naws_session_token = %s\n"
+            % (env["AWS_ACCESS_KEY_ID"], env["AWS_SECRET_ACCESS_KEY"], env["AWS_SESSION_TOKEN"])
+        )
+    chain_env = {k: v for k, v in env.items() if not k.startswith("AWS_ACCESS") and not k.startswith("AWS_SECRET") and k != "AWS_SESSION_TOKEN"}
     theirs = [args.aws, "eks", "get-token", "--cluster-name", CLUSTER, "--region", "us-west-2"]
     # One warm-up each (page cache, Python bytecode).
     measure(ours, env, 1)
     measure(theirs, env, 1)
+    measure(ours, chain_env, 1)
     ow, orss = measure(ours, env, args.runs)
+    cw, crss = measure(ours, chain_env, args.runs)
     tw, trss = measure(theirs, env, args.runs)
     print("runs per command: %d" % args.runs)
     print("| command | median ms | mean ms | max ms | peak RSS MiB |")
     print("|---|---|---|---|---|")
-    print(row("eks-node-agent token", ow, orss))
+    print(row("eks-node-agent token (env credentials)", ow, orss))
+    print(row("eks-node-agent token (default chain, credentials file)", cw, crss))
     print(row("aws eks get-token", tw, trss))
     print(
         "ratio (aws / ours): wall %.0fx (median), peak RSS %.1fx"
