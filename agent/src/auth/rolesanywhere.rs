@@ -10,7 +10,7 @@
 //! `X-Amz-X509` (and `X-Amz-X509-Chain`) headers. aws-sigv4 only signs with HMAC keys, so the
 //! canonical request is built here (pure functions, unit-tested); keys are RustCrypto's.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
@@ -1008,17 +1008,6 @@ impl ProvideCredentials for RolesAnywhereProvider {
                 .map_err(provider::error::CredentialsError::provider_error)
         })
     }
-}
-
-/// The file paths of a Roles Anywhere identity.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct IdentityFiles {
-    /// End-entity certificate (PEM; may be followed by intermediates).
-    pub certificate: PathBuf,
-    /// Private key (PEM).
-    pub private_key: PathBuf,
-    /// More intermediates (PEM), optional.
-    pub intermediates: Option<PathBuf>,
 }
 
 #[cfg(test)]
