@@ -3,8 +3,10 @@
 
 Both get the same static credentials from the environment (no network call is made by
 either: a token is a local presign). Each command runs N times, one after the other; for
-every run the wall time is measured around the child process and its peak RSS is read from
-the child's own rusage (os.wait4), so the two never mix.
+every run the wall time is measured around the child process, and its peak RSS is what GNU
+time (/usr/bin/time -f %M) reports for it. (Reading ru_maxrss from a child forked by this
+Python process would count Python's own pages, copied at fork, as the child's.) The wall
+time includes GNU time's fork/exec, the same for both commands.
 
 Usage (from the repository root, after `scripts/test.sh --no-run` created .venv):
     cargo build --release -p eks-node-agent
@@ -26,14 +28,14 @@ def measure(argv, env, runs):
     walls, rss = [], []
     for _ in range(runs):
         start = time.perf_counter()
-        proc = subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-        out = proc.stdout.read()
-        proc.stderr.read()
-        _, status, usage = os.wait4(proc.pid, 0)
+        proc = subprocess.run(
+            ["/usr/bin/time", "-f", "MAXRSS=%M"] + argv, env=env, capture_output=True
+        )
         walls.append(time.perf_counter() - start)
-        if status != 0 or b"k8s-aws-v1." not in out:
-            sys.exit("%s failed (status %d): %r" % (argv[0], status, out[:200]))
-        rss.append(usage.ru_maxrss)  # KiB on Linux
+        if proc.returncode != 0 or b"k8s-aws-v1." not in proc.stdout:
+            sys.exit("%s failed (status %d): %r" % (argv[0], proc.returncode, proc.stderr[-300:]))
+        line = [l for l in proc.stderr.decode().splitlines() if l.startswith("MAXRSS=")][-1]
+        rss.append(int(line.split("=")[1]))  # KiB
     return walls, rss
 
 
