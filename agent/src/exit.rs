@@ -33,6 +33,9 @@ pub fn classify(err: &anyhow::Error) -> Code {
         if let Some(e) = cause.downcast_ref::<crate::config::Error>() {
             return e.exit_code();
         }
+        if let Some(e) = cause.downcast_ref::<crate::auth::Error>() {
+            return e.exit_code();
+        }
         if let Some(e) = cause.downcast_ref::<crate::facts::Error>() {
             return e.exit_code();
         }

@@ -4,6 +4,7 @@
 //! apply it under a root. Everything before `apply` is pure and printable.
 
 pub mod apply;
+pub mod auth;
 pub mod cli;
 pub mod compute;
 pub mod config;

@@ -6,7 +6,9 @@ pub mod golden;
 pub mod imds;
 pub mod latency_proxy;
 pub mod moto;
+pub mod rolesanywhere;
 pub mod systemd_dbus;
+pub mod token_verifier;
 
 use std::net::TcpListener;
 use std::path::PathBuf;

@@ -7,8 +7,10 @@ use crate::{exit, logging};
 
 mod bootstrap;
 mod config;
+pub mod credentials;
 mod init;
 mod max_pods;
+pub mod token;
 mod version;
 
 /// eks-node-agent: bootstrap an EKS worker host, join it with IAM credentials, prepare it for
@@ -51,6 +53,10 @@ pub enum Command {
     Bootstrap(Box<bootstrap::BootstrapArgs>),
     /// Compute the max pods of an instance type (drop-in for max-pods-calculator.sh).
     MaxPods(max_pods::MaxPodsArgs),
+    /// Print a k8s-aws-v1 token for the cluster (the kubelet's exec credential plugin).
+    Token(token::TokenArgs),
+    /// Print IAM Roles Anywhere credentials in the credential_process format.
+    Credentials(credentials::CredentialsArgs),
     /// Print the version and build information.
     Version(version::VersionArgs),
 }
@@ -67,6 +73,8 @@ pub fn run(cli: Cli) -> anyhow::Result<exit::Code> {
         Command::Config(cmd) => config::run(cmd),
         Command::Bootstrap(args) => bootstrap::run(*args),
         Command::MaxPods(args) => max_pods::run(args),
+        Command::Token(args) => token::run(args),
+        Command::Credentials(args) => credentials::run(args),
         Command::Version(args) => version::run(args),
     }
 }

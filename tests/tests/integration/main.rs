@@ -3,6 +3,7 @@
 #![allow(clippy::unwrap_used)]
 
 mod apply;
+mod auth;
 mod cli;
 mod config;
 mod discovery;
