@@ -953,3 +953,45 @@ fn no_secret_in_any_log_line() {
     }
     // SSM activation codes: see auth::ssm unit tests (the code never reaches logs or errors).
 }
+
+/// EC2 instance role: credentials from the IMDS emulator's `iam/security-credentials/<role>`
+/// (IMDSv2 token first), through the default chain and through `--credentials-source imds`.
+#[test]
+fn token_from_the_instance_role_via_imds_passes_the_verifier() {
+    use eks_node_agent_tests::imds::{ImdsEmulator, Instance, RoleCredentials};
+    let expiration = (OffsetDateTime::now_utc() + time::Duration::hours(6))
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap();
+    let role_secret = "imdsRoleSecretKey0123456789abcdefghijklmn";
+    let role_token = "IQoJb3JpZ2luX2VjEImdsRoleSessionToken";
+    let mut instance = Instance::example();
+    instance.credentials = Some(RoleCredentials {
+        role: "NodeInstanceRole".into(),
+        access_key_id: "ASIAIMDSROLEEXAMPLE1".into(),
+        secret_access_key: role_secret.into(),
+        token: role_token.into(),
+        expiration,
+        last_updated: "2026-11-25T00:00:00Z".into(),
+    });
+    let emu = ImdsEmulator::start(instance);
+    let home = tempfile::tempdir().unwrap();
+    for extra in [&[][..], &["--credentials-source", "imds"][..]] {
+        let before = emu.tokens_issued();
+        let out = run_ok(
+            agent(home.path())
+                .env("AWS_EC2_METADATA_DISABLED", "false")
+                .env("AWS_EC2_METADATA_SERVICE_ENDPOINT", emu.endpoint())
+                .args(["token", "--cluster-id", CLUSTER, "--region", "us-west-2"])
+                .args(extra),
+        );
+        let checked = assert_passes(&token_of(&exec_credential(&out)), role_secret);
+        assert_eq!(checked.access_key_id, "ASIAIMDSROLEEXAMPLE1");
+        assert_eq!(checked.session_token.as_deref(), Some(role_token));
+        assert!(
+            emu.tokens_issued() > before,
+            "credentials were not fetched with an IMDSv2 token ({extra:?})"
+        );
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!stderr.contains(role_secret) && !stderr.contains(role_token));
+    }
+}
