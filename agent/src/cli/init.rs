@@ -124,7 +124,7 @@ async fn execute(args: &InitArgs, loaded: Loaded, imds: &Imds) -> anyhow::Result
         None => Root::host(),
     };
     let t = Instant::now();
-    let found = discover(config, imds, &root).await?;
+    let found = discover(config, imds, &root, args.dry_run).await?;
     tracing::info!(
         phase = "discover",
         duration_ms = t.elapsed().as_millis() as u64,
@@ -169,7 +169,12 @@ async fn execute(args: &InitArgs, loaded: Loaded, imds: &Imds) -> anyhow::Result
 
 /// Gathers the facts this node needs: the local host always; IMDS, EC2 and (when the config
 /// lacks the endpoint, CA or service CIDR) EKS on EC2.
-async fn discover(config: &NodeConfig, imds: &Imds, root: &Root) -> anyhow::Result<Discovered> {
+async fn discover(
+    config: &NodeConfig,
+    imds: &Imds,
+    root: &Root,
+    dry_run: bool,
+) -> anyhow::Result<Discovered> {
     let mut host = HostFacts::read(std::path::Path::new("/"));
     host.hosts_file = std::fs::read_to_string(root.dir().join("etc/hosts")).ok();
     let agent_binary =
@@ -181,6 +186,9 @@ async fn discover(config: &NodeConfig, imds: &Imds, root: &Root) -> anyhow::Resu
     };
     if config.is_hybrid() {
         found.ssm_managed_instance_id = facts::host::ssm_managed_instance_id(root.dir());
+        if found.ssm_managed_instance_id.is_none() && root.is_host() && !dry_run {
+            found.ssm_managed_instance_id = register_with_ssm(config).await?;
+        }
         return Ok(found);
     }
     let cluster = &config.spec.cluster;
@@ -249,4 +257,38 @@ async fn discover(config: &NodeConfig, imds: &Imds, root: &Root) -> anyhow::Resu
         found.limits = Some(limits);
     }
     Ok(found)
+}
+
+/// How long `amazon-ssm-agent -register` may take.
+const SSM_REGISTER_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(120);
+
+/// Registers an SSM hybrid node with its activation when the SSM agent is installed; returns
+/// the managed instance ID (the node's name). Not an SSM node, or no agent: `None`.
+async fn register_with_ssm(config: &NodeConfig) -> anyhow::Result<Option<String>> {
+    use crate::auth::ssm::{Activation, ActivationCode, RegisterCommand, SSM_AGENT_PROGRAM};
+    let Some(ssm) = config.spec.hybrid.as_ref().and_then(|h| h.ssm.as_ref()) else {
+        return Ok(None);
+    };
+    let on_path = std::env::var_os("PATH")
+        .is_some_and(|p| std::env::split_paths(&p).any(|d| d.join(SSM_AGENT_PROGRAM).is_file()));
+    if !on_path {
+        tracing::warn!(
+            "amazon-ssm-agent is not installed; the node cannot register its SSM activation and is named after the host"
+        );
+        return Ok(None);
+    }
+    let source = "spec.hybrid.ssm";
+    let activation = Activation {
+        id: ssm.activation_id.clone().unwrap_or_default(),
+        code: ActivationCode::parse(ssm.activation_code.as_deref().unwrap_or_default(), source)?,
+        region: crate::auth::partition::Region::parse(
+            config.spec.cluster.region.as_deref().unwrap_or_default(),
+            "spec.cluster.region",
+        )?,
+    };
+    let id = RegisterCommand::new(activation)
+        .run(SSM_REGISTER_TIMEOUT)
+        .await?;
+    tracing::info!(managed_instance_id = %id, "registered with SSM");
+    Ok(Some(id))
 }
