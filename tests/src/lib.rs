@@ -53,3 +53,23 @@ pub fn free_port() -> u16 {
         .map(|a| a.port())
         .expect("bind 127.0.0.1:0")
 }
+
+/// A real CA certificate (self-signed EC P-256, made for these tests), PEM.
+pub const TEST_CA_PEM: &str = "-----BEGIN CERTIFICATE-----
+MIIBfzCCASWgAwIBAgIUMnGKbeq3m3PqkkQSQQr/NQGMGKAwCgYIKoZIzj0EAwIw
+FTETMBEGA1UEAwwKa3ViZXJuZXRlczAeFw0yNjExMjUxNjQyMTNaFw0zNjExMjIx
+NjQyMTNaMBUxEzARBgNVBAMMCmt1YmVybmV0ZXMwWTATBgcqhkjOPQIBBggqhkjO
+PQMBBwNCAAS7BBJw8QO2htNYnZKbXtowjYSLeH8O6b1xsb8cnd6kfYd9YmtWk/l4
+2xJpSKx9QKuAf2OuONwSxuqTQFHc9pMlo1MwUTAdBgNVHQ4EFgQU2dayg3RmGgOq
+p+B5z5R0uLXSFuQwHwYDVR0jBBgwFoAU2dayg3RmGgOqp+B5z5R0uLXSFuQwDwYD
+VR0TAQH/BAUwAwEB/zAKBggqhkjOPQQDAgNIADBFAiEAouN0IeTvRGriiLP8V0pL
+XyM4j7Z9iUemNvJoJ2KaMs8CIG1iPV8SPEYnBA+2tTtnbD6wVr5fRyDeWJKub5Z+
+DzD4
+-----END CERTIFICATE-----
+";
+
+/// [`TEST_CA_PEM`] as base64, the form NodeConfig and DescribeCluster carry it in.
+pub fn test_ca_b64() -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD.encode(TEST_CA_PEM)
+}

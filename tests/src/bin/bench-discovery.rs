@@ -26,19 +26,7 @@ const AWS_RTT: Duration = Duration::from_millis(30);
 const DEFAULT_ITERATIONS: usize = 30;
 const CLUSTER: &str = "bench-cluster";
 
-/// A self-signed CA for the configuration (moto's DescribeCluster CA is random text).
-const CA_PEM: &[u8] = b"-----BEGIN CERTIFICATE-----
-MIIBfzCCASWgAwIBAgIUMnGKbeq3m3PqkkQSQQr/NQGMGKAwCgYIKoZIzj0EAwIw
-FTETMBEGA1UEAwwKa3ViZXJuZXRlczAeFw0yNjExMjUxNjQyMTNaFw0zNjExMjIx
-NjQyMTNaMBUxEzARBgNVBAMMCmt1YmVybmV0ZXMwWTATBgcqhkjOPQIBBggqhkjO
-PQMBBwNCAAS7BBJw8QO2htNYnZKbXtowjYSLeH8O6b1xsb8cnd6kfYd9YmtWk/l4
-2xJpSKx9QKuAf2OuONwSxuqTQFHc9pMlo1MwUTAdBgNVHQ4EFgQU2dayg3RmGgOq
-p+B5z5R0uLXSFuQwHwYDVR0jBBgwFoAU2dayg3RmGgOqp+B5z5R0uLXSFuQwDwYD
-VR0TAQH/BAUwAwEB/zAKBggqhkjOPQQDAgNIADBFAiEAouN0IeTvRGriiLP8V0pL
-XyM4j7Z9iUemNvJoJ2KaMs8CIG1iPV8SPEYnBA+2tTtnbD6wVr5fRyDeWJKub5Z+
-DzD4
------END CERTIFICATE-----
-";
+const CA_PEM: &[u8] = eks_node_agent_tests::TEST_CA_PEM.as_bytes();
 
 fn summary(name: &str, mut samples: Vec<Duration>) {
     samples.sort();

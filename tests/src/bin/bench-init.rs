@@ -27,8 +27,6 @@ const CLUSTER: &str = "bench-cluster";
 /// Sequential IMDS round trips: token, user data, identity/mac/domain..., interface paths.
 const IMDS_SEQUENTIAL_ROUND_TRIPS: u32 = 4;
 
-const CA_B64: &str = "LS0tLS1CRUdJTiBDRVJUSUZJQ0FURS0tLS0tCk1JSUJmekNDQVNXZ0F3SUJBZ0lVTW5HS2JlcTNtM1Bxa2tRU1FRci9OUUdNR0tBd0NnWUlLb1pJemowRUF3SXcKRlRFVE1CRUdBMVVFQXd3S2EzVmlaWEp1WlhSbGN6QWVGdzB5TmpFeE1qVXhOalF5TVROYUZ3MHpOakV4TWpJeApOalF5TVROYU1CVXhFekFSQmdOVkJBTU1DbXQxWW1WeWJtVjBaWE13V1RBVEJnY3Foa2pPUFFJQkJnZ3Foa2pPClBRTUJCd05DQUFTN0JCSnc4UU8yaHROWW5aS2JYdG93allTTGVIOE82YjF4c2I4Y25kNmtmWWQ5WW10V2svbDQKMnhKcFNLeDlRS3VBZjJPdU9Od1N4dXFUUUZIYzlwTWxvMU13VVRBZEJnTlZIUTRFRmdRVTJkYXlnM1JtR2dPcQpwK0I1ejVSMHVMWFNGdVF3SHdZRFZSMGpCQmd3Rm9BVTJkYXlnM1JtR2dPcXArQjV6NVIwdUxYU0Z1UXdEd1lEClZSMFRBUUgvQkFVd0F3RUIvekFLQmdncWhrak9QUVFEQWdOSUFEQkZBaUVBb3VOMEllVHZSR3JpaUxQOFYwcEwKWHlNNGo3WjlpVWVtTnZKb0oyS2FNczhDSUcxaVBWOFNQRVluQkErMnRUdG5iRDZ3VnI1ZlJ5RGVXSkt1YjVaKwpEekQ0Ci0tLS0tRU5EIENFUlRJRklDQVRFLS0tLS0K";
-
 fn agent_binary() -> PathBuf {
     let me = std::env::current_exe().expect("current exe");
     me.with_file_name("eks-node-agent")
@@ -63,7 +61,8 @@ fn main() {
     let emu = ImdsEmulator::start(world.instance.clone());
     emu.set_delay(IMDS_LATENCY);
     let user_data = format!(
-        "apiVersion: node.eks.aws/v1alpha1\nkind: NodeConfig\nspec:\n  cluster:\n    name: {CLUSTER}\n    certificateAuthority: {CA_B64}\n"
+        "apiVersion: node.eks.aws/v1alpha1\nkind: NodeConfig\nspec:\n  cluster:\n    name: {CLUSTER}\n    certificateAuthority: {}\n",
+        eks_node_agent_tests::test_ca_b64()
     );
     emu.set_user_data(Some(user_data.into_bytes()));
     let bin = agent_binary();

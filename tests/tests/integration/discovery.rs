@@ -11,19 +11,7 @@ use eks_node_agent_tests::moto::Moto;
 
 const CLUSTER: &str = "test-cluster";
 
-/// A real CA certificate (self-signed, made for these tests), base64 of PEM as in NodeConfig.
-const TEST_CA_PEM: &str = "-----BEGIN CERTIFICATE-----
-MIIBfzCCASWgAwIBAgIUMnGKbeq3m3PqkkQSQQr/NQGMGKAwCgYIKoZIzj0EAwIw
-FTETMBEGA1UEAwwKa3ViZXJuZXRlczAeFw0yNjExMjUxNjQyMTNaFw0zNjExMjIx
-NjQyMTNaMBUxEzARBgNVBAMMCmt1YmVybmV0ZXMwWTATBgcqhkjOPQIBBggqhkjO
-PQMBBwNCAAS7BBJw8QO2htNYnZKbXtowjYSLeH8O6b1xsb8cnd6kfYd9YmtWk/l4
-2xJpSKx9QKuAf2OuONwSxuqTQFHc9pMlo1MwUTAdBgNVHQ4EFgQU2dayg3RmGgOq
-p+B5z5R0uLXSFuQwHwYDVR0jBBgwFoAU2dayg3RmGgOqp+B5z5R0uLXSFuQwDwYD
-VR0TAQH/BAUwAwEB/zAKBggqhkjOPQQDAgNIADBFAiEAouN0IeTvRGriiLP8V0pL
-XyM4j7Z9iUemNvJoJ2KaMs8CIG1iPV8SPEYnBA+2tTtnbD6wVr5fRyDeWJKub5Z+
-DzD4
------END CERTIFICATE-----
-";
+use eks_node_agent_tests::TEST_CA_PEM;
 
 fn fast_policy() -> RetryPolicy {
     RetryPolicy {

@@ -102,23 +102,7 @@ mod cli {
     use super::files_under;
     use crate::agent_bin;
 
-    const CA_PEM: &str = "-----BEGIN CERTIFICATE-----
-MIIBfzCCASWgAwIBAgIUMnGKbeq3m3PqkkQSQQr/NQGMGKAwCgYIKoZIzj0EAwIw
-FTETMBEGA1UEAwwKa3ViZXJuZXRlczAeFw0yNjExMjUxNjQyMTNaFw0zNjExMjIx
-NjQyMTNaMBUxEzARBgNVBAMMCmt1YmVybmV0ZXMwWTATBgcqhkjOPQIBBggqhkjO
-PQMBBwNCAAS7BBJw8QO2htNYnZKbXtowjYSLeH8O6b1xsb8cnd6kfYd9YmtWk/l4
-2xJpSKx9QKuAf2OuONwSxuqTQFHc9pMlo1MwUTAdBgNVHQ4EFgQU2dayg3RmGgOq
-p+B5z5R0uLXSFuQwHwYDVR0jBBgwFoAU2dayg3RmGgOqp+B5z5R0uLXSFuQwDwYD
-VR0TAQH/BAUwAwEB/zAKBggqhkjOPQQDAgNIADBFAiEAouN0IeTvRGriiLP8V0pL
-XyM4j7Z9iUemNvJoJ2KaMs8CIG1iPV8SPEYnBA+2tTtnbD6wVr5fRyDeWJKub5Z+
-DzD4
------END CERTIFICATE-----
-";
-
-    fn ca_b64() -> String {
-        use base64::Engine;
-        base64::engine::general_purpose::STANDARD.encode(CA_PEM)
-    }
+    use eks_node_agent_tests::test_ca_b64 as ca_b64;
 
     fn hybrid_config(dir: &Path) -> String {
         let path = dir.join("hybrid.yaml");
