@@ -6,7 +6,10 @@
 pub mod cli;
 pub mod compute;
 pub mod config;
+pub mod daemon;
 pub mod exit;
 pub mod facts;
+pub mod health;
 pub mod logging;
 pub mod render;
+pub mod report;

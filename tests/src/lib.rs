@@ -2,6 +2,7 @@
 //! real peers (moto, botocore, awscli), and the emulators for services that cannot run here.
 
 pub mod golden;
+pub mod kube_api;
 pub mod moto;
 
 use std::net::TcpListener;

@@ -9,6 +9,7 @@ mod bootstrap;
 mod config;
 mod init;
 mod max_pods;
+mod run;
 mod version;
 
 /// eks-node-agent: bootstrap an EKS worker host, join it with IAM credentials, prepare it for
@@ -49,6 +50,8 @@ pub enum Command {
     Bootstrap(Box<bootstrap::BootstrapArgs>),
     /// Compute the max pods of an instance type (drop-in for max-pods-calculator.sh).
     MaxPods(max_pods::MaxPodsArgs),
+    /// Run the node health and metrics daemon (conditions, events, /metrics, sd_notify).
+    Run(Box<run::RunArgs>),
     /// Print the version and build information.
     Version(version::VersionArgs),
 }
@@ -64,6 +67,7 @@ pub fn run(cli: Cli) -> anyhow::Result<exit::Code> {
         Command::Config(cmd) => config::run(cmd),
         Command::Bootstrap(args) => bootstrap::run(*args),
         Command::MaxPods(args) => max_pods::run(args),
+        Command::Run(args) => run::run(*args),
         Command::Version(args) => version::run(args),
     }
 }
