@@ -28,6 +28,10 @@ const WRITER_TICK: Duration = Duration::from_secs(1);
 const WRITE_BACKOFF_MIN: Duration = Duration::from_secs(2);
 /// Longest backoff after failed writes.
 const WRITE_BACKOFF_MAX: Duration = Duration::from_secs(60);
+/// Shortest check interval or timeout the config file may set, in seconds.
+const MIN_SCHEDULE_SECS: f64 = 0.001;
+/// Longest check interval or timeout the config file may set (a day), in seconds.
+const MAX_SCHEDULE_SECS: f64 = 86_400.0;
 /// Retry interval for the start-up read of the Node.
 const READ_BACK_RETRY: Duration = Duration::from_secs(5);
 
@@ -66,10 +70,10 @@ impl crate::exit::Classify for Error {
 #[derive(Debug, Clone, Default, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct CheckFile {
-    /// Seconds between runs.
-    pub interval_secs: Option<u64>,
-    /// Seconds one run may take.
-    pub timeout_secs: Option<u64>,
+    /// Seconds between runs (fractions allowed).
+    pub interval_secs: Option<f64>,
+    /// Seconds one run may take (fractions allowed).
+    pub timeout_secs: Option<f64>,
     /// Run this check at all.
     pub enabled: Option<bool>,
 }
@@ -85,7 +89,10 @@ pub struct ConfigFile {
 }
 
 /// The checks to run and when.
-pub fn schedules(file: &ConfigFile, path: &std::path::Path) -> Result<BTreeMap<CheckKind, Schedule>, Error> {
+pub fn schedules(
+    file: &ConfigFile,
+    path: &std::path::Path,
+) -> Result<BTreeMap<CheckKind, Schedule>, Error> {
     let mut out = BTreeMap::new();
     for (name, c) in &file.checks {
         if CheckKind::parse(name).is_none() {
@@ -96,10 +103,15 @@ pub fn schedules(file: &ConfigFile, path: &std::path::Path) -> Result<BTreeMap<C
                 ),
             });
         }
-        if c.interval_secs == Some(0) || c.timeout_secs == Some(0) {
+        let bad = |v: Option<f64>| {
+            v.is_some_and(|v| !(MIN_SCHEDULE_SECS..=MAX_SCHEDULE_SECS).contains(&v))
+        };
+        if bad(c.interval_secs) || bad(c.timeout_secs) {
             return Err(Error::Config {
                 path: path.to_path_buf(),
-                message: format!("[checks.{name}] interval_secs and timeout_secs must be at least 1"),
+                message: format!(
+                    "[checks.{name}] interval_secs and timeout_secs must be between {MIN_SCHEDULE_SECS} and {MAX_SCHEDULE_SECS}"
+                ),
             });
         }
     }
@@ -112,8 +124,8 @@ pub fn schedules(file: &ConfigFile, path: &std::path::Path) -> Result<BTreeMap<C
         out.insert(
             kind,
             Schedule {
-                interval: c.interval_secs.map_or(d.interval, Duration::from_secs),
-                timeout: c.timeout_secs.map_or(d.timeout, Duration::from_secs),
+                interval: c.interval_secs.map_or(d.interval, Duration::from_secs_f64),
+                timeout: c.timeout_secs.map_or(d.timeout, Duration::from_secs_f64),
             },
         );
     }
@@ -171,7 +183,13 @@ async fn run_check(ctx: &CheckCtx, kind: CheckKind) -> Outcome {
         CheckKind::Kubelet => probes::kubelet(&ctx.http, &t.kubelet_healthz).await,
         CheckKind::Containerd => probes::containerd(&t.containerd_socket).await,
         CheckKind::VpcCni => {
-            probes::vpc_cni(&ctx.http, &t.cni_conflist, &t.ipamd_introspection, &t.ipamd_metrics).await
+            probes::vpc_cni(
+                &ctx.http,
+                &t.cni_conflist,
+                &t.ipamd_introspection,
+                &t.ipamd_metrics,
+            )
+            .await
         }
         CheckKind::Kernel => {
             let tables = kernel::read_tables(&t.proc);
@@ -188,9 +206,10 @@ async fn run_check(ctx: &CheckCtx, kind: CheckKind) -> Outcome {
                 .await
                 .unwrap_or_else(|e| Outcome::problem("CheckFailed", e.to_string()))
         }
-        CheckKind::Credentials => {
-            probes::credentials(&t.kubelet_client_cert, OffsetDateTime::now_utc().unix_timestamp())
-        }
+        CheckKind::Credentials => probes::credentials(
+            &t.kubelet_client_cert,
+            OffsetDateTime::now_utc().unix_timestamp(),
+        ),
     }
 }
 
@@ -220,10 +239,18 @@ fn spawn_checks(
                         .unwrap_or_else(|_| {
                             Outcome::problem(
                                 "CheckTimedOut",
-                                format!("{} check took longer than {:?}", kind.as_str(), schedule.timeout),
+                                format!(
+                                    "{} check took longer than {:?}",
+                                    kind.as_str(),
+                                    schedule.timeout
+                                ),
                             )
                         });
-                    let report = Report { kind, outcome, took: started.elapsed() };
+                    let report = Report {
+                        kind,
+                        outcome,
+                        took: started.elapsed(),
+                    };
                     if tx.send(report).await.is_err() {
                         return;
                     }
@@ -235,7 +262,9 @@ fn spawn_checks(
 
 /// Aggregates check outcomes into the desired condition states: a condition is False when
 /// any check feeding it fails, with the first failing check's reason.
-pub fn desired_conditions(latest: &BTreeMap<CheckKind, Outcome>) -> BTreeMap<ConditionType, Desired> {
+pub fn desired_conditions(
+    latest: &BTreeMap<CheckKind, Outcome>,
+) -> BTreeMap<ConditionType, Desired> {
     let mut out = BTreeMap::new();
     for (kind, outcome) in latest {
         let Some(ct) = kind.condition() else { continue };
@@ -256,7 +285,11 @@ pub fn desired_conditions(latest: &BTreeMap<CheckKind, Outcome>) -> BTreeMap<Con
 }
 
 enum WriterMsg {
-    Event { warning: bool, reason: String, note: String },
+    Event {
+        warning: bool,
+        reason: String,
+        note: String,
+    },
 }
 
 /// Owns the Kubernetes side: reads conditions back once, then writes coalesced condition
@@ -345,10 +378,20 @@ fn notify(state: &[NotifyState]) {
 
 /// Runs the daemon until SIGTERM or SIGINT.
 pub async fn run(settings: Settings) -> Result<(), Error> {
+    // reqwest and kube use rustls without a built-in provider choice: aws-lc-rs, as the rest
+    // of the agent. An error only means a provider was installed already.
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
     let mut schedules = load_config(settings.config_file.as_deref())?;
     let metrics = Metrics::new(settings.host.clone()).map_err(Error::Metrics)?;
     let alive = Arc::new(AtomicBool::new(false));
-    let bound = http::serve(settings.listen, http::State { metrics: metrics.clone(), alive: alive.clone() }).await?;
+    let bound = http::serve(
+        settings.listen,
+        http::State {
+            metrics: metrics.clone(),
+            alive: alive.clone(),
+        },
+    )
+    .await?;
     tracing::info!(listen = %bound, node = %settings.node_name, "serving /metrics and /healthz");
 
     let mut sigterm = signal(SignalKind::terminate()).map_err(Error::Signals)?;
@@ -368,7 +411,13 @@ pub async fn run(settings: Settings) -> Result<(), Error> {
     match &settings.kubeconfig {
         Some(path) => match NodeApi::connect(path, &settings.node_name).await {
             Ok(api) => {
-                tokio::spawn(writer(api, settings.node_name.clone(), conditions.clone(), metrics.clone(), ev_rx));
+                tokio::spawn(writer(
+                    api,
+                    settings.node_name.clone(),
+                    conditions.clone(),
+                    metrics.clone(),
+                    ev_rx,
+                ));
             }
             Err(e) => {
                 // Metrics and local health still work; conditions wait for a restart.
@@ -388,14 +437,23 @@ pub async fn run(settings: Settings) -> Result<(), Error> {
         .build()
         .unwrap_or_default();
     targets.storage_dirs.sort();
-    let ctx = Arc::new(CheckCtx { targets, http: http_client, kmsg });
+    let ctx = Arc::new(CheckCtx {
+        targets,
+        http: http_client,
+        kmsg,
+    });
     let (tx, mut rx) = mpsc::channel::<Report>(64);
     let mut tasks = spawn_checks(&ctx, &schedules, &tx);
 
     let watchdog = sd_notify::watchdog_enabled().map(|d| d / 2);
-    let mut watchdog_tick = tokio::time::interval(watchdog.unwrap_or(Duration::from_secs(3600)));
+    let watchdog_period = watchdog.unwrap_or(Duration::from_secs(3600));
+    let mut watchdog_tick = tokio::time::interval_at(
+        tokio::time::Instant::now() + watchdog_period,
+        watchdog_period,
+    );
     let mut latest: BTreeMap<CheckKind, Outcome> = BTreeMap::new();
     let mut ready = false;
+    let mut kmsg_counted: BTreeMap<&'static str, u64> = BTreeMap::new();
 
     loop {
         tokio::select! {
@@ -405,6 +463,9 @@ pub async fn run(settings: Settings) -> Result<(), Error> {
                 metrics.check_duration.with_label_values(&[name]).set(report.took.as_secs_f64());
                 metrics.check_up.with_label_values(&[name]).set(i64::from(report.outcome.healthy));
                 apply_facts(&metrics, report.kind, &report.outcome);
+                if report.kind == CheckKind::Kernel {
+                    sync_kmsg_counts(&metrics, &ctx.kmsg, &mut kmsg_counted);
+                }
                 let previous = latest.insert(report.kind, report.outcome.clone());
                 let was_healthy = previous.as_ref().is_none_or(|p| p.healthy);
                 if !report.outcome.healthy && (was_healthy || previous.as_ref().is_some_and(|p| p.reason != report.outcome.reason)) {
@@ -430,7 +491,7 @@ pub async fn run(settings: Settings) -> Result<(), Error> {
                 }
             }
             Some(ev) = kev_rx.recv() => {
-                metrics.problems.with_label_values(&[ev.reason.as_str()]).inc();
+                sync_kmsg_counts(&metrics, &ctx.kmsg, &mut kmsg_counted);
                 let _ = ev_tx.send(WriterMsg::Event { warning: true, reason: ev.reason.as_str().to_string(), note: ev.message });
             }
             _ = watchdog_tick.tick(), if watchdog.is_some() => notify(&[NotifyState::Watchdog]),
@@ -462,6 +523,26 @@ pub async fn run(settings: Settings) -> Result<(), Error> {
     Ok(())
 }
 
+/// Adds the kernel log matches counted since the last sync to `eksnode_problems_total`
+/// (every match counts, though events are rate-limited).
+fn sync_kmsg_counts(
+    metrics: &Metrics,
+    kmsg: &SharedKmsg,
+    counted: &mut BTreeMap<&'static str, u64>,
+) {
+    let Ok(state) = kmsg.lock() else { return };
+    for (reason, total) in state.counts() {
+        let seen = counted.entry(reason.as_str()).or_default();
+        if total > *seen {
+            metrics
+                .problems
+                .with_label_values(&[reason.as_str()])
+                .inc_by(total - *seen);
+            *seen = total;
+        }
+    }
+}
+
 fn apply_facts(metrics: &Metrics, kind: CheckKind, outcome: &Outcome) {
     match kind {
         CheckKind::Kubelet => metrics.kubelet_up.set(i64::from(outcome.healthy)),
@@ -470,10 +551,14 @@ fn apply_facts(metrics: &Metrics, kind: CheckKind, outcome: &Outcome) {
     }
     let f = &outcome.facts;
     if let Some(v) = f.cni_total_ips {
-        metrics.cni_ips_total.set(i64::try_from(v).unwrap_or(i64::MAX));
+        metrics
+            .cni_ips_total
+            .set(i64::try_from(v).unwrap_or(i64::MAX));
     }
     if let Some(v) = f.cni_assigned_ips {
-        metrics.cni_ips_assigned.set(i64::try_from(v).unwrap_or(i64::MAX));
+        metrics
+            .cni_ips_assigned
+            .set(i64::try_from(v).unwrap_or(i64::MAX));
     }
     if let Some(v) = f.cert_not_after_unix {
         metrics.cert_expiry.set(v);
@@ -489,7 +574,10 @@ mod tests {
         let mut latest = BTreeMap::new();
         latest.insert(CheckKind::Kernel, Outcome::problem("TaskHung", "x"));
         latest.insert(CheckKind::Storage, Outcome::ok("fine"));
-        latest.insert(CheckKind::Kubelet, Outcome::problem("KubeletUnreachable", "y"));
+        latest.insert(
+            CheckKind::Kubelet,
+            Outcome::problem("KubeletUnreachable", "y"),
+        );
         let d = desired_conditions(&latest);
         assert_eq!(d.len(), 2, "kubelet feeds no condition");
         assert!(!d[&ConditionType::KernelReady].healthy);
@@ -501,8 +589,16 @@ mod tests {
     fn config_file_errors_name_the_check() {
         let p = std::path::Path::new("/etc/x.toml");
         let bad: ConfigFile = toml::from_str("[checks.kubelett]\ninterval_secs = 5\n").unwrap();
-        assert!(schedules(&bad, p).unwrap_err().to_string().contains("kubelett"));
-        let off: ConfigFile = toml::from_str("[checks.kubelet]\nenabled = false\n[checks.kernel]\ninterval_secs = 2\n").unwrap();
+        assert!(
+            schedules(&bad, p)
+                .unwrap_err()
+                .to_string()
+                .contains("kubelett")
+        );
+        let off: ConfigFile = toml::from_str(
+            "[checks.kubelet]\nenabled = false\n[checks.kernel]\ninterval_secs = 2\n",
+        )
+        .unwrap();
         let s = schedules(&off, p).unwrap();
         assert!(!s.contains_key(&CheckKind::Kubelet));
         assert_eq!(s[&CheckKind::Kernel].interval, Duration::from_secs(2));

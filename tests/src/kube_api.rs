@@ -91,7 +91,10 @@ fn strategic_merge_node(node: &mut Value, patch: &Value) -> Result<(), String> {
     }
     let mut rest = patch.clone();
     for list in ["conditions", "addresses"] {
-        let Some(items) = rest.pointer_mut(&format!("/status/{list}")).map(Value::take) else {
+        let Some(items) = rest
+            .pointer_mut(&format!("/status/{list}"))
+            .map(Value::take)
+        else {
             continue;
         };
         let Value::Array(items) = items else {
@@ -106,9 +109,14 @@ fn strategic_merge_node(node: &mut Value, patch: &Value) -> Result<(), String> {
         };
         for item in items {
             let Some(key) = item.get("type").and_then(Value::as_str).map(str::to_string) else {
-                return Err(format!("status.{list}: every item needs its merge key `type`"));
+                return Err(format!(
+                    "status.{list}: every item needs its merge key `type`"
+                ));
             };
-            match current.iter_mut().find(|c| c.get("type").and_then(Value::as_str) == Some(&key)) {
+            match current
+                .iter_mut()
+                .find(|c| c.get("type").and_then(Value::as_str) == Some(&key))
+            {
                 Some(existing) => merge(existing, &item),
                 None => current.push(item),
             }
@@ -151,27 +159,37 @@ impl KubeApi {
             )
             .expect("server tls config");
         let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(server_config));
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
         let addr: SocketAddr = listener.local_addr().expect("addr");
         let store = Arc::new(Mutex::new(Store::default()));
         let token_owned = token.to_string();
         let store_task = store.clone();
         let task = tokio::spawn(async move {
             loop {
-                let Ok((tcp, _)) = listener.accept().await else { continue };
+                let Ok((tcp, _)) = listener.accept().await else {
+                    continue;
+                };
                 let acceptor = acceptor.clone();
                 let store = store_task.clone();
                 let token = token_owned.clone();
                 tokio::spawn(async move {
-                    let Ok(tls) = acceptor.accept(tcp).await else { return };
+                    let Ok(tls) = acceptor.accept(tcp).await else {
+                        return;
+                    };
                     let service = hyper::service::service_fn(move |req| {
                         let store = store.clone();
                         let token = token.clone();
-                        async move { Ok::<_, std::convert::Infallible>(handle(req, &store, &token).await) }
+                        async move {
+                            Ok::<_, std::convert::Infallible>(handle(req, &store, &token).await)
+                        }
                     });
-                    let _ = hyper_util::server::conn::auto::Builder::new(hyper_util::rt::TokioExecutor::new())
-                        .serve_connection(TokioIo::new(tls), service)
-                        .await;
+                    let _ = hyper_util::server::conn::auto::Builder::new(
+                        hyper_util::rt::TokioExecutor::new(),
+                    )
+                    .serve_connection(TokioIo::new(tls), service)
+                    .await;
                 });
             }
         });
@@ -204,7 +222,11 @@ users:\n- name: kubelet\n  user:\n    token: {}\n",
             "spec": {},
             "status": { "conditions": conditions }
         });
-        self.store.lock().expect("store").nodes.insert(name.to_string(), node);
+        self.store
+            .lock()
+            .expect("store")
+            .nodes
+            .insert(name.to_string(), node);
     }
 
     /// The Node as stored.
@@ -229,11 +251,21 @@ users:\n- name: kubelet\n  user:\n    token: {}\n",
 
     /// Events stored, by (namespace, name).
     pub fn events(&self) -> Vec<Value> {
-        self.store.lock().expect("store").events.values().cloned().collect()
+        self.store
+            .lock()
+            .expect("store")
+            .events
+            .values()
+            .cloned()
+            .collect()
     }
 }
 
-async fn handle(req: Request<hyper::body::Incoming>, store: &Mutex<Store>, token: &str) -> Response<Full<Bytes>> {
+async fn handle(
+    req: Request<hyper::body::Incoming>,
+    store: &Mutex<Store>,
+    token: &str,
+) -> Response<Full<Bytes>> {
     let method = req.method().to_string();
     let path = req.uri().path().to_string();
     let content_type = req
@@ -247,7 +279,12 @@ async fn handle(req: Request<hyper::body::Incoming>, store: &Mutex<Store>, token
         .get(hyper::header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         == Some(&format!("Bearer {token}"));
-    let bytes = req.into_body().collect().await.map(|b| b.to_bytes()).unwrap_or_default();
+    let bytes = req
+        .into_body()
+        .collect()
+        .await
+        .map(|b| b.to_bytes())
+        .unwrap_or_default();
     let body: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
     let (code, answer) = {
         let mut s = store.lock().expect("store");
@@ -274,7 +311,13 @@ async fn handle(req: Request<hyper::body::Incoming>, store: &Mutex<Store>, token
     resp
 }
 
-fn route(s: &mut Store, method: &str, path: &str, ctype: &str, body: &Value) -> (StatusCode, Value) {
+fn route(
+    s: &mut Store,
+    method: &str,
+    path: &str,
+    ctype: &str,
+    body: &Value,
+) -> (StatusCode, Value) {
     let parts: Vec<&str> = path.trim_matches('/').split('/').collect();
     s.resource_version += 1;
     let rv = s.resource_version.to_string();
@@ -282,19 +325,31 @@ fn route(s: &mut Store, method: &str, path: &str, ctype: &str, body: &Value) -> 
         ("GET", ["api", "v1", "nodes", name]) | ("GET", ["api", "v1", "nodes", name, "status"]) => {
             match s.nodes.get(*name) {
                 Some(n) => (StatusCode::OK, n.clone()),
-                None => status(StatusCode::NOT_FOUND, "NotFound", &format!("nodes \"{name}\" not found")),
+                None => status(
+                    StatusCode::NOT_FOUND,
+                    "NotFound",
+                    &format!("nodes \"{name}\" not found"),
+                ),
             }
         }
         ("PATCH", ["api", "v1", "nodes", name, "status"]) => {
-            if ctype != "application/strategic-merge-patch+json" && ctype != "application/merge-patch+json" {
+            if ctype != "application/strategic-merge-patch+json"
+                && ctype != "application/merge-patch+json"
+            {
                 return status(
                     StatusCode::UNSUPPORTED_MEDIA_TYPE,
                     "UnsupportedMediaType",
-                    &format!("the body of the request was in an unknown format - accepted media types include: application/json-patch+json, application/merge-patch+json, application/apply-patch+yaml, application/strategic-merge-patch+json; got {ctype}"),
+                    &format!(
+                        "the body of the request was in an unknown format - accepted media types include: application/json-patch+json, application/merge-patch+json, application/apply-patch+yaml, application/strategic-merge-patch+json; got {ctype}"
+                    ),
                 );
             }
             let Some(node) = s.nodes.get_mut(*name) else {
-                return status(StatusCode::NOT_FOUND, "NotFound", &format!("nodes \"{name}\" not found"));
+                return status(
+                    StatusCode::NOT_FOUND,
+                    "NotFound",
+                    &format!("nodes \"{name}\" not found"),
+                );
             };
             let result = if ctype == "application/strategic-merge-patch+json" {
                 strategic_merge_node(node, body)
@@ -312,34 +367,71 @@ fn route(s: &mut Store, method: &str, path: &str, ctype: &str, body: &Value) -> 
         }
         ("POST", ["apis", "events.k8s.io", "v1", "namespaces", ns, "events"]) => {
             let Some(name) = body.pointer("/metadata/name").and_then(Value::as_str) else {
-                return status(StatusCode::UNPROCESSABLE_ENTITY, "Invalid", "metadata.name: Required value");
+                return status(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    "Invalid",
+                    "metadata.name: Required value",
+                );
             };
-            for required in ["/eventTime", "/reportingController", "/reportingInstance", "/action", "/reason", "/regarding/kind"] {
+            for required in [
+                "/eventTime",
+                "/reportingController",
+                "/reportingInstance",
+                "/action",
+                "/reason",
+                "/regarding/kind",
+            ] {
                 if body.pointer(required).is_none_or(Value::is_null) {
                     return status(
                         StatusCode::UNPROCESSABLE_ENTITY,
                         "Invalid",
-                        &format!("{}: Required value", required.trim_start_matches('/').replace('/', ".")),
+                        &format!(
+                            "{}: Required value",
+                            required.trim_start_matches('/').replace('/', ".")
+                        ),
                     );
                 }
             }
             let key = ((*ns).to_string(), name.to_string());
             if s.events.contains_key(&key) {
-                return status(StatusCode::CONFLICT, "AlreadyExists", &format!("events.events.k8s.io \"{name}\" already exists"));
+                return status(
+                    StatusCode::CONFLICT,
+                    "AlreadyExists",
+                    &format!("events.events.k8s.io \"{name}\" already exists"),
+                );
             }
             let mut stored = body.clone();
             stored["metadata"]["resourceVersion"] = json!(rv);
             s.events.insert(key, stored.clone());
             (StatusCode::CREATED, stored)
         }
-        ("PATCH", ["apis", "events.k8s.io", "v1", "namespaces", ns, "events", name]) => {
+        (
+            "PATCH",
+            [
+                "apis",
+                "events.k8s.io",
+                "v1",
+                "namespaces",
+                ns,
+                "events",
+                name,
+            ],
+        ) => {
             let Some(ev) = s.events.get_mut(&((*ns).to_string(), (*name).to_string())) else {
-                return status(StatusCode::NOT_FOUND, "NotFound", &format!("events.events.k8s.io \"{name}\" not found"));
+                return status(
+                    StatusCode::NOT_FOUND,
+                    "NotFound",
+                    &format!("events.events.k8s.io \"{name}\" not found"),
+                );
             };
             merge(ev, body);
             (StatusCode::OK, ev.clone())
         }
-        _ => status(StatusCode::NOT_FOUND, "NotFound", "the server could not find the requested resource"),
+        _ => status(
+            StatusCode::NOT_FOUND,
+            "NotFound",
+            "the server could not find the requested resource",
+        ),
     }
 }
 
@@ -353,10 +445,13 @@ mod tests {
             {"type": "Ready", "status": "True"},
             {"type": "KernelReady", "status": "True", "reason": "A"}
         ]}});
-        strategic_merge_node(&mut node, &json!({"status": {"conditions": [
-            {"type": "KernelReady", "status": "False", "reason": "B"},
-            {"type": "StorageReady", "status": "True"}
-        ]}}))
+        strategic_merge_node(
+            &mut node,
+            &json!({"status": {"conditions": [
+                {"type": "KernelReady", "status": "False", "reason": "B"},
+                {"type": "StorageReady", "status": "True"}
+            ]}}),
+        )
         .unwrap();
         let c = node["status"]["conditions"].as_array().unwrap();
         assert_eq!(c.len(), 3);

@@ -26,7 +26,11 @@ pub struct RunArgs {
     #[arg(long, value_name = "ADDR", default_value = crate::report::http::DEFAULT_LISTEN, env = "EKS_NODE_AGENT_LISTEN")]
     pub listen: SocketAddr,
     /// The kubelet's kubeconfig; the agent writes conditions and events with its identity.
-    #[arg(long, value_name = "PATH", default_value = "/var/lib/kubelet/kubeconfig")]
+    #[arg(
+        long,
+        value_name = "PATH",
+        default_value = "/var/lib/kubelet/kubeconfig"
+    )]
     pub kubeconfig: PathBuf,
     /// Do not write conditions or events (metrics and sd_notify only).
     #[arg(long)]
@@ -35,25 +39,45 @@ pub struct RunArgs {
     #[arg(long, value_name = "NAME", env = "NODE_NAME")]
     pub node_name: Option<String>,
     /// The daemon's config file (TOML); missing means defaults.
-    #[arg(long, value_name = "PATH", default_value = "/etc/eks-node-agent/daemon.toml")]
+    #[arg(
+        long,
+        value_name = "PATH",
+        default_value = "/etc/eks-node-agent/daemon.toml"
+    )]
     pub config: PathBuf,
     /// A hybrid node: skip the VPC CNI check.
     #[arg(long)]
     pub hybrid: bool,
     /// kubelet's healthz URL.
-    #[arg(long, value_name = "URL", default_value = "http://127.0.0.1:10248/healthz")]
+    #[arg(
+        long,
+        value_name = "URL",
+        default_value = "http://127.0.0.1:10248/healthz"
+    )]
     pub kubelet_healthz: String,
     /// containerd's socket.
-    #[arg(long, value_name = "PATH", default_value = "/run/containerd/containerd.sock")]
+    #[arg(
+        long,
+        value_name = "PATH",
+        default_value = "/run/containerd/containerd.sock"
+    )]
     pub containerd_socket: PathBuf,
     /// The VPC CNI's CNI config.
-    #[arg(long, value_name = "PATH", default_value = "/etc/cni/net.d/10-aws.conflist")]
+    #[arg(
+        long,
+        value_name = "PATH",
+        default_value = "/etc/cni/net.d/10-aws.conflist"
+    )]
     pub cni_conflist: PathBuf,
     /// ipamd's introspection endpoint.
     #[arg(long, value_name = "URL", default_value = "http://127.0.0.1:61679")]
     pub ipamd_introspection: String,
     /// ipamd's metrics endpoint.
-    #[arg(long, value_name = "URL", default_value = "http://127.0.0.1:61678/metrics")]
+    #[arg(
+        long,
+        value_name = "URL",
+        default_value = "http://127.0.0.1:61678/metrics"
+    )]
     pub ipamd_metrics: String,
     /// procfs (for kernel tables and host metrics).
     #[arg(long, value_name = "DIR", default_value = "/proc")]
@@ -68,7 +92,11 @@ pub struct RunArgs {
     #[arg(long = "storage-dir", value_name = "DIR", default_values = ["/var/lib/kubelet", "/var/lib/containerd"])]
     pub storage_dirs: Vec<PathBuf>,
     /// The kubelet's client certificate.
-    #[arg(long, value_name = "PATH", default_value = "/var/lib/kubelet/pki/kubelet-client-current.pem")]
+    #[arg(
+        long,
+        value_name = "PATH",
+        default_value = "/var/lib/kubelet/pki/kubelet-client-current.pem"
+    )]
     pub kubelet_client_cert: PathBuf,
 }
 
@@ -97,7 +125,10 @@ pub fn run(args: RunArgs) -> anyhow::Result<exit::Code> {
             storage_dirs: args.storage_dirs,
             kubelet_client_cert: args.kubelet_client_cert,
         },
-        host: HostPaths { proc: args.proc, sys: args.sys },
+        host: HostPaths {
+            proc: args.proc,
+            sys: args.sys,
+        },
     };
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()

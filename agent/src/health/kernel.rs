@@ -114,7 +114,12 @@ pub struct KernelEvent {
 impl KmsgState {
     /// Records a classified message; returns an event unless one for the same reason went
     /// out within [`EVENT_RATE_WINDOW`].
-    pub fn record(&mut self, reason: KmsgReason, message: &str, now: Instant) -> Option<KernelEvent> {
+    pub fn record(
+        &mut self,
+        reason: KmsgReason,
+        message: &str,
+        now: Instant,
+    ) -> Option<KernelEvent> {
         let seen = self.seen.entry(reason).or_insert_with(|| Seen {
             count: 0,
             last: now,
@@ -230,7 +235,10 @@ pub fn read_tables(proc: &Path) -> Tables {
     let files = std::fs::read_to_string(proc.join("sys/fs/file-nr"))
         .ok()
         .and_then(|t| {
-            let v: Vec<u64> = t.split_whitespace().filter_map(|p| p.parse().ok()).collect();
+            let v: Vec<u64> = t
+                .split_whitespace()
+                .filter_map(|p| p.parse().ok())
+                .collect();
             Some((*v.first()?, *v.get(2)?))
         });
     let conntrack = read_u64(&proc.join("sys/net/netfilter/nf_conntrack_count"))
@@ -275,15 +283,39 @@ mod tests {
     #[test]
     fn classifies_known_patterns() {
         let cases = [
-            ("Out of memory: Killed process 1234 (java) total-vm:1kB", KmsgReason::OomKilling),
-            ("Memory cgroup out of memory: Killed process 99 (x)", KmsgReason::OomKilling),
-            ("INFO: task jbd2/vda1-8:312 blocked for more than 120 seconds.", KmsgReason::TaskHung),
-            ("watchdog: BUG: soft lockup - CPU#3 stuck for 23s! [x:1]", KmsgReason::SoftLockup),
-            ("BUG: unable to handle page fault for address: 0000", KmsgReason::KernelOops),
+            (
+                "Out of memory: Killed process 1234 (java) total-vm:1kB",
+                KmsgReason::OomKilling,
+            ),
+            (
+                "Memory cgroup out of memory: Killed process 99 (x)",
+                KmsgReason::OomKilling,
+            ),
+            (
+                "INFO: task jbd2/vda1-8:312 blocked for more than 120 seconds.",
+                KmsgReason::TaskHung,
+            ),
+            (
+                "watchdog: BUG: soft lockup - CPU#3 stuck for 23s! [x:1]",
+                KmsgReason::SoftLockup,
+            ),
+            (
+                "BUG: unable to handle page fault for address: 0000",
+                KmsgReason::KernelOops,
+            ),
             ("Oops: 0002 [#1] SMP NOPTI", KmsgReason::KernelOops),
-            ("blk_update_request: I/O error, dev nvme1n1, sector 2048", KmsgReason::IoError),
-            ("Buffer I/O error on dev nvme1n1, logical block 0", KmsgReason::IoError),
-            ("nf_conntrack: nf_conntrack: table full, dropping packet", KmsgReason::ConntrackFull),
+            (
+                "blk_update_request: I/O error, dev nvme1n1, sector 2048",
+                KmsgReason::IoError,
+            ),
+            (
+                "Buffer I/O error on dev nvme1n1, logical block 0",
+                KmsgReason::IoError,
+            ),
+            (
+                "nf_conntrack: nf_conntrack: table full, dropping packet",
+                KmsgReason::ConntrackFull,
+            ),
         ];
         for (line, want) in cases {
             assert_eq!(classify(line), Some(want), "{line}");
@@ -293,7 +325,10 @@ mod tests {
 
     #[test]
     fn kmsg_records_split_and_continuations_skipped() {
-        assert_eq!(kmsg_message("6,339,5140900,-;hello world\n"), Some("hello world"));
+        assert_eq!(
+            kmsg_message("6,339,5140900,-;hello world\n"),
+            Some("hello world")
+        );
         assert_eq!(kmsg_message(" SUBSYSTEM=pci"), None);
         assert_eq!(kmsg_message("garbage"), None);
     }
@@ -304,22 +339,48 @@ mod tests {
         let t0 = Instant::now();
         assert!(s.record(KmsgReason::OomKilling, "a", t0).is_some());
         for i in 0..1000 {
-            assert!(s.record(KmsgReason::OomKilling, "a", t0 + Duration::from_millis(i)).is_none());
+            assert!(
+                s.record(KmsgReason::OomKilling, "a", t0 + Duration::from_millis(i))
+                    .is_none()
+            );
         }
-        assert!(s.record(KmsgReason::TaskHung, "t", t0).is_some(), "other reasons are independent");
-        assert!(s.record(KmsgReason::OomKilling, "a", t0 + EVENT_RATE_WINDOW).is_some());
+        assert!(
+            s.record(KmsgReason::TaskHung, "t", t0).is_some(),
+            "other reasons are independent"
+        );
+        assert!(
+            s.record(KmsgReason::OomKilling, "a", t0 + EVENT_RATE_WINDOW)
+                .is_some()
+        );
         assert_eq!(s.counts()[0], (KmsgReason::OomKilling, 1002));
-        assert_eq!(s.active_problem(t0).map(|p| p.0), Some(KmsgReason::TaskHung));
-        assert_eq!(s.active_problem(t0 + PROBLEM_HOLD), None, "recovers after the hold");
+        assert_eq!(
+            s.active_problem(t0).map(|p| p.0),
+            Some(KmsgReason::TaskHung)
+        );
+        assert_eq!(
+            s.active_problem(t0 + PROBLEM_HOLD),
+            None,
+            "recovers after the hold"
+        );
     }
 
     #[test]
     fn tables_near_full_are_problems() {
-        let healthy = Tables { pids: Some((100, 4_194_304)), files: Some((1000, 100_000)), conntrack: None };
+        let healthy = Tables {
+            pids: Some((100, 4_194_304)),
+            files: Some((1000, 100_000)),
+            conntrack: None,
+        };
         assert!(evaluate(&healthy, None).healthy);
-        let pids = Tables { pids: Some((950, 1000)), ..healthy };
+        let pids = Tables {
+            pids: Some((950, 1000)),
+            ..healthy
+        };
         assert_eq!(evaluate(&pids, None).reason, "PIDExhaustion");
-        let ct = Tables { conntrack: Some((91, 100)), ..healthy };
+        let ct = Tables {
+            conntrack: Some((91, 100)),
+            ..healthy
+        };
         assert_eq!(evaluate(&ct, None).reason, "ConntrackNearFull");
         let log = evaluate(&healthy, Some((KmsgReason::SoftLockup, "x".into())));
         assert_eq!(log.reason, "SoftLockup");

@@ -23,7 +23,10 @@ pub async fn kubelet(http: &reqwest::Client, url: &str) -> Outcome {
                 Outcome::ok("kubelet healthz ok")
             } else {
                 let body: String = body.chars().take(200).collect();
-                Outcome::problem("KubeletUnhealthy", format!("{url} answered {status}: {body}"))
+                Outcome::problem(
+                    "KubeletUnhealthy",
+                    format!("{url} answered {status}: {body}"),
+                )
             }
         }
         Err(e) => Outcome::problem("KubeletUnreachable", format!("{url}: {e}")),
@@ -52,7 +55,10 @@ pub async fn containerd(socket: &Path) -> Outcome {
     let mut preface = H2_PREFACE.to_vec();
     preface.extend_from_slice(&H2_EMPTY_SETTINGS);
     if let Err(e) = stream.write_all(&preface).await {
-        return Outcome::problem("ContainerdNotAnswering", format!("{}: {e}", socket.display()));
+        return Outcome::problem(
+            "ContainerdNotAnswering",
+            format!("{}: {e}", socket.display()),
+        );
     }
     let mut header = [0u8; 9];
     match stream.read_exact(&mut header).await {
@@ -61,7 +67,10 @@ pub async fn containerd(socket: &Path) -> Outcome {
             "ContainerdNotAnswering",
             format!("{} did not answer with HTTP/2 SETTINGS", socket.display()),
         ),
-        Err(e) => Outcome::problem("ContainerdNotAnswering", format!("{}: {e}", socket.display())),
+        Err(e) => Outcome::problem(
+            "ContainerdNotAnswering",
+            format!("{}: {e}", socket.display()),
+        ),
     }
 }
 
@@ -83,7 +92,10 @@ pub fn evaluate_ips(infos: &EniInfos) -> Outcome {
         cni_assigned_ips: Some(infos.assigned_ips),
         ..Facts::default()
     };
-    let msg = format!("{} of {} pod IPs assigned", infos.assigned_ips, infos.total_ips);
+    let msg = format!(
+        "{} of {} pod IPs assigned",
+        infos.assigned_ips, infos.total_ips
+    );
     if infos.total_ips == 0 || infos.assigned_ips >= infos.total_ips {
         Outcome::problem("PodIPsExhausted", msg).with_facts(facts)
     } else {
@@ -96,11 +108,20 @@ pub fn conflist_has_aws_cni(text: &str) -> bool {
     serde_json::from_str::<serde_json::Value>(text)
         .ok()
         .and_then(|v| v.get("plugins")?.as_array().cloned())
-        .is_some_and(|plugins| plugins.iter().any(|p| p.get("type").and_then(|t| t.as_str()) == Some("aws-cni")))
+        .is_some_and(|plugins| {
+            plugins
+                .iter()
+                .any(|p| p.get("type").and_then(|t| t.as_str()) == Some("aws-cni"))
+        })
 }
 
 /// The VPC CNI: its conflist, ipamd introspection and ipamd metrics.
-pub async fn vpc_cni(http: &reqwest::Client, conflist: &Path, introspection: &str, metrics: &str) -> Outcome {
+pub async fn vpc_cni(
+    http: &reqwest::Client,
+    conflist: &Path,
+    introspection: &str,
+    metrics: &str,
+) -> Outcome {
     match tokio::fs::read_to_string(conflist).await {
         Ok(text) if conflist_has_aws_cni(&text) => {}
         Ok(_) => {
@@ -109,17 +130,29 @@ pub async fn vpc_cni(http: &reqwest::Client, conflist: &Path, introspection: &st
                 format!("{} does not name the aws-cni plugin", conflist.display()),
             );
         }
-        Err(e) => return Outcome::problem("CNIConfigMissing", format!("{}: {e}", conflist.display())),
+        Err(e) => {
+            return Outcome::problem("CNIConfigMissing", format!("{}: {e}", conflist.display()));
+        }
     }
     let url = format!("{}/v1/enis", introspection.trim_end_matches('/'));
-    let infos = match http.get(&url).send().await.and_then(|r| r.error_for_status()) {
+    let infos = match http
+        .get(&url)
+        .send()
+        .await
+        .and_then(|r| r.error_for_status())
+    {
         Ok(resp) => match resp.json::<EniInfos>().await {
             Ok(i) => i,
             Err(e) => return Outcome::problem("IpamdBadAnswer", format!("{url}: {e}")),
         },
         Err(e) => return Outcome::problem("IpamdUnreachable", format!("{url}: {e}")),
     };
-    if let Err(e) = http.get(metrics).send().await.and_then(|r| r.error_for_status()) {
+    if let Err(e) = http
+        .get(metrics)
+        .send()
+        .await
+        .and_then(|r| r.error_for_status())
+    {
         return Outcome::problem("IpamdMetricsUnreachable", format!("{metrics}: {e}"));
     }
     evaluate_ips(&infos)
@@ -140,7 +173,10 @@ pub struct DirFs {
 pub fn evaluate_storage(dirs: &[(String, DirFs)]) -> Outcome {
     for (dir, fs) in dirs {
         if fs.readonly {
-            return Outcome::problem("FilesystemReadOnly", format!("{dir} is on a read-only filesystem"));
+            return Outcome::problem(
+                "FilesystemReadOnly",
+                format!("{dir} is on a read-only filesystem"),
+            );
         }
         if fs.avail_ratio < STORAGE_FREE_MIN_RATIO {
             return Outcome::problem(
@@ -155,7 +191,10 @@ pub fn evaluate_storage(dirs: &[(String, DirFs)]) -> Outcome {
             );
         }
     }
-    Outcome::ok(format!("{} directories writable with space left", dirs.len()))
+    Outcome::ok(format!(
+        "{} directories writable with space left",
+        dirs.len()
+    ))
 }
 
 /// statfs each directory that exists (a directory not created yet is not a problem).
@@ -164,7 +203,13 @@ pub fn storage(dirs: &[std::path::PathBuf]) -> Outcome {
     for dir in dirs.iter().filter(|d| d.exists()) {
         match nix::sys::statfs::statfs(dir.as_path()) {
             Ok(st) => {
-                let ratio = |part: u64, whole: u64| if whole == 0 { 1.0 } else { part as f64 / whole as f64 };
+                let ratio = |part: u64, whole: u64| {
+                    if whole == 0 {
+                        1.0
+                    } else {
+                        part as f64 / whole as f64
+                    }
+                };
                 seen.push((
                     dir.display().to_string(),
                     DirFs {
@@ -174,7 +219,12 @@ pub fn storage(dirs: &[std::path::PathBuf]) -> Outcome {
                     },
                 ));
             }
-            Err(e) => return Outcome::problem("FilesystemError", format!("statfs {}: {e}", dir.display())),
+            Err(e) => {
+                return Outcome::problem(
+                    "FilesystemError",
+                    format!("statfs {}: {e}", dir.display()),
+                );
+            }
         }
     }
     evaluate_storage(&seen)
@@ -200,9 +250,14 @@ pub fn evaluate_cert(not_after: i64, now: i64) -> Outcome {
     };
     let left = not_after - now;
     if left <= 0 {
-        Outcome::problem("KubeletCertificateExpired", format!("expired {}s ago", -left)).with_facts(facts)
+        Outcome::problem(
+            "KubeletCertificateExpired",
+            format!("expired {}s ago", -left),
+        )
+        .with_facts(facts)
     } else if left < CERT_EXPIRY_WARNING.as_secs() as i64 {
-        Outcome::problem("KubeletCertificateExpiring", format!("expires in {left}s")).with_facts(facts)
+        Outcome::problem("KubeletCertificateExpiring", format!("expires in {left}s"))
+            .with_facts(facts)
     } else {
         Outcome::ok(format!("valid for {}h", left / 3600)).with_facts(facts)
     }
@@ -218,7 +273,10 @@ pub fn credentials(cert: &Path, now: i64) -> Outcome {
                 format!("{} holds no readable certificate", cert.display()),
             ),
         },
-        Err(e) => Outcome::problem("KubeletCertificateMissing", format!("{}: {e}", cert.display())),
+        Err(e) => Outcome::problem(
+            "KubeletCertificateMissing",
+            format!("{}: {e}", cert.display()),
+        ),
     }
 }
 
@@ -228,37 +286,76 @@ mod tests {
 
     #[test]
     fn ipamd_numbers() {
-        assert!(evaluate_ips(&EniInfos { total_ips: 29, assigned_ips: 3 }).healthy);
-        let full = evaluate_ips(&EniInfos { total_ips: 29, assigned_ips: 29 });
+        assert!(
+            evaluate_ips(&EniInfos {
+                total_ips: 29,
+                assigned_ips: 3
+            })
+            .healthy
+        );
+        let full = evaluate_ips(&EniInfos {
+            total_ips: 29,
+            assigned_ips: 29,
+        });
         assert_eq!(full.reason, "PodIPsExhausted");
         assert_eq!(full.facts.cni_total_ips, Some(29));
     }
 
     #[test]
     fn conflist_needs_aws_cni() {
-        assert!(conflist_has_aws_cni(r#"{"cniVersion":"0.4.0","plugins":[{"type":"aws-cni"},{"type":"portmap"}]}"#));
+        assert!(conflist_has_aws_cni(
+            r#"{"cniVersion":"0.4.0","plugins":[{"type":"aws-cni"},{"type":"portmap"}]}"#
+        ));
         assert!(!conflist_has_aws_cni(r#"{"plugins":[{"type":"bridge"}]}"#));
         assert!(!conflist_has_aws_cni("not json"));
     }
 
     #[test]
     fn storage_verdicts() {
-        let ok = DirFs { readonly: false, avail_ratio: 0.5, inodes_free_ratio: 0.5 };
+        let ok = DirFs {
+            readonly: false,
+            avail_ratio: 0.5,
+            inodes_free_ratio: 0.5,
+        };
         assert!(evaluate_storage(&[("/a".into(), ok)]).healthy);
-        let ro = DirFs { readonly: true, ..ok };
-        assert_eq!(evaluate_storage(&[("/a".into(), ok), ("/b".into(), ro)]).reason, "FilesystemReadOnly");
-        let full = DirFs { avail_ratio: 0.01, ..ok };
-        assert_eq!(evaluate_storage(&[("/a".into(), full)]).reason, "DiskSpaceLow");
-        let inodes = DirFs { inodes_free_ratio: 0.0, ..ok };
-        assert_eq!(evaluate_storage(&[("/a".into(), inodes)]).reason, "InodesLow");
+        let ro = DirFs {
+            readonly: true,
+            ..ok
+        };
+        assert_eq!(
+            evaluate_storage(&[("/a".into(), ok), ("/b".into(), ro)]).reason,
+            "FilesystemReadOnly"
+        );
+        let full = DirFs {
+            avail_ratio: 0.01,
+            ..ok
+        };
+        assert_eq!(
+            evaluate_storage(&[("/a".into(), full)]).reason,
+            "DiskSpaceLow"
+        );
+        let inodes = DirFs {
+            inodes_free_ratio: 0.0,
+            ..ok
+        };
+        assert_eq!(
+            evaluate_storage(&[("/a".into(), inodes)]).reason,
+            "InodesLow"
+        );
     }
 
     #[test]
     fn cert_expiry_verdicts() {
         let now = 1_000_000;
         assert!(evaluate_cert(now + 48 * 3600, now).healthy);
-        assert_eq!(evaluate_cert(now + 60, now).reason, "KubeletCertificateExpiring");
-        assert_eq!(evaluate_cert(now - 1, now).reason, "KubeletCertificateExpired");
+        assert_eq!(
+            evaluate_cert(now + 60, now).reason,
+            "KubeletCertificateExpiring"
+        );
+        assert_eq!(
+            evaluate_cert(now - 1, now).reason,
+            "KubeletCertificateExpired"
+        );
     }
 
     #[test]

@@ -75,7 +75,11 @@ fn rfc3339(t: OffsetDateTime) -> String {
 }
 
 fn parse_time(s: &Option<String>) -> Option<OffsetDateTime> {
-    OffsetDateTime::parse(s.as_deref()?, &time::format_description::well_known::Rfc3339).ok()
+    OffsetDateTime::parse(
+        s.as_deref()?,
+        &time::format_description::well_known::Rfc3339,
+    )
+    .ok()
 }
 
 impl Conditions {
@@ -205,11 +209,19 @@ mod tests {
     }
 
     fn failing(reason: &str) -> Desired {
-        Desired { healthy: false, reason: reason.into(), message: "m".into() }
+        Desired {
+            healthy: false,
+            reason: reason.into(),
+            message: "m".into(),
+        }
     }
 
     fn healthy() -> Desired {
-        Desired { healthy: true, reason: "KernelHasNoProblem".into(), message: "ok".into() }
+        Desired {
+            healthy: true,
+            reason: "KernelHasNoProblem".into(),
+            message: "ok".into(),
+        }
     }
 
     #[test]
@@ -232,7 +244,10 @@ mod tests {
         }
         // Recovery within the throttle window waits, then is written.
         c.set(ConditionType::KernelReady, healthy());
-        assert_eq!(c.due(t(61)).map(|v| v[0].status.clone()), Some("True".into()));
+        assert_eq!(
+            c.due(t(61)).map(|v| v[0].status.clone()),
+            Some("True".into())
+        );
         let mut c2 = c.clone();
         c2.committed(&c.due(t(61)).unwrap(), t(61));
         c2.set(ConditionType::KernelReady, failing("SoftLockup"));

@@ -286,7 +286,9 @@ pub fn disk_excluded(name: &str) -> bool {
     for prefix in ["hd", "sd", "vd", "xvd"] {
         if let Some(rest) = name.strip_prefix(prefix) {
             let mut chars = rest.chars();
-            if chars.next().is_some_and(|c| c.is_ascii_lowercase()) && trailing_digits(chars.as_str()) {
+            if chars.next().is_some_and(|c| c.is_ascii_lowercase())
+                && trailing_digits(chars.as_str())
+            {
                 return true;
             }
         }
@@ -325,23 +327,125 @@ pub fn parse_diskstats(text: &str) -> Vec<DiskStats> {
 
 /// (field index, name, help, scale, is counter) for each diskstats field node_exporter exports.
 const DISK_FIELDS: &[(usize, &str, &str, f64, bool)] = &[
-    (0, "node_disk_reads_completed_total", "The total number of reads completed successfully.", 1.0, true),
-    (1, "node_disk_reads_merged_total", "The total number of reads merged.", 1.0, true),
-    (2, "node_disk_read_bytes_total", "The total number of bytes read successfully.", SECTOR_BYTES, true),
-    (3, "node_disk_read_time_seconds_total", "The total number of seconds spent by all reads.", 1.0 / MS_PER_SEC, true),
-    (4, "node_disk_writes_completed_total", "The total number of writes completed successfully.", 1.0, true),
-    (5, "node_disk_writes_merged_total", "The number of writes merged.", 1.0, true),
-    (6, "node_disk_written_bytes_total", "The total number of bytes written successfully.", SECTOR_BYTES, true),
-    (7, "node_disk_write_time_seconds_total", "This is the total number of seconds spent by all writes.", 1.0 / MS_PER_SEC, true),
-    (8, "node_disk_io_now", "The number of I/Os currently in progress.", 1.0, false),
-    (9, "node_disk_io_time_seconds_total", "Total seconds spent doing I/Os.", 1.0 / MS_PER_SEC, true),
-    (10, "node_disk_io_time_weighted_seconds_total", "The weighted # of seconds spent doing I/Os.", 1.0 / MS_PER_SEC, true),
-    (11, "node_disk_discards_completed_total", "The total number of discards completed successfully.", 1.0, true),
-    (12, "node_disk_discards_merged_total", "The total number of discards merged.", 1.0, true),
-    (13, "node_disk_discarded_sectors_total", "The total number of sectors discarded successfully.", 1.0, true),
-    (14, "node_disk_discard_time_seconds_total", "This is the total number of seconds spent by all discards.", 1.0 / MS_PER_SEC, true),
-    (15, "node_disk_flush_requests_total", "The total number of flush requests completed successfully", 1.0, true),
-    (16, "node_disk_flush_requests_time_seconds_total", "This is the total number of seconds spent by all flush requests.", 1.0 / MS_PER_SEC, true),
+    (
+        0,
+        "node_disk_reads_completed_total",
+        "The total number of reads completed successfully.",
+        1.0,
+        true,
+    ),
+    (
+        1,
+        "node_disk_reads_merged_total",
+        "The total number of reads merged.",
+        1.0,
+        true,
+    ),
+    (
+        2,
+        "node_disk_read_bytes_total",
+        "The total number of bytes read successfully.",
+        SECTOR_BYTES,
+        true,
+    ),
+    (
+        3,
+        "node_disk_read_time_seconds_total",
+        "The total number of seconds spent by all reads.",
+        1.0 / MS_PER_SEC,
+        true,
+    ),
+    (
+        4,
+        "node_disk_writes_completed_total",
+        "The total number of writes completed successfully.",
+        1.0,
+        true,
+    ),
+    (
+        5,
+        "node_disk_writes_merged_total",
+        "The number of writes merged.",
+        1.0,
+        true,
+    ),
+    (
+        6,
+        "node_disk_written_bytes_total",
+        "The total number of bytes written successfully.",
+        SECTOR_BYTES,
+        true,
+    ),
+    (
+        7,
+        "node_disk_write_time_seconds_total",
+        "This is the total number of seconds spent by all writes.",
+        1.0 / MS_PER_SEC,
+        true,
+    ),
+    (
+        8,
+        "node_disk_io_now",
+        "The number of I/Os currently in progress.",
+        1.0,
+        false,
+    ),
+    (
+        9,
+        "node_disk_io_time_seconds_total",
+        "Total seconds spent doing I/Os.",
+        1.0 / MS_PER_SEC,
+        true,
+    ),
+    (
+        10,
+        "node_disk_io_time_weighted_seconds_total",
+        "The weighted # of seconds spent doing I/Os.",
+        1.0 / MS_PER_SEC,
+        true,
+    ),
+    (
+        11,
+        "node_disk_discards_completed_total",
+        "The total number of discards completed successfully.",
+        1.0,
+        true,
+    ),
+    (
+        12,
+        "node_disk_discards_merged_total",
+        "The total number of discards merged.",
+        1.0,
+        true,
+    ),
+    (
+        13,
+        "node_disk_discarded_sectors_total",
+        "The total number of sectors discarded successfully.",
+        1.0,
+        true,
+    ),
+    (
+        14,
+        "node_disk_discard_time_seconds_total",
+        "This is the total number of seconds spent by all discards.",
+        1.0 / MS_PER_SEC,
+        true,
+    ),
+    (
+        15,
+        "node_disk_flush_requests_total",
+        "The total number of flush requests completed successfully",
+        1.0,
+        true,
+    ),
+    (
+        16,
+        "node_disk_flush_requests_time_seconds_total",
+        "This is the total number of seconds spent by all flush requests.",
+        1.0 / MS_PER_SEC,
+        true,
+    ),
 ];
 
 fn diskstats(paths: &HostPaths, out: &mut Families) -> Option<()> {
@@ -433,7 +537,11 @@ fn netdev(paths: &HostPaths, out: &mut Families) -> Option<()> {
                 v,
             );
         }
-        let nohandler = paths.sys.join("class/net").join(&dev).join("statistics/rx_nohandler");
+        let nohandler = paths
+            .sys
+            .join("class/net")
+            .join(&dev)
+            .join("statistics/rx_nohandler");
         if let Some(v) = read(&nohandler).and_then(|s| s.trim().parse::<f64>().ok()) {
             out.counter(
                 "node_network_receive_nohandler_total",
@@ -465,11 +573,31 @@ fn pressure(paths: &HostPaths, out: &mut Families) -> Option<()> {
     let (io_some, io_full) = parse_pressure(&read(&dir.join("io"))?);
     let (mem_some, mem_full) = parse_pressure(&read(&dir.join("memory"))?);
     let series = [
-        ("node_pressure_cpu_waiting_seconds_total", "Total time in seconds that processes have waited for CPU time", cpu_some),
-        ("node_pressure_io_waiting_seconds_total", "Total time in seconds that processes have waited due to IO congestion", io_some),
-        ("node_pressure_io_stalled_seconds_total", "Total time in seconds no process could make progress due to IO congestion", io_full),
-        ("node_pressure_memory_waiting_seconds_total", "Total time in seconds that processes have waited for memory", mem_some),
-        ("node_pressure_memory_stalled_seconds_total", "Total time in seconds no process could make progress due to memory congestion", mem_full),
+        (
+            "node_pressure_cpu_waiting_seconds_total",
+            "Total time in seconds that processes have waited for CPU time",
+            cpu_some,
+        ),
+        (
+            "node_pressure_io_waiting_seconds_total",
+            "Total time in seconds that processes have waited due to IO congestion",
+            io_some,
+        ),
+        (
+            "node_pressure_io_stalled_seconds_total",
+            "Total time in seconds no process could make progress due to IO congestion",
+            io_full,
+        ),
+        (
+            "node_pressure_memory_waiting_seconds_total",
+            "Total time in seconds that processes have waited for memory",
+            mem_some,
+        ),
+        (
+            "node_pressure_memory_stalled_seconds_total",
+            "Total time in seconds no process could make progress due to memory congestion",
+            mem_full,
+        ),
     ];
     for (name, help, value) in series {
         if let Some(us) = value {
@@ -523,13 +651,31 @@ fn conntrack(paths: &HostPaths, out: &mut Families) -> Option<()> {
         let sums = parse_conntrack_stat(&text);
         let stats = [
             ("found", "Number of searched entries which were successful."),
-            ("invalid", "Number of packets seen which can not be tracked."),
-            ("ignore", "Number of packets seen which are already connected to a conntrack entry."),
+            (
+                "invalid",
+                "Number of packets seen which can not be tracked.",
+            ),
+            (
+                "ignore",
+                "Number of packets seen which are already connected to a conntrack entry.",
+            ),
             ("insert", "Number of entries inserted into the list."),
-            ("insert_failed", "Number of entries for which list insertion was attempted but failed."),
-            ("drop", "Number of packets dropped due to conntrack failure."),
-            ("early_drop", "Number of dropped conntrack entries to make room for new ones, if maximum table size was reached."),
-            ("search_restart", "Number of conntrack table lookups which had to be restarted due to hashtable resizes."),
+            (
+                "insert_failed",
+                "Number of entries for which list insertion was attempted but failed.",
+            ),
+            (
+                "drop",
+                "Number of packets dropped due to conntrack failure.",
+            ),
+            (
+                "early_drop",
+                "Number of dropped conntrack entries to make room for new ones, if maximum table size was reached.",
+            ),
+            (
+                "search_restart",
+                "Number of conntrack table lookups which had to be restarted due to hashtable resizes.",
+            ),
         ];
         for (key, help) in stats {
             if let Some(v) = sums.get(key) {
@@ -560,7 +706,12 @@ fn unescape_octal(s: &str) -> String {
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;
     while i < bytes.len() {
-        if bytes[i] == b'\\' && i + 3 < bytes.len() && bytes[i + 1..i + 4].iter().all(|b| (b'0'..=b'7').contains(b)) {
+        if bytes[i] == b'\\'
+            && i + 3 < bytes.len()
+            && bytes[i + 1..i + 4]
+                .iter()
+                .all(|b| (b'0'..=b'7').contains(b))
+        {
             let v = (bytes[i + 1] - b'0') * 64 + (bytes[i + 2] - b'0') * 8 + (bytes[i + 3] - b'0');
             out.push(v);
             i += 4;
@@ -595,9 +746,29 @@ pub fn parse_mounts(text: &str) -> Vec<Mount> {
 /// /media and container storage, and pseudo filesystem types.
 pub fn mount_excluded(m: &Mount) -> bool {
     const FS_TYPES: &[&str] = &[
-        "autofs", "binfmt_misc", "bpf", "cgroup", "cgroup2", "configfs", "debugfs", "devpts",
-        "devtmpfs", "fusectl", "hugetlbfs", "iso9660", "mqueue", "nsfs", "overlay", "proc",
-        "procfs", "pstore", "rpc_pipefs", "securityfs", "selinuxfs", "squashfs", "sysfs",
+        "autofs",
+        "binfmt_misc",
+        "bpf",
+        "cgroup",
+        "cgroup2",
+        "configfs",
+        "debugfs",
+        "devpts",
+        "devtmpfs",
+        "fusectl",
+        "hugetlbfs",
+        "iso9660",
+        "mqueue",
+        "nsfs",
+        "overlay",
+        "proc",
+        "procfs",
+        "pstore",
+        "rpc_pipefs",
+        "securityfs",
+        "selinuxfs",
+        "squashfs",
+        "sysfs",
         "tracefs",
     ];
     if FS_TYPES.contains(&m.fstype.as_str()) {
@@ -665,12 +836,36 @@ fn filesystem(paths: &HostPaths, out: &mut Families) -> Option<()> {
         );
         let Some(u) = usage else { continue };
         for (name, help, v) in [
-            ("node_filesystem_size_bytes", "Filesystem size in bytes.", u.size),
-            ("node_filesystem_free_bytes", "Filesystem free space in bytes.", u.free),
-            ("node_filesystem_avail_bytes", "Filesystem space available to non-root users in bytes.", u.avail),
-            ("node_filesystem_files", "Filesystem total file nodes.", u.files),
-            ("node_filesystem_files_free", "Filesystem total free file nodes.", u.files_free),
-            ("node_filesystem_readonly", "Filesystem read-only status.", if m.readonly { 1.0 } else { 0.0 }),
+            (
+                "node_filesystem_size_bytes",
+                "Filesystem size in bytes.",
+                u.size,
+            ),
+            (
+                "node_filesystem_free_bytes",
+                "Filesystem free space in bytes.",
+                u.free,
+            ),
+            (
+                "node_filesystem_avail_bytes",
+                "Filesystem space available to non-root users in bytes.",
+                u.avail,
+            ),
+            (
+                "node_filesystem_files",
+                "Filesystem total file nodes.",
+                u.files,
+            ),
+            (
+                "node_filesystem_files_free",
+                "Filesystem total free file nodes.",
+                u.files_free,
+            ),
+            (
+                "node_filesystem_readonly",
+                "Filesystem read-only status.",
+                if m.readonly { 1.0 } else { 0.0 },
+            ),
         ] {
             out.gauge(name, help, &labels, v);
         }
@@ -716,7 +911,15 @@ mod tests {
 
     #[test]
     fn disk_exclusions_match_node_exporter_defaults() {
-        for excluded in ["ram0", "loop12", "sda1", "vda3", "xvda1", "nvme0n1p2", "fd0"] {
+        for excluded in [
+            "ram0",
+            "loop12",
+            "sda1",
+            "vda3",
+            "xvda1",
+            "nvme0n1p2",
+            "fd0",
+        ] {
             assert!(disk_excluded(excluded), "{excluded}");
         }
         for kept in ["sda", "vda", "nvme0n1", "zram0", "dm-0", "md0"] {
@@ -734,7 +937,8 @@ mod tests {
 
     #[test]
     fn netdev_skips_headers() {
-        let text = "Inter-|   Receive\n face |bytes\n  eth0: 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16\n";
+        let text =
+            "Inter-|   Receive\n face |bytes\n  eth0: 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16\n";
         let d = parse_netdev(text);
         assert_eq!(d[0].0, "eth0");
         assert_eq!(d[0].1[15], 16.0);
@@ -760,7 +964,11 @@ mod tests {
         let m = parse_mounts(text);
         assert_eq!(m[2].mountpoint, "/data x");
         assert!(m[2].readonly);
-        let kept: Vec<_> = m.iter().filter(|m| !mount_excluded(m)).map(|m| m.mountpoint.as_str()).collect();
+        let kept: Vec<_> = m
+            .iter()
+            .filter(|m| !mount_excluded(m))
+            .map(|m| m.mountpoint.as_str())
+            .collect();
         assert_eq!(kept, vec!["/", "/data x"]);
     }
 }

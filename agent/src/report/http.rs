@@ -51,15 +51,27 @@ fn respond(state: &State, req: &Request<hyper::body::Incoming>) -> Response<Full
         resp
     };
     if req.method() != Method::GET && req.method() != Method::HEAD {
-        return text(StatusCode::METHOD_NOT_ALLOWED, "text/plain", b"only GET\n".to_vec());
+        return text(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "text/plain",
+            b"only GET\n".to_vec(),
+        );
     }
     match req.uri().path() {
         "/metrics" => text(StatusCode::OK, CONTENT_TYPE, state.metrics.scrape()),
         "/healthz" if state.alive.load(Ordering::Relaxed) => {
             text(StatusCode::OK, "text/plain", b"ok\n".to_vec())
         }
-        "/healthz" => text(StatusCode::SERVICE_UNAVAILABLE, "text/plain", b"starting\n".to_vec()),
-        _ => text(StatusCode::NOT_FOUND, "text/plain", b"not found: try /metrics or /healthz\n".to_vec()),
+        "/healthz" => text(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "text/plain",
+            b"starting\n".to_vec(),
+        ),
+        _ => text(
+            StatusCode::NOT_FOUND,
+            "text/plain",
+            b"not found: try /metrics or /healthz\n".to_vec(),
+        ),
     }
 }
 
@@ -68,7 +80,9 @@ pub async fn serve(addr: SocketAddr, state: State) -> Result<SocketAddr, Error> 
     let listener = tokio::net::TcpListener::bind(addr)
         .await
         .map_err(|source| Error::Bind { addr, source })?;
-    let bound = listener.local_addr().map_err(|source| Error::Bind { addr, source })?;
+    let bound = listener
+        .local_addr()
+        .map_err(|source| Error::Bind { addr, source })?;
     tokio::spawn(async move {
         loop {
             let (stream, _) = match listener.accept().await {
@@ -89,7 +103,10 @@ pub async fn serve(addr: SocketAddr, state: State) -> Result<SocketAddr, Error> 
                 builder
                     .timer(hyper_util::rt::TokioTimer::new())
                     .header_read_timeout(HEADER_READ_TIMEOUT);
-                if let Err(e) = builder.serve_connection(TokioIo::new(stream), service).await {
+                if let Err(e) = builder
+                    .serve_connection(TokioIo::new(stream), service)
+                    .await
+                {
                     tracing::debug!(error = %e, "http connection ended");
                 }
             });

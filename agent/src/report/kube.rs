@@ -104,11 +104,15 @@ impl NodeApi {
 
     /// The Node's current conditions (all owners').
     pub async fn conditions(&self) -> Result<Vec<NodeCondition>, Error> {
-        let node = self.nodes.get_status(&self.node).await.map_err(|source| Error::Request {
-            what: "GET node status",
-            node: self.node.clone(),
-            source,
-        })?;
+        let node = self
+            .nodes
+            .get_status(&self.node)
+            .await
+            .map_err(|source| Error::Request {
+                what: "GET node status",
+                node: self.node.clone(),
+                source,
+            })?;
         let conditions = node
             .status
             .and_then(|s| s.conditions)
@@ -129,7 +133,11 @@ impl NodeApi {
     /// Strategic-merge PATCH of only these conditions.
     pub async fn patch_conditions(&self, conditions: &[NodeCondition]) -> Result<(), Error> {
         self.nodes
-            .patch_status(&self.node, &PatchParams::default(), &Patch::Strategic(status_patch(conditions)))
+            .patch_status(
+                &self.node,
+                &PatchParams::default(),
+                &Patch::Strategic(status_patch(conditions)),
+            )
             .await
             .map_err(|source| Error::Request {
                 what: "PATCH node status conditions",
@@ -140,7 +148,13 @@ impl NodeApi {
     }
 
     /// Creates an event, or bumps its series when the deduplicator says so.
-    pub async fn emit(&self, action: EventAction, warning: bool, reason: &str, note: &str) -> Result<(), Error> {
+    pub async fn emit(
+        &self,
+        action: EventAction,
+        warning: bool,
+        reason: &str,
+        note: &str,
+    ) -> Result<(), Error> {
         let now = OffsetDateTime::now_utc();
         let micro = now
             .format(&time::macros::format_description!(
@@ -167,7 +181,10 @@ impl NodeApi {
                     node: self.node.clone(),
                     source: kube::Error::SerdeError(e),
                 })?;
-                self.events.create(&PostParams::default(), &event).await.map(|_| ())
+                self.events
+                    .create(&PostParams::default(), &event)
+                    .await
+                    .map(|_| ())
             }
             EventAction::Bump { name, count } => {
                 let patch = serde_json::json!({
@@ -213,8 +230,15 @@ pub struct EventDedup {
 
 impl EventDedup {
     /// Decides whether this event is new or a repeat.
-    pub fn action(&mut self, node: &str, reason: &str, note: &str, now: OffsetDateTime) -> EventAction {
-        self.seen.retain(|_, (_, _, first)| now - *first < EVENT_DEDUP_WINDOW);
+    pub fn action(
+        &mut self,
+        node: &str,
+        reason: &str,
+        note: &str,
+        now: OffsetDateTime,
+    ) -> EventAction {
+        self.seen
+            .retain(|_, (_, _, first)| now - *first < EVENT_DEDUP_WINDOW);
         let key = (reason.to_string(), note.to_string());
         if let Some((name, count, _)) = self.seen.get_mut(&key) {
             *count += 1;
@@ -224,7 +248,11 @@ impl EventDedup {
             };
         }
         self.serial += 1;
-        let name = format!("{node}.{:x}{:04x}", now.unix_timestamp_nanos() / 1000, self.serial % 0x10000);
+        let name = format!(
+            "{node}.{:x}{:04x}",
+            now.unix_timestamp_nanos() / 1000,
+            self.serial % 0x10000
+        );
         self.seen.insert(key, (name.clone(), 1, now));
         EventAction::Create { name }
     }
@@ -243,9 +271,15 @@ mod tests {
         };
         assert_eq!(
             d.action("n", "OOMKilling", "x", t0 + Duration::from_secs(1)),
-            EventAction::Bump { name: name.clone(), count: 2 }
+            EventAction::Bump {
+                name: name.clone(),
+                count: 2
+            }
         );
-        assert!(matches!(d.action("n", "OOMKilling", "y", t0), EventAction::Create { .. }));
+        assert!(matches!(
+            d.action("n", "OOMKilling", "y", t0),
+            EventAction::Create { .. }
+        ));
         assert!(matches!(
             d.action("n", "OOMKilling", "x", t0 + EVENT_DEDUP_WINDOW),
             EventAction::Create { .. }

@@ -49,18 +49,69 @@ impl Metrics {
     /// Registers every metric.
     pub fn new(host: HostPaths) -> Result<Self, prometheus::Error> {
         let registry = Registry::new();
-        let check_up = IntGaugeVec::new(opts("eksnode_check_up", "Whether the last run of a health check found the node healthy (1) or not (0)."), &["check"])?;
-        let check_duration = GaugeVec::new(opts("eksnode_check_duration_seconds", "Duration of the last run of a health check in seconds."), &["check"])?;
-        let check_runs = IntCounterVec::new(opts("eksnode_check_runs_total", "Runs of a health check."), &["check"])?;
-        let condition_status = IntGaugeVec::new(opts("eksnode_condition_status", "Whether a node condition owned by the agent is True (1) or False (0) on the Node."), &["condition"])?;
-        let problems = IntCounterVec::new(opts("eksnode_problems_total", "Problems detected, by reason."), &["reason"])?;
-        let kubelet_up = IntGauge::with_opts(opts("eksnode_kubelet_up", "Whether kubelet's healthz endpoint answers ok."))?;
-        let containerd_up = IntGauge::with_opts(opts("eksnode_containerd_up", "Whether containerd answers on its socket."))?;
-        let cni_ips_total = IntGauge::with_opts(opts("eksnode_vpc_cni_ips", "Pod IPs held by the VPC CNI's ipamd."))?;
-        let cni_ips_assigned = IntGauge::with_opts(opts("eksnode_vpc_cni_assigned_ips", "Pod IPs the VPC CNI's ipamd assigned to pods."))?;
-        let cert_expiry = IntGauge::with_opts(opts("eksnode_kubelet_client_cert_expiry_timestamp_seconds", "notAfter of the kubelet client certificate, seconds since the epoch."))?;
-        let condition_writes = IntCounterVec::new(opts("eksnode_condition_writes_total", "Node condition PATCHes, by result."), &["result"])?;
-        let events = IntCounterVec::new(opts("eksnode_events_total", "Kubernetes events written, by result."), &["result"])?;
+        let check_up = IntGaugeVec::new(
+            opts(
+                "eksnode_check_up",
+                "Whether the last run of a health check found the node healthy (1) or not (0).",
+            ),
+            &["check"],
+        )?;
+        let check_duration = GaugeVec::new(
+            opts(
+                "eksnode_check_duration_seconds",
+                "Duration of the last run of a health check in seconds.",
+            ),
+            &["check"],
+        )?;
+        let check_runs = IntCounterVec::new(
+            opts("eksnode_check_runs_total", "Runs of a health check."),
+            &["check"],
+        )?;
+        let condition_status = IntGaugeVec::new(
+            opts(
+                "eksnode_condition_status",
+                "Whether a node condition owned by the agent is True (1) or False (0) on the Node.",
+            ),
+            &["condition"],
+        )?;
+        let problems = IntCounterVec::new(
+            opts("eksnode_problems_total", "Problems detected, by reason."),
+            &["reason"],
+        )?;
+        let kubelet_up = IntGauge::with_opts(opts(
+            "eksnode_kubelet_up",
+            "Whether kubelet's healthz endpoint answers ok.",
+        ))?;
+        let containerd_up = IntGauge::with_opts(opts(
+            "eksnode_containerd_up",
+            "Whether containerd answers on its socket.",
+        ))?;
+        let cni_ips_total = IntGauge::with_opts(opts(
+            "eksnode_vpc_cni_ips",
+            "Pod IPs held by the VPC CNI's ipamd.",
+        ))?;
+        let cni_ips_assigned = IntGauge::with_opts(opts(
+            "eksnode_vpc_cni_assigned_ips",
+            "Pod IPs the VPC CNI's ipamd assigned to pods.",
+        ))?;
+        let cert_expiry = IntGauge::with_opts(opts(
+            "eksnode_kubelet_client_cert_expiry_timestamp_seconds",
+            "notAfter of the kubelet client certificate, seconds since the epoch.",
+        ))?;
+        let condition_writes = IntCounterVec::new(
+            opts(
+                "eksnode_condition_writes_total",
+                "Node condition PATCHes, by result.",
+            ),
+            &["result"],
+        )?;
+        let events = IntCounterVec::new(
+            opts(
+                "eksnode_events_total",
+                "Kubernetes events written, by result.",
+            ),
+            &["result"],
+        )?;
         registry.register(Box::new(check_up.clone()))?;
         registry.register(Box::new(check_duration.clone()))?;
         registry.register(Box::new(check_runs.clone()))?;

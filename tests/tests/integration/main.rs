@@ -4,6 +4,7 @@
 
 mod cli;
 mod config;
+mod daemon;
 mod max_pods;
 
 /// Path of the agent binary built for the tests (the test crate's copy of the agent's main).
