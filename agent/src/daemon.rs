@@ -400,10 +400,10 @@ pub async fn run(settings: Settings) -> Result<(), Error> {
 
     let kmsg: SharedKmsg = Arc::new(Mutex::new(KmsgState::default()));
     let (kev_tx, mut kev_rx) = mpsc::unbounded_channel::<KernelEvent>();
-    if schedules.contains_key(&CheckKind::Kernel) {
-        if let Err(e) = kernel::follow_kmsg(settings.targets.kmsg.clone(), kmsg.clone(), kev_tx) {
-            tracing::warn!(path = %settings.targets.kmsg.display(), error = %e, "kernel log not readable; kernel log patterns are not watched");
-        }
+    if schedules.contains_key(&CheckKind::Kernel)
+        && let Err(e) = kernel::follow_kmsg(settings.targets.kmsg.clone(), kmsg.clone(), kev_tx)
+    {
+        tracing::warn!(path = %settings.targets.kmsg.display(), error = %e, "kernel log not readable; kernel log patterns are not watched");
     }
 
     let conditions: Arc<Mutex<Option<Conditions>>> = Arc::new(Mutex::new(None));

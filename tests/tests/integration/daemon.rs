@@ -86,24 +86,13 @@ struct Agent {
 }
 
 /// Options for one agent run.
+#[derive(Default)]
 struct Setup<'a> {
     checks_toml: &'a str,
     kubeconfig: Option<&'a str>,
     proc_dir: Option<&'a Path>,
     kmsg: Option<&'a Path>,
     env: Vec<(&'a str, String)>,
-}
-
-impl Default for Setup<'_> {
-    fn default() -> Self {
-        Self {
-            checks_toml: "",
-            kubeconfig: None,
-            proc_dir: None,
-            kmsg: None,
-            env: Vec::new(),
-        }
-    }
 }
 
 fn start_agent(setup: Setup<'_>) -> Agent {
