@@ -102,6 +102,16 @@ impl NodeApi {
         })
     }
 
+    /// A Node's API objects over an existing client (many Nodes can share one, as the scale
+    /// simulation does).
+    pub fn with_client(client: Client, node: &str) -> Self {
+        Self {
+            nodes: Api::all(client.clone()),
+            events: Api::namespaced(client, EVENT_NAMESPACE),
+            node: node.to_string(),
+        }
+    }
+
     /// The Node's current conditions (all owners').
     pub async fn conditions(&self) -> Result<Vec<NodeCondition>, Error> {
         let node = self

@@ -665,3 +665,182 @@ fn kernel_log_problems_become_deduplicated_events_and_conditions() {
     assert_eq!(oom[0]["type"], "Warning");
     assert!(events.iter().any(|e| e["reason"] == "TaskHung"));
 }
+
+fn rss_kib(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap()
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        .unwrap()
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[i]
+}
+
+/// Benchmark, not a test: `EKS_AGENT_BENCH_BIN=target/release/eks-node-agent cargo test -p
+/// eks-node-agent-tests --test integration -- --ignored --nocapture bench_agent_vs_node_exporter`.
+/// Steady RSS and scrape latency over 200 scrapes of the agent and of Debian's node_exporter
+/// with the same collectors, on this machine.
+#[test]
+#[ignore = "benchmark; run explicitly"]
+fn bench_agent_vs_node_exporter() {
+    const SCRAPES: usize = 200;
+    const WARMUP: usize = 20;
+    let bin = std::env::var_os("EKS_AGENT_BENCH_BIN").map_or_else(agent_bin, PathBuf::from);
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let child = Command::new(&bin)
+        .args(["run", "--no-kubernetes", "--node-name", "bench", "--listen"])
+        .arg(format!("127.0.0.1:{port}"))
+        .arg("--config")
+        .arg(dir.path().join("none.toml"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let agent = Proc(child);
+    wait_for(Duration::from_secs(20), "agent", || {
+        http_get(port, "/healthz").is_some_and(|r| r.0 == 200)
+    });
+    let ne = start_node_exporter();
+    let mut results = Vec::new();
+    for (name, port, pid) in [
+        ("eks-node-agent", port, agent.0.id()),
+        ("node_exporter", ne.1, ne.0.0.id()),
+    ] {
+        for _ in 0..WARMUP {
+            scrape(port);
+        }
+        let mut times = Vec::with_capacity(SCRAPES);
+        let mut bytes = 0;
+        for _ in 0..SCRAPES {
+            let t = Instant::now();
+            bytes = scrape(port).len();
+            times.push(t.elapsed());
+        }
+        times.sort();
+        results.push((
+            name,
+            rss_kib(pid),
+            percentile(&times, 0.5),
+            percentile(&times, 0.99),
+            bytes,
+        ));
+    }
+    println!("binary: {}", bin.display());
+    println!(
+        "{:<16} {:>10} {:>12} {:>12} {:>10}",
+        "exporter", "RSS KiB", "p50", "p99", "bytes"
+    );
+    for (name, rss, p50, p99, bytes) in results {
+        println!("{name:<16} {rss:>10} {p50:>12?} {p99:>12?} {bytes:>10}");
+    }
+}
+
+/// Scale simulation, not a test: `cargo test -p eks-node-agent-tests --test integration --
+/// --ignored --nocapture scale_simulation`. 2,000 simulated agents (the real condition state
+/// machine and the real kube-rs PATCH path) against the API emulator for 10 simulated
+/// minutes; checks run every 30 s (the default interval) and fail at random on 5% of the
+/// nodes. Prints writes per node per minute and writes/s per 1,000 nodes.
+#[test]
+#[ignore = "benchmark; run explicitly"]
+fn scale_simulation() {
+    use eks_node_agent::health::ConditionType;
+    use eks_node_agent::report::conditions::{Conditions, Desired};
+    use eks_node_agent::report::kube::NodeApi;
+    const NODES: usize = 2_000;
+    const MINUTES: i64 = 10;
+    const CHECK_INTERVAL_SECS: i64 = 30;
+    const FLAPPING_PERCENT: usize = 5;
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+    let rt = runtime();
+    let api = rt.block_on(KubeApi::start("scale-token"));
+    let dir = tempfile::tempdir().unwrap();
+    let kc_path = dir.path().join("kubeconfig");
+    std::fs::write(&kc_path, api.kubeconfig()).unwrap();
+    for i in 0..NODES {
+        api.add_node(&format!("node-{i}"), kubelet_conditions());
+    }
+    let client = rt.block_on(async {
+        let kc = kube::config::Kubeconfig::read_from(&kc_path).unwrap();
+        let cfg = kube::Config::from_custom_kubeconfig(kc, &Default::default())
+            .await
+            .unwrap();
+        kube::Client::try_from(cfg).unwrap()
+    });
+    let apis: Vec<NodeApi> = (0..NODES)
+        .map(|i| NodeApi::with_client(client.clone(), &format!("node-{i}")))
+        .collect();
+    let mut states: Vec<Conditions> = (0..NODES).map(|_| Conditions::default()).collect();
+    // A small deterministic PRNG (xorshift) so runs are reproducible.
+    let mut seed: u64 = 0x9E37_79B9_7F4A_7C15;
+    let mut rand = move || {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed
+    };
+    let start = time::OffsetDateTime::now_utc();
+    let flapping = NODES * FLAPPING_PERCENT / 100;
+    let mut writes = 0u64;
+    let wall = Instant::now();
+    for second in 0..MINUTES * 60 {
+        let now = start + time::Duration::seconds(second);
+        let mut batch = Vec::new();
+        for (i, state) in states.iter_mut().enumerate() {
+            // Each node's checks run every 30 s, staggered by node.
+            if (second + i as i64) % CHECK_INTERVAL_SECS == 0 {
+                let healthy = i >= flapping || rand() % 2 == 0;
+                for ct in ConditionType::ALL {
+                    let failing = ct == ConditionType::KernelReady && !healthy;
+                    state.set(
+                        ct,
+                        Desired {
+                            healthy: !failing,
+                            reason: if failing {
+                                "TaskHung".into()
+                            } else {
+                                ct.healthy_reason().into()
+                            },
+                            message: format!("check at {second}s"),
+                        },
+                    );
+                }
+            }
+            if let Some(patch) = state.due(now) {
+                batch.push((i, patch));
+            }
+        }
+        let results = rt.block_on(async {
+            let mut set = tokio::task::JoinSet::new();
+            for (i, patch) in batch {
+                let api = apis[i].clone();
+                set.spawn(async move { (i, api.patch_conditions(&patch).await.map(|()| patch)) });
+            }
+            set.join_all().await
+        });
+        for (i, result) in results {
+            let patch = result.expect("PATCH accepted");
+            states[i].committed(&patch, now);
+            writes += 1;
+        }
+    }
+    let recorded = api
+        .requests()
+        .iter()
+        .filter(|r| r.method == "PATCH")
+        .count() as u64;
+    assert_eq!(recorded, writes);
+    let per_node_minute = writes as f64 / NODES as f64 / MINUTES as f64;
+    let per_sec_per_1000 = writes as f64 / (MINUTES * 60) as f64 / (NODES as f64 / 1000.0);
+    println!(
+        "{NODES} nodes, {MINUTES} simulated minutes, {FLAPPING_PERCENT}% flapping: {writes} PATCHes \
+         = {per_node_minute:.3} writes/node/min = {per_sec_per_1000:.2} writes/s per 1,000 nodes \
+         (wall time {:?})",
+        wall.elapsed()
+    );
+    assert!(per_node_minute < 1.0);
+}
