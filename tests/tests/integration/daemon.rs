@@ -844,3 +844,241 @@ fn scale_simulation() {
     );
     assert!(per_node_minute < 1.0);
 }
+
+/// A real containerd (Debian's) with its state in a temp dir and only its gRPC socket.
+struct Containerd {
+    _proc: Proc,
+    socket: PathBuf,
+}
+
+fn start_containerd(dir: &Path) -> Containerd {
+    let d = dir.display();
+    let config = format!(
+        "version = 2\nroot = \"{d}/root\"\nstate = \"{d}/state\"\n\
+disabled_plugins = [\"io.containerd.grpc.v1.cri\", \"io.containerd.internal.v1.opt\", \"io.containerd.internal.v1.tracing\", \
+\"io.containerd.snapshotter.v1.btrfs\", \"io.containerd.snapshotter.v1.zfs\", \"io.containerd.snapshotter.v1.devmapper\", \
+\"io.containerd.snapshotter.v1.aufs\"]\n\
+[grpc]\n  address = \"{d}/containerd.sock\"\n[ttrpc]\n  address = \"{d}/containerd.sock.ttrpc\"\n\
+[debug]\n  address = \"\"\n[metrics]\n  address = \"\"\n"
+    );
+    std::fs::create_dir_all(dir).unwrap();
+    std::fs::write(dir.join("config.toml"), config).unwrap();
+    let child = Command::new("containerd")
+        .arg("--config")
+        .arg(dir.join("config.toml"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("containerd (Debian package) must be installed: scripts/test.sh installs it");
+    let socket = dir.join("containerd.sock");
+    let c = Containerd {
+        _proc: Proc(child),
+        socket,
+    };
+    wait_for(Duration::from_secs(20), "containerd socket", || {
+        std::os::unix::net::UnixStream::connect(&c.socket).is_ok()
+    });
+    c
+}
+
+/// A loopback HTTP server answering fixed bodies by path: stands in for kubelet's healthz
+/// and ipamd's introspection and metrics endpoints, which cannot run here.
+struct FixedHttp {
+    port: u16,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl Drop for FixedHttp {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        let _ = std::net::TcpStream::connect(("127.0.0.1", self.port));
+    }
+}
+
+fn fixed_http(routes: Vec<(&'static str, String)>) -> FixedHttp {
+    use std::io::{BufRead as _, Write as _};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let stop2 = stop.clone();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            if stop2.load(std::sync::atomic::Ordering::Relaxed) {
+                return;
+            }
+            let Ok(mut stream) = stream else { continue };
+            let mut reader = std::io::BufReader::new(stream.try_clone().unwrap());
+            let mut request_line = String::new();
+            let _ = reader.read_line(&mut request_line);
+            let path = request_line
+                .split_whitespace()
+                .nth(1)
+                .unwrap_or("/")
+                .to_string();
+            let mut line = String::new();
+            while reader.read_line(&mut line).is_ok_and(|n| n > 2) {
+                line.clear();
+            }
+            let (code, body) = routes
+                .iter()
+                .find(|(p, _)| *p == path)
+                .map_or(("404 Not Found", String::new()), |(_, b)| {
+                    ("200 OK", b.clone())
+                });
+            let _ = write!(
+                stream,
+                "HTTP/1.1 {code}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            );
+        }
+    });
+    FixedHttp { port, stop }
+}
+
+#[test]
+fn all_checks_against_real_containerd_and_local_endpoints() {
+    let rt = runtime();
+    let api = rt.block_on(KubeApi::start("node-token-5"));
+    api.add_node("node-a", kubelet_conditions());
+    let root = tempfile::tempdir().unwrap();
+    let containerd = start_containerd(&root.path().join("containerd"));
+    let kubelet = fixed_http(vec![("/healthz", "ok".to_string())]);
+    let ipamd = fixed_http(vec![
+        (
+            "/v1/enis",
+            r#"{"TotalIPs":29,"AssignedIPs":7,"ENIs":{}}"#.to_string(),
+        ),
+        ("/metrics", "awscni_assigned_ip_addresses 7\n".to_string()),
+    ]);
+    let conflist = root.path().join("10-aws.conflist");
+    std::fs::write(&conflist, r#"{"cniVersion":"0.4.0","name":"aws-cni","plugins":[{"name":"aws-cni","type":"aws-cni"},{"type":"portmap"}]}"#).unwrap();
+    // The kubelet's client certificate, with its key in the same file as the kubelet keeps it.
+    let key = rcgen::KeyPair::generate().unwrap();
+    let mut params = rcgen::CertificateParams::new(vec!["node-a".to_string()]).unwrap();
+    let not_after = time::OffsetDateTime::now_utc() + time::Duration::days(300);
+    let not_after = not_after.replace_nanosecond(0).unwrap();
+    params.not_after = not_after;
+    let cert = params.self_signed(&key).unwrap();
+    let pem_path = root.path().join("kubelet-client-current.pem");
+    std::fs::write(&pem_path, format!("{}{}", cert.pem(), key.serialize_pem())).unwrap();
+
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("daemon.toml");
+    let fast = "interval_secs = 0.3\n";
+    std::fs::write(
+        &config,
+        format!(
+            "[checks.kubelet]\n{fast}[checks.containerd]\n{fast}[checks.vpc_cni]\n{fast}\
+             [checks.storage]\n{fast}[checks.credentials]\n{fast}[checks.kernel]\n{fast}"
+        ),
+    )
+    .unwrap();
+    std::fs::write(dir.path().join("kubeconfig"), api.kubeconfig()).unwrap();
+    let port = free_port();
+    let agent = Proc(
+        Command::new(agent_bin())
+            .arg("run")
+            .args([
+                "--node-name",
+                "node-a",
+                "--listen",
+                &format!("127.0.0.1:{port}"),
+            ])
+            .arg("--config")
+            .arg(&config)
+            .arg("--kubeconfig")
+            .arg(dir.path().join("kubeconfig"))
+            .arg("--kubelet-healthz")
+            .arg(format!("http://127.0.0.1:{}/healthz", kubelet.port))
+            .arg("--containerd-socket")
+            .arg(&containerd.socket)
+            .arg("--cni-conflist")
+            .arg(&conflist)
+            .arg("--ipamd-introspection")
+            .arg(format!("http://127.0.0.1:{}", ipamd.port))
+            .arg("--ipamd-metrics")
+            .arg(format!("http://127.0.0.1:{}/metrics", ipamd.port))
+            .arg("--storage-dir")
+            .arg(root.path())
+            .arg("--kubelet-client-cert")
+            .arg(&pem_path)
+            .arg("--kmsg")
+            .arg(root.path().join("kmsg"))
+            .env_remove("NOTIFY_SOCKET")
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    wait_for(Duration::from_secs(20), "all four conditions True", || {
+        [
+            "KernelReady",
+            "NetworkingReady",
+            "StorageReady",
+            "ContainerRuntimeReady",
+        ]
+        .iter()
+        .all(|t| {
+            api.condition("node-a", t)
+                .is_some_and(|c| c["status"] == "True")
+        })
+    });
+    let text = scrape(port);
+    for check in [
+        "kubelet",
+        "containerd",
+        "vpc_cni",
+        "storage",
+        "credentials",
+        "kernel",
+    ] {
+        assert_eq!(
+            sample(&text, &format!("eksnode_check_up{{check=\"{check}\"}}")),
+            Some(1.0),
+            "{check}\n{text}"
+        );
+    }
+    assert_eq!(sample(&text, "eksnode_kubelet_up"), Some(1.0));
+    assert_eq!(sample(&text, "eksnode_containerd_up"), Some(1.0));
+    assert_eq!(sample(&text, "eksnode_vpc_cni_ips"), Some(29.0));
+    assert_eq!(sample(&text, "eksnode_vpc_cni_assigned_ips"), Some(7.0));
+    assert_eq!(
+        sample(
+            &text,
+            "eksnode_kubelet_client_cert_expiry_timestamp_seconds"
+        ),
+        Some(not_after.unix_timestamp() as f64)
+    );
+    let secret_marker = key.serialize_pem();
+    assert!(
+        !text.contains(secret_marker.lines().nth(1).unwrap()),
+        "no key material on /metrics"
+    );
+
+    // containerd goes away: ContainerRuntimeReady False; kubelet goes away: an event.
+    drop(containerd);
+    drop(kubelet);
+    wait_for(
+        Duration::from_secs(20),
+        "ContainerRuntimeReady False",
+        || {
+            api.condition("node-a", "ContainerRuntimeReady")
+                .is_some_and(|c| c["status"] == "False" && c["reason"] == "ContainerdUnreachable")
+        },
+    );
+    wait_for(Duration::from_secs(20), "KubeletUnreachable event", || {
+        api.events()
+            .iter()
+            .any(|e| e["reason"] == "KubeletUnreachable")
+    });
+    // containerd comes back: the condition recovers.
+    let _containerd = start_containerd(&root.path().join("containerd"));
+    wait_for(
+        Duration::from_secs(20),
+        "ContainerRuntimeReady True again",
+        || {
+            api.condition("node-a", "ContainerRuntimeReady")
+                .is_some_and(|c| c["status"] == "True")
+        },
+    );
+    drop(agent);
+}
