@@ -85,7 +85,7 @@ fn merge(target: &mut Value, patch: &Value) {
 
 /// Strategic merge for a Node: `status.conditions` and `status.addresses` merge by
 /// `type`; other fields follow JSON merge semantics. `$patch` directives are rejected.
-fn strategic_merge_node(node: &mut Value, patch: &Value) -> Result<(), String> {
+pub fn strategic_merge_node(node: &mut Value, patch: &Value) -> Result<(), String> {
     if patch.to_string().contains("\"$patch\"") || patch.to_string().contains("\"$retainKeys\"") {
         return Err("patch directives are not supported by this emulator".into());
     }
@@ -432,30 +432,5 @@ fn route(
             "NotFound",
             "the server could not find the requested resource",
         ),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn conditions_merge_by_type() {
-        let mut node = json!({"status": {"conditions": [
-            {"type": "Ready", "status": "True"},
-            {"type": "KernelReady", "status": "True", "reason": "A"}
-        ]}});
-        strategic_merge_node(
-            &mut node,
-            &json!({"status": {"conditions": [
-                {"type": "KernelReady", "status": "False", "reason": "B"},
-                {"type": "StorageReady", "status": "True"}
-            ]}}),
-        )
-        .unwrap();
-        let c = node["status"]["conditions"].as_array().unwrap();
-        assert_eq!(c.len(), 3);
-        assert_eq!(c[0], json!({"type": "Ready", "status": "True"}));
-        assert_eq!(c[1]["reason"], "B");
     }
 }

@@ -1082,3 +1082,142 @@ fn all_checks_against_real_containerd_and_local_endpoints() {
     );
     drop(agent);
 }
+
+#[test]
+fn sighup_reloads_the_check_schedule() {
+    let dir = tempfile::tempdir().unwrap();
+    let sock_path = dir.path().join("notify.sock");
+    let sock = UnixDatagram::bind(&sock_path).unwrap();
+    sock.set_read_timeout(Some(Duration::from_secs(20)))
+        .unwrap();
+    let config = dir.path().join("daemon.toml");
+    // Once an hour: after the first round the kernel check does not run again.
+    std::fs::write(
+        &config,
+        ONLY_KERNEL.replace("interval_secs = 0.2", "interval_secs = 3600"),
+    )
+    .unwrap();
+    let port = free_port();
+    let mut agent = Proc(
+        Command::new(agent_bin())
+            .args([
+                "run",
+                "--no-kubernetes",
+                "--node-name",
+                "node-a",
+                "--listen",
+                &format!("127.0.0.1:{port}"),
+            ])
+            .arg("--config")
+            .arg(&config)
+            .arg("--kmsg")
+            .arg(dir.path().join("kmsg"))
+            .env("NOTIFY_SOCKET", &sock_path)
+            .env_remove("WATCHDOG_USEC")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    wait_for(Duration::from_secs(20), "healthz", || {
+        http_get(port, "/healthz").is_some_and(|r| r.0 == 200)
+    });
+    std::thread::sleep(Duration::from_millis(500));
+    let runs = |t: &str| sample(t, "eksnode_check_runs_total{check=\"kernel\"}").unwrap();
+    assert_eq!(runs(&scrape(port)), 1.0);
+    std::fs::write(
+        &config,
+        ONLY_KERNEL.replace("interval_secs = 0.2", "interval_secs = 0.05"),
+    )
+    .unwrap();
+    assert!(
+        Command::new("kill")
+            .arg("-HUP")
+            .arg(agent.0.id().to_string())
+            .status()
+            .unwrap()
+            .success()
+    );
+    wait_for(
+        Duration::from_secs(10),
+        "kernel check runs on the new schedule",
+        || runs(&scrape(port)) >= 10.0,
+    );
+    let mut saw_reloading = false;
+    let mut buf = [0u8; 4096];
+    while let Ok(n) = sock.recv(&mut buf) {
+        if String::from_utf8_lossy(&buf[..n])
+            .lines()
+            .any(|l| l == "RELOADING=1")
+        {
+            saw_reloading = true;
+            break;
+        }
+    }
+    assert!(saw_reloading, "RELOADING=1 sent on SIGHUP");
+    // A broken file on reload keeps the running config.
+    std::fs::write(&config, "[checks.nope]\n").unwrap();
+    assert!(
+        Command::new("kill")
+            .arg("-HUP")
+            .arg(agent.0.id().to_string())
+            .status()
+            .unwrap()
+            .success()
+    );
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(
+        http_get(port, "/healthz").is_some_and(|r| r.0 == 200),
+        "still serving"
+    );
+    assert!(agent.term().success());
+}
+
+#[test]
+fn bad_config_file_is_bad_input() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("daemon.toml");
+    std::fs::write(&config, "[checks.kubelett]\ninterval_secs = 5\n").unwrap();
+    let out = Command::new(agent_bin())
+        .args(["run", "--no-kubernetes", "--node-name", "n", "--listen"])
+        .arg(format!("127.0.0.1:{}", free_port()))
+        .arg("--config")
+        .arg(&config)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("daemon.toml") && err.contains("kubelett"),
+        "{err}"
+    );
+}
+
+#[test]
+fn emulator_merges_conditions_by_type_and_rejects_directives() {
+    use eks_node_agent_tests::kube_api::strategic_merge_node;
+    let mut node = json!({"status": {"conditions": [
+        {"type": "Ready", "status": "True"},
+        {"type": "KernelReady", "status": "True", "reason": "A"}
+    ]}});
+    strategic_merge_node(
+        &mut node,
+        &json!({"status": {"conditions": [
+            {"type": "KernelReady", "status": "False", "reason": "B"},
+            {"type": "StorageReady", "status": "True"}
+        ]}}),
+    )
+    .unwrap();
+    let c = node["status"]["conditions"].as_array().unwrap();
+    assert_eq!(c.len(), 3);
+    assert_eq!(c[0], json!({"type": "Ready", "status": "True"}));
+    assert_eq!(c[1]["reason"], "B");
+    assert!(
+        strategic_merge_node(
+            &mut node,
+            &json!({"status": {"conditions": [{"status": "True"}]}})
+        )
+        .is_err()
+    );
+    assert!(strategic_merge_node(&mut node, &json!({"status": {"$patch": "replace"}})).is_err());
+}
