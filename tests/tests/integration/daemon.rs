@@ -1221,3 +1221,25 @@ fn emulator_merges_conditions_by_type_and_rejects_directives() {
     );
     assert!(strategic_merge_node(&mut node, &json!({"status": {"$patch": "replace"}})).is_err());
 }
+
+#[test]
+fn emulator_refuses_a_wrong_token_like_an_api_server() {
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+    let rt = runtime();
+    let api = rt.block_on(KubeApi::start("right-token"));
+    api.add_node("node-a", kubelet_conditions());
+    let dir = tempfile::tempdir().unwrap();
+    let kc = dir.path().join("kubeconfig");
+    std::fs::write(&kc, api.kubeconfig().replace("right-token", "wrong-token")).unwrap();
+    let err = rt
+        .block_on(async {
+            let node = eks_node_agent::report::kube::NodeApi::connect(&kc, "node-a")
+                .await
+                .unwrap();
+            node.conditions().await
+        })
+        .unwrap_err();
+    let chain = eks_node_agent::report::error_chain(&err);
+    assert!(chain.contains("node-a") && chain.contains("401"), "{chain}");
+    assert_eq!(api.requests().last().unwrap().status, 401);
+}
