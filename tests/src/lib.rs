@@ -4,6 +4,7 @@
 pub mod aws_world;
 pub mod golden;
 pub mod imds;
+pub mod kube_api;
 pub mod latency_proxy;
 pub mod moto;
 pub mod rolesanywhere;

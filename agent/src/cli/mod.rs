@@ -10,6 +10,7 @@ mod config;
 pub mod credentials;
 mod init;
 mod max_pods;
+mod run;
 pub mod token;
 mod version;
 
@@ -57,6 +58,8 @@ pub enum Command {
     Token(token::TokenArgs),
     /// Print IAM Roles Anywhere credentials in the credential_process format.
     Credentials(credentials::CredentialsArgs),
+    /// Run the node health and metrics daemon (conditions, events, /metrics, sd_notify).
+    Run(Box<run::RunArgs>),
     /// Print the version and build information.
     Version(version::VersionArgs),
 }
@@ -75,6 +78,7 @@ pub fn run(cli: Cli) -> anyhow::Result<exit::Code> {
         Command::MaxPods(args) => max_pods::run(args),
         Command::Token(args) => token::run(args),
         Command::Credentials(args) => credentials::run(args),
+        Command::Run(args) => run::run(*args),
         Command::Version(args) => version::run(args),
     }
 }

@@ -6,6 +6,7 @@ mod apply;
 mod auth;
 mod cli;
 mod config;
+mod daemon;
 mod discovery;
 mod init;
 mod max_pods;

@@ -1,0 +1,139 @@
+//! `eks-node-agent run`: the node health and metrics daemon (a `Type=notify` service).
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use anyhow::Context as _;
+use clap::Args;
+
+use crate::daemon::{self, Settings};
+use crate::exit;
+use crate::health::Targets;
+use crate::report::host::HostPaths;
+
+/// Run the health and metrics daemon.
+#[derive(Debug, Args)]
+#[command(after_help = "Examples:\n  \
+    eks-node-agent run                                   # as the systemd service does\n  \
+    eks-node-agent run --no-kubernetes --listen 127.0.0.1:9256\n  \
+    eks-node-agent run --hybrid --config /etc/eks-node-agent/daemon.toml\n\n\
+Checks: kubelet, containerd, vpc_cni, kernel, storage, credentials. Their intervals and\n\
+timeouts come from the config file ([checks.NAME] interval_secs, timeout_secs, enabled),\n\
+re-read on SIGHUP. Node conditions written: KernelReady, NetworkingReady, StorageReady,\n\
+ContainerRuntimeReady.")]
+pub struct RunArgs {
+    /// Address of /metrics and /healthz.
+    #[arg(long, value_name = "ADDR", default_value = crate::report::http::DEFAULT_LISTEN, env = "EKS_NODE_AGENT_LISTEN")]
+    pub listen: SocketAddr,
+    /// The kubelet's kubeconfig; the agent writes conditions and events with its identity.
+    #[arg(
+        long,
+        value_name = "PATH",
+        default_value = "/var/lib/kubelet/kubeconfig"
+    )]
+    pub kubeconfig: PathBuf,
+    /// Do not write conditions or events (metrics and sd_notify only).
+    #[arg(long)]
+    pub no_kubernetes: bool,
+    /// The Node's name (default: the host name, which is what the kubelet registers).
+    #[arg(long, value_name = "NAME", env = "NODE_NAME")]
+    pub node_name: Option<String>,
+    /// The daemon's config file (TOML); missing means defaults.
+    #[arg(
+        long,
+        value_name = "PATH",
+        default_value = "/etc/eks-node-agent/daemon.toml"
+    )]
+    pub config: PathBuf,
+    /// A hybrid node: skip the VPC CNI check.
+    #[arg(long)]
+    pub hybrid: bool,
+    /// kubelet's healthz URL.
+    #[arg(
+        long,
+        value_name = "URL",
+        default_value = "http://127.0.0.1:10248/healthz"
+    )]
+    pub kubelet_healthz: String,
+    /// containerd's socket.
+    #[arg(
+        long,
+        value_name = "PATH",
+        default_value = "/run/containerd/containerd.sock"
+    )]
+    pub containerd_socket: PathBuf,
+    /// The VPC CNI's CNI config.
+    #[arg(
+        long,
+        value_name = "PATH",
+        default_value = "/etc/cni/net.d/10-aws.conflist"
+    )]
+    pub cni_conflist: PathBuf,
+    /// ipamd's introspection endpoint.
+    #[arg(long, value_name = "URL", default_value = "http://127.0.0.1:61679")]
+    pub ipamd_introspection: String,
+    /// ipamd's metrics endpoint.
+    #[arg(
+        long,
+        value_name = "URL",
+        default_value = "http://127.0.0.1:61678/metrics"
+    )]
+    pub ipamd_metrics: String,
+    /// procfs (for kernel tables and host metrics).
+    #[arg(long, value_name = "DIR", default_value = "/proc")]
+    pub proc: PathBuf,
+    /// sysfs (for host metrics).
+    #[arg(long, value_name = "DIR", default_value = "/sys")]
+    pub sys: PathBuf,
+    /// The kernel log device.
+    #[arg(long, value_name = "PATH", default_value = "/dev/kmsg")]
+    pub kmsg: PathBuf,
+    /// Directories whose filesystems must be writable with space left (repeatable).
+    #[arg(long = "storage-dir", value_name = "DIR", default_values = ["/var/lib/kubelet", "/var/lib/containerd"])]
+    pub storage_dirs: Vec<PathBuf>,
+    /// The kubelet's client certificate.
+    #[arg(
+        long,
+        value_name = "PATH",
+        default_value = "/var/lib/kubelet/pki/kubelet-client-current.pem"
+    )]
+    pub kubelet_client_cert: PathBuf,
+}
+
+/// Runs the daemon until SIGTERM.
+pub fn run(args: RunArgs) -> anyhow::Result<exit::Code> {
+    let node_name = match args.node_name {
+        Some(n) => n,
+        None => std::fs::read_to_string(args.proc.join("sys/kernel/hostname"))
+            .map(|s| s.trim().to_string())
+            .context("cannot read the host name; pass --node-name")?,
+    };
+    let settings = Settings {
+        listen: args.listen,
+        kubeconfig: (!args.no_kubernetes).then_some(args.kubeconfig),
+        node_name,
+        config_file: Some(args.config),
+        targets: Targets {
+            kubelet_healthz: args.kubelet_healthz,
+            containerd_socket: args.containerd_socket,
+            cni_conflist: args.cni_conflist,
+            ipamd_introspection: args.ipamd_introspection,
+            ipamd_metrics: args.ipamd_metrics,
+            skip_vpc_cni: args.hybrid,
+            proc: args.proc.clone(),
+            kmsg: args.kmsg,
+            storage_dirs: args.storage_dirs,
+            kubelet_client_cert: args.kubelet_client_cert,
+        },
+        host: HostPaths {
+            proc: args.proc,
+            sys: args.sys,
+        },
+    };
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    runtime.block_on(daemon::run(settings))?;
+    Ok(exit::Code::Success)
+}

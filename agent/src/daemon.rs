@@ -1,0 +1,609 @@
+//! The `run` loop: checks on their own schedules, conditions and events to Kubernetes,
+//! `/metrics` and `/healthz`, and systemd's notify protocol (READY once the first round of
+//! checks ran, WATCHDOG at half of WatchdogSec, STOPPING on SIGTERM, RELOADING on SIGHUP).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use sd_notify::NotifyState;
+use time::OffsetDateTime;
+use tokio::signal::unix::{SignalKind, signal};
+use tokio::sync::mpsc;
+
+use crate::health::kernel::{self, KernelEvent, KmsgState, SharedKmsg};
+use crate::health::{CheckKind, ConditionType, Outcome, Schedule, Targets, probes};
+use crate::report::conditions::{Conditions, Desired};
+use crate::report::host::HostPaths;
+use crate::report::http;
+use crate::report::kube::{EventDedup, NodeApi};
+use crate::report::metrics::Metrics;
+
+/// How often pending condition writes are looked at.
+const WRITER_TICK: Duration = Duration::from_secs(1);
+/// Backoff after a failed Kubernetes write, doubled up to [`WRITE_BACKOFF_MAX`].
+const WRITE_BACKOFF_MIN: Duration = Duration::from_secs(2);
+/// Longest backoff after failed writes.
+const WRITE_BACKOFF_MAX: Duration = Duration::from_secs(60);
+/// Shortest check interval or timeout the config file may set, in seconds.
+const MIN_SCHEDULE_SECS: f64 = 0.001;
+/// Longest check interval or timeout the config file may set (a day), in seconds.
+const MAX_SCHEDULE_SECS: f64 = 86_400.0;
+/// Retry interval for the start-up read of the Node.
+const READ_BACK_RETRY: Duration = Duration::from_secs(5);
+
+/// Errors of the daemon.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The config file is wrong.
+    #[error("{path}: {message}; fix the file or remove it to use the defaults")]
+    Config {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        message: String,
+    },
+    /// The metrics registry refused a metric (a bug).
+    #[error("cannot register metrics")]
+    Metrics(#[source] prometheus::Error),
+    /// The endpoint could not start.
+    #[error(transparent)]
+    Http(#[from] http::Error),
+    /// Signal handlers could not be installed.
+    #[error("cannot install signal handlers")]
+    Signals(#[source] std::io::Error),
+}
+
+impl crate::exit::Classify for Error {
+    fn exit_code(&self) -> crate::exit::Code {
+        match self {
+            Self::Config { .. } | Self::Http(_) => crate::exit::Code::BadInput,
+            _ => crate::exit::Code::Failure,
+        }
+    }
+}
+
+/// Per-check settings from the config file.
+#[derive(Debug, Clone, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CheckFile {
+    /// Seconds between runs (fractions allowed).
+    pub interval_secs: Option<f64>,
+    /// Seconds one run may take (fractions allowed).
+    pub timeout_secs: Option<f64>,
+    /// Run this check at all.
+    pub enabled: Option<bool>,
+}
+
+/// The daemon's own config file (TOML), reloaded on SIGHUP.
+#[derive(Debug, Clone, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConfigFile {
+    /// Per check, by name (`kubelet`, `containerd`, `vpc_cni`, `kernel`, `storage`,
+    /// `credentials`).
+    #[serde(default)]
+    pub checks: BTreeMap<String, CheckFile>,
+}
+
+/// The checks to run and when.
+pub fn schedules(
+    file: &ConfigFile,
+    path: &std::path::Path,
+) -> Result<BTreeMap<CheckKind, Schedule>, Error> {
+    let mut out = BTreeMap::new();
+    for (name, c) in &file.checks {
+        if CheckKind::parse(name).is_none() {
+            return Err(Error::Config {
+                path: path.to_path_buf(),
+                message: format!(
+                    "unknown check [checks.{name}]; known: kubelet, containerd, vpc_cni, kernel, storage, credentials"
+                ),
+            });
+        }
+        let bad = |v: Option<f64>| {
+            v.is_some_and(|v| !(MIN_SCHEDULE_SECS..=MAX_SCHEDULE_SECS).contains(&v))
+        };
+        if bad(c.interval_secs) || bad(c.timeout_secs) {
+            return Err(Error::Config {
+                path: path.to_path_buf(),
+                message: format!(
+                    "[checks.{name}] interval_secs and timeout_secs must be between {MIN_SCHEDULE_SECS} and {MAX_SCHEDULE_SECS}"
+                ),
+            });
+        }
+    }
+    for kind in CheckKind::ALL {
+        let c = file.checks.get(kind.as_str()).cloned().unwrap_or_default();
+        if c.enabled == Some(false) {
+            continue;
+        }
+        let d = Schedule::default();
+        out.insert(
+            kind,
+            Schedule {
+                interval: c.interval_secs.map_or(d.interval, Duration::from_secs_f64),
+                timeout: c.timeout_secs.map_or(d.timeout, Duration::from_secs_f64),
+            },
+        );
+    }
+    Ok(out)
+}
+
+/// Reads the config file; a missing file means the defaults.
+pub fn load_config(path: Option<&std::path::Path>) -> Result<BTreeMap<CheckKind, Schedule>, Error> {
+    let Some(path) = path else {
+        return schedules(&ConfigFile::default(), std::path::Path::new("-"));
+    };
+    let text = match std::fs::read_to_string(path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
+        Err(e) => {
+            return Err(Error::Config {
+                path: path.to_path_buf(),
+                message: e.to_string(),
+            });
+        }
+    };
+    let file: ConfigFile = toml::from_str(&text).map_err(|e| Error::Config {
+        path: path.to_path_buf(),
+        message: e.to_string(),
+    })?;
+    schedules(&file, path)
+}
+
+/// Everything the daemon needs.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// The /metrics and /healthz address.
+    pub listen: SocketAddr,
+    /// The kubelet's kubeconfig; `None` runs without writing to Kubernetes.
+    pub kubeconfig: Option<PathBuf>,
+    /// The Node's name.
+    pub node_name: String,
+    /// The daemon's own config file.
+    pub config_file: Option<PathBuf>,
+    /// What the checks look at.
+    pub targets: Targets,
+    /// Where host metrics come from.
+    pub host: HostPaths,
+}
+
+struct CheckCtx {
+    targets: Targets,
+    http: reqwest::Client,
+    kmsg: SharedKmsg,
+}
+
+async fn run_check(ctx: &CheckCtx, kind: CheckKind) -> Outcome {
+    let t = &ctx.targets;
+    match kind {
+        CheckKind::Kubelet => probes::kubelet(&ctx.http, &t.kubelet_healthz).await,
+        CheckKind::Containerd => probes::containerd(&t.containerd_socket).await,
+        CheckKind::VpcCni => {
+            probes::vpc_cni(
+                &ctx.http,
+                &t.cni_conflist,
+                &t.ipamd_introspection,
+                &t.ipamd_metrics,
+            )
+            .await
+        }
+        CheckKind::Kernel => {
+            let tables = kernel::read_tables(&t.proc);
+            let problem = ctx
+                .kmsg
+                .lock()
+                .ok()
+                .and_then(|s| s.active_problem(Instant::now()));
+            kernel::evaluate(&tables, problem)
+        }
+        CheckKind::Storage => {
+            let dirs = t.storage_dirs.clone();
+            tokio::task::spawn_blocking(move || probes::storage(&dirs))
+                .await
+                .unwrap_or_else(|e| Outcome::problem("CheckFailed", e.to_string()))
+        }
+        CheckKind::Credentials => probes::credentials(
+            &t.kubelet_client_cert,
+            OffsetDateTime::now_utc().unix_timestamp(),
+        ),
+    }
+}
+
+struct Report {
+    kind: CheckKind,
+    outcome: Outcome,
+    took: Duration,
+}
+
+fn spawn_checks(
+    ctx: &Arc<CheckCtx>,
+    schedules: &BTreeMap<CheckKind, Schedule>,
+    tx: &mpsc::Sender<Report>,
+) -> Vec<tokio::task::JoinHandle<()>> {
+    schedules
+        .iter()
+        .map(|(kind, schedule)| {
+            let (kind, schedule, ctx, tx) = (*kind, *schedule, ctx.clone(), tx.clone());
+            tokio::spawn(async move {
+                let mut ticker = tokio::time::interval(schedule.interval);
+                ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+                loop {
+                    ticker.tick().await;
+                    let started = Instant::now();
+                    let outcome = tokio::time::timeout(schedule.timeout, run_check(&ctx, kind))
+                        .await
+                        .unwrap_or_else(|_| {
+                            Outcome::problem(
+                                "CheckTimedOut",
+                                format!(
+                                    "{} check took longer than {:?}",
+                                    kind.as_str(),
+                                    schedule.timeout
+                                ),
+                            )
+                        });
+                    let report = Report {
+                        kind,
+                        outcome,
+                        took: started.elapsed(),
+                    };
+                    if tx.send(report).await.is_err() {
+                        return;
+                    }
+                }
+            })
+        })
+        .collect()
+}
+
+/// Aggregates check outcomes into the desired condition states: a condition is False when
+/// any check feeding it fails, with the first failing check's reason.
+pub fn desired_conditions(
+    latest: &BTreeMap<CheckKind, Outcome>,
+) -> BTreeMap<ConditionType, Desired> {
+    let mut out = BTreeMap::new();
+    for (kind, outcome) in latest {
+        let Some(ct) = kind.condition() else { continue };
+        let entry = out.entry(ct).or_insert_with(|| Desired {
+            healthy: true,
+            reason: ct.healthy_reason().to_string(),
+            message: outcome.message.clone(),
+        });
+        if !outcome.healthy && entry.healthy {
+            *entry = Desired {
+                healthy: false,
+                reason: outcome.reason.clone(),
+                message: outcome.message.clone(),
+            };
+        }
+    }
+    out
+}
+
+enum WriterMsg {
+    Event {
+        warning: bool,
+        reason: String,
+        note: String,
+    },
+}
+
+/// Owns the Kubernetes side: reads conditions back once, then writes coalesced condition
+/// patches and deduplicated events, with backoff after failures.
+async fn writer(
+    api: NodeApi,
+    node: String,
+    conditions: Arc<Mutex<Option<Conditions>>>,
+    metrics: Metrics,
+    mut rx: mpsc::UnboundedReceiver<WriterMsg>,
+) {
+    // Read back before anything is written, so a restart resets nothing.
+    loop {
+        match api.conditions().await {
+            Ok(existing) => {
+                let restored = Conditions::from_node(&existing);
+                if let Ok(mut slot) = conditions.lock() {
+                    let pending = slot.take();
+                    let mut merged = restored;
+                    if let Some(p) = pending {
+                        merged.adopt_desired(&p);
+                    }
+                    *slot = Some(merged);
+                }
+                break;
+            }
+            Err(e) => {
+                tracing::warn!(node = %node, error = %crate::report::error_chain(&e), "cannot read the Node yet; retrying");
+                tokio::time::sleep(READ_BACK_RETRY).await;
+            }
+        }
+    }
+    let mut dedup = EventDedup::default();
+    let mut backoff = WRITE_BACKOFF_MIN;
+    let mut ticker = tokio::time::interval(WRITER_TICK);
+    loop {
+        tokio::select! {
+            _ = ticker.tick() => {
+                let now = OffsetDateTime::now_utc();
+                let due = conditions.lock().ok().and_then(|c| c.as_ref().and_then(|c| c.due(now)));
+                let Some(patch) = due else { continue };
+                match api.patch_conditions(&patch).await {
+                    Ok(()) => {
+                        metrics.condition_writes.with_label_values(&["ok"]).inc();
+                        backoff = WRITE_BACKOFF_MIN;
+                        if let Ok(mut c) = conditions.lock() && let Some(c) = c.as_mut() {
+                            c.committed(&patch, now);
+                            for ct in ConditionType::ALL {
+                                if let Some(h) = c.written_status(ct) {
+                                    metrics.condition_status.with_label_values(&[ct.as_str()]).set(i64::from(h));
+                                }
+                            }
+                        }
+                    }
+                    Err(e) => {
+                        metrics.condition_writes.with_label_values(&["error"]).inc();
+                        tracing::warn!(node = %node, error = %crate::report::error_chain(&e), backoff_secs = backoff.as_secs(), "condition write failed");
+                        if let Ok(mut c) = conditions.lock() && let Some(c) = c.as_mut() {
+                            c.failed(now);
+                        }
+                        tokio::time::sleep(backoff).await;
+                        backoff = (backoff * 2).min(WRITE_BACKOFF_MAX);
+                    }
+                }
+            }
+            msg = rx.recv() => {
+                let Some(WriterMsg::Event { warning, reason, note }) = msg else { return };
+                let action = dedup.action(&node, &reason, &note, OffsetDateTime::now_utc());
+                match api.emit(action, warning, &reason, &note).await {
+                    Ok(()) => metrics.events.with_label_values(&["ok"]).inc(),
+                    Err(e) => {
+                        metrics.events.with_label_values(&["error"]).inc();
+                        tracing::warn!(node = %node, reason = %reason, error = %crate::report::error_chain(&e), "event write failed");
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn notify(state: &[NotifyState]) {
+    if let Err(e) = sd_notify::notify(state) {
+        tracing::debug!(error = %e, "sd_notify failed");
+    }
+}
+
+/// Runs the daemon until SIGTERM or SIGINT.
+pub async fn run(settings: Settings) -> Result<(), Error> {
+    // reqwest and kube use rustls without a built-in provider choice: aws-lc-rs, as the rest
+    // of the agent. An error only means a provider was installed already.
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+    let mut schedules = load_config(settings.config_file.as_deref())?;
+    let metrics = Metrics::new(settings.host.clone()).map_err(Error::Metrics)?;
+    let alive = Arc::new(AtomicBool::new(false));
+    let bound = http::serve(
+        settings.listen,
+        http::State {
+            metrics: metrics.clone(),
+            alive: alive.clone(),
+        },
+    )
+    .await?;
+    tracing::info!(listen = %bound, node = %settings.node_name, "serving /metrics and /healthz");
+
+    let mut sigterm = signal(SignalKind::terminate()).map_err(Error::Signals)?;
+    let mut sigint = signal(SignalKind::interrupt()).map_err(Error::Signals)?;
+    let mut sighup = signal(SignalKind::hangup()).map_err(Error::Signals)?;
+
+    let kmsg: SharedKmsg = Arc::new(Mutex::new(KmsgState::default()));
+    let (kev_tx, mut kev_rx) = mpsc::unbounded_channel::<KernelEvent>();
+    if schedules.contains_key(&CheckKind::Kernel)
+        && let Err(e) = kernel::follow_kmsg(settings.targets.kmsg.clone(), kmsg.clone(), kev_tx)
+    {
+        tracing::warn!(path = %settings.targets.kmsg.display(), error = %e, "kernel log not readable; kernel log patterns are not watched");
+    }
+
+    let conditions: Arc<Mutex<Option<Conditions>>> = Arc::new(Mutex::new(None));
+    let (ev_tx, ev_rx) = mpsc::unbounded_channel::<WriterMsg>();
+    match &settings.kubeconfig {
+        Some(path) => match NodeApi::connect(path, &settings.node_name).await {
+            Ok(api) => {
+                tokio::spawn(writer(
+                    api,
+                    settings.node_name.clone(),
+                    conditions.clone(),
+                    metrics.clone(),
+                    ev_rx,
+                ));
+            }
+            Err(e) => {
+                // Metrics and local health still work; conditions wait for a restart.
+                tracing::error!(error = %crate::report::error_chain(&e), "no Kubernetes client: node conditions and events are not written");
+            }
+        },
+        None => tracing::info!("no kubeconfig: node conditions and events are not written"),
+    }
+
+    let mut targets = settings.targets.clone();
+    if targets.skip_vpc_cni {
+        schedules.remove(&CheckKind::VpcCni);
+    }
+    // The checks speak plain HTTP to loopback endpoints (kubelet healthz, ipamd): no root
+    // certificate store is loaded for them, which keeps the resident set small.
+    let http_client = reqwest::Client::builder()
+        .timeout(crate::health::Schedule::default().timeout)
+        .tls_built_in_root_certs(false)
+        .no_proxy()
+        .build()
+        .unwrap_or_default();
+    targets.storage_dirs.sort();
+    let ctx = Arc::new(CheckCtx {
+        targets,
+        http: http_client,
+        kmsg,
+    });
+    let (tx, mut rx) = mpsc::channel::<Report>(64);
+    let mut tasks = spawn_checks(&ctx, &schedules, &tx);
+
+    let watchdog = sd_notify::watchdog_enabled().map(|d| d / 2);
+    let watchdog_period = watchdog.unwrap_or(Duration::from_secs(3600));
+    let mut watchdog_tick = tokio::time::interval_at(
+        tokio::time::Instant::now() + watchdog_period,
+        watchdog_period,
+    );
+    let mut latest: BTreeMap<CheckKind, Outcome> = BTreeMap::new();
+    let mut ready = false;
+    let mut kmsg_counted: BTreeMap<&'static str, u64> = BTreeMap::new();
+
+    loop {
+        tokio::select! {
+            Some(report) = rx.recv() => {
+                let name = report.kind.as_str();
+                metrics.check_runs.with_label_values(&[name]).inc();
+                metrics.check_duration.with_label_values(&[name]).set(report.took.as_secs_f64());
+                metrics.check_up.with_label_values(&[name]).set(i64::from(report.outcome.healthy));
+                apply_facts(&metrics, report.kind, &report.outcome);
+                if report.kind == CheckKind::Kernel {
+                    sync_kmsg_counts(&metrics, &ctx.kmsg, &mut kmsg_counted);
+                }
+                let previous = latest.insert(report.kind, report.outcome.clone());
+                let was_healthy = previous.as_ref().is_none_or(|p| p.healthy);
+                if !report.outcome.healthy && (was_healthy || previous.as_ref().is_some_and(|p| p.reason != report.outcome.reason)) {
+                    metrics.problems.with_label_values(&[&report.outcome.reason]).inc();
+                    tracing::warn!(check = name, reason = %report.outcome.reason, message = %report.outcome.message, "check failing");
+                    if report.kind.condition().is_none() {
+                        let _ = ev_tx.send(WriterMsg::Event { warning: true, reason: report.outcome.reason.clone(), note: report.outcome.message.clone() });
+                    }
+                } else if report.outcome.healthy && !was_healthy {
+                    tracing::info!(check = name, "check recovered");
+                }
+                if let Ok(mut c) = conditions.lock() {
+                    let c = c.get_or_insert_with(Conditions::default);
+                    for (ct, d) in desired_conditions(&latest) {
+                        c.set(ct, d);
+                    }
+                }
+                if !ready && schedules.keys().all(|k| latest.contains_key(k)) {
+                    ready = true;
+                    alive.store(true, Ordering::Relaxed);
+                    notify(&[NotifyState::Ready, NotifyState::Status("first round of checks done")]);
+                    tracing::info!(checks = schedules.len(), "ready");
+                }
+            }
+            Some(ev) = kev_rx.recv() => {
+                sync_kmsg_counts(&metrics, &ctx.kmsg, &mut kmsg_counted);
+                let _ = ev_tx.send(WriterMsg::Event { warning: true, reason: ev.reason.as_str().to_string(), note: ev.message });
+            }
+            _ = watchdog_tick.tick(), if watchdog.is_some() => notify(&[NotifyState::Watchdog]),
+            _ = sighup.recv() => {
+                notify(&[NotifyState::Reloading, NotifyState::monotonic_usec_now().unwrap_or(NotifyState::Status("reloading"))]);
+                match load_config(settings.config_file.as_deref()) {
+                    Ok(mut new) => {
+                        if ctx.targets.skip_vpc_cni { new.remove(&CheckKind::VpcCni); }
+                        for t in tasks.drain(..) { t.abort(); }
+                        let keep: BTreeSet<CheckKind> = new.keys().copied().collect();
+                        latest.retain(|k, _| keep.contains(k));
+                        schedules = new;
+                        tasks = spawn_checks(&ctx, &schedules, &tx);
+                        tracing::info!(checks = schedules.len(), "config reloaded");
+                    }
+                    Err(e) => tracing::error!(error = %e, "config reload failed; keeping the running config"),
+                }
+                notify(&[NotifyState::Ready]);
+            }
+            _ = sigterm.recv() => break,
+            _ = sigint.recv() => break,
+        }
+    }
+    notify(&[NotifyState::Stopping]);
+    tracing::info!("stopping");
+    for t in tasks {
+        t.abort();
+    }
+    Ok(())
+}
+
+/// Adds the kernel log matches counted since the last sync to `eksnode_problems_total`
+/// (every match counts, though events are rate-limited).
+fn sync_kmsg_counts(
+    metrics: &Metrics,
+    kmsg: &SharedKmsg,
+    counted: &mut BTreeMap<&'static str, u64>,
+) {
+    let Ok(state) = kmsg.lock() else { return };
+    for (reason, total) in state.counts() {
+        let seen = counted.entry(reason.as_str()).or_default();
+        if total > *seen {
+            metrics
+                .problems
+                .with_label_values(&[reason.as_str()])
+                .inc_by(total - *seen);
+            *seen = total;
+        }
+    }
+}
+
+fn apply_facts(metrics: &Metrics, kind: CheckKind, outcome: &Outcome) {
+    match kind {
+        CheckKind::Kubelet => metrics.kubelet_up.set(i64::from(outcome.healthy)),
+        CheckKind::Containerd => metrics.containerd_up.set(i64::from(outcome.healthy)),
+        _ => {}
+    }
+    let f = &outcome.facts;
+    if let Some(v) = f.cni_total_ips {
+        metrics
+            .cni_ips_total
+            .set(i64::try_from(v).unwrap_or(i64::MAX));
+    }
+    if let Some(v) = f.cni_assigned_ips {
+        metrics
+            .cni_ips_assigned
+            .set(i64::try_from(v).unwrap_or(i64::MAX));
+    }
+    if let Some(v) = f.cert_not_after_unix {
+        metrics.cert_expiry.set(v);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn conditions_take_the_first_failing_reason() {
+        let mut latest = BTreeMap::new();
+        latest.insert(CheckKind::Kernel, Outcome::problem("TaskHung", "x"));
+        latest.insert(CheckKind::Storage, Outcome::ok("fine"));
+        latest.insert(
+            CheckKind::Kubelet,
+            Outcome::problem("KubeletUnreachable", "y"),
+        );
+        let d = desired_conditions(&latest);
+        assert_eq!(d.len(), 2, "kubelet feeds no condition");
+        assert!(!d[&ConditionType::KernelReady].healthy);
+        assert_eq!(d[&ConditionType::KernelReady].reason, "TaskHung");
+        assert_eq!(d[&ConditionType::StorageReady].reason, "StorageIsReady");
+    }
+
+    #[test]
+    fn config_file_errors_name_the_check() {
+        let p = std::path::Path::new("/etc/x.toml");
+        let bad: ConfigFile = toml::from_str("[checks.kubelett]\ninterval_secs = 5\n").unwrap();
+        assert!(
+            schedules(&bad, p)
+                .unwrap_err()
+                .to_string()
+                .contains("kubelett")
+        );
+        let off: ConfigFile = toml::from_str(
+            "[checks.kubelet]\nenabled = false\n[checks.kernel]\ninterval_secs = 2\n",
+        )
+        .unwrap();
+        let s = schedules(&off, p).unwrap();
+        assert!(!s.contains_key(&CheckKind::Kubelet));
+        assert_eq!(s[&CheckKind::Kernel].interval, Duration::from_secs(2));
+    }
+}

@@ -1,0 +1,367 @@
+//! The IO side of the checks: kubelet healthz, containerd's socket, the VPC CNI, storage and
+//! the kubelet client certificate. Each is a few lines around a pure verdict function.
+
+use std::path::Path;
+use std::time::Duration;
+
+use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+
+use super::{Facts, Outcome};
+
+/// Free space or inodes under this fraction of the filesystem is a problem.
+pub const STORAGE_FREE_MIN_RATIO: f64 = 0.05;
+/// A kubelet client certificate expiring within this window is a problem.
+pub const CERT_EXPIRY_WARNING: Duration = Duration::from_secs(24 * 60 * 60);
+
+/// GET kubelet's healthz; healthy when it answers 200 `ok`.
+pub async fn kubelet(http: &reqwest::Client, url: &str) -> Outcome {
+    match http.get(url).send().await {
+        Ok(resp) => {
+            let status = resp.status();
+            let body = resp.text().await.unwrap_or_default();
+            if status.is_success() && body.trim() == "ok" {
+                Outcome::ok("kubelet healthz ok")
+            } else {
+                let body: String = body.chars().take(200).collect();
+                Outcome::problem(
+                    "KubeletUnhealthy",
+                    format!("{url} answered {status}: {body}"),
+                )
+            }
+        }
+        Err(e) => Outcome::problem("KubeletUnreachable", format!("{url}: {e}")),
+    }
+}
+
+/// The HTTP/2 client connection preface (RFC 9113 section 3.4).
+const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+/// An empty SETTINGS frame: length 0, type 0x4, no flags, stream 0.
+const H2_EMPTY_SETTINGS: [u8; 9] = [0, 0, 0, 0x4, 0, 0, 0, 0, 0];
+/// The frame type of SETTINGS.
+const H2_FRAME_SETTINGS: u8 = 0x4;
+
+/// containerd serves gRPC (HTTP/2) on its socket: connect, send the HTTP/2 preface and
+/// expect the server's SETTINGS frame, which any gRPC server sends first.
+pub async fn containerd(socket: &Path) -> Outcome {
+    let mut stream = match tokio::net::UnixStream::connect(socket).await {
+        Ok(s) => s,
+        Err(e) => {
+            return Outcome::problem(
+                "ContainerdUnreachable",
+                format!("cannot connect to {}: {e}", socket.display()),
+            );
+        }
+    };
+    let mut preface = H2_PREFACE.to_vec();
+    preface.extend_from_slice(&H2_EMPTY_SETTINGS);
+    if let Err(e) = stream.write_all(&preface).await {
+        return Outcome::problem(
+            "ContainerdNotAnswering",
+            format!("{}: {e}", socket.display()),
+        );
+    }
+    let mut header = [0u8; 9];
+    match stream.read_exact(&mut header).await {
+        Ok(_) if header[3] == H2_FRAME_SETTINGS => Outcome::ok("containerd answers on its socket"),
+        Ok(_) => Outcome::problem(
+            "ContainerdNotAnswering",
+            format!("{} did not answer with HTTP/2 SETTINGS", socket.display()),
+        ),
+        Err(e) => Outcome::problem(
+            "ContainerdNotAnswering",
+            format!("{}: {e}", socket.display()),
+        ),
+    }
+}
+
+/// ipamd's `/v1/enis` answer, the fields we use.
+#[derive(Debug, serde::Deserialize)]
+pub struct EniInfos {
+    /// IPs on attached ENIs available to pods.
+    #[serde(rename = "TotalIPs")]
+    pub total_ips: u64,
+    /// IPs assigned to pods.
+    #[serde(rename = "AssignedIPs")]
+    pub assigned_ips: u64,
+}
+
+/// The verdict on ipamd's numbers: no free IP left is a problem.
+pub fn evaluate_ips(infos: &EniInfos) -> Outcome {
+    let facts = Facts {
+        cni_total_ips: Some(infos.total_ips),
+        cni_assigned_ips: Some(infos.assigned_ips),
+        ..Facts::default()
+    };
+    let msg = format!(
+        "{} of {} pod IPs assigned",
+        infos.assigned_ips, infos.total_ips
+    );
+    if infos.total_ips == 0 || infos.assigned_ips >= infos.total_ips {
+        Outcome::problem("PodIPsExhausted", msg).with_facts(facts)
+    } else {
+        Outcome::ok(msg).with_facts(facts)
+    }
+}
+
+/// True when a CNI conflist names the `aws-cni` plugin.
+pub fn conflist_has_aws_cni(text: &str) -> bool {
+    serde_json::from_str::<serde_json::Value>(text)
+        .ok()
+        .and_then(|v| v.get("plugins")?.as_array().cloned())
+        .is_some_and(|plugins| {
+            plugins
+                .iter()
+                .any(|p| p.get("type").and_then(|t| t.as_str()) == Some("aws-cni"))
+        })
+}
+
+/// The VPC CNI: its conflist, ipamd introspection and ipamd metrics.
+pub async fn vpc_cni(
+    http: &reqwest::Client,
+    conflist: &Path,
+    introspection: &str,
+    metrics: &str,
+) -> Outcome {
+    match tokio::fs::read_to_string(conflist).await {
+        Ok(text) if conflist_has_aws_cni(&text) => {}
+        Ok(_) => {
+            return Outcome::problem(
+                "CNIConfigInvalid",
+                format!("{} does not name the aws-cni plugin", conflist.display()),
+            );
+        }
+        Err(e) => {
+            return Outcome::problem("CNIConfigMissing", format!("{}: {e}", conflist.display()));
+        }
+    }
+    let url = format!("{}/v1/enis", introspection.trim_end_matches('/'));
+    let infos = match http
+        .get(&url)
+        .send()
+        .await
+        .and_then(|r| r.error_for_status())
+    {
+        Ok(resp) => match resp.json::<EniInfos>().await {
+            Ok(i) => i,
+            Err(e) => return Outcome::problem("IpamdBadAnswer", format!("{url}: {e}")),
+        },
+        Err(e) => return Outcome::problem("IpamdUnreachable", format!("{url}: {e}")),
+    };
+    if let Err(e) = http
+        .get(metrics)
+        .send()
+        .await
+        .and_then(|r| r.error_for_status())
+    {
+        return Outcome::problem("IpamdMetricsUnreachable", format!("{metrics}: {e}"));
+    }
+    evaluate_ips(&infos)
+}
+
+/// One directory's filesystem.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct DirFs {
+    /// Mounted read-only.
+    pub readonly: bool,
+    /// Fraction of space available to unprivileged users.
+    pub avail_ratio: f64,
+    /// Fraction of inodes free (1.0 when the filesystem has no inode limit).
+    pub inodes_free_ratio: f64,
+}
+
+/// The verdict over each directory's filesystem.
+pub fn evaluate_storage(dirs: &[(String, DirFs)]) -> Outcome {
+    for (dir, fs) in dirs {
+        if fs.readonly {
+            return Outcome::problem(
+                "FilesystemReadOnly",
+                format!("{dir} is on a read-only filesystem"),
+            );
+        }
+        if fs.avail_ratio < STORAGE_FREE_MIN_RATIO {
+            return Outcome::problem(
+                "DiskSpaceLow",
+                format!("{dir}: {:.1}% space available", fs.avail_ratio * 100.0),
+            );
+        }
+        if fs.inodes_free_ratio < STORAGE_FREE_MIN_RATIO {
+            return Outcome::problem(
+                "InodesLow",
+                format!("{dir}: {:.1}% inodes free", fs.inodes_free_ratio * 100.0),
+            );
+        }
+    }
+    Outcome::ok(format!(
+        "{} directories writable with space left",
+        dirs.len()
+    ))
+}
+
+/// statfs each directory that exists (a directory not created yet is not a problem).
+pub fn storage(dirs: &[std::path::PathBuf]) -> Outcome {
+    let mut seen = Vec::new();
+    for dir in dirs.iter().filter(|d| d.exists()) {
+        match nix::sys::statfs::statfs(dir.as_path()) {
+            Ok(st) => {
+                let ratio = |part: u64, whole: u64| {
+                    if whole == 0 {
+                        1.0
+                    } else {
+                        part as f64 / whole as f64
+                    }
+                };
+                seen.push((
+                    dir.display().to_string(),
+                    DirFs {
+                        readonly: st.flags().contains(nix::sys::statvfs::FsFlags::ST_RDONLY),
+                        avail_ratio: ratio(st.blocks_available(), st.blocks()),
+                        inodes_free_ratio: ratio(st.files_free(), st.files()),
+                    },
+                ));
+            }
+            Err(e) => {
+                return Outcome::problem(
+                    "FilesystemError",
+                    format!("statfs {}: {e}", dir.display()),
+                );
+            }
+        }
+    }
+    evaluate_storage(&seen)
+}
+
+/// notAfter (seconds since the epoch) of the first certificate in a PEM bundle; the private
+/// key that the kubelet keeps in the same file is skipped and never read into a message.
+pub fn cert_not_after(pem: &str) -> Option<i64> {
+    use x509_cert::der::DecodePem as _;
+    let begin = pem.find("-----BEGIN CERTIFICATE-----")?;
+    let end_marker = "-----END CERTIFICATE-----";
+    let end = pem[begin..].find(end_marker)? + begin + end_marker.len();
+    let cert = x509_cert::Certificate::from_pem(&pem[begin..end]).ok()?;
+    let not_after = cert.tbs_certificate.validity.not_after.to_unix_duration();
+    i64::try_from(not_after.as_secs()).ok()
+}
+
+/// The verdict on a certificate's expiry at `now` (seconds since the epoch).
+pub fn evaluate_cert(not_after: i64, now: i64) -> Outcome {
+    let facts = Facts {
+        cert_not_after_unix: Some(not_after),
+        ..Facts::default()
+    };
+    let left = not_after - now;
+    if left <= 0 {
+        Outcome::problem(
+            "KubeletCertificateExpired",
+            format!("expired {}s ago", -left),
+        )
+        .with_facts(facts)
+    } else if left < CERT_EXPIRY_WARNING.as_secs() as i64 {
+        Outcome::problem("KubeletCertificateExpiring", format!("expires in {left}s"))
+            .with_facts(facts)
+    } else {
+        Outcome::ok(format!("valid for {}h", left / 3600)).with_facts(facts)
+    }
+}
+
+/// Reads the kubelet client certificate and judges its expiry.
+pub fn credentials(cert: &Path, now: i64) -> Outcome {
+    match std::fs::read_to_string(cert) {
+        Ok(pem) => match cert_not_after(&pem) {
+            Some(not_after) => evaluate_cert(not_after, now),
+            None => Outcome::problem(
+                "KubeletCertificateInvalid",
+                format!("{} holds no readable certificate", cert.display()),
+            ),
+        },
+        Err(e) => Outcome::problem(
+            "KubeletCertificateMissing",
+            format!("{}: {e}", cert.display()),
+        ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ipamd_numbers() {
+        assert!(
+            evaluate_ips(&EniInfos {
+                total_ips: 29,
+                assigned_ips: 3
+            })
+            .healthy
+        );
+        let full = evaluate_ips(&EniInfos {
+            total_ips: 29,
+            assigned_ips: 29,
+        });
+        assert_eq!(full.reason, "PodIPsExhausted");
+        assert_eq!(full.facts.cni_total_ips, Some(29));
+    }
+
+    #[test]
+    fn conflist_needs_aws_cni() {
+        assert!(conflist_has_aws_cni(
+            r#"{"cniVersion":"0.4.0","plugins":[{"type":"aws-cni"},{"type":"portmap"}]}"#
+        ));
+        assert!(!conflist_has_aws_cni(r#"{"plugins":[{"type":"bridge"}]}"#));
+        assert!(!conflist_has_aws_cni("not json"));
+    }
+
+    #[test]
+    fn storage_verdicts() {
+        let ok = DirFs {
+            readonly: false,
+            avail_ratio: 0.5,
+            inodes_free_ratio: 0.5,
+        };
+        assert!(evaluate_storage(&[("/a".into(), ok)]).healthy);
+        let ro = DirFs {
+            readonly: true,
+            ..ok
+        };
+        assert_eq!(
+            evaluate_storage(&[("/a".into(), ok), ("/b".into(), ro)]).reason,
+            "FilesystemReadOnly"
+        );
+        let full = DirFs {
+            avail_ratio: 0.01,
+            ..ok
+        };
+        assert_eq!(
+            evaluate_storage(&[("/a".into(), full)]).reason,
+            "DiskSpaceLow"
+        );
+        let inodes = DirFs {
+            inodes_free_ratio: 0.0,
+            ..ok
+        };
+        assert_eq!(
+            evaluate_storage(&[("/a".into(), inodes)]).reason,
+            "InodesLow"
+        );
+    }
+
+    #[test]
+    fn cert_expiry_verdicts() {
+        let now = 1_000_000;
+        assert!(evaluate_cert(now + 48 * 3600, now).healthy);
+        assert_eq!(
+            evaluate_cert(now + 60, now).reason,
+            "KubeletCertificateExpiring"
+        );
+        assert_eq!(
+            evaluate_cert(now - 1, now).reason,
+            "KubeletCertificateExpired"
+        );
+    }
+
+    #[test]
+    fn storage_of_a_temp_dir_is_healthy() {
+        let dir = tempfile::tempdir().unwrap();
+        let out = storage(&[dir.path().to_path_buf(), dir.path().join("missing")]);
+        assert!(out.healthy, "{out:?}");
+    }
+}

@@ -1,0 +1,159 @@
+//! The `eksnode_*` metrics and the scrape: our registry plus the host collectors, encoded in
+//! the Prometheus text format (0.0.4) that node_exporter serves and `promtool` lints.
+
+use prometheus::{
+    Encoder as _, GaugeVec, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry, TextEncoder,
+};
+
+use super::host::{self, HostPaths};
+
+/// Content type of the text exposition format.
+pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
+
+/// Every metric the daemon updates.
+#[derive(Debug, Clone)]
+pub struct Metrics {
+    registry: Registry,
+    /// 1 when the last run of a check was healthy.
+    pub check_up: IntGaugeVec,
+    /// Duration of the last run of a check.
+    pub check_duration: GaugeVec,
+    /// Runs of a check.
+    pub check_runs: IntCounterVec,
+    /// 1 when a condition is True on the Node (as last written).
+    pub condition_status: IntGaugeVec,
+    /// Problems seen, by reason.
+    pub problems: IntCounterVec,
+    /// kubelet healthz answers ok.
+    pub kubelet_up: IntGauge,
+    /// containerd answers on its socket.
+    pub containerd_up: IntGauge,
+    /// IPs ipamd holds for pods.
+    pub cni_ips_total: IntGauge,
+    /// IPs ipamd assigned to pods.
+    pub cni_ips_assigned: IntGauge,
+    /// notAfter of the kubelet client certificate.
+    pub cert_expiry: IntGauge,
+    /// Condition writes by result.
+    pub condition_writes: IntCounterVec,
+    /// Events written by result.
+    pub events: IntCounterVec,
+    host: HostPaths,
+}
+
+fn opts(name: &str, help: &str) -> Opts {
+    Opts::new(name, help)
+}
+
+impl Metrics {
+    /// Registers every metric.
+    pub fn new(host: HostPaths) -> Result<Self, prometheus::Error> {
+        let registry = Registry::new();
+        let check_up = IntGaugeVec::new(
+            opts(
+                "eksnode_check_up",
+                "Whether the last run of a health check found the node healthy (1) or not (0).",
+            ),
+            &["check"],
+        )?;
+        let check_duration = GaugeVec::new(
+            opts(
+                "eksnode_check_duration_seconds",
+                "Duration of the last run of a health check in seconds.",
+            ),
+            &["check"],
+        )?;
+        let check_runs = IntCounterVec::new(
+            opts("eksnode_check_runs_total", "Runs of a health check."),
+            &["check"],
+        )?;
+        let condition_status = IntGaugeVec::new(
+            opts(
+                "eksnode_condition_status",
+                "Whether a node condition owned by the agent is True (1) or False (0) on the Node.",
+            ),
+            &["condition"],
+        )?;
+        let problems = IntCounterVec::new(
+            opts("eksnode_problems_total", "Problems detected, by reason."),
+            &["reason"],
+        )?;
+        let kubelet_up = IntGauge::with_opts(opts(
+            "eksnode_kubelet_up",
+            "Whether kubelet's healthz endpoint answers ok.",
+        ))?;
+        let containerd_up = IntGauge::with_opts(opts(
+            "eksnode_containerd_up",
+            "Whether containerd answers on its socket.",
+        ))?;
+        let cni_ips_total = IntGauge::with_opts(opts(
+            "eksnode_vpc_cni_ips",
+            "Pod IPs held by the VPC CNI's ipamd.",
+        ))?;
+        let cni_ips_assigned = IntGauge::with_opts(opts(
+            "eksnode_vpc_cni_assigned_ips",
+            "Pod IPs the VPC CNI's ipamd assigned to pods.",
+        ))?;
+        let cert_expiry = IntGauge::with_opts(opts(
+            "eksnode_kubelet_client_cert_expiry_timestamp_seconds",
+            "notAfter of the kubelet client certificate, seconds since the epoch.",
+        ))?;
+        let condition_writes = IntCounterVec::new(
+            opts(
+                "eksnode_condition_writes_total",
+                "Node condition PATCHes, by result.",
+            ),
+            &["result"],
+        )?;
+        let events = IntCounterVec::new(
+            opts(
+                "eksnode_events_total",
+                "Kubernetes events written, by result.",
+            ),
+            &["result"],
+        )?;
+        registry.register(Box::new(check_up.clone()))?;
+        registry.register(Box::new(check_duration.clone()))?;
+        registry.register(Box::new(check_runs.clone()))?;
+        registry.register(Box::new(condition_status.clone()))?;
+        registry.register(Box::new(problems.clone()))?;
+        registry.register(Box::new(kubelet_up.clone()))?;
+        registry.register(Box::new(containerd_up.clone()))?;
+        registry.register(Box::new(cni_ips_total.clone()))?;
+        registry.register(Box::new(cni_ips_assigned.clone()))?;
+        registry.register(Box::new(cert_expiry.clone()))?;
+        registry.register(Box::new(condition_writes.clone()))?;
+        registry.register(Box::new(events.clone()))?;
+        Ok(Self {
+            registry,
+            check_up,
+            check_duration,
+            check_runs,
+            condition_status,
+            problems,
+            kubelet_up,
+            containerd_up,
+            cni_ips_total,
+            cni_ips_assigned,
+            cert_expiry,
+            condition_writes,
+            events,
+            host,
+        })
+    }
+
+    /// One scrape: host collectors read now, plus our registry, in the text format.
+    pub fn scrape(&self) -> Vec<u8> {
+        let mut families = host::Families::default();
+        host::collect(&self.host, &mut families);
+        let mut all = families.into_vec();
+        all.extend(self.registry.gather());
+        all.retain(|f| !f.get_metric().is_empty());
+        all.sort_by(|a, b| a.name().cmp(b.name()));
+        let mut out = Vec::with_capacity(64 * 1024);
+        if let Err(e) = TextEncoder::new().encode(&all, &mut out) {
+            tracing::warn!(error = %e, "metrics encoding failed");
+        }
+        out
+    }
+}

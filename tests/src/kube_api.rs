@@ -1,0 +1,436 @@
+//! A Kubernetes API server emulator for the daemon's tests: real HTTPS with a test CA
+//! (rcgen), bearer-token authentication, `GET /api/v1/nodes/{name}[/status]`,
+//! `PATCH /api/v1/nodes/{name}/status` with strategic-merge semantics for
+//! `status.conditions` (merge by `type`, as the Node schema declares) and JSON merge
+//! semantics elsewhere, and events.k8s.io/v1 Event create and patch. Errors are
+//! `meta.k8s.io/v1` `Status` objects with the codes a real API server uses. Every request is
+//! recorded.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+
+use http_body_util::{BodyExt as _, Full};
+use hyper::body::Bytes;
+use hyper::{Request, Response, StatusCode};
+use hyper_util::rt::TokioIo;
+use serde_json::{Value, json};
+
+/// One recorded request.
+#[derive(Debug, Clone)]
+pub struct Recorded {
+    /// HTTP method.
+    pub method: String,
+    /// Path without the query.
+    pub path: String,
+    /// Content-Type header.
+    pub content_type: String,
+    /// The body as JSON (Null when empty or not JSON).
+    pub body: Value,
+    /// The status answered.
+    pub status: u16,
+}
+
+#[derive(Debug, Default)]
+struct Store {
+    nodes: BTreeMap<String, Value>,
+    events: BTreeMap<(String, String), Value>,
+    requests: Vec<Recorded>,
+    resource_version: u64,
+}
+
+/// A running emulator; stops when dropped.
+#[derive(Debug)]
+pub struct KubeApi {
+    /// `https://127.0.0.1:PORT`.
+    pub url: String,
+    /// PEM of the CA that signed the server certificate.
+    pub ca_pem: String,
+    token: String,
+    store: Arc<Mutex<Store>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for KubeApi {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+fn status(code: StatusCode, reason: &str, message: &str) -> (StatusCode, Value) {
+    (
+        code,
+        json!({
+            "kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
+            "message": message, "reason": reason, "code": code.as_u16()
+        }),
+    )
+}
+
+/// JSON merge patch (RFC 7386).
+fn merge(target: &mut Value, patch: &Value) {
+    match (target, patch) {
+        (Value::Object(t), Value::Object(p)) => {
+            for (k, v) in p {
+                if v.is_null() {
+                    t.remove(k);
+                } else {
+                    merge(t.entry(k.clone()).or_insert(Value::Null), v);
+                }
+            }
+        }
+        (t, p) => *t = p.clone(),
+    }
+}
+
+/// Strategic merge for a Node: `status.conditions` and `status.addresses` merge by
+/// `type`; other fields follow JSON merge semantics. `$patch` directives are rejected.
+pub fn strategic_merge_node(node: &mut Value, patch: &Value) -> Result<(), String> {
+    if patch.to_string().contains("\"$patch\"") || patch.to_string().contains("\"$retainKeys\"") {
+        return Err("patch directives are not supported by this emulator".into());
+    }
+    let mut rest = patch.clone();
+    for list in ["conditions", "addresses"] {
+        let Some(items) = rest
+            .pointer_mut(&format!("/status/{list}"))
+            .map(Value::take)
+        else {
+            continue;
+        };
+        let Value::Array(items) = items else {
+            return Err(format!("status.{list} must be a list"));
+        };
+        let current = node
+            .pointer_mut("/status")
+            .and_then(Value::as_object_mut)
+            .map(|s| s.entry(list).or_insert_with(|| json!([])));
+        let Some(Value::Array(current)) = current else {
+            return Err("node has no status".into());
+        };
+        for item in items {
+            let Some(key) = item.get("type").and_then(Value::as_str).map(str::to_string) else {
+                return Err(format!(
+                    "status.{list}: every item needs its merge key `type`"
+                ));
+            };
+            match current
+                .iter_mut()
+                .find(|c| c.get("type").and_then(Value::as_str) == Some(&key))
+            {
+                Some(existing) => merge(existing, &item),
+                None => current.push(item),
+            }
+        }
+        if let Some(s) = rest.pointer_mut("/status").and_then(Value::as_object_mut) {
+            s.remove(list);
+        }
+    }
+    merge(node, &rest);
+    Ok(())
+}
+
+impl KubeApi {
+    /// Starts the emulator on a free loopback port; requests need `Bearer <token>`.
+    pub async fn start(token: &str) -> KubeApi {
+        let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).expect("ca params");
+        ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        ca_params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, "kube-api emulator CA");
+        let ca_key = rcgen::KeyPair::generate().expect("ca key");
+        let ca = ca_params.self_signed(&ca_key).expect("ca cert");
+        let mut params =
+            rcgen::CertificateParams::new(vec!["localhost".to_string(), "127.0.0.1".to_string()])
+                .expect("server params");
+        params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, "kube-apiserver");
+        let key = rcgen::KeyPair::generate().expect("server key");
+        let cert = params.signed_by(&key, &ca, &ca_key).expect("server cert");
+
+        let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+        let server_config = rustls::ServerConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .expect("tls versions")
+            .with_no_client_auth()
+            .with_single_cert(
+                vec![cert.der().clone()],
+                rustls::pki_types::PrivateKeyDer::Pkcs8(key.serialize_der().into()),
+            )
+            .expect("server tls config");
+        let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(server_config));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let addr: SocketAddr = listener.local_addr().expect("addr");
+        let store = Arc::new(Mutex::new(Store::default()));
+        let token_owned = token.to_string();
+        let store_task = store.clone();
+        let task = tokio::spawn(async move {
+            loop {
+                let Ok((tcp, _)) = listener.accept().await else {
+                    continue;
+                };
+                let acceptor = acceptor.clone();
+                let store = store_task.clone();
+                let token = token_owned.clone();
+                tokio::spawn(async move {
+                    let Ok(tls) = acceptor.accept(tcp).await else {
+                        return;
+                    };
+                    let service = hyper::service::service_fn(move |req| {
+                        let store = store.clone();
+                        let token = token.clone();
+                        async move {
+                            Ok::<_, std::convert::Infallible>(handle(req, &store, &token).await)
+                        }
+                    });
+                    let _ = hyper_util::server::conn::auto::Builder::new(
+                        hyper_util::rt::TokioExecutor::new(),
+                    )
+                    .serve_connection(TokioIo::new(tls), service)
+                    .await;
+                });
+            }
+        });
+        KubeApi {
+            url: format!("https://{addr}"),
+            ca_pem: ca.pem(),
+            token: token.to_string(),
+            store,
+            task,
+        }
+    }
+
+    /// A kubeconfig that reaches this emulator with the right token.
+    pub fn kubeconfig(&self) -> String {
+        use base64::Engine as _;
+        let ca = base64::engine::general_purpose::STANDARD.encode(&self.ca_pem);
+        format!(
+            "apiVersion: v1\nkind: Config\nclusters:\n- name: emu\n  cluster:\n    server: {}\n    certificate-authority-data: {ca}\n\
+contexts:\n- name: emu\n  context:\n    cluster: emu\n    user: kubelet\ncurrent-context: emu\n\
+users:\n- name: kubelet\n  user:\n    token: {}\n",
+            self.url, self.token
+        )
+    }
+
+    /// Adds a Node as the kubelet registers it, with kubelet-owned conditions.
+    pub fn add_node(&self, name: &str, conditions: Value) {
+        let node = json!({
+            "apiVersion": "v1", "kind": "Node",
+            "metadata": { "name": name, "uid": format!("uid-{name}"), "resourceVersion": "1" },
+            "spec": {},
+            "status": { "conditions": conditions }
+        });
+        self.store
+            .lock()
+            .expect("store")
+            .nodes
+            .insert(name.to_string(), node);
+    }
+
+    /// The Node as stored.
+    pub fn node(&self, name: &str) -> Option<Value> {
+        self.store.lock().expect("store").nodes.get(name).cloned()
+    }
+
+    /// A condition of a Node by type.
+    pub fn condition(&self, node: &str, type_: &str) -> Option<Value> {
+        self.node(node)?
+            .pointer("/status/conditions")?
+            .as_array()?
+            .iter()
+            .find(|c| c.get("type").and_then(Value::as_str) == Some(type_))
+            .cloned()
+    }
+
+    /// Every request so far.
+    pub fn requests(&self) -> Vec<Recorded> {
+        self.store.lock().expect("store").requests.clone()
+    }
+
+    /// Events stored, by (namespace, name).
+    pub fn events(&self) -> Vec<Value> {
+        self.store
+            .lock()
+            .expect("store")
+            .events
+            .values()
+            .cloned()
+            .collect()
+    }
+}
+
+async fn handle(
+    req: Request<hyper::body::Incoming>,
+    store: &Mutex<Store>,
+    token: &str,
+) -> Response<Full<Bytes>> {
+    let method = req.method().to_string();
+    let path = req.uri().path().to_string();
+    let content_type = req
+        .headers()
+        .get(hyper::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_string();
+    let auth_ok = req
+        .headers()
+        .get(hyper::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        == Some(&format!("Bearer {token}"));
+    let bytes = req
+        .into_body()
+        .collect()
+        .await
+        .map(|b| b.to_bytes())
+        .unwrap_or_default();
+    let body: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+    let (code, answer) = {
+        let mut s = store.lock().expect("store");
+        let result = if auth_ok {
+            route(&mut s, &method, &path, &content_type, &body)
+        } else {
+            status(StatusCode::UNAUTHORIZED, "Unauthorized", "Unauthorized")
+        };
+        s.requests.push(Recorded {
+            method,
+            path,
+            content_type,
+            body,
+            status: result.0.as_u16(),
+        });
+        result
+    };
+    let mut resp = Response::new(Full::new(Bytes::from(answer.to_string())));
+    *resp.status_mut() = code;
+    resp.headers_mut().insert(
+        hyper::header::CONTENT_TYPE,
+        hyper::header::HeaderValue::from_static("application/json"),
+    );
+    resp
+}
+
+fn route(
+    s: &mut Store,
+    method: &str,
+    path: &str,
+    ctype: &str,
+    body: &Value,
+) -> (StatusCode, Value) {
+    let parts: Vec<&str> = path.trim_matches('/').split('/').collect();
+    s.resource_version += 1;
+    let rv = s.resource_version.to_string();
+    match (method, parts.as_slice()) {
+        ("GET", ["api", "v1", "nodes", name]) | ("GET", ["api", "v1", "nodes", name, "status"]) => {
+            match s.nodes.get(*name) {
+                Some(n) => (StatusCode::OK, n.clone()),
+                None => status(
+                    StatusCode::NOT_FOUND,
+                    "NotFound",
+                    &format!("nodes \"{name}\" not found"),
+                ),
+            }
+        }
+        ("PATCH", ["api", "v1", "nodes", name, "status"]) => {
+            if ctype != "application/strategic-merge-patch+json"
+                && ctype != "application/merge-patch+json"
+            {
+                return status(
+                    StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                    "UnsupportedMediaType",
+                    &format!(
+                        "the body of the request was in an unknown format - accepted media types include: application/json-patch+json, application/merge-patch+json, application/apply-patch+yaml, application/strategic-merge-patch+json; got {ctype}"
+                    ),
+                );
+            }
+            let Some(node) = s.nodes.get_mut(*name) else {
+                return status(
+                    StatusCode::NOT_FOUND,
+                    "NotFound",
+                    &format!("nodes \"{name}\" not found"),
+                );
+            };
+            let result = if ctype == "application/strategic-merge-patch+json" {
+                strategic_merge_node(node, body)
+            } else {
+                merge(node, body);
+                Ok(())
+            };
+            match result {
+                Ok(()) => {
+                    node["metadata"]["resourceVersion"] = json!(rv);
+                    (StatusCode::OK, node.clone())
+                }
+                Err(e) => status(StatusCode::UNPROCESSABLE_ENTITY, "Invalid", &e),
+            }
+        }
+        ("POST", ["apis", "events.k8s.io", "v1", "namespaces", ns, "events"]) => {
+            let Some(name) = body.pointer("/metadata/name").and_then(Value::as_str) else {
+                return status(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    "Invalid",
+                    "metadata.name: Required value",
+                );
+            };
+            for required in [
+                "/eventTime",
+                "/reportingController",
+                "/reportingInstance",
+                "/action",
+                "/reason",
+                "/regarding/kind",
+            ] {
+                if body.pointer(required).is_none_or(Value::is_null) {
+                    return status(
+                        StatusCode::UNPROCESSABLE_ENTITY,
+                        "Invalid",
+                        &format!(
+                            "{}: Required value",
+                            required.trim_start_matches('/').replace('/', ".")
+                        ),
+                    );
+                }
+            }
+            let key = ((*ns).to_string(), name.to_string());
+            if s.events.contains_key(&key) {
+                return status(
+                    StatusCode::CONFLICT,
+                    "AlreadyExists",
+                    &format!("events.events.k8s.io \"{name}\" already exists"),
+                );
+            }
+            let mut stored = body.clone();
+            stored["metadata"]["resourceVersion"] = json!(rv);
+            s.events.insert(key, stored.clone());
+            (StatusCode::CREATED, stored)
+        }
+        (
+            "PATCH",
+            [
+                "apis",
+                "events.k8s.io",
+                "v1",
+                "namespaces",
+                ns,
+                "events",
+                name,
+            ],
+        ) => {
+            let Some(ev) = s.events.get_mut(&((*ns).to_string(), (*name).to_string())) else {
+                return status(
+                    StatusCode::NOT_FOUND,
+                    "NotFound",
+                    &format!("events.events.k8s.io \"{name}\" not found"),
+                );
+            };
+            merge(ev, body);
+            (StatusCode::OK, ev.clone())
+        }
+        _ => status(
+            StatusCode::NOT_FOUND,
+            "NotFound",
+            "the server could not find the requested resource",
+        ),
+    }
+}

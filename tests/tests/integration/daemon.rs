@@ -1,0 +1,1245 @@
+//! `eks-node-agent run`: sd_notify against a real NOTIFY_SOCKET, /metrics checked by
+//! Debian's promtool and diffed against Debian's prometheus-node-exporter, and Node
+//! conditions and events against the Kubernetes API emulator (tests/src/kube_api.rs).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::os::unix::net::UnixDatagram;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use eks_node_agent_tests::free_port;
+use eks_node_agent_tests::kube_api::KubeApi;
+use serde_json::{Value, json};
+
+use crate::agent_bin;
+
+/// A child process killed on drop.
+struct Proc(Child);
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+impl Proc {
+    fn term(&mut self) -> std::process::ExitStatus {
+        let status = Command::new("kill")
+            .arg("-TERM")
+            .arg(self.0.id().to_string())
+            .status()
+            .unwrap();
+        assert!(status.success());
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            if let Some(s) = self.0.try_wait().unwrap() {
+                return s;
+            }
+            assert!(Instant::now() < deadline, "agent did not stop on SIGTERM");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+/// A fake procfs with the files the kernel check reads.
+struct FakeProc {
+    dir: PathBuf,
+}
+
+impl FakeProc {
+    fn new(root: &Path) -> Self {
+        let dir = root.join("proc");
+        std::fs::create_dir_all(dir.join("sys/kernel")).unwrap();
+        std::fs::create_dir_all(dir.join("sys/fs")).unwrap();
+        std::fs::write(dir.join("sys/kernel/hostname"), "node-a\n").unwrap();
+        let me = Self { dir };
+        me.set_threads(100);
+        me.set_files(1000);
+        me
+    }
+
+    fn set_threads(&self, n: u64) {
+        write_atomic(
+            &self.dir.join("loadavg"),
+            &format!("0.10 0.20 0.30 2/{n} 999\n"),
+        );
+        write_atomic(&self.dir.join("sys/kernel/pid_max"), "1000\n");
+    }
+
+    fn set_files(&self, n: u64) {
+        write_atomic(&self.dir.join("sys/fs/file-nr"), &format!("{n} 0 10000\n"));
+    }
+}
+
+fn write_atomic(path: &Path, text: &str) {
+    let tmp = path.with_extension("tmp");
+    std::fs::write(&tmp, text).unwrap();
+    std::fs::rename(&tmp, path).unwrap();
+}
+
+struct Agent {
+    proc: Proc,
+    port: u16,
+    _dir: tempfile::TempDir,
+}
+
+/// Options for one agent run.
+#[derive(Default)]
+struct Setup<'a> {
+    checks_toml: &'a str,
+    kubeconfig: Option<&'a str>,
+    proc_dir: Option<&'a Path>,
+    kmsg: Option<&'a Path>,
+    env: Vec<(&'a str, String)>,
+}
+
+fn start_agent(setup: Setup<'_>) -> Agent {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("daemon.toml");
+    std::fs::write(&config, setup.checks_toml).unwrap();
+    let port = free_port();
+    let mut cmd = Command::new(agent_bin());
+    cmd.arg("run")
+        .arg("--listen")
+        .arg(format!("127.0.0.1:{port}"))
+        .arg("--node-name")
+        .arg("node-a")
+        .arg("--config")
+        .arg(&config)
+        .arg("--kubelet-healthz")
+        .arg(format!("http://127.0.0.1:{}/healthz", free_port()))
+        .arg("--containerd-socket")
+        .arg(dir.path().join("containerd.sock"))
+        .arg("--cni-conflist")
+        .arg(dir.path().join("10-aws.conflist"))
+        .arg("--storage-dir")
+        .arg(dir.path())
+        .arg("--kubelet-client-cert")
+        .arg(dir.path().join("kubelet-client-current.pem"))
+        .arg("--kmsg")
+        .arg(
+            setup
+                .kmsg
+                .map_or_else(|| dir.path().join("kmsg"), Path::to_path_buf),
+        )
+        .env_remove("NOTIFY_SOCKET")
+        .env_remove("WATCHDOG_USEC")
+        .env_remove("WATCHDOG_PID")
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit());
+    if let Some(p) = setup.proc_dir {
+        cmd.arg("--proc").arg(p);
+    }
+    match setup.kubeconfig {
+        Some(kc) => {
+            let path = dir.path().join("kubeconfig");
+            std::fs::write(&path, kc).unwrap();
+            cmd.arg("--kubeconfig").arg(path);
+        }
+        None => {
+            cmd.arg("--no-kubernetes");
+        }
+    }
+    for (k, v) in setup.env {
+        cmd.env(k, v);
+    }
+    let proc = Proc(cmd.spawn().unwrap());
+    let agent = Agent {
+        proc,
+        port,
+        _dir: dir,
+    };
+    wait_for(Duration::from_secs(20), "agent /healthz", || {
+        http_get(agent.port, "/healthz").is_some_and(|(code, _)| code == 200)
+    });
+    agent
+}
+
+/// Minimal HTTP/1.0 GET on loopback (no chunked encoding to undo).
+fn http_get(port: u16, path: &str) -> Option<(u16, String)> {
+    use std::io::{Read as _, Write as _};
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(10))).ok()?;
+    write!(s, "GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n").ok()?;
+    let mut buf = String::new();
+    s.read_to_string(&mut buf).ok()?;
+    let code = buf.split_whitespace().nth(1)?.parse().ok()?;
+    let body = buf.split_once("\r\n\r\n")?.1.to_string();
+    Some((code, body))
+}
+
+fn scrape(port: u16) -> String {
+    let (code, body) = http_get(port, "/metrics").expect("scrape");
+    assert_eq!(code, 200);
+    body
+}
+
+fn wait_for(limit: Duration, what: &str, mut f: impl FnMut() -> bool) {
+    let deadline = Instant::now() + limit;
+    while !f() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// The value of one sample line `name{labels} value` in a scrape.
+fn sample(text: &str, series: &str) -> Option<f64> {
+    text.lines()
+        .find(|l| l.starts_with(series) && l[series.len()..].starts_with(' '))
+        .and_then(|l| l.rsplit(' ').next()?.parse().ok())
+}
+
+const ONLY_KERNEL: &str = "[checks.kubelet]\nenabled = false\n[checks.containerd]\nenabled = false\n\
+[checks.vpc_cni]\nenabled = false\n[checks.storage]\nenabled = false\n[checks.credentials]\nenabled = false\n\
+[checks.kernel]\ninterval_secs = 0.2\n";
+
+#[test]
+fn sd_notify_ready_then_watchdog_then_stopping() {
+    let dir = tempfile::tempdir().unwrap();
+    let sock_path = dir.path().join("notify.sock");
+    let sock = UnixDatagram::bind(&sock_path).unwrap();
+    sock.set_read_timeout(Some(Duration::from_secs(20)))
+        .unwrap();
+    let mut agent = start_agent(Setup {
+        checks_toml: "[checks.kernel]\ninterval_secs = 0.2\n",
+        env: vec![
+            ("NOTIFY_SOCKET", sock_path.display().to_string()),
+            // WatchdogSec=1s: the agent must ping every 0.5 s.
+            ("WATCHDOG_USEC", "1000000".to_string()),
+        ],
+        ..Setup::default()
+    });
+    let mut messages = Vec::new();
+    let mut buf = [0u8; 4096];
+    while !messages.iter().any(|m: &String| m.contains("WATCHDOG=1")) || messages.len() < 3 {
+        let n = sock.recv(&mut buf).expect("a notify message within 20 s");
+        messages.push(String::from_utf8_lossy(&buf[..n]).into_owned());
+    }
+    let ready = messages
+        .iter()
+        .position(|m| m.lines().any(|l| l == "READY=1"))
+        .expect("READY=1");
+    let watchdog = messages
+        .iter()
+        .position(|m| m.lines().any(|l| l == "WATCHDOG=1"))
+        .expect("WATCHDOG=1");
+    assert!(ready < watchdog, "READY before WATCHDOG: {messages:?}");
+    let status = agent.proc.term();
+    assert!(status.success(), "clean exit on SIGTERM: {status:?}");
+    let mut stopping = false;
+    sock.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+    while let Ok(n) = sock.recv(&mut buf) {
+        if String::from_utf8_lossy(&buf[..n])
+            .lines()
+            .any(|l| l == "STOPPING=1")
+        {
+            stopping = true;
+            break;
+        }
+    }
+    assert!(stopping, "STOPPING=1 on SIGTERM");
+}
+
+fn promtool_problems(text: &str) -> (bool, BTreeSet<String>) {
+    use std::io::Write as _;
+    let mut child = Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect(
+            "promtool (Debian package prometheus) must be installed: scripts/test.sh installs it",
+        );
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(text.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    let problems =
+        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+    (
+        out.status.success(),
+        problems
+            .lines()
+            .filter(|l| !l.trim().is_empty())
+            .map(str::to_string)
+            .collect(),
+    )
+}
+
+struct NodeExporter(#[allow(dead_code)] Proc, u16);
+
+fn start_node_exporter() -> NodeExporter {
+    let port = free_port();
+    let mut cmd = Command::new("prometheus-node-exporter");
+    cmd.arg(format!("--web.listen-address=127.0.0.1:{port}"))
+        .arg("--collector.disable-defaults");
+    for c in eks_node_agent::report::host::COLLECTORS {
+        cmd.arg(format!("--collector.{c}"));
+    }
+    let child = cmd
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("prometheus-node-exporter (Debian package) must be installed: scripts/test.sh installs it");
+    let ne = NodeExporter(Proc(child), port);
+    wait_for(Duration::from_secs(20), "node_exporter", || {
+        http_get(port, "/metrics").is_some()
+    });
+    ne
+}
+
+#[test]
+fn promtool_accepts_a_live_scrape() {
+    let agent = start_agent(Setup {
+        checks_toml: "[checks.kernel]\ninterval_secs = 0.2\n",
+        ..Setup::default()
+    });
+    let text = scrape(agent.port);
+    assert!(
+        text.contains("eksnode_check_up{check=\"kernel\"} 1"),
+        "{text}"
+    );
+    let (_, ours) = promtool_problems(&text);
+    // node_exporter's own meminfo names (node_memory_MemTotal_bytes...) are camelCase and
+    // promtool says so; we keep them for compatibility. Any other problem is ours to fix.
+    let ne = start_node_exporter();
+    let (_, theirs) = promtool_problems(&scrape(ne.1));
+    let extra: Vec<&String> = ours.difference(&theirs).collect();
+    assert!(
+        extra.is_empty(),
+        "promtool problems node_exporter does not have: {extra:#?}"
+    );
+    assert!(ours.iter().all(|p| !p.starts_with("eksnode_")), "{ours:#?}");
+    // And the eksnode_ part alone passes cleanly.
+    let own: String = text
+        .lines()
+        .filter(|l| l.contains("eksnode_"))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    let (ok, problems) = promtool_problems(&own);
+    assert!(ok, "{problems:#?}");
+}
+
+/// name -> (help, type, set of label-name sets), for node_* series.
+fn shape(text: &str) -> BTreeMap<String, (String, String, BTreeSet<Vec<String>>)> {
+    let mut out: BTreeMap<String, (String, String, BTreeSet<Vec<String>>)> = BTreeMap::new();
+    for line in text.lines() {
+        if let Some(rest) = line.strip_prefix("# HELP ") {
+            let (name, help) = rest.split_once(' ').unwrap_or((rest, ""));
+            out.entry(name.to_string()).or_default().0 = help.to_string();
+        } else if let Some(rest) = line.strip_prefix("# TYPE ") {
+            let (name, kind) = rest.split_once(' ').unwrap();
+            out.entry(name.to_string()).or_default().1 = kind.to_string();
+        } else if !line.starts_with('#') && !line.is_empty() {
+            let name_end = line.find(['{', ' ']).unwrap();
+            let name = &line[..name_end];
+            let mut labels = Vec::new();
+            if line[name_end..].starts_with('{') {
+                let inner = &line[name_end + 1..line.rfind('}').unwrap()];
+                // Label values here never contain `",` sequences.
+                for pair in inner.split("\",") {
+                    if let Some((k, _)) = pair.split_once('=') {
+                        labels.push(k.to_string());
+                    }
+                }
+            }
+            labels.sort();
+            out.entry(name.to_string()).or_default().2.insert(labels);
+        }
+    }
+    out.retain(|name, _| name.starts_with("node_") && name != "node_exporter_build_info");
+    out
+}
+
+#[test]
+fn host_series_match_debian_node_exporter() {
+    let agent = start_agent(Setup {
+        checks_toml: ONLY_KERNEL,
+        ..Setup::default()
+    });
+    let ne = start_node_exporter();
+    let ours = shape(&scrape(agent.port));
+    let theirs = shape(&scrape(ne.1));
+    let only_ours: Vec<_> = ours.keys().filter(|k| !theirs.contains_key(*k)).collect();
+    let only_theirs: Vec<_> = theirs.keys().filter(|k| !ours.contains_key(*k)).collect();
+    assert!(
+        only_ours.is_empty() && only_theirs.is_empty(),
+        "series names differ\nonly ours: {only_ours:#?}\nonly node_exporter: {only_theirs:#?}"
+    );
+    assert!(
+        theirs.len() > 100,
+        "node_exporter exposed {} node_* names",
+        theirs.len()
+    );
+    for (name, want) in &theirs {
+        assert_eq!(&ours[name], want, "help, type or label names of {name}");
+    }
+}
+
+fn kubelet_conditions() -> Value {
+    json!([
+        {"type": "MemoryPressure", "status": "False", "reason": "KubeletHasSufficientMemory",
+         "message": "kubelet has sufficient memory available",
+         "lastHeartbeatTime": "2026-01-01T00:00:00Z", "lastTransitionTime": "2026-01-01T00:00:00Z"},
+        {"type": "Ready", "status": "True", "reason": "KubeletReady", "message": "kubelet is posting ready status",
+         "lastHeartbeatTime": "2026-01-01T00:00:00Z", "lastTransitionTime": "2026-01-01T00:00:00Z"}
+    ])
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+fn condition_patches(api: &KubeApi) -> Vec<Value> {
+    api.requests()
+        .into_iter()
+        .filter(|r| r.method == "PATCH" && r.path == "/api/v1/nodes/node-a/status")
+        .map(|r| {
+            assert_eq!(r.content_type, "application/strategic-merge-patch+json");
+            assert_eq!(r.status, 200);
+            r.body
+        })
+        .collect()
+}
+
+#[test]
+fn failing_check_sets_condition_false_and_recovery_sets_it_true() {
+    let rt = runtime();
+    let api = rt.block_on(KubeApi::start("node-token-1"));
+    api.add_node("node-a", kubelet_conditions());
+    let before = api.node("node-a").unwrap();
+    let root = tempfile::tempdir().unwrap();
+    let proc = FakeProc::new(root.path());
+    proc.set_threads(950); // 95% of pid_max
+    let agent = start_agent(Setup {
+        checks_toml: ONLY_KERNEL,
+        kubeconfig: Some(&api.kubeconfig()),
+        proc_dir: Some(&proc.dir),
+        ..Setup::default()
+    });
+    wait_for(Duration::from_secs(20), "KernelReady False", || {
+        api.condition("node-a", "KernelReady")
+            .is_some_and(|c| c["status"] == "False")
+    });
+    let c = api.condition("node-a", "KernelReady").unwrap();
+    assert_eq!(c["reason"], "PIDExhaustion");
+    assert!(c["message"].as_str().unwrap().contains("950"), "{c}");
+    assert!(c["lastTransitionTime"].is_string() && c["lastHeartbeatTime"].is_string());
+
+    proc.set_threads(100);
+    wait_for(Duration::from_secs(20), "KernelReady True", || {
+        api.condition("node-a", "KernelReady")
+            .is_some_and(|c| c["status"] == "True")
+    });
+    assert_eq!(
+        api.condition("node-a", "KernelReady").unwrap()["reason"],
+        "KernelHasNoProblem"
+    );
+    let text = scrape(agent.port);
+    assert_eq!(
+        sample(&text, "eksnode_condition_status{condition=\"KernelReady\"}"),
+        Some(1.0)
+    );
+
+    // Kubelet-owned conditions are untouched, and no PATCH ever named them.
+    let after = api.node("node-a").unwrap();
+    for t in ["Ready", "MemoryPressure"] {
+        let find = |n: &Value| {
+            n["status"]["conditions"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|c| c["type"] == t)
+                .cloned()
+        };
+        assert_eq!(find(&before), find(&after), "{t} changed");
+    }
+    for patch in condition_patches(&api) {
+        for c in patch["status"]["conditions"].as_array().unwrap() {
+            assert_eq!(
+                c["type"], "KernelReady",
+                "only our own types are patched: {patch}"
+            );
+        }
+        assert_eq!(
+            patch.as_object().unwrap().len(),
+            1,
+            "only status is patched: {patch}"
+        );
+    }
+    // Wrong token: the emulator refuses, as an API server does.
+    assert!(api.requests().iter().all(|r| r.status != 401));
+}
+
+#[test]
+fn restart_does_not_reset_conditions() {
+    let rt = runtime();
+    let api = rt.block_on(KubeApi::start("node-token-2"));
+    let mut conditions = kubelet_conditions();
+    conditions.as_array_mut().unwrap().push(json!({
+        "type": "KernelReady", "status": "False", "reason": "PIDExhaustion",
+        "message": "950 of pid_max 1000 in use",
+        "lastHeartbeatTime": "2026-01-01T00:00:00Z", "lastTransitionTime": "2025-06-01T00:00:00Z"
+    }));
+    api.add_node("node-a", conditions);
+    let root = tempfile::tempdir().unwrap();
+    let proc = FakeProc::new(root.path());
+    proc.set_threads(960);
+    let _agent = start_agent(Setup {
+        checks_toml: ONLY_KERNEL,
+        kubeconfig: Some(&api.kubeconfig()),
+        proc_dir: Some(&proc.dir),
+        ..Setup::default()
+    });
+    // The stale heartbeat makes a write due at once; it must keep status and transition.
+    wait_for(Duration::from_secs(20), "a heartbeat write", || {
+        !condition_patches(&api).is_empty()
+    });
+    std::thread::sleep(Duration::from_secs(2));
+    let c = api.condition("node-a", "KernelReady").unwrap();
+    assert_eq!(c["status"], "False");
+    assert_eq!(c["reason"], "PIDExhaustion");
+    assert_eq!(
+        c["lastTransitionTime"], "2025-06-01T00:00:00Z",
+        "transition time kept: {c}"
+    );
+    assert_ne!(
+        c["lastHeartbeatTime"], "2026-01-01T00:00:00Z",
+        "heartbeat renewed: {c}"
+    );
+    // Never reset to True on the way.
+    for patch in condition_patches(&api) {
+        for c in patch["status"]["conditions"].as_array().unwrap() {
+            assert_eq!(c["status"], "False", "{patch}");
+        }
+    }
+    let gets = api.requests().iter().filter(|r| r.method == "GET").count();
+    assert!(gets >= 1, "conditions read back at startup");
+}
+
+#[test]
+fn a_thousand_flapping_checks_in_a_minute_make_a_handful_of_patches() {
+    let rt = runtime();
+    let api = rt.block_on(KubeApi::start("node-token-3"));
+    api.add_node("node-a", kubelet_conditions());
+    let root = tempfile::tempdir().unwrap();
+    let proc = FakeProc::new(root.path());
+    proc.set_threads(990);
+    let agent = start_agent(Setup {
+        checks_toml: &ONLY_KERNEL.replace("interval_secs = 0.2", "interval_secs = 0.005"),
+        kubeconfig: Some(&api.kubeconfig()),
+        proc_dir: Some(&proc.dir),
+        ..Setup::default()
+    });
+    // Flip between two failure reasons and health every 20 ms until 1,000 runs are done.
+    let started = Instant::now();
+    let mut i = 0u64;
+    loop {
+        match i % 3 {
+            0 => proc.set_threads(990),
+            1 => {
+                proc.set_threads(100);
+                proc.set_files(9_900);
+            }
+            _ => proc.set_files(1000),
+        }
+        i += 1;
+        std::thread::sleep(Duration::from_millis(20));
+        let runs = sample(
+            &scrape(agent.port),
+            "eksnode_check_runs_total{check=\"kernel\"}",
+        )
+        .unwrap_or(0.0);
+        if runs >= 1000.0 {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "1,000 runs within a minute (got {runs})"
+        );
+    }
+    let elapsed = started.elapsed();
+    let problems = scrape(agent.port);
+    let failures = sample(
+        &problems,
+        "eksnode_problems_total{reason=\"PIDExhaustion\"}",
+    )
+    .unwrap_or(0.0)
+        + sample(
+            &problems,
+            "eksnode_problems_total{reason=\"FileHandleExhaustion\"}",
+        )
+        .unwrap_or(0.0);
+    assert!(
+        failures > 100.0,
+        "the check really flapped: {failures} failure transitions"
+    );
+    let patches = condition_patches(&api).len();
+    // One write per 5 s at most, plus the first.
+    let bound = (elapsed.as_secs() / 5 + 2) as usize;
+    assert!(
+        patches <= bound,
+        "{patches} PATCHes in {elapsed:?} (bound {bound})"
+    );
+    assert!(patches <= 14, "a handful within a minute: {patches}");
+}
+
+#[test]
+fn kernel_log_problems_become_deduplicated_events_and_conditions() {
+    let rt = runtime();
+    let api = rt.block_on(KubeApi::start("node-token-4"));
+    api.add_node("node-a", kubelet_conditions());
+    let root = tempfile::tempdir().unwrap();
+    let proc = FakeProc::new(root.path());
+    let kmsg = root.path().join("kmsg");
+    std::fs::write(&kmsg, "6,1,100,-;boot noise\n").unwrap();
+    let agent = start_agent(Setup {
+        checks_toml: ONLY_KERNEL,
+        kubeconfig: Some(&api.kubeconfig()),
+        proc_dir: Some(&proc.dir),
+        kmsg: Some(&kmsg),
+        ..Setup::default()
+    });
+    wait_for(Duration::from_secs(20), "KernelReady True", || {
+        api.condition("node-a", "KernelReady")
+            .is_some_and(|c| c["status"] == "True")
+    });
+    {
+        use std::io::Write as _;
+        let mut f = std::fs::OpenOptions::new()
+            .append(true)
+            .open(&kmsg)
+            .unwrap();
+        for seq in 0..500 {
+            writeln!(
+                f,
+                "3,{},{},-;Out of memory: Killed process {} (java) total-vm:1024kB",
+                seq + 2,
+                seq * 10,
+                4000 + seq
+            )
+            .unwrap();
+        }
+        writeln!(
+            f,
+            "3,600,9000,-;INFO: task jbd2/nvme0n1p1-8:312 blocked for more than 120 seconds."
+        )
+        .unwrap();
+    }
+    wait_for(
+        Duration::from_secs(20),
+        "KernelReady False TaskHung",
+        || {
+            api.condition("node-a", "KernelReady")
+                .is_some_and(|c| c["reason"] == "TaskHung")
+        },
+    );
+    wait_for(Duration::from_secs(10), "OOM counted", || {
+        sample(
+            &scrape(agent.port),
+            "eksnode_problems_total{reason=\"OOMKilling\"}",
+        ) == Some(500.0)
+    });
+    let events = api.events();
+    let oom: Vec<_> = events
+        .iter()
+        .filter(|e| e["reason"] == "OOMKilling")
+        .collect();
+    assert_eq!(
+        oom.len(),
+        1,
+        "a flood of 500 OOM kills is one event: {events:#?}"
+    );
+    assert_eq!(oom[0]["regarding"]["kind"], "Node");
+    assert_eq!(oom[0]["regarding"]["name"], "node-a");
+    assert_eq!(oom[0]["type"], "Warning");
+    assert!(events.iter().any(|e| e["reason"] == "TaskHung"));
+}
+
+fn rss_kib(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap()
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        .unwrap()
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[i]
+}
+
+/// Benchmark, not a test: `EKS_AGENT_BENCH_BIN=target/release/eks-node-agent cargo test -p
+/// eks-node-agent-tests --test integration -- --ignored --nocapture bench_agent_vs_node_exporter`.
+/// Steady RSS and scrape latency over 200 scrapes of the agent and of Debian's node_exporter
+/// with the same collectors, on this machine.
+#[test]
+#[ignore = "benchmark; run explicitly"]
+fn bench_agent_vs_node_exporter() {
+    const SCRAPES: usize = 200;
+    const WARMUP: usize = 20;
+    let bin = std::env::var_os("EKS_AGENT_BENCH_BIN").map_or_else(agent_bin, PathBuf::from);
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let child = Command::new(&bin)
+        .args(["run", "--no-kubernetes", "--node-name", "bench", "--listen"])
+        .arg(format!("127.0.0.1:{port}"))
+        .arg("--config")
+        .arg(dir.path().join("none.toml"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let agent = Proc(child);
+    wait_for(Duration::from_secs(20), "agent", || {
+        http_get(port, "/healthz").is_some_and(|r| r.0 == 200)
+    });
+    let ne = start_node_exporter();
+    let mut results = Vec::new();
+    for (name, port, pid) in [
+        ("eks-node-agent", port, agent.0.id()),
+        ("node_exporter", ne.1, ne.0.0.id()),
+    ] {
+        for _ in 0..WARMUP {
+            scrape(port);
+        }
+        let mut times = Vec::with_capacity(SCRAPES);
+        let mut bytes = 0;
+        for _ in 0..SCRAPES {
+            let t = Instant::now();
+            bytes = scrape(port).len();
+            times.push(t.elapsed());
+        }
+        times.sort();
+        results.push((
+            name,
+            rss_kib(pid),
+            percentile(&times, 0.5),
+            percentile(&times, 0.99),
+            bytes,
+        ));
+    }
+    println!("binary: {}", bin.display());
+    println!(
+        "{:<16} {:>10} {:>12} {:>12} {:>10}",
+        "exporter", "RSS KiB", "p50", "p99", "bytes"
+    );
+    for (name, rss, p50, p99, bytes) in results {
+        println!("{name:<16} {rss:>10} {p50:>12?} {p99:>12?} {bytes:>10}");
+    }
+}
+
+/// Scale simulation, not a test: `cargo test -p eks-node-agent-tests --test integration --
+/// --ignored --nocapture scale_simulation`. 2,000 simulated agents (the real condition state
+/// machine and the real kube-rs PATCH path) against the API emulator for 10 simulated
+/// minutes; checks run every 30 s (the default interval) and fail at random on 5% of the
+/// nodes. Prints writes per node per minute and writes/s per 1,000 nodes.
+#[test]
+#[ignore = "benchmark; run explicitly"]
+fn scale_simulation() {
+    use eks_node_agent::health::ConditionType;
+    use eks_node_agent::report::conditions::{Conditions, Desired};
+    use eks_node_agent::report::kube::NodeApi;
+    const NODES: usize = 2_000;
+    const MINUTES: i64 = 10;
+    const CHECK_INTERVAL_SECS: i64 = 30;
+    const FLAPPING_PERCENT: usize = 5;
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+    let rt = runtime();
+    let api = rt.block_on(KubeApi::start("scale-token"));
+    let dir = tempfile::tempdir().unwrap();
+    let kc_path = dir.path().join("kubeconfig");
+    std::fs::write(&kc_path, api.kubeconfig()).unwrap();
+    for i in 0..NODES {
+        api.add_node(&format!("node-{i}"), kubelet_conditions());
+    }
+    let client = rt.block_on(async {
+        let kc = kube::config::Kubeconfig::read_from(&kc_path).unwrap();
+        let cfg = kube::Config::from_custom_kubeconfig(kc, &Default::default())
+            .await
+            .unwrap();
+        kube::Client::try_from(cfg).unwrap()
+    });
+    let apis: Vec<NodeApi> = (0..NODES)
+        .map(|i| NodeApi::with_client(client.clone(), &format!("node-{i}")))
+        .collect();
+    let mut states: Vec<Conditions> = (0..NODES).map(|_| Conditions::default()).collect();
+    // A small deterministic PRNG (xorshift) so runs are reproducible.
+    let mut seed: u64 = 0x9E37_79B9_7F4A_7C15;
+    let mut rand = move || {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed
+    };
+    let start = time::OffsetDateTime::now_utc();
+    let flapping = NODES * FLAPPING_PERCENT / 100;
+    let mut writes = 0u64;
+    let wall = Instant::now();
+    for second in 0..MINUTES * 60 {
+        let now = start + time::Duration::seconds(second);
+        let mut batch = Vec::new();
+        for (i, state) in states.iter_mut().enumerate() {
+            // Each node's checks run every 30 s, staggered by node.
+            if (second + i as i64) % CHECK_INTERVAL_SECS == 0 {
+                let healthy = i >= flapping || rand() % 2 == 0;
+                for ct in ConditionType::ALL {
+                    let failing = ct == ConditionType::KernelReady && !healthy;
+                    state.set(
+                        ct,
+                        Desired {
+                            healthy: !failing,
+                            reason: if failing {
+                                "TaskHung".into()
+                            } else {
+                                ct.healthy_reason().into()
+                            },
+                            message: format!("check at {second}s"),
+                        },
+                    );
+                }
+            }
+            if let Some(patch) = state.due(now) {
+                batch.push((i, patch));
+            }
+        }
+        let results = rt.block_on(async {
+            let mut set = tokio::task::JoinSet::new();
+            for (i, patch) in batch {
+                let api = apis[i].clone();
+                set.spawn(async move { (i, api.patch_conditions(&patch).await.map(|()| patch)) });
+            }
+            set.join_all().await
+        });
+        for (i, result) in results {
+            let patch = result.expect("PATCH accepted");
+            states[i].committed(&patch, now);
+            writes += 1;
+        }
+    }
+    let recorded = api
+        .requests()
+        .iter()
+        .filter(|r| r.method == "PATCH")
+        .count() as u64;
+    assert_eq!(recorded, writes);
+    let per_node_minute = writes as f64 / NODES as f64 / MINUTES as f64;
+    let per_sec_per_1000 = writes as f64 / (MINUTES * 60) as f64 / (NODES as f64 / 1000.0);
+    println!(
+        "{NODES} nodes, {MINUTES} simulated minutes, {FLAPPING_PERCENT}% flapping: {writes} PATCHes \
+         = {per_node_minute:.3} writes/node/min = {per_sec_per_1000:.2} writes/s per 1,000 nodes \
+         (wall time {:?})",
+        wall.elapsed()
+    );
+    assert!(per_node_minute < 1.0);
+}
+
+/// A real containerd (Debian's) with its state in a temp dir and only its gRPC socket.
+struct Containerd {
+    _proc: Proc,
+    socket: PathBuf,
+}
+
+fn start_containerd(dir: &Path) -> Containerd {
+    let d = dir.display();
+    let config = format!(
+        "version = 2\nroot = \"{d}/root\"\nstate = \"{d}/state\"\n\
+disabled_plugins = [\"io.containerd.grpc.v1.cri\", \"io.containerd.internal.v1.opt\", \"io.containerd.internal.v1.tracing\", \
+\"io.containerd.snapshotter.v1.btrfs\", \"io.containerd.snapshotter.v1.zfs\", \"io.containerd.snapshotter.v1.devmapper\", \
+\"io.containerd.snapshotter.v1.aufs\"]\n\
+[grpc]\n  address = \"{d}/containerd.sock\"\n[ttrpc]\n  address = \"{d}/containerd.sock.ttrpc\"\n\
+[debug]\n  address = \"\"\n[metrics]\n  address = \"\"\n"
+    );
+    std::fs::create_dir_all(dir).unwrap();
+    std::fs::write(dir.join("config.toml"), config).unwrap();
+    let child = Command::new("containerd")
+        .arg("--config")
+        .arg(dir.join("config.toml"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("containerd (Debian package) must be installed: scripts/test.sh installs it");
+    let socket = dir.join("containerd.sock");
+    let c = Containerd {
+        _proc: Proc(child),
+        socket,
+    };
+    wait_for(Duration::from_secs(20), "containerd socket", || {
+        std::os::unix::net::UnixStream::connect(&c.socket).is_ok()
+    });
+    c
+}
+
+/// A loopback HTTP server answering fixed bodies by path: stands in for kubelet's healthz
+/// and ipamd's introspection and metrics endpoints, which cannot run here.
+struct FixedHttp {
+    port: u16,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl Drop for FixedHttp {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        let _ = std::net::TcpStream::connect(("127.0.0.1", self.port));
+    }
+}
+
+fn fixed_http(routes: Vec<(&'static str, String)>) -> FixedHttp {
+    use std::io::{BufRead as _, Write as _};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let stop2 = stop.clone();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            if stop2.load(std::sync::atomic::Ordering::Relaxed) {
+                return;
+            }
+            let Ok(mut stream) = stream else { continue };
+            let mut reader = std::io::BufReader::new(stream.try_clone().unwrap());
+            let mut request_line = String::new();
+            let _ = reader.read_line(&mut request_line);
+            let path = request_line
+                .split_whitespace()
+                .nth(1)
+                .unwrap_or("/")
+                .to_string();
+            let mut line = String::new();
+            while reader.read_line(&mut line).is_ok_and(|n| n > 2) {
+                line.clear();
+            }
+            let (code, body) = routes
+                .iter()
+                .find(|(p, _)| *p == path)
+                .map_or(("404 Not Found", String::new()), |(_, b)| {
+                    ("200 OK", b.clone())
+                });
+            let _ = write!(
+                stream,
+                "HTTP/1.1 {code}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            );
+        }
+    });
+    FixedHttp { port, stop }
+}
+
+#[test]
+fn all_checks_against_real_containerd_and_local_endpoints() {
+    let rt = runtime();
+    let api = rt.block_on(KubeApi::start("node-token-5"));
+    api.add_node("node-a", kubelet_conditions());
+    let root = tempfile::tempdir().unwrap();
+    let containerd = start_containerd(&root.path().join("containerd"));
+    let kubelet = fixed_http(vec![("/healthz", "ok".to_string())]);
+    let ipamd = fixed_http(vec![
+        (
+            "/v1/enis",
+            r#"{"TotalIPs":29,"AssignedIPs":7,"ENIs":{}}"#.to_string(),
+        ),
+        ("/metrics", "awscni_assigned_ip_addresses 7\n".to_string()),
+    ]);
+    let conflist = root.path().join("10-aws.conflist");
+    std::fs::write(&conflist, r#"{"cniVersion":"0.4.0","name":"aws-cni","plugins":[{"name":"aws-cni","type":"aws-cni"},{"type":"portmap"}]}"#).unwrap();
+    // The kubelet's client certificate, with its key in the same file as the kubelet keeps it.
+    let key = rcgen::KeyPair::generate().unwrap();
+    let mut params = rcgen::CertificateParams::new(vec!["node-a".to_string()]).unwrap();
+    let not_after = time::OffsetDateTime::now_utc() + time::Duration::days(300);
+    let not_after = not_after.replace_nanosecond(0).unwrap();
+    params.not_after = not_after;
+    let cert = params.self_signed(&key).unwrap();
+    let pem_path = root.path().join("kubelet-client-current.pem");
+    std::fs::write(&pem_path, format!("{}{}", cert.pem(), key.serialize_pem())).unwrap();
+
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("daemon.toml");
+    let fast = "interval_secs = 0.3\n";
+    std::fs::write(
+        &config,
+        format!(
+            "[checks.kubelet]\n{fast}[checks.containerd]\n{fast}[checks.vpc_cni]\n{fast}\
+             [checks.storage]\n{fast}[checks.credentials]\n{fast}[checks.kernel]\n{fast}"
+        ),
+    )
+    .unwrap();
+    std::fs::write(dir.path().join("kubeconfig"), api.kubeconfig()).unwrap();
+    let port = free_port();
+    let agent = Proc(
+        Command::new(agent_bin())
+            .arg("run")
+            .args([
+                "--node-name",
+                "node-a",
+                "--listen",
+                &format!("127.0.0.1:{port}"),
+            ])
+            .arg("--config")
+            .arg(&config)
+            .arg("--kubeconfig")
+            .arg(dir.path().join("kubeconfig"))
+            .arg("--kubelet-healthz")
+            .arg(format!("http://127.0.0.1:{}/healthz", kubelet.port))
+            .arg("--containerd-socket")
+            .arg(&containerd.socket)
+            .arg("--cni-conflist")
+            .arg(&conflist)
+            .arg("--ipamd-introspection")
+            .arg(format!("http://127.0.0.1:{}", ipamd.port))
+            .arg("--ipamd-metrics")
+            .arg(format!("http://127.0.0.1:{}/metrics", ipamd.port))
+            .arg("--storage-dir")
+            .arg(root.path())
+            .arg("--kubelet-client-cert")
+            .arg(&pem_path)
+            .arg("--kmsg")
+            .arg(root.path().join("kmsg"))
+            .env_remove("NOTIFY_SOCKET")
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    wait_for(Duration::from_secs(20), "all four conditions True", || {
+        [
+            "KernelReady",
+            "NetworkingReady",
+            "StorageReady",
+            "ContainerRuntimeReady",
+        ]
+        .iter()
+        .all(|t| {
+            api.condition("node-a", t)
+                .is_some_and(|c| c["status"] == "True")
+        })
+    });
+    let text = scrape(port);
+    for check in [
+        "kubelet",
+        "containerd",
+        "vpc_cni",
+        "storage",
+        "credentials",
+        "kernel",
+    ] {
+        assert_eq!(
+            sample(&text, &format!("eksnode_check_up{{check=\"{check}\"}}")),
+            Some(1.0),
+            "{check}\n{text}"
+        );
+    }
+    assert_eq!(sample(&text, "eksnode_kubelet_up"), Some(1.0));
+    assert_eq!(sample(&text, "eksnode_containerd_up"), Some(1.0));
+    assert_eq!(sample(&text, "eksnode_vpc_cni_ips"), Some(29.0));
+    assert_eq!(sample(&text, "eksnode_vpc_cni_assigned_ips"), Some(7.0));
+    assert_eq!(
+        sample(
+            &text,
+            "eksnode_kubelet_client_cert_expiry_timestamp_seconds"
+        ),
+        Some(not_after.unix_timestamp() as f64)
+    );
+    let secret_marker = key.serialize_pem();
+    assert!(
+        !text.contains(secret_marker.lines().nth(1).unwrap()),
+        "no key material on /metrics"
+    );
+
+    // containerd goes away: ContainerRuntimeReady False; kubelet goes away: an event.
+    drop(containerd);
+    drop(kubelet);
+    wait_for(
+        Duration::from_secs(20),
+        "ContainerRuntimeReady False",
+        || {
+            api.condition("node-a", "ContainerRuntimeReady")
+                .is_some_and(|c| c["status"] == "False" && c["reason"] == "ContainerdUnreachable")
+        },
+    );
+    wait_for(Duration::from_secs(20), "KubeletUnreachable event", || {
+        api.events()
+            .iter()
+            .any(|e| e["reason"] == "KubeletUnreachable")
+    });
+    // containerd comes back: the condition recovers.
+    let _containerd = start_containerd(&root.path().join("containerd"));
+    wait_for(
+        Duration::from_secs(20),
+        "ContainerRuntimeReady True again",
+        || {
+            api.condition("node-a", "ContainerRuntimeReady")
+                .is_some_and(|c| c["status"] == "True")
+        },
+    );
+    drop(agent);
+}
+
+#[test]
+fn sighup_reloads_the_check_schedule() {
+    let dir = tempfile::tempdir().unwrap();
+    let sock_path = dir.path().join("notify.sock");
+    let sock = UnixDatagram::bind(&sock_path).unwrap();
+    sock.set_read_timeout(Some(Duration::from_secs(20)))
+        .unwrap();
+    let config = dir.path().join("daemon.toml");
+    // Once an hour: after the first round the kernel check does not run again.
+    std::fs::write(
+        &config,
+        ONLY_KERNEL.replace("interval_secs = 0.2", "interval_secs = 3600"),
+    )
+    .unwrap();
+    let port = free_port();
+    let mut agent = Proc(
+        Command::new(agent_bin())
+            .args([
+                "run",
+                "--no-kubernetes",
+                "--node-name",
+                "node-a",
+                "--listen",
+                &format!("127.0.0.1:{port}"),
+            ])
+            .arg("--config")
+            .arg(&config)
+            .arg("--kmsg")
+            .arg(dir.path().join("kmsg"))
+            .env("NOTIFY_SOCKET", &sock_path)
+            .env_remove("WATCHDOG_USEC")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    wait_for(Duration::from_secs(20), "healthz", || {
+        http_get(port, "/healthz").is_some_and(|r| r.0 == 200)
+    });
+    std::thread::sleep(Duration::from_millis(500));
+    let runs = |t: &str| sample(t, "eksnode_check_runs_total{check=\"kernel\"}").unwrap();
+    assert_eq!(runs(&scrape(port)), 1.0);
+    std::fs::write(
+        &config,
+        ONLY_KERNEL.replace("interval_secs = 0.2", "interval_secs = 0.05"),
+    )
+    .unwrap();
+    assert!(
+        Command::new("kill")
+            .arg("-HUP")
+            .arg(agent.0.id().to_string())
+            .status()
+            .unwrap()
+            .success()
+    );
+    wait_for(
+        Duration::from_secs(10),
+        "kernel check runs on the new schedule",
+        || runs(&scrape(port)) >= 10.0,
+    );
+    let mut saw_reloading = false;
+    let mut buf = [0u8; 4096];
+    while let Ok(n) = sock.recv(&mut buf) {
+        if String::from_utf8_lossy(&buf[..n])
+            .lines()
+            .any(|l| l == "RELOADING=1")
+        {
+            saw_reloading = true;
+            break;
+        }
+    }
+    assert!(saw_reloading, "RELOADING=1 sent on SIGHUP");
+    // A broken file on reload keeps the running config.
+    std::fs::write(&config, "[checks.nope]\n").unwrap();
+    assert!(
+        Command::new("kill")
+            .arg("-HUP")
+            .arg(agent.0.id().to_string())
+            .status()
+            .unwrap()
+            .success()
+    );
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(
+        http_get(port, "/healthz").is_some_and(|r| r.0 == 200),
+        "still serving"
+    );
+    assert!(agent.term().success());
+}
+
+#[test]
+fn bad_config_file_is_bad_input() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("daemon.toml");
+    std::fs::write(&config, "[checks.kubelett]\ninterval_secs = 5\n").unwrap();
+    let out = Command::new(agent_bin())
+        .args(["run", "--no-kubernetes", "--node-name", "n", "--listen"])
+        .arg(format!("127.0.0.1:{}", free_port()))
+        .arg("--config")
+        .arg(&config)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("daemon.toml") && err.contains("kubelett"),
+        "{err}"
+    );
+}
+
+#[test]
+fn emulator_merges_conditions_by_type_and_rejects_directives() {
+    use eks_node_agent_tests::kube_api::strategic_merge_node;
+    let mut node = json!({"status": {"conditions": [
+        {"type": "Ready", "status": "True"},
+        {"type": "KernelReady", "status": "True", "reason": "A"}
+    ]}});
+    strategic_merge_node(
+        &mut node,
+        &json!({"status": {"conditions": [
+            {"type": "KernelReady", "status": "False", "reason": "B"},
+            {"type": "StorageReady", "status": "True"}
+        ]}}),
+    )
+    .unwrap();
+    let c = node["status"]["conditions"].as_array().unwrap();
+    assert_eq!(c.len(), 3);
+    assert_eq!(c[0], json!({"type": "Ready", "status": "True"}));
+    assert_eq!(c[1]["reason"], "B");
+    assert!(
+        strategic_merge_node(
+            &mut node,
+            &json!({"status": {"conditions": [{"status": "True"}]}})
+        )
+        .is_err()
+    );
+    assert!(strategic_merge_node(&mut node, &json!({"status": {"$patch": "replace"}})).is_err());
+}
+
+#[test]
+fn emulator_refuses_a_wrong_token_like_an_api_server() {
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+    let rt = runtime();
+    let api = rt.block_on(KubeApi::start("right-token"));
+    api.add_node("node-a", kubelet_conditions());
+    let dir = tempfile::tempdir().unwrap();
+    let kc = dir.path().join("kubeconfig");
+    std::fs::write(&kc, api.kubeconfig().replace("right-token", "wrong-token")).unwrap();
+    let err = rt
+        .block_on(async {
+            let node = eks_node_agent::report::kube::NodeApi::connect(&kc, "node-a")
+                .await
+                .unwrap();
+            node.conditions().await
+        })
+        .unwrap_err();
+    let chain = eks_node_agent::report::error_chain(&err);
+    assert!(chain.contains("node-a") && chain.contains("401"), "{chain}");
+    assert_eq!(api.requests().last().unwrap().status, 401);
+}
