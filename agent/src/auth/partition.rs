@@ -57,6 +57,18 @@ pub const PARTITIONS: &[Partition] = &[
     },
 ];
 
+/// The partition a region name belongs to (`aws` when no other prefix matches).
+pub fn partition_of(region: &str) -> &'static Partition {
+    PARTITIONS
+        .iter()
+        .find(|p| {
+            p.region_prefixes
+                .iter()
+                .any(|prefix| region.starts_with(prefix))
+        })
+        .unwrap_or(&PARTITIONS[PARTITIONS.len() - 1])
+}
+
 /// A validated region name such as `us-west-2`.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Region(String);
@@ -97,14 +109,7 @@ impl Region {
 
     /// The partition this region belongs to.
     pub fn partition(&self) -> &'static Partition {
-        PARTITIONS
-            .iter()
-            .find(|p| {
-                p.region_prefixes
-                    .iter()
-                    .any(|prefix| self.0.starts_with(prefix))
-            })
-            .unwrap_or(&PARTITIONS[PARTITIONS.len() - 1])
+        partition_of(&self.0)
     }
 
     /// The regional STS host, e.g. `sts.us-west-2.amazonaws.com`.

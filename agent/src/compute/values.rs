@@ -142,15 +142,7 @@ impl crate::exit::Classify for Error {
 
 /// The DNS suffix of a region's partition.
 pub fn dns_suffix(region: &str) -> &'static str {
-    if region.starts_with("cn-") {
-        "amazonaws.com.cn"
-    } else if region.starts_with("us-isob-") {
-        "sc2s.sgov.gov"
-    } else if region.starts_with("us-iso-") {
-        "c2s.ic.gov"
-    } else {
-        "amazonaws.com"
-    }
+    crate::auth::partition::partition_of(region).dns_suffix
 }
 
 /// The ECR account that hosts the EKS pause image in a region.

@@ -236,11 +236,7 @@ fn pause_image(flags: &LegacyFlags, ctx: &TranslationContext) -> Result<String, 
         .pause_container_version
         .as_deref()
         .unwrap_or(DEFAULT_PAUSE_VERSION);
-    let suffix = if region.starts_with("cn-") {
-        "amazonaws.com.cn"
-    } else {
-        "amazonaws.com"
-    };
+    let suffix = crate::auth::partition::partition_of(region).dns_suffix;
     Ok(format!(
         "{account}.dkr.ecr.{region}.{suffix}/eks/pause:{version}"
     ))
