@@ -6,7 +6,6 @@
 use std::path::PathBuf;
 use std::time::Instant;
 
-use base64::Engine;
 use clap::{Args, ValueEnum};
 
 use super::config::SourceArgs;
@@ -192,11 +191,10 @@ async fn discover(
         return Ok(found);
     }
     let cluster = &config.spec.cluster;
-    let ca = cluster.certificate_authority.as_deref().and_then(|b64| {
-        base64::engine::general_purpose::STANDARD
-            .decode(b64.split_whitespace().collect::<String>())
-            .ok()
-    });
+    let ca = cluster
+        .certificate_authority
+        .as_deref()
+        .and_then(|b64| crate::config::validate::ca_pem(b64).ok());
     let input = facts::DiscoverInput {
         cluster_name: cluster.name.clone().unwrap_or_default(),
         api_server_endpoint: cluster.api_server_endpoint.clone(),
@@ -231,10 +229,7 @@ async fn discover(
         };
         found.cluster = Cluster {
             endpoint: c.endpoint.clone(),
-            certificate_authority: c
-                .certificate_authority_pem
-                .as_ref()
-                .map(|pem| base64::engine::general_purpose::STANDARD.encode(pem)),
+            certificate_authority_pem: c.certificate_authority_pem.clone(),
             service_cidr: cidr.map(|c| c.to_string()),
             id: c.id.clone(),
             outpost: c.local_outpost,

@@ -8,7 +8,6 @@ use std::collections::BTreeMap;
 use std::net::IpAddr;
 use std::path::PathBuf;
 
-use base64::Engine;
 use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
 
@@ -70,8 +69,8 @@ pub struct Instance {
 pub struct Cluster {
     /// API server URL.
     pub endpoint: Option<String>,
-    /// base64 PEM CA bundle.
-    pub certificate_authority: Option<String>,
+    /// The CA bundle (PEM), as DescribeCluster's `certificateAuthority.data` decodes.
+    pub certificate_authority_pem: Option<String>,
     /// Service CIDR.
     pub service_cidr: Option<String>,
     /// Cluster ID (Outposts local clusters).
@@ -202,16 +201,6 @@ fn parse_cidr(what: &str, value: Option<&str>) -> Result<Option<IpNet>, Error> {
         .transpose()
 }
 
-fn decode_ca(b64: &str, what: &str) -> Result<Vec<u8>, Error> {
-    let compact: String = b64.chars().filter(|ch| !ch.is_ascii_whitespace()).collect();
-    base64::engine::general_purpose::STANDARD
-        .decode(compact)
-        .map_err(|e| Error::Invalid {
-            what: what.into(),
-            reason: format!("not base64 ({e})"),
-        })
-}
-
 /// Resolves the node's values from its config and what discovery found.
 pub fn resolve(config: &NodeConfig, found: &Discovered) -> Result<NodeValues, Error> {
     let cluster_cfg = &config.spec.cluster;
@@ -227,16 +216,25 @@ pub fn resolve(config: &NodeConfig, found: &Discovered) -> Result<NodeValues, Er
             what: "the API server endpoint",
             fix: "set spec.cluster.apiServerEndpoint, or let the agent call DescribeCluster".into(),
         })?;
-    let ca_b64 = cluster_cfg
-        .certificate_authority
-        .as_deref()
-        .or(found.cluster.certificate_authority.as_deref())
-        .ok_or(Error::Missing {
-            what: "the cluster CA",
-            fix: "set spec.cluster.certificateAuthority, or let the agent call DescribeCluster"
-                .into(),
-        })?;
-    let ca_pem = decode_ca(ca_b64, "cluster certificate authority")?;
+    let ca_pem = match (
+        &cluster_cfg.certificate_authority,
+        &found.cluster.certificate_authority_pem,
+    ) {
+        (Some(b64), _) => {
+            crate::config::validate::ca_pem(b64).map_err(|reason| Error::Invalid {
+                what: "spec.cluster.certificateAuthority".into(),
+                reason,
+            })?
+        }
+        (None, Some(pem)) => pem.clone().into_bytes(),
+        (None, None) => {
+            return Err(Error::Missing {
+                what: "the cluster CA",
+                fix: "set spec.cluster.certificateAuthority, or let the agent call DescribeCluster"
+                    .into(),
+            });
+        }
+    };
     let service_cidr = parse_cidr(
         "service CIDR",
         cluster_cfg

@@ -111,7 +111,7 @@ pub fn validate(
         check_endpoint(&mut c, endpoint);
     }
     if let Some(ca) = cluster.certificate_authority.as_deref()
-        && let Err(why) = check_ca(ca)
+        && let Err(why) = ca_pem(ca)
     {
         c.fail("spec.cluster.certificateAuthority", format!("{why}; expected base64 of the PEM CA bundle (as in DescribeCluster's certificateAuthority.data)"));
     }
@@ -163,13 +163,14 @@ fn check_endpoint(c: &mut Checker<'_>, endpoint: &str) {
     }
 }
 
-/// Checks that `ca` is base64 of one or more PEM certificates that parse as X.509.
-pub fn check_ca(ca: &str) -> Result<(), String> {
+/// Decodes `ca`, base64 of one or more PEM certificates that parse as X.509, to the PEM bytes.
+pub fn ca_pem(ca: &str) -> Result<Vec<u8>, String> {
     let compact: String = ca.chars().filter(|ch| !ch.is_ascii_whitespace()).collect();
     let pem = base64::engine::general_purpose::STANDARD
         .decode(compact.as_bytes())
         .map_err(|e| format!("is not valid base64 ({e})"))?;
-    check_pem_certificates(&pem)
+    check_pem_certificates(&pem)?;
+    Ok(pem)
 }
 
 /// Checks that `pem` holds one or more X.509 certificates in PEM form.

@@ -190,6 +190,14 @@ fn parse_cidr(cluster: &str, field: &'static str, value: &str) -> Result<IpNet, 
     })
 }
 
+fn parse_cidrs<'a>(
+    cluster: &str,
+    field: &'static str,
+    values: impl Iterator<Item = &'a String>,
+) -> Result<Vec<IpNet>, Error> {
+    values.map(|c| parse_cidr(cluster, field, c)).collect()
+}
+
 /// Turns a DescribeCluster answer into [`ClusterDetails`] (pure). `need_ca`: decode and check
 /// the CA (false when the configuration supplies one).
 pub fn cluster_details(
@@ -223,40 +231,22 @@ pub fn cluster_details(
     };
     let outpost = cluster.outpost_config();
     let remote = cluster.remote_network_config();
-    let remote_node_networks = remote
-        .map(|r| {
-            r.remote_node_networks()
-                .iter()
-                .flat_map(|n| n.cidrs())
-                .collect::<Vec<_>>()
-        })
-        .unwrap_or_default()
-        .into_iter()
-        .map(|c| {
-            parse_cidr(
-                name,
-                "cluster.remoteNetworkConfig.remoteNodeNetworks[].cidrs",
-                c,
-            )
-        })
-        .collect::<Result<Vec<_>, _>>()?;
-    let remote_pod_networks = remote
-        .map(|r| {
-            r.remote_pod_networks()
-                .iter()
-                .flat_map(|n| n.cidrs())
-                .collect::<Vec<_>>()
-        })
-        .unwrap_or_default()
-        .into_iter()
-        .map(|c| {
-            parse_cidr(
-                name,
-                "cluster.remoteNetworkConfig.remotePodNetworks[].cidrs",
-                c,
-            )
-        })
-        .collect::<Result<Vec<_>, _>>()?;
+    let remote_node_networks = parse_cidrs(
+        name,
+        "cluster.remoteNetworkConfig.remoteNodeNetworks[].cidrs",
+        remote
+            .into_iter()
+            .flat_map(|r| r.remote_node_networks())
+            .flat_map(|n| n.cidrs()),
+    )?;
+    let remote_pod_networks = parse_cidrs(
+        name,
+        "cluster.remoteNetworkConfig.remotePodNetworks[].cidrs",
+        remote
+            .into_iter()
+            .flat_map(|r| r.remote_pod_networks())
+            .flat_map(|n| n.cidrs()),
+    )?;
     let local_outpost = outpost.is_some();
     let id = cluster.id().map(str::to_string);
     if local_outpost && id.is_none() {
