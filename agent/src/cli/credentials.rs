@@ -54,7 +54,7 @@ pub struct CredentialsArgs {
     #[arg(long)]
     pub region: Option<String>,
     /// Roles Anywhere endpoint URL [default: https://rolesanywhere.REGION.amazonaws.com].
-    #[arg(long)]
+    #[arg(long, env = "AWS_ENDPOINT_URL_ROLESANYWHERE")]
     pub endpoint: Option<String>,
 }
 

@@ -145,6 +145,9 @@ async fn execute(args: &InitArgs, loaded: Loaded, imds: &Imds) -> anyhow::Result
         let t = Instant::now();
         report.merge(applier.apply_files(&plan)?);
         report.merge(applier.apply_sysctls(&plan)?);
+        if config.is_hybrid() && root.is_host() && !values::swap_allowed(config) {
+            swap_off(&found.host.swaps).await?;
+        }
         tracing::info!(
             phase = "config",
             duration_ms = t.elapsed().as_millis() as u64,
@@ -176,6 +179,10 @@ async fn discover(
 ) -> anyhow::Result<Discovered> {
     let mut host = HostFacts::read(std::path::Path::new("/"));
     host.hosts_file = std::fs::read_to_string(root.dir().join("etc/hosts")).ok();
+    host.fstab = std::fs::read_to_string(root.dir().join("etc/fstab")).ok();
+    host.swaps = std::fs::read_to_string(root.dir().join("proc/swaps"))
+        .map(|t| facts::host::parse_swaps(&t))
+        .unwrap_or_default();
     let agent_binary =
         std::env::current_exe().unwrap_or_else(|_| PathBuf::from("/usr/bin/eks-node-agent"));
     let mut found = Discovered {
@@ -187,6 +194,22 @@ async fn discover(
         found.ssm_managed_instance_id = facts::host::ssm_managed_instance_id(root.dir());
         if found.ssm_managed_instance_id.is_none() && root.is_host() && !dry_run {
             found.ssm_managed_instance_id = register_with_ssm(config).await?;
+        }
+        found.cluster = describe_hybrid_cluster(config, &found).await?;
+        let endpoint = config
+            .spec
+            .cluster
+            .api_server_endpoint
+            .clone()
+            .or_else(|| found.cluster.endpoint.clone());
+        let node_ip_set = config
+            .spec
+            .kubelet
+            .flags
+            .iter()
+            .any(|f| f.trim_start_matches('-').starts_with("node-ip"));
+        if let Some(endpoint) = endpoint.filter(|_| !node_ip_set) {
+            found.api_route_ip = route_to(&endpoint).await;
         }
         return Ok(found);
     }
@@ -234,6 +257,7 @@ async fn discover(
             id: c.id.clone(),
             outpost: c.local_outpost,
             api_server_addresses: Vec::new(),
+            remote_node_networks: Vec::new(),
         };
     }
     if let Some(it) = crate::compute::InstanceType::parse(&md.identity.instance_type).ok()
@@ -286,4 +310,205 @@ async fn register_with_ssm(config: &NodeConfig) -> anyhow::Result<Option<String>
         .await?;
     tracing::info!(managed_instance_id = %id, "registered with SSM");
     Ok(Some(id))
+}
+
+/// How long resolving the API server's name may take (for the node IP's route).
+const RESOLVE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// The local address of the interface that routes to the API server at `endpoint` (its
+/// first resolved address); `None` when it cannot be resolved in time.
+async fn route_to(endpoint: &str) -> Option<std::net::IpAddr> {
+    let url = url::Url::parse(endpoint).ok()?;
+    let host = url.host_str()?.trim_matches(['[', ']']).to_owned();
+    let port = url.port_or_known_default().unwrap_or(443);
+    let addr = match host.parse::<std::net::IpAddr>() {
+        Ok(ip) => ip,
+        Err(_) => tokio::time::timeout(
+            RESOLVE_TIMEOUT,
+            tokio::net::lookup_host((host.as_str(), port)),
+        )
+        .await
+        .ok()?
+        .ok()?
+        .next()?
+        .ip(),
+    };
+    let ip = facts::host::source_address_for(addr);
+    tracing::debug!(endpoint, api_server = %addr, local = ?ip, "route to the API server");
+    ip
+}
+
+/// The AWS credentials of a hybrid node: IAM Roles Anywhere with the node's certificate, or
+/// the credentials file the SSM agent keeps for the activation.
+async fn hybrid_credentials(
+    config: &NodeConfig,
+    node_name: &str,
+) -> anyhow::Result<aws_credential_types::provider::SharedCredentialsProvider> {
+    use crate::auth::credentials::{self, Source};
+    use crate::auth::partition::Region;
+    use crate::auth::rolesanywhere::{
+        self, RolesAnywhere, RolesAnywhereProvider, SessionParams, X509Identity,
+    };
+    use aws_credential_types::provider::SharedCredentialsProvider;
+    let hybrid = config
+        .spec
+        .hybrid
+        .as_ref()
+        .ok_or_else(|| anyhow::anyhow!("not a hybrid node"))?;
+    let region = config.spec.cluster.region.as_deref().unwrap_or_default();
+    if let Some(ira) = &hybrid.iam_roles_anywhere {
+        let anchor = ira.trust_anchor_arn.clone().unwrap_or_default();
+        let ra_region = anchor
+            .split(':')
+            .nth(3)
+            .filter(|r| !r.is_empty())
+            .unwrap_or(region);
+        let identity = X509Identity::load(
+            std::path::Path::new(
+                ira.certificate_path
+                    .as_deref()
+                    .unwrap_or(render::hybrid::DEFAULT_CERTIFICATE),
+            ),
+            std::path::Path::new(
+                ira.private_key_path
+                    .as_deref()
+                    .unwrap_or(render::hybrid::DEFAULT_PRIVATE_KEY),
+            ),
+            None,
+        )?;
+        let params = SessionParams {
+            trust_anchor_arn: anchor.clone(),
+            profile_arn: ira.profile_arn.clone().unwrap_or_default(),
+            role_arn: ira.role_arn.clone().unwrap_or_default(),
+            role_session_name: Some(node_name.to_owned()).filter(|n| !n.is_empty()),
+            duration_secs: rolesanywhere::DEFAULT_DURATION_SECS,
+        };
+        let ca_bundle = std::env::var_os("AWS_CA_BUNDLE")
+            .filter(|v| !v.is_empty())
+            .map(PathBuf::from);
+        let endpoint = std::env::var(ROLES_ANYWHERE_ENDPOINT_ENV)
+            .ok()
+            .filter(|v| !v.is_empty());
+        let client = RolesAnywhere::new(
+            identity,
+            params,
+            Region::parse(ra_region, "spec.hybrid.iamRolesAnywhere.trustAnchorArn")?,
+            endpoint.as_deref(),
+            rolesanywhere::https_client(ca_bundle.as_deref())?,
+            std::sync::Arc::new(crate::auth::SystemClock),
+        )?;
+        return Ok(SharedCredentialsProvider::new(RolesAnywhereProvider::new(
+            client,
+        )));
+    }
+    let env = credentials::process_env;
+    let path = crate::auth::ssm::credentials_file(&env);
+    Ok(credentials::provider(
+        &Source::SsmFile(path),
+        &Region::parse(region, "spec.cluster.region")?,
+        &env,
+    )
+    .await?)
+}
+
+/// The standard variable naming the Roles Anywhere endpoint (as for the AWS SDKs).
+pub(crate) const ROLES_ANYWHERE_ENDPOINT_ENV: &str = "AWS_ENDPOINT_URL_ROLESANYWHERE";
+
+/// DescribeCluster for a hybrid node, with the node's own credentials: the endpoint, CA and
+/// service CIDR when the config lacks them (then a failure is an error), and the remote node
+/// networks the node IP must be in (when the config is complete, a failure only skips that
+/// check, with a warning).
+async fn describe_hybrid_cluster(
+    config: &NodeConfig,
+    found: &Discovered,
+) -> anyhow::Result<Cluster> {
+    let cluster = &config.spec.cluster;
+    let complete = cluster.api_server_endpoint.is_some()
+        && cluster.certificate_authority.is_some()
+        && cluster.cidr.is_some();
+    let name = cluster.name.clone().unwrap_or_default();
+    let region = cluster.region.clone().unwrap_or_default();
+    let node_name = config
+        .spec
+        .hybrid
+        .as_ref()
+        .and_then(|h| h.iam_roles_anywhere.as_ref())
+        .and_then(|i| i.node_name.clone())
+        .or_else(|| found.ssm_managed_instance_id.clone())
+        .unwrap_or_default();
+    let described = async {
+        let creds = hybrid_credentials(config, &node_name).await?;
+        let sdk = facts::sdk_config(&region, Some(creds)).await;
+        let eks = facts::eks::Eks::new(&sdk, None);
+        let need_ca = cluster.certificate_authority.is_none();
+        anyhow::Ok(
+            eks.cluster_details(&name, need_ca, facts::eks::CreatingWait::default())
+                .await?,
+        )
+    }
+    .await;
+    match described {
+        Ok(d) => {
+            let v6 = d.ip_family == Some(facts::eks::IpFamily::Ipv6);
+            let cidr = if v6 {
+                d.service_ipv6_cidr
+            } else {
+                d.service_ipv4_cidr.or(d.service_ipv6_cidr)
+            };
+            tracing::info!(cluster = %name, remote_node_networks = ?d.remote_node_networks, "described the hybrid cluster");
+            Ok(Cluster {
+                endpoint: d.endpoint.clone(),
+                certificate_authority_pem: d.certificate_authority_pem.clone(),
+                service_cidr: cidr.map(|c| c.to_string()),
+                id: d.id.clone(),
+                outpost: false,
+                api_server_addresses: Vec::new(),
+                remote_node_networks: d.remote_node_networks.clone(),
+            })
+        }
+        Err(e) if complete => {
+            let causes: Vec<String> = e.chain().map(ToString::to_string).collect();
+            tracing::warn!(cluster = %name, error = %causes.join(": "), "cannot describe the cluster; the node IP is not checked against its remote node networks");
+            Ok(Cluster::default())
+        }
+        Err(e) => Err(e.context(format!(
+            "describing hybrid cluster {name} in {region} (needed because spec.cluster lacks apiServerEndpoint, certificateAuthority or cidr; set them, or grant the node's role eks:DescribeCluster)"
+        ))),
+    }
+}
+
+/// How long turning off one swap file may take (it pages everything back in).
+const SWAPOFF_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(300);
+
+/// Turns off active swap files (`swapoff PATH`, no shell; the path comes from /proc/swaps).
+/// Partitions were refused before anything changed (see `compute::values`).
+async fn swap_off(swaps: &[facts::host::SwapArea]) -> anyhow::Result<()> {
+    for swap in swaps
+        .iter()
+        .filter(|s| s.kind == facts::host::SwapKind::File)
+    {
+        tracing::info!(path = %swap.path, "turning off swap (kubelet failSwapOn)");
+        let status = tokio::time::timeout(
+            SWAPOFF_TIMEOUT,
+            tokio::process::Command::new("swapoff")
+                .arg(&swap.path)
+                .kill_on_drop(true)
+                .status(),
+        )
+        .await
+        .map_err(|_| {
+            anyhow::anyhow!(
+                "swapoff {} did not finish within {SWAPOFF_TIMEOUT:?}",
+                swap.path
+            )
+        })?
+        .map_err(|e| anyhow::anyhow!("cannot run swapoff {}: {e}", swap.path))?;
+        if !status.success() {
+            anyhow::bail!(
+                "swapoff {} failed ({status}); turn the swap off by hand, or set failSwapOn: false in spec.kubelet.config",
+                swap.path
+            );
+        }
+    }
+    Ok(())
 }

@@ -81,6 +81,10 @@ pub struct Cluster {
     /// API server addresses to pin in /etc/hosts (Outposts).
     #[serde(default)]
     pub api_server_addresses: Vec<IpAddr>,
+    /// `remoteNetworkConfig.remoteNodeNetworks[].cidrs` (hybrid nodes): the node IP must be
+    /// inside one of them. Empty when DescribeCluster was not answered.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub remote_node_networks: Vec<IpNet>,
 }
 
 /// Everything discovery found. Tests write it by hand (golden scenarios); `init` fills it.
@@ -102,6 +106,9 @@ pub struct Discovered {
     /// The SSM managed instance ID (`mi-...`) of a registered hybrid node.
     #[serde(default)]
     pub ssm_managed_instance_id: Option<String>,
+    /// The local address of the interface that routes to the API server (hybrid nodes).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub api_route_ip: Option<IpAddr>,
     /// This binary's absolute path.
     pub agent_binary: PathBuf,
 }
@@ -125,6 +132,26 @@ pub enum Error {
         /// What is wrong.
         reason: String,
     },
+    /// The node IP is outside every remote node network of the hybrid cluster.
+    #[error(
+        "the node IP {ip} ({origin}) is outside the cluster's remote node networks ({networks}): the control plane could not reach this kubelet. Fix: run the node on an address inside one of them, set --node-ip=<address> in spec.kubelet.flags, or add this network to the cluster's remoteNetworkConfig"
+    )]
+    NodeIpOutsideRemoteNetworks {
+        /// The node IP.
+        ip: IpAddr,
+        /// Where the IP came from.
+        origin: &'static str,
+        /// The networks, comma-separated.
+        networks: String,
+    },
+    /// The host has a swap partition that cannot be turned off for good by the agent.
+    #[error(
+        "swap partition {path} is active (/proc/swaps) and kubelet refuses to run with swap (failSwapOn). Fix: `swapoff {path}` and remove its line from /etc/fstab, or allow swap with `failSwapOn: false` in spec.kubelet.config"
+    )]
+    SwapPartition {
+        /// The device.
+        path: String,
+    },
     /// A derivation failed.
     #[error(transparent)]
     Compute(#[from] super::Error),
@@ -134,7 +161,11 @@ impl crate::exit::Classify for Error {
     fn exit_code(&self) -> crate::exit::Code {
         match self {
             Error::Compute(e) => e.exit_code(),
-            Error::Missing { .. } | Error::Invalid { .. } => crate::exit::Code::BadInput,
+            Error::Missing { .. }
+            | Error::Invalid { .. }
+            | Error::NodeIpOutsideRemoteNetworks { .. } => crate::exit::Code::BadInput,
+            // The host, not the input, is what must change.
+            Error::SwapPartition { .. } => crate::exit::Code::Failure,
         }
     }
 }
@@ -297,6 +328,7 @@ pub fn resolve(config: &NodeConfig, found: &Discovered) -> Result<NodeValues, Er
             exec_env: BTreeMap::new(),
             api_server_addresses: Vec::new(),
             current_hosts: None,
+            current_fstab: None,
         })
     };
 
@@ -305,15 +337,27 @@ pub fn resolve(config: &NodeConfig, found: &Discovered) -> Result<NodeValues, Er
             what: "spec.cluster.region",
             fix: "hybrid nodes must set it".into(),
         })?;
-        let host_ip = if ipv6 {
+        let default_ip = if ipv6 {
             found.host.default_ipv6
         } else {
             found.host.default_ipv4
         };
-        let node_ip = user_node_ip.or(host_ip).ok_or(Error::Missing {
-            what: "the node IP",
-            fix: "no interface holds the default route; add --node-ip=<address> to spec.kubelet.flags".into(),
-        })?;
+        let route_ip = found
+            .api_route_ip
+            .filter(|ip| ip.is_ipv6() == ipv6 && !ip.is_loopback());
+        let (node_ip, origin) = match (user_node_ip, route_ip, default_ip) {
+            (Some(ip), _, _) => (ip, "--node-ip in spec.kubelet.flags"),
+            (None, Some(ip), _) => (ip, "the interface that routes to the API server"),
+            (None, None, Some(ip)) => (ip, "the interface of the default route"),
+            (None, None, None) => {
+                return Err(Error::Missing {
+                    what: "the node IP",
+                    fix: "no interface routes to the API server or holds the default route; add --node-ip=<address> to spec.kubelet.flags".into(),
+                });
+            }
+        };
+        check_remote_node_network(node_ip, origin, &found.cluster.remote_node_networks)?;
+        check_swap(config, &found.host.swaps)?;
         let (kind, node_name, provider, mut exec_env) =
             if let Some(ira) = &hybrid.iam_roles_anywhere {
                 let name = ira.node_name.clone().unwrap_or_default();
@@ -365,6 +409,9 @@ pub fn resolve(config: &NodeConfig, found: &Discovered) -> Result<NodeValues, Er
             ),
         ]);
         values.exec_env = exec_env;
+        if !swap_allowed(config) {
+            values.current_fstab = found.host.fstab.clone();
+        }
         return Ok(values);
     }
 
@@ -454,5 +501,54 @@ fn user_cluster_dns(config: &NodeConfig) -> Result<Option<IpAddr>, Error> {
             parse_ip("spec.kubelet.config.clusterDNS", s).map(Some)
         }
         None => Ok(None),
+    }
+}
+/// Hybrid nodes: the node IP must lie in one of the cluster's remote node networks (when
+/// DescribeCluster told them).
+fn check_remote_node_network(
+    ip: IpAddr,
+    origin: &'static str,
+    networks: &[IpNet],
+) -> Result<(), Error> {
+    if networks.is_empty() || networks.iter().any(|n| n.contains(&ip)) {
+        return Ok(());
+    }
+    Err(Error::NodeIpOutsideRemoteNetworks {
+        ip,
+        origin,
+        networks: networks
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join(", "),
+    })
+}
+
+/// Whether kubelet is configured to tolerate swap (`failSwapOn: false`).
+pub fn swap_allowed(config: &NodeConfig) -> bool {
+    config
+        .spec
+        .kubelet
+        .config
+        .get("failSwapOn")
+        .and_then(|v| v.as_bool())
+        == Some(false)
+}
+
+/// Hybrid nodes: swap must be off unless kubelet allows it. Swap files are turned off by
+/// `init` (and their fstab lines commented out); a swap partition is refused before anything
+/// changes, because it is the operator's disk layout to change.
+fn check_swap(config: &NodeConfig, swaps: &[crate::facts::host::SwapArea]) -> Result<(), Error> {
+    if swap_allowed(config) {
+        return Ok(());
+    }
+    match swaps
+        .iter()
+        .find(|s| s.kind == crate::facts::host::SwapKind::Partition)
+    {
+        Some(p) => Err(Error::SwapPartition {
+            path: p.path.clone(),
+        }),
+        None => Ok(()),
     }
 }

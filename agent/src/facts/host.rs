@@ -1,5 +1,6 @@
-//! What is true about the local host: CPU count, the default-route address, the installed
-//! containerd and NVIDIA runtime, /etc/hosts. Small readers around pure parsers.
+//! What is true about the local host: CPU count, the default-route address, the address that
+//! routes to a given destination, the installed containerd and NVIDIA runtime, /etc/hosts,
+//! active swap areas and /etc/fstab. Small readers around pure parsers.
 
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
@@ -23,6 +24,88 @@ pub struct HostFacts {
     pub hostname: String,
     /// The current /etc/hosts.
     pub hosts_file: Option<String>,
+    /// Active swap areas (/proc/swaps).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub swaps: Vec<SwapArea>,
+    /// The current /etc/fstab.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fstab: Option<String>,
+}
+
+/// One active swap area from /proc/swaps.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SwapArea {
+    /// The swap file or device (octal escapes of /proc decoded).
+    pub path: String,
+    /// `file` or `partition`.
+    pub kind: SwapKind,
+}
+
+/// What backs a swap area.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum SwapKind {
+    /// A swap file: `swapoff` works and removing its fstab line keeps it off.
+    File,
+    /// A partition (or any other block device).
+    Partition,
+}
+
+/// Parses /proc/swaps (`Filename Type Size Used Priority`, one header line).
+pub fn parse_swaps(text: &str) -> Vec<SwapArea> {
+    text.lines()
+        .skip(1)
+        .filter_map(|l| {
+            let mut f = l.split_whitespace();
+            let path = f.next()?;
+            let kind = match f.next()? {
+                "file" => SwapKind::File,
+                _ => SwapKind::Partition,
+            };
+            Some(SwapArea {
+                path: unescape_proc(path),
+                kind,
+            })
+        })
+        .collect()
+}
+
+/// Decodes the `\040`-style octal escapes the kernel uses for spaces and tabs in /proc files.
+pub fn unescape_proc(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        let octal = (b[i] == b'\\' && i + 3 < b.len())
+            .then(|| &b[i + 1..i + 4])
+            .filter(|d| d.iter().all(|c| (b'0'..=b'7').contains(c)))
+            .and_then(|d| {
+                u8::try_from(d.iter().fold(0u32, |n, c| n * 8 + u32::from(c - b'0'))).ok()
+            });
+        if let Some(byte) = octal {
+            out.push(byte);
+            i += 4;
+        } else {
+            out.push(b[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// The local address the kernel would use to reach `dest` (the interface that routes to it).
+/// Connecting a UDP socket only consults the routing table: no packet is sent.
+pub fn source_address_for(dest: IpAddr) -> Option<IpAddr> {
+    let bind: std::net::SocketAddr = if dest.is_ipv6() {
+        (std::net::Ipv6Addr::UNSPECIFIED, 0).into()
+    } else {
+        (std::net::Ipv4Addr::UNSPECIFIED, 0).into()
+    };
+    let socket = std::net::UdpSocket::bind(bind).ok()?;
+    socket.connect((dest, 443)).ok()?;
+    let local = socket.local_addr().ok()?.ip();
+    (!local.is_unspecified()).then_some(local)
 }
 
 /// Where the NVIDIA container runtime is installed by its packages.
@@ -56,6 +139,10 @@ impl HostFacts {
                 .map(|h| h.trim().to_owned())
                 .unwrap_or_default(),
             hosts_file: read("/etc/hosts"),
+            swaps: read("/proc/swaps")
+                .map(|t| parse_swaps(&t))
+                .unwrap_or_default(),
+            fstab: read("/etc/fstab"),
         }
     }
 }
@@ -146,6 +233,33 @@ pub fn parse_ssm_registration(text: &str) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn parses_proc_swaps() {
+        let text = "Filename\t\t\t\tType\t\tSize\t\tUsed\t\tPriority\n\
+                    /swap\\040file                              file\t\t1048572\t\t0\t\t-2\n\
+                    /dev/dm-1                               partition\t2097148\t\t0\t\t-3\n";
+        assert_eq!(
+            parse_swaps(text),
+            vec![
+                SwapArea {
+                    path: "/swap file".into(),
+                    kind: SwapKind::File
+                },
+                SwapArea {
+                    path: "/dev/dm-1".into(),
+                    kind: SwapKind::Partition
+                },
+            ]
+        );
+        assert!(parse_swaps("Filename Type Size Used Priority\n").is_empty());
+    }
+
+    #[test]
+    fn loopback_routes_through_loopback() {
+        let lo: IpAddr = "127.0.0.1".parse().unwrap();
+        assert_eq!(source_address_for(lo), Some(lo));
+    }
 
     #[test]
     fn parses_containerd_versions() {

@@ -8,8 +8,8 @@ use crate::compute::values::DEFAULT_HYBRID_AWS_CONFIG;
 use crate::config::NodeConfig;
 
 /// nodeadm's default certificate and key paths.
-const DEFAULT_CERTIFICATE: &str = "/etc/iam/pki/server.pem";
-const DEFAULT_PRIVATE_KEY: &str = "/etc/iam/pki/server.key";
+pub const DEFAULT_CERTIFICATE: &str = "/etc/iam/pki/server.pem";
+pub const DEFAULT_PRIVATE_KEY: &str = "/etc/iam/pki/server.key";
 
 /// The AWS config file for a Roles Anywhere node (None for other nodes).
 pub fn aws_config(config: &NodeConfig, node: &NodeValues) -> Option<FileSpec> {

@@ -76,6 +76,11 @@ pub fn render(config: &NodeConfig, node: &NodeValues) -> Plan {
         let hosts = system::hosts_with_block(current, &host, &node.api_server_addresses);
         files.push(FileSpec::new(paths::HOSTS, hosts, &[]));
     }
+    if let Some(current) = &node.current_fstab
+        && let Some(fstab) = system::fstab_without_swap(current)
+    {
+        files.push(FileSpec::new(paths::FSTAB, fstab, &[]));
+    }
     let services = vec![
         ServiceSpec {
             unit: "systemd-modules-load.service".into(),

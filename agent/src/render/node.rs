@@ -72,4 +72,8 @@ pub struct NodeValues {
     pub api_server_addresses: Vec<IpAddr>,
     /// The current /etc/hosts (Outposts only), so the owned block can be replaced.
     pub current_hosts: Option<String>,
+    /// Hybrid nodes with swap files to turn off: the current /etc/fstab, whose swap lines
+    /// render comments out so the swap stays off after a reboot.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub current_fstab: Option<String>,
 }

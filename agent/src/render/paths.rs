@@ -36,5 +36,7 @@ pub const MODULES_LOAD: &str = "/etc/modules-load.d/eks-node-agent.conf";
 pub const RESOLVED_DROPIN: &str = "/etc/systemd/resolved.conf.d/40-eks-node-agent.conf";
 /// The hosts file (Outposts pins API server addresses in a block the agent owns).
 pub const HOSTS: &str = "/etc/hosts";
+/// The filesystem table (hybrid nodes: swap lines are commented out).
+pub const FSTAB: &str = "/etc/fstab";
 /// The systemd unit directory for drop-ins.
 pub const SYSTEMD_UNIT_DIR: &str = "/etc/systemd/system";

@@ -63,6 +63,26 @@ pub fn sysctls(node: &NodeValues) -> Vec<Sysctl> {
         .collect()
 }
 
+/// The prefix of fstab lines the agent comments out.
+pub const FSTAB_SWAP_DISABLED: &str = "# swap disabled by eks-node-agent (kubelet failSwapOn): ";
+
+/// /etc/fstab with every active `swap` line commented out (so the swap the agent turns off
+/// stays off after a reboot); `None` when there is none. Other lines are kept byte for byte.
+pub fn fstab_without_swap(current: &str) -> Option<String> {
+    let mut changed = false;
+    let mut out = String::with_capacity(current.len() + 128);
+    for line in current.split_inclusive('\n') {
+        let t = line.trim_start();
+        let is_swap = !t.starts_with('#') && t.split_whitespace().nth(2) == Some("swap");
+        if is_swap {
+            changed = true;
+            out.push_str(FSTAB_SWAP_DISABLED);
+        }
+        out.push_str(line);
+    }
+    changed.then_some(out)
+}
+
 /// `/etc/modules-load.d/eks-node-agent.conf`.
 pub fn modules_load() -> FileSpec {
     let mut text =
@@ -182,6 +202,20 @@ pub fn hosts_with_block(current: &str, host: &str, addresses: &[IpAddr]) -> Stri
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn fstab_swap_lines_are_commented_out_once() {
+        let fstab =
+            "UUID=1 / ext4 defaults 0 1\n/swapfile none swap sw 0 0\n# /old none swap sw 0 0\n";
+        let out = fstab_without_swap(fstab).expect("one active swap line");
+        assert_eq!(
+            out,
+            format!(
+                "UUID=1 / ext4 defaults 0 1\n{FSTAB_SWAP_DISABLED}/swapfile none swap sw 0 0\n# /old none swap sw 0 0\n"
+            )
+        );
+        assert_eq!(fstab_without_swap(&out), None, "idempotent");
+    }
 
     #[test]
     fn hosts_block_is_replaced_not_appended() {

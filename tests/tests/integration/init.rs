@@ -252,6 +252,192 @@ mod cli {
         assert!(checked >= 40);
     }
 
+    /// A Roles Anywhere hybrid node whose credentials come from the Roles Anywhere emulator
+    /// (signed with the node's certificate) and whose cluster's remote node networks come from
+    /// moto's DescribeCluster.
+    struct HybridWorld {
+        _moto: Moto,
+        ra: eks_node_agent_tests::rolesanywhere::Emulator,
+        envs: Vec<(&'static str, String)>,
+        tmp: tempfile::TempDir,
+        cert: std::path::PathBuf,
+        key: std::path::PathBuf,
+        trust_anchor: String,
+        profile: String,
+        role: String,
+    }
+
+    impl HybridWorld {
+        fn start() -> HybridWorld {
+            use eks_node_agent_tests::rolesanywhere::{Config, Emulator, KeyKind, TestPki};
+            let rt = tokio::runtime::Runtime::new().unwrap();
+            let moto = Moto::start();
+            rt.block_on(aws_world::create_cluster(&moto.endpoint(), "hy"));
+            let pki = TestPki::new("node", KeyKind::P256);
+            let config = Config::for_pki(&pki);
+            let ra = Emulator::start(config.clone());
+            let leaf = pki.issue_valid("node-7", KeyKind::P256);
+            let tmp = tempfile::tempdir().unwrap();
+            let cert = tmp.path().join("server.pem");
+            let key = tmp.path().join("server.key");
+            std::fs::write(&cert, format!("{}{}", leaf.cert_pem, leaf.chain_pem)).unwrap();
+            std::fs::write(&key, &leaf.key_pem).unwrap();
+            let envs = vec![
+                ("AWS_ENDPOINT_URL_EKS", moto.endpoint()),
+                ("AWS_ENDPOINT_URL_ROLESANYWHERE", ra.endpoint()),
+                ("AWS_CA_BUNDLE", ra.ca_bundle().display().to_string()),
+            ];
+            HybridWorld {
+                _moto: moto,
+                envs,
+                cert,
+                key,
+                trust_anchor: config.trust_anchor_arn.clone(),
+                profile: config.profile_arn.clone(),
+                role: config.role_arns[0].clone(),
+                ra,
+                tmp,
+            }
+        }
+
+        /// A NodeConfig for cluster `hy` with `--node-ip=<ip>` (and `extra` kubelet config).
+        fn config(&self, ip: &str, kubelet_config: &str) -> String {
+            let path = self
+                .tmp
+                .path()
+                .join(format!("hybrid-{ip}-{}.yaml", kubelet_config.len()));
+            std::fs::write(
+                &path,
+                format!(
+                    "apiVersion: node.eks.aws/v1alpha1\nkind: NodeConfig\nspec:\n  cluster:\n    name: hy\n    region: us-west-2\n    apiServerEndpoint: https://hy.example.com\n    certificateAuthority: {}\n    cidr: 172.16.0.0/16\n  kubelet:\n    flags: [--node-ip={ip}]\n{kubelet_config}  hybrid:\n    iamRolesAnywhere:\n      nodeName: node-7\n      trustAnchorArn: {}\n      profileArn: {}\n      roleArn: {}\n      certificatePath: {}\n      privateKeyPath: {}\n",
+                    ca_b64(),
+                    self.trust_anchor,
+                    self.profile,
+                    self.role,
+                    self.cert.display(),
+                    self.key.display()
+                ),
+            )
+            .unwrap();
+            format!("file://{}", path.display())
+        }
+    }
+
+    #[test]
+    fn hybrid_node_ip_must_be_in_the_clusters_remote_node_networks() {
+        let world = HybridWorld::start();
+        let tmp = tempfile::tempdir().unwrap();
+        let root = tmp.path().join("root");
+
+        // 192.168.10.7 is outside the cluster's remote node network (10.200.0.0/16).
+        let outside = world.config("192.168.10.7", "");
+        let out = agent(
+            &["init", "--root", root.to_str().unwrap(), "-c", &outside],
+            &world.envs,
+        );
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{err}");
+        assert!(
+            err.contains("192.168.10.7")
+                && err.contains(aws_world::REMOTE_NODE_CIDR)
+                && err.contains("remoteNetworkConfig"),
+            "{err}"
+        );
+        assert!(!root.exists(), "nothing may be written on a refusal");
+        assert!(
+            world.ra.requests().iter().any(|r| r.status == 201),
+            "DescribeCluster was signed with Roles Anywhere credentials: {:?}",
+            world.ra.requests()
+        );
+
+        let inside = world.config("10.200.3.4", "");
+        let out = agent(
+            &["init", "--root", root.to_str().unwrap(), "-c", &inside],
+            &world.envs,
+        );
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let env = std::fs::read_to_string(root.join("etc/eks/kubelet/environment")).unwrap();
+        assert!(env.contains("--node-ip=10.200.3.4"), "{env}");
+        assert!(!env.contains("--hostname-override"), "{env}");
+    }
+
+    #[test]
+    fn hybrid_swap_files_are_disabled_in_fstab_and_swap_partitions_refused() {
+        let world = HybridWorld::start();
+        let tmp = tempfile::tempdir().unwrap();
+        let root = tmp.path().join("root");
+        std::fs::create_dir_all(root.join("etc")).unwrap();
+        std::fs::create_dir_all(root.join("proc")).unwrap();
+        let fstab = "UUID=abcd / ext4 defaults 0 1\n/swapfile none swap sw 0 0\n";
+        std::fs::write(root.join("etc/fstab"), fstab).unwrap();
+        let header = "Filename\t\t\t\tType\t\tSize\t\tUsed\t\tPriority\n";
+        std::fs::write(
+            root.join("proc/swaps"),
+            format!(
+                "{header}/dev/sda3                               partition\t2097148\t\t0\t\t-2\n"
+            ),
+        )
+        .unwrap();
+        let src = world.config("10.200.3.4", "");
+        let out = agent(
+            &["init", "--root", root.to_str().unwrap(), "-c", &src],
+            &world.envs,
+        );
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{err}");
+        assert!(
+            err.contains("/dev/sda3") && err.contains("failSwapOn: false"),
+            "{err}"
+        );
+        assert_eq!(
+            std::fs::read_to_string(root.join("etc/fstab")).unwrap(),
+            fstab
+        );
+        assert!(!root.join("etc/eks").exists(), "nothing may be written");
+
+        // failSwapOn: false lets kubelet run with the partition: nothing is refused or edited.
+        let allowed = world.config("10.200.3.4", "    config:\n      failSwapOn: false\n");
+        let out = agent(
+            &["init", "--root", root.to_str().unwrap(), "-c", &allowed],
+            &world.envs,
+        );
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert_eq!(
+            std::fs::read_to_string(root.join("etc/fstab")).unwrap(),
+            fstab
+        );
+
+        // A swap file: its fstab line is commented out so it stays off after a reboot.
+        std::fs::write(
+            root.join("proc/swaps"),
+            format!("{header}/swapfile                               file\t\t1048572\t\t0\t\t-2\n"),
+        )
+        .unwrap();
+        let out = agent(
+            &["init", "--root", root.to_str().unwrap(), "-c", &src],
+            &world.envs,
+        );
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let now = std::fs::read_to_string(root.join("etc/fstab")).unwrap();
+        assert!(
+            now.starts_with("UUID=abcd / ext4 defaults 0 1\n# swap disabled by eks-node-agent")
+                && now.contains("/swapfile none swap sw 0 0"),
+            "{now}"
+        );
+    }
+
     /// EC2: user data from the IMDS emulator, DescribeInstances and DescribeCluster from moto.
     #[test]
     fn ec2_init_from_user_data_against_imds_and_moto() {
