@@ -223,6 +223,7 @@ async fn discover(
         api_server_endpoint: cluster.api_server_endpoint.clone(),
         certificate_authority: ca,
         service_cidr: cluster.cidr.clone(),
+        proxy: Some(agent_proxy(config)),
         ..facts::DiscoverInput::default()
     };
     let facts = facts::discover(imds, &input).await?;
@@ -438,7 +439,7 @@ async fn describe_hybrid_cluster(
         .unwrap_or_default();
     let described = async {
         let creds = hybrid_credentials(config, &node_name).await?;
-        let sdk = facts::sdk_config(&region, Some(creds)).await;
+        let sdk = facts::sdk_config_with(&region, Some(creds), &agent_proxy(config)).await;
         let eks = facts::eks::Eks::new(&sdk, None);
         let need_ca = cluster.certificate_authority.is_none();
         anyhow::Ok(
@@ -511,4 +512,20 @@ async fn swap_off(swaps: &[facts::host::SwapArea]) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+/// The proxy for the agent's own AWS calls: its process environment, else the NodeConfig's
+/// `spec.instance.environment` (`default`, overridden by an `eks-node-agent-init` entry).
+fn agent_proxy(config: &NodeConfig) -> facts::ProxySettings {
+    let env = &config.spec.instance.environment;
+    let from_config = facts::ProxySettings::from_vars(|k| {
+        [
+            "eks-node-agent-init",
+            "eks-node-agent-init.service",
+            "default",
+        ]
+        .iter()
+        .find_map(|unit| env.get(*unit).and_then(|vars| vars.get(k)).cloned())
+    });
+    facts::ProxySettings::from_process_env().or(from_config)
 }

@@ -185,6 +185,9 @@ impl InstanceTypesClient {
         if let Some(profile) = &settings.profile {
             loader = loader.profile_name(profile);
         }
+        if let Some(client) = super::http_client(&super::ProxySettings::from_process_env()) {
+            loader = loader.http_client(client);
+        }
         let config = loader.load().await;
         let region = config
             .region()

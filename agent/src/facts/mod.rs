@@ -129,6 +129,8 @@ pub struct DiscoverInput {
     pub eks_endpoint: Option<String>,
     /// Credentials for EC2/EKS; `None` uses the default aws-config chain.
     pub credentials: Option<SharedCredentialsProvider>,
+    /// Proxy for EC2/EKS; `None` reads the process environment.
+    pub proxy: Option<ProxySettings>,
     /// Waits and deadlines.
     pub limits: Limits,
 }
@@ -142,9 +144,112 @@ impl DiscoverInput {
     }
 }
 
+/// Proxy settings for the agent's own AWS API calls (EC2, EKS, STS). IMDS never uses them.
+/// The AWS SDK's HTTP client ignores the proxy variables unless told, so the agent reads them
+/// itself: from its process environment first, then from the NodeConfig's
+/// `spec.instance.environment` (what containerd and kubelet get).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ProxySettings {
+    /// `HTTPS_PROXY` (used for https:// endpoints, i.e. every AWS endpoint).
+    pub https: Option<String>,
+    /// `HTTP_PROXY` (used for http:// endpoints: mirrors and local emulators).
+    pub http: Option<String>,
+    /// `NO_PROXY`: hosts, domains and CIDRs reached directly.
+    pub no_proxy: Option<String>,
+}
+
+impl ProxySettings {
+    /// Reads the variables (upper case first, then lower case, as curl and Go do).
+    pub fn from_vars(get: impl Fn(&str) -> Option<String>) -> ProxySettings {
+        let var = |upper: &str, lower: &str| {
+            get(upper)
+                .or_else(|| get(lower))
+                .filter(|v| !v.trim().is_empty())
+        };
+        ProxySettings {
+            https: var("HTTPS_PROXY", "https_proxy"),
+            http: var("HTTP_PROXY", "http_proxy"),
+            no_proxy: var("NO_PROXY", "no_proxy"),
+        }
+    }
+
+    /// The process environment.
+    pub fn from_process_env() -> ProxySettings {
+        ProxySettings::from_vars(|k| std::env::var(k).ok())
+    }
+
+    /// These settings where set, else `fallback`'s (as a whole: a proxy and its NO_PROXY
+    /// belong together).
+    pub fn or(self, fallback: ProxySettings) -> ProxySettings {
+        if self.https.is_some() || self.http.is_some() {
+            self
+        } else {
+            fallback
+        }
+    }
+
+    /// The SDK's proxy configuration; `None` when no proxy is set.
+    pub fn proxy_config(
+        &self,
+    ) -> Result<Option<aws_smithy_http_client::proxy::ProxyConfig>, String> {
+        use aws_smithy_http_client::proxy::ProxyConfig;
+        let config = match (&self.https, &self.http) {
+            (Some(s), Some(h)) if s == h => ProxyConfig::all(s.as_str()),
+            (Some(s), _) => ProxyConfig::https(s.as_str()),
+            (None, Some(h)) => ProxyConfig::http(h.as_str()),
+            (None, None) => return Ok(None),
+        }
+        .map_err(|e| format!("{e}"))?;
+        Ok(Some(match &self.no_proxy {
+            Some(rules) => config.no_proxy(rules),
+            None => config,
+        }))
+    }
+}
+
+/// The SDK's HTTPS client, through the proxy when one is set.
+pub(crate) fn http_client(
+    proxy: &ProxySettings,
+) -> Option<aws_smithy_runtime_api::client::http::SharedHttpClient> {
+    use aws_smithy_http_client::{Builder, Connector, tls};
+    let config = match proxy.proxy_config() {
+        Ok(Some(c)) => c,
+        Ok(None) => return None,
+        Err(reason) => {
+            tracing::warn!(%reason, "ignoring the malformed proxy setting; AWS calls go direct");
+            return None;
+        }
+    };
+    tracing::debug!(https = ?proxy.https, http = ?proxy.http, no_proxy = ?proxy.no_proxy, "AWS calls go through the proxy");
+    Some(
+        Builder::new().build_with_connector_fn(move |settings, components| {
+            let mut b = Connector::builder().proxy_config(config.clone());
+            if let Some(s) = settings {
+                b = b.connector_settings(s.clone());
+            }
+            if let Some(sleep) = components.and_then(|c| c.sleep_impl()) {
+                b = b.sleep_impl(sleep);
+            }
+            b.tls_provider(tls::Provider::Rustls(
+                tls::rustls_provider::CryptoMode::AwsLc,
+            ))
+            .build()
+        }),
+    )
+}
+
 /// The shared AWS SDK config: region, timeouts, retries, and credentials (given or the
-/// default chain).
+/// default chain); the proxy from the process environment.
 pub async fn sdk_config(region: &str, credentials: Option<SharedCredentialsProvider>) -> SdkConfig {
+    sdk_config_with(region, credentials, &ProxySettings::from_process_env()).await
+}
+
+/// [`sdk_config`] with explicit proxy settings.
+pub async fn sdk_config_with(
+    region: &str,
+    credentials: Option<SharedCredentialsProvider>,
+    proxy: &ProxySettings,
+) -> SdkConfig {
     let timeouts = aws_config::timeout::TimeoutConfig::builder()
         .connect_timeout(AWS_CONNECT_TIMEOUT)
         .operation_attempt_timeout(AWS_ATTEMPT_TIMEOUT)
@@ -157,6 +262,9 @@ pub async fn sdk_config(region: &str, credentials: Option<SharedCredentialsProvi
         .retry_config(retries);
     if let Some(c) = credentials {
         loader = loader.credentials_provider(c);
+    }
+    if let Some(client) = http_client(proxy) {
+        loader = loader.http_client(client);
     }
     loader.load().await
 }
@@ -181,7 +289,11 @@ async fn discover_inner(imds: &imds::Imds, input: &DiscoverInput) -> Result<Fact
         elapsed = ?started.elapsed(),
         "read IMDS"
     );
-    let sdk = sdk_config(&instance.identity.region, input.credentials.clone()).await;
+    let proxy = input
+        .proxy
+        .clone()
+        .unwrap_or_else(ProxySettings::from_process_env);
+    let sdk = sdk_config_with(&instance.identity.region, input.credentials.clone(), &proxy).await;
     let ec2 = ec2::Ec2::new(&sdk, input.ec2_endpoint.as_deref());
     let dns = ec2.private_dns_name(&instance.identity.instance_id, input.limits.dns);
     let cluster = async {

@@ -78,6 +78,53 @@ async fn discovery_retries_through_throttling_server_errors_and_drops() {
     assert!(ec2.forwarded() >= 1 && eks.forwarded() >= 1);
 }
 
+/// Behind a proxy (as on-prem and private-subnet nodes are): EC2 and EKS calls go through
+/// it, and hosts in NO_PROXY go direct. The fault proxy, with no faults, is the forward
+/// proxy here: it counts what it forwarded.
+#[tokio::test]
+async fn discovery_uses_the_configured_proxy_and_honours_no_proxy() {
+    use eks_node_agent::facts::ProxySettings;
+    let moto = Moto::start();
+    let world = aws_world::run_instance(&moto.endpoint(), "m5.large").await;
+    aws_world::create_cluster(&moto.endpoint(), CLUSTER).await;
+    let proxy = FaultProxy::start(Service::Ec2, &moto.endpoint(), &[]);
+    let emu = ImdsEmulator::start(world.instance.clone());
+    let imds = Imds::with_endpoint(&emu.endpoint())
+        .expect("client")
+        .with_policy(imds_policy());
+    let mut through = input(&moto.endpoint(), &moto.endpoint());
+    through.proxy = Some(ProxySettings {
+        http: Some(proxy.endpoint()),
+        ..ProxySettings::default()
+    });
+    let facts = facts::discover(&imds, &through)
+        .await
+        .expect("discovery through the proxy");
+    assert_eq!(facts.private_dns_name, world.private_dns_name);
+    assert!(
+        proxy.forwarded() >= 2,
+        "DescribeInstances and DescribeCluster went through the proxy: {}",
+        proxy.forwarded()
+    );
+
+    let before = proxy.forwarded();
+    let mut direct = input(&moto.endpoint(), &moto.endpoint());
+    direct.proxy = Some(ProxySettings {
+        http: Some(proxy.endpoint()),
+        no_proxy: Some("127.0.0.1,localhost".into()),
+        ..ProxySettings::default()
+    });
+    facts::discover(&imds, &direct)
+        .await
+        .expect("discovery direct");
+    assert_eq!(
+        proxy.forwarded(),
+        before,
+        "NO_PROXY hosts are reached directly"
+    );
+    assert!(emu.requests() > 0, "IMDS is always reached directly");
+}
+
 /// Throttling that never ends: discovery gives up after the SDK's attempts (bounded time),
 /// and the error names the operation and the service's error code.
 #[tokio::test]

@@ -1,0 +1,28 @@
+//! Legacy bootstrap.sh command lines (NUL-separated arguments) through clap and the
+//! translation to a NodeConfig, including `--kubelet-extra-args` shell splitting.
+#![no_main]
+
+use clap::Parser;
+use eks_node_agent::config::bootstrap_flags::{self, LegacyFlags, TranslationContext};
+use libfuzzer_sys::fuzz_target;
+
+#[derive(Debug, Parser)]
+struct Bootstrap {
+    #[command(flatten)]
+    flags: LegacyFlags,
+}
+
+fuzz_target!(|data: &[u8]| {
+    let Ok(text) = std::str::from_utf8(data) else {
+        return;
+    };
+    let args = std::iter::once("bootstrap").chain(text.split('\0'));
+    let Ok(parsed) = Bootstrap::try_parse_from(args) else {
+        return;
+    };
+    let ctx = TranslationContext {
+        region: Some("us-west-2".into()),
+        containerd_config: None,
+    };
+    let _ = bootstrap_flags::translate(&parsed.flags, &ctx);
+});

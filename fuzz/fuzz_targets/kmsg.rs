@@ -1,0 +1,14 @@
+//! /dev/kmsg records (`prio,seq,usec,flags;message` plus continuation lines) through the
+//! record parser and the problem classifier the kernel check uses.
+#![no_main]
+
+use eks_node_agent::health::kernel;
+use libfuzzer_sys::fuzz_target;
+
+fuzz_target!(|data: &[u8]| {
+    let record = String::from_utf8_lossy(data);
+    if let Some(message) = kernel::kmsg_message(&record) {
+        let _ = kernel::classify(message);
+    }
+    let _ = kernel::classify(&record);
+});
