@@ -10,6 +10,7 @@ mod daemon;
 mod discovery;
 mod init;
 mod max_pods;
+mod status;
 
 /// Path of the agent binary built for the tests (the test crate's copy of the agent's main).
 pub fn agent_bin() -> std::path::PathBuf {
