@@ -717,7 +717,7 @@ pub fn no_proxy_covers_net(no_proxy: &str, net: &IpNet) -> bool {
 
 fn strip_port(entry: &str) -> &str {
     if entry.starts_with('[') {
-        return entry.split(']').next().map_or(entry, |h| &entry[..h.len() + 1]);
+        return entry.find(']').map_or(entry, |i| &entry[..=i]);
     }
     match entry.rsplit_once(':') {
         Some((h, p)) if !h.contains(':') && p.bytes().all(|b| b.is_ascii_digit()) => h,
@@ -1019,7 +1019,7 @@ mod tests {
             output: Ok(out.into()),
         };
         let server = v(1, 33, 2);
-        for (kubelet, want) in [
+        for (printed, want) in [
             ("Kubernetes v1.33.5", Status::Ok),
             ("Kubernetes v1.30.0", Status::Ok),
             ("Kubernetes v1.29.9", Status::Fail),
@@ -1027,8 +1027,8 @@ mod tests {
             ("Kubernetes v2.33.0", Status::Fail),
             ("garbage", Status::Fail),
         ] {
-            let r = kubelet(&ran(kubelet), Some(&server));
-            assert_eq!(r.status, want, "{kubelet}: {}", r.evidence);
+            let r = kubelet(&ran(printed), Some(&server));
+            assert_eq!(r.status, want, "{printed}: {}", r.evidence);
             assert!(!r.fix.is_empty());
         }
         assert_eq!(kubelet(&ran("Kubernetes v1.33.0"), None).status, Status::Warn);
@@ -1114,6 +1114,8 @@ mod tests {
         assert!(no_proxy_covers(np, "169.254.169.254"));
         assert!(!no_proxy_covers("", "localhost"));
         assert!(no_proxy_covers("*", "anything"));
+        assert!(no_proxy_covers("[fd00::1]:443", "fd00::1"));
+        assert!(!no_proxy_covers("[fd00::1", "localhost"));
         assert!(no_proxy_covers_net(np, &"10.100.0.0/16".parse().unwrap()));
         assert!(!no_proxy_covers_net(np, &"172.20.0.0/16".parse().unwrap()));
         assert_eq!(redact_proxy("http://u:secret@proxy:3128"), "http://***@proxy:3128");

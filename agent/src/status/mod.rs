@@ -240,10 +240,11 @@ pub fn configured_environment(config: &NodeConfig) -> BTreeMap<String, BTreeMap<
 pub fn kubelet_node_ip(config: &NodeConfig) -> Option<IpAddr> {
     let flags = &config.spec.kubelet.flags;
     flags.iter().enumerate().find_map(|(i, f)| {
-        let value = match f.strip_prefix("--node-ip") {
-            Some(rest) if rest.starts_with('=') => rest[1..].to_owned(),
-            Some("") => flags.get(i + 1)?.clone(),
-            _ => return None,
+        let rest = f.strip_prefix("--node-ip")?;
+        let value = match rest.strip_prefix('=') {
+            Some(v) => v.to_owned(),
+            None if rest.is_empty() => flags.get(i + 1)?.clone(),
+            None => return None,
         };
         value.split(',').next()?.trim().parse().ok()
     })
