@@ -759,7 +759,11 @@ pub fn proxy(input: &ProxyInputs) -> CheckResult {
         ("localhost".into(), Box::new(|np| no_proxy_covers(np, "localhost"))),
         ("127.0.0.1".into(), Box::new(|np| no_proxy_covers(np, "127.0.0.1"))),
     ];
-    if let Some(host) = &input.api_host {
+    if let Some(host) = input
+        .api_host
+        .as_ref()
+        .filter(|h| !["localhost", "127.0.0.1"].contains(&h.as_str()))
+    {
         required.push((host.clone(), Box::new(move |np| no_proxy_covers(np, host))));
     }
     if input.ec2 {

@@ -75,10 +75,19 @@ impl CheckResult {
         CheckResult {
             name,
             status,
-            evidence: evidence.into(),
-            fix: fix.into(),
+            evidence: one_line(&evidence.into()),
+            fix: one_line(&fix.into()),
         }
     }
+}
+
+/// Multi-line text (some SDK errors list every provider tried) joined into one line.
+fn one_line(text: &str) -> String {
+    text.lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect::<Vec<_>>()
+        .join("; ")
 }
 
 /// Where the clock state comes from.

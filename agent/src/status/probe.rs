@@ -569,6 +569,12 @@ fn tls_rejection(err: &(dyn std::error::Error + 'static)) -> Option<String> {
         {
             return Some(r.to_string());
         }
+        // Wrapped where neither downcast reaches it (boxed through the connector): rustls
+        // words every verification failure this way.
+        let text = e.to_string();
+        if let Some(i) = text.find("invalid peer certificate") {
+            return Some(text[i..].to_owned());
+        }
         cur = e.source();
     }
     None

@@ -267,6 +267,7 @@ fn passes_against_the_peers_with_good_inputs() {
     let bin = fake_bin(dir.path(), "v1.31.2-eks-1a2b3c4", "v2.1.4");
 
     let source = format!("file://{}", config.display());
+    let host_root = dir.path().join("host");
     let args = [
         "-c",
         source.as_str(),
@@ -277,7 +278,7 @@ fn passes_against_the_peers_with_good_inputs() {
         "--proc-root",
         proc.to_str().unwrap(),
         "--host-root",
-        dir.path().join("host").to_str().unwrap(),
+        host_root.to_str().unwrap(),
         "--clock-state",
         clock.to_str().unwrap(),
     ];
