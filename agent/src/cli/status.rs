@@ -15,12 +15,14 @@ use crate::status::{self, ClockSource, Inputs};
 
 /// Check that this host can join (or has joined) its cluster.
 #[derive(Debug, Args)]
-#[command(after_help = "Checks: credentials, sts-identity, api-server, node-ip, clock, swap, \
+#[command(
+    after_help = "Checks: credentials, sts-identity, api-server, node-ip, clock, swap, \
     kubelet-version, containerd-version, proxy, ports.\n\n\
     Examples:\n  \
     eks-node-agent status\n  \
     eks-node-agent status -c file:///etc/eks-node-agent/config.d/ --output json\n  \
-    eks-node-agent status -c file://nodeconfig.yaml --node-ip 10.80.1.5 --remote-node-network 10.80.0.0/16")]
+    eks-node-agent status -c file://nodeconfig.yaml --node-ip 10.80.1.5 --remote-node-network 10.80.0.0/16"
+)]
 pub struct StatusArgs {
     #[command(flatten)]
     sources: SourceArgs,

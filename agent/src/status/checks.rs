@@ -199,9 +199,15 @@ pub fn parse_caller_identity(status: u16, body: &str) -> Result<CallerIdentity, 
     }
     let code = get("Code");
     if code.is_empty() {
-        Err(format!("STS answered HTTP {status}: {}", truncate(body, 200)))
+        Err(format!(
+            "STS answered HTTP {status}: {}",
+            truncate(body, 200)
+        ))
     } else {
-        Err(format!("STS answered HTTP {status} {code}: {}", get("Message")))
+        Err(format!(
+            "STS answered HTTP {status} {code}: {}",
+            get("Message")
+        ))
     }
 }
 
@@ -398,7 +404,9 @@ pub fn node_ip(
     if nets.is_empty() {
         return fail(
             NODE_IP,
-            format!("node IP {ip} ({ip_from}); the cluster has no remote node networks ({nets_from})"),
+            format!(
+                "node IP {ip} ({ip_from}); the cluster has no remote node networks ({nets_from})"
+            ),
             "add the node's network: `aws eks update-cluster-config --name CLUSTER --remote-network-config remoteNodeNetworks=[{cidrs=[CIDR]}]`",
         );
     }
@@ -409,8 +417,12 @@ pub fn node_ip(
         ),
         None => fail(
             NODE_IP,
-            format!("node IP {ip} ({ip_from}) is outside the remote node networks [{list}] ({nets_from})"),
-            format!("the control plane routes to nodes only in [{list}]: set the kubelet's --node-ip (spec.kubelet.flags) to an address in them, or add this network to the cluster's remoteNetworkConfig.remoteNodeNetworks"),
+            format!(
+                "node IP {ip} ({ip_from}) is outside the remote node networks [{list}] ({nets_from})"
+            ),
+            format!(
+                "the control plane routes to nodes only in [{list}]: set the kubelet's --node-ip (spec.kubelet.flags) to an address in them, or add this network to the cluster's remoteNetworkConfig.remoteNodeNetworks"
+            ),
         ),
     }
 }
@@ -563,7 +575,10 @@ pub fn kubelet(exec: &Exec, server: Option<&Version>) -> CheckResult {
     let Some(v) = parse_kubelet_version(out) else {
         return fail(
             KUBELET,
-            format!("{path} --version printed no version: {}", truncate(out, 120)),
+            format!(
+                "{path} --version printed no version: {}",
+                truncate(out, 120)
+            ),
             INSTALL,
         );
     };
@@ -575,14 +590,19 @@ pub fn kubelet(exec: &Exec, server: Option<&Version>) -> CheckResult {
         );
     };
     let lo = server.minor.saturating_sub(MAX_KUBELET_MINORS_BEHIND);
-    let range = format!("v{}.{}-v{}.{}", server.major, lo, server.major, server.minor);
-    let evidence =
-        format!("{path}: {v}; API server {server}; supported kubelet minors {range}");
+    let range = format!(
+        "v{}.{}-v{}.{}",
+        server.major, lo, server.major, server.minor
+    );
+    let evidence = format!("{path}: {v}; API server {server}; supported kubelet minors {range}");
     if v.major != server.major || v.minor > server.minor {
         fail(
             KUBELET,
             format!("{evidence}: the kubelet is newer than the API server"),
-            format!("install a kubelet of minor {}.{} (never newer than the control plane), or upgrade the cluster first", server.major, server.minor),
+            format!(
+                "install a kubelet of minor {}.{} (never newer than the control plane), or upgrade the cluster first",
+                server.major, server.minor
+            ),
         )
     } else if v.minor < lo {
         fail(
@@ -622,7 +642,10 @@ pub fn containerd(exec: &Exec) -> CheckResult {
     let Some(v) = parse_containerd_version(out) else {
         return fail(
             CONTAINERD,
-            format!("{path} --version printed no version: {}", truncate(out, 120)),
+            format!(
+                "{path} --version printed no version: {}",
+                truncate(out, 120)
+            ),
             INSTALL,
         );
     };
@@ -684,7 +707,10 @@ pub fn redact_proxy(url: &str) -> String {
 /// `host`: `*`; an IP or a CIDR containing it; a name matching exactly or as a parent domain
 /// (`example.com`, `.example.com`, `*.example.com`). Ports on entries are ignored.
 pub fn no_proxy_covers(no_proxy: &str, host: &str) -> bool {
-    let host = host.trim_start_matches('[').trim_end_matches(']').to_ascii_lowercase();
+    let host = host
+        .trim_start_matches('[')
+        .trim_end_matches(']')
+        .to_ascii_lowercase();
     let ip: Option<IpAddr> = host.parse().ok();
     no_proxy.split(',').map(str::trim).any(|entry| {
         let entry = entry.to_ascii_lowercase();
@@ -695,7 +721,11 @@ pub fn no_proxy_covers(no_proxy: &str, host: &str) -> bool {
             return ip.is_some_and(|ip| net.contains(&ip));
         }
         let entry = strip_port(&entry);
-        if let Ok(e) = entry.trim_start_matches('[').trim_end_matches(']').parse::<IpAddr>() {
+        if let Ok(e) = entry
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .parse::<IpAddr>()
+        {
             return ip == Some(e);
         }
         if entry.is_empty() || ip.is_some() {
@@ -709,10 +739,10 @@ pub fn no_proxy_covers(no_proxy: &str, host: &str) -> bool {
 
 /// Whether `NO_PROXY` exempts every address of `net` (a CIDR entry that contains it).
 pub fn no_proxy_covers_net(no_proxy: &str, net: &IpNet) -> bool {
-    no_proxy.split(',').map(str::trim).any(|entry| {
-        entry == "*"
-            || entry.parse::<IpNet>().is_ok_and(|e| e.contains(net))
-    })
+    no_proxy
+        .split(',')
+        .map(str::trim)
+        .any(|entry| entry == "*" || entry.parse::<IpNet>().is_ok_and(|e| e.contains(net)))
 }
 
 fn strip_port(entry: &str) -> &str {
@@ -742,22 +772,37 @@ pub struct ProxyInputs {
     pub on_disk: BTreeMap<String, BTreeMap<String, String>>,
 }
 
+/// Whether a NO_PROXY value exempts one required destination.
+type Covers<'a> = Box<dyn Fn(&str) -> bool + 'a>;
+
 /// The `proxy` check.
 pub fn proxy(input: &ProxyInputs) -> CheckResult {
     // Every environment that sets a proxy must exempt the same destinations.
     let mut envs: Vec<(String, BTreeMap<String, String>)> = Vec::new();
     for (unit, vars) in &input.configured {
-        envs.push((format!("spec.instance.environment for {unit}"), proxy_env(vars)));
+        envs.push((
+            format!("spec.instance.environment for {unit}"),
+            proxy_env(vars),
+        ));
     }
     for (unit, vars) in &input.on_disk {
         envs.push((format!("{unit} drop-ins on disk"), proxy_env(vars)));
     }
-    envs.push(("this process's environment".into(), proxy_env(&input.process)));
+    envs.push((
+        "this process's environment".into(),
+        proxy_env(&input.process),
+    ));
     envs.retain(|(_, p)| p.contains_key("HTTP_PROXY") || p.contains_key("HTTPS_PROXY"));
 
-    let mut required: Vec<(String, Box<dyn Fn(&str) -> bool + '_>)> = vec![
-        ("localhost".into(), Box::new(|np| no_proxy_covers(np, "localhost"))),
-        ("127.0.0.1".into(), Box::new(|np| no_proxy_covers(np, "127.0.0.1"))),
+    let mut required: Vec<(String, Covers<'_>)> = vec![
+        (
+            "localhost".into(),
+            Box::new(|np| no_proxy_covers(np, "localhost")),
+        ),
+        (
+            "127.0.0.1".into(),
+            Box::new(|np| no_proxy_covers(np, "127.0.0.1")),
+        ),
     ];
     if let Some(host) = input
         .api_host
@@ -767,10 +812,16 @@ pub fn proxy(input: &ProxyInputs) -> CheckResult {
         required.push((host.clone(), Box::new(move |np| no_proxy_covers(np, host))));
     }
     if input.ec2 {
-        required.push((IMDS_ADDRESS.into(), Box::new(|np| no_proxy_covers(np, IMDS_ADDRESS))));
+        required.push((
+            IMDS_ADDRESS.into(),
+            Box::new(|np| no_proxy_covers(np, IMDS_ADDRESS)),
+        ));
     }
     if let Some(net) = &input.service_cidr {
-        required.push((net.to_string(), Box::new(move |np| no_proxy_covers_net(np, net))));
+        required.push((
+            net.to_string(),
+            Box::new(move |np| no_proxy_covers_net(np, net)),
+        ));
     }
 
     let mut problems = Vec::new();
@@ -783,7 +834,10 @@ pub fn proxy(input: &ProxyInputs) -> CheckResult {
             .map(|(what, _)| what.clone())
             .collect();
         if !missing.is_empty() {
-            problems.push(format!("{label}: NO_PROXY does not cover {}", missing.join(", ")));
+            problems.push(format!(
+                "{label}: NO_PROXY does not cover {}",
+                missing.join(", ")
+            ));
             for m in missing {
                 if !missing_all.contains(&m) {
                     missing_all.push(m);
@@ -796,7 +850,11 @@ pub fn proxy(input: &ProxyInputs) -> CheckResult {
     let mut foreign = Vec::new();
     for (unit, disk) in &input.on_disk {
         let disk = proxy_env(disk);
-        let want = input.configured.get(unit).map(proxy_env).unwrap_or_default();
+        let want = input
+            .configured
+            .get(unit)
+            .map(proxy_env)
+            .unwrap_or_default();
         if want.is_empty() && !disk.is_empty() {
             foreign.push(format!("{unit} drop-ins set {}", describe(&disk)));
         } else if !want.is_empty() && want != disk {
@@ -813,7 +871,11 @@ pub fn proxy(input: &ProxyInputs) -> CheckResult {
         let p = &envs[0].1;
         format!(
             "proxy {} set in {} place(s)",
-            redact_proxy(p.get("HTTPS_PROXY").or(p.get("HTTP_PROXY")).map_or("", |s| s)),
+            redact_proxy(
+                p.get("HTTPS_PROXY")
+                    .or(p.get("HTTP_PROXY"))
+                    .map_or("", |s| s)
+            ),
             envs.len()
         )
     };
@@ -830,7 +892,11 @@ pub fn proxy(input: &ProxyInputs) -> CheckResult {
         if !drift.is_empty() {
             fix.push("run `eks-node-agent init` to rewrite the drop-ins from the NodeConfig, or make spec.instance.environment match them".to_owned());
         }
-        return fail(PROXY, format!("{seen}; {}", evidence.join("; ")), fix.join("; "));
+        return fail(
+            PROXY,
+            format!("{seen}; {}", evidence.join("; ")),
+            fix.join("; "),
+        );
     }
     if !foreign.is_empty() {
         return warn(
@@ -947,13 +1013,19 @@ pub fn ports(
         if procs.is_empty() {
             unknown.push(format!("{port} ({what})"));
         } else if procs.iter().all(|h| owners.contains(&h.comm.as_str())) {
-            owned.push(format!("{port} held by {} (pid {})", procs[0].comm, procs[0].pid));
+            owned.push(format!(
+                "{port} held by {} (pid {})",
+                procs[0].comm, procs[0].pid
+            ));
         } else {
             let h = procs
                 .iter()
                 .find(|h| !owners.contains(&h.comm.as_str()))
                 .unwrap_or(&procs[0]);
-            taken.push(format!("{port} ({what}) held by {} (pid {})", h.comm, h.pid));
+            taken.push(format!(
+                "{port} ({what}) held by {} (pid {})",
+                h.comm, h.pid
+            ));
         }
     }
     let mut evidence = Vec::new();
@@ -1035,7 +1107,10 @@ mod tests {
             assert_eq!(r.status, want, "{printed}: {}", r.evidence);
             assert!(!r.fix.is_empty());
         }
-        assert_eq!(kubelet(&ran("Kubernetes v1.33.0"), None).status, Status::Warn);
+        assert_eq!(
+            kubelet(&ran("Kubernetes v1.33.0"), None).status,
+            Status::Warn
+        );
         let missing = kubelet(
             &Exec::NotFound {
                 searched: "/usr/bin".into(),
@@ -1052,23 +1127,47 @@ mod tests {
             path: "/usr/bin/containerd".into(),
             output: Ok(out.into()),
         };
-        assert_eq!(containerd(&ran("containerd containerd.io 1.7.27 05044ec")).status, Status::Ok);
-        assert_eq!(containerd(&ran("containerd x v1.6.20 y")).status, Status::Fail);
-        assert_eq!(containerd(&ran("containerd x v3.0.0 y")).status, Status::Warn);
+        assert_eq!(
+            containerd(&ran("containerd containerd.io 1.7.27 05044ec")).status,
+            Status::Ok
+        );
+        assert_eq!(
+            containerd(&ran("containerd x v1.6.20 y")).status,
+            Status::Fail
+        );
+        assert_eq!(
+            containerd(&ran("containerd x v3.0.0 y")).status,
+            Status::Warn
+        );
     }
 
     #[test]
     fn sts_answers_parse() {
         let good = r#"<GetCallerIdentityResponse xmlns="https://sts.amazonaws.com/doc/2011-06-15/"><GetCallerIdentityResult><UserId>AROAEXAMPLE:node-1</UserId><Account>123456789012</Account><Arn>arn:aws:sts::123456789012:assumed-role/eks-hybrid/node-1</Arn></GetCallerIdentityResult><ResponseMetadata><RequestId>x</RequestId></ResponseMetadata></GetCallerIdentityResponse>"#;
         let id = parse_caller_identity(200, good).unwrap();
-        assert_eq!(id.arn, "arn:aws:sts::123456789012:assumed-role/eks-hybrid/node-1");
+        assert_eq!(
+            id.arn,
+            "arn:aws:sts::123456789012:assumed-role/eks-hybrid/node-1"
+        );
         assert_eq!(id.account, "123456789012");
-        assert!(assumed_role_matches(&id.arn, "arn:aws:iam::123456789012:role/path/eks-hybrid"));
-        assert!(!assumed_role_matches(&id.arn, "arn:aws:iam::123456789012:role/other"));
-        assert!(!assumed_role_matches(&id.arn, "arn:aws:iam::210987654321:role/eks-hybrid"));
+        assert!(assumed_role_matches(
+            &id.arn,
+            "arn:aws:iam::123456789012:role/path/eks-hybrid"
+        ));
+        assert!(!assumed_role_matches(
+            &id.arn,
+            "arn:aws:iam::123456789012:role/other"
+        ));
+        assert!(!assumed_role_matches(
+            &id.arn,
+            "arn:aws:iam::210987654321:role/eks-hybrid"
+        ));
         let bad = r#"<ErrorResponse xmlns="https://sts.amazonaws.com/doc/2011-06-15/"><Error><Type>Sender</Type><Code>SignatureDoesNotMatch</Code><Message>Signature expired</Message></Error><RequestId>x</RequestId></ErrorResponse>"#;
         let err = parse_caller_identity(403, bad).unwrap_err();
-        assert_eq!(err, "STS answered HTTP 403 SignatureDoesNotMatch: Signature expired");
+        assert_eq!(
+            err,
+            "STS answered HTTP 403 SignatureDoesNotMatch: Signature expired"
+        );
         assert!(parse_caller_identity(200, "<x/>").is_err());
     }
 
@@ -1076,10 +1175,17 @@ mod tests {
     fn swaps_and_fail_swap_on() {
         let none = "Filename\t\t\t\tType\t\tSize\t\tUsed\t\tPriority\n";
         assert_eq!(swap(&Ok(Some(none.into())), true).status, Status::Ok);
-        let on = format!("{none}/swapfile                               file\t\t2097148\t\t1024\t\t-2\n");
+        let on = format!(
+            "{none}/swapfile                               file\t\t2097148\t\t1024\t\t-2\n"
+        );
         let r = swap(&Ok(Some(on.clone())), true);
         assert_eq!(r.status, Status::Fail);
-        assert!(r.evidence.contains("/swapfile (file, 2097148 KiB, 1024 KiB used)"), "{}", r.evidence);
+        assert!(
+            r.evidence
+                .contains("/swapfile (file, 2097148 KiB, 1024 KiB used)"),
+            "{}",
+            r.evidence
+        );
         assert!(r.fix.contains("swapoff -a"));
         assert_eq!(swap(&Ok(Some(on)), false).status, Status::Warn);
         assert_eq!(swap(&Ok(None), true).status, Status::Ok);
@@ -1094,21 +1200,48 @@ mod tests {
         let l = parse_listeners(tcp);
         assert_eq!(
             l,
-            vec![Listener { port: 10250, inode: 1111 }, Listener { port: 10264, inode: 2222 }]
+            vec![
+                Listener {
+                    port: 10250,
+                    inode: 1111
+                },
+                Listener {
+                    port: 10264,
+                    inode: 2222
+                }
+            ]
         );
         let mut holders = BTreeMap::new();
-        holders.insert(1111, Holder { pid: 42, comm: "kubelet".into() });
+        holders.insert(
+            1111,
+            Holder {
+                pid: 42,
+                comm: "kubelet".into(),
+            },
+        );
         assert_eq!(ports(&Ok(l.clone()), &holders).status, Status::Ok);
-        holders.insert(1111, Holder { pid: 7, comm: "nginx".into() });
+        holders.insert(
+            1111,
+            Holder {
+                pid: 7,
+                comm: "nginx".into(),
+            },
+        );
         let r = ports(&Ok(l.clone()), &holders);
         assert_eq!(r.status, Status::Fail);
-        assert!(r.evidence.contains("10250 (kubelet API) held by nginx (pid 7)"), "{}", r.evidence);
+        assert!(
+            r.evidence
+                .contains("10250 (kubelet API) held by nginx (pid 7)"),
+            "{}",
+            r.evidence
+        );
         assert_eq!(ports(&Ok(l), &BTreeMap::new()).status, Status::Warn);
     }
 
     #[test]
     fn no_proxy_matching_follows_go() {
-        let np = "localhost,127.0.0.1,10.100.0.0/16,.eks.amazonaws.com,example.org:8080,169.254.169.254";
+        let np =
+            "localhost,127.0.0.1,10.100.0.0/16,.eks.amazonaws.com,example.org:8080,169.254.169.254";
         assert!(no_proxy_covers(np, "ABC.gr7.us-west-2.eks.amazonaws.com"));
         assert!(!no_proxy_covers(np, "eks.amazonaws.com.evil"));
         assert!(no_proxy_covers(np, "example.org"));
@@ -1122,17 +1255,26 @@ mod tests {
         assert!(!no_proxy_covers("[fd00::1", "localhost"));
         assert!(no_proxy_covers_net(np, &"10.100.0.0/16".parse().unwrap()));
         assert!(!no_proxy_covers_net(np, &"172.20.0.0/16".parse().unwrap()));
-        assert_eq!(redact_proxy("http://u:secret@proxy:3128"), "http://***@proxy:3128");
+        assert_eq!(
+            redact_proxy("http://u:secret@proxy:3128"),
+            "http://***@proxy:3128"
+        );
     }
 
     #[test]
     fn proxy_coverage_and_drift() {
         let env = |pairs: &[(&str, &str)]| -> BTreeMap<String, String> {
-            pairs.iter().map(|(k, v)| ((*k).into(), (*v).into())).collect()
+            pairs
+                .iter()
+                .map(|(k, v)| ((*k).into(), (*v).into()))
+                .collect()
         };
         let good = env(&[
             ("HTTPS_PROXY", "http://user:pw@proxy:3128"),
-            ("NO_PROXY", "localhost,127.0.0.1,169.254.169.254,10.100.0.0/16,.eks.amazonaws.com"),
+            (
+                "NO_PROXY",
+                "localhost,127.0.0.1,169.254.169.254,10.100.0.0/16,.eks.amazonaws.com",
+            ),
         ]);
         let mut input = ProxyInputs {
             ec2: true,
@@ -1141,7 +1283,9 @@ mod tests {
             ..Default::default()
         };
         assert_eq!(proxy(&input).status, Status::Ok);
-        input.configured.insert("kubelet.service".into(), good.clone());
+        input
+            .configured
+            .insert("kubelet.service".into(), good.clone());
         input.on_disk.insert("kubelet.service".into(), good.clone());
         let r = proxy(&input);
         assert_eq!(r.status, Status::Ok, "{}", r.evidence);
@@ -1149,7 +1293,10 @@ mod tests {
         // A drop-in that differs from the config.
         input.on_disk.insert(
             "kubelet.service".into(),
-            env(&[("HTTPS_PROXY", "http://other:3128"), ("NO_PROXY", good["NO_PROXY"].as_str())]),
+            env(&[
+                ("HTTPS_PROXY", "http://other:3128"),
+                ("NO_PROXY", good["NO_PROXY"].as_str()),
+            ]),
         );
         let r = proxy(&input);
         assert_eq!(r.status, Status::Fail);
@@ -1158,7 +1305,10 @@ mod tests {
         input.on_disk.clear();
         input.configured.insert(
             "kubelet.service".into(),
-            env(&[("https_proxy", "http://proxy:3128"), ("no_proxy", "localhost,127.0.0.1,.eks.amazonaws.com")]),
+            env(&[
+                ("https_proxy", "http://proxy:3128"),
+                ("no_proxy", "localhost,127.0.0.1,.eks.amazonaws.com"),
+            ]),
         );
         let r = proxy(&input);
         assert_eq!(r.status, Status::Fail);
@@ -1178,16 +1328,26 @@ mod tests {
 
     #[test]
     fn node_ip_in_remote_networks() {
-        let ip: Result<(IpAddr, String), String> = Ok(("10.80.1.5".parse().unwrap(), "--node-ip".into()));
+        let ip: Result<(IpAddr, String), String> =
+            Ok(("10.80.1.5".parse().unwrap(), "--node-ip".into()));
         let nets = |c: &[&str]| -> Result<(Vec<IpNet>, String), String> {
-            Ok((c.iter().map(|s| s.parse().unwrap()).collect(), "DescribeCluster".into()))
+            Ok((
+                c.iter().map(|s| s.parse().unwrap()).collect(),
+                "DescribeCluster".into(),
+            ))
         };
-        assert_eq!(node_ip(true, &ip, &nets(&["10.80.0.0/16"])).status, Status::Ok);
+        assert_eq!(
+            node_ip(true, &ip, &nets(&["10.80.0.0/16"])).status,
+            Status::Ok
+        );
         let r = node_ip(true, &ip, &nets(&["192.168.0.0/16"]));
         assert_eq!(r.status, Status::Fail);
         assert!(r.fix.contains("--node-ip"));
         assert_eq!(node_ip(true, &ip, &nets(&[])).status, Status::Fail);
-        assert_eq!(node_ip(true, &ip, &Err("no credentials".into())).status, Status::Warn);
+        assert_eq!(
+            node_ip(true, &ip, &Err("no credentials".into())).status,
+            Status::Warn
+        );
         let skipped = node_ip(false, &ip, &nets(&[]));
         assert_eq!(skipped.status, Status::Ok);
         assert!(skipped.evidence.starts_with("skipped"));
@@ -1216,7 +1376,20 @@ mod tests {
         let r = api_server(at, &ApiProbe::Untrusted("UnknownIssuer".into()));
         assert_eq!(r.status, Status::Fail);
         assert!(r.fix.contains("certificateAuthority"));
-        assert_eq!(api_server(at, &ApiProbe::Refused { status: 401, body: String::new() }).status, Status::Warn);
-        assert_eq!(api_server(at, &ApiProbe::Unreachable("refused".into())).status, Status::Fail);
+        assert_eq!(
+            api_server(
+                at,
+                &ApiProbe::Refused {
+                    status: 401,
+                    body: String::new()
+                }
+            )
+            .status,
+            Status::Warn
+        );
+        assert_eq!(
+            api_server(at, &ApiProbe::Unreachable("refused".into())).status,
+            Status::Fail
+        );
     }
 }

@@ -189,7 +189,12 @@ impl Report {
     pub fn text(&self) -> String {
         let mut out = String::new();
         for c in &self.checks {
-            out.push_str(&format!("{:<4} {}: {}\n", c.status.as_str(), c.name, c.evidence));
+            out.push_str(&format!(
+                "{:<4} {}: {}\n",
+                c.status.as_str(),
+                c.name,
+                c.evidence
+            ));
             out.push_str(&format!("     fix: {}\n", c.fix));
         }
         out.push_str(&format!(
@@ -317,8 +322,14 @@ mod tests {
         };
         assert!(!report.passed());
         let text = report.text();
-        assert!(text.contains("ok   a: fine\n     fix: nothing to do\n"), "{text}");
-        assert!(text.contains("fail b: broken\n     fix: mend it\n"), "{text}");
+        assert!(
+            text.contains("ok   a: fine\n     fix: nothing to do\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("fail b: broken\n     fix: mend it\n"),
+            "{text}"
+        );
         let json: serde_json::Value = serde_json::from_str(&report.json()).unwrap();
         assert_eq!(json["checks"][1]["status"], "fail");
         assert_eq!(json["summary"]["fail"], 1);

@@ -91,7 +91,12 @@ pub async fn run_all(inputs: &Inputs) -> Vec<CheckResult> {
     let sts = async {
         match &creds {
             Ok((c, _, region)) => {
-                bounded(limit, "STS GetCallerIdentity", caller_identity(inputs, c, region)).await
+                bounded(
+                    limit,
+                    "STS GetCallerIdentity",
+                    caller_identity(inputs, c, region),
+                )
+                .await
             }
             Err(_) => Err("not attempted: no credentials (see the credentials check)".to_owned()),
         }
@@ -182,7 +187,10 @@ pub async fn run_all(inputs: &Inputs) -> Vec<CheckResult> {
         .and_then(|r| r.role_arn.as_deref());
     let mut results = vec![
         checks::credentials(
-            &creds.as_ref().map(|(_, found, _)| found.clone()).map_err(Clone::clone),
+            &creds
+                .as_ref()
+                .map(|(_, found, _)| found.clone())
+                .map_err(Clone::clone),
             credentials_fix,
         ),
         checks::sts_identity(&sts, expected_role),
@@ -239,7 +247,10 @@ fn local_checks(inputs: &Inputs) -> Local {
         .unwrap_or_default();
     let holders = socket_holders(&inputs.proc_root, &wanted);
     let configured = super::configured_environment(&inputs.config);
-    let mut units: Vec<String> = super::DEFAULT_ENV_UNITS.iter().map(|u| (*u).to_owned()).collect();
+    let mut units: Vec<String> = super::DEFAULT_ENV_UNITS
+        .iter()
+        .map(|u| (*u).to_owned())
+        .collect();
     units.extend(configured.keys().cloned());
     units.sort();
     units.dedup();
@@ -399,7 +410,10 @@ async fn caller_identity(
     let cluster = &inputs.config.spec.cluster;
     let (id, field) = match (&cluster.id, inputs.config.is_outpost()) {
         (Some(id), true) => (id.clone(), "spec.cluster.id"),
-        _ => (cluster.name.clone().unwrap_or_default(), "spec.cluster.name"),
+        _ => (
+            cluster.name.clone().unwrap_or_default(),
+            "spec.cluster.name",
+        ),
     };
     let cluster_id = ClusterId::parse(&id, field).map_err(|e| chain(&e))?;
     let url = token::presign_url(creds, region, &cluster_id, inputs.clock.now())
@@ -485,9 +499,10 @@ pub async fn probe_api(endpoint: &str, ca_pem: &[u8]) -> ApiProbe {
     use rustls_pki_types::pem::PemObject;
     let mut roots = rustls::RootCertStore::empty();
     for cert in CertificateDer::pem_slice_iter(ca_pem) {
-        match cert.map_err(|e| e.to_string()).and_then(|c| {
-            roots.add(c).map_err(|e| e.to_string())
-        }) {
+        match cert
+            .map_err(|e| e.to_string())
+            .and_then(|c| roots.add(c).map_err(|e| e.to_string()))
+        {
             Ok(()) => {}
             Err(e) => return ApiProbe::BadCa(e),
         }
@@ -586,13 +601,20 @@ async fn route_to(endpoint: &str) -> Result<(IpAddr, String), String> {
     let url = url::Url::parse(endpoint).map_err(|e| format!("{endpoint:?}: {e}"))?;
     let host = url.host_str().ok_or("the endpoint has no host")?.to_owned();
     let port = url.port_or_known_default().unwrap_or(443);
-    let bare = host.trim_start_matches('[').trim_end_matches(']').to_owned();
+    let bare = host
+        .trim_start_matches('[')
+        .trim_end_matches(']')
+        .to_owned();
     let addr = tokio::net::lookup_host((bare.as_str(), port))
         .await
         .map_err(|e| format!("cannot resolve {host}: {e}"))?
         .next()
         .ok_or_else(|| format!("{host} resolves to no address"))?;
-    let bind = if addr.is_ipv4() { "0.0.0.0:0" } else { "[::]:0" };
+    let bind = if addr.is_ipv4() {
+        "0.0.0.0:0"
+    } else {
+        "[::]:0"
+    };
     let sock = tokio::net::UdpSocket::bind(bind)
         .await
         .map_err(|e| e.to_string())?;
@@ -600,7 +622,10 @@ async fn route_to(endpoint: &str) -> Result<(IpAddr, String), String> {
         .await
         .map_err(|e| format!("no route to {addr}: {e}"))?;
     let ip = sock.local_addr().map_err(|e| e.to_string())?.ip();
-    Ok((ip, format!("the address that routes to the API server {host}")))
+    Ok((
+        ip,
+        format!("the address that routes to the API server {host}"),
+    ))
 }
 
 /// Finds `program` on `search_path` and runs `program --version` (fixed arguments, no shell).
@@ -664,10 +689,10 @@ fn read_clock(source: &ClockSource) -> Result<Timex, String> {
     match source {
         ClockSource::Kernel => crate::health::clock::read().map_err(|e| format!("adjtimex: {e}")),
         ClockSource::File(path) => {
-            let text = std::fs::read_to_string(path)
-                .map_err(|e| format!("{}: {e}", path.display()))?;
-            let r: RawTimex = serde_json::from_str(&text)
-                .map_err(|e| format!("{}: {e}", path.display()))?;
+            let text =
+                std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+            let r: RawTimex =
+                serde_json::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))?;
             Ok(Timex::from_raw(
                 r.state,
                 r.offset,
@@ -717,7 +742,11 @@ fn socket_holders(proc_root: &Path, inodes: &[u64]) -> BTreeMap<u64, Holder> {
         return out;
     };
     for entry in entries.flatten() {
-        let Some(pid) = entry.file_name().to_str().and_then(|s| s.parse::<u32>().ok()) else {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|s| s.parse::<u32>().ok())
+        else {
             continue;
         };
         let Ok(fds) = std::fs::read_dir(entry.path().join("fd")) else {
@@ -775,7 +804,8 @@ mod tests {
 
     #[test]
     fn retarget_keeps_the_signed_query() {
-        let url = "https://sts.us-west-2.amazonaws.com/?Action=GetCallerIdentity&X-Amz-Signature=ab";
+        let url =
+            "https://sts.us-west-2.amazonaws.com/?Action=GetCallerIdentity&X-Amz-Signature=ab";
         assert_eq!(
             retarget(url, "http://127.0.0.1:5000").unwrap(),
             "http://127.0.0.1:5000/?Action=GetCallerIdentity&X-Amz-Signature=ab"
@@ -802,9 +832,16 @@ mod tests {
 
         let d = dir.path().join("etc/systemd/system/kubelet.service.d");
         std::fs::create_dir_all(&d).unwrap();
-        std::fs::write(d.join("10-a.conf"), "[Service]\nEnvironment=\"NO_PROXY=a\"\n").unwrap();
+        std::fs::write(
+            d.join("10-a.conf"),
+            "[Service]\nEnvironment=\"NO_PROXY=a\"\n",
+        )
+        .unwrap();
         std::fs::write(d.join("20-b.conf"), "[Service]\nEnvironment=NO_PROXY=b\n").unwrap();
-        assert_eq!(unit_environment(dir.path(), "kubelet.service").unwrap()["NO_PROXY"], "b");
+        assert_eq!(
+            unit_environment(dir.path(), "kubelet.service").unwrap()["NO_PROXY"],
+            "b"
+        );
         assert!(unit_environment(dir.path(), "containerd.service").is_none());
     }
 
@@ -813,7 +850,11 @@ mod tests {
         use std::os::unix::fs::PermissionsExt;
         let dir = tempfile::tempdir().unwrap();
         let prog = dir.path().join("kubelet");
-        std::fs::write(&prog, "#!/bin/sh\necho \"Kubernetes v1.33.5-eks-3025e55\"\n").unwrap();
+        std::fs::write(
+            &prog,
+            "#!/bin/sh\necho \"Kubernetes v1.33.5-eks-3025e55\"\n",
+        )
+        .unwrap();
         std::fs::set_permissions(&prog, std::fs::Permissions::from_mode(0o755)).unwrap();
         match exec_version("kubelet", &dir.path().display().to_string()).await {
             Exec::Ran { output, .. } => {

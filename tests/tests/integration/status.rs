@@ -35,7 +35,8 @@ const CLUSTER: &str = "status-cluster";
 const SWAPS_HEADER: &str = "Filename\t\t\t\tType\t\tSize\t\tUsed\t\tPriority\n";
 const TCP_HEADER: &str = "  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode\n";
 /// A synchronised clock (STA_PLL | STA_NANO, TIME_OK) with 12 ms maximum error.
-const CLOCK_SYNCED: &str = r#"{"state":0,"status":8193,"offset":150000,"maxerror":12000,"esterror":400,"tick":10000}"#;
+const CLOCK_SYNCED: &str =
+    r#"{"state":0,"status":8193,"offset":150000,"maxerror":12000,"esterror":400,"tick":10000}"#;
 /// An unsynchronised clock (TIME_ERROR, STA_UNSYNC).
 const CLOCK_UNSYNCED: &str =
     r#"{"state":5,"status":64,"offset":0,"maxerror":16000000,"esterror":16000000,"tick":10000}"#;
@@ -86,7 +87,9 @@ fn fake_bin(dir: &Path, kubelet: &str, containerd: &str) -> PathBuf {
     );
     executable(
         &bin.join("containerd"),
-        &format!("#!/bin/sh\n[ \"$1\" = --version ] || exit 64\necho 'containerd github.com/containerd/containerd/v2 {containerd} 75cb2b7193e4e490e9fbdc236c0e811ccaba3376'\n"),
+        &format!(
+            "#!/bin/sh\n[ \"$1\" = --version ] || exit 64\necho 'containerd github.com/containerd/containerd/v2 {containerd} 75cb2b7193e4e490e9fbdc236c0e811ccaba3376'\n"
+        ),
     );
     bin
 }
@@ -127,7 +130,10 @@ fn status(args: &[&str], env: &[(&str, String)]) -> Output {
         .env("HOME", home.path())
         .env("AWS_EC2_METADATA_DISABLED", "true")
         .env("AWS_CONFIG_FILE", home.path().join("no-config"))
-        .env("AWS_SHARED_CREDENTIALS_FILE", home.path().join("no-credentials"));
+        .env(
+            "AWS_SHARED_CREDENTIALS_FILE",
+            home.path().join("no-credentials"),
+        );
     for (k, v) in env {
         cmd.env(k, v);
     }
@@ -202,7 +208,12 @@ spec:
 
     let out = status(&["-c", &source], &env);
     let text = String::from_utf8_lossy(&out.stdout);
-    assert_eq!(out.status.code(), Some(1), "{text}\n{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{text}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let lines: Vec<&str> = text.lines().collect();
     for name in CHECKS {
         let i = lines
@@ -228,11 +239,16 @@ spec:
     assert_eq!(check(&checks, "sts-identity")["status"], "fail");
     let api = check(&checks, "api-server");
     assert_eq!(api["status"], "fail");
-    assert!(api["evidence"].as_str().unwrap().contains("unreachable"), "{api}");
-    assert!(check(&checks, "node-ip")["evidence"]
-        .as_str()
-        .unwrap()
-        .starts_with("skipped"));
+    assert!(
+        api["evidence"].as_str().unwrap().contains("unreachable"),
+        "{api}"
+    );
+    assert!(
+        check(&checks, "node-ip")["evidence"]
+            .as_str()
+            .unwrap()
+            .starts_with("skipped")
+    );
 }
 
 #[test]
@@ -251,7 +267,8 @@ fn passes_against_the_peers_with_good_inputs() {
     write(&config, &hybrid_config(&api.url, &ca, &no_proxy));
     // The drop-in `init` writes for the same environment.
     write(
-        &dir.path().join("host/etc/systemd/system/kubelet.service.d/40-eks-node-agent-environment.conf"),
+        &dir.path()
+            .join("host/etc/systemd/system/kubelet.service.d/40-eks-node-agent-environment.conf"),
         &format!(
             "[Service]\nEnvironment=\"HTTPS_PROXY=http://proxyuser:proxysecret@127.0.0.1:3128\"\nEnvironment=\"NO_PROXY={no_proxy}\"\n"
         ),
@@ -284,7 +301,10 @@ fn passes_against_the_peers_with_good_inputs() {
     ];
     let env = [
         ("PATH", bin.display().to_string()),
-        ("AWS_SHARED_CREDENTIALS_FILE", credentials.display().to_string()),
+        (
+            "AWS_SHARED_CREDENTIALS_FILE",
+            credentials.display().to_string(),
+        ),
         ("AWS_ENDPOINT_URL_STS", sts.endpoint()),
         ("AWS_ENDPOINT_URL_EKS", moto.endpoint()),
     ];
@@ -300,16 +320,39 @@ fn passes_against_the_peers_with_good_inputs() {
     for (name, s) in statuses(&checks) {
         assert_eq!(s, "ok", "{name}: {stdout}");
     }
-    let evidence = |name: &str| check(&checks, name)["evidence"].as_str().unwrap().to_owned();
-    assert!(evidence("credentials").contains("SSM credentials file"), "{stdout}");
+    let evidence = |name: &str| {
+        check(&checks, name)["evidence"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    };
+    assert!(
+        evidence("credentials").contains("SSM credentials file"),
+        "{stdout}"
+    );
     // moto's STS answered the presigned GetCallerIdentity the node's token carries.
-    assert!(evidence("sts-identity").contains("arn:aws:sts::123456789012:"), "{stdout}");
-    assert!(evidence("api-server").contains("v1.33.5-eks-3025e55"), "{stdout}");
-    assert!(evidence("node-ip").contains(aws_world::REMOTE_NODE_CIDR), "{stdout}");
+    assert!(
+        evidence("sts-identity").contains("arn:aws:sts::123456789012:"),
+        "{stdout}"
+    );
+    assert!(
+        evidence("api-server").contains("v1.33.5-eks-3025e55"),
+        "{stdout}"
+    );
+    assert!(
+        evidence("node-ip").contains(aws_world::REMOTE_NODE_CIDR),
+        "{stdout}"
+    );
     assert!(evidence("node-ip").contains("DescribeCluster"), "{stdout}");
     assert!(evidence("kubelet-version").contains("v1.31.2"), "{stdout}");
-    assert!(evidence("containerd-version").contains("v2.1.4"), "{stdout}");
-    assert!(evidence("ports").contains("10250 held by kubelet (pid 900)"), "{stdout}");
+    assert!(
+        evidence("containerd-version").contains("v2.1.4"),
+        "{stdout}"
+    );
+    assert!(
+        evidence("ports").contains("10250 held by kubelet (pid 900)"),
+        "{stdout}"
+    );
     // Secrets stay out: neither the proxy password nor the secret key appear.
     for secret in ["proxysecret", "wJalrXUtnFEMI", "EXAMPLEcode"] {
         assert!(!stdout.contains(secret), "{secret} leaked: {stdout}");
@@ -336,21 +379,29 @@ fn each_failure_names_its_evidence_and_fix() {
     write(&clock, CLOCK_UNSYNCED);
     let proc = fake_proc(
         dir.path(),
-        &format!("{SWAPS_HEADER}/swapfile                               file\t\t2097148\t\t0\t\t-2\n"),
+        &format!(
+            "{SWAPS_HEADER}/swapfile                               file\t\t2097148\t\t0\t\t-2\n"
+        ),
         &[(10250, 4242, 900, "kubelet"), (10256, 5151, 901, "nginx")],
     );
     let bin = fake_bin(dir.path(), "v1.33.0", "v1.6.20");
     let source = |config: &Path| format!("file://{}", config.display());
     let env = [
         ("PATH", bin.display().to_string()),
-        ("AWS_SHARED_CREDENTIALS_FILE", credentials.display().to_string()),
+        (
+            "AWS_SHARED_CREDENTIALS_FILE",
+            credentials.display().to_string(),
+        ),
         ("AWS_ENDPOINT_URL_STS", sts.endpoint()),
     ];
 
     // A CA that did not sign the server's certificate; NO_PROXY without 127.0.0.1; remote
     // node networks that do not hold the address routing to the API server (127.0.0.1).
     let wrong = dir.path().join("wrong-ca.yaml");
-    write(&wrong, &hybrid_config(&api.url, &test_ca_b64(), "localhost"));
+    write(
+        &wrong,
+        &hybrid_config(&api.url, &test_ca_b64(), "localhost"),
+    );
     let src = source(&wrong);
     let out = status(
         &[
@@ -390,22 +441,46 @@ fn each_failure_names_its_evidence_and_fix() {
     .collect();
     assert_eq!(got, want, "{stdout}");
     let field = |name: &str, f: &str| check(&checks, name)[f].as_str().unwrap().to_owned();
-    assert!(field("api-server", "evidence").contains("TLS verification failed"), "{stdout}");
-    assert!(field("api-server", "fix").contains("certificateAuthority"), "{stdout}");
-    assert!(field("node-ip", "evidence").contains("127.0.0.1"), "{stdout}");
-    assert!(field("node-ip", "evidence").contains("routes to the API server"), "{stdout}");
-    assert!(field("clock", "evidence").starts_with("not synchronized"), "{stdout}");
+    assert!(
+        field("api-server", "evidence").contains("TLS verification failed"),
+        "{stdout}"
+    );
+    assert!(
+        field("api-server", "fix").contains("certificateAuthority"),
+        "{stdout}"
+    );
+    assert!(
+        field("node-ip", "evidence").contains("127.0.0.1"),
+        "{stdout}"
+    );
+    assert!(
+        field("node-ip", "evidence").contains("routes to the API server"),
+        "{stdout}"
+    );
+    assert!(
+        field("clock", "evidence").starts_with("not synchronized"),
+        "{stdout}"
+    );
     assert!(field("swap", "evidence").contains("/swapfile"), "{stdout}");
     assert!(field("swap", "fix").contains("swapoff -a"), "{stdout}");
-    assert!(field("containerd-version", "evidence").contains("v1.6.20"), "{stdout}");
+    assert!(
+        field("containerd-version", "evidence").contains("v1.6.20"),
+        "{stdout}"
+    );
     assert!(field("proxy", "fix").contains("127.0.0.1"), "{stdout}");
     assert!(!stdout.contains("proxysecret"), "{stdout}");
-    assert!(field("ports", "evidence").contains("10256 (kube-proxy healthz) held by nginx (pid 901)"), "{stdout}");
+    assert!(
+        field("ports", "evidence").contains("10256 (kube-proxy healthz) held by nginx (pid 901)"),
+        "{stdout}"
+    );
 
     // The right CA: the server's version is known, and this kubelet is newer than it.
     let right = dir.path().join("right-ca.yaml");
     let ca = base64::engine::general_purpose::STANDARD.encode(&api.ca_pem);
-    write(&right, &hybrid_config(&api.url, &ca, "localhost,127.0.0.1,172.20.0.0/16"));
+    write(
+        &right,
+        &hybrid_config(&api.url, &ca, "localhost,127.0.0.1,172.20.0.0/16"),
+    );
     let src = source(&right);
     let out = status(
         &[
@@ -430,8 +505,17 @@ fn each_failure_names_its_evidence_and_fix() {
     assert_eq!(check(&checks, "node-ip")["status"], "ok", "{stdout}");
     let kubelet = check(&checks, "kubelet-version");
     assert_eq!(kubelet["status"], "fail", "{stdout}");
-    assert!(kubelet["evidence"].as_str().unwrap().contains("newer than the API server"), "{stdout}");
-    assert!(kubelet["fix"].as_str().unwrap().contains("1.32"), "{stdout}");
+    assert!(
+        kubelet["evidence"]
+            .as_str()
+            .unwrap()
+            .contains("newer than the API server"),
+        "{stdout}"
+    );
+    assert!(
+        kubelet["fix"].as_str().unwrap().contains("1.32"),
+        "{stdout}"
+    );
     assert_eq!(out.status.code(), Some(1));
 }
 
@@ -448,7 +532,10 @@ fn bad_configuration_exits_2_and_names_the_field() {
     assert_eq!(out.status.code(), Some(2));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("spec.cluster.cidr"), "{stderr}");
-    assert!(out.stdout.is_empty(), "nothing is checked with a bad config");
+    assert!(
+        out.stdout.is_empty(),
+        "nothing is checked with a bad config"
+    );
     let out = status(&["-c", &src, "--remote-node-network", "nope"], &[]);
     assert_eq!(out.status.code(), Some(2));
 }
