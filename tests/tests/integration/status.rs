@@ -539,3 +539,113 @@ fn bad_configuration_exits_2_and_names_the_field() {
     let out = status(&["-c", &src, "--remote-node-network", "nope"], &[]);
     assert_eq!(out.status.code(), Some(2));
 }
+
+#[test]
+fn roles_anywhere_credentials_come_from_the_emulator() {
+    use eks_node_agent_tests::rolesanywhere::{Config, Emulator, KeyKind, TestPki};
+    let rt = runtime();
+    let pki = TestPki::new("node", KeyKind::P256);
+    let ra_config = Config::for_pki(&pki);
+    let ra = Emulator::start(ra_config.clone());
+    let sts = MotoSts::start();
+    let api = rt.block_on(KubeApi::start("unused-token"));
+
+    let dir = tempfile::tempdir().unwrap();
+    let leaf = pki.issue_valid("node-ra-1", KeyKind::P256);
+    // The certificate file carries the intermediate after the leaf, as nodeadm reads it.
+    let cert = dir.path().join("server.pem");
+    write(&cert, &format!("{}{}", leaf.cert_pem, leaf.chain_pem));
+    let key = dir.path().join("server.key");
+    write(&key, &leaf.key_pem);
+    let ca = base64::engine::general_purpose::STANDARD.encode(&api.ca_pem);
+    let config = dir.path().join("nodeconfig.yaml");
+    write(
+        &config,
+        &format!(
+            "apiVersion: node.eks.aws/v1alpha1
+kind: NodeConfig
+spec:
+  cluster:
+    name: {CLUSTER}
+    region: us-west-2
+    apiServerEndpoint: {url}
+    certificateAuthority: {ca}
+    cidr: {cidr}
+  hybrid:
+    iamRolesAnywhere:
+      nodeName: node-ra-1
+      trustAnchorArn: {ta}
+      profileArn: {profile}
+      roleArn: {role}
+      certificatePath: {cert}
+      privateKeyPath: {key}
+",
+            url = api.url,
+            cidr = aws_world::SERVICE_CIDR,
+            ta = ra_config.trust_anchor_arn,
+            profile = ra_config.profile_arn,
+            role = ra_config.role_arns[0],
+            cert = cert.display(),
+            key = key.display(),
+        ),
+    );
+    let clock = dir.path().join("timex.json");
+    write(&clock, CLOCK_SYNCED);
+    let proc = fake_proc(dir.path(), SWAPS_HEADER, &[]);
+    let bin = fake_bin(dir.path(), "v1.33.1", "v1.7.27");
+    let src = format!("file://{}", config.display());
+    let out = status(
+        &[
+            "-c",
+            &src,
+            "-o",
+            "json",
+            "--rolesanywhere-endpoint",
+            &ra.endpoint(),
+            "--remote-node-network",
+            "127.0.0.0/8",
+            "--proc-root",
+            proc.to_str().unwrap(),
+            "--host-root",
+            dir.path().join("host").to_str().unwrap(),
+            "--clock-state",
+            clock.to_str().unwrap(),
+        ],
+        &[
+            ("PATH", bin.display().to_string()),
+            ("AWS_CA_BUNDLE", ra.ca_bundle().display().to_string()),
+            ("AWS_ENDPOINT_URL_STS", sts.endpoint()),
+        ],
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    let checks = json_checks(&out);
+    let creds = check(&checks, "credentials");
+    assert_eq!(creds["status"], "ok", "{stdout}");
+    assert!(
+        creds["evidence"]
+            .as_str()
+            .unwrap()
+            .contains("IAM Roles Anywhere with certificate"),
+        "{stdout}"
+    );
+    assert!(
+        !ra.requests().is_empty(),
+        "no CreateSession reached the emulator"
+    );
+    // moto's STS does not map presigned credentials to the Roles Anywhere session, so the
+    // identity it answers is not a session of roleArn: a warning naming the expected role.
+    let sts_check = check(&checks, "sts-identity");
+    assert_eq!(sts_check["status"], "warn", "{stdout}");
+    assert!(
+        sts_check["evidence"]
+            .as_str()
+            .unwrap()
+            .contains(&ra_config.role_arns[0]),
+        "{stdout}"
+    );
+    for secret in [&ra_config.secret_access_key, &ra_config.session_token] {
+        assert!(!stdout.contains(secret.as_str()), "secret leaked: {stdout}");
+    }
+    // Warnings do not fail the run.
+    assert_eq!(out.status.code(), Some(0), "{stdout}");
+}
