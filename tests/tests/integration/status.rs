@@ -649,3 +649,105 @@ spec:
     // Warnings do not fail the run.
     assert_eq!(out.status.code(), Some(0), "{stdout}");
 }
+
+/// An EC2 node: region from the instance identity document and credentials from the
+/// instance role, both through the IMDSv2 emulator; on EC2 NO_PROXY must cover IMDS.
+#[test]
+fn ec2_node_uses_the_instance_role_and_needs_imds_in_no_proxy() {
+    use eks_node_agent_tests::imds::{ImdsEmulator, Instance, RoleCredentials};
+    let rt = runtime();
+    let role_secret = "imdsRoleSecretKey0123456789abcdefghijklmn";
+    let mut instance = Instance::example();
+    instance.credentials = Some(RoleCredentials {
+        role: "NodeInstanceRole".into(),
+        access_key_id: "ASIAIMDSROLEEXAMPLE1".into(),
+        secret_access_key: role_secret.into(),
+        token: "IQoJb3JpZ2luX2VjEImdsRoleSessionToken".into(),
+        expiration: "2099-01-01T00:00:00Z".into(),
+        last_updated: "2026-11-25T00:00:00Z".into(),
+    });
+    let imds = ImdsEmulator::start(instance);
+    let sts = MotoSts::start();
+    let api = rt.block_on(KubeApi::start("unused-token"));
+
+    let dir = tempfile::tempdir().unwrap();
+    let ca = base64::engine::general_purpose::STANDARD.encode(&api.ca_pem);
+    let ec2_config = |no_proxy: &str| {
+        format!(
+            "apiVersion: node.eks.aws/v1alpha1
+kind: NodeConfig
+spec:
+  cluster:
+    name: {CLUSTER}
+    apiServerEndpoint: {url}
+    certificateAuthority: {ca}
+    cidr: 10.100.0.0/16
+  instance:
+    environment:
+      default:
+        HTTPS_PROXY: http://127.0.0.1:3128
+        NO_PROXY: {no_proxy}
+",
+            url = api.url
+        )
+    };
+    let clock = dir.path().join("timex.json");
+    write(&clock, CLOCK_SYNCED);
+    let proc = fake_proc(dir.path(), SWAPS_HEADER, &[]);
+    let bin = fake_bin(dir.path(), "v1.33.1", "v1.7.27");
+    let env = [
+        ("PATH", bin.display().to_string()),
+        ("AWS_EC2_METADATA_DISABLED", "false".to_owned()),
+        ("AWS_EC2_METADATA_SERVICE_ENDPOINT", imds.endpoint()),
+        ("AWS_ENDPOINT_URL_STS", sts.endpoint()),
+    ];
+    let run = |no_proxy: &str| {
+        let config = dir.path().join("nodeconfig.yaml");
+        write(&config, &ec2_config(no_proxy));
+        let src = format!("file://{}", config.display());
+        status(
+            &[
+                "-c",
+                &src,
+                "-o",
+                "json",
+                "--proc-root",
+                proc.to_str().unwrap(),
+                "--host-root",
+                dir.path().join("host").to_str().unwrap(),
+                "--clock-state",
+                clock.to_str().unwrap(),
+            ],
+            &env,
+        )
+    };
+
+    let out = run("localhost,127.0.0.1,169.254.169.254,10.100.0.0/16");
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    let checks = json_checks(&out);
+    for (name, s) in statuses(&checks) {
+        assert_eq!(s, "ok", "{name}: {stdout}");
+    }
+    assert_eq!(out.status.code(), Some(0), "{stdout}");
+    let creds = check(&checks, "credentials")["evidence"].as_str().unwrap();
+    assert!(
+        creds.contains("the default chain") && creds.contains("expire 2099-01-01T00:00:00Z"),
+        "{stdout}"
+    );
+    assert!(
+        imds.tokens_issued() > 0,
+        "IMDS was not asked with an IMDSv2 token"
+    );
+    assert!(!stdout.contains(role_secret), "{stdout}");
+
+    let out = run("localhost,127.0.0.1,10.100.0.0/16");
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    let checks = json_checks(&out);
+    let proxy = check(&checks, "proxy");
+    assert_eq!(proxy["status"], "fail", "{stdout}");
+    assert!(
+        proxy["fix"].as_str().unwrap().contains("169.254.169.254"),
+        "{stdout}"
+    );
+    assert_eq!(out.status.code(), Some(1), "{stdout}");
+}
