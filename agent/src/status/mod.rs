@@ -83,11 +83,14 @@ impl CheckResult {
 
 /// Multi-line text (some SDK errors list every provider tried) joined into one line.
 fn one_line(text: &str) -> String {
-    text.lines()
-        .map(str::trim)
-        .filter(|l| !l.is_empty())
-        .collect::<Vec<_>>()
-        .join("; ")
+    let mut out = String::new();
+    for line in text.lines().map(str::trim).filter(|l| !l.is_empty()) {
+        if !out.is_empty() {
+            out.push_str(if out.ends_with(':') { " " } else { "; " });
+        }
+        out.push_str(line);
+    }
+    out
 }
 
 /// Where the clock state comes from.
@@ -330,6 +333,7 @@ mod tests {
             text.contains("fail b: broken\n     fix: mend it\n"),
             "{text}"
         );
+        assert_eq!(one_line("tried:\n  a\n  b\n"), "tried: a; b");
         let json: serde_json::Value = serde_json::from_str(&report.json()).unwrap();
         assert_eq!(json["checks"][1]["status"], "fail");
         assert_eq!(json["summary"]["fail"], 1);
