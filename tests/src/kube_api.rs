@@ -322,9 +322,8 @@ async fn handle(
 /// What `GET /version` answers unless [`KubeApi::set_version`] says otherwise.
 pub const DEFAULT_GIT_VERSION: &str = "v1.33.5-eks-3025e55";
 
-/// The paths the `system:public-info-viewer` role opens to anonymous clients: `/version`
-/// (a `version.Info`), and `/healthz`, `/readyz`, `/livez` (plain `ok`, shown as a JSON
-/// string here since every answer of this emulator is JSON).
+/// `GET /version`, which the `system:public-info-viewer` role opens to anonymous clients:
+/// a `version.Info` (authenticated clients get the same answer).
 fn public_info(s: &Store, method: &str, path: &str) -> Option<(StatusCode, Value)> {
     if method != "GET" {
         return None;
@@ -346,7 +345,6 @@ fn public_info(s: &Store, method: &str, path: &str) -> Option<(StatusCode, Value
                 }),
             ))
         }
-        "/healthz" | "/readyz" | "/livez" => Some((StatusCode::OK, json!("ok"))),
         _ => None,
     }
 }
