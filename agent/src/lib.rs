@@ -15,3 +15,4 @@ pub mod health;
 pub mod logging;
 pub mod render;
 pub mod report;
+pub mod status;

@@ -37,6 +37,7 @@ struct Store {
     events: BTreeMap<(String, String), Value>,
     requests: Vec<Recorded>,
     resource_version: u64,
+    git_version: Option<String>,
 }
 
 /// A running emulator; stops when dropped.
@@ -249,6 +250,11 @@ users:\n- name: kubelet\n  user:\n    token: {}\n",
         self.store.lock().expect("store").requests.clone()
     }
 
+    /// Sets the `gitVersion` that `GET /version` answers (default [`DEFAULT_GIT_VERSION`]).
+    pub fn set_version(&self, git_version: &str) {
+        self.store.lock().expect("store").git_version = Some(git_version.to_string());
+    }
+
     /// Events stored, by (namespace, name).
     pub fn events(&self) -> Vec<Value> {
         self.store
@@ -288,7 +294,9 @@ async fn handle(
     let body: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
     let (code, answer) = {
         let mut s = store.lock().expect("store");
-        let result = if auth_ok {
+        let result = if let Some(answer) = public_info(&s, &method, &path) {
+            answer
+        } else if auth_ok {
             route(&mut s, &method, &path, &content_type, &body)
         } else {
             status(StatusCode::UNAUTHORIZED, "Unauthorized", "Unauthorized")
@@ -309,6 +317,36 @@ async fn handle(
         hyper::header::HeaderValue::from_static("application/json"),
     );
     resp
+}
+
+/// What `GET /version` answers unless [`KubeApi::set_version`] says otherwise.
+pub const DEFAULT_GIT_VERSION: &str = "v1.33.5-eks-3025e55";
+
+/// `GET /version`, which the `system:public-info-viewer` role opens to anonymous clients:
+/// a `version.Info` (authenticated clients get the same answer).
+fn public_info(s: &Store, method: &str, path: &str) -> Option<(StatusCode, Value)> {
+    if method != "GET" {
+        return None;
+    }
+    match path {
+        "/version" => {
+            let git = s.git_version.as_deref().unwrap_or(DEFAULT_GIT_VERSION);
+            let v = git.trim_start_matches('v');
+            let mut parts = v.split(['.', '-', '+']);
+            let major = parts.next().unwrap_or("");
+            let minor = parts.next().unwrap_or("");
+            Some((
+                StatusCode::OK,
+                json!({
+                    "major": major, "minor": format!("{minor}+"), "gitVersion": git,
+                    "gitCommit": "3025e55", "gitTreeState": "clean",
+                    "buildDate": "2025-09-01T00:00:00Z", "goVersion": "go1.24.6",
+                    "compiler": "gc", "platform": "linux/amd64"
+                }),
+            ))
+        }
+        _ => None,
+    }
 }
 
 fn route(

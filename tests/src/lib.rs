@@ -8,6 +8,7 @@ pub mod imds;
 pub mod kube_api;
 pub mod latency_proxy;
 pub mod moto;
+pub mod moto_sts;
 pub mod rolesanywhere;
 pub mod systemd_dbus;
 pub mod token_verifier;

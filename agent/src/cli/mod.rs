@@ -11,6 +11,7 @@ pub mod credentials;
 mod init;
 mod max_pods;
 mod run;
+mod status;
 pub mod token;
 mod version;
 
@@ -60,6 +61,9 @@ pub enum Command {
     Credentials(credentials::CredentialsArgs),
     /// Run the node health and metrics daemon (conditions, events, /metrics, sd_notify).
     Run(Box<run::RunArgs>),
+    /// Pre-flight and post-join checks: credentials, STS, API server, node IP, clock, swap,
+    /// kubelet/containerd versions, proxy, ports (exit 1 when one fails).
+    Status(Box<status::StatusArgs>),
     /// Print the version and build information.
     Version(version::VersionArgs),
 }
@@ -79,6 +83,7 @@ pub fn run(cli: Cli) -> anyhow::Result<exit::Code> {
         Command::Token(args) => token::run(args),
         Command::Credentials(args) => credentials::run(args),
         Command::Run(args) => run::run(*args),
+        Command::Status(args) => status::run(*args),
         Command::Version(args) => version::run(args),
     }
 }

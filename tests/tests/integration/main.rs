@@ -11,6 +11,7 @@ mod discovery;
 mod faults;
 mod init;
 mod max_pods;
+mod status;
 
 /// Path of the agent binary built for the tests (the test crate's copy of the agent's main).
 pub fn agent_bin() -> std::path::PathBuf {
