@@ -9,9 +9,11 @@ mod bootstrap;
 mod config;
 pub mod credentials;
 mod init;
+mod install;
 mod max_pods;
 mod run;
 pub mod token;
+mod uninstall;
 mod version;
 
 /// eks-node-agent: bootstrap an EKS worker host, join it with IAM credentials, prepare it for
@@ -60,6 +62,10 @@ pub enum Command {
     Credentials(credentials::CredentialsArgs),
     /// Run the node health and metrics daemon (conditions, events, /metrics, sd_notify).
     Run(Box<run::RunArgs>),
+    /// Install kubelet, containerd, CNI plugins and the ECR credential provider from a verified mirror.
+    Install(Box<install::InstallArgs>),
+    /// Remove every file the agent wrote; with --deregister, deregister the SSM hybrid node.
+    Uninstall(uninstall::UninstallArgs),
     /// Print the version and build information.
     Version(version::VersionArgs),
 }
@@ -79,6 +85,8 @@ pub fn run(cli: Cli) -> anyhow::Result<exit::Code> {
         Command::Token(args) => token::run(args),
         Command::Credentials(args) => credentials::run(args),
         Command::Run(args) => run::run(*args),
+        Command::Install(args) => install::run(*args),
+        Command::Uninstall(args) => uninstall::run(args),
         Command::Version(args) => version::run(args),
     }
 }
