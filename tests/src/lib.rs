@@ -8,6 +8,7 @@ pub mod kube_api;
 pub mod latency_proxy;
 pub mod moto;
 pub mod rolesanywhere;
+pub mod ssm_api;
 pub mod systemd_dbus;
 pub mod token_verifier;
 

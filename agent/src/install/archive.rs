@@ -193,9 +193,9 @@ mod tests {
         let t = tarball(
             tmp.path(),
             &[
-                ("bin/", tar::EntryType::Directory, b"", 0o755),
-                ("bin/containerd", tar::EntryType::Regular, b"c", 0o4777),
-                ("./bin/ctr", tar::EntryType::Regular, b"ctr", 0o644),
+                ("bin/", tar::EntryType::Directory, &b""[..], 0o755),
+                ("bin/containerd", tar::EntryType::Regular, &b"c"[..], 0o4777),
+                ("./bin/ctr", tar::EntryType::Regular, &b"ctr"[..], 0o644),
             ],
         );
         let staged = expand(&t, &artifact(), Some("bin"), "/usr/bin", tmp.path()).unwrap();
@@ -225,7 +225,7 @@ mod tests {
         ];
         for (name, kind, why) in cases {
             let tmp = tempfile::tempdir().unwrap();
-            let t = tarball(tmp.path(), &[(name, kind, b"x", 0o755)]);
+            let t = tarball(tmp.path(), &[(name, kind, &b"x"[..], 0o755)]);
             let err = expand(&t, &artifact(), Some("bin"), "/usr/bin", tmp.path()).unwrap_err();
             let msg = err.to_string();
             assert!(
@@ -237,8 +237,8 @@ mod tests {
         let t = tarball(
             tmp.path(),
             &[
-                ("bin/a", tar::EntryType::Regular, b"x", 0o755),
-                ("./bin/a", tar::EntryType::Regular, b"y", 0o755),
+                ("bin/a", tar::EntryType::Regular, &b"x"[..], 0o755),
+                ("./bin/a", tar::EntryType::Regular, &b"y"[..], 0o755),
             ],
         );
         let err = expand(&t, &artifact(), Some("bin"), "/usr/bin", tmp.path()).unwrap_err();

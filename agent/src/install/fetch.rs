@@ -168,7 +168,7 @@ struct Sink<'a> {
 }
 
 impl Sink<'_> {
-    /// Takes a chunk; `Err(())` once the cap is passed.
+    /// Takes a chunk; `Ok(false)` once the cap is passed (the chunk is not written).
     fn take(&mut self, chunk: &[u8]) -> std::io::Result<bool> {
         self.size += chunk.len() as u64;
         if self.size > self.cap {
