@@ -410,7 +410,7 @@ fn process(shared: &Shared, parts: &hyper::http::request::Parts, body: &[u8]) ->
         .filter(|h| *h != "x-amz-date" && *h != "x-amz-security-token")
         .map(|h| (h.clone(), header(headers, h).unwrap_or_default()))
         .collect();
-    let want = botocore_signature(shared, &parts.method.to_string(), &signed, body, &amz_date);
+    let want = botocore_signature(shared, parts.method.as_str(), &signed, body, &amz_date);
     if want != auth.signature {
         return Outcome::err(
             S::BAD_REQUEST,
