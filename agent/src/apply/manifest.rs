@@ -147,9 +147,10 @@ pub fn load(root: &Root) -> Result<Option<FileManifest>> {
     }
 }
 
-/// Whether a host path is inside the agent's own state directory (never recorded).
+/// Whether a host path is the record itself or a backup (never recorded: they are the
+/// record's own state).
 fn is_state_path(path: &Path) -> bool {
-    path.starts_with(STATE_DIR)
+    path == Path::new(MANIFEST) || path.starts_with(BACKUP_DIR)
 }
 
 /// Keeps the record while files are written: [`Tracker::intend`] before each write,
@@ -765,6 +766,14 @@ mod tests {
         let root = Root::at(tmp.path());
         let mut t = Tracker::load(&root).unwrap();
         assert!(t.intend(Path::new(MANIFEST), "x").is_err());
+        assert!(
+            t.intend(Path::new("/var/lib/eks-node-agent/backup/etc/x"), "x")
+                .is_err()
+        );
+        assert!(
+            t.intend(Path::new("/var/lib/eks-node-agent/other"), "x")
+                .is_ok()
+        );
         let err = parse(
             b"{\"version\": 9, \"files\": {}, \"dirs\": []}",
             Path::new("/x"),
