@@ -51,6 +51,9 @@ pub fn classify(err: &anyhow::Error) -> Code {
         if let Some(e) = cause.downcast_ref::<crate::daemon::Error>() {
             return e.exit_code();
         }
+        if let Some(e) = cause.downcast_ref::<crate::install::Error>() {
+            return e.exit_code();
+        }
         if cause.downcast_ref::<BadInput>().is_some() {
             return Code::BadInput;
         }

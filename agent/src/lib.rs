@@ -12,6 +12,7 @@ pub mod daemon;
 pub mod exit;
 pub mod facts;
 pub mod health;
+pub mod install;
 pub mod logging;
 pub mod render;
 pub mod report;

@@ -10,6 +10,7 @@ pub mod latency_proxy;
 pub mod moto;
 pub mod moto_sts;
 pub mod rolesanywhere;
+pub mod ssm_api;
 pub mod systemd_dbus;
 pub mod token_verifier;
 

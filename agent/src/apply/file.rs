@@ -9,12 +9,13 @@
 
 use std::ffi::OsString;
 use std::fs::{self, DirBuilder, File, OpenOptions, Permissions};
-use std::io::{ErrorKind, Write};
+use std::io::{ErrorKind, Read, Write};
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use serde::Serialize;
+use sha2::{Digest, Sha256};
 
 use super::{Error, Result};
 
@@ -137,6 +138,109 @@ pub fn write_atomic(target: &Path, contents: &[u8], mode: u32) -> Result<Outcome
     })
 }
 
+/// Size of the copy buffer of [`install_from`].
+const COPY_BUFFER_BYTES: usize = 64 * 1024;
+
+/// Hex SHA-256 of some bytes.
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    hex::encode(Sha256::digest(bytes))
+}
+
+/// Hex SHA-256 and length of a file, streamed.
+pub fn sha256_file(path: &Path) -> std::io::Result<(String, u64)> {
+    let mut file = File::open(path)?;
+    let mut hasher = Sha256::new();
+    let mut buf = vec![0u8; COPY_BUFFER_BYTES];
+    let mut len = 0u64;
+    loop {
+        let n = file.read(&mut buf)?;
+        if n == 0 {
+            break;
+        }
+        hasher.update(&buf[..n]);
+        len += n as u64;
+    }
+    Ok((hex::encode(hasher.finalize()), len))
+}
+
+/// Installs the (already verified) file `source` at `target` with `mode`, atomically, unless
+/// `target` already has this SHA-256 and mode: the streaming twin of [`write_atomic`] for
+/// binaries too large to hold in memory. The copy is hashed again while it is written; a
+/// source that changed since it was verified is refused and the target keeps its content.
+pub fn install_from(target: &Path, source: &Path, sha256: &str, mode: u32) -> Result<Outcome> {
+    let (dir, name) = split(target)?;
+    remove_stale_temps(&dir, &name);
+    let current = match fs::symlink_metadata(target) {
+        Ok(m) if m.is_file() && m.permissions().mode() & MODE_MASK == mode => {
+            let (sha, _) = sha256_file(target).map_err(|source| Error::Read {
+                path: target.to_path_buf(),
+                source,
+            })?;
+            sha == sha256
+        }
+        _ => false,
+    };
+    if current {
+        return Ok(Outcome::Unchanged);
+    }
+    let existed = fs::symlink_metadata(target).is_ok();
+    create_dirs(&dir)?;
+    let temp = temp_path(&dir, &name);
+    let write_err = |step: &'static str| {
+        move |source| Error::Write {
+            path: target.to_path_buf(),
+            step,
+            source,
+        }
+    };
+    let result = (|| {
+        let mut input = File::open(source).map_err(write_err("open staged file"))?;
+        let mut file = OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&temp)
+            .map_err(write_err("create temp file"))?;
+        let mut hasher = Sha256::new();
+        let mut buf = vec![0u8; COPY_BUFFER_BYTES];
+        loop {
+            let n = input
+                .read(&mut buf)
+                .map_err(write_err("read staged file"))?;
+            if n == 0 {
+                break;
+            }
+            hasher.update(&buf[..n]);
+            file.write_all(&buf[..n]).map_err(write_err("write"))?;
+        }
+        if hex::encode(hasher.finalize()) != sha256 {
+            return Err(Error::Write {
+                path: target.to_path_buf(),
+                step: "verify staged file",
+                source: std::io::Error::other(format!(
+                    "{} changed after it was verified",
+                    source.display()
+                )),
+            });
+        }
+        file.set_permissions(Permissions::from_mode(mode))
+            .map_err(write_err("chmod"))?;
+        file.sync_all().map_err(write_err("fsync"))?;
+        drop(file);
+        fs::rename(&temp, target).map_err(write_err("rename"))
+    })();
+    if let Err(e) = result {
+        let _ = fs::remove_file(&temp);
+        return Err(e);
+    }
+    sync_dir(&dir).map_err(write_err("fsync directory"))?;
+    Ok(if existed {
+        Outcome::Updated
+    } else {
+        Outcome::Created
+    })
+}
+
 /// The directory and file name of a target.
 fn split(target: &Path) -> Result<(PathBuf, OsString)> {
     match (target.parent(), target.file_name()) {
@@ -163,7 +267,7 @@ pub fn is_temp_name(name: &str) -> bool {
 }
 
 /// Removes temp files of `name` that an interrupted earlier run left in `dir`.
-fn remove_stale_temps(dir: &Path, name: &OsString) {
+pub(super) fn remove_stale_temps(dir: &Path, name: &OsString) {
     let mut prefix = OsString::from(".");
     prefix.push(name);
     prefix.push(TEMP_MARKER);
@@ -187,7 +291,7 @@ fn remove_stale_temps(dir: &Path, name: &OsString) {
 
 /// Creates `dir` and its missing ancestors with mode 0755 (set explicitly, not via the
 /// umask), fsyncing each new directory's parent.
-fn create_dirs(dir: &Path) -> Result<()> {
+pub(super) fn create_dirs(dir: &Path) -> Result<()> {
     let mut missing = Vec::new();
     let mut cur = Some(dir);
     while let Some(d) = cur {
@@ -217,7 +321,7 @@ fn create_dirs(dir: &Path) -> Result<()> {
 }
 
 /// fsyncs a directory so a rename or a new entry in it is durable.
-fn sync_dir(dir: &Path) -> std::io::Result<()> {
+pub(super) fn sync_dir(dir: &Path) -> std::io::Result<()> {
     File::open(dir)?.sync_all()
 }
 

@@ -4,6 +4,9 @@
 //! - sysctls: written through /proc/sys only when the value differs ([`sysctl`]);
 //! - services: systemd over D-Bus, daemon-reload and restarts only when inputs changed,
 //!   each job awaited, sockets awaited before the next service ([`systemd`]);
+//! - record: every file written is recorded (with a backup of what it replaced) in
+//!   /var/lib/eks-node-agent/files.json before it is written, so `uninstall` can undo exactly
+//!   the agent's changes ([`manifest`]);
 //! - dry run: a unified diff of every file against the disk, sysctls and service actions
 //!   ([`diff`]); writes nothing.
 //!
@@ -12,6 +15,7 @@
 
 pub mod diff;
 pub mod file;
+pub mod manifest;
 pub mod sysctl;
 pub mod systemd;
 
@@ -146,6 +150,59 @@ pub enum Error {
         /// The bound that passed.
         secs: u64,
         /// The last connect error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The record of the agent's files is not valid JSON of the expected shape.
+    #[error(
+        "{path} (the record of the files eks-node-agent wrote) is corrupt; restore it from a backup or remove the agent's files by hand"
+    )]
+    ManifestCorrupt {
+        /// The record.
+        path: PathBuf,
+        /// The parse error.
+        #[source]
+        source: serde_json::Error,
+    },
+    /// The record was written by another version of the agent.
+    #[error(
+        "{path} has format version {found}, this agent reads version {}; use the eks-node-agent that wrote it",
+        manifest::FORMAT_VERSION
+    )]
+    ManifestVersion {
+        /// The record.
+        path: PathBuf,
+        /// The version found.
+        found: u32,
+    },
+    /// Files the agent wrote were changed by someone else since; uninstall changed nothing.
+    #[error(
+        "uninstall changed nothing: {} file(s) were changed after eks-node-agent wrote them: {}; \
+         keep a copy of what you need, then run `eks-node-agent uninstall --force` to remove or restore them anyway",
+        paths.len(),
+        paths.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", ")
+    )]
+    ModifiedSinceWritten {
+        /// The files.
+        paths: Vec<PathBuf>,
+    },
+    /// The backup of a file the agent replaced is missing or damaged.
+    #[error(
+        "the backup {backup} of {path} is missing or does not match the record; uninstall changed nothing. \
+         Restore {path} by hand, then run `eks-node-agent uninstall --force`"
+    )]
+    BackupMissing {
+        /// The file the backup is for.
+        path: PathBuf,
+        /// The backup.
+        backup: PathBuf,
+    },
+    /// Removing a file or directory failed.
+    #[error("cannot remove {path}")]
+    Remove {
+        /// The path (under the root).
+        path: PathBuf,
+        /// The IO error.
         #[source]
         source: std::io::Error,
     },
@@ -374,6 +431,19 @@ pub fn service_actions<'a>(
     actions
 }
 
+/// A verified file waiting in a staging directory, and where it goes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StagedFile {
+    /// The staged copy (outside the root).
+    pub source: PathBuf,
+    /// Its SHA-256 (hex), checked again while it is copied.
+    pub sha256: String,
+    /// The host path it installs to.
+    pub path: PathBuf,
+    /// Its mode there.
+    pub mode: u32,
+}
+
 /// A test hook: fail after this many files were written (crash-safety tests).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct FailAfter(pub usize);
@@ -445,7 +515,18 @@ impl Applier {
     /// lists each file and the daemon-reload/restarts this implies. Blocking.
     pub fn apply_files(&self, plan: &Plan) -> Result<Report> {
         let mut report = Report::default();
-        for (i, spec) in plan.files.iter().enumerate() {
+        let shas: Vec<String> = plan
+            .files
+            .iter()
+            .map(|f| file::sha256_hex(&f.contents))
+            .collect();
+        // Write-ahead: every file is in the record before the first one is written.
+        let mut tracker = manifest::Tracker::load(&self.root)?;
+        for (spec, sha) in plan.files.iter().zip(&shas) {
+            tracker.intend(&spec.path, sha)?;
+        }
+        tracker.save()?;
+        for (i, (spec, sha)) in plan.files.iter().zip(&shas).enumerate() {
             if let Some(FailAfter(n)) = self.fail_after
                 && i == n
             {
@@ -453,6 +534,7 @@ impl Applier {
             }
             let target = self.root.path(&spec.path)?;
             let outcome = file::write_atomic(&target, &spec.contents, spec.mode)?;
+            tracker.confirm(&spec.path, sha);
             // Contents are never logged, secret or not: only path, mode and outcome.
             if outcome == Outcome::Unchanged {
                 tracing::debug!(path = %spec.path.display(), "file unchanged");
@@ -465,9 +547,38 @@ impl Applier {
                 outcome,
             });
         }
+        tracker.save()?;
         let actions = service_actions(&plan.files, report.files_changed());
         report.daemon_reload = actions.daemon_reload;
         report.units_to_restart = actions.restart;
+        Ok(report)
+    }
+
+    /// Installs verified files (binaries from `install`), each atomically and only when its
+    /// SHA-256 or mode differs, recording each in the agent's file record first. Blocking.
+    pub fn install_files(&self, files: &[StagedFile]) -> Result<Report> {
+        let mut report = Report::default();
+        let mut tracker = manifest::Tracker::load(&self.root)?;
+        for f in files {
+            tracker.intend(&f.path, &f.sha256)?;
+        }
+        tracker.save()?;
+        for f in files {
+            let target = self.root.path(&f.path)?;
+            let outcome = file::install_from(&target, &f.source, &f.sha256, f.mode)?;
+            tracker.confirm(&f.path, &f.sha256);
+            if outcome == Outcome::Unchanged {
+                tracing::debug!(path = %f.path.display(), "file unchanged");
+            } else {
+                tracing::info!(path = %f.path.display(), mode = format_args!("{:04o}", f.mode),
+                    sha256 = %f.sha256, outcome = ?outcome, "file installed");
+            }
+            report.files.push(FileChange {
+                path: f.path.clone(),
+                outcome,
+            });
+        }
+        tracker.save()?;
         Ok(report)
     }
 

@@ -9,10 +9,12 @@ mod bootstrap;
 mod config;
 pub mod credentials;
 mod init;
+mod install;
 mod max_pods;
 mod run;
 mod status;
 pub mod token;
+mod uninstall;
 mod version;
 
 /// eks-node-agent: bootstrap an EKS worker host, join it with IAM credentials, prepare it for
@@ -64,6 +66,10 @@ pub enum Command {
     /// Pre-flight and post-join checks: credentials, STS, API server, node IP, clock, swap,
     /// kubelet/containerd versions, proxy, ports (exit 1 when one fails).
     Status(Box<status::StatusArgs>),
+    /// Install kubelet, containerd, CNI plugins and the ECR credential provider from a verified mirror.
+    Install(Box<install::InstallArgs>),
+    /// Remove every file the agent wrote; with --deregister, deregister the SSM hybrid node.
+    Uninstall(uninstall::UninstallArgs),
     /// Print the version and build information.
     Version(version::VersionArgs),
 }
@@ -84,6 +90,8 @@ pub fn run(cli: Cli) -> anyhow::Result<exit::Code> {
         Command::Credentials(args) => credentials::run(args),
         Command::Run(args) => run::run(*args),
         Command::Status(args) => status::run(*args),
+        Command::Install(args) => install::run(*args),
+        Command::Uninstall(args) => uninstall::run(args),
         Command::Version(args) => version::run(args),
     }
 }

@@ -10,6 +10,7 @@ mod daemon;
 mod discovery;
 mod faults;
 mod init;
+mod install;
 mod max_pods;
 mod status;
 

@@ -1,0 +1,83 @@
+//! `eks-node-agent install --from DIR|URL`: verify every artifact, then install them.
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::{Args, ValueEnum};
+
+use crate::apply::Root;
+use crate::exit;
+use crate::install::{self, ContainerdChoice, Options};
+
+/// Install kubelet, containerd, runc, the CNI plugins and the ECR credential provider from a
+/// directory or mirror with a manifest.json of SHA-256 sums.
+#[derive(Debug, Args)]
+#[command(
+    after_help = "Every artifact is verified (size and SHA-256 from manifest.json) before \
+anything is written; a mismatch installs nothing and exits 2. Installed files are recorded so that \
+`eks-node-agent uninstall` removes them. Manifest format: docs/install.md.\n\n\
+Examples:\n  \
+    eks-node-agent install --from /mnt/eks-artifacts\n  \
+    eks-node-agent install --from https://mirror.example.internal/eks/1.33/ --ca-bundle /etc/pki/mirror-ca.pem\n  \
+    eks-node-agent install --from /mnt/eks-artifacts --containerd distro   # keep the distribution's containerd\n  \
+    eks-node-agent install --from ./artifacts --root ./node-root --dry-run"
+)]
+pub struct InstallArgs {
+    /// The directory (or file:// URL) or http(s):// mirror holding manifest.json.
+    #[arg(long, value_name = "DIR|URL")]
+    from: String,
+    /// Install under this directory instead of `/`.
+    #[arg(long, value_name = "DIR")]
+    root: Option<PathBuf>,
+    /// Which containerd: `auto` installs the mirror's unless another containerd is present.
+    #[arg(long, value_enum, default_value_t = ContainerdArg::Auto)]
+    containerd: ContainerdArg,
+    /// Extra PEM CA certificates for an HTTPS mirror with a private CA.
+    #[arg(long, value_name = "FILE")]
+    ca_bundle: Option<PathBuf>,
+    /// Verify everything and print what would be installed; write nothing.
+    #[arg(long)]
+    dry_run: bool,
+}
+
+/// `--containerd`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum ContainerdArg {
+    /// The mirror's, unless a containerd the agent did not install is present.
+    Auto,
+    /// The mirror's, replacing (and backing up) any other.
+    Mirror,
+    /// The distribution's: skip containerd and runc from the mirror.
+    Distro,
+}
+
+pub(crate) fn run(args: InstallArgs) -> anyhow::Result<exit::Code> {
+    let opts = Options {
+        from: args.from.clone(),
+        root: args.root.as_ref().map_or_else(Root::host, Root::at),
+        containerd: match args.containerd {
+            ContainerdArg::Auto => ContainerdChoice::Auto,
+            ContainerdArg::Mirror => ContainerdChoice::Mirror,
+            ContainerdArg::Distro => ContainerdChoice::Distro,
+        },
+        policy: install::fetch::Policy::default(),
+        ca_bundle: args.ca_bundle.clone(),
+    };
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    let verified = rt.block_on(install::verify(&opts))?;
+    for (c, why) in &verified.skipped {
+        eprintln!("skipped  {c}: {why}");
+    }
+    if args.dry_run {
+        for f in &verified.files {
+            println!("{:04o} {} sha256={}", f.mode, f.path.display(), f.sha256);
+        }
+        return Ok(exit::Code::Success);
+    }
+    let report = install::install(&opts.root, &verified)?;
+    eprint!("{report}");
+    Ok(exit::Code::Success)
+}
