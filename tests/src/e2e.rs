@@ -20,8 +20,16 @@ pub const SUITE: &str = "bookworm";
 pub const VARIANT: &str = "minbase";
 /// The Debian mirror (a package registry, the only non-loopback traffic of the test).
 pub const MIRROR: &str = "http://deb.debian.org/debian";
-/// Packages added to minbase: an init, D-Bus for the agent's systemd jobs, the runtime.
-pub const PACKAGES: [&str; 5] = ["systemd", "systemd-sysv", "dbus", "containerd", "runc"];
+/// Packages added to minbase: an init, D-Bus for the agent's systemd jobs, the runtime, and
+/// the package's other dependency (TLS roots for the AWS APIs).
+pub const PACKAGES: [&str; 6] = [
+    "systemd",
+    "systemd-sysv",
+    "dbus",
+    "containerd",
+    "runc",
+    "ca-certificates",
+];
 /// Overrides the rootfs cache directory (default `<target>/e2e-cache`).
 pub const CACHE_ENV: &str = "EKS_AGENT_E2E_CACHE";
 /// Bound on debootstrap (cold cache).
@@ -474,6 +482,9 @@ impl Container {
                 "--network-namespace-path={}",
                 netns.path().display()
             ))
+            // With a namespace path, --private-network makes nspawn mount /proc/sys/net
+            // writable (it is per namespace), so init can set its net.* sysctls there.
+            .arg("--private-network")
             .args(["--resolv-conf=off", "--timezone=off", "--link-journal=no"])
             .stdin(Stdio::null())
             .stdout(log_file)
@@ -546,14 +557,24 @@ impl Container {
     }
 
     /// Waits until the container's boot finished (`running` or `degraded`), returning the state.
+    /// Right after PID 1 appears its bus is not up yet (`offline`): retried until the deadline.
     pub fn wait_booted(&self) -> Result<String, String> {
-        let out = run_bounded(
-            Command::new("nsenter")
-                .args(["-t", &self.leader.to_string(), "-a", "--"])
-                .args(["systemctl", "is-system-running", "--wait"]),
-            BOOT_TIMEOUT,
-        )?;
-        Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
+        let deadline = Instant::now() + BOOT_TIMEOUT;
+        loop {
+            let out = run_bounded(
+                Command::new("nsenter")
+                    .args(["-t", &self.leader.to_string(), "-a", "--"])
+                    .args(["systemctl", "is-system-running", "--wait"]),
+                BOOT_TIMEOUT,
+            )?;
+            let state = String::from_utf8_lossy(&out.stdout).trim().to_string();
+            if !matches!(state.as_str(), "offline" | "" | "initializing" | "starting")
+                || Instant::now() > deadline
+            {
+                return Ok(state);
+            }
+            std::thread::sleep(POLL);
+        }
     }
 }
 
