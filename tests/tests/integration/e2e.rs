@@ -171,7 +171,7 @@ fn user_data_examples_pass_config_check() {
 /// are marked and lintian finds no error; the .rpm marks its config files and has scriptlets.
 #[test]
 fn packages_hold_binary_units_config_and_pass_lintian() {
-    if let Some(r) = skip_reason(false, &["dpkg-deb", "rpm", "lintian"]) {
+    if let Some(r) = skip_reason(false, &["dpkg-deb", "rpm", "lintian", "cargo"]) {
         return skipped("packages_hold_binary_units_config_and_pass_lintian", &r);
     }
     let pkgs = e2e::packages(&agent_bin()).unwrap();
