@@ -2,6 +2,7 @@
 //! real peers (moto, botocore, awscli), and the emulators for services that cannot run here.
 
 pub mod aws_world;
+pub mod e2e;
 pub mod fault_proxy;
 pub mod golden;
 pub mod imds;

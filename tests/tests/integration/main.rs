@@ -8,6 +8,7 @@ mod cli;
 mod config;
 mod daemon;
 mod discovery;
+mod e2e;
 mod faults;
 mod init;
 mod install;
