@@ -438,6 +438,7 @@ async fn describe_hybrid_cluster(
         .or_else(|| found.ssm_managed_instance_id.clone())
         .unwrap_or_default();
     let described = async {
+        facts::check_trust_store()?;
         let creds = hybrid_credentials(config, &node_name).await?;
         let sdk = facts::sdk_config_with(&region, Some(creds), &agent_proxy(config)).await;
         let eks = facts::eks::Eks::new(&sdk, None);

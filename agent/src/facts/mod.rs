@@ -41,6 +41,14 @@ pub enum Error {
     /// EKS failed.
     #[error(transparent)]
     Eks(#[from] eks::Error),
+    /// The host has no CA certificates, so no TLS connection to AWS can be verified.
+    #[error(
+        "no CA certificates found on this host ({detail}): TLS connections to the AWS APIs cannot be verified. Fix: install the ca-certificates package, or point SSL_CERT_FILE/SSL_CERT_DIR at a CA bundle"
+    )]
+    NoTrustStore {
+        /// What the loader reported.
+        detail: String,
+    },
     /// The whole discovery took too long.
     #[error("discovering the instance (IMDS, EC2, EKS) did not finish within {deadline:.0?}")]
     Deadline {
@@ -238,6 +246,26 @@ pub(crate) fn http_client(
     )
 }
 
+/// Checks that the host has CA certificates before any AWS SDK client is built (the SDK's
+/// TLS set-up aborts the process without them rather than returning an error).
+pub fn check_trust_store() -> Result<(), Error> {
+    let found = rustls_native_certs::load_native_certs();
+    if found.certs.is_empty() {
+        let detail = if found.errors.is_empty() {
+            "the system store is empty".to_owned()
+        } else {
+            found
+                .errors
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join("; ")
+        };
+        return Err(Error::NoTrustStore { detail });
+    }
+    Ok(())
+}
+
 /// The shared AWS SDK config: region, timeouts, retries, and credentials (given or the
 /// default chain); the proxy from the process environment.
 pub async fn sdk_config(region: &str, credentials: Option<SharedCredentialsProvider>) -> SdkConfig {
@@ -289,6 +317,7 @@ async fn discover_inner(imds: &imds::Imds, input: &DiscoverInput) -> Result<Fact
         elapsed = ?started.elapsed(),
         "read IMDS"
     );
+    check_trust_store()?;
     let proxy = input
         .proxy
         .clone()

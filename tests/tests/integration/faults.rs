@@ -297,6 +297,16 @@ fn full_disk_during_apply_fails_clearly_and_leaves_no_partial_file() {
     let _ = init_under(&root, &src);
     for (path, size) in tree(&root) {
         let rel = Path::new(&path).strip_prefix(&root).expect("under root");
+        if rel.starts_with("var/lib/eks-node-agent") {
+            // The agent's own record of what it wrote differs between the two runs; it
+            // must still be whole JSON.
+            let text = std::fs::read_to_string(&path).expect("read record");
+            if path.ends_with(".json") {
+                serde_json::from_str::<serde_json::Value>(&text)
+                    .unwrap_or_else(|e| panic!("{path} is not whole JSON: {e}"));
+            }
+            continue;
+        }
         let whole = std::fs::metadata(full.join(rel)).expect("same file in a full run");
         assert_eq!(size, whole.len(), "{path} is partial");
     }
@@ -322,4 +332,37 @@ fn read_only_root_fails_clearly_and_changes_nothing() {
     assert_eq!(out.status.code(), Some(1), "{err}");
     assert!(err.contains("Read-only file system"), "{err}");
     assert_eq!(tree(&root), before);
+}
+
+/// A host without CA certificates (a minimal image without ca-certificates): `init` stops
+/// with a clear error instead of the AWS SDK aborting the process.
+#[test]
+fn missing_ca_certificates_are_a_clear_error() {
+    let emu = ImdsEmulator::start(eks_node_agent_tests::imds::Instance::example());
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let empty = tmp.path().join("empty.pem");
+    std::fs::write(&empty, "").expect("write");
+    let config = tmp.path().join("c.yaml");
+    std::fs::write(
+        &config,
+        format!(
+            "apiVersion: node.eks.aws/v1alpha1\nkind: NodeConfig\nspec:\n  cluster:\n    name: c1\n    certificateAuthority: {}\n",
+            eks_node_agent_tests::test_ca_b64()
+        ),
+    )
+    .expect("write");
+    let out = Command::new(agent_bin())
+        .args(["init", "--dry-run", "-c"])
+        .arg(format!("file://{}", config.display()))
+        .env("AWS_EC2_METADATA_SERVICE_ENDPOINT", emu.endpoint())
+        .env("SSL_CERT_FILE", &empty)
+        .env("SSL_CERT_DIR", tmp.path().join("no-such-dir"))
+        .output()
+        .expect("run agent");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("no CA certificates") && err.contains("ca-certificates"),
+        "{err}"
+    );
 }
