@@ -120,7 +120,9 @@ mod tests {
     #[test]
     fn converts_units_like_the_kernel_documents() {
         // offset in microseconds (no STA_NANO), freq 1 ppm, 16 ms max error.
-        let t = Timex::from_raw(0, 1500, 65_536, 16_000, 500, 0x0001, 7, 10_000, 32_768_000, 37);
+        let t = Timex::from_raw(
+            0, 1500, 65_536, 16_000, 500, 0x0001, 7, 10_000, 32_768_000, 37,
+        );
         assert!((t.offset_seconds - 0.0015).abs() < 1e-12);
         assert!((t.frequency_adjustment_ratio - 1.000_001).abs() < 1e-12);
         assert!((t.maxerror_seconds - 0.016).abs() < 1e-12);
