@@ -96,7 +96,7 @@ impl BootstrapToken {
 /// A bootstrap token that is not `[a-z0-9]{6}.[a-z0-9]{16}`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 #[error(
-    "is not a bootstrap token: expected 6 lowercase letters or digits, a dot, then 16 lowercase letters or digits (`abcdef.0123456789abcdef`, as `kubeadm token create` prints); the value is not shown because it is a secret"
+    "is not a bootstrap token: expected 6 lowercase letters or digits, a dot, then 16 lowercase letters or digits (like `07401b.f395accd246ae52d`, as `kubeadm token create` prints); the value is not shown because it is a secret"
 )]
 pub struct MalformedToken;
 
