@@ -38,6 +38,8 @@ pub struct Recorded {
     pub body: Value,
     /// The status answered.
     pub status: u16,
+    /// Whether the request carried an `Authorization` header.
+    pub authorized: bool,
 }
 
 #[derive(Debug, Default)]
@@ -402,6 +404,7 @@ async fn handle(
         .and_then(|v| v.to_str().ok())
         .unwrap_or("")
         .to_string();
+    let has_auth = req.headers().contains_key(hyper::header::AUTHORIZATION);
     let auth_ok = req
         .headers()
         .get(hyper::header::AUTHORIZATION)
@@ -442,6 +445,7 @@ async fn handle(
             content_type,
             body,
             status: result.0.as_u16(),
+            authorized: has_auth,
         });
         result
     };

@@ -598,18 +598,18 @@ enum Attempt {
 }
 
 fn is_tls_verification_error(e: &reqwest::Error) -> bool {
+    /// rustls's error, possibly inside (nested) io::Error wrappers, as the TLS stream reports it.
+    fn rustls_error<'a>(mut e: &'a (dyn std::error::Error + 'static)) -> Option<&'a rustls::Error> {
+        loop {
+            if let Some(tls) = e.downcast_ref::<rustls::Error>() {
+                return Some(tls);
+            }
+            e = e.downcast_ref::<std::io::Error>()?.get_ref()?;
+        }
+    }
     let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(e);
     while let Some(c) = cause {
-        if let Some(tls) = c.downcast_ref::<rustls::Error>() {
-            return matches!(
-                tls,
-                rustls::Error::InvalidCertificate(_) | rustls::Error::NoCertificatesPresented
-            );
-        }
-        if let Some(io) = c.downcast_ref::<std::io::Error>()
-            && let Some(inner) = io.get_ref()
-            && let Some(tls) = inner.downcast_ref::<rustls::Error>()
-        {
+        if let Some(tls) = rustls_error(c) {
             return matches!(
                 tls,
                 rustls::Error::InvalidCertificate(_) | rustls::Error::NoCertificatesPresented

@@ -9,6 +9,7 @@ mod config;
 mod daemon;
 mod discovery;
 mod init;
+mod kubeadm;
 mod max_pods;
 
 /// Path of the agent binary built for the tests (the test crate's copy of the agent's main).
