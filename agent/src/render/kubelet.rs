@@ -63,8 +63,8 @@ pub fn config_json(node: &NodeValues) -> String {
         // No cloud provider names the node; kubeadm clusters approve no serving-certificate
         // CSRs (kubelet keeps its self-signed serving certificate, as kubeadm configures it);
         // the client certificate from TLS bootstrapping is rotated.
-        map.remove("providerID");
-        map.remove("serverTLSBootstrap");
+        map.shift_remove("providerID");
+        map.shift_remove("serverTLSBootstrap");
         map.insert("rotateCertificates".into(), Value::Bool(true));
     }
     serde_json::to_string_pretty(&config).unwrap_or_default() + "\n"
