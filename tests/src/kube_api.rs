@@ -48,6 +48,9 @@ struct Store {
     cluster_info: Option<Value>,
     /// Answer anonymous reads of cluster-info with 403 (RBAC without kubeadm's Role).
     deny_anonymous_cluster_info: bool,
+    /// Served from the second read of cluster-info on (a ConfigMap that changes under the
+    /// reader).
+    cluster_info_after_first_read: Option<Value>,
     nodes: BTreeMap<String, Value>,
     events: BTreeMap<(String, String), Value>,
     requests: Vec<Recorded>,
@@ -291,6 +294,16 @@ users:\n- name: kubelet\n  user:\n    token: {}\n",
         self.set_cluster_info_data(data);
     }
 
+    /// From the second read on, serves `data` instead (as if cluster-info changed between the
+    /// unverified and the CA-verified read).
+    pub fn change_cluster_info_after_first_read(&self, data: BTreeMap<String, String>) {
+        let current = self.store.lock().expect("store").cluster_info.clone();
+        self.set_cluster_info_data(data);
+        let mut s = self.store.lock().expect("store");
+        s.cluster_info_after_first_read = s.cluster_info.take();
+        s.cluster_info = current;
+    }
+
     /// Removes the ConfigMap (reads answer 404 NotFound).
     pub fn remove_cluster_info(&self) {
         self.store.lock().expect("store").cluster_info = None;
@@ -427,7 +440,13 @@ async fn handle(
                     "Forbidden",
                     "configmaps \"cluster-info\" is forbidden: User \"system:anonymous\" cannot get resource \"configmaps\" in API group \"\" in the namespace \"kube-public\"",
                 ),
-                (Some(cm), false) => (StatusCode::OK, cm.clone()),
+                (Some(cm), false) => {
+                    let answer = (StatusCode::OK, cm.clone());
+                    if let Some(next) = s.cluster_info_after_first_read.take() {
+                        s.cluster_info = Some(next);
+                    }
+                    answer
+                }
                 (None, false) => status(
                     StatusCode::NOT_FOUND,
                     "NotFound",

@@ -560,3 +560,53 @@ fn user_cluster_dns(config: &NodeConfig) -> Result<Option<IpAddr>, Error> {
         None => Ok(None),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn kubeadm_config() -> NodeConfig {
+        serde_yaml_ng::from_str(
+            "apiVersion: node.eks.aws/v1alpha1\nkind: NodeConfig\nspec:\n  cluster:\n    name: eksa\n    apiServerEndpoint: https://10.0.0.10:6443\n  kubeadm:\n    bootstrapToken: 07401b.f395accd246ae52d\n    caCertHashes: [\"sha256:04e58bf21ceff0a3df962ae3651ed69177457769f22858dcf1b0988a66dedfa2\"]\n",
+        )
+        .unwrap()
+    }
+
+    fn found() -> Discovered {
+        Discovered {
+            cluster: Cluster {
+                endpoint: Some("https://cp.eksa.internal:6443".into()),
+                certificate_authority_pem: Some("PEM".into()),
+                ..Cluster::default()
+            },
+            host: HostFacts {
+                cpu_cores: 2,
+                default_ipv4: Some("10.0.1.5".parse().unwrap()),
+                hostname: "Worker-A.Lab".into(),
+                ..HostFacts::default()
+            },
+            ..Discovered::default()
+        }
+    }
+
+    #[test]
+    fn kubeadm_nodes_are_named_after_the_host_and_use_the_verified_server() {
+        let values = resolve(&kubeadm_config(), &found()).unwrap();
+        assert_eq!(values.kind, NodeKind::Kubeadm);
+        assert_eq!(values.node_name, "worker-a.lab");
+        assert_eq!(values.provider_id, "");
+        assert_eq!(values.api_server_endpoint, "https://cp.eksa.internal:6443");
+        assert_eq!(values.ca_pem, b"PEM");
+        assert_eq!(values.cluster_dns.to_string(), "10.96.0.10");
+        assert_eq!(values.max_pods, DEFAULT_MAX_PODS);
+        assert!(values.exec_env.is_empty() && values.labels.is_empty());
+    }
+
+    #[test]
+    fn kubeadm_nodes_never_take_the_ca_from_anywhere_but_discovery() {
+        let mut found = found();
+        found.cluster.certificate_authority_pem = None;
+        let err = resolve(&kubeadm_config(), &found).unwrap_err().to_string();
+        assert!(err.contains("cluster-info"), "{err}");
+    }
+}

@@ -360,6 +360,33 @@ fn server_certificate_not_from_the_pinned_ca_is_refused() {
 }
 
 #[test]
+fn cluster_info_that_changes_between_the_two_reads_is_refused() {
+    let w = World::new();
+    // Both versions are correctly signed and list the pinned CA; only the server differs.
+    let other = eks_node_agent_tests::kube_api::cluster_info_kubeconfig(
+        "https://10.20.0.99:6443",
+        &w.api.ca_pem,
+    );
+    let mut data = std::collections::BTreeMap::new();
+    data.insert(
+        "jws-kubeconfig-07401b".to_owned(),
+        eks_node_agent_tests::kube_api::kubeadm_detached_jws(&other, TOKEN),
+    );
+    data.insert("kubeconfig".to_owned(), other);
+    w.api.change_cluster_info_after_first_read(data);
+    let out = w.init(&w.config(TOKEN, &[w.api.ca_pin()], ""));
+    w.assert_refused(
+        &out,
+        1,
+        &[
+            "refusing to trust the API server",
+            "read over TLS verified with the pinned CA differs from the one read first",
+        ],
+        secret_of(TOKEN),
+    );
+}
+
+#[test]
 fn anonymous_reads_refused_by_rbac_fail_with_the_fix() {
     let w = World::new();
     w.api.deny_anonymous_cluster_info(true);
