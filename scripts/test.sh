@@ -6,7 +6,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-DEBIAN_PACKAGES=(python3-venv dbus-daemon dbus-user-session systemd containerd runc prometheus prometheus-node-exporter)
+DEBIAN_PACKAGES=(python3-venv dbus-daemon dbus-user-session systemd containerd runc prometheus prometheus-node-exporter libssl-dev pkg-config)
 
 if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
     missing=()
