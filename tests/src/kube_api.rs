@@ -5,6 +5,15 @@
 //! semantics elsewhere, and events.k8s.io/v1 Event create and patch. Errors are
 //! `meta.k8s.io/v1` `Status` objects with the codes a real API server uses. Every request is
 //! recorded.
+//!
+//! For kubeadm token discovery it also serves `GET
+//! /api/v1/namespaces/kube-public/configmaps/cluster-info` anonymously (kubeadm's RBAC grants
+//! `system:anonymous` that one read), as a `v1` ConfigMap whose `kubeconfig` key holds the
+//! server and the CA, and one `jws-kubeconfig-<token id>` key per valid token: a detached JWS
+//! (HS256, key = token secret, `kid` = token id), made here with the josekit JOSE library the
+//! way k8s.io/cluster-bootstrap's bootstrapsigner makes it. Knobs: publish for some tokens
+//! only (an expired token has no key), change the ConfigMap after signing, list another CA,
+//! refuse anonymous reads, or remove the ConfigMap.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -29,10 +38,19 @@ pub struct Recorded {
     pub body: Value,
     /// The status answered.
     pub status: u16,
+    /// Whether the request carried an `Authorization` header.
+    pub authorized: bool,
 }
 
 #[derive(Debug, Default)]
 struct Store {
+    /// The `cluster-info` ConfigMap in kube-public, when published.
+    cluster_info: Option<Value>,
+    /// Answer anonymous reads of cluster-info with 403 (RBAC without kubeadm's Role).
+    deny_anonymous_cluster_info: bool,
+    /// Served from the second read of cluster-info on (a ConfigMap that changes under the
+    /// reader).
+    cluster_info_after_first_read: Option<Value>,
     nodes: BTreeMap<String, Value>,
     events: BTreeMap<(String, String), Value>,
     requests: Vec<Recorded>,
@@ -47,6 +65,8 @@ pub struct KubeApi {
     pub url: String,
     /// PEM of the CA that signed the server certificate.
     pub ca_pem: String,
+    /// The CA's SubjectPublicKeyInfo (DER), as rcgen encodes its public key.
+    pub ca_spki_der: Vec<u8>,
     token: String,
     store: Arc<Mutex<Store>>,
     task: tokio::task::JoinHandle<()>,
@@ -197,6 +217,7 @@ impl KubeApi {
         KubeApi {
             url: format!("https://{addr}"),
             ca_pem: ca.pem(),
+            ca_spki_der: ca_key.public_key_der(),
             token: token.to_string(),
             store,
             task,
@@ -213,6 +234,88 @@ contexts:\n- name: emu\n  context:\n    cluster: emu\n    user: kubelet\ncurrent
 users:\n- name: kubelet\n  user:\n    token: {}\n",
             self.url, self.token
         )
+    }
+
+    /// The kubeadm CA pin of this emulator's CA: `sha256:` + hex SHA-256 of its DER
+    /// SubjectPublicKeyInfo.
+    pub fn ca_pin(&self) -> String {
+        spki_pin(&self.ca_spki_der)
+    }
+
+    /// Publishes `cluster-info` as `kubeadm init` and the bootstrapsigner controller leave it:
+    /// this server and its CA, signed for each of `tokens` (`<id>.<secret>`).
+    pub fn publish_cluster_info(&self, tokens: &[&str]) {
+        self.publish_cluster_info_with_ca(tokens, &self.ca_pem);
+    }
+
+    /// Like [`KubeApi::publish_cluster_info`] but listing `ca_pem` as the cluster CA.
+    pub fn publish_cluster_info_with_ca(&self, tokens: &[&str], ca_pem: &str) {
+        let kubeconfig = cluster_info_kubeconfig(&self.url, ca_pem);
+        let mut data = BTreeMap::new();
+        for token in tokens {
+            let (id, _) = token.split_once('.').expect("token is <id>.<secret>");
+            data.insert(
+                format!("jws-kubeconfig-{id}"),
+                kubeadm_detached_jws(&kubeconfig, token),
+            );
+        }
+        data.insert("kubeconfig".to_string(), kubeconfig);
+        self.set_cluster_info_data(data);
+    }
+
+    /// Replaces the ConfigMap's data as it is (no signing).
+    pub fn set_cluster_info_data(&self, data: BTreeMap<String, String>) {
+        let cm = json!({
+            "kind": "ConfigMap", "apiVersion": "v1",
+            "metadata": {
+                "name": "cluster-info", "namespace": "kube-public",
+                "uid": "6f1c1d52-0b7e-4b7d-9a37-3c1b1a4d2f10", "resourceVersion": "321",
+                "creationTimestamp": "2026-11-25T10:00:00Z"
+            },
+            "data": data
+        });
+        self.store.lock().expect("store").cluster_info = Some(cm);
+    }
+
+    /// The ConfigMap's data as served now.
+    pub fn cluster_info_data(&self) -> BTreeMap<String, String> {
+        self.store
+            .lock()
+            .expect("store")
+            .cluster_info
+            .as_ref()
+            .and_then(|cm| serde_json::from_value(cm["data"].clone()).ok())
+            .unwrap_or_default()
+    }
+
+    /// Edits the served data in place (after signing: a tampered ConfigMap).
+    pub fn edit_cluster_info(&self, edit: impl FnOnce(&mut BTreeMap<String, String>)) {
+        let mut data = self.cluster_info_data();
+        edit(&mut data);
+        self.set_cluster_info_data(data);
+    }
+
+    /// From the second read on, serves `data` instead (as if cluster-info changed between the
+    /// unverified and the CA-verified read).
+    pub fn change_cluster_info_after_first_read(&self, data: BTreeMap<String, String>) {
+        let current = self.store.lock().expect("store").cluster_info.clone();
+        self.set_cluster_info_data(data);
+        let mut s = self.store.lock().expect("store");
+        s.cluster_info_after_first_read = s.cluster_info.take();
+        s.cluster_info = current;
+    }
+
+    /// Removes the ConfigMap (reads answer 404 NotFound).
+    pub fn remove_cluster_info(&self) {
+        self.store.lock().expect("store").cluster_info = None;
+    }
+
+    /// Refuses anonymous reads of cluster-info with 403, as RBAC does without kubeadm's Role.
+    pub fn deny_anonymous_cluster_info(&self, deny: bool) {
+        self.store
+            .lock()
+            .expect("store")
+            .deny_anonymous_cluster_info = deny;
     }
 
     /// Adds a Node as the kubelet registers it, with kubelet-owned conditions.
@@ -267,6 +370,46 @@ users:\n- name: kubelet\n  user:\n    token: {}\n",
     }
 }
 
+/// `sha256:<hex>` of a DER SubjectPublicKeyInfo (kubeadm's CA pin format).
+pub fn spki_pin(spki_der: &[u8]) -> String {
+    use sha2::Digest as _;
+    format!("sha256:{}", hex::encode(sha2::Sha256::digest(spki_der)))
+}
+
+/// The kubeconfig `kubeadm init` puts in cluster-info (kubeadm's serialization: one unnamed
+/// cluster, no contexts or users).
+pub fn cluster_info_kubeconfig(server: &str, ca_pem: &str) -> String {
+    use base64::Engine as _;
+    let ca = base64::engine::general_purpose::STANDARD.encode(ca_pem);
+    format!(
+        "apiVersion: v1\nclusters:\n- cluster:\n    certificate-authority-data: {ca}\n    server: {server}\n  name: \"\"\ncontexts: null\ncurrent-context: \"\"\nkind: Config\npreferences: {{}}\nusers: null\n"
+    )
+}
+
+/// The detached JWS the bootstrapsigner controller stores as `jws-kubeconfig-<id>`: JWS
+/// compact serialization (josekit) of `content`, HS256 with the token secret as the key and
+/// the token id as `kid`, with the payload part removed (`header..signature`).
+/// k8s.io/cluster-bootstrap zero-pads the secret to 32 bytes for go-jose; so does this.
+pub fn kubeadm_detached_jws(content: &str, token: &str) -> String {
+    let (id, secret) = token.split_once('.').expect("token is <id>.<secret>");
+    let mut key = secret.as_bytes().to_vec();
+    if key.len() < 32 {
+        key.resize(32, 0);
+    }
+    let mut header = josekit::jws::JwsHeader::new();
+    header.set_key_id(id);
+    let signer = josekit::jws::HS256
+        .signer_from_bytes(&key)
+        .expect("HS256 signer");
+    let compact = josekit::jws::serialize_compact(content.as_bytes(), &header, &signer)
+        .expect("JWS compact serialization");
+    let parts: Vec<&str> = compact.split('.').collect();
+    assert_eq!(parts.len(), 3, "compact JWS has three parts");
+    format!("{}..{}", parts[0], parts[2])
+}
+
+const CLUSTER_INFO_PATH: &str = "/api/v1/namespaces/kube-public/configmaps/cluster-info";
+
 async fn handle(
     req: Request<hyper::body::Incoming>,
     store: &Mutex<Store>,
@@ -280,6 +423,7 @@ async fn handle(
         .and_then(|v| v.to_str().ok())
         .unwrap_or("")
         .to_string();
+    let has_auth = req.headers().contains_key(hyper::header::AUTHORIZATION);
     let auth_ok = req
         .headers()
         .get(hyper::header::AUTHORIZATION)
@@ -296,6 +440,27 @@ async fn handle(
         let mut s = store.lock().expect("store");
         let result = if let Some(answer) = public_info(&s, &method, &path) {
             answer
+        } else if method == "GET" && path == CLUSTER_INFO_PATH {
+            // kubeadm's Role lets anyone, system:anonymous included, get this one object.
+            match (&s.cluster_info, s.deny_anonymous_cluster_info && !auth_ok) {
+                (_, true) => status(
+                    StatusCode::FORBIDDEN,
+                    "Forbidden",
+                    "configmaps \"cluster-info\" is forbidden: User \"system:anonymous\" cannot get resource \"configmaps\" in API group \"\" in the namespace \"kube-public\"",
+                ),
+                (Some(cm), false) => {
+                    let answer = (StatusCode::OK, cm.clone());
+                    if let Some(next) = s.cluster_info_after_first_read.take() {
+                        s.cluster_info = Some(next);
+                    }
+                    answer
+                }
+                (None, false) => status(
+                    StatusCode::NOT_FOUND,
+                    "NotFound",
+                    "configmaps \"cluster-info\" not found",
+                ),
+            }
         } else if auth_ok {
             route(&mut s, &method, &path, &content_type, &body)
         } else {
@@ -307,6 +472,7 @@ async fn handle(
             content_type,
             body,
             status: result.0.as_u16(),
+            authorized: has_auth,
         });
         result
     };

@@ -190,6 +190,10 @@ async fn discover(
         agent_binary,
         ..Discovered::default()
     };
+    if config.is_kubeadm() {
+        found.cluster = discover_cluster_info(config).await?;
+        return Ok(found);
+    }
     if config.is_hybrid() {
         found.ssm_managed_instance_id = facts::host::ssm_managed_instance_id(root.dir());
         if found.ssm_managed_instance_id.is_none() && root.is_host() && !dry_run {
@@ -277,6 +281,48 @@ async fn discover(
         found.limits = Some(limits);
     }
     Ok(found)
+}
+
+/// kubeadm token discovery (`spec.kubeadm`): the API server and CA from the verified
+/// cluster-info ConfigMap. Reads only; nothing is written before it succeeds.
+async fn discover_cluster_info(config: &NodeConfig) -> anyhow::Result<Cluster> {
+    use crate::facts::cluster_info::{self, BootstrapToken, CaPin};
+    let Some(kubeadm) = config.spec.kubeadm.as_ref() else {
+        return Ok(Cluster::default());
+    };
+    // Validated when the config was loaded; parsed again into their types here.
+    let token = BootstrapToken::parse(kubeadm.bootstrap_token.as_deref().unwrap_or_default())
+        .map_err(|e| exit::BadInput(format!("spec.kubeadm.bootstrapToken: {e}")))?;
+    let pins = kubeadm
+        .ca_cert_hashes
+        .iter()
+        .map(|h| CaPin::parse(h))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| exit::BadInput(format!("spec.kubeadm.caCertHashes: {e}")))?;
+    let endpoint = config
+        .spec
+        .cluster
+        .api_server_endpoint
+        .clone()
+        .ok_or_else(|| {
+            exit::BadInput("spec.cluster.apiServerEndpoint: is required with spec.kubeadm".into())
+        })?;
+    let limits = cluster_info::Limits {
+        timeout: kubeadm.discovery_timeout_seconds.map_or(
+            cluster_info::DEFAULT_DISCOVERY_TIMEOUT,
+            std::time::Duration::from_secs,
+        ),
+        ..cluster_info::Limits::default()
+    };
+    let verified = cluster_info::discover(&endpoint, &token, &pins, &limits).await?;
+    Ok(Cluster {
+        endpoint: Some(verified.server),
+        certificate_authority_pem: Some(String::from_utf8_lossy(&verified.ca_pem).into_owned()),
+        service_cidr: None,
+        id: None,
+        outpost: false,
+        api_server_addresses: Vec::new(),
+    })
 }
 
 /// How long `amazon-ssm-agent -register` may take.

@@ -33,6 +33,9 @@ pub const GATE_CUSTOM_NETWORKING: &str = "VpcCniCustomNetworking";
 pub const GATE_INSTANCE_ID_NODE_NAME: &str = "InstanceIdNodeName";
 /// Where IAM Roles Anywhere nodes get their AWS config (nodeadm's default).
 pub const DEFAULT_HYBRID_AWS_CONFIG: &str = "/etc/aws/hybrid/config";
+/// kubeadm's default service subnet (also EKS Anywhere's), used when `spec.cluster.cidr` is unset
+/// on a kubeadm join.
+pub const KUBEADM_DEFAULT_SERVICE_CIDR: &str = "10.96.0.0/12";
 /// The credentials file the SSM agent keeps for a hybrid activation.
 pub const SSM_CREDENTIALS_FILE: &str = "/root/.aws/credentials";
 
@@ -234,6 +237,9 @@ fn parse_cidr(what: &str, value: Option<&str>) -> Result<Option<IpNet>, Error> {
 
 /// Resolves the node's values from its config and what discovery found.
 pub fn resolve(config: &NodeConfig, found: &Discovered) -> Result<NodeValues, Error> {
+    if config.is_kubeadm() {
+        return resolve_kubeadm(config, found);
+    }
     let cluster_cfg = &config.spec.cluster;
     let cluster_name = cluster_cfg.name.clone().ok_or(Error::Missing {
         what: "spec.cluster.name",
@@ -486,6 +492,104 @@ pub fn resolve(config: &NodeConfig, found: &Discovered) -> Result<NodeValues, Er
     Ok(values)
 }
 
+/// A kubeadm join: the API server and CA come only from the verified cluster-info (never from
+/// the config), the node is named after the host, and there is no provider ID, no AWS region
+/// and no exec credential plugin.
+fn resolve_kubeadm(config: &NodeConfig, found: &Discovered) -> Result<NodeValues, Error> {
+    let cluster_cfg = &config.spec.cluster;
+    let cluster_name = cluster_cfg.name.clone().ok_or(Error::Missing {
+        what: "spec.cluster.name",
+        fix: "set it in a NodeConfig".into(),
+    })?;
+    let endpoint = found
+        .cluster
+        .endpoint
+        .clone()
+        .or_else(|| cluster_cfg.api_server_endpoint.clone())
+        .ok_or(Error::Missing {
+            what: "the API server endpoint",
+            fix: "set spec.cluster.apiServerEndpoint".into(),
+        })?;
+    let ca_pem = found
+        .cluster
+        .certificate_authority_pem
+        .clone()
+        .ok_or(Error::Missing {
+            what: "the cluster CA",
+            fix: "it comes from the verified cluster-info ConfigMap; run discovery (`init`) with spec.kubeadm set".into(),
+        })?
+        .into_bytes();
+    let service_cidr = parse_cidr(
+        "service CIDR",
+        Some(
+            cluster_cfg
+                .cidr
+                .as_deref()
+                .or(found.cluster.service_cidr.as_deref())
+                .unwrap_or(KUBEADM_DEFAULT_SERVICE_CIDR),
+        ),
+    )?;
+    let ipv6 = matches!(service_cidr, Some(IpNet::V6(_)));
+    let host_ip = if ipv6 {
+        found.host.default_ipv6
+    } else {
+        found.host.default_ipv4
+    };
+    let node_ip = user_flag(config, "node-ip")
+        .map(|ip| parse_ip("--node-ip in spec.kubelet.flags", ip))
+        .transpose()?
+        .or(host_ip)
+        .ok_or(Error::Missing {
+            what: "the node IP",
+            fix: "no interface holds the default route; add --node-ip=<address> to spec.kubelet.flags".into(),
+        })?;
+    let node_name = user_flag(config, "hostname-override")
+        .map(str::to_owned)
+        .unwrap_or_else(|| found.host.hostname.trim().to_ascii_lowercase());
+    if node_name.is_empty() {
+        return Err(Error::Missing {
+            what: "the node name",
+            fix: "the host has no hostname; set one, or add --hostname-override=<name> to spec.kubelet.flags".into(),
+        });
+    }
+    let max_pods = config
+        .spec
+        .kubelet
+        .config
+        .get("maxPods")
+        .and_then(|v| v.as_u64())
+        .and_then(|v| u32::try_from(v).ok())
+        .unwrap_or(DEFAULT_MAX_PODS);
+    let cluster_dns = match user_cluster_dns(config)? {
+        Some(ip) => ip,
+        None => cluster_dns_ip(service_cidr, None)?,
+    };
+    let region = cluster_cfg.region.clone().unwrap_or_default();
+    Ok(NodeValues {
+        kind: NodeKind::Kubeadm,
+        cluster_name,
+        cluster_id: None,
+        dns_suffix: dns_suffix(&region).to_owned(),
+        region,
+        api_server_endpoint: endpoint,
+        ca_pem,
+        cluster_dns,
+        node_ip,
+        node_name,
+        provider_id: String::new(),
+        max_pods,
+        kube_reserved: KubeReserved::new(found.host.cpu_cores.max(1), max_pods),
+        containerd_major: found.host.containerd_version.map_or(1, |v| v.0),
+        sandbox_image: PUBLIC_PAUSE_IMAGE.into(),
+        nvidia_runtime: found.host.nvidia_runtime.clone(),
+        agent_binary: found.agent_binary.clone(),
+        labels: BTreeMap::new(),
+        exec_env: BTreeMap::new(),
+        api_server_addresses: Vec::new(),
+        current_hosts: None,
+    })
+}
+
 /// `clusterDNS` the user set in `kubelet.config` (its first entry).
 fn user_cluster_dns(config: &NodeConfig) -> Result<Option<IpAddr>, Error> {
     match config
@@ -550,5 +654,55 @@ fn check_swap(config: &NodeConfig, swaps: &[crate::facts::host::SwapArea]) -> Re
             path: p.path.clone(),
         }),
         None => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn kubeadm_config() -> NodeConfig {
+        serde_yaml_ng::from_str(
+            "apiVersion: node.eks.aws/v1alpha1\nkind: NodeConfig\nspec:\n  cluster:\n    name: eksa\n    apiServerEndpoint: https://10.0.0.10:6443\n  kubeadm:\n    bootstrapToken: 07401b.f395accd246ae52d\n    caCertHashes: [\"sha256:04e58bf21ceff0a3df962ae3651ed69177457769f22858dcf1b0988a66dedfa2\"]\n",
+        )
+        .unwrap()
+    }
+
+    fn found() -> Discovered {
+        Discovered {
+            cluster: Cluster {
+                endpoint: Some("https://cp.eksa.internal:6443".into()),
+                certificate_authority_pem: Some("PEM".into()),
+                ..Cluster::default()
+            },
+            host: HostFacts {
+                cpu_cores: 2,
+                default_ipv4: Some("10.0.1.5".parse().unwrap()),
+                hostname: "Worker-A.Lab".into(),
+                ..HostFacts::default()
+            },
+            ..Discovered::default()
+        }
+    }
+
+    #[test]
+    fn kubeadm_nodes_are_named_after_the_host_and_use_the_verified_server() {
+        let values = resolve(&kubeadm_config(), &found()).unwrap();
+        assert_eq!(values.kind, NodeKind::Kubeadm);
+        assert_eq!(values.node_name, "worker-a.lab");
+        assert_eq!(values.provider_id, "");
+        assert_eq!(values.api_server_endpoint, "https://cp.eksa.internal:6443");
+        assert_eq!(values.ca_pem, b"PEM");
+        assert_eq!(values.cluster_dns.to_string(), "10.96.0.10");
+        assert_eq!(values.max_pods, DEFAULT_MAX_PODS);
+        assert!(values.exec_env.is_empty() && values.labels.is_empty());
+    }
+
+    #[test]
+    fn kubeadm_nodes_never_take_the_ca_from_anywhere_but_discovery() {
+        let mut found = found();
+        found.cluster.certificate_authority_pem = None;
+        let err = resolve(&kubeadm_config(), &found).unwrap_err().to_string();
+        assert!(err.contains("cluster-info"), "{err}");
     }
 }

@@ -225,5 +225,16 @@ pub fn redacted(config: &NodeConfig) -> serde_json::Value {
     if let Some(code) = value.pointer_mut("/spec/hybrid/ssm/activationCode") {
         *code = serde_json::Value::String("<redacted>".into());
     }
+    if let Some(token) = value.pointer_mut("/spec/kubeadm/bootstrapToken") {
+        // The token id is public (it names the signature key in cluster-info); the secret is not.
+        let shown = token
+            .as_str()
+            .and_then(|t| crate::facts::cluster_info::BootstrapToken::parse(t).ok())
+            .map_or_else(
+                || "<redacted>".to_owned(),
+                |t| format!("{}.<redacted>", t.id()),
+            );
+        *token = serde_json::Value::String(shown);
+    }
     value
 }

@@ -49,6 +49,10 @@ pub struct NodeConfigSpec {
     /// EKS Hybrid Nodes: present only on on-prem hosts.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub hybrid: Option<HybridOptions>,
+    /// eks-node-agent extension, not a nodeadm field: join a kubeadm-style cluster (EKS
+    /// Anywhere) with a bootstrap token and CA pinning.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kubeadm: Option<KubeadmOptions>,
 }
 
 /// `spec.cluster`.
@@ -271,10 +275,57 @@ pub struct IamRolesAnywhere {
     pub private_key_path: Option<String>,
 }
 
+/// `spec.kubeadm` (an eks-node-agent extension, not part of nodeadm's API): token discovery as
+/// `kubeadm join` does it. The agent reads `cluster-info` from `kube-public` anonymously,
+/// checks its JWS signature with the bootstrap token, pins the cluster CA by its public-key
+/// hash, and starts kubelet with TLS bootstrapping.
+#[derive(Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct KubeadmOptions {
+    /// The bootstrap token `<id>.<secret>` (`[a-z0-9]{6}.[a-z0-9]{16}`): a secret, never logged.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bootstrap_token: Option<String>,
+    /// Pins of the cluster CA: `sha256:<hex>` of its DER SubjectPublicKeyInfo. At least one.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ca_cert_hashes: Vec<String>,
+    /// How long discovery may wait for `cluster-info` and its signature (default 300).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub discovery_timeout_seconds: Option<u64>,
+    /// kubeadm's trust-on-first-use switch: read so that `true` is refused with a clear error.
+    #[serde(
+        default,
+        rename = "unsafeSkipCAVerification",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub unsafe_skip_ca_verification: Option<bool>,
+}
+
+impl std::fmt::Debug for KubeadmOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KubeadmOptions")
+            .field(
+                "bootstrap_token",
+                &self.bootstrap_token.as_ref().map(|_| "<redacted>"),
+            )
+            .field("ca_cert_hashes", &self.ca_cert_hashes)
+            .field("discovery_timeout_seconds", &self.discovery_timeout_seconds)
+            .field(
+                "unsafe_skip_ca_verification",
+                &self.unsafe_skip_ca_verification,
+            )
+            .finish()
+    }
+}
+
 impl NodeConfig {
     /// True when this is an EKS Hybrid Nodes (on-prem) configuration.
     pub fn is_hybrid(&self) -> bool {
         self.spec.hybrid.is_some()
+    }
+
+    /// True when the node joins a kubeadm-style cluster with a bootstrap token (`spec.kubeadm`).
+    pub fn is_kubeadm(&self) -> bool {
+        self.spec.kubeadm.is_some()
     }
 
     /// True when the cluster is a local cluster on AWS Outposts.

@@ -129,6 +129,9 @@ pub fn validate(
     if config.spec.hybrid.is_some() {
         check_hybrid(&mut c, config);
     }
+    if config.spec.kubeadm.is_some() {
+        check_kubeadm(&mut c, config);
+    }
     if c.problems.is_empty() {
         Ok(())
     } else {
@@ -357,6 +360,81 @@ fn check_hybrid(c: &mut Checker<'_>, config: &NodeConfig) {
             }
         }
         (None, Some(ira)) => check_roles_anywhere(c, ira),
+    }
+}
+
+/// Longest `spec.kubeadm.discoveryTimeoutSeconds` accepted.
+const KUBEADM_DISCOVERY_TIMEOUT_MAX_SECS: u64 = 3600;
+
+/// `spec.kubeadm` (eks-node-agent extension): token discovery needs the endpoint, a
+/// well-formed token and at least one CA pin; it takes the CA from cluster-info, so a
+/// configured CA, hybrid and Outposts settings do not combine with it.
+fn check_kubeadm(c: &mut Checker<'_>, config: &NodeConfig) {
+    use crate::facts::cluster_info::{BootstrapToken, CaPin};
+    const P: &str = "spec.kubeadm";
+    let Some(kubeadm) = config.spec.kubeadm.as_ref() else {
+        return;
+    };
+    match kubeadm.bootstrap_token.as_deref() {
+        None | Some("") => c.fail(
+            &format!("{P}.bootstrapToken"),
+            "is required; create one with `kubeadm token create` on a control-plane node",
+        ),
+        Some(token) => {
+            if let Err(e) = BootstrapToken::parse(token) {
+                c.fail(&format!("{P}.bootstrapToken"), e.to_string());
+            }
+        }
+    }
+    if kubeadm.ca_cert_hashes.is_empty() {
+        c.fail(
+            &format!("{P}.caCertHashes"),
+            "is required: without a pinned CA the agent would trust whichever server answers (trust on first use), which it never does; add `sha256:<hex>` of the cluster CA's public key, as `kubeadm token create --print-join-command` prints it",
+        );
+    }
+    for (i, hash) in kubeadm.ca_cert_hashes.iter().enumerate() {
+        if let Err(e) = CaPin::parse(hash) {
+            c.fail(&format!("{P}.caCertHashes[{i}]"), e.to_string());
+        }
+    }
+    if kubeadm.unsafe_skip_ca_verification == Some(true) {
+        c.fail(
+            &format!("{P}.unsafeSkipCAVerification"),
+            "is not supported: the agent never joins a cluster whose CA it cannot pin; remove it and set spec.kubeadm.caCertHashes",
+        );
+    }
+    if let Some(secs) = kubeadm.discovery_timeout_seconds
+        && !(1..=KUBEADM_DISCOVERY_TIMEOUT_MAX_SECS).contains(&secs)
+    {
+        c.fail(
+            &format!("{P}.discoveryTimeoutSeconds"),
+            format!("{secs} is out of range; expected 1 to {KUBEADM_DISCOVERY_TIMEOUT_MAX_SECS} seconds (default 300)"),
+        );
+    }
+    let cluster = &config.spec.cluster;
+    if cluster.api_server_endpoint.is_none() {
+        c.fail(
+            "spec.cluster.apiServerEndpoint",
+            "is required with spec.kubeadm: it is where cluster-info is read, e.g. https://10.0.0.10:6443 (the control plane endpoint)",
+        );
+    }
+    if cluster.certificate_authority.is_some() {
+        c.fail(
+            "spec.cluster.certificateAuthority",
+            "cannot be combined with spec.kubeadm: the CA comes from cluster-info, pinned by spec.kubeadm.caCertHashes; remove it",
+        );
+    }
+    if config.spec.hybrid.is_some() {
+        c.fail(
+            P,
+            "cannot be combined with spec.hybrid: a node joins either with IAM credentials (EKS Hybrid Nodes) or with a bootstrap token (kubeadm); remove one",
+        );
+    }
+    if config.is_outpost() {
+        c.fail(
+            "spec.cluster.enableOutpost",
+            "cannot be combined with spec.kubeadm: Outposts local clusters join with IAM credentials",
+        );
     }
 }
 

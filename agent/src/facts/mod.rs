@@ -5,6 +5,7 @@
 //! DescribeCluster, concurrently, all within a total deadline. Values set in the configuration
 //! are never replaced by discovered ones: the caller merges, the facts only report.
 
+pub mod cluster_info;
 pub mod ec2;
 pub mod eks;
 pub mod host;

@@ -1,5 +1,8 @@
 //! kubelet's kubeconfig: the API server, the cluster CA file, and an exec user that runs this
-//! binary's `token` subcommand (kubelet calls it for every fresh credential).
+//! binary's `token` subcommand (kubelet calls it for every fresh credential). On a kubeadm
+//! join, the bootstrap kubeconfig instead: the CA embedded and the bootstrap token.
+
+use base64::Engine as _;
 
 use serde::Serialize;
 
@@ -14,13 +17,13 @@ struct Kubeconfig {
     kind: &'static str,
     clusters: Vec<Named<ClusterEntry>>,
     contexts: Vec<Named<ContextEntry>>,
-    current_context: &'static str,
+    current_context: String,
     users: Vec<Named<UserEntry>>,
 }
 
 #[derive(Serialize)]
 struct Named<T> {
-    name: &'static str,
+    name: String,
     #[serde(flatten)]
     value: T,
 }
@@ -33,7 +36,10 @@ struct ClusterEntry {
 #[derive(Serialize)]
 #[serde(rename_all = "kebab-case")]
 struct Cluster {
-    certificate_authority: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    certificate_authority: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    certificate_authority_data: Option<String>,
     server: String,
 }
 
@@ -44,8 +50,8 @@ struct ContextEntry {
 
 #[derive(Serialize)]
 struct Context {
-    cluster: &'static str,
-    user: &'static str,
+    cluster: String,
+    user: String,
 }
 
 #[derive(Serialize)]
@@ -55,7 +61,10 @@ struct UserEntry {
 
 #[derive(Serialize)]
 struct User {
-    exec: Exec,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    exec: Option<Exec>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    token: Option<String>,
 }
 
 #[derive(Serialize)]
@@ -114,28 +123,79 @@ pub fn render(node: &NodeValues) -> String {
         api_version: "v1",
         kind: "Config",
         clusters: vec![Named {
-            name: "kubernetes",
+            name: "kubernetes".into(),
             value: ClusterEntry {
                 cluster: Cluster {
-                    certificate_authority: paths::CLUSTER_CA,
+                    certificate_authority: Some(paths::CLUSTER_CA),
+                    certificate_authority_data: None,
                     server: node.api_server_endpoint.clone(),
                 },
             },
         }],
         contexts: vec![Named {
-            name: "kubelet",
+            name: "kubelet".into(),
             value: ContextEntry {
                 context: Context {
-                    cluster: "kubernetes",
-                    user: "kubelet",
+                    cluster: "kubernetes".into(),
+                    user: "kubelet".into(),
                 },
             },
         }],
-        current_context: "kubelet",
+        current_context: "kubelet".into(),
         users: vec![Named {
-            name: "kubelet",
+            name: "kubelet".into(),
             value: UserEntry {
-                user: User { exec },
+                user: User {
+                    exec: Some(exec),
+                    token: None,
+                },
+            },
+        }],
+    };
+    serde_yaml_ng::to_string(&doc).unwrap_or_default()
+}
+
+/// The user name kubeadm gives the bootstrap token in the bootstrap kubeconfig.
+pub const TLS_BOOTSTRAP_USER: &str = "tls-bootstrap-token-user";
+
+/// Renders the bootstrap kubeconfig of a kubeadm join, as `kubeadm join` writes it: the
+/// verified server with the CA from cluster-info embedded, and the bootstrap token. kubelet
+/// uses it once to have its client certificate signed, then writes its own kubeconfig.
+pub fn render_bootstrap_token(node: &NodeValues, token: &str) -> String {
+    let cluster = node.cluster_name.clone();
+    let context = format!("{TLS_BOOTSTRAP_USER}@{cluster}");
+    let doc = Kubeconfig {
+        api_version: "v1",
+        kind: "Config",
+        clusters: vec![Named {
+            name: cluster.clone(),
+            value: ClusterEntry {
+                cluster: Cluster {
+                    certificate_authority: None,
+                    certificate_authority_data: Some(
+                        base64::engine::general_purpose::STANDARD.encode(&node.ca_pem),
+                    ),
+                    server: node.api_server_endpoint.clone(),
+                },
+            },
+        }],
+        contexts: vec![Named {
+            name: context.clone(),
+            value: ContextEntry {
+                context: Context {
+                    cluster,
+                    user: TLS_BOOTSTRAP_USER.into(),
+                },
+            },
+        }],
+        current_context: context,
+        users: vec![Named {
+            name: TLS_BOOTSTRAP_USER.into(),
+            value: UserEntry {
+                user: User {
+                    exec: None,
+                    token: Some(token.to_owned()),
+                },
             },
         }],
     };

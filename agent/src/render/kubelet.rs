@@ -22,7 +22,7 @@ const TLS_CIPHER_SUITES: [&str; 8] = [
 /// Renders `/etc/kubernetes/kubelet/config.json`.
 pub fn config_json(node: &NodeValues) -> String {
     let reserved = node.kube_reserved;
-    let config = json!({
+    let mut config = json!({
         "apiVersion": "kubelet.config.k8s.io/v1beta1",
         "kind": "KubeletConfiguration",
         "address": "0.0.0.0",
@@ -57,6 +57,16 @@ pub fn config_json(node: &NodeValues) -> String {
         "serverTLSBootstrap": true,
         "tlsCipherSuites": TLS_CIPHER_SUITES
     });
+    if node.kind == NodeKind::Kubeadm
+        && let Value::Object(map) = &mut config
+    {
+        // No cloud provider names the node; kubeadm clusters approve no serving-certificate
+        // CSRs (kubelet keeps its self-signed serving certificate, as kubeadm configures it);
+        // the client certificate from TLS bootstrapping is rotated.
+        map.shift_remove("providerID");
+        map.shift_remove("serverTLSBootstrap");
+        map.insert("rotateCertificates".into(), Value::Bool(true));
+    }
     serde_json::to_string_pretty(&config).unwrap_or_default() + "\n"
 }
 
@@ -85,22 +95,26 @@ pub fn args(config: &NodeConfig, node: &NodeValues) -> Vec<String> {
         format!("--config-dir={}", paths::KUBELET_CONFIG_DROPIN_DIR),
         format!("--kubeconfig={}", paths::KUBECONFIG),
         format!("--node-ip={}", node.node_ip),
-        format!(
+    ];
+    if node.kind != NodeKind::Kubeadm {
+        // kubeadm clusters have no ECR credential provider binary; kubelet refuses to start
+        // when a configured provider is missing.
+        args.push(format!(
             "--image-credential-provider-config={}",
             paths::IMAGE_CREDENTIAL_PROVIDER_CONFIG
-        ),
-        format!(
+        ));
+        args.push(format!(
             "--image-credential-provider-bin-dir={}",
             paths::IMAGE_CREDENTIAL_PROVIDER_BIN_DIR
-        ),
-    ];
-    if node.kind.is_hybrid() {
-        // Hybrid nodes have no AWS cloud provider; the node name is the host's own.
+        ));
+    }
+    if node.kind.is_hybrid() || node.kind == NodeKind::Kubeadm {
+        // No AWS cloud provider; the node name is the host's own (kubelet lowercases it).
     } else {
         args.push("--cloud-provider=external".into());
         args.push(format!("--hostname-override={}", node.node_name));
     }
-    if node.kind == NodeKind::Outpost {
+    if node.kind.tls_bootstraps() {
         args.push(format!(
             "--bootstrap-kubeconfig={}",
             paths::BOOTSTRAP_KUBECONFIG

@@ -50,19 +50,38 @@ pub fn render(config: &NodeConfig, node: &NodeValues) -> Plan {
         kubelet::environment_file(&args),
         &[KUBELET],
     ));
-    let kubeconfig_path = if node.kind == NodeKind::Outpost {
-        paths::BOOTSTRAP_KUBECONFIG
+    if let Some(token) = config
+        .spec
+        .kubeadm
+        .as_ref()
+        .and_then(|k| k.bootstrap_token.as_deref())
+        .filter(|_| node.kind == NodeKind::Kubeadm)
+    {
+        // The bootstrap token is a secret: 0600 and no diff in dry runs. kubelet writes
+        // /var/lib/kubelet/kubeconfig itself once its client certificate is signed.
+        files.push(
+            FileSpec::new(
+                paths::BOOTSTRAP_KUBECONFIG,
+                kubeconfig::render_bootstrap_token(node, token),
+                &[KUBELET],
+            )
+            .secret(),
+        );
     } else {
-        paths::KUBECONFIG
-    };
-    files.push(
-        FileSpec::new(kubeconfig_path, kubeconfig::render(node), &[KUBELET]).with_mode(0o600),
-    );
-    files.push(FileSpec::new(
-        paths::IMAGE_CREDENTIAL_PROVIDER_CONFIG,
-        system::image_credential_provider(),
-        &[KUBELET],
-    ));
+        let kubeconfig_path = if node.kind == NodeKind::Outpost {
+            paths::BOOTSTRAP_KUBECONFIG
+        } else {
+            paths::KUBECONFIG
+        };
+        files.push(
+            FileSpec::new(kubeconfig_path, kubeconfig::render(node), &[KUBELET]).with_mode(0o600),
+        );
+        files.push(FileSpec::new(
+            paths::IMAGE_CREDENTIAL_PROVIDER_CONFIG,
+            system::image_credential_provider(),
+            &[KUBELET],
+        ));
+    }
     files.extend(hybrid::aws_config(config, node));
     files.push(system::modules_load());
     files.extend(system::environment_dropins(config));

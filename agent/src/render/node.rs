@@ -18,12 +18,20 @@ pub enum NodeKind {
     HybridRolesAnywhere,
     /// An on-prem host, SSM hybrid activation credentials.
     HybridSsm,
+    /// A kubeadm-style join (EKS Anywhere): bootstrap token, CA pinned through cluster-info,
+    /// kubelet TLS bootstrapping; no AWS credentials.
+    Kubeadm,
 }
 
 impl NodeKind {
     /// On-prem (EKS Hybrid Nodes).
     pub fn is_hybrid(self) -> bool {
         matches!(self, NodeKind::HybridRolesAnywhere | NodeKind::HybridSsm)
+    }
+
+    /// Joins with kubelet TLS bootstrapping (a bootstrap kubeconfig; kubelet writes its own).
+    pub fn tls_bootstraps(self) -> bool {
+        matches!(self, NodeKind::Outpost | NodeKind::Kubeadm)
     }
 }
 

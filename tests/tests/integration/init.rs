@@ -37,7 +37,7 @@ fn golden_init_scenarios() {
         .filter(|p| p.join("nodeconfig.yaml").exists())
         .collect();
     scenarios.sort();
-    assert!(scenarios.len() >= 9, "found {} scenarios", scenarios.len());
+    assert!(scenarios.len() >= 10, "found {} scenarios", scenarios.len());
     let mut failures = Vec::new();
     for dir in &scenarios {
         let uri = format!("file://{}", dir.join("nodeconfig.yaml").display());

@@ -12,6 +12,7 @@ mod e2e;
 mod faults;
 mod init;
 mod install;
+mod kubeadm;
 mod max_pods;
 mod status;
 
