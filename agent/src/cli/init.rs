@@ -145,7 +145,8 @@ async fn execute(args: &InitArgs, loaded: Loaded, imds: &Imds) -> anyhow::Result
         let t = Instant::now();
         report.merge(applier.apply_files(&plan)?);
         report.merge(applier.apply_sysctls(&plan)?);
-        if config.is_hybrid() && root.is_host() && !values::swap_allowed(config) {
+        let on_prem = config.is_hybrid() || config.spec.kubeadm.is_some();
+        if on_prem && root.is_host() && !values::swap_allowed(config) {
             swap_off(&found.host.swaps).await?;
         }
         tracing::info!(
@@ -322,6 +323,7 @@ async fn discover_cluster_info(config: &NodeConfig) -> anyhow::Result<Cluster> {
         id: None,
         outpost: false,
         api_server_addresses: Vec::new(),
+        remote_node_networks: Vec::new(),
     })
 }
 

@@ -565,6 +565,7 @@ fn resolve_kubeadm(config: &NodeConfig, found: &Discovered) -> Result<NodeValues
         None => cluster_dns_ip(service_cidr, None)?,
     };
     let region = cluster_cfg.region.clone().unwrap_or_default();
+    check_swap(config, &found.host.swaps)?;
     Ok(NodeValues {
         kind: NodeKind::Kubeadm,
         cluster_name,
@@ -587,6 +588,9 @@ fn resolve_kubeadm(config: &NodeConfig, found: &Discovered) -> Result<NodeValues
         exec_env: BTreeMap::new(),
         api_server_addresses: Vec::new(),
         current_hosts: None,
+        current_fstab: (!swap_allowed(config))
+            .then(|| found.host.fstab.clone())
+            .flatten(),
     })
 }
 
