@@ -1,10 +1,8 @@
-//! The IO side of the checks: kubelet healthz, containerd's socket, the VPC CNI, storage and
+//! The IO side of the checks: kubelet healthz, the VPC CNI, storage and
 //! the kubelet client certificate. Each is a few lines around a pure verdict function.
 
 use std::path::Path;
 use std::time::Duration;
-
-use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 
 use super::{Facts, Outcome};
 
@@ -30,47 +28,6 @@ pub async fn kubelet(http: &reqwest::Client, url: &str) -> Outcome {
             }
         }
         Err(e) => Outcome::problem("KubeletUnreachable", format!("{url}: {e}")),
-    }
-}
-
-/// The HTTP/2 client connection preface (RFC 9113 section 3.4).
-const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
-/// An empty SETTINGS frame: length 0, type 0x4, no flags, stream 0.
-const H2_EMPTY_SETTINGS: [u8; 9] = [0, 0, 0, 0x4, 0, 0, 0, 0, 0];
-/// The frame type of SETTINGS.
-const H2_FRAME_SETTINGS: u8 = 0x4;
-
-/// containerd serves gRPC (HTTP/2) on its socket: connect, send the HTTP/2 preface and
-/// expect the server's SETTINGS frame, which any gRPC server sends first.
-pub async fn containerd(socket: &Path) -> Outcome {
-    let mut stream = match tokio::net::UnixStream::connect(socket).await {
-        Ok(s) => s,
-        Err(e) => {
-            return Outcome::problem(
-                "ContainerdUnreachable",
-                format!("cannot connect to {}: {e}", socket.display()),
-            );
-        }
-    };
-    let mut preface = H2_PREFACE.to_vec();
-    preface.extend_from_slice(&H2_EMPTY_SETTINGS);
-    if let Err(e) = stream.write_all(&preface).await {
-        return Outcome::problem(
-            "ContainerdNotAnswering",
-            format!("{}: {e}", socket.display()),
-        );
-    }
-    let mut header = [0u8; 9];
-    match stream.read_exact(&mut header).await {
-        Ok(_) if header[3] == H2_FRAME_SETTINGS => Outcome::ok("containerd answers on its socket"),
-        Ok(_) => Outcome::problem(
-            "ContainerdNotAnswering",
-            format!("{} did not answer with HTTP/2 SETTINGS", socket.display()),
-        ),
-        Err(e) => Outcome::problem(
-            "ContainerdNotAnswering",
-            format!("{}: {e}", socket.display()),
-        ),
     }
 }
 
