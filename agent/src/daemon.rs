@@ -240,12 +240,10 @@ async fn run_check(ctx: &CheckCtx, kind: CheckKind) -> Outcome {
                 .and_then(|s| s.active_problem(Instant::now()));
             kernel::evaluate(&tables, problem)
         }
-        CheckKind::Storage => {
-            let dirs = t.storage_dirs.clone();
-            tokio::task::spawn_blocking(move || probes::storage(&dirs))
-                .await
-                .unwrap_or_else(|e| Outcome::problem("CheckFailed", e.to_string()))
-        }
+        // statfs(2) of local directories answers in microseconds: run inline rather than on
+        // tokio's blocking pool, whose threads (each with its own malloc arena) cost more
+        // resident memory than the call.
+        CheckKind::Storage => probes::storage(&t.storage_dirs),
         CheckKind::Clock => kernel::evaluate_clock(&crate::health::clock::read()),
         CheckKind::Credentials => probes::credentials(
             &t.kubelet_client_cert,

@@ -16,6 +16,9 @@ pub const PROBLEM_HOLD: Duration = Duration::from_secs(10 * 60);
 pub const EVENT_RATE_WINDOW: Duration = Duration::from_secs(60);
 /// A kernel table used above this fraction of its maximum is a problem.
 pub const TABLE_FULL_RATIO: f64 = 0.9;
+/// Stack of the kernel log thread: it reads one record into a reused buffer and matches
+/// substrings (the default 2 MiB is address space it never needs).
+const KMSG_THREAD_STACK: usize = 256 * 1024;
 /// How often a regular file standing in for /dev/kmsg is polled for new lines.
 const KMSG_POLL: Duration = Duration::from_millis(200);
 
@@ -173,6 +176,7 @@ pub fn follow_kmsg(
     file.seek(SeekFrom::End(0))?;
     std::thread::Builder::new()
         .name("kmsg".into())
+        .stack_size(KMSG_THREAD_STACK)
         .spawn(move || {
             let mut reader = BufReader::new(file);
             let mut line = String::new();

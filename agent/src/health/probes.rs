@@ -79,7 +79,8 @@ pub async fn vpc_cni(
     introspection: &str,
     metrics: &str,
 ) -> Outcome {
-    match tokio::fs::read_to_string(conflist).await {
+    // A small local file: read inline (tokio::fs would use a blocking-pool thread).
+    match std::fs::read_to_string(conflist) {
         Ok(text) if conflist_has_aws_cni(&text) => {}
         Ok(_) => {
             return Outcome::problem(

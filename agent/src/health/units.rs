@@ -148,25 +148,43 @@ impl Reader {
     }
 
     async fn connect(&self) -> Result<zbus::Connection, Error> {
-        let address = self.label();
-        let builder = match &self.bus {
-            Bus::Address(a) => zbus::connection::Builder::address(a.as_str()),
-            _ => zbus::connection::Builder::system(),
-        }
-        .map_err(|e| Error::Connect {
-            address: address.clone(),
+        let label = self.label();
+        let connect_err = |e: zbus::Error| Error::Connect {
+            address: label.clone(),
             source: Box::new(e),
-        })?
+        };
+        let address: zbus::Address = match &self.bus {
+            Bus::Address(a) => a.parse().map_err(connect_err)?,
+            _ => zbus::Address::system().map_err(connect_err)?,
+        };
+        // A unix socket path is connected here with tokio's non-blocking connect: zbus
+        // would connect on tokio's blocking pool, a thread (and malloc arena) that stays
+        // resident for a call that does not block.
+        let builder = match address.transport() {
+            zbus::address::Transport::Unix(unix) => match unix.path() {
+                zbus::address::transport::UnixSocket::File(path) => {
+                    let stream = tokio::time::timeout(
+                        CONNECT_TIMEOUT,
+                        tokio::net::UnixStream::connect(path),
+                    )
+                    .await
+                    .map_err(|_| Error::ConnectTimeout {
+                        address: label.clone(),
+                    })?
+                    .map_err(|e| connect_err(zbus::Error::InputOutput(e.into())))?;
+                    zbus::connection::Builder::unix_stream(stream)
+                }
+                _ => zbus::connection::Builder::address(address).map_err(connect_err)?,
+            },
+            _ => zbus::connection::Builder::address(address).map_err(connect_err)?,
+        }
         .method_timeout(METHOD_TIMEOUT);
         tokio::time::timeout(CONNECT_TIMEOUT, builder.build())
             .await
             .map_err(|_| Error::ConnectTimeout {
-                address: address.clone(),
+                address: label.clone(),
             })?
-            .map_err(|e| Error::Connect {
-                address,
-                source: Box::new(e),
-            })
+            .map_err(connect_err)
     }
 
     /// Reads `unit`'s state; `Ok(None)` when reading is disabled.
