@@ -169,6 +169,8 @@ pub struct Settings {
     pub targets: Targets,
     /// Where host metrics come from.
     pub host: HostPaths,
+    /// The phase durations `init` recorded.
+    pub init_phases: PathBuf,
 }
 
 struct CheckCtx {
@@ -441,7 +443,8 @@ pub async fn run(settings: Settings) -> Result<(), Error> {
     // of the agent. An error only means a provider was installed already.
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
     let mut schedules = load_config(settings.config_file.as_deref())?;
-    let metrics = Metrics::new(settings.host.clone()).map_err(Error::Metrics)?;
+    let metrics = Metrics::with_phases_file(settings.host.clone(), settings.init_phases.clone())
+        .map_err(Error::Metrics)?;
     let alive = Arc::new(AtomicBool::new(false));
     let bound = http::serve(
         settings.listen,

@@ -102,6 +102,10 @@ pub struct RunArgs {
     /// (`unix:path=...`), or `none` to not read unit state.
     #[arg(long, value_name = "ADDRESS", default_value = "system")]
     pub systemd_bus: String,
+    /// The phase durations `init` recorded (exported as
+    /// eksnode_bootstrap_phase_duration_seconds).
+    #[arg(long, value_name = "PATH", default_value = crate::report::phases::DEFAULT_PATH)]
+    pub init_phases: PathBuf,
     /// The kubelet's systemd unit.
     #[arg(long, value_name = "UNIT", default_value = "kubelet.service")]
     pub kubelet_unit: String,
@@ -142,6 +146,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<exit::Code> {
             proc: args.proc,
             sys: args.sys,
         },
+        init_phases: args.init_phases,
     };
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()

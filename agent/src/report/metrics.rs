@@ -45,6 +45,7 @@ pub struct Metrics {
     /// Events written by result.
     pub events: IntCounterVec,
     host: HostPaths,
+    phases_file: std::path::PathBuf,
 }
 
 fn opts(name: &str, help: &str) -> Opts {
@@ -54,6 +55,14 @@ fn opts(name: &str, help: &str) -> Opts {
 impl Metrics {
     /// Registers every metric.
     pub fn new(host: HostPaths) -> Result<Self, prometheus::Error> {
+        Self::with_phases_file(host, super::phases::DEFAULT_PATH.into())
+    }
+
+    /// Registers every metric; bootstrap phase durations come from `phases_file`.
+    pub fn with_phases_file(
+        host: HostPaths,
+        phases_file: std::path::PathBuf,
+    ) -> Result<Self, prometheus::Error> {
         let registry = Registry::new();
         let check_up = IntGaugeVec::new(
             opts(
@@ -172,6 +181,7 @@ impl Metrics {
             condition_writes,
             events,
             host,
+            phases_file,
         })
     }
 
@@ -181,6 +191,21 @@ impl Metrics {
         host::collect(&self.host, &mut families);
         let mut all = families.into_vec();
         all.extend(self.registry.gather());
+        if let Some(f) = super::phases::read(&self.phases_file) {
+            let phases = GaugeVec::new(
+                opts(
+                    "eksnode_bootstrap_phase_duration_seconds",
+                    "Duration of each phase of this boot's `eks-node-agent init`, in seconds.",
+                ),
+                &["phase"],
+            );
+            if let Ok(phases) = phases {
+                for (phase, secs) in &f.phases {
+                    phases.with_label_values(&[phase]).set(*secs);
+                }
+                all.extend(prometheus::core::Collector::collect(&phases));
+            }
+        }
         all.retain(|f| !f.get_metric().is_empty());
         all.sort_by(|a, b| a.name().cmp(b.name()));
         let mut out = Vec::with_capacity(64 * 1024);

@@ -1661,3 +1661,45 @@ fn unsynchronised_clock_is_a_warning_event_not_a_condition() {
         "the clock writes no condition"
     );
 }
+
+/// `init`'s phase durations file (the format `report::phases::record` writes atomically)
+/// becomes `eksnode_bootstrap_phase_duration_seconds{phase}`, re-read at each scrape.
+#[test]
+fn bootstrap_phase_durations_are_exported() {
+    use eks_node_agent::report::phases;
+    let rt = runtime();
+    let api = rt.block_on(KubeApi::start("node-token-phases"));
+    api.add_node("node-a", kubelet_conditions());
+    let root = tempfile::tempdir().unwrap();
+    let file = root.path().join("run/eks-node-agent/init-phases.json");
+    phases::record(&file, "discover", Duration::from_millis(1250)).unwrap();
+    let (_agent, port) = run_against(
+        &api,
+        root.path(),
+        &only_checks(&["kernel"]),
+        &[
+            "--systemd-bus".as_ref(),
+            "none".as_ref(),
+            "--init-phases".as_ref(),
+            file.as_os_str(),
+        ],
+    );
+    let text = scrape(port);
+    assert_eq!(
+        sample(
+            &text,
+            "eksnode_bootstrap_phase_duration_seconds{phase=\"discover\"}"
+        ),
+        Some(1.25),
+        "{text}"
+    );
+    assert!(!text.contains("phase=\"config\""));
+    phases::record(&file, "config", Duration::from_millis(40)).unwrap();
+    assert_eq!(
+        sample(
+            &scrape(port),
+            "eksnode_bootstrap_phase_duration_seconds{phase=\"config\"}"
+        ),
+        Some(0.04)
+    );
+}
