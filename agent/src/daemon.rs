@@ -533,6 +533,14 @@ pub async fn run(settings: Settings) -> Result<(), Error> {
                 if report.kind == CheckKind::Kernel {
                     sync_kmsg_counts(&metrics, &ctx.kmsg, &mut kmsg_counted);
                 }
+                if let Some(w) = &report.outcome.facts.warning {
+                    let was_warned = latest.get(&report.kind).and_then(|p| p.facts.warning.as_ref()).is_some_and(|p| p.reason == w.reason);
+                    if !was_warned {
+                        metrics.problems.with_label_values(&[&w.reason]).inc();
+                        tracing::warn!(check = name, reason = %w.reason, message = %w.message, "check warning");
+                        let _ = ev_tx.send(WriterMsg::Event { warning: true, reason: w.reason.clone(), note: w.message.clone() });
+                    }
+                }
                 let previous = latest.insert(report.kind, report.outcome.clone());
                 let was_healthy = previous.as_ref().is_none_or(|p| p.healthy);
                 if !report.outcome.healthy && (was_healthy || previous.as_ref().is_some_and(|p| p.reason != report.outcome.reason)) {

@@ -88,6 +88,18 @@ pub struct Facts {
     pub network: Option<NetworkVerdict>,
     /// The systemd unit the check depends on, as systemd reported it.
     pub unit: Option<UnitFacts>,
+    /// A warning on a healthy outcome (e.g. pod IPs nearly exhausted): a Warning event
+    /// when it appears, not a condition change.
+    pub warning: Option<Warning>,
+}
+
+/// A transient warning: reason and message for the event.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Warning {
+    /// CamelCase reason.
+    pub reason: String,
+    /// Detail.
+    pub message: String,
 }
 
 /// A systemd unit's state, for the metrics.

@@ -42,11 +42,29 @@ pub struct EniInfos {
     pub assigned_ips: u64,
 }
 
-/// The verdict on ipamd's numbers: no free IP left is a problem.
+/// Pod IPs assigned at or above this fraction of ipamd's pool is a warning (an event), not
+/// a condition: ipamd may still attach another ENI, and pods are still being placed.
+pub const CNI_IPS_WARN_RATIO: f64 = 0.9;
+
+/// The verdict on ipamd's numbers: no free IP left is a problem (NetworkingReady False:
+/// the next pod cannot get an address); [`CNI_IPS_WARN_RATIO`] or more assigned is a
+/// `PodIPsNearlyExhausted` warning.
 pub fn evaluate_ips(infos: &EniInfos) -> Outcome {
+    let nearly = infos.total_ips > 0
+        && infos.assigned_ips < infos.total_ips
+        && infos.assigned_ips as f64 >= infos.total_ips as f64 * CNI_IPS_WARN_RATIO;
     let facts = Facts {
         cni_total_ips: Some(infos.total_ips),
         cni_assigned_ips: Some(infos.assigned_ips),
+        warning: nearly.then(|| super::Warning {
+            reason: "PodIPsNearlyExhausted".to_string(),
+            message: format!(
+                "{} of {} pod IPs assigned ({} free)",
+                infos.assigned_ips,
+                infos.total_ips,
+                infos.total_ips - infos.assigned_ips
+            ),
+        }),
         ..Facts::default()
     };
     let msg = format!(
@@ -257,6 +275,23 @@ mod tests {
         });
         assert_eq!(full.reason, "PodIPsExhausted");
         assert_eq!(full.facts.cni_total_ips, Some(29));
+        assert!(
+            full.facts.warning.is_none(),
+            "exhausted is a problem, not a warning"
+        );
+        let nearly = evaluate_ips(&EniInfos {
+            total_ips: 29,
+            assigned_ips: 27,
+        });
+        assert!(nearly.healthy);
+        let w = nearly.facts.warning.unwrap();
+        assert_eq!(w.reason, "PodIPsNearlyExhausted");
+        assert!(w.message.contains("2 free"), "{}", w.message);
+        let below = evaluate_ips(&EniInfos {
+            total_ips: 29,
+            assigned_ips: 26,
+        });
+        assert!(below.facts.warning.is_none(), "26/29 is under 90%");
     }
 
     #[test]

@@ -1703,3 +1703,75 @@ fn bootstrap_phase_durations_are_exported() {
         Some(0.04)
     );
 }
+
+/// ipamd with 27 of 29 pod IPs assigned: a `PodIPsNearlyExhausted` Warning event and the
+/// counter, while NetworkingReady stays True; all 29 assigned: NetworkingReady False.
+#[test]
+fn vpc_cni_near_exhaustion_is_an_event_and_exhaustion_a_condition() {
+    let rt = runtime();
+    let api = rt.block_on(KubeApi::start("node-token-ipam"));
+    api.add_node("node-a", kubelet_conditions());
+    let root = tempfile::tempdir().unwrap();
+    let conflist = root.path().join("10-aws.conflist");
+    std::fs::write(
+        &conflist,
+        r#"{"cniVersion":"0.4.0","name":"aws-cni","plugins":[{"name":"aws-cni","type":"aws-cni"}]}"#,
+    )
+    .unwrap();
+    let ipamd = fixed_http(vec![
+        (
+            "/v1/enis",
+            r#"{"TotalIPs":29,"AssignedIPs":27,"ENIs":{}}"#.to_string(),
+        ),
+        ("/metrics", "awscni_assigned_ip_addresses 27\n".to_string()),
+    ]);
+    let full = fixed_http(vec![
+        (
+            "/v1/enis",
+            r#"{"TotalIPs":29,"AssignedIPs":29,"ENIs":{}}"#.to_string(),
+        ),
+        ("/metrics", "awscni_assigned_ip_addresses 29\n".to_string()),
+    ]);
+    let args = |port: u16| {
+        [
+            "--systemd-bus".to_string(),
+            "none".to_string(),
+            "--cni-conflist".to_string(),
+            conflist.display().to_string(),
+            "--ipamd-introspection".to_string(),
+            format!("http://127.0.0.1:{port}"),
+            "--ipamd-metrics".to_string(),
+            format!("http://127.0.0.1:{port}/metrics"),
+        ]
+    };
+    let nearly = args(ipamd.port);
+    let nearly: Vec<&std::ffi::OsStr> = nearly.iter().map(|s| s.as_ref()).collect();
+    let (agent, port) = run_against(&api, root.path(), &only_checks(&["vpc_cni"]), &nearly);
+    wait_for(Duration::from_secs(20), "NetworkingReady True", || {
+        condition_is(&api, "NetworkingReady", "True", "NetworkingIsReady")
+    });
+    wait_for(
+        Duration::from_secs(20),
+        "PodIPsNearlyExhausted event",
+        || {
+            api.events()
+                .iter()
+                .any(|e| e["reason"] == "PodIPsNearlyExhausted" && e["type"] == "Warning")
+        },
+    );
+    assert_eq!(
+        sample(
+            &scrape(port),
+            "eksnode_problems_total{reason=\"PodIPsNearlyExhausted\"}"
+        ),
+        Some(1.0),
+        "one warning while the state lasts"
+    );
+    drop(agent);
+    let exhausted = args(full.port);
+    let exhausted: Vec<&std::ffi::OsStr> = exhausted.iter().map(|s| s.as_ref()).collect();
+    let (_agent, _) = run_against(&api, root.path(), &only_checks(&["vpc_cni"]), &exhausted);
+    wait_for(Duration::from_secs(20), "NetworkingReady False", || {
+        condition_is(&api, "NetworkingReady", "False", "PodIPsExhausted")
+    });
+}
