@@ -15,7 +15,7 @@ use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::mpsc;
 
 use crate::health::kernel::{self, KernelEvent, KmsgState, SharedKmsg};
-use crate::health::{CheckKind, ConditionType, Outcome, Schedule, Targets, probes};
+use crate::health::{CheckKind, ConditionType, Outcome, Schedule, Targets, cri, probes, units};
 use crate::report::conditions::{Conditions, Desired};
 use crate::report::host::HostPaths;
 use crate::report::http;
@@ -83,7 +83,7 @@ pub struct CheckFile {
 #[serde(deny_unknown_fields)]
 pub struct ConfigFile {
     /// Per check, by name (`kubelet`, `containerd`, `vpc_cni`, `kernel`, `storage`,
-    /// `credentials`).
+    /// `credentials`, `clock`).
     #[serde(default)]
     pub checks: BTreeMap<String, CheckFile>,
 }
@@ -99,7 +99,7 @@ pub fn schedules(
             return Err(Error::Config {
                 path: path.to_path_buf(),
                 message: format!(
-                    "unknown check [checks.{name}]; known: kubelet, containerd, vpc_cni, kernel, storage, credentials"
+                    "unknown check [checks.{name}]; known: kubelet, containerd, vpc_cni, kernel, storage, credentials, clock"
                 ),
             });
         }
@@ -169,19 +169,61 @@ pub struct Settings {
     pub targets: Targets,
     /// Where host metrics come from.
     pub host: HostPaths,
+    /// The phase durations `init` recorded.
+    pub init_phases: PathBuf,
 }
 
 struct CheckCtx {
     targets: Targets,
     http: reqwest::Client,
     kmsg: SharedKmsg,
+    units: units::Reader,
+}
+
+/// A check that depends on a systemd unit: the unit not active is the problem (with its
+/// state and restart count); otherwise the check's own probe decides. The unit's state
+/// rides along in the facts either way.
+async fn with_unit(
+    ctx: &CheckCtx,
+    unit: &str,
+    prefix: &str,
+    probe: impl Future<Output = Outcome>,
+) -> Outcome {
+    let ((problem, unit_facts), mut out) =
+        tokio::join!(units::check(&ctx.units, unit, prefix), probe);
+    if let Some(problem) = problem {
+        // The unit's problem is the verdict; what the probe measured (e.g. the CRI network
+        // verdict) is kept.
+        out = Outcome {
+            facts: out.facts,
+            ..problem
+        };
+    }
+    out.facts.unit = unit_facts;
+    out
 }
 
 async fn run_check(ctx: &CheckCtx, kind: CheckKind) -> Outcome {
     let t = &ctx.targets;
     match kind {
-        CheckKind::Kubelet => probes::kubelet(&ctx.http, &t.kubelet_healthz).await,
-        CheckKind::Containerd => probes::containerd(&t.containerd_socket).await,
+        CheckKind::Kubelet => {
+            with_unit(
+                ctx,
+                &t.kubelet_unit,
+                "Kubelet",
+                probes::kubelet(&ctx.http, &t.kubelet_healthz),
+            )
+            .await
+        }
+        CheckKind::Containerd => {
+            with_unit(
+                ctx,
+                &t.containerd_unit,
+                "Containerd",
+                cri::check(&t.containerd_socket),
+            )
+            .await
+        }
         CheckKind::VpcCni => {
             probes::vpc_cni(
                 &ctx.http,
@@ -200,12 +242,11 @@ async fn run_check(ctx: &CheckCtx, kind: CheckKind) -> Outcome {
                 .and_then(|s| s.active_problem(Instant::now()));
             kernel::evaluate(&tables, problem)
         }
-        CheckKind::Storage => {
-            let dirs = t.storage_dirs.clone();
-            tokio::task::spawn_blocking(move || probes::storage(&dirs))
-                .await
-                .unwrap_or_else(|e| Outcome::problem("CheckFailed", e.to_string()))
-        }
+        // statfs(2) of local directories answers in microseconds: run inline rather than on
+        // tokio's blocking pool, whose threads (each with its own malloc arena) cost more
+        // resident memory than the call.
+        CheckKind::Storage => probes::storage(&t.storage_dirs),
+        CheckKind::Clock => kernel::evaluate_clock(&crate::health::clock::read()),
         CheckKind::Credentials => probes::credentials(
             &t.kubelet_client_cert,
             OffsetDateTime::now_utc().unix_timestamp(),
@@ -261,7 +302,9 @@ fn spawn_checks(
 }
 
 /// Aggregates check outcomes into the desired condition states: a condition is False when
-/// any check feeding it fails, with the first failing check's reason.
+/// any check feeding it fails, with the first failing check's reason. The container
+/// runtime's CRI NetworkReady feeds NetworkingReady too (after the VPC CNI check, so its
+/// reason comes first), on hybrid nodes and EC2 alike.
 pub fn desired_conditions(
     latest: &BTreeMap<CheckKind, Outcome>,
 ) -> BTreeMap<ConditionType, Desired> {
@@ -278,6 +321,24 @@ pub fn desired_conditions(
                 healthy: false,
                 reason: outcome.reason.clone(),
                 message: outcome.message.clone(),
+            };
+        }
+    }
+    for outcome in latest.values() {
+        let Some(network) = &outcome.facts.network else {
+            continue;
+        };
+        let ct = ConditionType::NetworkingReady;
+        let entry = out.entry(ct).or_insert_with(|| Desired {
+            healthy: true,
+            reason: ct.healthy_reason().to_string(),
+            message: network.message.clone(),
+        });
+        if !network.ready && entry.healthy {
+            *entry = Desired {
+                healthy: false,
+                reason: network.reason.clone(),
+                message: network.message.clone(),
             };
         }
     }
@@ -382,7 +443,8 @@ pub async fn run(settings: Settings) -> Result<(), Error> {
     // of the agent. An error only means a provider was installed already.
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
     let mut schedules = load_config(settings.config_file.as_deref())?;
-    let metrics = Metrics::new(settings.host.clone()).map_err(Error::Metrics)?;
+    let metrics = Metrics::with_phases_file(settings.host.clone(), settings.init_phases.clone())
+        .map_err(Error::Metrics)?;
     let alive = Arc::new(AtomicBool::new(false));
     let bound = http::serve(
         settings.listen,
@@ -441,6 +503,7 @@ pub async fn run(settings: Settings) -> Result<(), Error> {
         .unwrap_or_default();
     targets.storage_dirs.sort();
     let ctx = Arc::new(CheckCtx {
+        units: units::Reader::new(targets.systemd_bus.clone()),
         targets,
         http: http_client,
         kmsg,
@@ -457,6 +520,7 @@ pub async fn run(settings: Settings) -> Result<(), Error> {
     let mut latest: BTreeMap<CheckKind, Outcome> = BTreeMap::new();
     let mut ready = false;
     let mut kmsg_counted: BTreeMap<&'static str, u64> = BTreeMap::new();
+    let mut restarts_seen: BTreeMap<String, u32> = BTreeMap::new();
 
     loop {
         tokio::select! {
@@ -465,9 +529,17 @@ pub async fn run(settings: Settings) -> Result<(), Error> {
                 metrics.check_runs.with_label_values(&[name]).inc();
                 metrics.check_duration.with_label_values(&[name]).set(report.took.as_secs_f64());
                 metrics.check_up.with_label_values(&[name]).set(i64::from(report.outcome.healthy));
-                apply_facts(&metrics, report.kind, &report.outcome);
+                apply_facts(&metrics, report.kind, &report.outcome, &mut restarts_seen);
                 if report.kind == CheckKind::Kernel {
                     sync_kmsg_counts(&metrics, &ctx.kmsg, &mut kmsg_counted);
+                }
+                if let Some(w) = &report.outcome.facts.warning {
+                    let was_warned = latest.get(&report.kind).and_then(|p| p.facts.warning.as_ref()).is_some_and(|p| p.reason == w.reason);
+                    if !was_warned {
+                        metrics.problems.with_label_values(&[&w.reason]).inc();
+                        tracing::warn!(check = name, reason = %w.reason, message = %w.message, "check warning");
+                        let _ = ev_tx.send(WriterMsg::Event { warning: true, reason: w.reason.clone(), note: w.message.clone() });
+                    }
                 }
                 let previous = latest.insert(report.kind, report.outcome.clone());
                 let was_healthy = previous.as_ref().is_none_or(|p| p.healthy);
@@ -546,7 +618,15 @@ fn sync_kmsg_counts(
     }
 }
 
-fn apply_facts(metrics: &Metrics, kind: CheckKind, outcome: &Outcome) {
+/// Updates the metrics a check's facts feed. `restarts_seen` is the last `NRestarts` per
+/// unit: the restart counter grows by the difference (systemd's count at first sight,
+/// then each increase), so it never goes down.
+fn apply_facts(
+    metrics: &Metrics,
+    kind: CheckKind,
+    outcome: &Outcome,
+    restarts_seen: &mut BTreeMap<String, u32>,
+) {
     match kind {
         CheckKind::Kubelet => metrics.kubelet_up.set(i64::from(outcome.healthy)),
         CheckKind::Containerd => metrics.containerd_up.set(i64::from(outcome.healthy)),
@@ -565,6 +645,30 @@ fn apply_facts(metrics: &Metrics, kind: CheckKind, outcome: &Outcome) {
     }
     if let Some(v) = f.cert_not_after_unix {
         metrics.cert_expiry.set(v);
+    }
+    if let Some(u) = &f.unit {
+        metrics
+            .unit_active
+            .with_label_values(&[&u.unit])
+            .set(i64::from(u.active));
+        if let Some(n) = u.restarts {
+            let seen = restarts_seen.entry(u.unit.clone()).or_insert(0);
+            let counter = metrics.unit_restarts.with_label_values(&[&u.unit]);
+            counter.inc_by(u64::from(n.saturating_sub(*seen)));
+            *seen = n;
+        }
+    }
+    if let Some(ready) = f.runtime_ready {
+        metrics
+            .runtime_condition
+            .with_label_values(&[cri::RUNTIME_READY])
+            .set(i64::from(ready));
+    }
+    if let Some(n) = &f.network {
+        metrics
+            .runtime_condition
+            .with_label_values(&[cri::NETWORK_READY])
+            .set(i64::from(n.ready));
     }
 }
 
@@ -586,6 +690,44 @@ mod tests {
         assert!(!d[&ConditionType::KernelReady].healthy);
         assert_eq!(d[&ConditionType::KernelReady].reason, "TaskHung");
         assert_eq!(d[&ConditionType::StorageReady].reason, "StorageIsReady");
+    }
+
+    #[test]
+    fn cri_network_not_ready_sets_networking_false_without_a_vpc_cni_check() {
+        use crate::health::{Facts, NetworkVerdict};
+        let verdict = |ready: bool| Facts {
+            network: Some(NetworkVerdict {
+                ready,
+                reason: if ready { "" } else { "NetworkPluginNotReady" }.into(),
+                message: "m".into(),
+            }),
+            ..Facts::default()
+        };
+        let mut latest = BTreeMap::new();
+        latest.insert(
+            CheckKind::Containerd,
+            Outcome::ok("rt").with_facts(verdict(false)),
+        );
+        let d = desired_conditions(&latest);
+        assert!(d[&ConditionType::ContainerRuntimeReady].healthy);
+        assert!(!d[&ConditionType::NetworkingReady].healthy);
+        assert_eq!(
+            d[&ConditionType::NetworkingReady].reason,
+            "NetworkPluginNotReady"
+        );
+        // The VPC CNI's own reason comes first; a ready CRI network changes nothing.
+        latest.insert(CheckKind::VpcCni, Outcome::problem("IpamdUnreachable", "x"));
+        let d = desired_conditions(&latest);
+        assert_eq!(
+            d[&ConditionType::NetworkingReady].reason,
+            "IpamdUnreachable"
+        );
+        latest.insert(
+            CheckKind::Containerd,
+            Outcome::ok("rt").with_facts(verdict(true)),
+        );
+        latest.insert(CheckKind::VpcCni, Outcome::ok("ips"));
+        assert!(desired_conditions(&latest)[&ConditionType::NetworkingReady].healthy);
     }
 
     #[test]

@@ -98,6 +98,8 @@ pub(crate) fn run(args: InitArgs) -> anyhow::Result<exit::Code> {
             documents = loaded.documents.len(),
             "config loaded"
         );
+        let on_host = args.root.is_none() && !args.dry_run;
+        crate::report::phases::record_default(on_host, "sources", started.elapsed());
         execute(&args, loaded, &imds).await
     })
 }
@@ -122,6 +124,7 @@ async fn execute(args: &InitArgs, loaded: Loaded, imds: &Imds) -> anyhow::Result
         Some(dir) => Root::at(dir),
         None => Root::host(),
     };
+    let on_host = args.root.is_none() && !args.dry_run;
     let t = Instant::now();
     let found = discover(config, imds, &root, args.dry_run).await?;
     tracing::info!(
@@ -129,11 +132,13 @@ async fn execute(args: &InitArgs, loaded: Loaded, imds: &Imds) -> anyhow::Result
         duration_ms = t.elapsed().as_millis() as u64,
         "facts gathered"
     );
+    crate::report::phases::record_default(on_host, "discover", t.elapsed());
 
     let t = Instant::now();
     let node = values::resolve(config, &found)?;
     let plan = render::render(config, &node);
     tracing::info!(phase = "render", duration_us = t.elapsed().as_micros() as u64, files = plan.files.len(), node_name = %node.node_name, max_pods = node.max_pods, "plan rendered");
+    crate::report::phases::record_default(on_host, "render", t.elapsed());
 
     let applier = Applier::new(root.clone());
     if args.dry_run {
@@ -155,6 +160,7 @@ async fn execute(args: &InitArgs, loaded: Loaded, imds: &Imds) -> anyhow::Result
             changed = report.files_changed().count(),
             "files written"
         );
+        crate::report::phases::record_default(on_host, "config", t.elapsed());
     }
     if !args.skip.contains(&Phase::Run) {
         let t = Instant::now();
@@ -165,6 +171,7 @@ async fn execute(args: &InitArgs, loaded: Loaded, imds: &Imds) -> anyhow::Result
             duration_ms = t.elapsed().as_millis() as u64,
             "services up"
         );
+        crate::report::phases::record_default(on_host, "run", t.elapsed());
     }
     eprint!("{report}");
     Ok(exit::Code::Success)

@@ -17,7 +17,7 @@ use crate::report::host::HostPaths;
     eks-node-agent run                                   # as the systemd service does\n  \
     eks-node-agent run --no-kubernetes --listen 127.0.0.1:9256\n  \
     eks-node-agent run --hybrid --config /etc/eks-node-agent/daemon.toml\n\n\
-Checks: kubelet, containerd, vpc_cni, kernel, storage, credentials. Their intervals and\n\
+Checks: kubelet, containerd, vpc_cni, kernel, storage, credentials, clock. Their intervals and\n\
 timeouts come from the config file ([checks.NAME] interval_secs, timeout_secs, enabled),\n\
 re-read on SIGHUP. Node conditions written: KernelReady, NetworkingReady, StorageReady,\n\
 ContainerRuntimeReady.")]
@@ -98,6 +98,20 @@ pub struct RunArgs {
         default_value = "/var/lib/kubelet/pki/kubelet-client-current.pem"
     )]
     pub kubelet_client_cert: PathBuf,
+    /// systemd's D-Bus for the kubelet and containerd units' state: `system`, a bus address
+    /// (`unix:path=...`), or `none` to not read unit state.
+    #[arg(long, value_name = "ADDRESS", default_value = "system")]
+    pub systemd_bus: String,
+    /// The phase durations `init` recorded (exported as
+    /// eksnode_bootstrap_phase_duration_seconds).
+    #[arg(long, value_name = "PATH", default_value = crate::report::phases::DEFAULT_PATH)]
+    pub init_phases: PathBuf,
+    /// The kubelet's systemd unit.
+    #[arg(long, value_name = "UNIT", default_value = "kubelet.service")]
+    pub kubelet_unit: String,
+    /// containerd's systemd unit.
+    #[arg(long, value_name = "UNIT", default_value = "containerd.service")]
+    pub containerd_unit: String,
 }
 
 /// Runs the daemon until SIGTERM.
@@ -124,11 +138,15 @@ pub fn run(args: RunArgs) -> anyhow::Result<exit::Code> {
             kmsg: args.kmsg,
             storage_dirs: args.storage_dirs,
             kubelet_client_cert: args.kubelet_client_cert,
+            systemd_bus: crate::health::units::Bus::parse(&args.systemd_bus),
+            kubelet_unit: args.kubelet_unit,
+            containerd_unit: args.containerd_unit,
         },
         host: HostPaths {
             proc: args.proc,
             sys: args.sys,
         },
+        init_phases: args.init_phases,
     };
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()

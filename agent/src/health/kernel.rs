@@ -16,6 +16,9 @@ pub const PROBLEM_HOLD: Duration = Duration::from_secs(10 * 60);
 pub const EVENT_RATE_WINDOW: Duration = Duration::from_secs(60);
 /// A kernel table used above this fraction of its maximum is a problem.
 pub const TABLE_FULL_RATIO: f64 = 0.9;
+/// Stack of the kernel log thread: it reads one record into a reused buffer and matches
+/// substrings (the default 2 MiB is address space it never needs).
+const KMSG_THREAD_STACK: usize = 256 * 1024;
 /// How often a regular file standing in for /dev/kmsg is polled for new lines.
 const KMSG_POLL: Duration = Duration::from_millis(200);
 
@@ -173,6 +176,7 @@ pub fn follow_kmsg(
     file.seek(SeekFrom::End(0))?;
     std::thread::Builder::new()
         .name("kmsg".into())
+        .stack_size(KMSG_THREAD_STACK)
         .spawn(move || {
             let mut reader = BufReader::new(file);
             let mut line = String::new();
@@ -276,9 +280,40 @@ pub fn evaluate(tables: &Tables, log_problem: Option<(KmsgReason, String)>) -> O
     Outcome::ok("kernel has no problem")
 }
 
+/// The clock verdict over the kernel's clock discipline (from [`super::clock::read`]).
+pub fn evaluate_clock(timex: &std::io::Result<super::clock::Timex>) -> Outcome {
+    match timex {
+        Ok(t) if t.synchronized() => Outcome::ok(format!(
+            "clock synchronised, offset {:.6}s, estimated error {:.6}s",
+            t.offset_seconds, t.estimated_error_seconds
+        )),
+        Ok(t) => Outcome::problem(
+            "ClockNotSynchronized",
+            format!(
+                "the kernel reports the clock unsynchronised (maximum error {:.3}s): check chronyd or the NTP source; TLS and AWS request signing fail past a few minutes of skew",
+                t.maxerror_seconds
+            ),
+        ),
+        Err(e) => Outcome::problem("ClockUnreadable", format!("adjtimex(2): {e}")),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn clock_verdicts() {
+        use crate::health::clock::Timex;
+        let synced = Timex::from_raw(0, 0, 0, 1000, 100, 0x2001, 7, 10_000, 0, 37);
+        assert!(evaluate_clock(&Ok(synced)).healthy);
+        let unsynced = Timex::from_raw(5, 0, 0, 16_000_000, 16_000_000, 0x0040, 2, 10_000, 0, 0);
+        let out = evaluate_clock(&Ok(unsynced));
+        assert_eq!(out.reason, "ClockNotSynchronized");
+        assert!(out.message.contains("16.000s"), "{}", out.message);
+        let err = evaluate_clock(&Err(std::io::Error::from_raw_os_error(1)));
+        assert_eq!(err.reason, "ClockUnreadable");
+    }
 
     #[test]
     fn classifies_known_patterns() {

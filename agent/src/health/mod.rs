@@ -3,8 +3,10 @@
 //! is pure (thresholds over parsed values); the probes are a few lines of IO around it.
 
 pub mod clock;
+pub mod cri;
 pub mod kernel;
 pub mod probes;
+pub mod units;
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -14,11 +16,12 @@ use std::time::Duration;
 pub enum ConditionType {
     /// Kernel problems: deadlocks, oopses, table exhaustion.
     KernelReady,
-    /// Pod networking: VPC CNI configured and ipamd answering with free IPs.
+    /// Pod networking: the runtime's CRI NetworkReady, and on EC2 the VPC CNI configured
+    /// and ipamd answering with free IPs.
     NetworkingReady,
     /// Kubelet and containerd directories writable with space and inodes left.
     StorageReady,
-    /// containerd answering on its socket.
+    /// The container runtime reporting CRI RuntimeReady.
     ContainerRuntimeReady,
 }
 
@@ -79,6 +82,47 @@ pub struct Facts {
     pub cni_assigned_ips: Option<u64>,
     /// The kubelet client certificate's notAfter, seconds since the epoch.
     pub cert_not_after_unix: Option<i64>,
+    /// The container runtime's CRI `RuntimeReady`.
+    pub runtime_ready: Option<bool>,
+    /// The container runtime's CRI `NetworkReady`, which feeds NetworkingReady.
+    pub network: Option<NetworkVerdict>,
+    /// The systemd unit the check depends on, as systemd reported it.
+    pub unit: Option<UnitFacts>,
+    /// A warning on a healthy outcome (e.g. pod IPs nearly exhausted): a Warning event
+    /// when it appears, not a condition change.
+    pub warning: Option<Warning>,
+}
+
+/// A transient warning: reason and message for the event.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Warning {
+    /// CamelCase reason.
+    pub reason: String,
+    /// Detail.
+    pub message: String,
+}
+
+/// A systemd unit's state, for the metrics.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UnitFacts {
+    /// The unit name, e.g. `kubelet.service`.
+    pub unit: String,
+    /// `ActiveState` is active (or reloading).
+    pub active: bool,
+    /// `NRestarts`.
+    pub restarts: Option<u32>,
+}
+
+/// Whether pod networking is ready, as a check other than the VPC CNI check saw it (the
+/// container runtime's CRI `NetworkReady`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NetworkVerdict {
+    /// True when ready.
+    pub ready: bool,
+    /// CamelCase reason when not ready.
+    pub reason: String,
+    /// Detail.
+    pub message: String,
 }
 
 impl Outcome {
@@ -112,9 +156,10 @@ impl Outcome {
 /// The checks the daemon runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum CheckKind {
-    /// kubelet's healthz endpoint.
+    /// kubelet.service active (systemd over D-Bus) and kubelet's healthz endpoint.
     Kubelet,
-    /// containerd answering HTTP/2 (gRPC) on its socket.
+    /// containerd.service active (systemd over D-Bus) and containerd's CRI
+    /// `RuntimeService/Status` (RuntimeReady, NetworkReady).
     Containerd,
     /// VPC CNI config and ipamd.
     VpcCni,
@@ -124,17 +169,20 @@ pub enum CheckKind {
     Storage,
     /// Kubelet client certificate expiry.
     Credentials,
+    /// The kernel's clock discipline (adjtimex): an unsynchronised clock is an event.
+    Clock,
 }
 
 impl CheckKind {
     /// Every check.
-    pub const ALL: [CheckKind; 6] = [
+    pub const ALL: [CheckKind; 7] = [
         Self::Kubelet,
         Self::Containerd,
         Self::VpcCni,
         Self::Kernel,
         Self::Storage,
         Self::Credentials,
+        Self::Clock,
     ];
 
     /// The name used in metrics, logs and config.
@@ -146,14 +194,17 @@ impl CheckKind {
             Self::Kernel => "kernel",
             Self::Storage => "storage",
             Self::Credentials => "credentials",
+            Self::Clock => "clock",
         }
     }
 
     /// The condition a failure of this check sets False; `None` for checks that only report
-    /// metrics and events (kubelet health is the kubelet's own `Ready`).
+    /// metrics and events (kubelet health is the kubelet's own `Ready`; an unsynchronised
+    /// clock is normal for the first minutes after boot and in containers, so it is a
+    /// warning event and `node_timex_sync_status`, not KernelReady False).
     pub fn condition(self) -> Option<ConditionType> {
         match self {
-            Self::Kubelet | Self::Credentials => None,
+            Self::Kubelet | Self::Credentials | Self::Clock => None,
             Self::Containerd => Some(ConditionType::ContainerRuntimeReady),
             Self::VpcCni => Some(ConditionType::NetworkingReady),
             Self::Kernel => Some(ConditionType::KernelReady),
@@ -213,6 +264,12 @@ pub struct Targets {
     pub storage_dirs: Vec<PathBuf>,
     /// The kubelet's client certificate.
     pub kubelet_client_cert: PathBuf,
+    /// systemd's bus, for the kubelet and containerd units' state.
+    pub systemd_bus: units::Bus,
+    /// The kubelet's unit.
+    pub kubelet_unit: String,
+    /// containerd's unit.
+    pub containerd_unit: String,
 }
 
 impl Default for Targets {
@@ -231,6 +288,9 @@ impl Default for Targets {
                 PathBuf::from("/var/lib/containerd"),
             ],
             kubelet_client_cert: PathBuf::from("/var/lib/kubelet/pki/kubelet-client-current.pem"),
+            systemd_bus: units::Bus::System,
+            kubelet_unit: "kubelet.service".to_string(),
+            containerd_unit: "containerd.service".to_string(),
         }
     }
 }

@@ -1,10 +1,8 @@
-//! The IO side of the checks: kubelet healthz, containerd's socket, the VPC CNI, storage and
+//! The IO side of the checks: kubelet healthz, the VPC CNI, storage and
 //! the kubelet client certificate. Each is a few lines around a pure verdict function.
 
 use std::path::Path;
 use std::time::Duration;
-
-use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 
 use super::{Facts, Outcome};
 
@@ -33,47 +31,6 @@ pub async fn kubelet(http: &reqwest::Client, url: &str) -> Outcome {
     }
 }
 
-/// The HTTP/2 client connection preface (RFC 9113 section 3.4).
-const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
-/// An empty SETTINGS frame: length 0, type 0x4, no flags, stream 0.
-const H2_EMPTY_SETTINGS: [u8; 9] = [0, 0, 0, 0x4, 0, 0, 0, 0, 0];
-/// The frame type of SETTINGS.
-const H2_FRAME_SETTINGS: u8 = 0x4;
-
-/// containerd serves gRPC (HTTP/2) on its socket: connect, send the HTTP/2 preface and
-/// expect the server's SETTINGS frame, which any gRPC server sends first.
-pub async fn containerd(socket: &Path) -> Outcome {
-    let mut stream = match tokio::net::UnixStream::connect(socket).await {
-        Ok(s) => s,
-        Err(e) => {
-            return Outcome::problem(
-                "ContainerdUnreachable",
-                format!("cannot connect to {}: {e}", socket.display()),
-            );
-        }
-    };
-    let mut preface = H2_PREFACE.to_vec();
-    preface.extend_from_slice(&H2_EMPTY_SETTINGS);
-    if let Err(e) = stream.write_all(&preface).await {
-        return Outcome::problem(
-            "ContainerdNotAnswering",
-            format!("{}: {e}", socket.display()),
-        );
-    }
-    let mut header = [0u8; 9];
-    match stream.read_exact(&mut header).await {
-        Ok(_) if header[3] == H2_FRAME_SETTINGS => Outcome::ok("containerd answers on its socket"),
-        Ok(_) => Outcome::problem(
-            "ContainerdNotAnswering",
-            format!("{} did not answer with HTTP/2 SETTINGS", socket.display()),
-        ),
-        Err(e) => Outcome::problem(
-            "ContainerdNotAnswering",
-            format!("{}: {e}", socket.display()),
-        ),
-    }
-}
-
 /// ipamd's `/v1/enis` answer, the fields we use.
 #[derive(Debug, serde::Deserialize)]
 pub struct EniInfos {
@@ -85,11 +42,29 @@ pub struct EniInfos {
     pub assigned_ips: u64,
 }
 
-/// The verdict on ipamd's numbers: no free IP left is a problem.
+/// Pod IPs assigned at or above this fraction of ipamd's pool is a warning (an event), not
+/// a condition: ipamd may still attach another ENI, and pods are still being placed.
+pub const CNI_IPS_WARN_RATIO: f64 = 0.9;
+
+/// The verdict on ipamd's numbers: no free IP left is a problem (NetworkingReady False:
+/// the next pod cannot get an address); [`CNI_IPS_WARN_RATIO`] or more assigned is a
+/// `PodIPsNearlyExhausted` warning.
 pub fn evaluate_ips(infos: &EniInfos) -> Outcome {
+    let nearly = infos.total_ips > 0
+        && infos.assigned_ips < infos.total_ips
+        && infos.assigned_ips as f64 >= infos.total_ips as f64 * CNI_IPS_WARN_RATIO;
     let facts = Facts {
         cni_total_ips: Some(infos.total_ips),
         cni_assigned_ips: Some(infos.assigned_ips),
+        warning: nearly.then(|| super::Warning {
+            reason: "PodIPsNearlyExhausted".to_string(),
+            message: format!(
+                "{} of {} pod IPs assigned ({} free)",
+                infos.assigned_ips,
+                infos.total_ips,
+                infos.total_ips - infos.assigned_ips
+            ),
+        }),
         ..Facts::default()
     };
     let msg = format!(
@@ -122,7 +97,8 @@ pub async fn vpc_cni(
     introspection: &str,
     metrics: &str,
 ) -> Outcome {
-    match tokio::fs::read_to_string(conflist).await {
+    // A small local file: read inline (tokio::fs would use a blocking-pool thread).
+    match std::fs::read_to_string(conflist) {
         Ok(text) if conflist_has_aws_cni(&text) => {}
         Ok(_) => {
             return Outcome::problem(
@@ -299,6 +275,23 @@ mod tests {
         });
         assert_eq!(full.reason, "PodIPsExhausted");
         assert_eq!(full.facts.cni_total_ips, Some(29));
+        assert!(
+            full.facts.warning.is_none(),
+            "exhausted is a problem, not a warning"
+        );
+        let nearly = evaluate_ips(&EniInfos {
+            total_ips: 29,
+            assigned_ips: 27,
+        });
+        assert!(nearly.healthy);
+        let w = nearly.facts.warning.unwrap();
+        assert_eq!(w.reason, "PodIPsNearlyExhausted");
+        assert!(w.message.contains("2 free"), "{}", w.message);
+        let below = evaluate_ips(&EniInfos {
+            total_ips: 29,
+            assigned_ips: 26,
+        });
+        assert!(below.facts.warning.is_none(), "26/29 is under 90%");
     }
 
     #[test]

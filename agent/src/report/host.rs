@@ -46,6 +46,7 @@ pub const COLLECTORS: &[&str] = &[
     "meminfo",
     "netdev",
     "pressure",
+    "timex",
 ];
 
 /// Accumulates metric families by name while collectors run.
@@ -118,6 +119,7 @@ pub fn collect(paths: &HostPaths, out: &mut Families) {
             "meminfo" => meminfo(paths, out),
             "netdev" => netdev(paths, out),
             "pressure" => pressure(paths, out),
+            "timex" => timex(out),
             _ => None,
         }
         .is_some();
@@ -682,6 +684,67 @@ fn conntrack(paths: &HostPaths, out: &mut Families) -> Option<()> {
                 out.gauge(&format!("node_nf_conntrack_stat_{key}"), help, &[], *v);
             }
         }
+    }
+    Some(())
+}
+
+// ---------------------------------------------------------------- timex
+
+/// node_exporter's timex series from [`crate::health::clock::read`] (adjtimex, read only),
+/// same names, help texts and units. The PPS series are left out: `clock::read` does not
+/// return the kernel's PPS fields (they stay 0 unless the kernel disciplines the clock
+/// from a PPS source, which EC2 and hybrid hosts do not).
+fn timex(out: &mut Families) -> Option<()> {
+    let t = crate::health::clock::read().ok()?;
+    let series: [(&str, &str, f64); 9] = [
+        (
+            "node_timex_offset_seconds",
+            "Time offset in between local system and reference clock.",
+            t.offset_seconds,
+        ),
+        (
+            "node_timex_frequency_adjustment_ratio",
+            "Local clock frequency adjustment.",
+            t.frequency_adjustment_ratio,
+        ),
+        (
+            "node_timex_maxerror_seconds",
+            "Maximum error in seconds.",
+            t.maxerror_seconds,
+        ),
+        (
+            "node_timex_estimated_error_seconds",
+            "Estimated error in seconds.",
+            t.estimated_error_seconds,
+        ),
+        (
+            "node_timex_status",
+            "Value of the status array bits.",
+            t.status as f64,
+        ),
+        (
+            "node_timex_loop_time_constant",
+            "Phase-locked loop time constant.",
+            t.loop_time_constant as f64,
+        ),
+        (
+            "node_timex_tick_seconds",
+            "Seconds between clock ticks.",
+            t.tick_seconds,
+        ),
+        (
+            "node_timex_tai_offset_seconds",
+            "International Atomic Time (TAI) offset.",
+            t.tai_offset_seconds as f64,
+        ),
+        (
+            "node_timex_sync_status",
+            "Is clock synchronized to a reliable server (1 = yes, 0 = no).",
+            if t.synchronized() { 1.0 } else { 0.0 },
+        ),
+    ];
+    for (name, help, v) in series {
+        out.gauge(name, help, &[], v);
     }
     Some(())
 }

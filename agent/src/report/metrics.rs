@@ -28,6 +28,12 @@ pub struct Metrics {
     pub kubelet_up: IntGauge,
     /// containerd answers on its socket.
     pub containerd_up: IntGauge,
+    /// 1 when a systemd unit the checks depend on is active.
+    pub unit_active: IntGaugeVec,
+    /// Automatic restarts of a systemd unit (systemd's `NRestarts`).
+    pub unit_restarts: IntCounterVec,
+    /// The container runtime's CRI conditions (RuntimeReady, NetworkReady).
+    pub runtime_condition: IntGaugeVec,
     /// IPs ipamd holds for pods.
     pub cni_ips_total: IntGauge,
     /// IPs ipamd assigned to pods.
@@ -39,6 +45,7 @@ pub struct Metrics {
     /// Events written by result.
     pub events: IntCounterVec,
     host: HostPaths,
+    phases_file: std::path::PathBuf,
 }
 
 fn opts(name: &str, help: &str) -> Opts {
@@ -48,6 +55,14 @@ fn opts(name: &str, help: &str) -> Opts {
 impl Metrics {
     /// Registers every metric.
     pub fn new(host: HostPaths) -> Result<Self, prometheus::Error> {
+        Self::with_phases_file(host, super::phases::DEFAULT_PATH.into())
+    }
+
+    /// Registers every metric; bootstrap phase durations come from `phases_file`.
+    pub fn with_phases_file(
+        host: HostPaths,
+        phases_file: std::path::PathBuf,
+    ) -> Result<Self, prometheus::Error> {
         let registry = Registry::new();
         let check_up = IntGaugeVec::new(
             opts(
@@ -84,8 +99,29 @@ impl Metrics {
         ))?;
         let containerd_up = IntGauge::with_opts(opts(
             "eksnode_containerd_up",
-            "Whether containerd answers on its socket.",
+            "Whether containerd answers the CRI Status call and reports RuntimeReady.",
         ))?;
+        let unit_active = IntGaugeVec::new(
+            opts(
+                "eksnode_systemd_unit_active",
+                "Whether a systemd unit the checks depend on is active (1) or not (0), from systemd's ActiveState.",
+            ),
+            &["unit"],
+        )?;
+        let unit_restarts = IntCounterVec::new(
+            opts(
+                "eksnode_systemd_unit_restarts_total",
+                "Automatic restarts of a systemd unit, from systemd's NRestarts.",
+            ),
+            &["unit"],
+        )?;
+        let runtime_condition = IntGaugeVec::new(
+            opts(
+                "eksnode_container_runtime_condition",
+                "Whether a CRI condition of the container runtime (RuntimeReady, NetworkReady) holds (1) or not (0).",
+            ),
+            &["condition"],
+        )?;
         let cni_ips_total = IntGauge::with_opts(opts(
             "eksnode_vpc_cni_ips",
             "Pod IPs held by the VPC CNI's ipamd.",
@@ -119,6 +155,9 @@ impl Metrics {
         registry.register(Box::new(problems.clone()))?;
         registry.register(Box::new(kubelet_up.clone()))?;
         registry.register(Box::new(containerd_up.clone()))?;
+        registry.register(Box::new(unit_active.clone()))?;
+        registry.register(Box::new(unit_restarts.clone()))?;
+        registry.register(Box::new(runtime_condition.clone()))?;
         registry.register(Box::new(cni_ips_total.clone()))?;
         registry.register(Box::new(cni_ips_assigned.clone()))?;
         registry.register(Box::new(cert_expiry.clone()))?;
@@ -133,12 +172,16 @@ impl Metrics {
             problems,
             kubelet_up,
             containerd_up,
+            unit_active,
+            unit_restarts,
+            runtime_condition,
             cni_ips_total,
             cni_ips_assigned,
             cert_expiry,
             condition_writes,
             events,
             host,
+            phases_file,
         })
     }
 
@@ -148,6 +191,21 @@ impl Metrics {
         host::collect(&self.host, &mut families);
         let mut all = families.into_vec();
         all.extend(self.registry.gather());
+        if let Some(f) = super::phases::read(&self.phases_file) {
+            let phases = GaugeVec::new(
+                opts(
+                    "eksnode_bootstrap_phase_duration_seconds",
+                    "Duration of each phase of this boot's `eks-node-agent init`, in seconds.",
+                ),
+                &["phase"],
+            );
+            if let Ok(phases) = phases {
+                for (phase, secs) in &f.phases {
+                    phases.with_label_values(&[phase]).set(*secs);
+                }
+                all.extend(prometheus::core::Collector::collect(&phases));
+            }
+        }
         all.retain(|f| !f.get_metric().is_empty());
         all.sort_by(|a, b| a.name().cmp(b.name()));
         let mut out = Vec::with_capacity(64 * 1024);

@@ -6,6 +6,7 @@ pub mod host;
 pub mod http;
 pub mod kube;
 pub mod metrics;
+pub mod phases;
 
 /// An error and its causes on one line, for structured logs.
 pub fn error_chain(err: &dyn std::error::Error) -> String {
