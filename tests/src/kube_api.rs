@@ -56,6 +56,8 @@ struct Store {
     requests: Vec<Recorded>,
     resource_version: u64,
     git_version: Option<String>,
+    /// Statuses to answer the next authenticated requests with (fault injection).
+    faults: std::collections::VecDeque<u16>,
 }
 
 /// A running emulator; stops when dropped.
@@ -354,6 +356,22 @@ users:\n- name: kubelet\n  user:\n    token: {}\n",
     }
 
     /// Sets the `gitVersion` that `GET /version` answers (default [`DEFAULT_GIT_VERSION`]).
+    /// Answers the next authenticated requests with these statuses, in order, as an API
+    /// server does under contention or overload: 409 `Conflict`, 429 `TooManyRequests`
+    /// (with `Retry-After`-style message), 500 `InternalError`, 503 `ServiceUnavailable`.
+    pub fn fail_next(&self, statuses: &[u16]) {
+        self.store
+            .lock()
+            .expect("store")
+            .faults
+            .extend(statuses.iter().copied());
+    }
+
+    /// Faults queued and not yet served.
+    pub fn faults_pending(&self) -> usize {
+        self.store.lock().expect("store").faults.len()
+    }
+
     pub fn set_version(&self, git_version: &str) {
         self.store.lock().expect("store").git_version = Some(git_version.to_string());
     }
@@ -461,6 +479,8 @@ async fn handle(
                     "configmaps \"cluster-info\" not found",
                 ),
             }
+        } else if auth_ok && let Some(code) = s.faults.pop_front() {
+            injected_fault(code, &path)
         } else if auth_ok {
             route(&mut s, &method, &path, &content_type, &body)
         } else {
@@ -637,4 +657,34 @@ fn route(
             "the server could not find the requested resource",
         ),
     }
+}
+
+/// The Status object an API server sends for `code`.
+fn injected_fault(code: u16, path: &str) -> (StatusCode, Value) {
+    let (reason, message) = match code {
+        409 => (
+            "Conflict",
+            format!(
+                "Operation cannot be fulfilled on {path}: the object has been modified; please apply your changes to the latest version and try again"
+            ),
+        ),
+        429 => (
+            "TooManyRequests",
+            "the server has received too many requests and has asked us to try again later"
+                .to_owned(),
+        ),
+        503 => (
+            "ServiceUnavailable",
+            "the server is currently unable to handle the request".to_owned(),
+        ),
+        _ => (
+            "InternalError",
+            "Internal error occurred: etcdserver: request timed out".to_owned(),
+        ),
+    };
+    status(
+        StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
+        reason,
+        &message,
+    )
 }

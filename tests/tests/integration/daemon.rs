@@ -1775,3 +1775,69 @@ fn vpc_cni_near_exhaustion_is_an_event_and_exhaustion_a_condition() {
         condition_is(&api, "NetworkingReady", "False", "PodIPsExhausted")
     });
 }
+
+/// The API server answers 409, 429, 500 and 503 for a while (contention, overload, etcd
+/// trouble): the agent keeps checking and serving /metrics, backs off instead of hammering
+/// the server, its memory stays flat, and the condition lands once the server recovers.
+#[test]
+fn api_server_conflicts_throttling_and_errors_are_retried_with_bounded_memory() {
+    let rt = runtime();
+    let api = rt.block_on(KubeApi::start("node-token-1"));
+    api.add_node("node-a", kubelet_conditions());
+    let faults: Vec<u16> = [409, 429, 500, 503].repeat(6);
+    api.fail_next(&faults);
+    let root = tempfile::tempdir().unwrap();
+    let proc = FakeProc::new(root.path());
+    proc.set_threads(950);
+    let agent = start_agent(Setup {
+        checks_toml: ONLY_KERNEL,
+        kubeconfig: Some(&api.kubeconfig()),
+        proc_dir: Some(&proc.dir),
+        ..Setup::default()
+    });
+    let pid = agent.proc.0.id();
+    let started = Instant::now();
+    let mut rss = vec![rss_kib(pid)];
+    wait_for(
+        Duration::from_secs(120),
+        "KernelReady False after the faults",
+        || {
+            rss.push(rss_kib(pid));
+            assert!(
+                scrape(agent.port).contains("eksnode_"),
+                "/metrics keeps answering"
+            );
+            api.condition("node-a", "KernelReady")
+                .is_some_and(|c| c["status"] == "False")
+        },
+    );
+    let elapsed = started.elapsed();
+    assert_eq!(api.faults_pending(), 0, "every fault was served");
+    assert_eq!(
+        api.condition("node-a", "KernelReady").unwrap()["reason"],
+        "PIDExhaustion"
+    );
+    // Backoff: 24 failures did not turn into a tight loop of requests.
+    let writes = api.requests().iter().filter(|r| r.method != "GET").count();
+    assert!(
+        writes <= faults.len() + 5,
+        "{writes} writes for {} faults in {elapsed:?}",
+        faults.len()
+    );
+    // Memory is flat through the failures (debug build; the figure is the growth).
+    let first = rss[0];
+    let max = rss.iter().copied().max().unwrap_or(first);
+    assert!(
+        max.saturating_sub(first) < 16 * 1024,
+        "RSS grew from {first} KiB to {max} KiB"
+    );
+    // Kubelet's conditions are untouched by the retries.
+    let node = api.node("node-a").unwrap();
+    let ready = node["status"]["conditions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["type"] == "Ready")
+        .cloned();
+    assert_eq!(ready.unwrap()["status"], "True");
+}
