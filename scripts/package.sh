@@ -9,6 +9,7 @@
 # --no-build  Package the binary already in the target directory.
 # --out DIR   Where the packages go (default: target/packages).
 # --lint      Run lintian on the .deb (errors fail) and rpmlint on the .rpm (reported).
+# --tools-only  Only install cargo-deb and cargo-generate-rpm (scripts/test.sh does this first).
 #
 # Installs cargo-deb and cargo-generate-rpm (pinned versions that build with the workspace's
 # Rust) with `cargo install --locked` when they are missing. CARGO_TARGET_DIR is honoured.
@@ -24,6 +25,7 @@ build=yes
 formats=(deb rpm)
 out=""
 lint=no
+tools_only=no
 while [ $# -gt 0 ]; do
     case "$1" in
         --profile) profile="${2:?--profile needs release or dev}"; shift 2 ;;
@@ -33,7 +35,8 @@ while [ $# -gt 0 ]; do
         --rpm-only) formats=(rpm); shift ;;
         --out) out="${2:?--out needs a directory}"; shift 2 ;;
         --lint) lint=yes; shift ;;
-        -h|--help) sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+        --tools-only) tools_only=yes; shift ;;
+        -h|--help) sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
         *) echo "package.sh: unknown argument '$1' (see --help)" >&2; exit 2 ;;
     esac
 done
@@ -62,6 +65,7 @@ for f in "${formats[@]}"; do
         rpm) need_tool cargo-generate-rpm cargo-generate-rpm "$CARGO_GENERATE_RPM_VERSION" ;;
     esac
 done
+[ "$tools_only" = yes ] && exit 0
 
 if [ "$build" = yes ]; then
     cargo build --locked --profile "$profile" -p eks-node-agent >&2

@@ -22,6 +22,12 @@ if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
     fi
 fi
 
+# The package and end-to-end tests need cargo-deb and cargo-generate-rpm: install the pinned
+# versions now rather than under a test's timeout.
+if [ "$(id -u)" = 0 ]; then
+    scripts/package.sh --tools-only
+fi
+
 VENV="${EKS_AGENT_TEST_VENV:-$PWD/.venv}"
 stamp="$VENV/.requirements.sha256"
 want=$(sha256sum tests/requirements.txt | cut -d' ' -f1)
