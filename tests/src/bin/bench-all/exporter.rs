@@ -2,7 +2,7 @@
 //! per scrape, scrape latency; idle CPU against node-problem-detector's published footprint;
 //! and `run`'s RSS and scrape time as the host grows (network interfaces, mounts).
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -101,7 +101,9 @@ fn start_node_exporter() -> Result<(Guard, u16)> {
     }
     cmd.stdout(Stdio::null()).stderr(Stdio::null());
     let g = Guard::spawn(&mut cmd).context("prometheus-node-exporter (Debian package)")?;
-    wait_for(START_LIMIT, "node_exporter's /metrics", || scrape(port).is_ok())?;
+    wait_for(START_LIMIT, "node_exporter's /metrics", || {
+        scrape(port).is_ok()
+    })?;
     Ok((g, port))
 }
 
@@ -145,13 +147,26 @@ pub fn run(report: &mut Report, agent: &Path, rounds: usize) -> Result<()> {
         t.row(&[
             name.to_owned(),
             format!("{:.1} ({})", rss.median, rss.range(1)),
-            format!("{:.3} ({})", summarize(s, |x| x.cpu_ms_per_scrape).median, summarize(s, |x| x.cpu_ms_per_scrape).range(3)),
-            format!("{:.3} ({})", summarize(s, |x| x.p50_ms).median, summarize(s, |x| x.p50_ms).range(3)),
-            format!("{:.3} ({})", summarize(s, |x| x.p99_ms).median, summarize(s, |x| x.p99_ms).range(3)),
+            format!(
+                "{:.3} ({})",
+                summarize(s, |x| x.cpu_ms_per_scrape).median,
+                summarize(s, |x| x.cpu_ms_per_scrape).range(3)
+            ),
+            format!(
+                "{:.3} ({})",
+                summarize(s, |x| x.p50_ms).median,
+                summarize(s, |x| x.p50_ms).range(3)
+            ),
+            format!(
+                "{:.3} ({})",
+                summarize(s, |x| x.p99_ms).median,
+                summarize(s, |x| x.p99_ms).range(3)
+            ),
             format!("{:.0}", summarize(s, |x| x.bytes as f64).median),
         ]);
     }
-    let rss_ratio = summarize(&ours, |x| x.rss_kib).median / summarize(&theirs, |x| x.rss_kib).median;
+    let rss_ratio =
+        summarize(&ours, |x| x.rss_kib).median / summarize(&theirs, |x| x.rss_kib).median;
     let p50_ratio = summarize(&ours, |x| x.p50_ms).median / summarize(&theirs, |x| x.p50_ms).median;
     let cpu_ratio = summarize(&ours, |x| x.cpu_ms_per_scrape).median
         / summarize(&theirs, |x| x.cpu_ms_per_scrape).median;
@@ -295,7 +310,10 @@ fn ip_batch(ns: &str, commands: &str) -> Result<()> {
 }
 
 fn ip(args: &[&str]) -> Result<()> {
-    let st = Command::new("ip").args(args).status().context("ip (iproute2)")?;
+    let st = Command::new("ip")
+        .args(args)
+        .status()
+        .context("ip (iproute2)")?;
     if !st.success() {
         bail!("ip {} failed", args.join(" "));
     }
@@ -343,13 +361,25 @@ fn interfaces_point(agent: &Path, interfaces: usize) -> Result<Point> {
     let out = Command::new("ip")
         .args(["netns", "exec", &ns.0])
         .arg(sibling("bench-all")?)
-        .args(["scrape-helper", &port.to_string(), &WARMUP_SCRAPES.to_string(), &GROWTH_SCRAPES.to_string()])
+        .args([
+            "scrape-helper",
+            &port.to_string(),
+            &WARMUP_SCRAPES.to_string(),
+            &GROWTH_SCRAPES.to_string(),
+        ])
         .output()?;
     if !out.status.success() {
-        bail!("scrape helper in {}: {}", ns.0, String::from_utf8_lossy(&out.stderr));
+        bail!(
+            "scrape helper in {}: {}",
+            ns.0,
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
     let text = String::from_utf8_lossy(&out.stdout);
-    let f: Vec<f64> = text.split_whitespace().filter_map(|x| x.parse().ok()).collect();
+    let f: Vec<f64> = text
+        .split_whitespace()
+        .filter_map(|x| x.parse().ok())
+        .collect();
     if f.len() != 4 {
         bail!("scrape helper printed {text:?}");
     }
@@ -369,20 +399,34 @@ fn mounts_point(agent: &Path, mounts: usize) -> Result<Point> {
     let script = "d=$1; n=$2; shift 2; i=0; while [ $i -lt $n ]; do mkdir -p $d/m$i && \
                   mount -t tmpfs -o size=64k benchfs$i $d/m$i || exit 1; i=$((i+1)); done; exec \"$@\"";
     let mut cmd = Command::new("unshare");
-    cmd.args(["--mount", "--propagation", "private", "--pid", "--fork", "--kill-child", "--mount-proc", "sh", "-c", script, "sh"])
-        .arg(dir.path().join("mnt"))
-        .arg(mounts.to_string())
-        .arg(agent)
-        .args(["run", "--no-kubernetes", "--node-name", "bench", "--listen"])
-        .arg(format!("127.0.0.1:{port}"))
-        .arg("--config")
-        .arg(dir.path().join("none.toml"))
-        .stdout(Stdio::null())
-        .stderr(Stdio::null());
+    cmd.args([
+        "--mount",
+        "--propagation",
+        "private",
+        "--pid",
+        "--fork",
+        "--kill-child",
+        "--mount-proc",
+        "sh",
+        "-c",
+        script,
+        "sh",
+    ])
+    .arg(dir.path().join("mnt"))
+    .arg(mounts.to_string())
+    .arg(agent)
+    .args(["run", "--no-kubernetes", "--node-name", "bench", "--listen"])
+    .arg(format!("127.0.0.1:{port}"))
+    .arg("--config")
+    .arg(dir.path().join("none.toml"))
+    .stdout(Stdio::null())
+    .stderr(Stdio::null());
     let u = Guard::spawn(&mut cmd)?;
-    wait_for(START_LIMIT, "the agent's /healthz in the mount namespace", || {
-        http_get(port, "/healthz").is_ok_and(|r| r.0 == 200)
-    })?;
+    wait_for(
+        START_LIMIT,
+        "the agent's /healthz in the mount namespace",
+        || http_get(port, "/healthz").is_ok_and(|r| r.0 == 200),
+    )?;
     let pid = only_child(u.pid())?;
     let (times, body) = scrape_series(port, WARMUP_SCRAPES, GROWTH_SCRAPES)?;
     let seen = body
@@ -404,7 +448,13 @@ pub fn growth(report: &mut Report, agent: &Path) -> Result<()> {
     if !nix_is_root() {
         bail!("needs root (network and mount namespaces); run scripts/bench.sh as root");
     }
-    let mut t = Table::new(&["host", "agent RSS MiB", "scrape p50 ms", "scrape p99 ms", "series seen"]);
+    let mut t = Table::new(&[
+        "host",
+        "agent RSS MiB",
+        "scrape p50 ms",
+        "scrape p99 ms",
+        "series seen",
+    ]);
     for &n in INTERFACE_COUNTS {
         let p = interfaces_point(agent, n)?;
         t.row(&[
@@ -412,7 +462,10 @@ pub fn growth(report: &mut Report, agent: &Path) -> Result<()> {
             format!("{:.1}", mib(p.rss_kib)),
             format!("{:.3}", p.p50),
             format!("{:.3}", p.p99),
-            format!("{} interfaces in node_network_receive_bytes_total", p.series),
+            format!(
+                "{} interfaces in node_network_receive_bytes_total",
+                p.series
+            ),
         ]);
     }
     for &m in MOUNT_COUNTS {
@@ -448,12 +501,4 @@ fn nix_is_root() -> bool {
                 .map(|v| v.split_whitespace().nth(1) == Some("0"))
         })
         .unwrap_or(false)
-}
-
-/// Unused-path guard for readers: the agent binary must exist before anything runs.
-pub fn require(path: &PathBuf) -> Result<()> {
-    if !path.is_file() {
-        bail!("{} does not exist: build it first (scripts/bench.sh does)", path.display());
-    }
-    Ok(())
 }

@@ -38,6 +38,8 @@ const FIRST_CALL_LIMIT: Duration = Duration::from_secs(20);
 /// Sizes of the growth experiments.
 const DROP_IN_COUNTS: &[usize] = &[1, 10, 50, 200];
 const FLAG_COUNTS: &[usize] = &[1, 50, 200, 500];
+/// The phases `init --skip run` logs, in order.
+const PHASE_ORDER: &[&str] = &["sources", "discover", "render", "config"];
 /// Runs per growth point.
 const GROWTH_RUNS: usize = 5;
 
@@ -66,7 +68,9 @@ fn user_data(extra_flags: usize) -> String {
     if extra_flags > 0 {
         s.push_str("  kubelet:\n    flags:\n");
         for i in 0..extra_flags {
-            s.push_str(&format!("      - --node-labels=bench.example.com/flag-{i}=value-{i}\n"));
+            s.push_str(&format!(
+                "      - --node-labels=bench.example.com/flag-{i}=value-{i}\n"
+            ));
         }
     }
     s
@@ -118,10 +122,23 @@ struct InitRun {
     imds_requests: u64,
 }
 
-fn init_once(world: &World, agent: &Path, root: &Path, extra_sources: &[String]) -> Result<InitRun> {
-    let mut args: Vec<String> = ["--log-format", "json", "init", "--skip", "run", "-c", "imds://user-data"]
-        .map(str::to_owned)
-        .to_vec();
+fn init_once(
+    world: &World,
+    agent: &Path,
+    root: &Path,
+    extra_sources: &[String],
+) -> Result<InitRun> {
+    let mut args: Vec<String> = [
+        "--log-format",
+        "json",
+        "init",
+        "--skip",
+        "run",
+        "-c",
+        "imds://user-data",
+    ]
+    .map(str::to_owned)
+    .to_vec();
     for s in extra_sources {
         args.push("-c".into());
         args.push(s.clone());
@@ -142,7 +159,11 @@ fn init_once(world: &World, agent: &Path, root: &Path, extra_sources: &[String])
         };
         let ms = find("duration_ms")
             .and_then(serde_json::Value::as_f64)
-            .or_else(|| find("duration_us").and_then(serde_json::Value::as_f64).map(|us| us / 1e3));
+            .or_else(|| {
+                find("duration_us")
+                    .and_then(serde_json::Value::as_f64)
+                    .map(|us| us / 1e3)
+            });
         if let Some(ms) = ms {
             phases.insert(phase.to_owned(), ms);
         }
@@ -178,7 +199,13 @@ pub fn run(report: &mut Report, world: &World, agent: &Path, runs: usize) -> Res
     let (f_sources, f_discover, floor) = floor_ms();
     let wall = Summary::of(&fresh.iter().map(|r| r.wall_ms).collect::<Vec<_>>());
     let rss = Summary::of(&fresh.iter().map(|r| mib(r.rss_kib)).collect::<Vec<_>>());
-    let mut t = Table::new(&["what (ms)", "median (p10–p90)", "min–max", "floor", "median / floor"]);
+    let mut t = Table::new(&[
+        "what (ms)",
+        "median (p10–p90)",
+        "min–max",
+        "floor",
+        "median / floor",
+    ]);
     t.row(&[
         "`init --root`, fresh root: wall time".into(),
         wall.cell(1),
@@ -192,13 +219,24 @@ pub fn run(report: &mut Report, world: &World, agent: &Path, runs: usize) -> Res
         "render" | "config" => Some(0.0),
         _ => None,
     };
-    let names: Vec<String> = fresh
-        .first()
-        .map(|r| r.phases.keys().cloned().collect())
-        .unwrap_or_default();
+    // The phases in the order `init` runs them, then any the agent adds later.
+    let mut names: Vec<String> = PHASE_ORDER.iter().map(|p| (*p).to_owned()).collect();
+    for r in &fresh {
+        for k in r.phases.keys() {
+            if !names.contains(k) {
+                names.push(k.clone());
+            }
+        }
+    }
+    names.retain(|n| fresh.iter().any(|r| r.phases.contains_key(n)));
     let mut phase_sum = 0.0;
     for name in &names {
-        let s = Summary::of(&fresh.iter().filter_map(|r| r.phases.get(name).copied()).collect::<Vec<_>>());
+        let s = Summary::of(
+            &fresh
+                .iter()
+                .filter_map(|r| r.phases.get(name).copied())
+                .collect::<Vec<_>>(),
+        );
         phase_sum += s.median;
         let f = phase_floor(name);
         t.row(&[
@@ -206,7 +244,8 @@ pub fn run(report: &mut Report, world: &World, agent: &Path, runs: usize) -> Res
             s.cell(1),
             s.range(1),
             f.map_or("–".into(), |f| format!("{f:.0}")),
-            f.filter(|f| *f > 0.0).map_or("–".into(), |f| format!("{:.1}", s.median / f)),
+            f.filter(|f| *f > 0.0)
+                .map_or("–".into(), |f| format!("{:.1}", s.median / f)),
         ]);
     }
     let outside = wall.median - phase_sum;
@@ -218,7 +257,12 @@ pub fn run(report: &mut Report, world: &World, agent: &Path, runs: usize) -> Res
         format!("{floor:.0}"),
         format!("{:.2}", second.median / floor),
     ]);
-    let imds = Summary::of(&fresh.iter().map(|r| r.imds_requests as f64).collect::<Vec<_>>());
+    let imds = Summary::of(
+        &fresh
+            .iter()
+            .map(|r| r.imds_requests as f64)
+            .collect::<Vec<_>>(),
+    );
     report.section(format!(
         "## `init` end to end against the emulators\n\n\
          `eks-node-agent --log-format json init --skip run -c imds://user-data --root DIR` as \
@@ -245,7 +289,11 @@ pub fn run(report: &mut Report, world: &World, agent: &Path, runs: usize) -> Res
     ));
     report.verdict(
         "`init` within 3x of its round-trip floor",
-        format!("{:.2}x ({:.1} ms vs {floor:.0} ms floor, median)", wall.median / floor, wall.median),
+        format!(
+            "{:.2}x ({:.1} ms vs {floor:.0} ms floor, median)",
+            wall.median / floor,
+            wall.median
+        ),
         Some(wall.median / floor <= TARGET_FLOOR_RATIO),
     );
     Ok(())
@@ -253,7 +301,15 @@ pub fn run(report: &mut Report, world: &World, agent: &Path, runs: usize) -> Res
 
 /// Pages of `path` in the page cache, as `fincore` (util-linux) counts them.
 fn resident_pages(path: &Path) -> String {
-    first_line("fincore", &["--noheadings", "--output", "PAGES", &path.display().to_string()])
+    first_line(
+        "fincore",
+        &[
+            "--noheadings",
+            "--output",
+            "PAGES",
+            &path.display().to_string(),
+        ],
+    )
 }
 
 /// Drops `path` from the page cache (GNU dd: `iflag=nocache count=0` on the whole file).
@@ -315,7 +371,13 @@ pub fn cold_start(report: &mut Report, world: &World, agent: &Path, runs: usize)
     let w = Summary::of(&warm);
     let c = Summary::of(&cold);
     t.row(&["binary in the page cache".into(), w.cell(2), w.range(2)]);
-    t.row(&[format!("binary dropped from the page cache (resident pages before spawn: {cold_resident})"), c.cell(2), c.range(2)]);
+    t.row(&[
+        format!(
+            "binary dropped from the page cache (resident pages before spawn: {cold_resident})"
+        ),
+        c.cell(2),
+        c.range(2),
+    ]);
     report.section(format!(
         "## Cold start to the first IMDS call\n\n\
          From just before `spawn` of `init` to the moment a listener standing in for IMDS \
@@ -347,7 +409,12 @@ struct GrowthPoint {
     sources: Summary,
 }
 
-fn growth_point(world: &World, agent: &Path, label: String, extra: &[String]) -> Result<GrowthPoint> {
+fn growth_point(
+    world: &World,
+    agent: &Path,
+    label: String,
+    extra: &[String],
+) -> Result<GrowthPoint> {
     let mut runs = Vec::new();
     for _ in 0..GROWTH_RUNS {
         let root = tempfile::tempdir()?;
@@ -357,7 +424,12 @@ fn growth_point(world: &World, agent: &Path, label: String, extra: &[String]) ->
         label,
         wall: Summary::of(&runs.iter().map(|r| r.wall_ms).collect::<Vec<_>>()),
         rss: Summary::of(&runs.iter().map(|r| mib(r.rss_kib)).collect::<Vec<_>>()),
-        sources: Summary::of(&runs.iter().filter_map(|r| r.phases.get("sources").copied()).collect::<Vec<_>>()),
+        sources: Summary::of(
+            &runs
+                .iter()
+                .filter_map(|r| r.phases.get("sources").copied())
+                .collect::<Vec<_>>(),
+        ),
     })
 }
 
@@ -367,7 +439,12 @@ pub fn growth(report: &mut Report, world: &World, agent: &Path) -> Result<()> {
         let dir = tempfile::tempdir()?;
         drop_in_dir(dir.path(), n)?;
         let source = format!("file://{}/", dir.path().display());
-        points.push(growth_point(world, agent, format!("{n} drop-in files"), &[source])?);
+        points.push(growth_point(
+            world,
+            agent,
+            format!("{n} drop-in files"),
+            &[source],
+        )?);
     }
     for &n in FLAG_COUNTS {
         world.imds.set_user_data(Some(user_data(n).into_bytes()));
@@ -375,9 +452,19 @@ pub fn growth(report: &mut Report, world: &World, agent: &Path) -> Result<()> {
         world.imds.set_user_data(Some(user_data(0).into_bytes()));
         points.push(p?);
     }
-    let mut t = Table::new(&["NodeConfig", "wall ms: median (p10–p90)", "phase `sources` ms", "peak RSS MiB: median (p10–p90)"]);
+    let mut t = Table::new(&[
+        "NodeConfig",
+        "wall ms: median (p10–p90)",
+        "phase `sources` ms",
+        "peak RSS MiB: median (p10–p90)",
+    ]);
     for p in &points {
-        t.row(&[p.label.clone(), p.wall.cell(1), p.sources.cell(1), p.rss.cell(1)]);
+        t.row(&[
+            p.label.clone(),
+            p.wall.cell(1),
+            p.sources.cell(1),
+            p.rss.cell(1),
+        ]);
     }
     report.section(format!(
         "## Growth: `init` with a bigger NodeConfig\n\n\

@@ -57,7 +57,11 @@ pub fn describe(agent: &Path, venv_aws: &Path) -> String {
             "- agent: `{}` ({}), commit {commit}{}",
             agent.display(),
             first_line(agent, &["version"]),
-            if dirty { " with uncommitted changes" } else { "" }
+            if dirty {
+                " with uncommitted changes"
+            } else {
+                ""
+            }
         ),
         format!("- awscli: {}", first_line(venv_aws, &["--version"])),
         format!(

@@ -5,7 +5,7 @@
 //! bench-all [--out FILE] [--agent BIN] [--runs N] [--rounds N] [--only SECTION,...]
 //! ```
 //!
-//! Sections: size, token, run, run-growth, init, cold-start, init-growth. Each prints its
+//! Sections: size, token, run, run-growth, init, cold-start, init-growth, discovery. Each prints its
 //! markdown as soon as it is measured; the file is those same sections, unchanged, under a
 //! header (machine, targets). A section that cannot run (no root, a peer missing) is written
 //! as "not measured" with the reason, and the exit code is then 1.
@@ -29,7 +29,16 @@ use report::{Report, Table, verdict_word};
 const DEFAULT_RUNS: usize = 20;
 /// Rounds (fresh daemons) of the `run` vs node_exporter comparison.
 const DEFAULT_ROUNDS: usize = 3;
-const SECTIONS: &[&str] = &["size", "token", "run", "run-growth", "init", "cold-start", "init-growth"];
+const SECTIONS: &[&str] = &[
+    "size",
+    "token",
+    "run",
+    "run-growth",
+    "init",
+    "cold-start",
+    "init-growth",
+    "discovery",
+];
 
 /// How to read the generated file; kept here so the file can be regenerated whole.
 const HOW_TO_READ: &str = "\
@@ -77,10 +86,15 @@ fn parse_args(argv: &[String]) -> Result<Args> {
             "--only" => {
                 a.only = value()?.split(',').map(str::to_owned).collect();
                 if let Some(bad) = a.only.iter().find(|s| !SECTIONS.contains(&s.as_str())) {
-                    bail!("--only: unknown section {bad:?}; sections: {}", SECTIONS.join(","));
+                    bail!(
+                        "--only: unknown section {bad:?}; sections: {}",
+                        SECTIONS.join(",")
+                    );
                 }
             }
-            other => bail!("unknown argument {other:?}; see the header of tests/src/bin/bench-all/main.rs"),
+            other => bail!(
+                "unknown argument {other:?}; see the header of tests/src/bin/bench-all/main.rs"
+            ),
         }
     }
     if a.runs == 0 || a.rounds == 0 {
@@ -104,13 +118,46 @@ fn size_section(report: &mut Report, agent: &Path) -> Result<()> {
     let stripped = std::fs::metadata(tmp.path())?.len();
     let mut t = Table::new(&["binary", "bytes", "MiB"]);
     let mib = |b: u64| b as f64 / 1024.0 / 1024.0;
-    t.row(&["as built".into(), on_disk.to_string(), format!("{:.2}", mib(on_disk))]);
-    t.row(&["after `strip` again".into(), stripped.to_string(), format!("{:.2}", mib(stripped))]);
+    t.row(&[
+        "as built".into(),
+        on_disk.to_string(),
+        format!("{:.2}", mib(on_disk)),
+    ]);
+    t.row(&[
+        "after `strip` again".into(),
+        stripped.to_string(),
+        format!("{:.2}", mib(stripped)),
+    ]);
     report.section(format!(
         "## Release binary size\n\n`{}`: {}\n\n{}",
         agent.display(),
         proc::first_line("file", &["-b", &agent.display().to_string()]),
         t.render()
+    ));
+    Ok(())
+}
+
+/// `bench-discovery` (the agent's `facts::discover` in-process, and the AWS CLI making the
+/// same calls through the same proxy), its output kept verbatim.
+fn discovery_section(report: &mut Report, runs: usize) -> Result<()> {
+    let bin = proc::sibling("bench-discovery")?;
+    let out = std::process::Command::new(&bin)
+        .arg(runs.to_string())
+        .output()
+        .with_context(|| format!("{} (built beside bench-all)", bin.display()))?;
+    if !out.status.success() {
+        bail!(
+            "bench-discovery failed ({}): {}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    report.section(format!(
+        "## Discovery alone (bench-discovery)\n\n\
+         `facts::discover` in-process ({runs} iterations per scenario) against the same IMDS \
+         emulator (1 ms) and moto behind the 30 ms proxy, and the AWS CLI making the same EC2 \
+         and EKS calls through the same proxy. Its output, verbatim:\n\n```text\n{}```\n",
+        String::from_utf8_lossy(&out.stdout)
     ));
     Ok(())
 }
@@ -136,10 +183,36 @@ fn main() -> std::process::ExitCode {
     }
 }
 
+/// Runs one section when selected; a failure is written as "not measured" with the reason.
+fn step(
+    report: &mut Report,
+    enabled: bool,
+    title: &str,
+    f: impl FnOnce(&mut Report) -> Result<()>,
+) {
+    if !enabled {
+        return;
+    }
+    if let Err(e) = f(report) {
+        report.failed(title, &e);
+    }
+}
+
+/// The agent binary must exist before anything runs.
+fn require(path: &Path) -> Result<()> {
+    if !path.is_file() {
+        bail!(
+            "{} does not exist: build it first (scripts/bench.sh does)",
+            path.display()
+        );
+    }
+    Ok(())
+}
+
 /// Runs the selected sections and writes the file; false when a section could not be measured.
 fn run(argv: &[String]) -> Result<bool> {
     let args = parse_args(argv)?;
-    exporter::require(&args.agent)?;
+    require(&args.agent)?;
     let started = Instant::now();
     let aws = eks_node_agent_tests::venv().join("bin/aws");
     let machine = machine::describe(&args.agent, &aws);
@@ -147,53 +220,67 @@ fn run(argv: &[String]) -> Result<bool> {
     let mut report = Report::default();
     let want = |s: &str| args.only.iter().any(|o| o == s);
 
-    if want("size") {
-        if let Err(e) = size_section(&mut report, &args.agent) {
-            report.failed("Release binary size", &e);
-        }
-    }
-    if want("token") {
-        if let Err(e) = token::run(&mut report, &args.agent, &aws, args.runs) {
-            report.failed("`token` vs `aws eks get-token`", &e);
-        }
-    }
-    if want("run") {
-        if let Err(e) = exporter::run(&mut report, &args.agent, args.rounds) {
-            report.failed("`run` vs Debian's prometheus-node-exporter", &e);
-        }
-    }
-    if want("run-growth") {
-        if let Err(e) = exporter::growth(&mut report, &args.agent) {
-            report.failed("Growth: `run` on a bigger host", &e);
-        }
-    }
+    step(&mut report, want("size"), "Release binary size", |r| {
+        size_section(r, &args.agent)
+    });
+    step(
+        &mut report,
+        want("token"),
+        "`token` vs `aws eks get-token`",
+        |r| token::run(r, &args.agent, &aws, args.runs),
+    );
+    step(
+        &mut report,
+        want("run"),
+        "`run` vs Debian's prometheus-node-exporter",
+        |r| exporter::run(r, &args.agent, args.rounds),
+    );
+    step(
+        &mut report,
+        want("run-growth"),
+        "Growth: `run` on a bigger host",
+        |r| exporter::growth(r, &args.agent),
+    );
     if want("init") || want("cold-start") || want("init-growth") {
         match init::World::start() {
             Ok(world) => {
-                if want("init") {
-                    if let Err(e) = init::run(&mut report, &world, &args.agent, args.runs) {
-                        report.failed("`init` end to end against the emulators", &e);
-                    }
-                }
-                if want("cold-start") {
-                    if let Err(e) = init::cold_start(&mut report, &world, &args.agent, args.runs) {
-                        report.failed("Cold start to the first IMDS call", &e);
-                    }
-                }
-                if want("init-growth") {
-                    if let Err(e) = init::growth(&mut report, &world, &args.agent) {
-                        report.failed("Growth: `init` with a bigger NodeConfig", &e);
-                    }
-                }
+                step(
+                    &mut report,
+                    want("init"),
+                    "`init` end to end against the emulators",
+                    |r| init::run(r, &world, &args.agent, args.runs),
+                );
+                step(
+                    &mut report,
+                    want("cold-start"),
+                    "Cold start to the first IMDS call",
+                    |r| init::cold_start(r, &world, &args.agent, args.runs),
+                );
+                step(
+                    &mut report,
+                    want("init-growth"),
+                    "Growth: `init` with a bigger NodeConfig",
+                    |r| init::growth(r, &world, &args.agent),
+                );
             }
             Err(e) => report.failed("`init` (moto, IMDS emulator)", &e),
         }
     }
+    step(
+        &mut report,
+        want("discovery"),
+        "Discovery alone (bench-discovery)",
+        |r| discovery_section(r, args.runs),
+    );
 
     let elapsed = started.elapsed();
     let mut targets = Table::new(&["target (issue 10)", "this run", "verdict"]);
     for v in &report.verdicts {
-        targets.row(&[v.target.clone(), v.measured.clone(), verdict_word(v.met).to_owned()]);
+        targets.row(&[
+            v.target.clone(),
+            v.measured.clone(),
+            verdict_word(v.met).to_owned(),
+        ]);
     }
     let end = format!(
         "Load average (1, 5, 15 min) at the end: {}. The run took {:.0} s.\n",

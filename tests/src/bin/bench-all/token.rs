@@ -20,7 +20,13 @@ struct Series {
     rss: Summary,
 }
 
-fn measure(name: &str, program: &Path, args: &[String], env: &[(String, String)], runs: usize) -> Result<Series> {
+fn measure(
+    name: &str,
+    program: &Path,
+    args: &[String],
+    env: &[(String, String)],
+    runs: usize,
+) -> Result<Series> {
     let one = || -> Result<Timed> {
         let t = timed(program, args, env)?;
         check(name, &t)?;
@@ -60,11 +66,18 @@ pub fn run(report: &mut Report, agent: &Path, aws: &Path, runs: usize) -> Result
     .collect();
     let creds = [
         ("AWS_ACCESS_KEY_ID", "AKIABENCHMARK0000001"),
-        ("AWS_SECRET_ACCESS_KEY", "bench/secret/key/0123456789abcdefghijkl"),
+        (
+            "AWS_SECRET_ACCESS_KEY",
+            "bench/secret/key/0123456789abcdefghijkl",
+        ),
         ("AWS_SESSION_TOKEN", "bench-session-token"),
     ];
     let mut env = base.clone();
-    env.extend(creds.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())));
+    env.extend(
+        creds
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned())),
+    );
     // The same credentials in the shared credentials file: aws-config's default chain runs.
     std::fs::write(
         h("credentials"),
@@ -76,14 +89,45 @@ pub fn run(report: &mut Report, agent: &Path, aws: &Path, runs: usize) -> Result
     let ours: Vec<String> = ["token", "--cluster-id", CLUSTER, "--region", REGION]
         .map(str::to_owned)
         .to_vec();
-    let theirs: Vec<String> = ["eks", "get-token", "--cluster-name", CLUSTER, "--region", REGION]
-        .map(str::to_owned)
-        .to_vec();
-    let a = measure("eks-node-agent token (env credentials)", agent, &ours, &env, runs)?;
-    let b = measure("eks-node-agent token (default chain, credentials file)", agent, &ours, &base, runs)?;
-    let c = measure("aws eks get-token (env credentials)", aws, &theirs, &env, runs)?;
+    let theirs: Vec<String> = [
+        "eks",
+        "get-token",
+        "--cluster-name",
+        CLUSTER,
+        "--region",
+        REGION,
+    ]
+    .map(str::to_owned)
+    .to_vec();
+    let a = measure(
+        "eks-node-agent token (env credentials)",
+        agent,
+        &ours,
+        &env,
+        runs,
+    )?;
+    let b = measure(
+        "eks-node-agent token (default chain, credentials file)",
+        agent,
+        &ours,
+        &base,
+        runs,
+    )?;
+    let c = measure(
+        "aws eks get-token (env credentials)",
+        aws,
+        &theirs,
+        &env,
+        runs,
+    )?;
 
-    let mut t = Table::new(&["command", "wall ms: median (p10–p90)", "min–max", "peak RSS MiB: median (p10–p90)", "max"]);
+    let mut t = Table::new(&[
+        "command",
+        "wall ms: median (p10–p90)",
+        "min–max",
+        "peak RSS MiB: median (p10–p90)",
+        "max",
+    ]);
     for s in [&a, &b, &c] {
         t.row(&[
             s.name.clone(),
@@ -106,7 +150,10 @@ pub fn run(report: &mut Report, agent: &Path, aws: &Path, runs: usize) -> Result
     ));
     report.verdict(
         "`token` at least 50x faster than `aws eks get-token`",
-        format!("{speedup:.0}x ({:.2} ms vs {:.0} ms, medians)", a.wall.median, c.wall.median),
+        format!(
+            "{speedup:.0}x ({:.2} ms vs {:.0} ms, medians)",
+            a.wall.median, c.wall.median
+        ),
         Some(speedup >= TARGET_SPEEDUP),
     );
     Ok(())
