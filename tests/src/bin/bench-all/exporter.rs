@@ -20,6 +20,8 @@ pub const SCRAPES: usize = 300;
 const IDLE_WINDOW: Duration = Duration::from_secs(20);
 /// How long a daemon may take to answer its first request.
 const START_LIMIT: Duration = Duration::from_secs(30);
+/// The target, as the report words it.
+pub const TARGET: &str = "`run` RSS below half of node_exporter's";
 /// The target: `run` RSS below this fraction of node_exporter's.
 pub const TARGET_RSS_FRACTION: f64 = 0.5;
 /// node-problem-detector's published footprint: requests = limits = 10m CPU, 80Mi memory, in
@@ -204,7 +206,7 @@ pub fn run(report: &mut Report, agent: &Path, rounds: usize) -> Result<()> {
     }
     report.section(text);
     report.verdict(
-        "`run` RSS below half of node_exporter's",
+        TARGET,
         format!(
             "{rss_ratio:.2} ({:.1} MiB vs {:.1} MiB, medians)",
             mib(summarize(&ours, |x| x.rss_kib).median),
