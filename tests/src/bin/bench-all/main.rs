@@ -195,8 +195,21 @@ fn step(
     }
     if let Err(e) = f(report) {
         report.failed(title, &e);
+        if let Some((_, target)) = TARGETS.iter().find(|(t, _)| *t == title) {
+            report.verdict(target, "not measured (see its section)".into(), None);
+        }
     }
 }
+
+/// The sections that carry one of the targets, and the target's wording.
+const TARGETS: &[(&str, &str)] = &[
+    (TOKEN_TITLE, token::TARGET),
+    (RUN_TITLE, exporter::TARGET),
+    (INIT_TITLE, init::TARGET),
+];
+const TOKEN_TITLE: &str = "`token` vs `aws eks get-token`";
+const RUN_TITLE: &str = "`run` vs Debian's prometheus-node-exporter";
+const INIT_TITLE: &str = "`init` end to end against the emulators";
 
 /// The agent binary must exist before anything runs.
 fn require(path: &Path) -> Result<()> {
@@ -223,18 +236,12 @@ fn run(argv: &[String]) -> Result<bool> {
     step(&mut report, want("size"), "Release binary size", |r| {
         size_section(r, &args.agent)
     });
-    step(
-        &mut report,
-        want("token"),
-        "`token` vs `aws eks get-token`",
-        |r| token::run(r, &args.agent, &aws, args.runs),
-    );
-    step(
-        &mut report,
-        want("run"),
-        "`run` vs Debian's prometheus-node-exporter",
-        |r| exporter::run(r, &args.agent, args.rounds),
-    );
+    step(&mut report, want("token"), TOKEN_TITLE, |r| {
+        token::run(r, &args.agent, &aws, args.runs)
+    });
+    step(&mut report, want("run"), RUN_TITLE, |r| {
+        exporter::run(r, &args.agent, args.rounds)
+    });
     step(
         &mut report,
         want("run-growth"),
@@ -244,12 +251,9 @@ fn run(argv: &[String]) -> Result<bool> {
     if want("init") || want("cold-start") || want("init-growth") {
         match init::World::start() {
             Ok(world) => {
-                step(
-                    &mut report,
-                    want("init"),
-                    "`init` end to end against the emulators",
-                    |r| init::run(r, &world, &args.agent, args.runs),
-                );
+                step(&mut report, want("init"), INIT_TITLE, |r| {
+                    init::run(r, &world, &args.agent, args.runs)
+                });
                 step(
                     &mut report,
                     want("cold-start"),
