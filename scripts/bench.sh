@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Every performance comparison in one command; writes docs/PERFORMANCE.md from scratch.
 #
-#   scripts/bench.sh                        # everything (about 3 minutes on an idle 2-core machine)
+#   scripts/bench.sh                        # everything
 #   scripts/bench.sh --only token,init      # some sections (then the file holds only those)
 #   scripts/bench.sh --runs 30 --rounds 5   # more runs per measurement
 #
@@ -10,6 +10,10 @@
 # builds the release binary and the harness (tests/src/bin/bench-all), then runs it. The growth
 # experiments on `run` need root (network and mount namespaces); without root they are written
 # as "not measured" with the reason. Nothing is sent outside 127.0.0.0/8.
+#
+# Cost on the 2-core development machine: the measurements take about 1.5 minutes. The first
+# time, the two release builds take much longer (each resolves features on its own, so each
+# compiles the dependencies once: roughly 20-30 minutes apiece); later runs reuse them.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
