@@ -10,7 +10,6 @@
 //! Runs on its own thread; stopped on drop.
 
 use std::collections::VecDeque;
-use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
@@ -18,6 +17,8 @@ use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use hyper::{Request, Response, StatusCode};
+
+use crate::loopback_http::{Dropped, LoopbackServer};
 
 /// Which protocol's error documents to send.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -54,10 +55,8 @@ struct Shared {
 /// A running fault proxy.
 #[derive(Debug)]
 pub struct FaultProxy {
-    addr: SocketAddr,
+    server: LoopbackServer,
     shared: Arc<Shared>,
-    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
-    thread: Option<std::thread::JoinHandle<()>>,
 }
 
 impl FaultProxy {
@@ -83,33 +82,14 @@ impl FaultProxy {
                 .build()
                 .expect("client"),
         });
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
-        listener.set_nonblocking(true).expect("nonblocking");
-        let addr = listener.local_addr().expect("local addr");
-        let (tx, rx) = tokio::sync::oneshot::channel();
         let s = shared.clone();
-        let thread = std::thread::Builder::new()
-            .name("fault-proxy".into())
-            .spawn(move || {
-                let rt = tokio::runtime::Builder::new_multi_thread()
-                    .worker_threads(2)
-                    .enable_all()
-                    .build()
-                    .expect("runtime");
-                rt.block_on(serve(listener, s, rx));
-            })
-            .expect("spawn proxy thread");
-        FaultProxy {
-            addr,
-            shared,
-            shutdown: Some(tx),
-            thread: Some(thread),
-        }
+        let server = LoopbackServer::start("fault-proxy", move |req| handle(s.clone(), req));
+        FaultProxy { server, shared }
     }
 
     /// `http://127.0.0.1:PORT`.
     pub fn endpoint(&self) -> String {
-        format!("http://{}", self.addr)
+        format!("http://{}", self.server.addr())
     }
 
     /// Answer every request from now on with `fault` (after the queued ones).
@@ -125,54 +105,6 @@ impl FaultProxy {
     /// Requests forwarded to the upstream.
     pub fn forwarded(&self) -> u64 {
         self.shared.forwarded.load(Ordering::SeqCst)
-    }
-}
-
-impl Drop for FaultProxy {
-    fn drop(&mut self) {
-        if let Some(tx) = self.shutdown.take() {
-            let _ = tx.send(());
-        }
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
-    }
-}
-
-/// The error a dropped request ends its connection with.
-#[derive(Debug)]
-struct Dropped;
-
-impl std::fmt::Display for Dropped {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("connection dropped by fault injection")
-    }
-}
-
-impl std::error::Error for Dropped {}
-
-async fn serve(
-    listener: std::net::TcpListener,
-    shared: Arc<Shared>,
-    mut shutdown: tokio::sync::oneshot::Receiver<()>,
-) {
-    let listener = tokio::net::TcpListener::from_std(listener).expect("tokio listener");
-    loop {
-        tokio::select! {
-            _ = &mut shutdown => return,
-            accepted = listener.accept() => {
-                let Ok((stream, _)) = accepted else { continue };
-                let shared = shared.clone();
-                tokio::spawn(async move {
-                    let io = hyper_util::rt::TokioIo::new(stream);
-                    let svc = hyper::service::service_fn(move |req| {
-                        let shared = shared.clone();
-                        async move { handle(shared, req).await }
-                    });
-                    let _ = hyper::server::conn::http1::Builder::new().serve_connection(io, svc).await;
-                });
-            }
-        }
     }
 }
 

@@ -24,6 +24,8 @@ use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use hyper::{Method, Request, Response, StatusCode};
 
+use crate::loopback_http::{Dropped, LoopbackServer};
+
 /// Longest token lifetime IMDS grants, in seconds.
 pub const MAX_TOKEN_TTL_SECS: u64 = 21_600;
 
@@ -289,10 +291,8 @@ struct Shared {
 /// A running IMDS emulator on 127.0.0.1; stopped on drop.
 #[derive(Debug)]
 pub struct ImdsEmulator {
-    addr: SocketAddr,
+    server: LoopbackServer,
     shared: Arc<Shared>,
-    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
-    thread: Option<std::thread::JoinHandle<()>>,
 }
 
 impl ImdsEmulator {
@@ -312,38 +312,19 @@ impl ImdsEmulator {
             unauthorized: AtomicU64::new(0),
             counter: AtomicU32::new(0),
         });
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
-        listener.set_nonblocking(true).expect("nonblocking");
-        let addr = listener.local_addr().expect("local addr");
-        let (tx, rx) = tokio::sync::oneshot::channel();
         let s = shared.clone();
-        let thread = std::thread::Builder::new()
-            .name("imds-emulator".into())
-            .spawn(move || {
-                let rt = tokio::runtime::Builder::new_multi_thread()
-                    .worker_threads(2)
-                    .enable_all()
-                    .build()
-                    .expect("runtime");
-                rt.block_on(serve(listener, s, rx));
-            })
-            .expect("spawn emulator thread");
-        ImdsEmulator {
-            addr,
-            shared,
-            shutdown: Some(tx),
-            thread: Some(thread),
-        }
+        let server = LoopbackServer::start("imds-emulator", move |req| handle(s.clone(), req));
+        ImdsEmulator { server, shared }
     }
 
     /// `http://127.0.0.1:PORT`.
     pub fn endpoint(&self) -> String {
-        format!("http://{}", self.addr)
+        format!("http://{}", self.server.addr())
     }
 
     /// The listening address.
     pub fn addr(&self) -> SocketAddr {
-        self.addr
+        self.server.addr()
     }
 
     fn state(&self) -> std::sync::MutexGuard<'_, State> {
@@ -415,60 +396,11 @@ impl ImdsEmulator {
     }
 }
 
-impl Drop for ImdsEmulator {
-    fn drop(&mut self) {
-        if let Some(tx) = self.shutdown.take() {
-            let _ = tx.send(());
-        }
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
-    }
-}
-
 /// The fault injected into one request.
 enum Fault {
     None,
     Drop,
     Status(u16),
-}
-
-/// Why a request is answered without a body.
-#[derive(Debug)]
-struct Dropped;
-
-impl std::fmt::Display for Dropped {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("connection dropped by fault injection")
-    }
-}
-
-impl std::error::Error for Dropped {}
-
-async fn serve(
-    listener: std::net::TcpListener,
-    shared: Arc<Shared>,
-    mut shutdown: tokio::sync::oneshot::Receiver<()>,
-) {
-    let listener = tokio::net::TcpListener::from_std(listener).expect("tokio listener");
-    loop {
-        tokio::select! {
-            _ = &mut shutdown => return,
-            accepted = listener.accept() => {
-                let Ok((stream, _)) = accepted else { continue };
-                let shared = shared.clone();
-                tokio::spawn(async move {
-                    let io = hyper_util::rt::TokioIo::new(stream);
-                    let svc = hyper::service::service_fn(move |req| {
-                        let shared = shared.clone();
-                        async move { handle(shared, req).await }
-                    });
-                    // A dropped request ends the connection with an error; that is the fault.
-                    let _ = hyper::server::conn::http1::Builder::new().serve_connection(io, svc).await;
-                });
-            }
-        }
-    }
 }
 
 fn reply(status: StatusCode, body: impl Into<Bytes>) -> Response<Full<Bytes>> {

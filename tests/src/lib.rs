@@ -8,6 +8,7 @@ pub mod golden;
 pub mod imds;
 pub mod kube_api;
 pub mod latency_proxy;
+pub mod loopback_http;
 pub mod moto;
 pub mod moto_sts;
 pub mod rolesanywhere;

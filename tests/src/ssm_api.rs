@@ -18,7 +18,6 @@
 
 use std::collections::BTreeSet;
 use std::io::Write;
-use std::net::SocketAddr;
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -27,6 +26,8 @@ use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use hyper::{Request, Response, StatusCode};
+
+use crate::loopback_http::LoopbackServer;
 
 /// Longest clock difference SigV4 accepts.
 const MAX_SKEW_SECS: i64 = 5 * 60;
@@ -73,10 +74,8 @@ struct Shared {
 /// The running emulator; stops on drop.
 #[derive(Debug)]
 pub struct SsmEmulator {
-    addr: SocketAddr,
+    server: LoopbackServer,
     shared: Arc<Shared>,
-    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
-    thread: Option<std::thread::JoinHandle<()>>,
 }
 
 impl SsmEmulator {
@@ -88,33 +87,17 @@ impl SsmEmulator {
             state: Mutex::new(State::default()),
             counter: AtomicU64::new(0),
         });
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
-        listener.set_nonblocking(true).expect("nonblocking");
-        let addr = listener.local_addr().expect("local addr");
-        let (tx, rx) = tokio::sync::oneshot::channel();
         let s = shared.clone();
-        let thread = std::thread::Builder::new()
-            .name("ssm-emulator".into())
-            .spawn(move || {
-                let rt = tokio::runtime::Builder::new_multi_thread()
-                    .worker_threads(2)
-                    .enable_all()
-                    .build()
-                    .expect("runtime");
-                rt.block_on(serve(listener, s, rx));
-            })
-            .expect("spawn emulator thread");
-        SsmEmulator {
-            addr,
-            shared,
-            shutdown: Some(tx),
-            thread: Some(thread),
-        }
+        let server = LoopbackServer::start("ssm-emulator", move |req| {
+            let s = s.clone();
+            async move { Ok(handle(s, req).await) }
+        });
+        SsmEmulator { server, shared }
     }
 
     /// `http://127.0.0.1:PORT/`.
     pub fn endpoint(&self) -> String {
-        format!("http://{}/", self.addr)
+        format!("http://{}/", self.server.addr())
     }
 
     fn state(&self) -> std::sync::MutexGuard<'_, State> {
@@ -139,42 +122,6 @@ impl SsmEmulator {
     /// Every request so far.
     pub fn requests(&self) -> Vec<Recorded> {
         self.state().recorded.clone()
-    }
-}
-
-impl Drop for SsmEmulator {
-    fn drop(&mut self) {
-        if let Some(tx) = self.shutdown.take() {
-            let _ = tx.send(());
-        }
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
-    }
-}
-
-async fn serve(
-    listener: std::net::TcpListener,
-    shared: Arc<Shared>,
-    mut shutdown: tokio::sync::oneshot::Receiver<()>,
-) {
-    let listener = tokio::net::TcpListener::from_std(listener).expect("tokio listener");
-    loop {
-        tokio::select! {
-            _ = &mut shutdown => return,
-            accepted = listener.accept() => {
-                let Ok((stream, _)) = accepted else { continue };
-                let shared = shared.clone();
-                tokio::spawn(async move {
-                    let io = hyper_util::rt::TokioIo::new(stream);
-                    let svc = hyper::service::service_fn(move |req| {
-                        let shared = shared.clone();
-                        async move { Ok::<_, std::convert::Infallible>(handle(shared, req).await) }
-                    });
-                    let _ = hyper::server::conn::http1::Builder::new().serve_connection(io, svc).await;
-                });
-            }
-        }
     }
 }
 
