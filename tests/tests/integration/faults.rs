@@ -169,17 +169,6 @@ fn error_chain(err: &dyn std::error::Error) -> String {
     out
 }
 
-fn is_root() -> bool {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("Uid:"))
-                .map(|l| l.split_whitespace().nth(1) == Some("0"))
-        })
-        .unwrap_or(false)
-}
-
 /// A tmpfs of `size` mounted at `dir` for the test (root only); unmounted on drop.
 struct Tmpfs(std::path::PathBuf);
 
@@ -261,7 +250,7 @@ fn tree(dir: &Path) -> Vec<(String, u64)> {
 /// no partial or temporary file is left; with space again the next run completes.
 #[test]
 fn full_disk_during_apply_fails_clearly_and_leaves_no_partial_file() {
-    if !is_root() {
+    if !eks_node_agent_tests::e2e::is_root() {
         eprintln!("SKIPPED: mounting a small tmpfs needs root (CI runs as root)");
         return;
     }
@@ -315,7 +304,7 @@ fn full_disk_during_apply_fails_clearly_and_leaves_no_partial_file() {
 /// A read-only root: `init` fails before changing anything, naming the path and the cause.
 #[test]
 fn read_only_root_fails_clearly_and_changes_nothing() {
-    if !is_root() {
+    if !eks_node_agent_tests::e2e::is_root() {
         eprintln!("SKIPPED: remounting a tmpfs read-only needs root (CI runs as root)");
         return;
     }

@@ -544,22 +544,11 @@ mod containerd {
         }
     }
 
-    fn is_root() -> bool {
-        std::fs::read_to_string("/proc/self/status")
-            .ok()
-            .and_then(|s| {
-                s.lines()
-                    .find(|l| l.starts_with("Uid:"))
-                    .map(|l| l.split_whitespace().nth(1) == Some("0"))
-            })
-            .unwrap_or(false)
-    }
-
     fn ensure_containerd() -> bool {
         if Command::new("containerd").arg("--version").output().is_ok() {
             return true;
         }
-        if !is_root() {
+        if !eks_node_agent_tests::e2e::is_root() {
             return false;
         }
         let ok = Command::new("apt-get")
@@ -572,7 +561,7 @@ mod containerd {
 
     #[test]
     fn real_containerd_loads_the_rendered_config_and_its_cri_plugin() {
-        if !is_root() {
+        if !eks_node_agent_tests::e2e::is_root() {
             eprintln!(
                 "SKIP real_containerd...: containerd needs root to run; run the tests as root"
             );
