@@ -371,26 +371,14 @@ async fn register_with_ssm(config: &NodeConfig) -> anyhow::Result<Option<String>
 /// How long resolving the API server's name may take (for the node IP's route).
 const RESOLVE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
 
-/// The local address of the interface that routes to the API server at `endpoint` (its
-/// first resolved address); `None` when it cannot be resolved in time.
+/// The local address of the interface that routes to the API server at `endpoint`; `None`
+/// when it cannot be resolved in time.
 async fn route_to(endpoint: &str) -> Option<std::net::IpAddr> {
-    let url = url::Url::parse(endpoint).ok()?;
-    let host = url.host_str()?.trim_matches(['[', ']']).to_owned();
-    let port = url.port_or_known_default().unwrap_or(443);
-    let addr = match host.parse::<std::net::IpAddr>() {
-        Ok(ip) => ip,
-        Err(_) => tokio::time::timeout(
-            RESOLVE_TIMEOUT,
-            tokio::net::lookup_host((host.as_str(), port)),
-        )
+    let ip = tokio::time::timeout(RESOLVE_TIMEOUT, facts::host::route_to_endpoint(endpoint))
         .await
-        .ok()?
-        .ok()?
-        .next()?
-        .ip(),
-    };
-    let ip = facts::host::source_address_for(addr);
-    tracing::debug!(endpoint, api_server = %addr, local = ?ip, "route to the API server");
+        .ok()
+        .and_then(Result::ok);
+    tracing::debug!(endpoint, local = ?ip, "route to the API server");
     ip
 }
 

@@ -94,6 +94,25 @@ pub fn unescape_proc(s: &str) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
+/// The local address of the interface that routes to the server of `endpoint` (a URL; its
+/// host is resolved and the first address used).
+pub async fn route_to_endpoint(endpoint: &str) -> Result<IpAddr, String> {
+    let url = url::Url::parse(endpoint).map_err(|e| format!("{endpoint:?}: {e}"))?;
+    let host = url.host_str().ok_or("the endpoint has no host")?;
+    let bare = host.trim_matches(['[', ']']);
+    let port = url.port_or_known_default().unwrap_or(443);
+    let dest = match bare.parse::<IpAddr>() {
+        Ok(ip) => ip,
+        Err(_) => tokio::net::lookup_host((bare, port))
+            .await
+            .map_err(|e| format!("cannot resolve {host}: {e}"))?
+            .next()
+            .ok_or_else(|| format!("{host} resolves to no address"))?
+            .ip(),
+    };
+    source_address_for(dest).ok_or_else(|| format!("no route to {dest}"))
+}
+
 /// The local address the kernel would use to reach `dest` (the interface that routes to it).
 /// Connecting a UDP socket only consults the routing table: no packet is sent.
 pub fn source_address_for(dest: IpAddr) -> Option<IpAddr> {

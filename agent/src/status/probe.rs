@@ -35,9 +35,9 @@ pub const VERSION_EXEC_TIMEOUT: Duration = Duration::from_secs(5);
 /// Largest answer body read from the API server.
 const MAX_BODY_BYTES: usize = 64 * 1024;
 /// nodeadm's default Roles Anywhere certificate and key.
-pub const DEFAULT_RA_CERTIFICATE: &str = "/etc/iam/pki/server.pem";
+pub use crate::render::hybrid::DEFAULT_CERTIFICATE as DEFAULT_RA_CERTIFICATE;
 /// See [`DEFAULT_RA_CERTIFICATE`].
-pub const DEFAULT_RA_PRIVATE_KEY: &str = "/etc/iam/pki/server.key";
+pub use crate::render::hybrid::DEFAULT_PRIVATE_KEY as DEFAULT_RA_PRIVATE_KEY;
 
 /// An error and its causes on one line (secret-free: the agent's errors never carry secrets).
 pub fn chain(err: &(dyn std::error::Error + 'static)) -> String {
@@ -598,30 +598,11 @@ fn tls_rejection(err: &(dyn std::error::Error + 'static)) -> Option<String> {
 /// The local address the kernel picks to reach the API server (a connected UDP socket sends
 /// nothing).
 async fn route_to(endpoint: &str) -> Result<(IpAddr, String), String> {
-    let url = url::Url::parse(endpoint).map_err(|e| format!("{endpoint:?}: {e}"))?;
-    let host = url.host_str().ok_or("the endpoint has no host")?.to_owned();
-    let port = url.port_or_known_default().unwrap_or(443);
-    let bare = host
-        .trim_start_matches('[')
-        .trim_end_matches(']')
-        .to_owned();
-    let addr = tokio::net::lookup_host((bare.as_str(), port))
-        .await
-        .map_err(|e| format!("cannot resolve {host}: {e}"))?
-        .next()
-        .ok_or_else(|| format!("{host} resolves to no address"))?;
-    let bind = if addr.is_ipv4() {
-        "0.0.0.0:0"
-    } else {
-        "[::]:0"
-    };
-    let sock = tokio::net::UdpSocket::bind(bind)
-        .await
-        .map_err(|e| e.to_string())?;
-    sock.connect(addr)
-        .await
-        .map_err(|e| format!("no route to {addr}: {e}"))?;
-    let ip = sock.local_addr().map_err(|e| e.to_string())?.ip();
+    let ip = crate::facts::host::route_to_endpoint(endpoint).await?;
+    let host = url::Url::parse(endpoint)
+        .ok()
+        .and_then(|u| u.host_str().map(str::to_owned))
+        .unwrap_or_default();
     Ok((
         ip,
         format!("the address that routes to the API server {host}"),
