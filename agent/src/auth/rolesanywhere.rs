@@ -869,6 +869,46 @@ impl RolesAnywhere {
         })
     }
 
+    /// The client for a hybrid node's `spec.hybrid.iamRolesAnywhere`: its certificate and key
+    /// (nodeadm's default paths when unset), its ARNs, and its node name as the session name.
+    pub fn for_node(
+        ira: &crate::config::types::IamRolesAnywhere,
+        region: Region,
+        endpoint: Option<&str>,
+        ca_bundle: Option<&Path>,
+        clock: Arc<dyn Clock>,
+    ) -> Result<RolesAnywhere, Error> {
+        use crate::render::hybrid::{DEFAULT_CERTIFICATE, DEFAULT_PRIVATE_KEY};
+        let identity = X509Identity::load(
+            Path::new(
+                ira.certificate_path
+                    .as_deref()
+                    .unwrap_or(DEFAULT_CERTIFICATE),
+            ),
+            Path::new(
+                ira.private_key_path
+                    .as_deref()
+                    .unwrap_or(DEFAULT_PRIVATE_KEY),
+            ),
+            None,
+        )?;
+        let params = SessionParams {
+            trust_anchor_arn: ira.trust_anchor_arn.clone().unwrap_or_default(),
+            profile_arn: ira.profile_arn.clone().unwrap_or_default(),
+            role_arn: ira.role_arn.clone().unwrap_or_default(),
+            role_session_name: ira.node_name.clone().filter(|n| !n.is_empty()),
+            duration_secs: DEFAULT_DURATION_SECS,
+        };
+        RolesAnywhere::new(
+            identity,
+            params,
+            region,
+            endpoint,
+            https_client(ca_bundle)?,
+            clock,
+        )
+    }
+
     /// Signs a `CreateSession` request at the clock's current time.
     pub fn sign(&self) -> Result<SignedRequest, Error> {
         sign_request(

@@ -207,7 +207,7 @@ async fn discover(
         if found.ssm_managed_instance_id.is_none() && root.is_host() && !dry_run {
             found.ssm_managed_instance_id = register_with_ssm(config).await?;
         }
-        found.cluster = describe_hybrid_cluster(config, &found).await?;
+        found.cluster = describe_hybrid_cluster(config).await?;
         let endpoint = config
             .spec
             .cluster
@@ -386,13 +386,10 @@ async fn route_to(endpoint: &str) -> Option<std::net::IpAddr> {
 /// the credentials file the SSM agent keeps for the activation.
 async fn hybrid_credentials(
     config: &NodeConfig,
-    node_name: &str,
 ) -> anyhow::Result<aws_credential_types::provider::SharedCredentialsProvider> {
     use crate::auth::credentials::{self, Source};
     use crate::auth::partition::Region;
-    use crate::auth::rolesanywhere::{
-        self, RolesAnywhere, RolesAnywhereProvider, SessionParams, X509Identity,
-    };
+    use crate::auth::rolesanywhere::{RolesAnywhere, RolesAnywhereProvider};
     use aws_credential_types::provider::SharedCredentialsProvider;
     let hybrid = config
         .spec
@@ -407,38 +404,17 @@ async fn hybrid_credentials(
             .nth(3)
             .filter(|r| !r.is_empty())
             .unwrap_or(region);
-        let identity = X509Identity::load(
-            std::path::Path::new(
-                ira.certificate_path
-                    .as_deref()
-                    .unwrap_or(render::hybrid::DEFAULT_CERTIFICATE),
-            ),
-            std::path::Path::new(
-                ira.private_key_path
-                    .as_deref()
-                    .unwrap_or(render::hybrid::DEFAULT_PRIVATE_KEY),
-            ),
-            None,
-        )?;
-        let params = SessionParams {
-            trust_anchor_arn: anchor.clone(),
-            profile_arn: ira.profile_arn.clone().unwrap_or_default(),
-            role_arn: ira.role_arn.clone().unwrap_or_default(),
-            role_session_name: Some(node_name.to_owned()).filter(|n| !n.is_empty()),
-            duration_secs: rolesanywhere::DEFAULT_DURATION_SECS,
-        };
         let ca_bundle = std::env::var_os("AWS_CA_BUNDLE")
             .filter(|v| !v.is_empty())
             .map(PathBuf::from);
         let endpoint = std::env::var(ROLES_ANYWHERE_ENDPOINT_ENV)
             .ok()
             .filter(|v| !v.is_empty());
-        let client = RolesAnywhere::new(
-            identity,
-            params,
+        let client = RolesAnywhere::for_node(
+            ira,
             Region::parse(ra_region, "spec.hybrid.iamRolesAnywhere.trustAnchorArn")?,
             endpoint.as_deref(),
-            rolesanywhere::https_client(ca_bundle.as_deref())?,
+            ca_bundle.as_deref(),
             std::sync::Arc::new(crate::auth::SystemClock),
         )?;
         return Ok(SharedCredentialsProvider::new(RolesAnywhereProvider::new(
@@ -462,27 +438,16 @@ pub(crate) const ROLES_ANYWHERE_ENDPOINT_ENV: &str = "AWS_ENDPOINT_URL_ROLESANYW
 /// service CIDR when the config lacks them (then a failure is an error), and the remote node
 /// networks the node IP must be in (when the config is complete, a failure only skips that
 /// check, with a warning).
-async fn describe_hybrid_cluster(
-    config: &NodeConfig,
-    found: &Discovered,
-) -> anyhow::Result<Cluster> {
+async fn describe_hybrid_cluster(config: &NodeConfig) -> anyhow::Result<Cluster> {
     let cluster = &config.spec.cluster;
     let complete = cluster.api_server_endpoint.is_some()
         && cluster.certificate_authority.is_some()
         && cluster.cidr.is_some();
     let name = cluster.name.clone().unwrap_or_default();
     let region = cluster.region.clone().unwrap_or_default();
-    let node_name = config
-        .spec
-        .hybrid
-        .as_ref()
-        .and_then(|h| h.iam_roles_anywhere.as_ref())
-        .and_then(|i| i.node_name.clone())
-        .or_else(|| found.ssm_managed_instance_id.clone())
-        .unwrap_or_default();
     let described = async {
         facts::check_trust_store()?;
-        let creds = hybrid_credentials(config, &node_name).await?;
+        let creds = hybrid_credentials(config).await?;
         let sdk = facts::sdk_config_with(&region, Some(creds), &agent_proxy(config)).await;
         let eks = facts::eks::Eks::new(&sdk, None);
         let need_ca = cluster.certificate_authority.is_none();

@@ -16,7 +16,7 @@ use ipnet::IpNet;
 use super::checks::{self, ApiProbe, CallerIdentity, CredentialsFound, Exec, Holder, Listener};
 use super::{CheckResult, ClockSource, Inputs};
 use crate::auth::partition::Region;
-use crate::auth::rolesanywhere::{self, RolesAnywhere, SessionParams, X509Identity};
+use crate::auth::rolesanywhere::{self, RolesAnywhere};
 use crate::auth::token::{self, ClusterId};
 use crate::auth::{credentials, ssm};
 use crate::facts::eks::ClusterDetails;
@@ -308,27 +308,12 @@ async fn resolve_credentials(
                 .as_deref()
                 .unwrap_or(DEFAULT_RA_CERTIFICATE),
         );
-        let key = PathBuf::from(
-            ra.private_key_path
-                .as_deref()
-                .unwrap_or(DEFAULT_RA_PRIVATE_KEY),
-        );
-        let identity = X509Identity::load(&cert, &key, None).map_err(|e| chain(&e))?;
-        let params = SessionParams {
-            trust_anchor_arn: ra.trust_anchor_arn.clone().unwrap_or_default(),
-            profile_arn: ra.profile_arn.clone().unwrap_or_default(),
-            role_arn: ra.role_arn.clone().unwrap_or_default(),
-            role_session_name: ra.node_name.clone(),
-            duration_secs: rolesanywhere::DEFAULT_DURATION_SECS,
-        };
         let ca_bundle = env("AWS_CA_BUNDLE").map(PathBuf::from);
-        let client = rolesanywhere::https_client(ca_bundle.as_deref()).map_err(|e| chain(&e))?;
-        let client = RolesAnywhere::new(
-            identity,
-            params,
+        let client = RolesAnywhere::for_node(
+            ra,
             region.clone(),
             inputs.rolesanywhere_endpoint.as_deref(),
-            client,
+            ca_bundle.as_deref(),
             inputs.clock.clone(),
         )
         .map_err(|e| chain(&e))?;
