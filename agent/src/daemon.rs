@@ -15,7 +15,9 @@ use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::mpsc;
 
 use crate::health::kernel::{self, KernelEvent, KmsgState, SharedKmsg};
-use crate::health::{CheckKind, ConditionType, Outcome, Schedule, Targets, cri, probes, units};
+use crate::health::{
+    CheckKind, ConditionType, Outcome, Schedule, Targets, cri, iam, probes, units,
+};
 use crate::report::conditions::{Conditions, Desired};
 use crate::report::host::HostPaths;
 use crate::report::http;
@@ -178,6 +180,8 @@ struct CheckCtx {
     http: reqwest::Client,
     kmsg: SharedKmsg,
     units: units::Reader,
+    /// IMDS, only when the IAM credentials are the instance role's.
+    imds: Option<crate::facts::imds::Imds>,
 }
 
 /// A check that depends on a systemd unit: the unit not active is the problem (with its
@@ -247,11 +251,33 @@ async fn run_check(ctx: &CheckCtx, kind: CheckKind) -> Outcome {
         // resident memory than the call.
         CheckKind::Storage => probes::storage(&t.storage_dirs),
         CheckKind::Clock => kernel::evaluate_clock(&crate::health::clock::read()),
-        CheckKind::Credentials => probes::credentials(
-            &t.kubelet_client_cert,
-            OffsetDateTime::now_utc().unix_timestamp(),
-        ),
+        CheckKind::Credentials => {
+            let now = OffsetDateTime::now_utc().unix_timestamp();
+            let cert = probes::credentials(&t.kubelet_client_cert, now);
+            let iam = iam::check(&t.iam, ctx.imds.as_ref(), now).await;
+            combine_credentials(cert, iam)
+        }
     }
+}
+
+/// The credentials check's verdict: the kubelet certificate's problem first, then the IAM
+/// credentials'; the facts of both are kept.
+fn combine_credentials(cert: Outcome, iam: Option<Outcome>) -> Outcome {
+    let Some(iam) = iam else { return cert };
+    let iam_expiry = iam.facts.iam_expiry.clone();
+    let mut out = match (cert.healthy, iam.healthy) {
+        (false, _) => cert,
+        (true, false) => Outcome {
+            facts: cert.facts,
+            ..iam
+        },
+        (true, true) => Outcome {
+            message: format!("{}; {}", cert.message, iam.message),
+            ..cert
+        },
+    };
+    out.facts.iam_expiry = iam_expiry;
+    out
 }
 
 struct Report {
@@ -502,7 +528,22 @@ pub async fn run(settings: Settings) -> Result<(), Error> {
         .build()
         .unwrap_or_default();
     targets.storage_dirs.sort();
+    let imds = match &targets.iam {
+        iam::Source::InstanceRole => match iam::imds_client() {
+            Ok(c) => Some(c),
+            Err(e) => {
+                tracing::warn!(error = %crate::report::error_chain(&e), "no IMDS client: the instance role's expiry is not watched");
+                None
+            }
+        },
+        _ => None,
+    };
+    tracing::info!(
+        source = targets.iam.label(),
+        "IAM credentials watched for expiry"
+    );
     let ctx = Arc::new(CheckCtx {
+        imds,
         units: units::Reader::new(targets.systemd_bus.clone()),
         targets,
         http: http_client,
@@ -645,6 +686,12 @@ fn apply_facts(
     }
     if let Some(v) = f.cert_not_after_unix {
         metrics.cert_expiry.set(v);
+    }
+    if let Some(e) = &f.iam_expiry {
+        metrics
+            .iam_expiry
+            .with_label_values(&[e.source])
+            .set(e.at_unix);
     }
     if let Some(u) = &f.unit {
         metrics

@@ -233,35 +233,48 @@ impl Instance {
             put(p("vpc-id"), i.vpc_id.clone());
         }
         if let Some(c) = &self.credentials {
-            let body = serde_json::json!({
-                "Code": "Success",
-                "LastUpdated": c.last_updated,
-                "Type": "AWS-HMAC",
-                "AccessKeyId": c.access_key_id,
-                "SecretAccessKey": c.secret_access_key,
-                "Token": c.token,
-                "Expiration": c.expiration,
-            });
-            put(
-                m(&format!("iam/security-credentials/{}", c.role)),
-                serde_json::to_string_pretty(&body).expect("json"),
-            );
-            put(
-                m("iam/info"),
-                serde_json::to_string_pretty(&serde_json::json!({
-                    "Code": "Success",
-                    "LastUpdated": c.last_updated,
-                    "InstanceProfileArn": format!("arn:aws:iam::{}:instance-profile/{}", self.account_id, c.role),
-                    "InstanceProfileId": "AIPAEXAMPLEPROFILEID0",
-                }))
-                .expect("json"),
-            );
+            for (k, v) in role_tree(c, &self.account_id) {
+                t.insert(k, v);
+            }
         }
         if let Some(u) = &self.user_data {
             t.insert("user-data".into(), u.clone());
         }
         t
     }
+}
+
+/// The `iam/` subtree IMDS serves for an instance profile's role.
+fn role_tree(c: &RoleCredentials, account_id: &str) -> Vec<(String, Vec<u8>)> {
+    let body = serde_json::json!({
+        "Code": "Success",
+        "LastUpdated": c.last_updated,
+        "Type": "AWS-HMAC",
+        "AccessKeyId": c.access_key_id,
+        "SecretAccessKey": c.secret_access_key,
+        "Token": c.token,
+        "Expiration": c.expiration,
+    });
+    let info = serde_json::json!({
+        "Code": "Success",
+        "LastUpdated": c.last_updated,
+        "InstanceProfileArn": format!("arn:aws:iam::{account_id}:instance-profile/{}", c.role),
+        "InstanceProfileId": "AIPAEXAMPLEPROFILEID0",
+    });
+    vec![
+        (
+            format!("meta-data/iam/security-credentials/{}", c.role),
+            serde_json::to_string_pretty(&body)
+                .expect("json")
+                .into_bytes(),
+        ),
+        (
+            "meta-data/iam/info".to_owned(),
+            serde_json::to_string_pretty(&info)
+                .expect("json")
+                .into_bytes(),
+        ),
+    ]
 }
 
 /// Faults and state shared with the server task.
@@ -359,6 +372,16 @@ impl ImdsEmulator {
     /// Turns the endpoint off (403 for everything) or on again.
     pub fn set_disabled(&self, disabled: bool) {
         self.state().disabled = disabled;
+    }
+
+    /// Replaces the instance profile's credentials (None: no instance profile), as EC2 does
+    /// when it rotates them.
+    pub fn set_credentials(&self, credentials: Option<RoleCredentials>, account_id: &str) {
+        let mut t = self.shared.tree.lock().expect("tree lock");
+        t.retain(|k, _| !k.starts_with("meta-data/iam/"));
+        if let Some(c) = &credentials {
+            t.extend(role_tree(c, account_id));
+        }
     }
 
     /// Replaces the user data (None: 404).

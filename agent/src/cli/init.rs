@@ -6,6 +6,7 @@
 use std::path::PathBuf;
 use std::time::Instant;
 
+use anyhow::Context as _;
 use clap::{Args, ValueEnum};
 
 use super::config::SourceArgs;
@@ -185,16 +186,33 @@ async fn discover(
     root: &Root,
     dry_run: bool,
 ) -> anyhow::Result<Discovered> {
-    let mut host = HostFacts::read(std::path::Path::new("/"));
+    // The host's own facts (a few files and `containerd --version`, a process start that
+    // costs tens of milliseconds) are read while the network calls are in flight.
+    let host_task = tokio::task::spawn_blocking(|| HostFacts::read(std::path::Path::new("/")));
+    let mut found = discover_remote(config, imds, root, dry_run).await?;
+    let mut host = host_task
+        .await
+        .context("reading the host's facts did not finish")?;
     host.hosts_file = std::fs::read_to_string(root.dir().join("etc/hosts")).ok();
     host.fstab = std::fs::read_to_string(root.dir().join("etc/fstab")).ok();
     host.swaps = std::fs::read_to_string(root.dir().join("proc/swaps"))
         .map(|t| facts::host::parse_swaps(&t))
         .unwrap_or_default();
+    found.host = host;
+    Ok(found)
+}
+
+/// What `discover` learns from the network: IMDS and EC2/EKS, the hybrid node's cluster, or
+/// kubeadm's cluster-info.
+async fn discover_remote(
+    config: &NodeConfig,
+    imds: &Imds,
+    root: &Root,
+    dry_run: bool,
+) -> anyhow::Result<Discovered> {
     let agent_binary =
         std::env::current_exe().unwrap_or_else(|_| PathBuf::from("/usr/bin/eks-node-agent"));
     let mut found = Discovered {
-        host,
         agent_binary,
         ..Discovered::default()
     };

@@ -102,6 +102,12 @@ pub struct RunArgs {
     /// (`unix:path=...`), or `none` to not read unit state.
     #[arg(long, value_name = "ADDRESS", default_value = "system")]
     pub systemd_bus: String,
+    /// Where the node's IAM credentials come from, to export and check their expiry: `auto`
+    /// (hybrid: Roles Anywhere if the hybrid AWS config names a certificate, else SSM; EC2 by
+    /// firmware: the instance role; else none), `none`, `instance-role`, `ssm[=PATH]`,
+    /// `roles-anywhere[=CERT]`.
+    #[arg(long, value_name = "SOURCE", default_value = "auto")]
+    pub iam_credentials: String,
     /// The phase durations `init` recorded (exported as
     /// eksnode_bootstrap_phase_duration_seconds).
     #[arg(long, value_name = "PATH", default_value = crate::report::phases::DEFAULT_PATH)]
@@ -122,6 +128,18 @@ pub fn run(args: RunArgs) -> anyhow::Result<exit::Code> {
             .map(|s| s.trim().to_string())
             .context("cannot read the host name; pass --node-name")?,
     };
+    let env = crate::auth::credentials::process_env;
+    let iam = match crate::health::iam::Source::parse(&args.iam_credentials, &env) {
+        Ok(Some(source)) => source,
+        Ok(None) => crate::health::iam::detect(args.hybrid, &args.sys, &env),
+        Err(e) => {
+            return Err(exit::BadInput(format!(
+                "--iam-credentials {:?}: {e}",
+                args.iam_credentials
+            ))
+            .into());
+        }
+    };
     let settings = Settings {
         listen: args.listen,
         kubeconfig: (!args.no_kubernetes).then_some(args.kubeconfig),
@@ -138,6 +156,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<exit::Code> {
             kmsg: args.kmsg,
             storage_dirs: args.storage_dirs,
             kubelet_client_cert: args.kubelet_client_cert,
+            iam,
             systemd_bus: crate::health::units::Bus::parse(&args.systemd_bus),
             kubelet_unit: args.kubelet_unit,
             containerd_unit: args.containerd_unit,

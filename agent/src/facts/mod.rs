@@ -310,6 +310,9 @@ pub async fn discover(imds: &imds::Imds, input: &DiscoverInput) -> Result<Facts,
 
 async fn discover_inner(imds: &imds::Imds, input: &DiscoverInput) -> Result<Facts, Error> {
     let started = Instant::now();
+    // Reading the system's CA certificates (milliseconds of file reads and parsing) overlaps
+    // the IMDS reads.
+    let trust_store = tokio::task::spawn_blocking(check_trust_store);
     let instance = imds.instance_metadata().await?;
     tracing::debug!(
         instance_id = %instance.identity.instance_id,
@@ -318,7 +321,11 @@ async fn discover_inner(imds: &imds::Imds, input: &DiscoverInput) -> Result<Fact
         elapsed = ?started.elapsed(),
         "read IMDS"
     );
-    check_trust_store()?;
+    trust_store.await.unwrap_or_else(|e| {
+        Err(Error::NoTrustStore {
+            detail: format!("reading the store did not finish: {e}"),
+        })
+    })?;
     let proxy = input
         .proxy
         .clone()

@@ -4,6 +4,7 @@
 
 pub mod clock;
 pub mod cri;
+pub mod iam;
 pub mod kernel;
 pub mod probes;
 pub mod units;
@@ -82,6 +83,8 @@ pub struct Facts {
     pub cni_assigned_ips: Option<u64>,
     /// The kubelet client certificate's notAfter, seconds since the epoch.
     pub cert_not_after_unix: Option<i64>,
+    /// When the node's IAM credentials expire.
+    pub iam_expiry: Option<iam::Expiry>,
     /// The container runtime's CRI `RuntimeReady`.
     pub runtime_ready: Option<bool>,
     /// The container runtime's CRI `NetworkReady`, which feeds NetworkingReady.
@@ -167,7 +170,7 @@ pub enum CheckKind {
     Kernel,
     /// Read-only or full kubelet/containerd filesystems.
     Storage,
-    /// Kubelet client certificate expiry.
+    /// Expiry of the kubelet client certificate and of the node's IAM credentials.
     Credentials,
     /// The kernel's clock discipline (adjtimex): an unsynchronised clock is an event.
     Clock,
@@ -264,6 +267,8 @@ pub struct Targets {
     pub storage_dirs: Vec<PathBuf>,
     /// The kubelet's client certificate.
     pub kubelet_client_cert: PathBuf,
+    /// Where the node's IAM credentials come from, for their expiry.
+    pub iam: iam::Source,
     /// systemd's bus, for the kubelet and containerd units' state.
     pub systemd_bus: units::Bus,
     /// The kubelet's unit.
@@ -288,6 +293,7 @@ impl Default for Targets {
                 PathBuf::from("/var/lib/containerd"),
             ],
             kubelet_client_cert: PathBuf::from("/var/lib/kubelet/pki/kubelet-client-current.pem"),
+            iam: iam::Source::None,
             systemd_bus: units::Bus::System,
             kubelet_unit: "kubelet.service".to_string(),
             containerd_unit: "containerd.service".to_string(),

@@ -56,12 +56,76 @@ pub fn aws_config(config: &NodeConfig, node: &NodeValues) -> Option<FileSpec> {
 
 /// credential_process is split like a shell command line by the SDKs; quote values that need it.
 fn quote_ini(value: &str) -> String {
-    if value
-        .chars()
-        .all(|ch| ch.is_ascii_alphanumeric() || "/:._-=@".contains(ch))
+    if !value.is_empty()
+        && value
+            .chars()
+            .all(|ch| ch.is_ascii_alphanumeric() || "/:._-=@".contains(ch))
     {
         value.to_owned()
     } else {
         format!("\"{}\"", value.replace('\\', "\\\\").replace('"', "\\\""))
+    }
+}
+
+/// The `--certificate` of the `credential_process` in an AWS config written by
+/// [`aws_config`] (read back by the daemon to watch the certificate's expiry).
+pub fn certificate_of(aws_config: &str) -> Option<std::path::PathBuf> {
+    let process = aws_config.lines().find_map(|l| {
+        let (key, value) = l.split_once('=')?;
+        (key.trim() == "credential_process").then(|| value.trim())
+    })?;
+    let words = split_ini(process);
+    let at = words.iter().position(|w| w == "--certificate")?;
+    words.get(at + 1).map(std::path::PathBuf::from)
+}
+
+/// Splits a `credential_process` value into words: the inverse of [`quote_ini`].
+fn split_ini(line: &str) -> Vec<String> {
+    let mut words = Vec::new();
+    let mut chars = line.chars();
+    let mut word: Option<String> = None;
+    while let Some(ch) = chars.next() {
+        match ch {
+            '"' => {
+                let w = word.get_or_insert_with(String::new);
+                while let Some(q) = chars.next() {
+                    match q {
+                        '"' => break,
+                        '\\' => w.extend(chars.next()),
+                        other => w.push(other),
+                    }
+                }
+            }
+            c if c.is_whitespace() => words.extend(word.take()),
+            c => word.get_or_insert_with(String::new).push(c),
+        }
+    }
+    words.extend(word);
+    words
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn credential_process_words_round_trip() {
+        for value in [
+            "/etc/iam/pki/server.pem",
+            "/etc/my pki/node.pem",
+            "/odd\"quote\\back slash",
+            "",
+        ] {
+            let text = format!(
+                "[default]\nregion = us-west-2\ncredential_process = /usr/bin/eks-node-agent credentials --certificate {} --private-key /k\n",
+                quote_ini(value)
+            );
+            assert_eq!(
+                certificate_of(&text),
+                Some(std::path::PathBuf::from(value)),
+                "{text}"
+            );
+        }
+        assert_eq!(certificate_of("[default]\nregion = x\n"), None);
     }
 }

@@ -40,6 +40,8 @@ pub struct Metrics {
     pub cni_ips_assigned: IntGauge,
     /// notAfter of the kubelet client certificate.
     pub cert_expiry: IntGauge,
+    /// When the node's IAM credentials expire, by source.
+    pub iam_expiry: IntGaugeVec,
     /// Condition writes by result.
     pub condition_writes: IntCounterVec,
     /// Events written by result.
@@ -134,6 +136,13 @@ impl Metrics {
             "eksnode_kubelet_client_cert_expiry_timestamp_seconds",
             "notAfter of the kubelet client certificate, seconds since the epoch.",
         ))?;
+        let iam_expiry = IntGaugeVec::new(
+            opts(
+                "eksnode_iam_credentials_expiry_timestamp_seconds",
+                "When the node's IAM credentials stop working, seconds since the epoch. source: instance-role (IMDS Expiration), ssm-credentials-file (last rotation of the SSM agent's file plus SSM's one-hour validity), roles-anywhere-certificate (the certificate's notAfter).",
+            ),
+            &["source"],
+        )?;
         let condition_writes = IntCounterVec::new(
             opts(
                 "eksnode_condition_writes_total",
@@ -161,6 +170,7 @@ impl Metrics {
         registry.register(Box::new(cni_ips_total.clone()))?;
         registry.register(Box::new(cni_ips_assigned.clone()))?;
         registry.register(Box::new(cert_expiry.clone()))?;
+        registry.register(Box::new(iam_expiry.clone()))?;
         registry.register(Box::new(condition_writes.clone()))?;
         registry.register(Box::new(events.clone()))?;
         Ok(Self {
@@ -178,6 +188,7 @@ impl Metrics {
             cni_ips_total,
             cni_ips_assigned,
             cert_expiry,
+            iam_expiry,
             condition_writes,
             events,
             host,

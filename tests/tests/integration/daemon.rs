@@ -93,6 +93,11 @@ struct Setup<'a> {
     proc_dir: Option<&'a Path>,
     kmsg: Option<&'a Path>,
     env: Vec<(&'a str, String)>,
+    args: Vec<std::ffi::OsString>,
+    /// Where the agent's stderr goes (inherited when `None`).
+    stderr: Option<&'a Path>,
+    /// The kubelet client certificate (default: a missing file in the agent's directory).
+    kubelet_cert: Option<&'a Path>,
 }
 
 fn start_agent(setup: Setup<'_>) -> Agent {
@@ -117,7 +122,10 @@ fn start_agent(setup: Setup<'_>) -> Agent {
         .arg("--storage-dir")
         .arg(dir.path())
         .arg("--kubelet-client-cert")
-        .arg(dir.path().join("kubelet-client-current.pem"))
+        .arg(setup.kubelet_cert.map_or_else(
+            || dir.path().join("kubelet-client-current.pem"),
+            Path::to_path_buf,
+        ))
         .arg("--kmsg")
         .arg(
             setup
@@ -125,11 +133,17 @@ fn start_agent(setup: Setup<'_>) -> Agent {
                 .map_or_else(|| dir.path().join("kmsg"), Path::to_path_buf),
         )
         .args(["--systemd-bus", "none"])
+        .args(&setup.args)
         .env_remove("NOTIFY_SOCKET")
         .env_remove("WATCHDOG_USEC")
         .env_remove("WATCHDOG_PID")
+        // Never IMDS unless a test points it at the emulator (CI may run on EC2).
+        .env("AWS_EC2_METADATA_DISABLED", "true")
         .stdout(Stdio::null())
-        .stderr(Stdio::inherit());
+        .stderr(match setup.stderr {
+            Some(p) => Stdio::from(std::fs::File::create(p).unwrap()),
+            None => Stdio::inherit(),
+        });
     if let Some(p) = setup.proc_dir {
         cmd.arg("--proc").arg(p);
     }
@@ -1003,14 +1017,11 @@ fn all_checks_against_real_containerd_and_local_endpoints() {
     let conflist = root.path().join("10-aws.conflist");
     std::fs::write(&conflist, r#"{"cniVersion":"0.4.0","name":"aws-cni","plugins":[{"name":"aws-cni","type":"aws-cni"},{"type":"portmap"}]}"#).unwrap();
     // The kubelet's client certificate, with its key in the same file as the kubelet keeps it.
-    let key = rcgen::KeyPair::generate().unwrap();
-    let mut params = rcgen::CertificateParams::new(vec!["node-a".to_string()]).unwrap();
-    let not_after = time::OffsetDateTime::now_utc() + time::Duration::days(300);
-    let not_after = not_after.replace_nanosecond(0).unwrap();
-    params.not_after = not_after;
-    let cert = params.self_signed(&key).unwrap();
     let pem_path = root.path().join("kubelet-client-current.pem");
-    std::fs::write(&pem_path, format!("{}{}", cert.pem(), key.serialize_pem())).unwrap();
+    let not_after = cert_until(
+        &pem_path,
+        time::OffsetDateTime::now_utc() + time::Duration::days(300),
+    );
 
     let dir = tempfile::tempdir().unwrap();
     let config = dir.path().join("daemon.toml");
@@ -1107,7 +1118,7 @@ fn all_checks_against_real_containerd_and_local_endpoints() {
             &text,
             "eksnode_kubelet_client_cert_expiry_timestamp_seconds"
         ),
-        Some(not_after.unix_timestamp() as f64)
+        Some(not_after as f64)
     );
     let secret_marker = key.serialize_pem();
     assert!(
@@ -1349,6 +1360,7 @@ fn run_against(api: &KubeApi, dir: &Path, checks: &str, extra: &[&std::ffi::OsSt
             .arg(dir)
             .args(extra)
             .env_remove("NOTIFY_SOCKET")
+            .env("AWS_EC2_METADATA_DISABLED", "true")
             .stdout(Stdio::null())
             .spawn()
             .unwrap(),
@@ -1840,4 +1852,239 @@ fn api_server_conflicts_throttling_and_errors_are_retried_with_bounded_memory() 
         .find(|c| c["type"] == "Ready")
         .cloned();
     assert_eq!(ready.unwrap()["status"], "True");
+}
+
+/// A certificate (with its key after it, as the kubelet keeps it) valid until `not_after`.
+fn cert_until(path: &Path, not_after: time::OffsetDateTime) -> i64 {
+    let key = rcgen::KeyPair::generate().unwrap();
+    let mut params = rcgen::CertificateParams::new(vec!["node-a".to_string()]).unwrap();
+    let not_after = not_after.replace_nanosecond(0).unwrap();
+    params.not_after = not_after;
+    let cert = params.self_signed(&key).unwrap();
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    std::fs::write(path, format!("{}{}", cert.pem(), key.serialize_pem())).unwrap();
+    not_after.unix_timestamp()
+}
+
+fn events_with(api: &KubeApi, reason: &str) -> usize {
+    api.events()
+        .iter()
+        .filter(|e| e["reason"] == reason)
+        .count()
+}
+
+/// The credentials check watches the IAM credentials the kubelet's exec plugin uses, from the
+/// source `--iam-credentials auto` picks on each kind of node, and exports their expiry:
+/// - EC2 instance role: IMDS (emulator) `Expiration`; a rotation is seen, credentials that
+///   EC2 stopped rotating are a Warning event, and the secrets IMDS serves appear in no log
+///   line and no metric;
+/// - SSM hybrid node: the SSM agent's file, rotated + 1 h; a stale file is an expired event,
+///   a rotation recovers;
+/// - Roles Anywhere hybrid node: the notAfter of the certificate named in the hybrid AWS
+///   config that `init` writes (a path with a space, quoted);
+/// - a bad `--iam-credentials` value is exit 2.
+#[test]
+fn iam_credentials_expiry_per_source_is_exported_and_checked() {
+    let rt = runtime();
+    let api = rt.block_on(KubeApi::start("node-token-iam"));
+    api.add_node("node-a", kubelet_conditions());
+    let now = time::OffsetDateTime::now_utc()
+        .replace_nanosecond(0)
+        .unwrap();
+    let series = |source: &str| {
+        format!("eksnode_iam_credentials_expiry_timestamp_seconds{{source=\"{source}\"}}")
+    };
+    let checks = "[checks.kubelet]\nenabled = false\n[checks.containerd]\nenabled = false\n\
+        [checks.vpc_cni]\nenabled = false\n[checks.storage]\nenabled = false\n\
+        [checks.kernel]\nenabled = false\n[checks.clock]\nenabled = false\n\
+        [checks.credentials]\ninterval_secs = 0.2\n";
+    let creds = |expires: time::OffsetDateTime| eks_node_agent_tests::imds::RoleCredentials {
+        role: "eks-node-role".into(),
+        access_key_id: "ASIAIAMEXPIRYTEST001".into(),
+        secret_access_key: "secret-iam-expiry-never-logged".into(),
+        token: "token-iam-expiry-never-logged".into(),
+        expiration: expires
+            .format(&time::format_description::well_known::Rfc3339)
+            .unwrap(),
+        last_updated: now
+            .format(&time::format_description::well_known::Rfc3339)
+            .unwrap(),
+    };
+
+    // EC2: the instance role.
+    let dir = tempfile::tempdir().unwrap();
+    let kubelet_cert = dir.path().join("kubelet-client-current.pem");
+    let first = now + time::Duration::hours(6);
+    let mut instance = eks_node_agent_tests::imds::Instance::example();
+    instance.credentials = Some(creds(first));
+    let imds = eks_node_agent_tests::imds::ImdsEmulator::start(instance.clone());
+    let log = dir.path().join("stderr.log");
+    cert_until(&kubelet_cert, now + time::Duration::days(300));
+    {
+        let agent = start_agent(Setup {
+            checks_toml: checks,
+            kubeconfig: Some(&api.kubeconfig()),
+            env: vec![
+                ("AWS_EC2_METADATA_SERVICE_ENDPOINT", imds.endpoint()),
+                ("AWS_EC2_METADATA_DISABLED", "false".into()),
+                ("EKS_NODE_AGENT_LOG", "debug".into()),
+            ],
+            args: vec!["--iam-credentials".into(), "instance-role".into()],
+            kubelet_cert: Some(&kubelet_cert),
+            stderr: Some(&log),
+            ..Setup::default()
+        });
+        let role = series("instance-role");
+        wait_for(Duration::from_secs(20), "instance role expiry", || {
+            sample(&scrape(agent.port), &role) == Some(first.unix_timestamp() as f64)
+        });
+        // EC2 stopped rotating: two minutes left.
+        let late = now + time::Duration::minutes(2);
+        imds.set_credentials(Some(creds(late)), &instance.account_id);
+        wait_for(Duration::from_secs(20), "expiring event", || {
+            events_with(&api, "IamCredentialsExpiring") == 1
+        });
+        let text = scrape(agent.port);
+        assert_eq!(sample(&text, &role), Some(late.unix_timestamp() as f64));
+        assert_eq!(
+            sample(&text, "eksnode_check_up{check=\"credentials\"}"),
+            Some(0.0)
+        );
+        // Rotation resumes: healthy again.
+        let rotated = now + time::Duration::hours(7);
+        imds.set_credentials(Some(creds(rotated)), &instance.account_id);
+        wait_for(Duration::from_secs(20), "rotation seen", || {
+            let text = scrape(agent.port);
+            sample(&text, &role) == Some(rotated.unix_timestamp() as f64)
+                && sample(&text, "eksnode_check_up{check=\"credentials\"}") == Some(1.0)
+        });
+        // No instance profile at all.
+        imds.set_credentials(None, &instance.account_id);
+        wait_for(Duration::from_secs(20), "missing role event", || {
+            events_with(&api, "InstanceRoleMissing") == 1
+        });
+        for secret in [
+            "secret-iam-expiry-never-logged",
+            "token-iam-expiry-never-logged",
+        ] {
+            assert!(!scrape(agent.port).contains(secret));
+        }
+    }
+    let logged = std::fs::read_to_string(&log).unwrap();
+    assert!(
+        logged.contains("instance-role"),
+        "the source is logged: {logged}"
+    );
+    for secret in [
+        "secret-iam-expiry-never-logged",
+        "token-iam-expiry-never-logged",
+    ] {
+        assert!(!logged.contains(secret), "{secret} reached the log");
+    }
+    assert!(
+        imds.requests() > 0 && imds.tokens_issued() <= 2,
+        "one IMDS token serves the check's reads ({} issued)",
+        imds.tokens_issued()
+    );
+
+    // SSM hybrid node: auto picks the SSM agent's file (no Roles Anywhere config).
+    let ssm_dir = tempfile::tempdir().unwrap();
+    let ssm_file = ssm_dir.path().join("credentials");
+    std::fs::write(&ssm_file, "[default]\naws_access_key_id = x\n").unwrap();
+    let two_hours_ago = std::time::SystemTime::now() - Duration::from_secs(7200);
+    std::fs::File::options()
+        .write(true)
+        .open(&ssm_file)
+        .unwrap()
+        .set_modified(two_hours_ago)
+        .unwrap();
+    {
+        let agent = start_agent(Setup {
+            checks_toml: checks,
+            kubeconfig: Some(&api.kubeconfig()),
+            env: vec![
+                (
+                    "AWS_SHARED_CREDENTIALS_FILE",
+                    ssm_file.display().to_string(),
+                ),
+                (
+                    "AWS_CONFIG_FILE",
+                    ssm_dir.path().join("absent").display().to_string(),
+                ),
+            ],
+            args: vec!["--hybrid".into()],
+            kubelet_cert: Some(&kubelet_cert),
+            ..Setup::default()
+        });
+        let ssm = series("ssm-credentials-file");
+        let stale = two_hours_ago
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs()
+            + 3600;
+        wait_for(Duration::from_secs(20), "expired SSM credentials", || {
+            sample(&scrape(agent.port), &ssm) == Some(stale as f64)
+                && events_with(&api, "IamCredentialsExpired") == 1
+        });
+        // The SSM agent rotates: the file is replaced.
+        let tmp = ssm_dir.path().join("credentials.new");
+        std::fs::write(&tmp, "[default]\naws_access_key_id = y\n").unwrap();
+        std::fs::rename(&tmp, &ssm_file).unwrap();
+        wait_for(Duration::from_secs(20), "rotated SSM credentials", || {
+            let text = scrape(agent.port);
+            sample(&text, &ssm).is_some_and(|v| v > (stale + 3000) as f64)
+                && sample(&text, "eksnode_check_up{check=\"credentials\"}") == Some(1.0)
+        });
+    }
+
+    // Roles Anywhere hybrid node: the certificate named by the hybrid AWS config.
+    let ra = tempfile::tempdir().unwrap();
+    let cert = ra.path().join("my pki").join("node.pem");
+    let not_after = cert_until(&cert, now + time::Duration::days(3));
+    let aws_config = ra.path().join("config");
+    std::fs::write(
+        &aws_config,
+        format!(
+            "[default]\nregion = us-west-2\ncredential_process = /usr/bin/eks-node-agent credentials --certificate \"{}\" --private-key /etc/iam/pki/server.key\n",
+            cert.display()
+        ),
+    )
+    .unwrap();
+    {
+        let agent = start_agent(Setup {
+            checks_toml: checks,
+            kubeconfig: Some(&api.kubeconfig()),
+            env: vec![("AWS_CONFIG_FILE", aws_config.display().to_string())],
+            args: vec!["--hybrid".into()],
+            kubelet_cert: Some(&kubelet_cert),
+            ..Setup::default()
+        });
+        wait_for(Duration::from_secs(20), "certificate expiry", || {
+            sample(&scrape(agent.port), &series("roles-anywhere-certificate"))
+                == Some(not_after as f64)
+        });
+        wait_for(
+            Duration::from_secs(20),
+            "expiring certificate event",
+            || {
+                api.events().iter().any(|e| {
+                    e["reason"] == "IamCredentialsExpiring"
+                        && e["note"]
+                            .as_str()
+                            .is_some_and(|n| n.contains("Roles Anywhere"))
+                })
+            },
+        );
+    }
+
+    let out = Command::new(agent_bin())
+        .args(["run", "--no-kubernetes", "--iam-credentials", "imds"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("--iam-credentials") && err.contains("instance-role"),
+        "{err}"
+    );
 }

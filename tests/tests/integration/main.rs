@@ -16,7 +16,12 @@ mod kubeadm;
 mod max_pods;
 mod status;
 
-/// Path of the agent binary built for the tests (the test crate's copy of the agent's main).
+/// Path of the agent binary built for the tests (the test crate's copy of the agent's main),
+/// or `EKS_NODE_AGENT_TEST_BIN` (scripts/order-file.sh runs the tests against the release
+/// binary under callgrind).
 pub fn agent_bin() -> std::path::PathBuf {
-    std::path::PathBuf::from(env!("CARGO_BIN_EXE_eks-node-agent"))
+    std::env::var_os("EKS_NODE_AGENT_TEST_BIN").map_or_else(
+        || std::path::PathBuf::from(env!("CARGO_BIN_EXE_eks-node-agent")),
+        std::path::PathBuf::from,
+    )
 }
