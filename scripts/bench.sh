@@ -45,6 +45,6 @@ export EKS_AGENT_TEST_VENV="$VENV"
 
 # The shipped binary (release profile of the root Cargo.toml), then the harness.
 cargo build --release --locked -p eks-node-agent
-cargo build --release --locked -p eks-node-agent-tests --bin bench-all
+cargo build --release --locked -p eks-node-agent-tests --bin bench-all --bin bench-discovery
 
 exec target/release/bench-all --agent "$PWD/target/release/eks-node-agent" --out "$PWD/docs/PERFORMANCE.md" "$@"

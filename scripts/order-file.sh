@@ -3,7 +3,8 @@
 # agent/build.rs): the functions `run` and `token` execute, recorded with valgrind's callgrind
 # while the integration tests drive them down their real paths:
 # - `run`: real containerd, systemd, the Kubernetes API and IMDS emulators, promtool scrapes;
-# - `token`: presigning against botocore and moto.
+# - `token`: presigning against botocore and moto;
+# - `run` on a host where nothing is up yet (every check failing), with scrapes.
 #
 #   scripts/order-file.sh            # ends with the release build laid out by the new list
 #
@@ -46,25 +47,43 @@ EKS_NODE_AGENT_TEST_BIN="$work/agent" cargo test --locked -p eks-node-agent-test
     >"$work/tests.log" 2>&1 || echo "order-file.sh: some tests failed under valgrind (expected); see the counts below" >&2
 grep -E '^test result' "$work/tests.log" >&2 || true
 
+# `run` on a host where nothing it watches is up yet (as at boot, before containerd and the
+# kubelet start; and the README example): every check takes its failure path.
+port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+printf '' > "$work/daemon.toml"
+AWS_EC2_METADATA_DISABLED=true "$work/agent" run --no-kubernetes --node-name order-file \
+    --listen "127.0.0.1:$port" --config "$work/daemon.toml" >/dev/null 2>&1 &
+daemon=$!
+for _ in $(seq 60); do
+    curl -fsS -o /dev/null "http://127.0.0.1:$port/metrics" 2>/dev/null || true
+    sleep 0.5
+done
+kill -TERM "$daemon"
+wait "$daemon" || true
+
 mkdir -p agent/link
 python3 - "$work" agent/link/symbol-order.txt <<'PY'
-# Functions of `run` first, those found in the most dumps (start-up, scrapes, every check)
-# leading; then what only `token` and the other commands ran.
+# Functions of `run` first, those that the most daemon processes ran (start-up, scrapes, the
+# checks' common paths) leading, so that what every daemon needs is packed together; then
+# what only `token` and the other commands ran.
 import collections, glob, re, sys
 work, out = sys.argv[1], sys.argv[2]
 pat = re.compile(r"^c?fn=\((\d+)\) (.+)$")
-daemon, other = collections.Counter(), collections.Counter()
+per_process = collections.defaultdict(set)  # pid -> names
+run_pids = set()
 dumps = sorted(glob.glob(f"{work}/cg.*"))
 for path in dumps:
-    names, is_run = set(), False
+    pid = path.rsplit("/", 1)[1].split(".")[1]  # cg.PID or cg.PID.N
     with open(path, errors="replace") as f:
         for line in f:
-            if line.startswith("cmd:"):
-                is_run = "run" in line.split()[2:]
+            if line.startswith("cmd:") and "run" in line.split()[2:]:
+                run_pids.add(pid)
             m = pat.match(line.rstrip("\n"))
             if m:
-                names.add(re.sub(r"'\d+$", "", m.group(2)))  # recursion levels: foo'2
-    (daemon if is_run else other).update(names)
+                per_process[pid].add(re.sub(r"'\d+$", "", m.group(2)))  # recursion: foo'2
+daemon, other = collections.Counter(), collections.Counter()
+for pid, names in per_process.items():
+    (daemon if pid in run_pids else other).update(names)
 def usable(n):  # symbol names only (callgrind writes "0x..." for code without one)
     return not n.startswith("0x") and " " not in n
 first = [n for n, _ in sorted(daemon.items(), key=lambda kv: (-kv[1], kv[0])) if usable(n)]
@@ -72,7 +91,7 @@ seen = set(first)
 rest = sorted(n for n in other if usable(n) and n not in seen)
 with open(out, "w") as f:
     f.write("\n".join(first + rest) + "\n")
-print(f"order-file.sh: {len(first)} functions of `run`, then {len(rest)} of the other commands, from {len(dumps)} callgrind dumps -> {out}", file=sys.stderr)
+print(f"order-file.sh: {len(first)} functions of `run` ({len(run_pids)} daemons), then {len(rest)} of the other commands ({len(per_process) - len(run_pids)} processes), from {len(dumps)} callgrind dumps -> {out}", file=sys.stderr)
 PY
 
 # The shipped build: stripped, laid out with the new list.
