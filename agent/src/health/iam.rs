@@ -164,9 +164,9 @@ pub async fn check(source: &Source, imds: Option<&Imds>, now: i64) -> Option<Out
         Source::None => return None,
         Source::InstanceRole => match imds {
             Some(imds) => instance_role_expiry(imds).await,
-            None => Err(Outcome::problem(
+            None => Err((
                 "InstanceRoleUnreadable",
-                "IMDS is turned off (AWS_EC2_METADATA_DISABLED); the instance role's expiry is not watched",
+                "IMDS is turned off (AWS_EC2_METADATA_DISABLED); the instance role's expiry is not watched".into(),
             )),
         },
         Source::SsmFile(path) => ssm_file_expiry(path),
@@ -174,7 +174,7 @@ pub async fn check(source: &Source, imds: Option<&Imds>, now: i64) -> Option<Out
     };
     Some(match found {
         Ok(at) => evaluate(source, at, now),
-        Err(problem) => problem,
+        Err((reason, message)) => Outcome::problem(reason, message),
     })
 }
 
@@ -241,9 +241,12 @@ struct RoleDocument {
     expiration: Option<String>,
 }
 
-async fn instance_role_expiry(imds: &Imds) -> Result<i64, Outcome> {
+/// Why an expiry could not be read: a CamelCase reason and a message.
+type Problem = (&'static str, String);
+
+async fn instance_role_expiry(imds: &Imds) -> Result<i64, Problem> {
     let unreadable = |e: &dyn std::fmt::Display| {
-        Outcome::problem(
+        (
             "InstanceRoleUnreadable",
             format!("cannot read the instance role from IMDS: {e}"),
         )
@@ -251,9 +254,9 @@ async fn instance_role_expiry(imds: &Imds) -> Result<i64, Outcome> {
     let roles = match imds.get_text_optional(ROLE_LIST).await {
         Ok(Some(list)) => list,
         Ok(None) => {
-            return Err(Outcome::problem(
+            return Err((
                 "InstanceRoleMissing",
-                "the instance has no IAM instance profile, so the kubelet cannot authenticate: attach the node role's instance profile",
+                "the instance has no IAM instance profile, so the kubelet cannot authenticate: attach the node role's instance profile".into(),
             ));
         }
         Err(e) => return Err(unreadable(&crate::report::error_chain(&e))),
@@ -277,7 +280,7 @@ async fn instance_role_expiry(imds: &Imds) -> Result<i64, Outcome> {
     })?;
     drop(body);
     if doc.code != "Success" {
-        return Err(Outcome::problem(
+        return Err((
             "InstanceRoleCredentialsError",
             format!("IMDS reports Code {:?} for role {role}", doc.code),
         ));
@@ -293,11 +296,11 @@ async fn instance_role_expiry(imds: &Imds) -> Result<i64, Outcome> {
         })
 }
 
-fn ssm_file_expiry(path: &Path) -> Result<i64, Outcome> {
+fn ssm_file_expiry(path: &Path) -> Result<i64, Problem> {
     let modified = std::fs::metadata(path)
         .and_then(|m| m.modified())
         .map_err(|e| {
-            Outcome::problem(
+            (
                 "SsmCredentialsMissing",
                 format!(
                     "{}: {e}; the SSM agent writes it after a hybrid activation (`eks-node-agent init` registers it)",
@@ -306,22 +309,22 @@ fn ssm_file_expiry(path: &Path) -> Result<i64, Outcome> {
             )
         })?;
     unix(modified + SSM_CREDENTIALS_LIFETIME).ok_or_else(|| {
-        Outcome::problem(
+        (
             "SsmCredentialsMissing",
             format!("{}: modification time out of range", path.display()),
         )
     })
 }
 
-fn certificate_expiry(path: &Path) -> Result<i64, Outcome> {
+fn certificate_expiry(path: &Path) -> Result<i64, Problem> {
     let pem = std::fs::read_to_string(path).map_err(|e| {
-        Outcome::problem(
+        (
             "RolesAnywhereCertificateMissing",
             format!("{}: {e}", path.display()),
         )
     })?;
     super::probes::cert_not_after(&pem).ok_or_else(|| {
-        Outcome::problem(
+        (
             "RolesAnywhereCertificateInvalid",
             format!("{} holds no readable certificate", path.display()),
         )
