@@ -31,17 +31,7 @@ if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
     fi
 fi
 
-# The same venv and stamp as scripts/test.sh.
-VENV="${EKS_AGENT_TEST_VENV:-$PWD/.venv}"
-stamp="$VENV/.requirements.sha256"
-want=$(sha256sum tests/requirements.txt | cut -d' ' -f1)
-if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
-    echo "bench.sh: creating the test venv in $VENV" >&2
-    python3 -m venv "$VENV"
-    "$VENV/bin/pip" install -q --disable-pip-version-check -r tests/requirements.txt
-    echo "$want" > "$stamp"
-fi
-export EKS_AGENT_TEST_VENV="$VENV"
+. scripts/test-venv.sh bench.sh
 
 # The shipped binary (release profile of the root Cargo.toml), then the harness.
 cargo build --release --locked -p eks-node-agent

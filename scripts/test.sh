@@ -28,15 +28,6 @@ if [ "$(id -u)" = 0 ]; then
     scripts/package.sh --tools-only
 fi
 
-VENV="${EKS_AGENT_TEST_VENV:-$PWD/.venv}"
-stamp="$VENV/.requirements.sha256"
-want=$(sha256sum tests/requirements.txt | cut -d' ' -f1)
-if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
-    echo "test.sh: creating the test venv in $VENV" >&2
-    python3 -m venv "$VENV"
-    "$VENV/bin/pip" install -q --disable-pip-version-check -r tests/requirements.txt
-    echo "$want" > "$stamp"
-fi
-export EKS_AGENT_TEST_VENV="$VENV"
+. scripts/test-venv.sh test.sh
 
 cargo test --workspace --locked "$@"

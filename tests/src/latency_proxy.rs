@@ -9,6 +9,8 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::time::Instant;
 
+use crate::loopback_http::RuntimeThread;
+
 /// Size of one read.
 const CHUNK_BYTES: usize = 16 * 1024;
 
@@ -16,8 +18,7 @@ const CHUNK_BYTES: usize = 16 * 1024;
 #[derive(Debug)]
 pub struct LatencyProxy {
     addr: SocketAddr,
-    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
-    thread: Option<std::thread::JoinHandle<()>>,
+    _thread: RuntimeThread,
 }
 
 impl LatencyProxy {
@@ -31,41 +32,33 @@ impl LatencyProxy {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
         listener.set_nonblocking(true).expect("nonblocking");
         let addr = listener.local_addr().expect("local addr");
-        let (tx, mut rx) = tokio::sync::oneshot::channel::<()>();
         let one_way = rtt / 2;
-        let thread = std::thread::Builder::new()
-            .name("latency-proxy".into())
-            .spawn(move || {
-                let rt = tokio::runtime::Builder::new_multi_thread()
-                    .worker_threads(2)
-                    .enable_all()
-                    .build()
-                    .expect("runtime");
-                rt.block_on(async move {
-                    let listener = tokio::net::TcpListener::from_std(listener).expect("listener");
-                    loop {
-                        tokio::select! {
-                            _ = &mut rx => return,
-                            accepted = listener.accept() => {
-                                let Ok((client, _)) = accepted else { continue };
-                                tokio::spawn(async move {
-                                    let Ok(server) = TcpStream::connect(upstream).await else { return };
-                                    let _ = client.set_nodelay(true);
-                                    let _ = server.set_nodelay(true);
-                                    let (cr, cw) = client.into_split();
-                                    let (sr, sw) = server.into_split();
-                                    tokio::join!(pipe(cr, sw, one_way), pipe(sr, cw, one_way));
-                                });
-                            }
+        let thread = RuntimeThread::spawn(
+            "latency-proxy",
+            RuntimeThread::two_workers(),
+            move |mut rx| async move {
+                let listener = tokio::net::TcpListener::from_std(listener).expect("listener");
+                loop {
+                    tokio::select! {
+                        _ = &mut rx => return,
+                        accepted = listener.accept() => {
+                            let Ok((client, _)) = accepted else { continue };
+                            tokio::spawn(async move {
+                                let Ok(server) = TcpStream::connect(upstream).await else { return };
+                                let _ = client.set_nodelay(true);
+                                let _ = server.set_nodelay(true);
+                                let (cr, cw) = client.into_split();
+                                let (sr, sw) = server.into_split();
+                                tokio::join!(pipe(cr, sw, one_way), pipe(sr, cw, one_way));
+                            });
                         }
                     }
-                });
-            })
-            .expect("spawn proxy thread");
+                }
+            },
+        );
         LatencyProxy {
             addr,
-            shutdown: Some(tx),
-            thread: Some(thread),
+            _thread: thread,
         }
     }
 
@@ -108,15 +101,4 @@ async fn pipe(
         let _ = to.shutdown().await;
     };
     tokio::join!(reader, writer);
-}
-
-impl Drop for LatencyProxy {
-    fn drop(&mut self) {
-        if let Some(tx) = self.shutdown.take() {
-            let _ = tx.send(());
-        }
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
-    }
 }

@@ -22,12 +22,61 @@ impl std::fmt::Display for Dropped {
 
 impl std::error::Error for Dropped {}
 
+/// A thread running a tokio runtime until it is dropped: the drop signals the future and
+/// joins the thread. The test servers (this one, the latency proxy, the Roles Anywhere
+/// emulator) each run on one.
+#[derive(Debug)]
+pub struct RuntimeThread {
+    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl RuntimeThread {
+    /// Runs `run(stop)` on a runtime from `builder` in a thread named `name`; `stop` resolves
+    /// when the `RuntimeThread` is dropped.
+    pub fn spawn<F, Fut>(name: &str, mut builder: tokio::runtime::Builder, run: F) -> RuntimeThread
+    where
+        F: FnOnce(tokio::sync::oneshot::Receiver<()>) -> Fut + Send + 'static,
+        Fut: Future<Output = ()>,
+    {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let thread = std::thread::Builder::new()
+            .name(name.to_owned())
+            .spawn(move || {
+                let rt = builder.enable_all().build().expect("runtime");
+                rt.block_on(run(rx));
+            })
+            .expect("spawn runtime thread");
+        RuntimeThread {
+            shutdown: Some(tx),
+            thread: Some(thread),
+        }
+    }
+
+    /// A multi-threaded runtime with two workers, as the servers use.
+    pub fn two_workers() -> tokio::runtime::Builder {
+        let mut b = tokio::runtime::Builder::new_multi_thread();
+        b.worker_threads(2);
+        b
+    }
+}
+
+impl Drop for RuntimeThread {
+    fn drop(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
 /// A running server.
 #[derive(Debug)]
 pub struct LoopbackServer {
     addr: SocketAddr,
-    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
-    thread: Option<std::thread::JoinHandle<()>>,
+    _thread: RuntimeThread,
 }
 
 impl LoopbackServer {
@@ -40,39 +89,18 @@ impl LoopbackServer {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
         listener.set_nonblocking(true).expect("nonblocking");
         let addr = listener.local_addr().expect("local addr");
-        let (tx, rx) = tokio::sync::oneshot::channel();
-        let thread = std::thread::Builder::new()
-            .name(name.to_owned())
-            .spawn(move || {
-                let rt = tokio::runtime::Builder::new_multi_thread()
-                    .worker_threads(2)
-                    .enable_all()
-                    .build()
-                    .expect("runtime");
-                rt.block_on(serve(listener, handler, rx));
-            })
-            .expect("spawn server thread");
+        let thread = RuntimeThread::spawn(name, RuntimeThread::two_workers(), move |stop| {
+            serve(listener, handler, stop)
+        });
         LoopbackServer {
             addr,
-            shutdown: Some(tx),
-            thread: Some(thread),
+            _thread: thread,
         }
     }
 
     /// The listening address.
     pub fn addr(&self) -> SocketAddr {
         self.addr
-    }
-}
-
-impl Drop for LoopbackServer {
-    fn drop(&mut self) {
-        if let Some(tx) = self.shutdown.take() {
-            let _ = tx.send(());
-        }
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
     }
 }
 

@@ -280,8 +280,7 @@ pub struct Emulator {
     ca_bundle: PathBuf,
     _dir: tempfile::TempDir,
     log: Arc<Mutex<Vec<Recorded>>>,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-    thread: Option<std::thread::JoinHandle<()>>,
+    _thread: crate::loopback_http::RuntimeThread,
 }
 
 impl Emulator {
@@ -322,13 +321,10 @@ impl Emulator {
             config,
             log: log.clone(),
         });
-        let (stop_tx, mut stop_rx) = tokio::sync::oneshot::channel::<()>();
-        let thread = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .expect("runtime");
-            rt.block_on(async move {
+        let thread = crate::loopback_http::RuntimeThread::spawn(
+            "rolesanywhere-emulator",
+            tokio::runtime::Builder::new_current_thread(),
+            move |mut stop_rx| async move {
                 let listener = tokio::net::TcpListener::from_std(std_listener).expect("listener");
                 loop {
                     tokio::select! {
@@ -361,15 +357,14 @@ impl Emulator {
                         }
                     }
                 }
-            });
-        });
+            },
+        );
         Emulator {
             addr,
             ca_bundle,
             _dir: dir,
             log,
-            stop: Some(stop_tx),
-            thread: Some(thread),
+            _thread: thread,
         }
     }
 
@@ -386,17 +381,6 @@ impl Emulator {
     /// Requests answered so far.
     pub fn requests(&self) -> Vec<Recorded> {
         self.log.lock().expect("log").clone()
-    }
-}
-
-impl Drop for Emulator {
-    fn drop(&mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
     }
 }
 

@@ -39,12 +39,14 @@ const SOCKET_CONNECT_ATTEMPT_TIMEOUT: Duration = Duration::from_secs(1);
 /// The job mode for start and restart: replace conflicting queued jobs.
 const JOB_MODE: &str = "replace";
 
+// The systemd D-Bus interfaces the agent uses: `apply` starts and restarts units through them,
+// the daemon's unit check (crate::health::units) reads unit state.
 #[zbus::proxy(
     interface = "org.freedesktop.systemd1.Manager",
     default_service = "org.freedesktop.systemd1",
     default_path = "/org/freedesktop/systemd1"
 )]
-trait Manager {
+pub(crate) trait Manager {
     /// Asks systemd to send job and unit signals to this client.
     fn subscribe(&self) -> zbus::Result<()>;
     /// daemon-reload.
@@ -73,10 +75,16 @@ trait Manager {
     interface = "org.freedesktop.systemd1.Unit",
     default_service = "org.freedesktop.systemd1"
 )]
-trait Unit {
+pub(crate) trait Unit {
+    /// loaded, not-found, bad-setting, error, masked.
+    #[zbus(property)]
+    fn load_state(&self) -> zbus::Result<String>;
     /// active, reloading, inactive, failed, activating, deactivating, maintenance.
     #[zbus(property)]
     fn active_state(&self) -> zbus::Result<String>;
+    /// The unit type's own state, e.g. running, auto-restart, dead.
+    #[zbus(property)]
+    fn sub_state(&self) -> zbus::Result<String>;
 }
 
 /// Bounds for job and socket waits.

@@ -100,15 +100,16 @@ impl Source {
 /// that `init` wrote into the hybrid AWS config (`AWS_CONFIG_FILE`, else its default path),
 /// else nodeadm's default certificate path.
 pub fn roles_anywhere_certificate(env: &crate::auth::credentials::Env) -> PathBuf {
-    hybrid_aws_config(env)
-        .and_then(|text| crate::render::hybrid::certificate_of(&text))
+    configured_certificate(env)
         .unwrap_or_else(|| PathBuf::from(crate::render::hybrid::DEFAULT_CERTIFICATE))
 }
 
-fn hybrid_aws_config(env: &crate::auth::credentials::Env) -> Option<String> {
+/// The certificate the hybrid AWS config's `credential_process` names, if any.
+fn configured_certificate(env: &crate::auth::credentials::Env) -> Option<PathBuf> {
     let path = env("AWS_CONFIG_FILE")
         .unwrap_or_else(|| crate::compute::values::DEFAULT_HYBRID_AWS_CONFIG.to_owned());
-    std::fs::read_to_string(path).ok()
+    let text = std::fs::read_to_string(path).ok()?;
+    crate::render::hybrid::certificate_of(&text)
 }
 
 /// `--iam-credentials auto`: on a hybrid node, Roles Anywhere when the hybrid AWS config runs
@@ -117,8 +118,7 @@ fn hybrid_aws_config(env: &crate::auth::credentials::Env) -> Option<String> {
 /// no request ever leaves for a link-local address on a host that is not EC2.
 pub fn detect(hybrid: bool, sys: &Path, env: &crate::auth::credentials::Env) -> Source {
     if hybrid {
-        return match hybrid_aws_config(env).and_then(|t| crate::render::hybrid::certificate_of(&t))
-        {
+        return match configured_certificate(env) {
             Some(cert) => Source::RolesAnywhereCertificate(cert),
             None => Source::SsmFile(crate::auth::ssm::credentials_file(env)),
         };
@@ -339,15 +339,12 @@ fn unix(t: SystemTime) -> Option<i64> {
 mod tests {
     use super::*;
 
-    fn env_of(
-        pairs: &'static [(&'static str, &'static str)],
-    ) -> Box<crate::auth::credentials::Env> {
-        Box::new(move |k| {
-            pairs
-                .iter()
-                .find(|(n, _)| *n == k)
-                .map(|(_, v)| (*v).to_owned())
-        })
+    fn env_of(pairs: &[(&str, &str)]) -> Box<crate::auth::credentials::Env> {
+        let pairs: Vec<(String, String)> = pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
+        Box::new(move |k| pairs.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone()))
     }
 
     #[test]
@@ -443,11 +440,11 @@ mod tests {
     fn hybrid_nodes_pick_roles_anywhere_from_the_aws_config_else_ssm() {
         let dir = tempfile::tempdir().unwrap();
         let config = dir.path().join("config");
-        let config_s: &'static str = Box::leak(config.display().to_string().into_boxed_str());
-        let env = env_of(Box::leak(Box::new([
-            ("AWS_CONFIG_FILE", config_s),
+        let config_s = config.display().to_string();
+        let env = env_of(&[
+            ("AWS_CONFIG_FILE", &config_s),
             ("AWS_SHARED_CREDENTIALS_FILE", "/var/ssm/creds"),
-        ])));
+        ]);
         assert_eq!(
             detect(true, dir.path(), &env),
             Source::SsmFile("/var/ssm/creds".into())

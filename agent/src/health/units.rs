@@ -7,40 +7,14 @@
 use std::time::Duration;
 
 use zbus::proxy::CacheProperties;
-use zbus::zvariant::OwnedObjectPath;
 
 use super::{Outcome, UnitFacts};
+use crate::apply::systemd::{ManagerProxy, UnitProxy};
 
 /// Bound on connecting and authenticating to the bus.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 /// Bound on each D-Bus call.
 pub const METHOD_TIMEOUT: Duration = Duration::from_secs(2);
-
-#[zbus::proxy(
-    interface = "org.freedesktop.systemd1.Manager",
-    default_service = "org.freedesktop.systemd1",
-    default_path = "/org/freedesktop/systemd1"
-)]
-trait Manager {
-    /// The unit's object path, loading its definition if it is not loaded.
-    fn load_unit(&self, name: &str) -> zbus::Result<OwnedObjectPath>;
-}
-
-#[zbus::proxy(
-    interface = "org.freedesktop.systemd1.Unit",
-    default_service = "org.freedesktop.systemd1"
-)]
-trait Unit {
-    /// loaded, not-found, bad-setting, error, masked.
-    #[zbus(property)]
-    fn load_state(&self) -> zbus::Result<String>;
-    /// active, reloading, inactive, failed, activating, deactivating, maintenance.
-    #[zbus(property)]
-    fn active_state(&self) -> zbus::Result<String>;
-    /// The unit type's own state, e.g. running, auto-restart, dead.
-    #[zbus(property)]
-    fn sub_state(&self) -> zbus::Result<String>;
-}
 
 #[zbus::proxy(
     interface = "org.freedesktop.systemd1.Service",

@@ -442,6 +442,15 @@ fn runtime() -> tokio::runtime::Runtime {
         .unwrap()
 }
 
+/// The API emulator (accepting `token`) with Node `node-a` carrying the kubelet's
+/// conditions, and the runtime it runs on.
+fn api_with_node_a(token: &str) -> (tokio::runtime::Runtime, KubeApi) {
+    let rt = runtime();
+    let api = rt.block_on(KubeApi::start(token));
+    api.add_node("node-a", kubelet_conditions());
+    (rt, api)
+}
+
 fn condition_patches(api: &KubeApi) -> Vec<Value> {
     api.requests()
         .into_iter()
@@ -456,9 +465,7 @@ fn condition_patches(api: &KubeApi) -> Vec<Value> {
 
 #[test]
 fn failing_check_sets_condition_false_and_recovery_sets_it_true() {
-    let rt = runtime();
-    let api = rt.block_on(KubeApi::start("node-token-1"));
-    api.add_node("node-a", kubelet_conditions());
+    let (_rt, api) = api_with_node_a("node-token-1");
     let before = api.node("node-a").unwrap();
     let root = tempfile::tempdir().unwrap();
     let proc = FakeProc::new(root.path());
@@ -571,9 +578,7 @@ fn restart_does_not_reset_conditions() {
 
 #[test]
 fn a_thousand_flapping_checks_in_a_minute_make_a_handful_of_patches() {
-    let rt = runtime();
-    let api = rt.block_on(KubeApi::start("node-token-3"));
-    api.add_node("node-a", kubelet_conditions());
+    let (_rt, api) = api_with_node_a("node-token-3");
     let root = tempfile::tempdir().unwrap();
     let proc = FakeProc::new(root.path());
     proc.set_threads(990);
@@ -638,9 +643,7 @@ fn a_thousand_flapping_checks_in_a_minute_make_a_handful_of_patches() {
 
 #[test]
 fn kernel_log_problems_become_deduplicated_events_and_conditions() {
-    let rt = runtime();
-    let api = rt.block_on(KubeApi::start("node-token-4"));
-    api.add_node("node-a", kubelet_conditions());
+    let (_rt, api) = api_with_node_a("node-token-4");
     let root = tempfile::tempdir().unwrap();
     let proc = FakeProc::new(root.path());
     let kmsg = root.path().join("kmsg");
@@ -995,9 +998,7 @@ fn fixed_http(routes: Vec<(&'static str, String)>) -> FixedHttp {
 
 #[test]
 fn all_checks_against_real_containerd_and_local_endpoints() {
-    let rt = runtime();
-    let api = rt.block_on(KubeApi::start("node-token-5"));
-    api.add_node("node-a", kubelet_conditions());
+    let (_rt, api) = api_with_node_a("node-token-5");
     let root = tempfile::tempdir().unwrap();
     std::fs::create_dir_all(root.path().join("containerd/net.d")).unwrap();
     std::fs::write(
@@ -1298,9 +1299,7 @@ fn emulator_merges_conditions_by_type_and_rejects_directives() {
 #[test]
 fn emulator_refuses_a_wrong_token_like_an_api_server() {
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
-    let rt = runtime();
-    let api = rt.block_on(KubeApi::start("right-token"));
-    api.add_node("node-a", kubelet_conditions());
+    let (rt, api) = api_with_node_a("right-token");
     let dir = tempfile::tempdir().unwrap();
     let kc = dir.path().join("kubeconfig");
     std::fs::write(&kc, api.kubeconfig().replace("right-token", "wrong-token")).unwrap();
@@ -1384,9 +1383,7 @@ fn condition_is(api: &KubeApi, ct: &str, status: &str, reason: &str) -> bool {
 /// Status call with `Unimplemented`: ContainerRuntimeReady False.
 #[test]
 fn cri_status_of_real_containerd_drives_runtime_and_networking_conditions() {
-    let rt = runtime();
-    let api = rt.block_on(KubeApi::start("node-token-cri"));
-    api.add_node("node-a", kubelet_conditions());
+    let (_rt, api) = api_with_node_a("node-token-cri");
     let root = tempfile::tempdir().unwrap();
     let ctrd_dir = root.path().join("containerd");
     let containerd = start_containerd(&ctrd_dir);
@@ -1475,9 +1472,7 @@ fn unit_state_from_real_systemd_feeds_checks_and_metrics() {
         eprintln!("SKIPPED unit_state_from_real_systemd_feeds_checks_and_metrics: {why}");
         return;
     }
-    let rt = runtime();
-    let api = rt.block_on(KubeApi::start("node-token-units"));
-    api.add_node("node-a", kubelet_conditions());
+    let (rt, api) = api_with_node_a("node-token-units");
     let root = tempfile::tempdir().unwrap();
     let config_home = root.path().join("config");
     let units = config_home.join("systemd/user");
@@ -1620,9 +1615,7 @@ fn unsynchronised_clock_is_a_warning_event_not_a_condition() {
     let synced = eks_node_agent::health::clock::read()
         .expect("adjtimex(2) read-only")
         .synchronized();
-    let rt = runtime();
-    let api = rt.block_on(KubeApi::start("node-token-clock"));
-    api.add_node("node-a", kubelet_conditions());
+    let (_rt, api) = api_with_node_a("node-token-clock");
     let root = tempfile::tempdir().unwrap();
     let (_agent, port) = run_against(
         &api,
@@ -1680,9 +1673,7 @@ fn unsynchronised_clock_is_a_warning_event_not_a_condition() {
 #[test]
 fn bootstrap_phase_durations_are_exported() {
     use eks_node_agent::report::phases;
-    let rt = runtime();
-    let api = rt.block_on(KubeApi::start("node-token-phases"));
-    api.add_node("node-a", kubelet_conditions());
+    let (_rt, api) = api_with_node_a("node-token-phases");
     let root = tempfile::tempdir().unwrap();
     let file = root.path().join("run/eks-node-agent/init-phases.json");
     phases::record(&file, "discover", Duration::from_millis(1250)).unwrap();
@@ -1721,9 +1712,7 @@ fn bootstrap_phase_durations_are_exported() {
 /// counter, while NetworkingReady stays True; all 29 assigned: NetworkingReady False.
 #[test]
 fn vpc_cni_near_exhaustion_is_an_event_and_exhaustion_a_condition() {
-    let rt = runtime();
-    let api = rt.block_on(KubeApi::start("node-token-ipam"));
-    api.add_node("node-a", kubelet_conditions());
+    let (_rt, api) = api_with_node_a("node-token-ipam");
     let root = tempfile::tempdir().unwrap();
     let conflist = root.path().join("10-aws.conflist");
     std::fs::write(
@@ -1794,9 +1783,7 @@ fn vpc_cni_near_exhaustion_is_an_event_and_exhaustion_a_condition() {
 /// the server, its memory stays flat, and the condition lands once the server recovers.
 #[test]
 fn api_server_conflicts_throttling_and_errors_are_retried_with_bounded_memory() {
-    let rt = runtime();
-    let api = rt.block_on(KubeApi::start("node-token-1"));
-    api.add_node("node-a", kubelet_conditions());
+    let (_rt, api) = api_with_node_a("node-token-1");
     let faults: Vec<u16> = [409, 429, 500, 503].repeat(6);
     api.fail_next(&faults);
     let root = tempfile::tempdir().unwrap();
@@ -1886,9 +1873,7 @@ fn events_with(api: &KubeApi, reason: &str) -> usize {
 /// - a bad `--iam-credentials` value is exit 2.
 #[test]
 fn iam_credentials_expiry_per_source_is_exported_and_checked() {
-    let rt = runtime();
-    let api = rt.block_on(KubeApi::start("node-token-iam"));
-    api.add_node("node-a", kubelet_conditions());
+    let (_rt, api) = api_with_node_a("node-token-iam");
     let now = time::OffsetDateTime::now_utc()
         .replace_nanosecond(0)
         .unwrap();

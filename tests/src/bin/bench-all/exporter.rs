@@ -75,13 +75,22 @@ fn measure(pid: u32, port: u16, tck: f64) -> Result<Sample> {
 
 fn agent_command(agent: &Path, port: u16, config: &Path) -> Command {
     let mut cmd = Command::new(agent);
-    cmd.args(["run", "--no-kubernetes", "--node-name", "bench", "--listen"])
-        .arg(format!("127.0.0.1:{port}"))
-        .arg("--config")
-        .arg(config)
+    cmd.args(run_args(port, config))
         .stdout(Stdio::null())
         .stderr(Stdio::null());
     cmd
+}
+
+/// `run` as every measurement starts it: no Kubernetes, listening on `port`.
+fn run_args(port: u16, config: &Path) -> Vec<std::ffi::OsString> {
+    let mut args: Vec<std::ffi::OsString> =
+        ["run", "--no-kubernetes", "--node-name", "bench", "--listen"]
+            .map(Into::into)
+            .to_vec();
+    args.push(format!("127.0.0.1:{port}").into());
+    args.push("--config".into());
+    args.push(config.into());
+    args
 }
 
 fn start_agent(agent: &Path, dir: &Path) -> Result<(Guard, u16)> {
@@ -353,10 +362,7 @@ fn interfaces_point(agent: &Path, interfaces: usize) -> Result<Point> {
     let mut cmd = Command::new("ip");
     cmd.args(["netns", "exec", &ns.0])
         .arg(agent)
-        .args(["run", "--no-kubernetes", "--node-name", "bench", "--listen"])
-        .arg(format!("127.0.0.1:{port}"))
-        .arg("--config")
-        .arg(dir.path().join("none.toml"))
+        .args(run_args(port, &dir.path().join("none.toml")))
         .stdout(Stdio::null())
         .stderr(Stdio::null());
     let a = Guard::spawn(&mut cmd)?; // `ip netns exec` execs the agent: same pid
@@ -417,10 +423,7 @@ fn mounts_point(agent: &Path, mounts: usize) -> Result<Point> {
     .arg(dir.path().join("mnt"))
     .arg(mounts.to_string())
     .arg(agent)
-    .args(["run", "--no-kubernetes", "--node-name", "bench", "--listen"])
-    .arg(format!("127.0.0.1:{port}"))
-    .arg("--config")
-    .arg(dir.path().join("none.toml"))
+    .args(run_args(port, &dir.path().join("none.toml")))
     .stdout(Stdio::null())
     .stderr(Stdio::null());
     let u = Guard::spawn(&mut cmd)?;
