@@ -40,7 +40,7 @@ EOF
 chmod +x "$work/agent"
 
 # Under valgrind the agent is ~50x slower and some tests time out: what ran is recorded anyway.
-EKS_NODE_AGENT_TEST_BIN="$work/agent" cargo test --locked -p eks-node-agent-tests --test integration -- \
+EKS_NODE_AGENT_TEST_BIN="$work/agent" cargo test --locked -p eks-node-agent --test integration -- \
     --test-threads 1 \
     daemon::sd_notify daemon::promtool daemon::all_checks daemon::cri_status daemon::unit_state \
     daemon::iam_credentials daemon::sighup daemon::vpc_cni daemon::kernel_log auth::token \

@@ -16,8 +16,8 @@ mod kubeadm;
 mod max_pods;
 mod status;
 
-/// Path of the agent binary built for the tests (the test crate's copy of the agent's main),
-/// or `EKS_NODE_AGENT_TEST_BIN` (scripts/order-file.sh runs the tests against the release
+/// Path of the agent binary: this package's own `eks-node-agent`, which cargo builds for its
+/// integration tests, or `EKS_NODE_AGENT_TEST_BIN` (scripts/order-file.sh runs the tests against the release
 /// binary under callgrind).
 pub fn agent_bin() -> std::path::PathBuf {
     std::env::var_os("EKS_NODE_AGENT_TEST_BIN").map_or_else(
