@@ -404,7 +404,7 @@ async fn writer(
                 break;
             }
             Err(e) => {
-                tracing::warn!(node = %node, error = %crate::report::error_chain(&e), "cannot read the Node yet; retrying");
+                tracing::warn!(node = %node, error = %crate::model::text::error_chain(&e), "cannot read the Node yet; retrying");
                 tokio::time::sleep(READ_BACK_RETRY).await;
             }
         }
@@ -433,7 +433,7 @@ async fn writer(
                     }
                     Err(e) => {
                         metrics.condition_writes.with_label_values(&["error"]).inc();
-                        tracing::warn!(node = %node, error = %crate::report::error_chain(&e), backoff_secs = backoff.as_secs(), "condition write failed");
+                        tracing::warn!(node = %node, error = %crate::model::text::error_chain(&e), backoff_secs = backoff.as_secs(), "condition write failed");
                         if let Ok(mut c) = conditions.lock() && let Some(c) = c.as_mut() {
                             c.failed(now);
                         }
@@ -449,7 +449,7 @@ async fn writer(
                     Ok(()) => metrics.events.with_label_values(&["ok"]).inc(),
                     Err(e) => {
                         metrics.events.with_label_values(&["error"]).inc();
-                        tracing::warn!(node = %node, reason = %reason, error = %crate::report::error_chain(&e), "event write failed");
+                        tracing::warn!(node = %node, reason = %reason, error = %crate::model::text::error_chain(&e), "event write failed");
                     }
                 }
             }
@@ -509,7 +509,7 @@ pub async fn run(settings: Settings) -> Result<(), Error> {
             }
             Err(e) => {
                 // Metrics and local health still work; conditions wait for a restart.
-                tracing::error!(error = %crate::report::error_chain(&e), "no Kubernetes client: node conditions and events are not written");
+                tracing::error!(error = %crate::model::text::error_chain(&e), "no Kubernetes client: node conditions and events are not written");
             }
         },
         None => tracing::info!("no kubeconfig: node conditions and events are not written"),
@@ -532,7 +532,7 @@ pub async fn run(settings: Settings) -> Result<(), Error> {
         iam::Source::InstanceRole => match iam::imds_client() {
             Ok(c) => Some(c),
             Err(e) => {
-                tracing::warn!(error = %crate::report::error_chain(&e), "no IMDS client: the instance role's expiry is not watched");
+                tracing::warn!(error = %crate::model::text::error_chain(&e), "no IMDS client: the instance role's expiry is not watched");
                 None
             }
         },

@@ -1,5 +1,6 @@
 //! Exit codes, as documented in the design: 0 success, 1 runtime failure, 2 bad input,
-//! 3 nothing to do.
+//! 3 nothing to do. A leaf: each module's error implements [`Classify`]; the CLI maps an
+//! error chain to its code (`cli::exit_code`).
 
 /// The process exit status of a command.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -26,42 +27,13 @@ pub trait Classify {
     fn exit_code(&self) -> Code;
 }
 
-/// Maps an error chain to an exit code: the first error in the chain that classifies
-/// itself wins; anything else is a runtime failure.
-pub fn classify(err: &anyhow::Error) -> Code {
-    for cause in err.chain() {
-        if let Some(e) = cause.downcast_ref::<crate::config::Error>() {
-            return e.exit_code();
-        }
-        if let Some(e) = cause.downcast_ref::<crate::auth::Error>() {
-            return e.exit_code();
-        }
-        if let Some(e) = cause.downcast_ref::<crate::facts::Error>() {
-            return e.exit_code();
-        }
-        if let Some(e) = cause.downcast_ref::<crate::compute::values::Error>() {
-            return e.exit_code();
-        }
-        if let Some(e) = cause.downcast_ref::<crate::compute::Error>() {
-            return e.exit_code();
-        }
-        if let Some(e) = cause.downcast_ref::<crate::facts::instance_types::Error>() {
-            return e.exit_code();
-        }
-        if let Some(e) = cause.downcast_ref::<crate::daemon::Error>() {
-            return e.exit_code();
-        }
-        if let Some(e) = cause.downcast_ref::<crate::install::Error>() {
-            return e.exit_code();
-        }
-        if cause.downcast_ref::<BadInput>().is_some() {
-            return Code::BadInput;
-        }
-    }
-    Code::Failure
-}
-
 /// A generic bad-input error for the CLI edge (flag combinations and the like).
 #[derive(Debug, thiserror::Error)]
 #[error("{0}")]
 pub struct BadInput(pub String);
+
+impl Classify for BadInput {
+    fn exit_code(&self) -> Code {
+        Code::BadInput
+    }
+}

@@ -4,6 +4,8 @@
 //! apply it under a root. Everything before `apply` is pure and printable.
 
 pub mod apply;
+#[cfg(test)]
+mod architecture;
 pub mod auth;
 pub mod cli;
 pub mod compute;
@@ -13,7 +15,8 @@ pub mod exit;
 pub mod facts;
 pub mod health;
 pub mod install;
-pub mod logging;
+pub mod model;
+pub mod net;
 pub mod render;
 pub mod report;
 pub mod status;

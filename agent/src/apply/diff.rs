@@ -30,6 +30,18 @@ pub struct Observed<'a> {
     pub files: Vec<(&'a FileSpec, Option<Current>)>,
     /// Each sysctl with its current value; `Err(reason)` when sysctls are skipped.
     pub sysctls: std::result::Result<Vec<SysctlState>, String>,
+    /// Why host actions would be skipped (a non-host root); `None` when they would run.
+    pub actions_skipped: Option<String>,
+}
+
+/// The plan's host actions, one line each, and why they would be skipped.
+pub fn render_actions(out: &mut String, plan: &Plan, skipped: Option<&str>) {
+    for action in &plan.actions {
+        let _ = writeln!(out, "{}", action.describe());
+    }
+    if let Some(reason) = skipped {
+        let _ = writeln!(out, "(skipped: {reason})");
+    }
 }
 
 /// The outcome writing `spec` over `current` would have.
@@ -77,6 +89,11 @@ pub fn render(plan: &Plan, observed: &Observed<'_>) -> String {
                 };
             }
         }
+    }
+
+    if !plan.actions.is_empty() {
+        let _ = writeln!(out, "\n# host actions");
+        render_actions(&mut out, plan, observed.actions_skipped.as_deref());
     }
 
     let _ = writeln!(out, "\n# services");
@@ -187,7 +204,16 @@ pub fn dry_run(root: &Root, proc_root: Option<&Path>, plan: &Plan) -> Result<Str
             })
             .collect()),
     };
-    Ok(render(plan, &Observed { files, sysctls }))
+    let actions_skipped =
+        (!root.is_host()).then(|| format!("root is {}, not /", root.dir().display()));
+    Ok(render(
+        plan,
+        &Observed {
+            files,
+            sysctls,
+            actions_skipped,
+        },
+    ))
 }
 
 #[cfg(test)]
@@ -226,6 +252,7 @@ mod tests {
                 key: "net.ipv4.ip_forward".into(),
                 value: "1".into(),
             }],
+            actions: Vec::new(),
             services: vec![
                 ServiceSpec {
                     unit: "containerd.service".into(),
@@ -257,6 +284,7 @@ mod tests {
                 (&plan.files[3], None),
             ],
             sysctls: Ok(vec![SysctlState::Value("0".into())]),
+            actions_skipped: None,
         };
         let text = render(&plan, &observed);
         let expected = "\
@@ -310,6 +338,7 @@ restart kubelet.service (inputs change)
                 })
                 .collect(),
             sysctls: Err("root is /tmp/x, not /".into()),
+            actions_skipped: Some("root is /tmp/x, not /".into()),
         };
         let text = render(&plan, &observed);
         assert!(!text.contains("restart"), "{text}");

@@ -13,9 +13,11 @@
 //! Under a non-host root (`--root DIR`) sysctls and services are skipped unless a procfs root
 //! or a bus address was given explicitly (tests do that).
 
+pub mod actions;
 pub mod diff;
 pub mod file;
 pub mod manifest;
+pub mod phases;
 pub mod sysctl;
 pub mod systemd;
 
@@ -206,12 +208,38 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
+    /// Registering the SSM hybrid activation failed.
+    #[error("cannot register the host with SSM")]
+    Register {
+        /// Why.
+        #[source]
+        source: crate::auth::Error,
+    },
+    /// Turning off a swap file failed.
+    #[error(
+        "cannot turn off swap file {path}: {reason}; turn the swap off by hand, or set failSwapOn: false in spec.kubelet.config"
+    )]
+    SwapOff {
+        /// The swap file.
+        path: String,
+        /// What happened.
+        reason: String,
+    },
     /// A failure injected by the crash-safety test hook.
     #[error("injected failure after {files} file(s) (test hook)")]
     Injected {
         /// How many files were written before it.
         files: usize,
     },
+}
+
+impl crate::exit::Classify for Error {
+    fn exit_code(&self) -> crate::exit::Code {
+        match self {
+            Error::Register { source } => source.exit_code(),
+            _ => crate::exit::Code::Failure,
+        }
+    }
 }
 
 /// Result alias for this module.
@@ -323,6 +351,8 @@ pub struct Report {
     pub units_started: Vec<String>,
     /// Units left alone: active and inputs unchanged.
     pub units_unchanged: Vec<String>,
+    /// Host actions carried out (registration, swapoff).
+    pub actions: Vec<String>,
     /// Phases not carried out, with the reason.
     pub skipped: Vec<Skipped>,
 }
@@ -344,6 +374,7 @@ impl Report {
             || !self.units_to_restart.is_empty()
             || !self.units_restarted.is_empty()
             || !self.units_started.is_empty()
+            || !self.actions.is_empty()
     }
 
     /// Folds another phase's report into this one.
@@ -360,6 +391,7 @@ impl Report {
         self.units_restarted.extend(other.units_restarted);
         self.units_started.extend(other.units_started);
         self.units_unchanged.extend(other.units_unchanged);
+        self.actions.extend(other.actions);
         self.skipped.extend(other.skipped);
     }
 }
@@ -393,6 +425,9 @@ impl fmt::Display for Report {
             for u in units {
                 writeln!(f, "unit {word}: {u}")?;
             }
+        }
+        for a in &self.actions {
+            writeln!(f, "action {a}")?;
         }
         for s in &self.skipped {
             writeln!(f, "skipped {}: {}", s.what, s.reason)?;
@@ -618,6 +653,26 @@ impl Applier {
         Ok(report)
     }
 
+    /// Carries out the plan's host actions in order (registration, swapoff). Skipped (and
+    /// reported so) under a non-host root. Async (tokio).
+    pub async fn apply_actions(&self, plan: &Plan) -> Result<Report> {
+        let mut report = Report::default();
+        if plan.actions.is_empty() {
+            return Ok(report);
+        }
+        if !self.root.is_host() {
+            report.skipped.push(Skipped {
+                what: "host actions".into(),
+                reason: format!("root is {}, not /", self.root.dir().display()),
+            });
+            return Ok(report);
+        }
+        for action in &plan.actions {
+            report.actions.push(actions::run(action).await?);
+        }
+        Ok(report)
+    }
+
     /// Brings up the plan's services in order through systemd's D-Bus API: daemon-reload when
     /// `files` says a unit file changed, RestartUnit for units whose inputs changed, StartUnit
     /// for the others that are not active; each job is awaited, then the service's socket.
@@ -652,6 +707,20 @@ impl Applier {
             )
             .await?;
         Ok(report)
+    }
+
+    /// The dry run of a plan of host actions only (the registration before discovery), under
+    /// `heading`; empty when there is nothing to do.
+    pub fn dry_run_actions(&self, plan: &Plan, heading: &str) -> String {
+        if plan.actions.is_empty() {
+            return String::new();
+        }
+        let skipped =
+            (!self.root.is_host()).then(|| format!("root is {}, not /", self.root.dir().display()));
+        let mut out = format!("# {heading}\n");
+        diff::render_actions(&mut out, plan, skipped.as_deref());
+        out.push('\n');
+        out
     }
 
     /// The dry run: every file with path, mode and a unified diff against the disk, the sysctls

@@ -23,7 +23,7 @@ use aws_credential_types::Credentials;
 use aws_credential_types::provider::{ProvideCredentials, SharedCredentialsProvider};
 
 use super::Error;
-use super::partition::Region;
+use crate::model::Region;
 
 /// Connect timeout for every credential or STS call.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
@@ -50,6 +50,8 @@ pub enum Source {
     Imds(Option<String>),
     /// The credentials file an SSM hybrid activation keeps (profile `default` of that file).
     SsmFile(PathBuf),
+    /// IAM Roles Anywhere with a hybrid node's certificate.
+    RolesAnywhere(Box<super::rolesanywhere::NodeIdentity>),
 }
 
 impl Source {
@@ -60,6 +62,7 @@ impl Source {
             Source::Profile(p) => format!("profile:{p}"),
             Source::Imds(_) => "imds".into(),
             Source::SsmFile(p) => format!("ssm:{}", p.display()),
+            Source::RolesAnywhere(n) => format!("rolesanywhere:{}", n.certificate.display()),
         }
     }
 }
@@ -80,11 +83,11 @@ pub async fn resolve_region(
     env: &Env,
 ) -> Result<Region, Error> {
     if let Some(r) = flag {
-        return Region::parse(r, "--region");
+        return Ok(Region::parse(r, "--region")?);
     }
     for var in ["AWS_REGION", "AWS_DEFAULT_REGION"] {
         if let Some(r) = env(var) {
-            return Region::parse(&r, var);
+            return Ok(Region::parse(&r, var)?);
         }
     }
     let mut builder = aws_config::profile::ProfileFileRegionProvider::builder();
@@ -93,7 +96,10 @@ pub async fn resolve_region(
     }
     let region = aws_config::meta::region::ProvideRegion::region(&builder.build()).await;
     match region {
-        Some(r) => Region::parse(r.as_ref(), "the AWS config profile's `region`"),
+        Some(r) => Ok(Region::parse(
+            r.as_ref(),
+            "the AWS config profile's `region`",
+        )?),
         None => Err(Error::NoRegion),
     }
 }
@@ -174,6 +180,14 @@ pub async fn provider(
                     .profile_name(super::ssm::SSM_PROFILE)
                     .build(),
             )
+        }
+        Source::RolesAnywhere(node) => {
+            tracing::debug!(source = "rolesanywhere", certificate = %node.certificate.display(), "using IAM Roles Anywhere");
+            let client = super::rolesanywhere::RolesAnywhere::for_node(
+                node,
+                std::sync::Arc::new(super::SystemClock),
+            )?;
+            SharedCredentialsProvider::new(super::rolesanywhere::RolesAnywhereProvider::new(client))
         }
         Source::Imds(endpoint) => {
             let mut client = aws_config::imds::Client::builder().configure(&conf);

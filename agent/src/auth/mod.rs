@@ -8,13 +8,11 @@
 //! - [`rolesanywhere`]: IAM Roles Anywhere `CreateSession`, signed with an X.509 private key.
 //! - [`ssm`]: SSM hybrid activations: the credentials file the SSM agent maintains and the
 //!   `amazon-ssm-agent -register` call.
-//! - [`partition`]: regions, partitions and STS hosts.
 //!
 //! Secrets (secret keys, session tokens, activation codes) never reach logs or error messages:
 //! errors name the source and the field, never the value.
 
 pub mod credentials;
-pub mod partition;
 pub mod rolesanywhere;
 pub mod ssm;
 pub mod token;
@@ -63,6 +61,9 @@ pub enum Error {
         /// What is wrong and how to fix it.
         reason: String,
     },
+    /// A value that does not parse into its type (a region, say).
+    #[error(transparent)]
+    Invalid(#[from] crate::model::Invalid),
     /// No region could be found for the STS endpoint.
     #[error(
         "no AWS region: pass --region, or set AWS_REGION (or AWS_DEFAULT_REGION), or `region` in the AWS config profile"
@@ -168,9 +169,10 @@ pub enum Error {
 impl exit::Classify for Error {
     fn exit_code(&self) -> exit::Code {
         match self {
-            Error::InvalidInput { .. } | Error::NoRegion | Error::BadPem { .. } => {
-                exit::Code::BadInput
-            }
+            Error::InvalidInput { .. }
+            | Error::Invalid(_)
+            | Error::NoRegion
+            | Error::BadPem { .. } => exit::Code::BadInput,
             Error::Read { source, .. } if source.kind() == std::io::ErrorKind::NotFound => {
                 exit::Code::BadInput
             }
@@ -181,20 +183,4 @@ impl exit::Classify for Error {
             _ => exit::Code::Failure,
         }
     }
-}
-
-/// Formats a time as RFC 3339 UTC with whole seconds (`2023-04-28T00:14:00Z`).
-pub fn rfc3339(t: SystemTime) -> String {
-    let t = time::OffsetDateTime::from(t)
-        .replace_nanosecond(0)
-        .unwrap_or(time::OffsetDateTime::from(t));
-    t.format(&time::format_description::well_known::Rfc3339)
-        .unwrap_or_default()
-}
-
-/// Parses an RFC 3339 time.
-pub fn parse_rfc3339(s: &str) -> Option<SystemTime> {
-    time::OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339)
-        .ok()
-        .map(SystemTime::from)
 }

@@ -10,7 +10,7 @@
 //! `X-Amz-X509` (and `X-Amz-X509-Chain`) headers. aws-sigv4 only signs with HMAC keys, so the
 //! canonical request is built here (pure functions, unit-tested); keys are RustCrypto's.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
@@ -23,8 +23,8 @@ use sha2::{Digest, Sha256};
 use x509_cert::Certificate;
 use x509_cert::der::Decode;
 
-use super::partition::Region;
 use super::{Clock, Error};
+use crate::model::Region;
 
 /// The signing name of the service.
 pub const SERVICE: &str = "rolesanywhere";
@@ -395,6 +395,27 @@ pub fn decimal_serial(bytes: &[u8]) -> String {
     digits.iter().rev().map(|d| char::from(b'0' + d)).collect()
 }
 
+/// A hybrid node's IAM Roles Anywhere set-up (from `spec.hybrid.iamRolesAnywhere`, see
+/// `config::NodeConfig::credential_source`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NodeIdentity {
+    /// The node's certificate (PEM).
+    pub certificate: PathBuf,
+    /// Its private key (PEM).
+    pub private_key: PathBuf,
+    /// What to ask `CreateSession` for; the node name is the session name.
+    pub session: SessionParams,
+    /// The region of the trust anchor, whose Roles Anywhere endpoint signs the session.
+    pub region: Region,
+    /// An endpoint override (`AWS_ENDPOINT_URL_ROLESANYWHERE`, or `status --rolesanywhere-endpoint`).
+    pub endpoint: Option<String>,
+    /// Extra CA certificates for the endpoint (`AWS_CA_BUNDLE`).
+    pub ca_bundle: Option<PathBuf>,
+}
+
+/// The variable naming the Roles Anywhere endpoint (as for the AWS SDKs).
+pub const ENDPOINT_ENV: &str = "AWS_ENDPOINT_URL_ROLESANYWHERE";
+
 /// What to ask `CreateSession` for.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SessionParams {
@@ -679,7 +700,7 @@ impl From<&SessionCredentials> for CredentialProcessOutput {
             access_key_id: c.access_key_id.clone(),
             secret_access_key: c.secret_access_key.clone(),
             session_token: c.session_token.clone(),
-            expiration: super::rfc3339(c.expiration),
+            expiration: crate::model::text::rfc3339(c.expiration),
         }
     }
 }
@@ -748,7 +769,7 @@ pub fn parse_response(
         .next()
         .and_then(|c| c.credentials)
         .ok_or_else(|| bad("credentialSet[0].credentials is missing".into()))?;
-    let expiration = super::parse_rfc3339(&creds.expiration).ok_or_else(|| {
+    let expiration = crate::model::text::parse_rfc3339(&creds.expiration).ok_or_else(|| {
         bad(format!(
             "expiration {:?} is not an RFC 3339 time",
             creds.expiration
@@ -869,42 +890,16 @@ impl RolesAnywhere {
         })
     }
 
-    /// The client for a hybrid node's `spec.hybrid.iamRolesAnywhere`: its certificate and key
-    /// (nodeadm's default paths when unset), its ARNs, and its node name as the session name.
-    pub fn for_node(
-        ira: &crate::config::types::IamRolesAnywhere,
-        region: Region,
-        endpoint: Option<&str>,
-        ca_bundle: Option<&Path>,
-        clock: Arc<dyn Clock>,
-    ) -> Result<RolesAnywhere, Error> {
-        use crate::render::hybrid::{DEFAULT_CERTIFICATE, DEFAULT_PRIVATE_KEY};
-        let identity = X509Identity::load(
-            Path::new(
-                ira.certificate_path
-                    .as_deref()
-                    .unwrap_or(DEFAULT_CERTIFICATE),
-            ),
-            Path::new(
-                ira.private_key_path
-                    .as_deref()
-                    .unwrap_or(DEFAULT_PRIVATE_KEY),
-            ),
-            None,
-        )?;
-        let params = SessionParams {
-            trust_anchor_arn: ira.trust_anchor_arn.clone().unwrap_or_default(),
-            profile_arn: ira.profile_arn.clone().unwrap_or_default(),
-            role_arn: ira.role_arn.clone().unwrap_or_default(),
-            role_session_name: ira.node_name.clone().filter(|n| !n.is_empty()),
-            duration_secs: DEFAULT_DURATION_SECS,
-        };
+    /// The client for a hybrid node: its certificate and key, its ARNs and its node name as
+    /// the session name.
+    pub fn for_node(node: &NodeIdentity, clock: Arc<dyn Clock>) -> Result<RolesAnywhere, Error> {
+        let identity = X509Identity::load(&node.certificate, &node.private_key, None)?;
         RolesAnywhere::new(
             identity,
-            params,
-            region,
-            endpoint,
-            https_client(ca_bundle)?,
+            node.session.clone(),
+            node.region.clone(),
+            node.endpoint.as_deref(),
+            https_client(node.ca_bundle.as_deref())?,
             clock,
         )
     }
@@ -1111,7 +1106,10 @@ mod tests {
         let body = br#"{"credentialSet":[{"assumedRoleUser":{"arn":"arn:aws:sts::123456789012:assumed-role/r/1","assumedRoleId":"AROA:1"},"credentials":{"accessKeyId":"ASIAX","expiration":"2024-01-01T01:00:00Z","secretAccessKey":"s","sessionToken":"t"},"packedPolicySize":0,"roleArn":"arn:aws:iam::123456789012:role/r","sourceIdentity":"CN=node"}],"subjectArn":"arn:aws:rolesanywhere:us-west-2:123456789012:subject/x"}"#;
         let c = parse_response(201, None, body, "https://x").unwrap();
         assert_eq!(c.access_key_id, "ASIAX");
-        assert_eq!(crate::auth::rfc3339(c.expiration), "2024-01-01T01:00:00Z");
+        assert_eq!(
+            crate::model::text::rfc3339(c.expiration),
+            "2024-01-01T01:00:00Z"
+        );
         let out = CredentialProcessOutput::from(&c);
         let json = serde_json::to_string(&out).unwrap();
         assert_eq!(

@@ -16,7 +16,7 @@ use std::process::Stdio;
 use std::time::Duration;
 
 use super::Error;
-use super::partition::Region;
+use crate::model::Region;
 
 /// The profile the SSM agent writes in its credentials file.
 pub const SSM_PROFILE: &str = "default";
@@ -93,7 +93,7 @@ impl ActivationCode {
 }
 
 /// An SSM hybrid activation.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Activation {
     /// The activation id (a UUID; not secret).
     pub id: String,

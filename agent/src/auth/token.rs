@@ -20,7 +20,7 @@ use serde::{Deserialize, Serialize};
 use sha2::Digest;
 
 use super::Error;
-use super::partition::Region;
+use crate::model::Region;
 
 /// What every token starts with.
 pub const TOKEN_PREFIX: &str = "k8s-aws-v1.";
@@ -252,7 +252,7 @@ impl ExecCredential {
             api_version: api_version.to_owned(),
             spec: serde_json::Map::new(),
             status: ExecCredentialStatus {
-                expiration_timestamp: super::rfc3339(token.expiration),
+                expiration_timestamp: crate::model::text::rfc3339(token.expiration),
                 token: token.token.clone(),
             },
         }
@@ -329,7 +329,7 @@ impl TokenCache {
         let path = self.dir.join(key.file_name());
         let bytes = std::fs::read(&path).ok()?;
         let cached: CachedToken = serde_json::from_slice(&bytes).ok()?;
-        let expiration = super::parse_rfc3339(&cached.expiration)?;
+        let expiration = crate::model::text::parse_rfc3339(&cached.expiration)?;
         let fresh = expiration
             .duration_since(now)
             .is_ok_and(|left| left > Duration::from_secs(CACHE_REUSE_MARGIN_SECS));
@@ -358,7 +358,7 @@ impl TokenCache {
             .join(format!(".{}.{}.tmp", key.file_name(), std::process::id()));
         let body = serde_json::to_vec(&CachedToken {
             token: token.token.clone(),
-            expiration: super::rfc3339(token.expiration),
+            expiration: crate::model::text::rfc3339(token.expiration),
         })
         .unwrap_or_default();
         let result = (|| {

@@ -8,12 +8,12 @@ use std::sync::Arc;
 use anyhow::Context;
 use clap::Args;
 
-use crate::auth::partition::Region;
 use crate::auth::rolesanywhere::{
     self, CredentialProcessOutput, RolesAnywhere, SessionParams, X509Identity,
 };
 use crate::auth::{Clock, Error, SystemClock};
 use crate::exit;
+use crate::model::Region;
 
 /// Get temporary credentials from IAM Roles Anywhere and print them as credential_process JSON.
 #[derive(Debug, Args)]
@@ -106,7 +106,7 @@ pub async fn credentials(args: CredentialsArgs, clock: Arc<dyn Clock>) -> anyhow
         clock,
     )?;
     let creds = ra.create_session().await?;
-    tracing::debug!(access_key_id = %creds.access_key_id, expiration = %crate::auth::rfc3339(creds.expiration), "got IAM Roles Anywhere credentials");
+    tracing::debug!(access_key_id = %creds.access_key_id, expiration = %crate::model::text::rfc3339(creds.expiration), "got IAM Roles Anywhere credentials");
     serde_json::to_string(&CredentialProcessOutput::from(&creds))
         .context("cannot encode the credentials")
 }

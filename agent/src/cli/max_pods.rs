@@ -5,9 +5,10 @@
 use anyhow::Context as _;
 use clap::Args;
 
-use crate::compute::{CniVersion, InstanceType, MaxPodsOptions, max_pods};
+use crate::compute::{CniVersion, MaxPodsOptions, max_pods};
 use crate::exit;
 use crate::facts::instance_types::{self, Ec2Settings, Lookup};
+use crate::model::InstanceType;
 
 /// Compute the max pods of an instance type for the VPC CNI, like max-pods-calculator.sh.
 #[derive(Debug, Args)]

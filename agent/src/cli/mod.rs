@@ -3,13 +3,15 @@
 
 use clap::{Args, Parser, Subcommand};
 
-use crate::{exit, logging};
+use crate::exit;
 
 mod bootstrap;
 mod config;
 pub mod credentials;
+mod exit_code;
 mod init;
 mod install;
+mod logging;
 mod max_pods;
 mod run;
 mod status;
@@ -76,7 +78,7 @@ pub enum Command {
 
 /// The user-data source for `imds://user-data`.
 pub(crate) fn user_data_fetcher() -> Box<dyn crate::config::UserDataFetch> {
-    Box::new(init::ImdsUserData)
+    Box::new(crate::config::ImdsUserData)
 }
 
 /// Runs a parsed command line.
@@ -96,8 +98,7 @@ pub fn run(cli: Cli) -> anyhow::Result<exit::Code> {
     }
 }
 
-/// The whole process: parse, log, run, report. Both binaries (the agent's and the test
-/// crate's copy) call this.
+/// The whole process: parse, log, run, report.
 pub fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     logging::init(cli.global.log_format, cli.global.verbose);
@@ -108,7 +109,7 @@ pub fn main() -> std::process::ExitCode {
             for cause in err.chain().skip(1) {
                 eprintln!("  caused by: {cause}");
             }
-            exit::classify(&err).into()
+            exit_code::classify(&err).into()
         }
     }
 }

@@ -6,10 +6,10 @@ use anyhow::Context;
 use clap::{Args, ValueEnum};
 
 use crate::auth::credentials::{self, Source};
-use crate::auth::partition::Region;
 use crate::auth::token::{self, CacheKey, ClusterId, ExecCredential, TokenCache};
 use crate::auth::{Clock, SystemClock, ssm};
 use crate::exit;
+use crate::model::Region;
 
 /// Print a `k8s-aws-v1.` token for the cluster as a Kubernetes ExecCredential.
 #[derive(Debug, Args)]

@@ -1,7 +1,7 @@
 //! kube-reserved: what the kubelet holds back for Kubernetes system daemons, by the EKS AMI's
 //! rules: CPU by cores, memory by pod density, a fixed ephemeral-storage reserve.
 
-use std::collections::BTreeMap;
+use crate::model::KubeReserved;
 
 /// CPU reserved per range of cores, in basis points (1/100 of a percent) of each core's
 /// millicores: 6% of the first core, 1% of the second, 0.5% of the third and fourth,
@@ -40,53 +40,14 @@ pub fn memory_mebibytes_to_reserve(max_pods: u32) -> u32 {
     u32::try_from(mib).unwrap_or(u32::MAX)
 }
 
-/// The kubelet's `kubeReserved`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct KubeReserved {
-    /// CPU, millicores.
-    pub cpu_millicores: u32,
-    /// Memory, MiB.
-    pub memory_mebibytes: u32,
-    /// Ephemeral storage, GiB.
-    pub ephemeral_storage_gibibytes: u32,
-}
-
-impl KubeReserved {
-    /// kube-reserved for a host with `cores` cores whose kubelet runs at most `max_pods` pods.
-    /// Pass the *effective* max pods (after a user-set value or expression), since that is
-    /// the density the kubelet will allow.
-    pub fn new(cores: u32, max_pods: u32) -> Self {
-        KubeReserved {
-            cpu_millicores: cpu_millicores_to_reserve(cores),
-            memory_mebibytes: memory_mebibytes_to_reserve(max_pods),
-            ephemeral_storage_gibibytes: EPHEMERAL_STORAGE_GIB,
-        }
-    }
-
-    /// The kubelet config map: `{"cpu": "70m", "ephemeral-storage": "1Gi", "memory": "574Mi"}`.
-    pub fn to_kubelet_map(&self) -> BTreeMap<String, String> {
-        BTreeMap::from([
-            ("cpu".to_owned(), format!("{}m", self.cpu_millicores)),
-            ("memory".to_owned(), format!("{}Mi", self.memory_mebibytes)),
-            (
-                "ephemeral-storage".to_owned(),
-                format!("{}Gi", self.ephemeral_storage_gibibytes),
-            ),
-        ])
-    }
-}
-
-impl serde::Serialize for KubeReserved {
-    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        use serde::ser::SerializeMap;
-        let mut map = serializer.serialize_map(Some(3))?;
-        map.serialize_entry("cpu", &format!("{}m", self.cpu_millicores))?;
-        map.serialize_entry("memory", &format!("{}Mi", self.memory_mebibytes))?;
-        map.serialize_entry(
-            "ephemeral-storage",
-            &format!("{}Gi", self.ephemeral_storage_gibibytes),
-        )?;
-        map.end()
+/// kube-reserved for a host with `cores` cores whose kubelet runs at most `max_pods` pods.
+/// Pass the *effective* max pods (after a user-set value or expression), since that is the
+/// density the kubelet will allow.
+pub fn kube_reserved(cores: u32, max_pods: u32) -> KubeReserved {
+    KubeReserved {
+        cpu_millicores: cpu_millicores_to_reserve(cores),
+        memory_mebibytes: memory_mebibytes_to_reserve(max_pods),
+        ephemeral_storage_gibibytes: EPHEMERAL_STORAGE_GIB,
     }
 }
 
@@ -127,7 +88,7 @@ mod tests {
 
     #[test]
     fn renders_the_kubelet_map() {
-        let r = KubeReserved::new(2, 29);
+        let r = kube_reserved(2, 29);
         let map = r.to_kubelet_map();
         assert_eq!(map["cpu"], "70m");
         assert_eq!(map["memory"], "574Mi");

@@ -17,7 +17,8 @@
 use std::fmt;
 use std::str::FromStr;
 
-use super::{Error, Hypervisor, InstanceLimits};
+use super::Error;
+use crate::model::{Hypervisor, InstanceLimits};
 
 /// The ceiling for types with at most [`MAX_PODS_CEILING_VCPU_THRESHOLD`] vCPUs.
 pub const MAX_PODS_CEILING_LOW_CPU: u32 = 110;

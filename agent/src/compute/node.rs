@@ -2,7 +2,8 @@
 
 use ipnet::IpNet;
 
-use super::{AvailabilityZone, Error, InstanceId};
+use super::Error;
+use crate::model::{InstanceId, NodeName};
 
 /// The IP family the kubelet registers the node with.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
@@ -28,26 +29,22 @@ pub fn node_name(
     private_dns_name: Option<&str>,
     instance_id: &InstanceId,
     instance_id_node_name: bool,
-) -> Result<String, Error> {
+) -> Result<NodeName, Error> {
     if instance_id_node_name {
-        return Ok(instance_id.as_str().to_owned());
+        return Ok(NodeName::parse(instance_id.as_str())?);
     }
     match private_dns_name.map(str::trim) {
-        Some(name) if !name.is_empty() => Ok(name.to_owned()),
+        Some(name) if !name.is_empty() => Ok(NodeName::parse(&name.to_ascii_lowercase())?),
         _ => Err(Error::NoPrivateDnsName {
             instance_id: instance_id.to_string(),
         }),
     }
 }
 
-/// The kubelet's `providerID`: `aws:///<availability zone>/<instance id>`.
-pub fn provider_id(zone: &AvailabilityZone, instance_id: &InstanceId) -> String {
-    format!("aws:///{zone}/{instance_id}")
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::{AvailabilityZone, ProviderId};
 
     fn id() -> InstanceId {
         InstanceId::parse("i-0123456789abcdef0").unwrap()
@@ -70,11 +67,17 @@ mod tests {
     fn node_names() {
         let dns = Some("ip-10-0-1-2.us-west-2.compute.internal");
         assert_eq!(
-            node_name(dns, &id(), false).unwrap(),
+            node_name(dns, &id(), false).unwrap().as_str(),
             "ip-10-0-1-2.us-west-2.compute.internal"
         );
-        assert_eq!(node_name(dns, &id(), true).unwrap(), "i-0123456789abcdef0");
-        assert_eq!(node_name(None, &id(), true).unwrap(), "i-0123456789abcdef0");
+        assert_eq!(
+            node_name(dns, &id(), true).unwrap().as_str(),
+            "i-0123456789abcdef0"
+        );
+        assert_eq!(
+            node_name(None, &id(), true).unwrap().as_str(),
+            "i-0123456789abcdef0"
+        );
         let err = node_name(Some(""), &id(), false).unwrap_err().to_string();
         assert!(
             err.contains("i-0123456789abcdef0") && err.contains("InstanceIdNodeName"),
@@ -87,7 +90,7 @@ mod tests {
     fn provider_ids() {
         let zone = AvailabilityZone::parse("us-west-2a").unwrap();
         assert_eq!(
-            provider_id(&zone, &id()),
+            ProviderId::ec2(&zone, &id()).as_str(),
             "aws:///us-west-2a/i-0123456789abcdef0"
         );
     }

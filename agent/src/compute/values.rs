@@ -6,24 +6,21 @@
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
-use std::path::PathBuf;
 
 use ipnet::IpNet;
-use serde::{Deserialize, Serialize};
 
-use super::{
-    AvailabilityZone, InstanceId, InstanceLimits, InstanceType, KubeReserved, MaxPodsExpression,
-    MaxPodsOptions, cluster_dns_ip, effective_max_pods, embedded_limits,
-};
+use super::{MaxPodsExpression, MaxPodsOptions, cluster_dns_ip, effective_max_pods, kube_reserved};
 use crate::config::NodeConfig;
-use crate::facts::host::HostFacts;
-use crate::render::{NodeKind, NodeValues};
+use crate::model::node::PAUSE_VERSION;
+use crate::model::paths::{HYBRID_AWS_CONFIG, SSM_CREDENTIALS_FILE};
+use crate::model::{
+    ClusterName, Discovered, NodeKind, NodeName, NodeValues, ProviderId, Region, SwapArea,
+    SwapKind, embedded_limits,
+};
 
 /// kubelet's default max pods, used where no instance type applies (hybrid nodes).
 pub const DEFAULT_MAX_PODS: u32 = 110;
-/// The pause image tag.
-pub const PAUSE_VERSION: &str = "3.10";
-/// The pause image for hosts outside AWS regions' ECR (hybrid nodes).
+/// The pause image for hosts outside AWS regions' ECR (hybrid and kubeadm nodes).
 pub const PUBLIC_PAUSE_IMAGE: &str = "public.ecr.aws/eks-distro/kubernetes/pause:3.10";
 /// Feature gate (ours): the VPC CNI runs with ENABLE_PREFIX_DELEGATION=true.
 pub const GATE_PREFIX_DELEGATION: &str = "VpcCniPrefixDelegation";
@@ -31,90 +28,9 @@ pub const GATE_PREFIX_DELEGATION: &str = "VpcCniPrefixDelegation";
 pub const GATE_CUSTOM_NETWORKING: &str = "VpcCniCustomNetworking";
 /// Feature gate (nodeadm's): name the node after its instance ID.
 pub const GATE_INSTANCE_ID_NODE_NAME: &str = "InstanceIdNodeName";
-/// Where IAM Roles Anywhere nodes get their AWS config (nodeadm's default).
-pub const DEFAULT_HYBRID_AWS_CONFIG: &str = "/etc/aws/hybrid/config";
 /// kubeadm's default service subnet (also EKS Anywhere's), used when `spec.cluster.cidr` is unset
 /// on a kubeadm join.
 pub const KUBEADM_DEFAULT_SERVICE_CIDR: &str = "10.96.0.0/12";
-/// The credentials file the SSM agent keeps for a hybrid activation.
-pub const SSM_CREDENTIALS_FILE: &str = "/root/.aws/credentials";
-
-/// The EC2 instance, as IMDS and DescribeInstances describe it.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct Instance {
-    /// `i-...`.
-    pub instance_id: String,
-    /// e.g. `m5.large`.
-    pub instance_type: String,
-    /// e.g. `us-west-2a`.
-    pub availability_zone: String,
-    /// e.g. `us-west-2`.
-    pub region: String,
-    /// The partition's DNS suffix (IMDS `services/domain`), e.g. `amazonaws.com`.
-    pub domain: String,
-    /// The primary private IPv4.
-    pub private_ipv4: Option<IpAddr>,
-    /// The primary interface's first IPv6.
-    #[serde(default)]
-    pub ipv6: Option<IpAddr>,
-    /// DescribeInstances `PrivateDnsName`.
-    #[serde(default)]
-    pub private_dns_name: Option<String>,
-    /// The VPC's IPv4 CIDRs (for the legacy cluster DNS rule).
-    #[serde(default)]
-    pub vpc_ipv4_cidrs: Vec<String>,
-}
-
-/// The cluster, as the config or DescribeCluster gives it.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct Cluster {
-    /// API server URL.
-    pub endpoint: Option<String>,
-    /// The CA bundle (PEM), as DescribeCluster's `certificateAuthority.data` decodes.
-    pub certificate_authority_pem: Option<String>,
-    /// Service CIDR.
-    pub service_cidr: Option<String>,
-    /// Cluster ID (Outposts local clusters).
-    pub id: Option<String>,
-    /// A local cluster on Outposts (from DescribeCluster `outpostConfig`).
-    #[serde(default)]
-    pub outpost: bool,
-    /// API server addresses to pin in /etc/hosts (Outposts).
-    #[serde(default)]
-    pub api_server_addresses: Vec<IpAddr>,
-    /// `remoteNetworkConfig.remoteNodeNetworks[].cidrs` (hybrid nodes): the node IP must be
-    /// inside one of them. Empty when DescribeCluster was not answered.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub remote_node_networks: Vec<IpNet>,
-}
-
-/// Everything discovery found. Tests write it by hand (golden scenarios); `init` fills it.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct Discovered {
-    /// The EC2 instance (absent on hybrid nodes).
-    #[serde(default)]
-    pub instance: Option<Instance>,
-    /// What DescribeCluster returned, when it was called.
-    #[serde(default)]
-    pub cluster: Cluster,
-    /// The local host.
-    #[serde(default)]
-    pub host: HostFacts,
-    /// Instance limits from DescribeInstanceTypes when the embedded table lacks the type.
-    #[serde(skip)]
-    pub limits: Option<InstanceLimits>,
-    /// The SSM managed instance ID (`mi-...`) of a registered hybrid node.
-    #[serde(default)]
-    pub ssm_managed_instance_id: Option<String>,
-    /// The local address of the interface that routes to the API server (hybrid nodes).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub api_route_ip: Option<IpAddr>,
-    /// This binary's absolute path.
-    pub agent_binary: PathBuf,
-}
 
 /// Why the node's values cannot be resolved.
 #[derive(Debug, thiserror::Error)]
@@ -127,7 +43,7 @@ pub enum Error {
         /// How to provide it.
         fix: String,
     },
-    /// A discovered or configured value is malformed.
+    /// A configured value is malformed.
     #[error("{what}: {reason}")]
     Invalid {
         /// Which value.
@@ -173,11 +89,6 @@ impl crate::exit::Classify for Error {
     }
 }
 
-/// The DNS suffix of a region's partition.
-pub fn dns_suffix(region: &str) -> &'static str {
-    crate::auth::partition::partition_of(region).dns_suffix
-}
-
 /// The ECR account that hosts the EKS pause image in a region.
 pub fn pause_account(region: &str) -> &'static str {
     match region {
@@ -204,35 +115,48 @@ pub fn pause_account(region: &str) -> &'static str {
     }
 }
 
-/// The value of a `--name=value` flag in the user's kubelet flags (the last one wins, as in
-/// kubelet).
-fn user_flag<'a>(config: &'a NodeConfig, name: &str) -> Option<&'a str> {
-    let prefix = format!("--{name}=");
+/// The node IP the user set with `--node-ip` in `spec.kubelet.flags` (its first address).
+fn user_node_ip(config: &NodeConfig) -> Result<Option<IpAddr>, Error> {
     config
         .spec
         .kubelet
-        .flags
-        .iter()
-        .rev()
-        .find_map(|f| f.strip_prefix(&prefix))
-}
-
-fn parse_ip(what: &str, value: &str) -> Result<IpAddr, Error> {
-    value.parse().map_err(|_| Error::Invalid {
-        what: what.into(),
-        reason: format!("\"{value}\" is not an IP address"),
-    })
-}
-
-fn parse_cidr(what: &str, value: Option<&str>) -> Result<Option<IpNet>, Error> {
-    value
-        .map(|v| {
-            v.parse::<IpNet>().map_err(|_| Error::Invalid {
-                what: what.into(),
-                reason: format!("\"{v}\" is not a CIDR"),
-            })
+        .node_ip()
+        .map_err(|reason| Error::Invalid {
+            what: "spec.kubelet.flags".into(),
+            reason,
         })
-        .transpose()
+}
+
+/// The service CIDR: the config's, else what discovery found, else `default`.
+fn service_cidr(
+    config: &NodeConfig,
+    found: &Discovered,
+    default: Option<IpNet>,
+) -> Result<Option<IpNet>, Error> {
+    match config.spec.cluster.cidr.as_deref() {
+        Some(text) => text.parse().map(Some).map_err(|_| Error::Invalid {
+            what: "spec.cluster.cidr".into(),
+            reason: format!("\"{text}\" is not a CIDR"),
+        }),
+        None => Ok(found.cluster.service_cidr.or(default)),
+    }
+}
+
+/// `spec.cluster.name`, required on every node.
+fn cluster_name(config: &NodeConfig) -> Result<ClusterName, Error> {
+    let text = config.spec.cluster.name.as_deref().ok_or(Error::Missing {
+        what: "spec.cluster.name",
+        fix: "set it in a NodeConfig".into(),
+    })?;
+    Ok(ClusterName::parse(text).map_err(super::Error::from)?)
+}
+
+/// A node name from a fact or a setting.
+fn node_name(what: &'static str, text: &str) -> Result<NodeName, Error> {
+    NodeName::parse(text).map_err(|e| Error::Invalid {
+        what: what.into(),
+        reason: e.to_string(),
+    })
 }
 
 /// Resolves the node's values from its config and what discovery found.
@@ -241,10 +165,7 @@ pub fn resolve(config: &NodeConfig, found: &Discovered) -> Result<NodeValues, Er
         return resolve_kubeadm(config, found);
     }
     let cluster_cfg = &config.spec.cluster;
-    let cluster_name = cluster_cfg.name.clone().ok_or(Error::Missing {
-        what: "spec.cluster.name",
-        fix: "set it in a NodeConfig".into(),
-    })?;
+    let cluster_name = cluster_name(config)?;
     let endpoint = cluster_cfg
         .api_server_endpoint
         .clone()
@@ -272,21 +193,9 @@ pub fn resolve(config: &NodeConfig, found: &Discovered) -> Result<NodeValues, Er
             });
         }
     };
-    let service_cidr = parse_cidr(
-        "service CIDR",
-        cluster_cfg
-            .cidr
-            .as_deref()
-            .or(found.cluster.service_cidr.as_deref()),
-    )?;
+    let service_cidr = service_cidr(config, found, None)?;
     let ipv6 = matches!(service_cidr, Some(IpNet::V6(_)));
-    let user_max_pods = config
-        .spec
-        .kubelet
-        .config
-        .get("maxPods")
-        .and_then(|v| v.as_u64())
-        .and_then(|v| u32::try_from(v).ok());
+    let user_max_pods = config.spec.kubelet.max_pods();
     let expression = config
         .spec
         .kubelet
@@ -294,13 +203,11 @@ pub fn resolve(config: &NodeConfig, found: &Discovered) -> Result<NodeValues, Er
         .as_deref()
         .map(MaxPodsExpression::parse)
         .transpose()?;
-    let containerd_major = found.host.containerd_version.map_or(1, |v| v.0);
-    let user_node_ip = user_flag(config, "node-ip")
-        .map(|ip| parse_ip("--node-ip in spec.kubelet.flags", ip))
-        .transpose()?;
+    let containerd_major = found.host.containerd_version.map_or(1, |v| v.major);
+    let user_node_ip = user_node_ip(config)?;
 
     let common = |kind,
-                  region: String,
+                  region: Region,
                   node_ip,
                   node_name,
                   provider_id,
@@ -316,9 +223,9 @@ pub fn resolve(config: &NodeConfig, found: &Discovered) -> Result<NodeValues, Er
             kind,
             cluster_name: cluster_name.clone(),
             cluster_id: cluster_cfg.id.clone().or_else(|| found.cluster.id.clone()),
-            dns_suffix: dns_suffix(&region).to_owned(),
+            dns_suffix: region.partition().dns_suffix.to_owned(),
             sandbox_image: String::new(),
-            region,
+            region: region.to_string(),
             api_server_endpoint: endpoint.clone(),
             ca_pem: ca_pem.clone(),
             cluster_dns,
@@ -326,7 +233,7 @@ pub fn resolve(config: &NodeConfig, found: &Discovered) -> Result<NodeValues, Er
             node_name,
             provider_id,
             max_pods,
-            kube_reserved: KubeReserved::new(cores, max_pods),
+            kube_reserved: kube_reserved(cores, max_pods),
             containerd_major,
             nvidia_runtime: found.host.nvidia_runtime.clone(),
             agent_binary: found.agent_binary.clone(),
@@ -335,14 +242,17 @@ pub fn resolve(config: &NodeConfig, found: &Discovered) -> Result<NodeValues, Er
             api_server_addresses: Vec::new(),
             current_hosts: None,
             current_fstab: None,
+            swap_off: Vec::new(),
         })
     };
 
     if let Some(hybrid) = &config.spec.hybrid {
-        let region = cluster_cfg.region.clone().ok_or(Error::Missing {
+        let region_text = cluster_cfg.region.as_deref().ok_or(Error::Missing {
             what: "spec.cluster.region",
             fix: "hybrid nodes must set it".into(),
         })?;
+        let region =
+            Region::parse(region_text, "spec.cluster.region").map_err(super::Error::from)?;
         let default_ip = if ipv6 {
             found.host.default_ipv6
         } else {
@@ -364,41 +274,56 @@ pub fn resolve(config: &NodeConfig, found: &Discovered) -> Result<NodeValues, Er
         };
         check_remote_node_network(node_ip, origin, &found.cluster.remote_node_networks)?;
         check_swap(config, &found.host.swaps)?;
-        let (kind, node_name, provider, mut exec_env) =
-            if let Some(ira) = &hybrid.iam_roles_anywhere {
-                let name = ira.node_name.clone().unwrap_or_default();
-                let config_path = ira
-                    .aws_config_path
-                    .clone()
-                    .unwrap_or_else(|| DEFAULT_HYBRID_AWS_CONFIG.into());
-                let env = BTreeMap::from([("AWS_CONFIG_FILE".to_owned(), config_path)]);
-                (NodeKind::HybridRolesAnywhere, name, "iam-ra", env)
-            } else {
-                let name = found
-                    .ssm_managed_instance_id
-                    .clone()
-                    .unwrap_or_else(|| found.host.hostname.clone());
-                let env = BTreeMap::from([(
-                    "AWS_SHARED_CREDENTIALS_FILE".to_owned(),
-                    SSM_CREDENTIALS_FILE.to_owned(),
-                )]);
-                (NodeKind::HybridSsm, name, "ssm", env)
-            };
-        if node_name.is_empty() {
-            return Err(Error::Missing {
+        let (kind, node_name, provider, mut exec_env) = if let Some(ira) =
+            &hybrid.iam_roles_anywhere
+        {
+            let name = ira.node_name.as_deref().ok_or(Error::Missing {
                 what: "the node name",
-                fix: "set spec.hybrid.iamRolesAnywhere.nodeName, or register with SSM first".into(),
-            });
-        }
-        let provider_id = format!("eks-hybrid:///{region}/{cluster_name}/{node_name}");
+                fix: "set spec.hybrid.iamRolesAnywhere.nodeName".into(),
+            })?;
+            let config_path = ira
+                .aws_config_path
+                .clone()
+                .unwrap_or_else(|| HYBRID_AWS_CONFIG.into());
+            let env = BTreeMap::from([("AWS_CONFIG_FILE".to_owned(), config_path)]);
+            (
+                NodeKind::HybridRolesAnywhere,
+                node_name("spec.hybrid.iamRolesAnywhere.nodeName", name)?,
+                "iam-ra",
+                env,
+            )
+        } else {
+            // Registered with SSM: named after the managed instance ID; not (yet)
+            // registered: after the host, as kubelet would name it.
+            let name = match &found.ssm_managed_instance_id {
+                Some(id) => id.clone(),
+                None if found.host.hostname.trim().is_empty() => {
+                    return Err(Error::Missing {
+                        what: "the node name",
+                        fix: "register the host with SSM (spec.hybrid.ssm) or give it a hostname"
+                            .into(),
+                    });
+                }
+                None => node_name(
+                    "the host name",
+                    &found.host.hostname.trim().to_ascii_lowercase(),
+                )?,
+            };
+            let env = BTreeMap::from([(
+                "AWS_SHARED_CREDENTIALS_FILE".to_owned(),
+                SSM_CREDENTIALS_FILE.to_owned(),
+            )]);
+            (NodeKind::HybridSsm, name, "ssm", env)
+        };
+        let provider_id = ProviderId::hybrid(&region, &cluster_name, &node_name);
         let max_pods = user_max_pods.unwrap_or(DEFAULT_MAX_PODS);
-        exec_env.insert("AWS_REGION".into(), region.clone());
+        exec_env.insert("AWS_REGION".into(), region.to_string());
         let mut values = common(
             kind,
             region,
             node_ip,
             node_name,
-            provider_id,
+            Some(provider_id),
             max_pods,
             found.host.cpu_cores.max(1),
             None,
@@ -415,8 +340,9 @@ pub fn resolve(config: &NodeConfig, found: &Discovered) -> Result<NodeValues, Er
             ),
         ]);
         values.exec_env = exec_env;
-        if !swap_allowed(config) {
+        if config.spec.kubelet.fail_swap_on() {
             values.current_fstab = found.host.fstab.clone();
+            values.swap_off = swap_files(&found.host.swaps);
         }
         return Ok(values);
     }
@@ -425,13 +351,16 @@ pub fn resolve(config: &NodeConfig, found: &Discovered) -> Result<NodeValues, Er
         what: "the EC2 instance",
         fix: "IMDS did not describe this host; on a host outside EC2 configure spec.hybrid".into(),
     })?;
-    let instance_id = InstanceId::parse(&instance.instance_id)?;
-    let instance_type = InstanceType::parse(&instance.instance_type)?;
-    let zone = AvailabilityZone::parse(&instance.availability_zone)?;
-    let limits = found.limits.or_else(|| embedded_limits(&instance_type)).ok_or(Error::Missing {
-        what: "the instance type's network limits",
-        fix: format!("{instance_type} is not in the embedded table and DescribeInstanceTypes was not answered"),
-    })?;
+    let limits = found
+        .limits
+        .or_else(|| embedded_limits(&instance.instance_type))
+        .ok_or_else(|| Error::Missing {
+            what: "the instance type's network limits",
+            fix: format!(
+                "{} is not in the embedded table and DescribeInstanceTypes was not answered",
+                instance.instance_type
+            ),
+        })?;
     let options = MaxPodsOptions {
         prefix_delegation: config.feature(GATE_PREFIX_DELEGATION),
         custom_networking: config.feature(GATE_CUSTOM_NETWORKING),
@@ -452,14 +381,11 @@ pub fn resolve(config: &NodeConfig, found: &Discovered) -> Result<NodeValues, Er
     })?;
     let node_name = super::node_name(
         instance.private_dns_name.as_deref(),
-        &instance_id,
+        &instance.instance_id,
         config.feature(GATE_INSTANCE_ID_NODE_NAME),
     )?;
-    let provider_id = super::provider_id(&zone, &instance_id);
-    let vpc = instance
-        .vpc_ipv4_cidrs
-        .first()
-        .and_then(|c| c.parse::<ipnet::Ipv4Net>().ok());
+    let provider_id = ProviderId::ec2(&instance.availability_zone, &instance.instance_id);
+    let vpc = instance.vpc_ipv4_cidrs.first().copied();
     let outpost = config.is_outpost() || found.cluster.outpost;
     let kind = if outpost {
         NodeKind::Outpost
@@ -471,7 +397,7 @@ pub fn resolve(config: &NodeConfig, found: &Discovered) -> Result<NodeValues, Er
         instance.region.clone(),
         node_ip,
         node_name,
-        provider_id,
+        Some(provider_id),
         max_pods,
         limits.vcpus.max(1),
         vpc,
@@ -481,7 +407,7 @@ pub fn resolve(config: &NodeConfig, found: &Discovered) -> Result<NodeValues, Er
     }
     values.sandbox_image = format!(
         "{}.dkr.ecr.{}.{}/eks/pause:{PAUSE_VERSION}",
-        pause_account(&instance.region),
+        pause_account(instance.region.as_str()),
         instance.region,
         values.dns_suffix
     );
@@ -497,10 +423,7 @@ pub fn resolve(config: &NodeConfig, found: &Discovered) -> Result<NodeValues, Er
 /// and no exec credential plugin.
 fn resolve_kubeadm(config: &NodeConfig, found: &Discovered) -> Result<NodeValues, Error> {
     let cluster_cfg = &config.spec.cluster;
-    let cluster_name = cluster_cfg.name.clone().ok_or(Error::Missing {
-        what: "spec.cluster.name",
-        fix: "set it in a NodeConfig".into(),
-    })?;
+    let cluster_name = cluster_name(config)?;
     let endpoint = found
         .cluster
         .endpoint
@@ -519,47 +442,34 @@ fn resolve_kubeadm(config: &NodeConfig, found: &Discovered) -> Result<NodeValues
             fix: "it comes from the verified cluster-info ConfigMap; run discovery (`init`) with spec.kubeadm set".into(),
         })?
         .into_bytes();
-    let service_cidr = parse_cidr(
-        "service CIDR",
-        Some(
-            cluster_cfg
-                .cidr
-                .as_deref()
-                .or(found.cluster.service_cidr.as_deref())
-                .unwrap_or(KUBEADM_DEFAULT_SERVICE_CIDR),
-        ),
-    )?;
+    let default_cidr = KUBEADM_DEFAULT_SERVICE_CIDR.parse().ok();
+    let service_cidr = service_cidr(config, found, default_cidr)?;
     let ipv6 = matches!(service_cidr, Some(IpNet::V6(_)));
     let host_ip = if ipv6 {
         found.host.default_ipv6
     } else {
         found.host.default_ipv4
     };
-    let node_ip = user_flag(config, "node-ip")
-        .map(|ip| parse_ip("--node-ip in spec.kubelet.flags", ip))
-        .transpose()?
-        .or(host_ip)
-        .ok_or(Error::Missing {
-            what: "the node IP",
-            fix: "no interface holds the default route; add --node-ip=<address> to spec.kubelet.flags".into(),
-        })?;
-    let node_name = user_flag(config, "hostname-override")
-        .map(str::to_owned)
-        .unwrap_or_else(|| found.host.hostname.trim().to_ascii_lowercase());
-    if node_name.is_empty() {
+    let node_ip = user_node_ip(config)?.or(host_ip).ok_or(Error::Missing {
+        what: "the node IP",
+        fix: "no interface holds the default route; add --node-ip=<address> to spec.kubelet.flags"
+            .into(),
+    })?;
+    let (what, name) = match config.spec.kubelet.flag("hostname-override") {
+        Some(name) => ("--hostname-override in spec.kubelet.flags", name.to_owned()),
+        None => (
+            "the host name",
+            found.host.hostname.trim().to_ascii_lowercase(),
+        ),
+    };
+    if name.is_empty() {
         return Err(Error::Missing {
             what: "the node name",
             fix: "the host has no hostname; set one, or add --hostname-override=<name> to spec.kubelet.flags".into(),
         });
     }
-    let max_pods = config
-        .spec
-        .kubelet
-        .config
-        .get("maxPods")
-        .and_then(|v| v.as_u64())
-        .and_then(|v| u32::try_from(v).ok())
-        .unwrap_or(DEFAULT_MAX_PODS);
+    let node_name = node_name(what, &name)?;
+    let max_pods = config.spec.kubelet.max_pods().unwrap_or(DEFAULT_MAX_PODS);
     let cluster_dns = match user_cluster_dns(config)? {
         Some(ip) => ip,
         None => cluster_dns_ip(service_cidr, None)?,
@@ -570,17 +480,17 @@ fn resolve_kubeadm(config: &NodeConfig, found: &Discovered) -> Result<NodeValues
         kind: NodeKind::Kubeadm,
         cluster_name,
         cluster_id: None,
-        dns_suffix: dns_suffix(&region).to_owned(),
+        dns_suffix: crate::model::partition_of(&region).dns_suffix.to_owned(),
         region,
         api_server_endpoint: endpoint,
         ca_pem,
         cluster_dns,
         node_ip,
         node_name,
-        provider_id: String::new(),
+        provider_id: None,
         max_pods,
-        kube_reserved: KubeReserved::new(found.host.cpu_cores.max(1), max_pods),
-        containerd_major: found.host.containerd_version.map_or(1, |v| v.0),
+        kube_reserved: kube_reserved(found.host.cpu_cores.max(1), max_pods),
+        containerd_major: found.host.containerd_version.map_or(1, |v| v.major),
         sandbox_image: PUBLIC_PAUSE_IMAGE.into(),
         nvidia_runtime: found.host.nvidia_runtime.clone(),
         agent_binary: found.agent_binary.clone(),
@@ -588,9 +498,17 @@ fn resolve_kubeadm(config: &NodeConfig, found: &Discovered) -> Result<NodeValues
         exec_env: BTreeMap::new(),
         api_server_addresses: Vec::new(),
         current_hosts: None,
-        current_fstab: (!swap_allowed(config))
+        current_fstab: config
+            .spec
+            .kubelet
+            .fail_swap_on()
             .then(|| found.host.fstab.clone())
             .flatten(),
+        swap_off: if config.spec.kubelet.fail_swap_on() {
+            swap_files(&found.host.swaps)
+        } else {
+            Vec::new()
+        },
     })
 }
 
@@ -606,11 +524,15 @@ fn user_cluster_dns(config: &NodeConfig) -> Result<Option<IpAddr>, Error> {
     {
         Some(v) => {
             let s = v.as_str().unwrap_or_default();
-            parse_ip("spec.kubelet.config.clusterDNS", s).map(Some)
+            s.parse().map(Some).map_err(|_| Error::Invalid {
+                what: "spec.kubelet.config.clusterDNS".into(),
+                reason: format!("\"{s}\" is not an IP address"),
+            })
         }
         None => Ok(None),
     }
 }
+
 /// Hybrid nodes: the node IP must lie in one of the cluster's remote node networks (when
 /// DescribeCluster told them).
 fn check_remote_node_network(
@@ -632,28 +554,23 @@ fn check_remote_node_network(
     })
 }
 
-/// Whether kubelet is configured to tolerate swap (`failSwapOn: false`).
-pub fn swap_allowed(config: &NodeConfig) -> bool {
-    config
-        .spec
-        .kubelet
-        .config
-        .get("failSwapOn")
-        .and_then(|v| v.as_bool())
-        == Some(false)
+/// The active swap files (partitions are refused by [`check_swap`]).
+fn swap_files(swaps: &[SwapArea]) -> Vec<String> {
+    swaps
+        .iter()
+        .filter(|s| s.kind == SwapKind::File)
+        .map(|s| s.path.clone())
+        .collect()
 }
 
-/// Hybrid nodes: swap must be off unless kubelet allows it. Swap files are turned off by
-/// `init` (and their fstab lines commented out); a swap partition is refused before anything
-/// changes, because it is the operator's disk layout to change.
-fn check_swap(config: &NodeConfig, swaps: &[crate::facts::host::SwapArea]) -> Result<(), Error> {
-    if swap_allowed(config) {
+/// On-prem nodes: swap must be off unless kubelet allows it. Swap files are turned off by
+/// `init` (a host action of the plan; their fstab lines are commented out); a swap partition
+/// is refused before anything changes, because it is the operator's disk layout to change.
+fn check_swap(config: &NodeConfig, swaps: &[SwapArea]) -> Result<(), Error> {
+    if !config.spec.kubelet.fail_swap_on() {
         return Ok(());
     }
-    match swaps
-        .iter()
-        .find(|s| s.kind == crate::facts::host::SwapKind::Partition)
-    {
+    match swaps.iter().find(|s| s.kind == SwapKind::Partition) {
         Some(p) => Err(Error::SwapPartition {
             path: p.path.clone(),
         }),
@@ -664,6 +581,7 @@ fn check_swap(config: &NodeConfig, swaps: &[crate::facts::host::SwapArea]) -> Re
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::{Cluster, HostFacts};
 
     fn kubeadm_config() -> NodeConfig {
         serde_yaml_ng::from_str(
@@ -693,8 +611,8 @@ mod tests {
     fn kubeadm_nodes_are_named_after_the_host_and_use_the_verified_server() {
         let values = resolve(&kubeadm_config(), &found()).unwrap();
         assert_eq!(values.kind, NodeKind::Kubeadm);
-        assert_eq!(values.node_name, "worker-a.lab");
-        assert_eq!(values.provider_id, "");
+        assert_eq!(values.node_name.as_str(), "worker-a.lab");
+        assert_eq!(values.provider_id, None);
         assert_eq!(values.api_server_endpoint, "https://cp.eksa.internal:6443");
         assert_eq!(values.ca_pem, b"PEM");
         assert_eq!(values.cluster_dns.to_string(), "10.96.0.10");

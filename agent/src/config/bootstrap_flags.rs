@@ -210,8 +210,6 @@ pub fn translate(flags: &LegacyFlags, ctx: &TranslationContext) -> Result<Transl
 
 /// kubelet's own default when maxPods is not set.
 const KUBELET_DEFAULT_MAX_PODS: u64 = 110;
-/// bootstrap.sh's default pause image tag.
-const DEFAULT_PAUSE_VERSION: &str = "3.5";
 
 fn pause_image(flags: &LegacyFlags, ctx: &TranslationContext) -> Result<String, Error> {
     let Some(account) = flags.pause_container_account.as_deref() else {
@@ -235,8 +233,8 @@ fn pause_image(flags: &LegacyFlags, ctx: &TranslationContext) -> Result<String, 
     let version = flags
         .pause_container_version
         .as_deref()
-        .unwrap_or(DEFAULT_PAUSE_VERSION);
-    let suffix = crate::auth::partition::partition_of(region).dns_suffix;
+        .unwrap_or(crate::model::node::PAUSE_VERSION);
+    let suffix = crate::model::partition_of(region).dns_suffix;
     Ok(format!(
         "{account}.dkr.ecr.{region}.{suffix}/eks/pause:{version}"
     ))

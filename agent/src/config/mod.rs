@@ -6,12 +6,15 @@
 
 pub mod bootstrap_flags;
 pub mod decode;
+mod discovery;
+mod imds;
 pub mod merge;
 pub mod parse;
 pub mod source;
 pub mod types;
 pub mod validate;
 
+pub use imds::{ImdsUserData, load_with_imds};
 pub use merge::Provenance;
 pub use source::{DEFAULT_SOURCES, Source};
 pub use types::*;
@@ -86,6 +89,14 @@ pub enum Error {
     /// A legacy bootstrap.sh flag that cannot be translated.
     #[error("bootstrap flags: {0}")]
     BootstrapFlag(String),
+    /// A setting that validation let through but that does not parse where it is used.
+    #[error("{path}: {reason}")]
+    Setting {
+        /// The field.
+        path: String,
+        /// What is wrong.
+        reason: String,
+    },
     /// A bug: a value that round-trips through serde failed to.
     #[error("internal error while merging configuration: {0}")]
     Internal(String),
@@ -229,7 +240,7 @@ pub fn redacted(config: &NodeConfig) -> serde_json::Value {
         // The token id is public (it names the signature key in cluster-info); the secret is not.
         let shown = token
             .as_str()
-            .and_then(|t| crate::facts::cluster_info::BootstrapToken::parse(t).ok())
+            .and_then(|t| crate::model::BootstrapToken::parse(t).ok())
             .map_or_else(
                 || "<redacted>".to_owned(),
                 |t| format!("{}.<redacted>", t.id()),

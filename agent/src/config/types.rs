@@ -107,6 +107,49 @@ impl KubeletOptions {
     fn is_empty(&self) -> bool {
         self == &Self::default()
     }
+
+    /// The value of `--name=value` in `flags`; the last one wins, as in kubelet.
+    pub fn flag(&self, name: &str) -> Option<&str> {
+        self.flags.iter().rev().find_map(|f| {
+            f.strip_prefix("--")
+                .and_then(|f| f.strip_prefix(name))
+                .and_then(|rest| rest.strip_prefix('='))
+        })
+    }
+
+    /// The addresses `--node-ip` gives (one, or two for a dual-stack node; the first is the
+    /// node's primary address, as kubelet reads it). `Ok(empty)` when the flag is not set.
+    pub fn node_ips(&self) -> Result<Vec<std::net::IpAddr>, String> {
+        let Some(value) = self.flag("node-ip") else {
+            return Ok(Vec::new());
+        };
+        value
+            .split(',')
+            .map(|ip| {
+                ip.trim()
+                    .parse()
+                    .map_err(|_| format!("--node-ip={value}: \"{ip}\" is not an IP address"))
+            })
+            .collect()
+    }
+
+    /// The primary address `--node-ip` gives, if set.
+    pub fn node_ip(&self) -> Result<Option<std::net::IpAddr>, String> {
+        Ok(self.node_ips()?.first().copied())
+    }
+
+    /// `maxPods` from `config`, when it is a pod count.
+    pub fn max_pods(&self) -> Option<u32> {
+        self.config
+            .get("maxPods")
+            .and_then(Value::as_u64)
+            .and_then(|v| u32::try_from(v).ok())
+    }
+
+    /// kubelet's `failSwapOn` from `config` (true unless set to false).
+    pub fn fail_swap_on(&self) -> bool {
+        self.config.get("failSwapOn").and_then(Value::as_bool) != Some(false)
+    }
 }
 
 /// `spec.containerd`.

@@ -370,7 +370,7 @@ const KUBEADM_DISCOVERY_TIMEOUT_MAX_SECS: u64 = 3600;
 /// well-formed token and at least one CA pin; it takes the CA from cluster-info, so a
 /// configured CA, hybrid and Outposts settings do not combine with it.
 fn check_kubeadm(c: &mut Checker<'_>, config: &NodeConfig) {
-    use crate::facts::cluster_info::{BootstrapToken, CaPin};
+    use crate::model::{BootstrapToken, CaPin};
     const P: &str = "spec.kubeadm";
     let Some(kubeadm) = config.spec.kubeadm.as_ref() else {
         return;

@@ -21,7 +21,9 @@ use std::time::{Duration, Instant};
 
 use base64::Engine as _;
 use hmac::Mac as _;
-use sha2::Digest as _;
+
+use crate::model::kubeadm::TOKEN_FIX;
+use crate::model::{BootstrapToken, CaPin};
 
 /// Where the ConfigMap lives on every API server.
 pub const CLUSTER_INFO_PATH: &str = "/api/v1/namespaces/kube-public/configmaps/cluster-info";
@@ -41,114 +43,6 @@ pub const BACKOFF_INITIAL: Duration = Duration::from_millis(250);
 pub const BACKOFF_MAX: Duration = Duration::from_secs(8);
 /// The largest `cluster-info` response read (a ConfigMap is at most 1 MiB).
 const MAX_BODY_BYTES: usize = 2 * 1024 * 1024;
-
-/// Bootstrap token length: id.
-const TOKEN_ID_LEN: usize = 6;
-/// Bootstrap token length: secret.
-const TOKEN_SECRET_LEN: usize = 16;
-/// The fix printed with every token problem.
-const TOKEN_FIX: &str = "create a new token with `kubeadm token create` on a control-plane node and put it in spec.kubeadm.bootstrapToken";
-
-/// A well-formed bootstrap token. `Debug` never shows the secret.
-#[derive(Clone, PartialEq, Eq)]
-pub struct BootstrapToken {
-    id: String,
-    secret: String,
-}
-
-impl std::fmt::Debug for BootstrapToken {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "BootstrapToken({}.** redacted **)", self.id)
-    }
-}
-
-fn token_part(s: &str, len: usize) -> bool {
-    s.len() == len
-        && s.bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
-}
-
-impl BootstrapToken {
-    /// Parses `<id>.<secret>`. The error never contains the text (it is a secret).
-    pub fn parse(text: &str) -> Result<BootstrapToken, MalformedToken> {
-        let (id, secret) = text.split_once('.').ok_or(MalformedToken)?;
-        if token_part(id, TOKEN_ID_LEN) && token_part(secret, TOKEN_SECRET_LEN) {
-            Ok(BootstrapToken {
-                id: id.to_owned(),
-                secret: secret.to_owned(),
-            })
-        } else {
-            Err(MalformedToken)
-        }
-    }
-
-    /// The public token id (the `kid` and the suffix of `jws-kubeconfig-<id>`).
-    pub fn id(&self) -> &str {
-        &self.id
-    }
-
-    /// The whole token, for the bootstrap kubeconfig only.
-    pub fn expose(&self) -> String {
-        format!("{}.{}", self.id, self.secret)
-    }
-}
-
-/// A bootstrap token that is not `[a-z0-9]{6}.[a-z0-9]{16}`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-#[error(
-    "is not a bootstrap token: expected 6 lowercase letters or digits, a dot, then 16 lowercase letters or digits (like `07401b.f395accd246ae52d`, as `kubeadm token create` prints); the value is not shown because it is a secret"
-)]
-pub struct MalformedToken;
-
-/// A CA pin: the SHA-256 of a certificate's DER SubjectPublicKeyInfo.
-#[derive(Clone, Copy, PartialEq, Eq)]
-pub struct CaPin([u8; 32]);
-
-impl std::fmt::Display for CaPin {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "sha256:{}", hex::encode(self.0))
-    }
-}
-
-impl std::fmt::Debug for CaPin {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "CaPin({self})")
-    }
-}
-
-/// A `caCertHashes` entry that is not `sha256:<64 hex digits>`.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error(
-    "\"{0}\" is not a CA pin: expected `sha256:` and 64 hex digits, the SHA-256 of the CA certificate's DER public key (SubjectPublicKeyInfo), as `kubeadm token create --print-join-command` prints after --discovery-token-ca-cert-hash"
-)]
-pub struct MalformedPin(pub String);
-
-impl CaPin {
-    /// Parses `sha256:<hex>` (hex in either case, as kubeadm accepts it).
-    pub fn parse(text: &str) -> Result<CaPin, MalformedPin> {
-        let bad = || MalformedPin(text.to_owned());
-        let (kind, digest) = text.split_once(':').ok_or_else(bad)?;
-        if !kind.eq_ignore_ascii_case("sha256") || digest.len() != 64 {
-            return Err(bad());
-        }
-        let bytes = hex::decode(digest).map_err(|_| bad())?;
-        let array: [u8; 32] = bytes.try_into().map_err(|_| bad())?;
-        Ok(CaPin(array))
-    }
-
-    /// The pin of a DER certificate.
-    pub fn of_certificate(der: &[u8]) -> Result<CaPin, String> {
-        use x509_cert::der::{Decode as _, Encode as _};
-        let cert = x509_cert::Certificate::from_der(der)
-            .map_err(|e| format!("not an X.509 certificate ({e})"))?;
-        let spki = cert
-            .tbs_certificate
-            .subject_public_key_info
-            .to_der()
-            .map_err(|e| format!("its public key does not encode ({e})"))?;
-        Ok(CaPin(sha2::Sha256::digest(&spki).into()))
-    }
-}
 
 /// What discovery established: the API server and its CA, both signed by the token holder
 /// and the CA pinned.
@@ -329,11 +223,11 @@ pub fn verify_detached_jws(
         None => return Err("the header has no algorithm".into()),
     }
     match header.get("kid").and_then(|v| v.as_str()) {
-        Some(kid) if kid == token.id => {}
+        Some(kid) if kid == token.id() => {}
         Some(kid) => {
             return Err(format!(
                 "it was made for token id {kid:?}, not \"{}\"",
-                token.id
+                token.id()
             ));
         }
         None => return Err("the header has no key id (kid)".into()),
@@ -347,7 +241,7 @@ pub fn verify_detached_jws(
     let signature = b64
         .decode(signature_b64)
         .map_err(|e| format!("the signature is not base64url ({e})"))?;
-    let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(token.secret.as_bytes())
+    let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(token.secret_key())
         .map_err(|e| format!("HMAC key ({e})"))?;
     // JWS signing input: ASCII(BASE64URL(header) || '.' || BASE64URL(payload)).
     mac.update(header_b64.as_bytes());
@@ -391,19 +285,19 @@ pub fn verify(
         .ok_or_else(|| Error::NoKubeconfig {
             endpoint: endpoint.to_owned(),
         })?;
-    let key = format!("{JWS_KEY_PREFIX}{}", token.id);
+    let key = format!("{JWS_KEY_PREFIX}{}", token.id());
     let jws = data
         .get(&key)
         .filter(|j| !j.is_empty())
         .ok_or_else(|| Error::NoSignature {
             endpoint: endpoint.to_owned(),
-            token_id: token.id.clone(),
+            token_id: token.id().to_owned(),
             waited: Duration::ZERO,
         })?;
     verify_detached_jws(jws, kubeconfig.as_bytes(), token).map_err(|reason| {
         Error::BadSignature {
             endpoint: endpoint.to_owned(),
-            token_id: token.id.clone(),
+            token_id: token.id().to_owned(),
             reason,
         }
     })?;
@@ -754,7 +648,7 @@ pub async fn discover(
                 // The bootstrapsigner adds the signature shortly after the token is created.
                 Err(Error::NoSignature { .. }) => Error::NoSignature {
                     endpoint: endpoint.to_owned(),
-                    token_id: token.id.clone(),
+                    token_id: token.id().to_owned(),
                     waited: started.elapsed(),
                 },
                 Err(e) => return Err(e),
@@ -769,7 +663,7 @@ pub async fn discover(
         tokio::time::sleep(backoff).await;
         backoff = (backoff * 2).min(limits.backoff_max);
     };
-    tracing::info!(endpoint, token_id = %token.id, pin = %verified.matched_pin, server = %verified.server, "cluster-info signature and CA pin verified; reading it again over verified TLS");
+    tracing::info!(endpoint, token_id = %token.id(), pin = %verified.matched_pin, server = %verified.server, "cluster-info signature and CA pin verified; reading it again over verified TLS");
     let pinned = client(Some(&verified.ca_pem), limits)?;
     let mut backoff = limits.backoff_initial;
     loop {

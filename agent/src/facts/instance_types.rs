@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use aws_sdk_ec2::types::InstanceTypeInfo;
 
-use crate::compute::{Hypervisor, InstanceLimits, InstanceType, embedded_limits};
+use crate::model::{Hypervisor, InstanceLimits, InstanceType, embedded_limits};
 
 /// Time to open a connection to the EC2 endpoint.
 pub const EC2_CONNECT_TIMEOUT: Duration = Duration::from_secs(3);

@@ -11,12 +11,15 @@ pub mod eks;
 pub mod host;
 pub mod imds;
 pub mod instance_types;
+pub mod provider;
 
 use std::time::{Duration, Instant};
 
 use aws_config::{BehaviorVersion, Region, SdkConfig};
 use aws_credential_types::provider::SharedCredentialsProvider;
 use serde::Serialize;
+
+use crate::net::ProxySettings;
 
 /// Total time discovery may take: IMDS, then EC2 and EKS (which may wait for a cluster that is
 /// being created).
@@ -50,6 +53,47 @@ pub enum Error {
         /// What the loader reported.
         detail: String,
     },
+    /// A value read from IMDS or an API that does not parse into its type.
+    #[error("an instance fact is malformed: {0}")]
+    Invalid(#[from] crate::model::Invalid),
+    /// DescribeInstanceTypes failed.
+    #[error(transparent)]
+    InstanceTypes(#[from] instance_types::Error),
+    /// kubeadm's cluster-info discovery failed or refused.
+    #[error(transparent)]
+    ClusterInfo(#[from] cluster_info::Error),
+    /// The node's credentials could not be had.
+    #[error(transparent)]
+    Credentials(#[from] crate::auth::Error),
+    /// DescribeCluster for a hybrid node failed while the config needs its answer.
+    #[error(
+        "describing hybrid cluster {cluster} in {region} (needed because spec.cluster lacks apiServerEndpoint, certificateAuthority or cidr; set them, or grant the node's role eks:DescribeCluster)"
+    )]
+    DescribeHybridCluster {
+        /// The cluster.
+        cluster: String,
+        /// Its region.
+        region: String,
+        /// Why.
+        #[source]
+        source: Box<Error>,
+    },
+    /// An Outposts API server's name does not resolve.
+    #[error(
+        "cannot resolve the API server {endpoint} for the /etc/hosts block of the local cluster: {reason}; check the VPC's DNS resolution, or set spec.cluster.apiServerEndpoint to an address"
+    )]
+    ApiServerAddress {
+        /// The endpoint.
+        endpoint: String,
+        /// Why.
+        reason: String,
+    },
+    /// Reading the host's facts did not finish.
+    #[error("reading the host's facts did not finish: {reason}")]
+    HostFacts {
+        /// Why.
+        reason: String,
+    },
     /// The whole discovery took too long.
     #[error("discovering the instance (IMDS, EC2, EKS) did not finish within {deadline:.0?}")]
     Deadline {
@@ -65,6 +109,9 @@ impl crate::exit::Classify for Error {
             Error::Imds(
                 imds::Error::InvalidEndpoint { .. } | imds::Error::InvalidEndpointMode { .. },
             ) => crate::exit::Code::BadInput,
+            Error::InstanceTypes(e) => e.exit_code(),
+            Error::Credentials(e) => e.exit_code(),
+            Error::DescribeHybridCluster { source, .. } => source.exit_code(),
             _ => crate::exit::Code::Failure,
         }
     }
@@ -150,69 +197,6 @@ impl DiscoverInput {
         self.api_server_endpoint.is_none()
             || self.certificate_authority.is_none()
             || self.service_cidr.is_none()
-    }
-}
-
-/// Proxy settings for the agent's own AWS API calls (EC2, EKS, STS). IMDS never uses them.
-/// The AWS SDK's HTTP client ignores the proxy variables unless told, so the agent reads them
-/// itself: from its process environment first, then from the NodeConfig's
-/// `spec.instance.environment` (what containerd and kubelet get).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct ProxySettings {
-    /// `HTTPS_PROXY` (used for https:// endpoints, i.e. every AWS endpoint).
-    pub https: Option<String>,
-    /// `HTTP_PROXY` (used for http:// endpoints: mirrors and local emulators).
-    pub http: Option<String>,
-    /// `NO_PROXY`: hosts, domains and CIDRs reached directly.
-    pub no_proxy: Option<String>,
-}
-
-impl ProxySettings {
-    /// Reads the variables (upper case first, then lower case, as curl and Go do).
-    pub fn from_vars(get: impl Fn(&str) -> Option<String>) -> ProxySettings {
-        let var = |upper: &str, lower: &str| {
-            get(upper)
-                .or_else(|| get(lower))
-                .filter(|v| !v.trim().is_empty())
-        };
-        ProxySettings {
-            https: var("HTTPS_PROXY", "https_proxy"),
-            http: var("HTTP_PROXY", "http_proxy"),
-            no_proxy: var("NO_PROXY", "no_proxy"),
-        }
-    }
-
-    /// The process environment.
-    pub fn from_process_env() -> ProxySettings {
-        ProxySettings::from_vars(|k| std::env::var(k).ok())
-    }
-
-    /// These settings where set, else `fallback`'s (as a whole: a proxy and its NO_PROXY
-    /// belong together).
-    pub fn or(self, fallback: ProxySettings) -> ProxySettings {
-        if self.https.is_some() || self.http.is_some() {
-            self
-        } else {
-            fallback
-        }
-    }
-
-    /// The SDK's proxy configuration; `None` when no proxy is set.
-    pub fn proxy_config(
-        &self,
-    ) -> Result<Option<aws_smithy_http_client::proxy::ProxyConfig>, String> {
-        use aws_smithy_http_client::proxy::ProxyConfig;
-        let config = match (&self.https, &self.http) {
-            (Some(s), Some(h)) if s == h => ProxyConfig::all(s.as_str()),
-            (Some(s), _) => ProxyConfig::https(s.as_str()),
-            (None, Some(h)) => ProxyConfig::http(h.as_str()),
-            (None, None) => return Ok(None),
-        }
-        .map_err(|e| format!("{e}"))?;
-        Ok(Some(match &self.no_proxy {
-            Some(rules) => config.no_proxy(rules),
-            None => config,
-        }))
     }
 }
 

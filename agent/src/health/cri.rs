@@ -243,14 +243,16 @@ pub async fn check(socket: &Path) -> Outcome {
     match status(socket).await {
         Ok(conditions) => evaluate(&conditions),
         Err(e @ Error::Connect { .. }) => {
-            Outcome::problem("ContainerdUnreachable", crate::report::error_chain(&e))
+            Outcome::problem("ContainerdUnreachable", crate::model::text::error_chain(&e))
         }
-        Err(e @ Error::Handshake { .. }) => {
-            Outcome::problem("ContainerdNotAnswering", crate::report::error_chain(&e))
-        }
-        Err(e @ Error::Call { .. }) => {
-            Outcome::problem("ContainerRuntimeCRIFailed", crate::report::error_chain(&e))
-        }
+        Err(e @ Error::Handshake { .. }) => Outcome::problem(
+            "ContainerdNotAnswering",
+            crate::model::text::error_chain(&e),
+        ),
+        Err(e @ Error::Call { .. }) => Outcome::problem(
+            "ContainerRuntimeCRIFailed",
+            crate::model::text::error_chain(&e),
+        ),
     }
 }
 

@@ -101,13 +101,13 @@ impl Source {
 /// else nodeadm's default certificate path.
 pub fn roles_anywhere_certificate(env: &crate::auth::credentials::Env) -> PathBuf {
     configured_certificate(env)
-        .unwrap_or_else(|| PathBuf::from(crate::render::hybrid::DEFAULT_CERTIFICATE))
+        .unwrap_or_else(|| PathBuf::from(crate::model::paths::ROLES_ANYWHERE_CERTIFICATE))
 }
 
 /// The certificate the hybrid AWS config's `credential_process` names, if any.
 fn configured_certificate(env: &crate::auth::credentials::Env) -> Option<PathBuf> {
-    let path = env("AWS_CONFIG_FILE")
-        .unwrap_or_else(|| crate::compute::values::DEFAULT_HYBRID_AWS_CONFIG.to_owned());
+    let path =
+        env("AWS_CONFIG_FILE").unwrap_or_else(|| crate::model::paths::HYBRID_AWS_CONFIG.to_owned());
     let text = std::fs::read_to_string(path).ok()?;
     crate::render::hybrid::certificate_of(&text)
 }
@@ -259,7 +259,7 @@ async fn instance_role_expiry(imds: &Imds) -> Result<i64, Problem> {
                 "the instance has no IAM instance profile, so the kubelet cannot authenticate: attach the node role's instance profile".into(),
             ));
         }
-        Err(e) => return Err(unreadable(&crate::report::error_chain(&e))),
+        Err(e) => return Err(unreadable(&crate::model::text::error_chain(&e))),
     };
     let Some(role) = roles.lines().map(str::trim).find(|l| !l.is_empty()) else {
         return Err(unreadable(&"the role list is empty"));
@@ -270,7 +270,7 @@ async fn instance_role_expiry(imds: &Imds) -> Result<i64, Problem> {
     let body = imds
         .get(&format!("{ROLE_LIST}{role}"))
         .await
-        .map_err(|e| unreadable(&crate::report::error_chain(&e)))?;
+        .map_err(|e| unreadable(&crate::model::text::error_chain(&e)))?;
     // The body holds the secret key and session token: only Code and Expiration are kept, and
     // a parse error is reported without the body.
     let doc: RoleDocument = serde_json::from_slice(&body).map_err(|_| {
@@ -287,7 +287,7 @@ async fn instance_role_expiry(imds: &Imds) -> Result<i64, Problem> {
     }
     doc.expiration
         .as_deref()
-        .and_then(crate::auth::parse_rfc3339)
+        .and_then(crate::model::text::parse_rfc3339)
         .and_then(unix)
         .ok_or_else(|| {
             unreadable(&format!(

@@ -254,7 +254,7 @@ pub async fn check(
         }
         Ok(None) => (None, None),
         Err(e) => {
-            tracing::debug!(unit, error = %crate::report::error_chain(&e), "unit state not readable");
+            tracing::debug!(unit, error = %crate::model::text::error_chain(&e), "unit state not readable");
             (None, None)
         }
     }

@@ -113,7 +113,7 @@ impl Component {
             },
             Component::CniPlugins => Layout::Tarball {
                 prefix: None,
-                dir: crate::render::paths::CNI_BIN_DIR,
+                dir: crate::model::paths::CNI_BIN_DIR,
             },
         }
     }

@@ -20,10 +20,10 @@ use serde::Deserialize;
 use super::Error;
 use super::fetch::Policy;
 use crate::apply::Root;
-use crate::auth::partition::Region;
+use crate::model::Region;
 
 /// The SSM agent's registration file.
-pub const REGISTRATION: &str = crate::facts::host::SSM_REGISTRATION;
+pub const REGISTRATION: &str = crate::model::paths::SSM_REGISTRATION;
 /// The SSM agent's key store.
 pub const VAULT_DIR: &str = "/var/lib/amazon/ssm/Vault";
 /// The SSM agent's state directory (per-instance state lives in `<mi-id>/` below it).

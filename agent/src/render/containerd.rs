@@ -3,10 +3,10 @@
 
 use serde_json::{Value, json};
 
-use super::node::NodeValues;
-use super::paths;
 use crate::config::NodeConfig;
 use crate::config::merge::{deep_merge_json, deep_merge_toml};
+use crate::model::NodeValues;
+use crate::model::paths;
 
 /// The runc binary containerd runs.
 const RUNC_BINARY: &str = "/usr/sbin/runc";

@@ -2,10 +2,10 @@
 //! host (kubelet's credential plugin, the ECR credential provider) at this binary's
 //! `credentials` command, which signs CreateSession with the node's certificate.
 
-use super::node::NodeValues;
 use super::plan::FileSpec;
-use crate::compute::values::DEFAULT_HYBRID_AWS_CONFIG;
 use crate::config::NodeConfig;
+use crate::model::NodeValues;
+use crate::model::paths::HYBRID_AWS_CONFIG;
 
 /// nodeadm's default certificate and key paths.
 pub const DEFAULT_CERTIFICATE: &str = "/etc/iam/pki/server.pem";
@@ -17,7 +17,7 @@ pub fn aws_config(config: &NodeConfig, node: &NodeValues) -> Option<FileSpec> {
     let path = ira
         .aws_config_path
         .clone()
-        .unwrap_or_else(|| DEFAULT_HYBRID_AWS_CONFIG.into());
+        .unwrap_or_else(|| HYBRID_AWS_CONFIG.into());
     let arg = |flag: &str, value: &str| format!(" {flag} {}", quote_ini(value));
     let mut process = node.agent_binary.display().to_string();
     process.push_str(" credentials");
@@ -45,7 +45,7 @@ pub fn aws_config(config: &NodeConfig, node: &NodeValues) -> Option<FileSpec> {
         "--role-arn",
         ira.role_arn.as_deref().unwrap_or_default(),
     ));
-    process.push_str(&arg("--role-session-name", &node.node_name));
+    process.push_str(&arg("--role-session-name", node.node_name.as_str()));
     process.push_str(&arg("--region", &node.region));
     let text = format!(
         "# Written by eks-node-agent: IAM Roles Anywhere credentials for this hybrid node.\n[default]\nregion = {}\ncredential_process = {process}\n",

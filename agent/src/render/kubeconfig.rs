@@ -6,8 +6,8 @@ use base64::Engine as _;
 
 use serde::Serialize;
 
-use super::node::{NodeKind, NodeValues};
-use super::paths;
+use crate::model::paths;
+use crate::model::{NodeKind, NodeValues};
 
 #[derive(Serialize)]
 #[serde(rename_all = "kebab-case")]
@@ -95,8 +95,8 @@ pub fn render(node: &NodeValues) -> String {
         NodeKind::Outpost => node
             .cluster_id
             .clone()
-            .unwrap_or_else(|| node.cluster_name.clone()),
-        _ => node.cluster_name.clone(),
+            .unwrap_or_else(|| node.cluster_name.to_string()),
+        _ => node.cluster_name.to_string(),
     };
     let exec = Exec {
         api_version: EXEC_API_VERSION,
@@ -162,7 +162,7 @@ pub const TLS_BOOTSTRAP_USER: &str = "tls-bootstrap-token-user";
 /// verified server with the CA from cluster-info embedded, and the bootstrap token. kubelet
 /// uses it once to have its client certificate signed, then writes its own kubeconfig.
 pub fn render_bootstrap_token(node: &NodeValues, token: &str) -> String {
-    let cluster = node.cluster_name.clone();
+    let cluster = node.cluster_name.to_string();
     let context = format!("{TLS_BOOTSTRAP_USER}@{cluster}");
     let doc = Kubeconfig {
         api_version: "v1",

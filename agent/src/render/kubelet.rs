@@ -3,9 +3,9 @@
 
 use serde_json::{Map, Value, json};
 
-use super::node::{NodeKind, NodeValues};
-use super::paths;
 use crate::config::NodeConfig;
+use crate::model::paths;
+use crate::model::{NodeKind, NodeValues};
 
 /// TLS cipher suites kubelet's server accepts (the AMI's list: AEAD suites only).
 const TLS_CIPHER_SUITES: [&str; 8] = [

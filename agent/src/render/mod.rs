@@ -4,15 +4,14 @@ pub mod containerd;
 pub mod hybrid;
 pub mod kubeconfig;
 pub mod kubelet;
-pub mod node;
-pub mod paths;
 pub mod plan;
 pub mod system;
 
-pub use node::{NodeKind, NodeValues};
-pub use plan::{FileSpec, Plan, ServiceSpec, Sysctl};
+pub use plan::{FileSpec, HostAction, Plan, ServiceSpec, Sysctl};
 
 use crate::config::NodeConfig;
+use crate::model::paths;
+use crate::model::{NodeKind, NodeValues};
 
 const CONTAINERD: &str = "containerd.service";
 const KUBELET: &str = "kubelet.service";
@@ -114,11 +113,60 @@ pub fn render(config: &NodeConfig, node: &NodeValues) -> Plan {
             wait_for_socket: None,
         },
     ];
+    let actions = node
+        .swap_off
+        .iter()
+        .map(|path| HostAction::SwapOff { path: path.clone() })
+        .collect();
     Plan {
         files,
         sysctls: system::sysctls(node),
+        actions,
         services,
     }
+}
+
+/// The plan that runs before discovery: registering an SSM hybrid node with its activation
+/// (the node's name, and the credentials discovery uses, come from it). Empty when the node is
+/// not an SSM hybrid node or is registered already (`registered`); without the SSM agent
+/// (`agent_installed` false) nothing can register and the node is named after its host.
+pub fn registration(
+    config: &NodeConfig,
+    registered: bool,
+    agent_installed: bool,
+) -> Result<Plan, crate::auth::Error> {
+    use crate::auth::ssm::{Activation, ActivationCode};
+    let mut plan = Plan::default();
+    let Some(ssm) = config.spec.hybrid.as_ref().and_then(|h| h.ssm.as_ref()) else {
+        return Ok(plan);
+    };
+    if registered {
+        return Ok(plan);
+    }
+    if !agent_installed {
+        tracing::warn!(
+            "amazon-ssm-agent is not installed; the node cannot register its SSM activation and is named after the host"
+        );
+        return Ok(plan);
+    }
+    let region = crate::model::Region::parse(
+        config.spec.cluster.region.as_deref().unwrap_or_default(),
+        "spec.cluster.region",
+    )?;
+    let activation = Activation {
+        id: ssm.activation_id.clone().unwrap_or_default(),
+        code: ActivationCode::parse(
+            ssm.activation_code.as_deref().unwrap_or_default(),
+            "spec.hybrid.ssm",
+        )?,
+        region: region.clone(),
+    };
+    plan.actions.push(HostAction::RegisterSsm {
+        activation_id: activation.id.clone(),
+        region: region.to_string(),
+        activation,
+    });
+    Ok(plan)
 }
 
 /// Quotes a value for systemd (`Environment=` lines and EnvironmentFile): double quotes,

@@ -1,9 +1,12 @@
-//! The Plan: everything `init` will do to the host, as a value. `render` builds it (pure);
-//! `apply` carries it out; `init --dry-run` prints it.
+//! The Plan: everything `init` will do to the host, as a value: files, sysctls, host actions
+//! (registration, swap) and services. `render` builds it (pure); `apply` carries it out;
+//! `init --dry-run` prints it.
 
 use std::path::PathBuf;
 
 use serde::Serialize;
+
+use crate::auth::ssm::Activation;
 
 /// Everything to write and start, in order.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
@@ -12,6 +15,10 @@ pub struct Plan {
     pub files: Vec<FileSpec>,
     /// Kernel parameters to set through /proc/sys.
     pub sysctls: Vec<Sysctl>,
+    /// Host changes that are neither files nor sysctls (registration, swap), in order, after
+    /// the files and sysctls.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub actions: Vec<HostAction>,
     /// Services to bring up in the `run` phase, in start order.
     pub services: Vec<ServiceSpec>,
 }
@@ -87,4 +94,46 @@ pub struct ServiceSpec {
     pub unit: String,
     /// A unix socket that must accept connections before the next service starts.
     pub wait_for_socket: Option<PathBuf>,
+}
+
+/// A change to the host that is neither a file nor a sysctl nor a service. `apply` carries it
+/// out (only on the host's own root), `init --dry-run` prints it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "action", rename_all = "camelCase")]
+pub enum HostAction {
+    /// Register the host with its SSM hybrid activation (`amazon-ssm-agent -register`, no
+    /// shell); the node is then named after the managed instance ID SSM assigns.
+    RegisterSsm {
+        /// The activation (its code is secret: never serialized, printed or logged).
+        #[serde(skip)]
+        activation: Activation,
+        /// The activation ID (not secret).
+        activation_id: String,
+        /// The activation's region.
+        region: String,
+    },
+    /// Turn off an active swap file (`swapoff PATH`, no shell); the plan's /etc/fstab comments
+    /// its line out so it stays off after a reboot.
+    SwapOff {
+        /// The swap file, as /proc/swaps names it.
+        path: String,
+    },
+}
+
+impl HostAction {
+    /// The action as one line of the dry run and the report.
+    pub fn describe(&self) -> String {
+        match self {
+            HostAction::RegisterSsm {
+                activation_id,
+                region,
+                ..
+            } => format!(
+                "register with SSM: activation {activation_id} in {region} (amazon-ssm-agent -register); the node is named after the managed instance ID it gets"
+            ),
+            HostAction::SwapOff { path } => {
+                format!("swapoff {path} (kubelet refuses to run with swap on)")
+            }
+        }
+    }
 }

@@ -5,10 +5,10 @@ use std::net::IpAddr;
 
 use serde_json::json;
 
-use super::node::NodeValues;
-use super::paths;
 use super::plan::{FileSpec, Sysctl};
 use crate::config::NodeConfig;
+use crate::model::NodeValues;
+use crate::model::paths;
 
 /// Ports kubelet, kube-proxy and the VPC CNI listen on; reserved so ephemeral connections
 /// never take them before the services start.

@@ -9,7 +9,8 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
-use crate::health::ConditionType;
+use crate::model::ConditionType;
+use crate::model::text::rfc3339;
 
 /// At most one condition write per this interval.
 pub const MIN_WRITE_INTERVAL: Duration = Duration::from_secs(5);
@@ -65,13 +66,6 @@ pub struct Conditions {
     written: BTreeMap<ConditionType, Written>,
     last_write: Option<OffsetDateTime>,
     last_heartbeat: Option<OffsetDateTime>,
-}
-
-fn rfc3339(t: OffsetDateTime) -> String {
-    // Kubernetes Time has second precision.
-    let t = t.replace_nanosecond(0).unwrap_or(t);
-    t.format(&time::format_description::well_known::Rfc3339)
-        .unwrap_or_default()
 }
 
 fn parse_time(s: &Option<String>) -> Option<OffsetDateTime> {

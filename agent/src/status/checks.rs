@@ -82,50 +82,17 @@ fn fail(name: &'static str, evidence: impl Into<String>, fix: impl Into<String>)
     CheckResult::new(name, Status::Fail, evidence, fix)
 }
 
-/// A `major.minor.patch` version.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, serde::Serialize)]
-pub struct Version {
-    /// Major.
-    pub major: u32,
-    /// Minor.
-    pub minor: u32,
-    /// Patch.
-    pub patch: u32,
-}
-
-impl std::fmt::Display for Version {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "v{}.{}.{}", self.major, self.minor, self.patch)
-    }
-}
-
-/// Parses `v1.33.5-eks-3025e55`, `1.7.24`, `2.0.0+unknown`: a version word.
-pub fn parse_version_word(word: &str) -> Option<Version> {
-    let w = word.strip_prefix('v').unwrap_or(word);
-    let mut parts = w.split(['.', '-', '~', '+']);
-    let major = parts.next()?.parse().ok()?;
-    let minor = parts.next()?.parse().ok()?;
-    let patch = parts.next().and_then(|p| p.parse().ok()).unwrap_or(0);
-    Some(Version {
-        major,
-        minor,
-        patch,
-    })
-}
+pub use crate::model::Version;
 
 /// `kubelet --version` prints `Kubernetes v1.33.5-eks-3025e55`.
 pub fn parse_kubelet_version(stdout: &str) -> Option<Version> {
-    stdout.split_whitespace().find_map(parse_version_word)
+    Version::find_in(stdout)
 }
 
 /// `containerd --version` prints `containerd github.com/containerd/containerd/v2 v2.1.4 <commit>`
 /// (or the distro's `containerd containerd.io 1.7.27 <commit>`).
 pub fn parse_containerd_version(stdout: &str) -> Option<Version> {
-    crate::facts::host::parse_containerd_version(stdout).map(|(major, minor, patch)| Version {
-        major,
-        minor,
-        patch,
-    })
+    Version::find_in(stdout)
 }
 
 /// The API server's `/version` answer: `gitVersion` and its parsed form.
@@ -137,7 +104,7 @@ pub fn parse_server_version(body: &[u8]) -> Result<(String, Version), String> {
         .and_then(|v| v.as_str())
         .ok_or("/version has no gitVersion")?;
     let version =
-        parse_version_word(git).ok_or_else(|| format!("gitVersion {git:?} is not a version"))?;
+        Version::parse_word(git).ok_or_else(|| format!("gitVersion {git:?} is not a version"))?;
     Ok((git.to_owned(), version))
 }
 

@@ -15,12 +15,12 @@ use ipnet::IpNet;
 
 use super::checks::{self, ApiProbe, CallerIdentity, CredentialsFound, Exec, Holder, Listener};
 use super::{CheckResult, ClockSource, Inputs};
-use crate::auth::partition::Region;
-use crate::auth::rolesanywhere::{self, RolesAnywhere};
+use crate::auth::credentials;
+use crate::auth::rolesanywhere;
 use crate::auth::token::{self, ClusterId};
-use crate::auth::{credentials, ssm};
 use crate::facts::eks::ClusterDetails;
 use crate::health::clock::Timex;
+use crate::model::Region;
 
 /// TCP connect timeout of the STS and API server probes.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
@@ -35,9 +35,9 @@ pub const VERSION_EXEC_TIMEOUT: Duration = Duration::from_secs(5);
 /// Largest answer body read from the API server.
 const MAX_BODY_BYTES: usize = 64 * 1024;
 /// nodeadm's default Roles Anywhere certificate and key.
-pub use crate::render::hybrid::DEFAULT_CERTIFICATE as DEFAULT_RA_CERTIFICATE;
+pub use crate::model::paths::ROLES_ANYWHERE_CERTIFICATE as DEFAULT_RA_CERTIFICATE;
 /// See [`DEFAULT_RA_CERTIFICATE`].
-pub use crate::render::hybrid::DEFAULT_PRIVATE_KEY as DEFAULT_RA_PRIVATE_KEY;
+pub use crate::model::paths::ROLES_ANYWHERE_PRIVATE_KEY as DEFAULT_RA_PRIVATE_KEY;
 
 /// An error and its causes on one line (secret-free: the agent's errors never carry secrets).
 pub fn chain(err: &(dyn std::error::Error + 'static)) -> String {
@@ -301,54 +301,33 @@ async fn resolve_credentials(
     let config = &inputs.config;
     let env = inputs.env.as_ref();
     let region = resolve_region(inputs).await?;
-    let hybrid = config.spec.hybrid.as_ref();
-    let (creds, source) = if let Some(ra) = hybrid.and_then(|h| h.iam_roles_anywhere.as_ref()) {
-        let cert = PathBuf::from(
-            ra.certificate_path
-                .as_deref()
-                .unwrap_or(DEFAULT_RA_CERTIFICATE),
-        );
-        let ca_bundle = env("AWS_CA_BUNDLE").map(PathBuf::from);
-        let client = RolesAnywhere::for_node(
-            ra,
-            region.clone(),
-            inputs.rolesanywhere_endpoint.as_deref(),
-            ca_bundle.as_deref(),
-            inputs.clock.clone(),
-        )
+    let mut source = config.credential_source(env).map_err(|e| chain(&e))?;
+    if let credentials::Source::RolesAnywhere(node) = &mut source
+        && let Some(endpoint) = &inputs.rolesanywhere_endpoint
+    {
+        node.endpoint = Some(endpoint.clone());
+    }
+    let provider = credentials::provider(&source, &region, env)
+        .await
         .map_err(|e| chain(&e))?;
-        let session = client.create_session().await.map_err(|e| chain(&e))?;
-        (
-            Credentials::from(session),
-            format!("IAM Roles Anywhere with certificate {}", cert.display()),
-        )
-    } else {
-        let source = if hybrid.is_some() {
-            credentials::Source::SsmFile(ssm::credentials_file(env))
-        } else if let Some(p) = env("AWS_PROFILE") {
-            credentials::Source::Profile(p)
-        } else {
-            credentials::Source::Chain
-        };
-        let provider = credentials::provider(&source, &region, env)
-            .await
-            .map_err(|e| chain(&e))?;
-        let name = match &source {
-            credentials::Source::Chain if credentials::env_has_static_keys(env) => {
-                "the environment (AWS_ACCESS_KEY_ID)".to_owned()
-            }
-            credentials::Source::Chain => "the default chain".to_owned(),
-            credentials::Source::SsmFile(p) => format!("the SSM credentials file {}", p.display()),
-            other => other.name(),
-        };
-        let creds = credentials::fetch(&provider, &name)
-            .await
-            .map_err(|e| chain(&e))?;
-        (creds, name)
+    let name = match &source {
+        credentials::Source::Chain if credentials::env_has_static_keys(env) => {
+            "the environment (AWS_ACCESS_KEY_ID)".to_owned()
+        }
+        credentials::Source::Chain => "the default chain".to_owned(),
+        credentials::Source::SsmFile(p) => format!("the SSM credentials file {}", p.display()),
+        credentials::Source::RolesAnywhere(node) => format!(
+            "IAM Roles Anywhere with certificate {}",
+            node.certificate.display()
+        ),
+        other => other.name(),
     };
+    let creds = credentials::fetch(&provider, &name)
+        .await
+        .map_err(|e| chain(&e))?;
     let found = CredentialsFound {
-        source,
-        expires: creds.expiry().map(crate::auth::rfc3339),
+        source: name,
+        expires: creds.expiry().map(crate::model::text::rfc3339),
     };
     Ok((creds, found, region))
 }
@@ -745,7 +724,7 @@ fn socket_holders(proc_root: &Path, inodes: &[u64]) -> BTreeMap<u64, Holder> {
 /// (`*.conf` in name order); None when there are none.
 fn unit_environment(root: &Path, unit: &str) -> Option<BTreeMap<String, String>> {
     let dir = root
-        .join(crate::render::paths::SYSTEMD_UNIT_DIR.trim_start_matches('/'))
+        .join(crate::model::paths::SYSTEMD_UNIT_DIR.trim_start_matches('/'))
         .join(format!("{unit}.d"));
     let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
         .ok()?

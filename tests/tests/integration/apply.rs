@@ -54,6 +54,7 @@ fn node_plan(kubelet_max_pods: u32, proxy: &str) -> Plan {
             key: "net.ipv4.ip_forward".into(),
             value: "1".into(),
         }],
+        actions: Vec::new(),
         services: vec![
             ServiceSpec {
                 unit: "containerd.service".into(),

@@ -90,7 +90,7 @@ fn published_vector_passes_the_verifier_and_botocore() {
         "vector",
     );
     let at = time::macros::datetime!(2023-04-28 00:00:00 UTC);
-    let region = eks_node_agent::auth::partition::Region::parse("us-west-2", "test").unwrap();
+    let region = eks_node_agent::model::Region::parse("us-west-2", "test").unwrap();
     let cluster = eks_node_agent::auth::token::ClusterId::parse(CLUSTER, "test").unwrap();
     let token =
         eks_node_agent::auth::token::sign_token(&creds, &region, &cluster, SystemTime::from(at))
@@ -107,7 +107,7 @@ fn published_vector_passes_the_verifier_and_botocore() {
         "e211dba77aba9dc44b0b6be38b8eaad092599c5157f6314444c5b9d85747f5ce"
     );
     assert_eq!(
-        eks_node_agent::auth::rfc3339(token.expiration),
+        eks_node_agent::model::text::rfc3339(token.expiration),
         "2023-04-28T00:14:00Z"
     );
 }
@@ -754,7 +754,7 @@ fn rolesanywhere_rejects_expired_untrusted_and_wrong_keys() {
             role_session_name: Some("swap".into()),
             duration_secs: 900,
         };
-        let region = eks_node_agent::auth::partition::Region::parse("us-west-2", "t").unwrap();
+        let region = eks_node_agent::model::Region::parse("us-west-2", "t").unwrap();
         let client_ra = RolesAnywhere::new(
             identity,
             params,
@@ -801,7 +801,7 @@ fn rolesanywhere_rejects_expired_untrusted_and_wrong_keys() {
                 role_session_name: None,
                 duration_secs: 900,
             },
-            eks_node_agent::auth::partition::Region::parse("us-west-2", "t").unwrap(),
+            eks_node_agent::model::Region::parse("us-west-2", "t").unwrap(),
             Some(&ra.emulator.endpoint()),
             eks_node_agent::auth::rolesanywhere::https_client(Some(ra.emulator.ca_bundle()))
                 .unwrap(),
@@ -849,7 +849,7 @@ fn rolesanywhere_provider_refreshes_five_minutes_before_expiry() {
             role_session_name: None,
             duration_secs: 900,
         },
-        eks_node_agent::auth::partition::Region::parse("us-west-2", "t").unwrap(),
+        eks_node_agent::model::Region::parse("us-west-2", "t").unwrap(),
         Some(&emulator.endpoint()),
         eks_node_agent::auth::rolesanywhere::https_client(Some(emulator.ca_bundle())).unwrap(),
         clock.clone(),

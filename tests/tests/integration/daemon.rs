@@ -1668,11 +1668,11 @@ fn unsynchronised_clock_is_a_warning_event_not_a_condition() {
     );
 }
 
-/// `init`'s phase durations file (the format `report::phases::record` writes atomically)
+/// `init`'s phase durations file (the format `apply::phases::record` writes atomically)
 /// becomes `eksnode_bootstrap_phase_duration_seconds{phase}`, re-read at each scrape.
 #[test]
 fn bootstrap_phase_durations_are_exported() {
-    use eks_node_agent::report::phases;
+    use eks_node_agent::apply::phases;
     let (_rt, api) = api_with_node_a("node-token-phases");
     let root = tempfile::tempdir().unwrap();
     let file = root.path().join("run/eks-node-agent/init-phases.json");

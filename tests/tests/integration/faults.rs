@@ -83,7 +83,7 @@ async fn discovery_retries_through_throttling_server_errors_and_drops() {
 /// proxy here: it counts what it forwarded.
 #[tokio::test]
 async fn discovery_uses_the_configured_proxy_and_honours_no_proxy() {
-    use eks_node_agent::facts::ProxySettings;
+    use eks_node_agent::net::ProxySettings;
     let moto = Moto::start();
     let world = aws_world::run_instance(&moto.endpoint(), "m5.large").await;
     aws_world::create_cluster(&moto.endpoint(), CLUSTER).await;

@@ -3,8 +3,9 @@
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
-use eks_node_agent::compute::values::{Discovered, resolve};
+use eks_node_agent::compute::values::resolve;
 use eks_node_agent::config::{self, NoUserData};
+use eks_node_agent::model::Discovered;
 use eks_node_agent::render;
 use eks_node_agent_tests::{golden, repo_root};
 
@@ -527,8 +528,9 @@ mod containerd {
     use std::process::{Child, Command, Stdio};
     use std::time::{Duration, Instant};
 
-    use eks_node_agent::compute::values::{Discovered, resolve};
+    use eks_node_agent::compute::values::resolve;
     use eks_node_agent::config::{self, NoUserData};
+    use eks_node_agent::model::Discovered;
     use eks_node_agent::render;
     use eks_node_agent_tests::repo_root;
 
@@ -579,8 +581,7 @@ mod containerd {
                 .stdout,
         )
         .unwrap();
-        let parsed = eks_node_agent::facts::host::parse_containerd_version(&version)
-            .expect("containerd version");
+        let parsed = eks_node_agent::model::Version::find_in(&version).expect("containerd version");
 
         // Render for the installed containerd (schema v2 for 1.x, v3 for 2.x).
         let scenario = repo_root().join("tests/golden/init/ec2-basic");
@@ -686,7 +687,7 @@ mod containerd {
             "SystemdCgroup:true",
             "DiscardUnpackedLayers:true",
         ] {
-            if parsed.0 < 2 {
+            if parsed.major < 2 {
                 assert!(
                     log.contains(needle),
                     "containerd's CRI config lacks {needle}"

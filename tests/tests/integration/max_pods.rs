@@ -5,8 +5,9 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::process::{Command, Output};
 
-use eks_node_agent::compute::{InstanceType, embedded_limits, standard_max_pods};
+use eks_node_agent::compute::standard_max_pods;
 use eks_node_agent::facts::instance_types::InstanceTypesClient;
+use eks_node_agent::model::{InstanceType, embedded_limits};
 use eks_node_agent_tests::moto::Moto;
 
 use crate::agent_bin;
@@ -438,7 +439,7 @@ async fn published_table_matches_our_secondary_ip_max_pods() {
     assert!(all.len() > 1000, "moto answered {} types", all.len());
 
     assert_eq!(
-        eks_node_agent::compute::embedded_types().count(),
+        eks_node_agent::model::embedded_types().count(),
         all.len(),
         "table rows vs API types"
     );
@@ -536,7 +537,7 @@ fn the_embedded_table_is_the_generators_output() {
     assert!(out.status.success(), "{}", stderr(&out));
     let generated = String::from_utf8(out.stdout).unwrap();
     let committed =
-        std::fs::read_to_string(root.join("agent/src/compute/instance_limits.rs")).unwrap();
+        std::fs::read_to_string(root.join("agent/src/model/instance_limits.rs")).unwrap();
     let without_date = |s: &str| -> Vec<String> {
         s.lines()
             .filter(|l| !l.starts_with("// Generated on "))
@@ -545,7 +546,7 @@ fn the_embedded_table_is_the_generators_output() {
     };
     assert!(
         without_date(&generated) == without_date(&committed),
-        "agent/src/compute/instance_limits.rs is stale: regenerate it with \
-         tools/gen-instance-limits.py --from-moto-venv .venv > agent/src/compute/instance_limits.rs"
+        "agent/src/model/instance_limits.rs is stale: regenerate it with \
+         tools/gen-instance-limits.py --from-moto-venv .venv > agent/src/model/instance_limits.rs"
     );
 }

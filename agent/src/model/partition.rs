@@ -1,6 +1,6 @@
 //! Regions and partitions: which DNS suffix a region's endpoints use, and the regional STS host.
 
-use super::Error;
+use super::Invalid;
 
 /// An AWS partition: its name and the DNS suffix of its service endpoints.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -77,7 +77,7 @@ impl Region {
     /// Parses a region name: lowercase letters and digits in dash-separated parts, ending in a
     /// number (`us-west-2`, `cn-north-1`, `us-gov-west-1`). `source_name` names where the value
     /// came from, for the error.
-    pub fn parse(value: &str, source_name: &str) -> Result<Region, Error> {
+    pub fn parse(value: &str, source_name: &str) -> Result<Region, Invalid> {
         let parts: Vec<&str> = value.split('-').collect();
         let ok = parts.len() >= 3
             && parts.iter().all(|p| {
@@ -92,12 +92,9 @@ impl Region {
         if ok {
             Ok(Region(value.to_owned()))
         } else {
-            Err(Error::InvalidInput {
+            Err(Invalid::Region {
                 source_name: source_name.to_owned(),
-                field: "region",
-                reason: format!(
-                    "{value:?} is not an AWS region name; expected something like \"us-west-2\""
-                ),
+                value: value.to_owned(),
             })
         }
     }
@@ -120,6 +117,25 @@ impl Region {
     /// The IAM Roles Anywhere host, e.g. `rolesanywhere.us-west-2.amazonaws.com`.
     pub fn rolesanywhere_host(&self) -> String {
         format!("rolesanywhere.{}.{}", self.0, self.partition().dns_suffix)
+    }
+}
+
+impl serde::Serialize for Region {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.0)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Region {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text = <std::borrow::Cow<'de, str>>::deserialize(d)?;
+        Region::parse(&text, "region").map_err(serde::de::Error::custom)
+    }
+}
+
+impl AsRef<str> for Region {
+    fn as_ref(&self) -> &str {
+        &self.0
     }
 }
 

@@ -1,11 +1,18 @@
 //! The resolved values render needs: what discovery found and compute derived, in one place.
-//! Building this struct is the job of `init`; render only reads it.
+//! `compute` builds them; `render` only reads them.
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
 use std::path::PathBuf;
 
 use serde::Serialize;
+
+use super::{ClusterName, NodeName, ProviderId};
+
+/// The pause image tag the agent configures: the EKS AMI's (3.10), also for a pause image from
+/// another ECR account (`bootstrap --pause-container-account`), so every node pulls the same
+/// image.
+pub const PAUSE_VERSION: &str = "3.10";
 
 /// Which kind of node this is; it decides the join path.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -41,7 +48,7 @@ pub struct NodeValues {
     /// The join path.
     pub kind: NodeKind,
     /// The cluster name (or, on Outposts, what `token --cluster-id` needs is `cluster_id`).
-    pub cluster_name: String,
+    pub cluster_name: ClusterName,
     /// The cluster ID for token signing on Outposts local clusters.
     pub cluster_id: Option<String>,
     /// The AWS region.
@@ -57,13 +64,13 @@ pub struct NodeValues {
     /// The node's IP for `--node-ip`.
     pub node_ip: IpAddr,
     /// The Kubernetes node name (`--hostname-override` on EC2).
-    pub node_name: String,
-    /// `providerID`.
-    pub provider_id: String,
+    pub node_name: NodeName,
+    /// `providerID` (none on kubeadm nodes: no cloud provider names them).
+    pub provider_id: Option<ProviderId>,
     /// Effective max pods (after the user's override).
     pub max_pods: u32,
     /// kubeReserved computed from the effective max pods.
-    pub kube_reserved: crate::compute::KubeReserved,
+    pub kube_reserved: KubeReserved,
     /// containerd's major version (1 renders config schema v2, 2 renders schema v3).
     pub containerd_major: u32,
     /// The pause image.
@@ -80,8 +87,50 @@ pub struct NodeValues {
     pub api_server_addresses: Vec<IpAddr>,
     /// The current /etc/hosts (Outposts only), so the owned block can be replaced.
     pub current_hosts: Option<String>,
-    /// Hybrid nodes with swap files to turn off: the current /etc/fstab, whose swap lines
+    /// On-prem nodes with swap files to turn off: the current /etc/fstab, whose swap lines
     /// render comments out so the swap stays off after a reboot.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub current_fstab: Option<String>,
+    /// On-prem nodes: active swap files to turn off (kubelet refuses to run with swap on).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub swap_off: Vec<String>,
+}
+
+/// The kubelet's `kubeReserved` (see `compute::kube_reserved` for the rules).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct KubeReserved {
+    /// CPU, millicores.
+    pub cpu_millicores: u32,
+    /// Memory, MiB.
+    pub memory_mebibytes: u32,
+    /// Ephemeral storage, GiB.
+    pub ephemeral_storage_gibibytes: u32,
+}
+
+impl KubeReserved {
+    /// The kubelet config map: `{"cpu": "70m", "ephemeral-storage": "1Gi", "memory": "574Mi"}`.
+    pub fn to_kubelet_map(&self) -> BTreeMap<String, String> {
+        BTreeMap::from([
+            ("cpu".to_owned(), format!("{}m", self.cpu_millicores)),
+            ("memory".to_owned(), format!("{}Mi", self.memory_mebibytes)),
+            (
+                "ephemeral-storage".to_owned(),
+                format!("{}Gi", self.ephemeral_storage_gibibytes),
+            ),
+        ])
+    }
+}
+
+impl Serialize for KubeReserved {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut map = serializer.serialize_map(Some(3))?;
+        map.serialize_entry("cpu", &format!("{}m", self.cpu_millicores))?;
+        map.serialize_entry("memory", &format!("{}Mi", self.memory_mebibytes))?;
+        map.serialize_entry(
+            "ephemeral-storage",
+            &format!("{}Gi", self.ephemeral_storage_gibibytes),
+        )?;
+        map.end()
+    }
 }

@@ -40,3 +40,28 @@ pub const HOSTS: &str = "/etc/hosts";
 pub const FSTAB: &str = "/etc/fstab";
 /// The systemd unit directory for drop-ins.
 pub const SYSTEMD_UNIT_DIR: &str = "/etc/systemd/system";
+/// The VPC CNI's network config, written by the aws-node DaemonSet.
+pub const VPC_CNI_CONFLIST: &str = "/etc/cni/net.d/10-aws.conflist";
+/// kubelet's state directory.
+pub const KUBELET_DIR: &str = "/var/lib/kubelet";
+/// containerd's state directory.
+pub const CONTAINERD_DIR: &str = "/var/lib/containerd";
+/// The kubelet's current client certificate (rotated by kubelet).
+pub const KUBELET_CLIENT_CERT: &str = "/var/lib/kubelet/pki/kubelet-client-current.pem";
+/// Where IAM Roles Anywhere nodes get their AWS config (nodeadm's default).
+pub const HYBRID_AWS_CONFIG: &str = "/etc/aws/hybrid/config";
+/// nodeadm's default IAM Roles Anywhere certificate.
+pub const ROLES_ANYWHERE_CERTIFICATE: &str = "/etc/iam/pki/server.pem";
+/// nodeadm's default IAM Roles Anywhere private key.
+pub const ROLES_ANYWHERE_PRIVATE_KEY: &str = "/etc/iam/pki/server.key";
+/// The credentials file the SSM agent keeps for a hybrid activation (root's shared
+/// credentials file).
+pub const SSM_CREDENTIALS_FILE: &str = "/root/.aws/credentials";
+/// The SSM agent's registration file (written by `amazon-ssm-agent -register`).
+pub const SSM_REGISTRATION: &str = "/var/lib/amazon/ssm/registration";
+/// The SSM agent's key store.
+pub const SSM_VAULT_DIR: &str = "/var/lib/amazon/ssm/Vault";
+/// The agent's state: the record of its files, caches, markers.
+pub const AGENT_STATE_DIR: &str = "/var/lib/eks-node-agent";
+/// The agent's runtime state (cleared at boot).
+pub const AGENT_RUN_DIR: &str = "/run/eks-node-agent";

@@ -1,0 +1,133 @@
+//! EC2 and Outposts nodes: IMDS, then EC2 DescribeInstances and (when the config lacks the
+//! endpoint, the CA or the service CIDR) EKS DescribeCluster; DescribeInstanceTypes when the
+//! embedded table lacks the instance type; on Outposts, the API server's addresses.
+
+use std::net::IpAddr;
+use std::time::Duration;
+
+use crate::facts::{DiscoverInput, Error, eks, instance_types};
+use crate::model::{Cluster, Discovered, Instance, InstanceType, Region, embedded_limits};
+use crate::net::{Attempt, RetryPolicy};
+
+/// What EC2 discovery needs from the config.
+pub type Ec2Request = DiscoverInput;
+
+/// How resolving an Outposts API server's name is retried: a local cluster's endpoint may
+/// not resolve for the first seconds after the instance boots.
+const RESOLVE_POLICY: RetryPolicy = RetryPolicy {
+    max_attempts: 10,
+    initial_backoff: Duration::from_millis(500),
+    max_backoff: Duration::from_secs(5),
+    attempt_timeout: Duration::from_secs(5),
+    total_deadline: Duration::from_secs(60),
+};
+
+pub(super) async fn discover(
+    req: &Ec2Request,
+    ctx: &super::Context,
+    outpost: bool,
+) -> Result<Discovered, Error> {
+    let facts = crate::facts::discover(&ctx.imds, req).await?;
+    let md = &facts.instance;
+    let id = &md.identity;
+    let instance_type = InstanceType::parse(&id.instance_type)?;
+    let region = Region::parse(&id.region, "IMDS instance identity document")?;
+    let instance = Instance {
+        instance_id: id.instance_id.parse()?,
+        instance_type: instance_type.clone(),
+        availability_zone: id.availability_zone.parse()?,
+        region: region.clone(),
+        domain: md.domain.clone(),
+        private_ipv4: md.local_ipv4.or(id.private_ip).map(Into::into),
+        ipv6: md.interface.ipv6s.first().copied().map(Into::into),
+        private_dns_name: Some(facts.private_dns_name.clone()).filter(|s| !s.is_empty()),
+        vpc_ipv4_cidrs: md.interface.vpc_ipv4_cidr_blocks.clone(),
+    };
+    let mut found = Discovered {
+        instance: Some(instance),
+        ..Discovered::default()
+    };
+    if let Some(c) = &facts.cluster {
+        let cidr = if c.ip_family == Some(eks::IpFamily::Ipv6) {
+            c.service_ipv6_cidr
+        } else {
+            c.service_ipv4_cidr.or(c.service_ipv6_cidr)
+        };
+        found.cluster = Cluster {
+            endpoint: c.endpoint.clone(),
+            certificate_authority_pem: c.certificate_authority_pem.clone(),
+            service_cidr: cidr,
+            id: c.id.clone(),
+            outpost: c.local_outpost,
+            ..Cluster::default()
+        };
+    }
+    if embedded_limits(&instance_type).is_none() {
+        let settings = instance_types::Ec2Settings {
+            region: Some(region.to_string()),
+            ..Default::default()
+        };
+        let (limits, _) = instance_types::resolve(
+            &instance_type,
+            instance_types::Lookup::TableThenApi,
+            &settings,
+        )
+        .await?;
+        found.limits = Some(limits);
+    }
+    if outpost || found.cluster.outpost {
+        let endpoint = req
+            .api_server_endpoint
+            .clone()
+            .or_else(|| found.cluster.endpoint.clone());
+        if let Some(endpoint) = endpoint {
+            found.cluster.api_server_addresses = api_server_addresses(&endpoint).await?;
+        }
+    }
+    Ok(found)
+}
+
+/// Every address the API server's name resolves to (an IP endpoint is its own address), for
+/// the /etc/hosts block that keeps a local cluster reachable when the Outpost loses its link
+/// to the region's DNS. Retried with backoff; failing for good is an error, because the
+/// block is what makes the node work disconnected.
+async fn api_server_addresses(endpoint: &str) -> Result<Vec<IpAddr>, Error> {
+    let bad = |reason: String| Error::ApiServerAddress {
+        endpoint: endpoint.to_owned(),
+        reason,
+    };
+    let url = url::Url::parse(endpoint).map_err(|e| bad(e.to_string()))?;
+    let host = url
+        .host_str()
+        .ok_or_else(|| bad("it has no host".into()))?
+        .trim_matches(['[', ']'])
+        .to_owned();
+    if let Ok(ip) = host.parse::<IpAddr>() {
+        return Ok(vec![ip]);
+    }
+    let port = url.port_or_known_default().unwrap_or(443);
+    let (result, attempts) = RESOLVE_POLICY
+        .run(
+            |_| {
+                let host = host.clone();
+                async move {
+                    match tokio::net::lookup_host((host.as_str(), port)).await {
+                        Ok(addrs) => {
+                            let mut ips: Vec<IpAddr> = addrs.map(|a| a.ip()).collect();
+                            ips.sort();
+                            ips.dedup();
+                            if ips.is_empty() {
+                                Attempt::Retry("it resolves to no address".to_owned())
+                            } else {
+                                Attempt::Done(ips)
+                            }
+                        }
+                        Err(e) => Attempt::Retry(e.to_string()),
+                    }
+                }
+            },
+            |d| format!("no answer within {d:?}"),
+        )
+        .await;
+    result.map_err(|reason| bad(format!("{reason} (after {attempts} attempt(s))")))
+}

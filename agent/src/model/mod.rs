@@ -1,0 +1,38 @@
+//! The floor: domain types and constants that more than one layer uses, and pure parsers of
+//! the host's text formats. Nothing here imports from the rest of the crate, so every layer
+//! can build on it without a cycle (the architecture test checks that).
+//!
+//! - [`ids`]: instance types and IDs, zones, cluster and node names, provider IDs;
+//! - [`partition`]: regions and partitions;
+//! - [`limits`]: network and CPU limits of instance types, with the embedded table;
+//! - [`node`]: the node's kind and its resolved values (the input of render);
+//! - [`discovered`]: what discovery found, typed;
+//! - [`kubeadm`]: bootstrap tokens and CA pins;
+//! - [`conditions`]: the Node condition types the agent owns;
+//! - [`paths`]: host paths, compatible with the EKS AMI;
+//! - [`procfs`]: parsers of /proc formats;
+//! - [`text`]: error chains and times as text.
+
+pub mod conditions;
+pub mod discovered;
+mod error;
+pub mod ids;
+pub mod kubeadm;
+pub mod limits;
+pub mod node;
+pub mod partition;
+pub mod paths;
+pub mod procfs;
+pub mod text;
+pub mod version;
+
+pub use conditions::ConditionType;
+pub use discovered::{Cluster, Discovered, HostFacts, Instance};
+pub use error::Invalid;
+pub use ids::{AvailabilityZone, ClusterName, InstanceId, InstanceType, NodeName, ProviderId};
+pub use kubeadm::{BootstrapToken, CaPin};
+pub use limits::{Hypervisor, InstanceLimits, embedded_limits, embedded_source, embedded_types};
+pub use node::{KubeReserved, NodeKind, NodeValues};
+pub use partition::{Partition, Region, partition_of};
+pub use procfs::{SwapArea, SwapKind};
+pub use version::Version;

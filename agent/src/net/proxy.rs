@@ -1,0 +1,65 @@
+//! Proxy settings for the agent's own calls (EC2, EKS, STS, Roles Anywhere, SSM, mirrors).
+//! IMDS and loopback endpoints never go through a proxy.
+
+/// Proxy settings for the agent's own calls. IMDS never uses them.
+/// The AWS SDK's HTTP client ignores the proxy variables unless told, so the agent reads them
+/// itself: from its process environment first, then from the NodeConfig's
+/// `spec.instance.environment` (what containerd and kubelet get).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ProxySettings {
+    /// `HTTPS_PROXY` (used for https:// endpoints, i.e. every AWS endpoint).
+    pub https: Option<String>,
+    /// `HTTP_PROXY` (used for http:// endpoints: mirrors and local emulators).
+    pub http: Option<String>,
+    /// `NO_PROXY`: hosts, domains and CIDRs reached directly.
+    pub no_proxy: Option<String>,
+}
+
+impl ProxySettings {
+    /// Reads the variables (upper case first, then lower case, as curl and Go do).
+    pub fn from_vars(get: impl Fn(&str) -> Option<String>) -> ProxySettings {
+        let var = |upper: &str, lower: &str| {
+            get(upper)
+                .or_else(|| get(lower))
+                .filter(|v| !v.trim().is_empty())
+        };
+        ProxySettings {
+            https: var("HTTPS_PROXY", "https_proxy"),
+            http: var("HTTP_PROXY", "http_proxy"),
+            no_proxy: var("NO_PROXY", "no_proxy"),
+        }
+    }
+
+    /// The process environment.
+    pub fn from_process_env() -> ProxySettings {
+        ProxySettings::from_vars(|k| std::env::var(k).ok())
+    }
+
+    /// These settings where set, else `fallback`'s (as a whole: a proxy and its NO_PROXY
+    /// belong together).
+    pub fn or(self, fallback: ProxySettings) -> ProxySettings {
+        if self.https.is_some() || self.http.is_some() {
+            self
+        } else {
+            fallback
+        }
+    }
+
+    /// The SDK's proxy configuration; `None` when no proxy is set.
+    pub fn proxy_config(
+        &self,
+    ) -> Result<Option<aws_smithy_http_client::proxy::ProxyConfig>, String> {
+        use aws_smithy_http_client::proxy::ProxyConfig;
+        let config = match (&self.https, &self.http) {
+            (Some(s), Some(h)) if s == h => ProxyConfig::all(s.as_str()),
+            (Some(s), _) => ProxyConfig::https(s.as_str()),
+            (None, Some(h)) => ProxyConfig::http(h.as_str()),
+            (None, None) => return Ok(None),
+        }
+        .map_err(|e| format!("{e}"))?;
+        Ok(Some(match &self.no_proxy {
+            Some(rules) => config.no_proxy(rules),
+            None => config,
+        }))
+    }
+}
