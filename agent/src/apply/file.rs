@@ -100,37 +100,76 @@ pub fn write_atomic(target: &Path, contents: &[u8], mode: u32) -> Result<Outcome
     if is_current(target, contents, mode)? {
         return Ok(Outcome::Unchanged);
     }
-    let existed = fs::symlink_metadata(target).is_ok();
-    create_dirs(&dir)?;
+    replace(target, &dir, &name, mode, |file| {
+        file.write_all(contents).map_err(step("write", target))
+    })
+}
 
-    let temp = temp_path(&dir, &name);
-    let write_err = |step: &'static str| {
-        move |source| Error::Write {
-            path: target.to_path_buf(),
-            step,
-            source,
-        }
-    };
+/// [`write_atomic`] for a secret: mode 0600, and a missing parent directory is created 0700
+/// (a cache of credentials, say).
+pub fn write_secret(target: &Path, contents: &[u8]) -> Result<Outcome> {
+    if let Some(dir) = target.parent()
+        && !dir.is_dir()
+    {
+        DirBuilder::new()
+            .recursive(true)
+            .mode(SECRET_DIR_MODE)
+            .create(dir)
+            .map_err(|source| Error::CreateDir {
+                path: dir.to_path_buf(),
+                source,
+            })?;
+    }
+    write_atomic(target, contents, SECRET_MODE)
+}
+
+/// Mode of secret files.
+pub const SECRET_MODE: u32 = 0o600;
+/// Mode of the directory [`write_secret`] creates.
+pub const SECRET_DIR_MODE: u32 = 0o700;
+
+/// An IO error of one step of a write of `target`, as [`Error::Write`].
+fn step<'a>(step: &'static str, target: &'a Path) -> impl Fn(std::io::Error) -> Error + 'a {
+    move |source| Error::Write {
+        path: target.to_path_buf(),
+        step,
+        source,
+    }
+}
+
+/// The one atomic replacement under both writers: `fill` writes a fresh temp file (0600) next
+/// to `target`; then chmod to `mode`, fsync, rename over `target`, fsync the directory. On any
+/// failure the temp file is removed and `target` keeps its content.
+fn replace(
+    target: &Path,
+    dir: &Path,
+    name: &OsString,
+    mode: u32,
+    fill: impl FnOnce(&mut File) -> Result<()>,
+) -> Result<Outcome> {
+    let existed = fs::symlink_metadata(target).is_ok();
+    create_dirs(dir)?;
+    let temp = temp_path(dir, name);
     let result = (|| {
         let mut file = OpenOptions::new()
             .write(true)
             .create_new(true)
             .mode(0o600)
             .open(&temp)
-            .map_err(write_err("create temp file"))?;
-        file.write_all(contents).map_err(write_err("write"))?;
+            .map_err(step("create temp file", target))?;
+        fill(&mut file)?;
         file.set_permissions(Permissions::from_mode(mode))
-            .map_err(write_err("chmod"))?;
-        file.sync_all().map_err(write_err("fsync"))?;
+            .map_err(step("chmod", target))?;
+        file.sync_all().map_err(step("fsync", target))?;
         drop(file);
-        fs::rename(&temp, target).map_err(write_err("rename"))
+        fs::rename(&temp, target).map_err(step("rename", target))
     })();
     if let Err(e) = result {
         // Best effort: the target is untouched; do not leave the temp file around.
         let _ = fs::remove_file(&temp);
         return Err(e);
     }
-    sync_dir(&dir).map_err(write_err("fsync directory"))?;
+    sync_dir(dir).map_err(step("fsync directory", target))?;
     Ok(if existed {
         Outcome::Updated
     } else {
@@ -183,35 +222,19 @@ pub fn install_from(target: &Path, source: &Path, sha256: &str, mode: u32) -> Re
     if current {
         return Ok(Outcome::Unchanged);
     }
-    let existed = fs::symlink_metadata(target).is_ok();
-    create_dirs(&dir)?;
-    let temp = temp_path(&dir, &name);
-    let write_err = |step: &'static str| {
-        move |source| Error::Write {
-            path: target.to_path_buf(),
-            step,
-            source,
-        }
-    };
-    let result = (|| {
-        let mut input = File::open(source).map_err(write_err("open staged file"))?;
-        let mut file = OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .open(&temp)
-            .map_err(write_err("create temp file"))?;
+    replace(target, &dir, &name, mode, |file| {
+        let mut input = File::open(source).map_err(step("open staged file", target))?;
         let mut hasher = Sha256::new();
         let mut buf = vec![0u8; COPY_BUFFER_BYTES];
         loop {
             let n = input
                 .read(&mut buf)
-                .map_err(write_err("read staged file"))?;
+                .map_err(step("read staged file", target))?;
             if n == 0 {
                 break;
             }
             hasher.update(&buf[..n]);
-            file.write_all(&buf[..n]).map_err(write_err("write"))?;
+            file.write_all(&buf[..n]).map_err(step("write", target))?;
         }
         if hex::encode(hasher.finalize()) != sha256 {
             return Err(Error::Write {
@@ -223,21 +246,7 @@ pub fn install_from(target: &Path, source: &Path, sha256: &str, mode: u32) -> Re
                 )),
             });
         }
-        file.set_permissions(Permissions::from_mode(mode))
-            .map_err(write_err("chmod"))?;
-        file.sync_all().map_err(write_err("fsync"))?;
-        drop(file);
-        fs::rename(&temp, target).map_err(write_err("rename"))
-    })();
-    if let Err(e) = result {
-        let _ = fs::remove_file(&temp);
-        return Err(e);
-    }
-    sync_dir(&dir).map_err(write_err("fsync directory"))?;
-    Ok(if existed {
-        Outcome::Updated
-    } else {
-        Outcome::Created
+        Ok(())
     })
 }
 
@@ -332,6 +341,17 @@ mod tests {
     use std::os::unix::fs::MetadataExt;
 
     use super::*;
+
+    #[test]
+    fn secrets_are_0600_in_a_0700_directory() {
+        let dir = tempfile::tempdir().unwrap();
+        let target = dir.path().join("cache/entry");
+        assert_eq!(write_secret(&target, b"k8s-aws-v1.x").unwrap(), Outcome::Created);
+        let mode = |p: &Path| fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode(&target), 0o600);
+        assert_eq!(mode(target.parent().unwrap()), 0o700);
+        assert_eq!(write_secret(&target, b"k8s-aws-v1.x").unwrap(), Outcome::Unchanged);
+    }
 
     fn stat(p: &Path) -> (u64, i64, i64, u32) {
         let m = fs::metadata(p).unwrap();

@@ -33,7 +33,7 @@ use serde::{Deserialize, Serialize};
 use super::{Error, Result, Root, file};
 
 /// The agent's state directory.
-pub const STATE_DIR: &str = "/var/lib/eks-node-agent";
+pub const STATE_DIR: &str = crate::model::paths::AGENT_STATE_DIR;
 /// The record of the agent's files.
 pub const MANIFEST: &str = "/var/lib/eks-node-agent/files.json";
 /// Where copies of the files the agent replaced are kept.
@@ -41,7 +41,7 @@ pub const BACKUP_DIR: &str = "/var/lib/eks-node-agent/backup";
 /// The token cache below the state directory (written by `eks-node-agent token`).
 pub const TOKEN_CACHE_DIR: &str = "/var/lib/eks-node-agent/token-cache";
 /// The agent's runtime directory (tmpfs on a host).
-pub const RUNTIME_DIR: &str = "/run/eks-node-agent";
+pub const RUNTIME_DIR: &str = crate::model::paths::AGENT_RUN_DIR;
 /// Version of the record's format.
 pub const FORMAT_VERSION: u32 = 1;
 /// Mode of the record and of backups.

@@ -5,7 +5,6 @@
 //! Everything here is pure except [`TokenCache`], which reads and writes one small file.
 
 use std::borrow::Cow;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
@@ -295,7 +294,7 @@ struct CachedToken {
     expiration: String,
 }
 
-/// Tokens kept on disk (mode 0600, written atomically) and reused until
+/// Tokens kept on disk (mode 0600, written atomically by the caller) and reused until
 /// [`CACHE_REUSE_MARGIN_SECS`] before they expire.
 #[derive(Debug, Clone)]
 pub struct TokenCache {
@@ -303,7 +302,7 @@ pub struct TokenCache {
 }
 
 /// Where the agent keeps state; tokens go in `token-cache/` below it.
-pub const DEFAULT_STATE_DIR: &str = "/var/lib/eks-node-agent";
+pub const DEFAULT_STATE_DIR: &str = crate::model::paths::AGENT_STATE_DIR;
 /// The cache directory below the state directory.
 pub const CACHE_SUBDIR: &str = "token-cache";
 
@@ -339,46 +338,16 @@ impl TokenCache {
         })
     }
 
-    /// Stores `token` for `key`: temp file (0600) in the same directory, fsync, rename.
-    pub fn store(&self, key: &CacheKey, token: &Token) -> Result<(), Error> {
-        use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
-        let write_err = |path: &Path, source| Error::Write {
-            what: "token cache",
-            path: path.to_owned(),
-            source,
-        };
-        std::fs::DirBuilder::new()
-            .recursive(true)
-            .mode(0o700)
-            .create(&self.dir)
-            .map_err(|e| write_err(&self.dir, e))?;
-        let path = self.dir.join(key.file_name());
-        let tmp = self
-            .dir
-            .join(format!(".{}.{}.tmp", key.file_name(), std::process::id()));
+    /// Where the token for `key` is kept, and the bytes to keep there. The caller writes them
+    /// (0600, in a 0700 directory) with the agent's one atomic write,
+    /// `apply::file::write_secret`.
+    pub fn entry(&self, key: &CacheKey, token: &Token) -> (PathBuf, Vec<u8>) {
         let body = serde_json::to_vec(&CachedToken {
             token: token.token.clone(),
             expiration: crate::model::text::rfc3339(token.expiration),
         })
         .unwrap_or_default();
-        let result = (|| {
-            let mut f = std::fs::OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .mode(0o600)
-                .open(&tmp)?;
-            f.write_all(&body)?;
-            f.sync_all()?;
-            std::fs::rename(&tmp, &path)?;
-            if let Ok(d) = std::fs::File::open(&self.dir) {
-                let _ = d.sync_all();
-            }
-            Ok(())
-        })();
-        if result.is_err() {
-            let _ = std::fs::remove_file(&tmp);
-        }
-        result.map_err(|e| write_err(&path, e))
+        (self.dir.join(key.file_name()), body)
     }
 }
 
@@ -494,7 +463,6 @@ mod tests {
 
     #[test]
     fn cache_reuses_until_a_minute_before_expiry() {
-        use std::os::unix::fs::PermissionsExt;
         let dir = tempfile::tempdir().unwrap();
         let cache = TokenCache::at(dir.path().join("cache"));
         let key = CacheKey {
@@ -509,12 +477,11 @@ mod tests {
             expiration: now + Duration::from_secs(TOKEN_LIFETIME_SECS),
         };
         assert!(cache.load(&key, now).is_none());
-        cache.store(&key, &token).unwrap();
-        let path = cache.dir().join(key.file_name());
-        assert_eq!(
-            std::fs::metadata(&path).unwrap().permissions().mode() & 0o777,
-            0o600
-        );
+        // The CLI writes the entry with apply::file::write_secret (0600; tested there).
+        let (path, bytes) = cache.entry(&key, &token);
+        assert_eq!(path, cache.dir().join(key.file_name()));
+        std::fs::create_dir_all(cache.dir()).unwrap();
+        std::fs::write(&path, bytes).unwrap();
         assert_eq!(cache.load(&key, now), Some(token.clone()));
         assert_eq!(
             cache.load(&key, now + Duration::from_secs(12 * 60 + 59)),

@@ -125,11 +125,12 @@ pub async fn token(args: TokenArgs, clock: &dyn Clock) -> anyhow::Result<String>
             let creds = credentials::fetch(&provider, &source_name).await?;
             tracing::debug!(cluster = %cluster.as_str(), region = %region, access_key_id = %creds.access_key_id(), "signing a token");
             let t = token::sign_token(&creds, &region, &cluster, clock.now())?;
-            if let Some(c) = &cache
-                && let Err(e) = c.store(&key, &t)
-            {
-                // A cache that cannot be written costs a signature next time, nothing more.
-                tracing::warn!(error = %e, "cannot write the token cache");
+            if let Some(c) = &cache {
+                let (path, bytes) = c.entry(&key, &t);
+                if let Err(e) = crate::apply::file::write_secret(&path, &bytes) {
+                    // A cache that cannot be written costs a signature next time, nothing more.
+                    tracing::warn!(error = %crate::model::text::error_chain(&e), "cannot write the token cache");
+                }
             }
             t
         }
