@@ -346,11 +346,17 @@ mod tests {
     fn secrets_are_0600_in_a_0700_directory() {
         let dir = tempfile::tempdir().unwrap();
         let target = dir.path().join("cache/entry");
-        assert_eq!(write_secret(&target, b"k8s-aws-v1.x").unwrap(), Outcome::Created);
+        assert_eq!(
+            write_secret(&target, b"k8s-aws-v1.x").unwrap(),
+            Outcome::Created
+        );
         let mode = |p: &Path| fs::metadata(p).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode(&target), 0o600);
         assert_eq!(mode(target.parent().unwrap()), 0o700);
-        assert_eq!(write_secret(&target, b"k8s-aws-v1.x").unwrap(), Outcome::Unchanged);
+        assert_eq!(
+            write_secret(&target, b"k8s-aws-v1.x").unwrap(),
+            Outcome::Unchanged
+        );
     }
 
     fn stat(p: &Path) -> (u64, i64, i64, u32) {

@@ -27,8 +27,9 @@ fn files_under(dir: &Path) -> BTreeSet<PathBuf> {
 
 /// Each scenario directory has `nodeconfig.yaml` (the user's documents), `discovered.yaml`
 /// (what IMDS, EC2, EKS and the host reported) and the expected output: `expected/` (every
-/// file with its host path) and `expected.plan` (modes, units affected, sysctls, services).
-/// `EKS_AGENT_UPDATE_GOLDEN=1` regenerates.
+/// file with its host path) and `expected.plan` (the registration before discovery when the
+/// node is an unregistered SSM hybrid node, as if the SSM agent were installed; modes, units
+/// affected, sysctls, host actions, services). `EKS_AGENT_UPDATE_GOLDEN=1` regenerates.
 #[test]
 fn golden_init_scenarios() {
     let root = repo_root().join("tests/golden/init");
@@ -46,11 +47,20 @@ fn golden_init_scenarios() {
         let found: Discovered =
             serde_yaml_ng::from_str(&std::fs::read_to_string(dir.join("discovered.yaml")).unwrap())
                 .unwrap();
+        let registration = render::registration(
+            &loaded.config,
+            found.ssm_managed_instance_id.is_some(),
+            true,
+        )
+        .unwrap();
         let node = resolve(&loaded.config, &found).unwrap();
         let plan = render::render(&loaded.config, &node);
         let expected_dir = dir.join("expected");
         let mut written = BTreeSet::new();
         let mut summary = String::new();
+        for a in &registration.actions {
+            summary.push_str(&format!("before discovery: {}\n", a.describe()));
+        }
         for f in &plan.files {
             let rel = f.path.strip_prefix("/").unwrap();
             let path = expected_dir.join(rel);
@@ -67,6 +77,9 @@ fn golden_init_scenarios() {
         }
         for s in &plan.sysctls {
             summary.push_str(&format!("sysctl {} = {}\n", s.key, s.value));
+        }
+        for a in &plan.actions {
+            summary.push_str(&format!("action {}\n", a.describe()));
         }
         for s in &plan.services {
             summary.push_str(&format!(
@@ -220,6 +233,86 @@ mod cli {
             assert!(plan.contains(needle), "missing {needle:?} in:\n{plan}");
         }
         assert!(files_under(&root).is_empty(), "dry run wrote files");
+    }
+
+    /// An SSM hybrid node that is not registered, with a swap file on: the dry run shows the
+    /// registration before discovery, the swap file turned off and its fstab line commented
+    /// out, each marked as skipped because the root is not the host's, and writes nothing.
+    #[test]
+    fn dry_run_shows_registration_swapoff_and_fstab() {
+        use std::os::unix::fs::PermissionsExt;
+        let tmp = tempfile::tempdir().unwrap();
+        let root = tmp.path().join("root");
+        std::fs::create_dir_all(root.join("proc")).unwrap();
+        std::fs::create_dir_all(root.join("etc")).unwrap();
+        std::fs::write(
+            root.join("proc/swaps"),
+            "Filename\tType\tSize\tUsed\tPriority\n/swapfile file 1048572 0 -2\n",
+        )
+        .unwrap();
+        let fstab = "UUID=0a1b / ext4 defaults 0 1\n/swapfile none swap sw 0 0\n";
+        std::fs::write(root.join("etc/fstab"), fstab).unwrap();
+        // An SSM agent on PATH (a dry run never starts it).
+        let bin = tmp.path().join("bin");
+        std::fs::create_dir(&bin).unwrap();
+        let ssm_agent = bin.join("amazon-ssm-agent");
+        std::fs::write(&ssm_agent, "#!/bin/false\n").unwrap();
+        std::fs::set_permissions(&ssm_agent, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let path = format!(
+            "{}:{}",
+            bin.display(),
+            std::env::var("PATH").unwrap_or_default()
+        );
+        let config = tmp.path().join("ssm.yaml");
+        std::fs::write(
+            &config,
+            format!(
+                "apiVersion: node.eks.aws/v1alpha1\nkind: NodeConfig\nspec:\n  cluster:\n    name: c1\n    region: us-west-2\n    apiServerEndpoint: https://c1.example.com\n    certificateAuthority: {}\n    cidr: 172.16.0.0/16\n  kubelet:\n    flags: [--node-ip=192.168.10.7]\n  hybrid:\n    ssm:\n      activationCode: EXAMPLEcode+0123456789\n      activationId: 3f1e2a4b-1c2d-4e5f-8a9b-0c1d2e3f4a5b\n",
+                ca_b64()
+            ),
+        )
+        .unwrap();
+        let before = stat_all(&root);
+        let out = agent(
+            &[
+                "init",
+                "--dry-run",
+                "--root",
+                root.to_str().unwrap(),
+                "-c",
+                &format!("file://{}", config.display()),
+            ],
+            &[
+                ("PATH", path),
+                (
+                    "AWS_SHARED_CREDENTIALS_FILE",
+                    tmp.path().join("none").display().to_string(),
+                ),
+            ],
+        );
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{stderr}");
+        let plan = String::from_utf8_lossy(&out.stdout);
+        let skipped = format!("(skipped: root is {}, not /)", root.display());
+        let registration = plan.find("# before discovery").expect(&plan);
+        let files = plan.find("# files").expect(&plan);
+        let actions = plan.find("# host actions").expect(&plan);
+        assert!(registration < files && files < actions, "{plan}");
+        for needle in [
+            "register with SSM: activation 3f1e2a4b-1c2d-4e5f-8a9b-0c1d2e3f4a5b in us-west-2",
+            "/etc/fstab (0644): changed",
+            "-/swapfile none swap sw 0 0",
+            "swapoff /swapfile",
+        ] {
+            assert!(plan.contains(needle), "missing {needle:?} in:\n{plan}");
+        }
+        assert_eq!(
+            plan.matches(&skipped).count(),
+            3,
+            "registration, sysctls, swapoff: {plan}"
+        );
+        assert!(!plan.contains("EXAMPLEcode") && !stderr.contains("EXAMPLEcode"));
+        assert_eq!(stat_all(&root), before, "a dry run writes nothing");
     }
 
     #[test]
