@@ -33,9 +33,9 @@ pub async fn run(action: &HostAction) -> Result<String> {
 /// `swapoff PATH`, bounded by [`SWAPOFF_TIMEOUT`].
 async fn swap_off(path: &str) -> Result<()> {
     tracing::info!(path, "turning off swap (kubelet failSwapOn)");
-    let failed = |reason: String| Error::SwapOff {
+    let failed = |source| Error::SwapOff {
         path: path.to_owned(),
-        reason,
+        source,
     };
     let status = tokio::time::timeout(
         SWAPOFF_TIMEOUT,
@@ -45,11 +45,18 @@ async fn swap_off(path: &str) -> Result<()> {
             .status(),
     )
     .await
-    .map_err(|_| failed(format!("it did not finish within {SWAPOFF_TIMEOUT:?}")))?
-    .map_err(|e| failed(format!("cannot run swapoff: {e}")))?;
+    .map_err(|_| {
+        failed(std::io::Error::new(
+            std::io::ErrorKind::TimedOut,
+            format!("swapoff did not finish within {SWAPOFF_TIMEOUT:?}"),
+        ))
+    })?
+    .map_err(failed)?;
     if status.success() {
         Ok(())
     } else {
-        Err(failed(format!("swapoff exited with {status}")))
+        Err(failed(std::io::Error::other(format!(
+            "swapoff exited with {status}"
+        ))))
     }
 }

@@ -217,13 +217,14 @@ pub enum Error {
     },
     /// Turning off a swap file failed.
     #[error(
-        "cannot turn off swap file {path}: {reason}; turn the swap off by hand, or set failSwapOn: false in spec.kubelet.config"
+        "cannot turn off swap file {path}; turn the swap off by hand, or set failSwapOn: false in spec.kubelet.config"
     )]
     SwapOff {
         /// The swap file.
         path: String,
-        /// What happened.
-        reason: String,
+        /// What happened: swapoff could not start, timed out, or failed.
+        #[source]
+        source: std::io::Error,
     },
     /// A failure injected by the crash-safety test hook.
     #[error("injected failure after {files} file(s) (test hook)")]

@@ -43,6 +43,15 @@ pub enum Error {
         /// How to provide it.
         fix: String,
     },
+    /// A node name that Kubernetes would refuse.
+    #[error("{what} cannot be the node's name")]
+    NodeName {
+        /// Where the name came from.
+        what: &'static str,
+        /// Why not.
+        #[source]
+        source: crate::model::Invalid,
+    },
     /// A configured value is malformed.
     #[error("{what}: {reason}")]
     Invalid {
@@ -82,6 +91,7 @@ impl crate::exit::Classify for Error {
             Error::Compute(e) => e.exit_code(),
             Error::Missing { .. }
             | Error::Invalid { .. }
+            | Error::NodeName { .. }
             | Error::NodeIpOutsideRemoteNetworks { .. } => crate::exit::Code::BadInput,
             // The host, not the input, is what must change.
             Error::SwapPartition { .. } => crate::exit::Code::Failure,
@@ -153,10 +163,7 @@ fn cluster_name(config: &NodeConfig) -> Result<ClusterName, Error> {
 
 /// A node name from a fact or a setting.
 fn node_name(what: &'static str, text: &str) -> Result<NodeName, Error> {
-    NodeName::parse(text).map_err(|e| Error::Invalid {
-        what: what.into(),
-        reason: e.to_string(),
-    })
+    NodeName::parse(text).map_err(|source| Error::NodeName { what, source })
 }
 
 /// Resolves the node's values from its config and what discovery found.

@@ -80,20 +80,20 @@ pub enum Error {
     },
     /// An Outposts API server's name does not resolve.
     #[error(
-        "cannot resolve the API server {endpoint} for the /etc/hosts block of the local cluster: {reason}; check the VPC's DNS resolution, or set spec.cluster.apiServerEndpoint to an address"
+        "cannot resolve the API server {endpoint} for the /etc/hosts block of the local cluster (after {attempts} attempt(s)); check the VPC's DNS resolution, or set spec.cluster.apiServerEndpoint to an address"
     )]
     ApiServerAddress {
         /// The endpoint.
         endpoint: String,
-        /// Why.
-        reason: String,
+        /// Attempts made.
+        attempts: u32,
+        /// The last resolver error.
+        #[source]
+        source: std::io::Error,
     },
     /// Reading the host's facts did not finish.
-    #[error("reading the host's facts did not finish: {reason}")]
-    HostFacts {
-        /// Why.
-        reason: String,
-    },
+    #[error("reading the host's facts did not finish")]
+    HostFacts(#[source] tokio::task::JoinError),
     /// The whole discovery took too long.
     #[error("discovering the instance (IMDS, EC2, EKS) did not finish within {deadline:.0?}")]
     Deadline {

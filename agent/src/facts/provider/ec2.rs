@@ -92,14 +92,22 @@ pub(super) async fn discover(
 /// to the region's DNS. Retried with backoff; failing for good is an error, because the
 /// block is what makes the node work disconnected.
 async fn api_server_addresses(endpoint: &str) -> Result<Vec<IpAddr>, Error> {
-    let bad = |reason: String| Error::ApiServerAddress {
+    use std::io::{Error as IoError, ErrorKind};
+    let failed = |attempts, source| Error::ApiServerAddress {
         endpoint: endpoint.to_owned(),
-        reason,
+        attempts,
+        source,
     };
-    let url = url::Url::parse(endpoint).map_err(|e| bad(e.to_string()))?;
+    let url = url::Url::parse(endpoint)
+        .map_err(|e| failed(0, IoError::new(ErrorKind::InvalidInput, e)))?;
     let host = url
         .host_str()
-        .ok_or_else(|| bad("it has no host".into()))?
+        .ok_or_else(|| {
+            failed(
+                0,
+                IoError::new(ErrorKind::InvalidInput, "the URL has no host"),
+            )
+        })?
         .trim_matches(['[', ']'])
         .to_owned();
     if let Ok(ip) = host.parse::<IpAddr>() {
@@ -117,17 +125,44 @@ async fn api_server_addresses(endpoint: &str) -> Result<Vec<IpAddr>, Error> {
                             ips.sort();
                             ips.dedup();
                             if ips.is_empty() {
-                                Attempt::Retry("it resolves to no address".to_owned())
+                                Attempt::Retry(IoError::new(
+                                    ErrorKind::NotFound,
+                                    format!("{host} resolves to no address"),
+                                ))
                             } else {
                                 Attempt::Done(ips)
                             }
                         }
-                        Err(e) => Attempt::Retry(e.to_string()),
+                        Err(e) => Attempt::Retry(e),
                     }
                 }
             },
-            |d| format!("no answer within {d:?}"),
+            |d| IoError::new(ErrorKind::TimedOut, format!("no answer within {d:?}")),
         )
         .await;
-    result.map_err(|reason| bad(format!("{reason} (after {attempts} attempt(s))")))
+    result.map_err(|source| failed(attempts, source))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn api_server_addresses_resolve_names_and_keep_literal_addresses() {
+        assert_eq!(
+            api_server_addresses("https://10.1.2.3:443").await.unwrap(),
+            ["10.1.2.3".parse::<IpAddr>().unwrap()]
+        );
+        assert_eq!(
+            api_server_addresses("https://[fd00::1]").await.unwrap(),
+            ["fd00::1".parse::<IpAddr>().unwrap()]
+        );
+        let local = api_server_addresses("https://localhost").await.unwrap();
+        assert!(
+            !local.is_empty() && local.iter().all(IpAddr::is_loopback),
+            "{local:?}"
+        );
+        let err = api_server_addresses("not a url").await.unwrap_err();
+        assert!(err.to_string().contains("not a url"), "{err}");
+    }
 }

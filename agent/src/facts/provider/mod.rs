@@ -81,9 +81,7 @@ impl Provider {
             Provider::Hybrid(req) => hybrid::discover(req, ctx).await?,
             Provider::Kubeadm(req) => kubeadm::discover(req).await?,
         };
-        let mut host = host_task.await.map_err(|e| Error::HostFacts {
-            reason: e.to_string(),
-        })?;
+        let mut host = host_task.await.map_err(Error::HostFacts)?;
         read_root_files(&mut host, &ctx.root);
         found.host = host;
         found.agent_binary = ctx.agent_binary.clone();
