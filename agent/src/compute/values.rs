@@ -11,6 +11,7 @@ use ipnet::IpNet;
 
 use super::{MaxPodsExpression, MaxPodsOptions, cluster_dns_ip, effective_max_pods, kube_reserved};
 use crate::config::NodeConfig;
+use crate::config::types::HybridOptions;
 use crate::model::node::PAUSE_VERSION;
 use crate::model::paths::{HYBRID_AWS_CONFIG, SSM_CREDENTIALS_FILE};
 use crate::model::{
@@ -166,13 +167,92 @@ fn node_name(what: &'static str, text: &str) -> Result<NodeName, Error> {
     NodeName::parse(text).map_err(|source| Error::NodeName { what, source })
 }
 
+/// What every kind of node resolves the same way.
+struct Common<'a> {
+    config: &'a NodeConfig,
+    found: &'a Discovered,
+    cluster_name: ClusterName,
+    endpoint: String,
+    ca_pem: Vec<u8>,
+    service_cidr: Option<IpNet>,
+}
+
+/// What depends on the kind of node.
+struct Identity {
+    kind: NodeKind,
+    /// The AWS region (empty on kubeadm nodes without one).
+    region: String,
+    node_ip: IpAddr,
+    node_name: NodeName,
+    provider_id: Option<ProviderId>,
+    max_pods: u32,
+    cores: u32,
+    /// The VPC's first IPv4 CIDR (EC2), for the legacy cluster DNS rule.
+    vpc: Option<ipnet::Ipv4Net>,
+    sandbox_image: String,
+}
+
+impl Common<'_> {
+    fn ipv6(&self) -> bool {
+        matches!(self.service_cidr, Some(IpNet::V6(_)))
+    }
+
+    fn values(&self, id: Identity) -> Result<NodeValues, Error> {
+        let (config, found) = (self.config, self.found);
+        let cluster_dns = match user_cluster_dns(config)? {
+            Some(ip) => ip,
+            None => cluster_dns_ip(self.service_cidr, id.vpc)?,
+        };
+        let on_prem = id.kind.is_hybrid() || id.kind == NodeKind::Kubeadm;
+        let swap_off = on_prem && config.spec.kubelet.fail_swap_on();
+        Ok(NodeValues {
+            kind: id.kind,
+            cluster_name: self.cluster_name.clone(),
+            cluster_id: config
+                .spec
+                .cluster
+                .id
+                .clone()
+                .or_else(|| found.cluster.id.clone())
+                .filter(|_| id.kind != NodeKind::Kubeadm),
+            dns_suffix: crate::model::partition_of(&id.region).dns_suffix.to_owned(),
+            region: id.region,
+            api_server_endpoint: self.endpoint.clone(),
+            ca_pem: self.ca_pem.clone(),
+            cluster_dns,
+            node_ip: id.node_ip,
+            node_name: id.node_name,
+            provider_id: id.provider_id,
+            max_pods: id.max_pods,
+            kube_reserved: kube_reserved(id.cores, id.max_pods),
+            containerd_major: found.host.containerd_version.map_or(1, |v| v.major),
+            sandbox_image: id.sandbox_image,
+            nvidia_runtime: found.host.nvidia_runtime.clone(),
+            agent_binary: found.agent_binary.clone(),
+            labels: BTreeMap::new(),
+            exec_env: BTreeMap::new(),
+            api_server_addresses: Vec::new(),
+            current_hosts: None,
+            current_fstab: if swap_off {
+                found.host.fstab.clone()
+            } else {
+                None
+            },
+            swap_off: if swap_off {
+                swap_files(&found.host.swaps)
+            } else {
+                Vec::new()
+            },
+        })
+    }
+}
+
 /// Resolves the node's values from its config and what discovery found.
 pub fn resolve(config: &NodeConfig, found: &Discovered) -> Result<NodeValues, Error> {
     if config.is_kubeadm() {
         return resolve_kubeadm(config, found);
     }
     let cluster_cfg = &config.spec.cluster;
-    let cluster_name = cluster_name(config)?;
     let endpoint = cluster_cfg
         .api_server_endpoint
         .clone()
@@ -200,160 +280,131 @@ pub fn resolve(config: &NodeConfig, found: &Discovered) -> Result<NodeValues, Er
             });
         }
     };
-    let service_cidr = service_cidr(config, found, None)?;
-    let ipv6 = matches!(service_cidr, Some(IpNet::V6(_)));
-    let user_max_pods = config.spec.kubelet.max_pods();
-    let expression = config
-        .spec
-        .kubelet
-        .max_pods_expression
-        .as_deref()
-        .map(MaxPodsExpression::parse)
-        .transpose()?;
-    let containerd_major = found.host.containerd_version.map_or(1, |v| v.major);
-    let user_node_ip = user_node_ip(config)?;
-
-    let common = |kind,
-                  region: Region,
-                  node_ip,
-                  node_name,
-                  provider_id,
-                  max_pods: u32,
-                  cores: u32,
-                  vpc: Option<ipnet::Ipv4Net>|
-     -> Result<NodeValues, Error> {
-        let cluster_dns = match user_cluster_dns(config)? {
-            Some(ip) => ip,
-            None => cluster_dns_ip(service_cidr, vpc)?,
-        };
-        Ok(NodeValues {
-            kind,
-            cluster_name: cluster_name.clone(),
-            cluster_id: cluster_cfg.id.clone().or_else(|| found.cluster.id.clone()),
-            dns_suffix: region.partition().dns_suffix.to_owned(),
-            sandbox_image: String::new(),
-            region: region.to_string(),
-            api_server_endpoint: endpoint.clone(),
-            ca_pem: ca_pem.clone(),
-            cluster_dns,
-            node_ip,
-            node_name,
-            provider_id,
-            max_pods,
-            kube_reserved: kube_reserved(cores, max_pods),
-            containerd_major,
-            nvidia_runtime: found.host.nvidia_runtime.clone(),
-            agent_binary: found.agent_binary.clone(),
-            labels: BTreeMap::new(),
-            exec_env: BTreeMap::new(),
-            api_server_addresses: Vec::new(),
-            current_hosts: None,
-            current_fstab: None,
-            swap_off: Vec::new(),
-        })
+    let common = Common {
+        config,
+        found,
+        cluster_name: cluster_name(config)?,
+        endpoint,
+        ca_pem,
+        service_cidr: service_cidr(config, found, None)?,
     };
+    match &config.spec.hybrid {
+        Some(hybrid) => resolve_hybrid(&common, hybrid),
+        None => resolve_ec2(&common),
+    }
+}
 
-    if let Some(hybrid) = &config.spec.hybrid {
-        let region_text = cluster_cfg.region.as_deref().ok_or(Error::Missing {
+/// An on-prem node (EKS Hybrid Nodes): named by its Roles Anywhere setting or its SSM
+/// registration; its node IP is the one the user set, else the address that routes to the
+/// API server, else the default route's, and it must lie in the cluster's remote node
+/// networks.
+fn resolve_hybrid(common: &Common<'_>, hybrid: &HybridOptions) -> Result<NodeValues, Error> {
+    let (config, found) = (common.config, common.found);
+    let region_text = config
+        .spec
+        .cluster
+        .region
+        .as_deref()
+        .ok_or(Error::Missing {
             what: "spec.cluster.region",
             fix: "hybrid nodes must set it".into(),
         })?;
-        let region =
-            Region::parse(region_text, "spec.cluster.region").map_err(super::Error::from)?;
-        let default_ip = if ipv6 {
-            found.host.default_ipv6
-        } else {
-            found.host.default_ipv4
-        };
-        let route_ip = found
-            .api_route_ip
-            .filter(|ip| ip.is_ipv6() == ipv6 && !ip.is_loopback());
-        let (node_ip, origin) = match (user_node_ip, route_ip, default_ip) {
-            (Some(ip), _, _) => (ip, "--node-ip in spec.kubelet.flags"),
-            (None, Some(ip), _) => (ip, "the interface that routes to the API server"),
-            (None, None, Some(ip)) => (ip, "the interface of the default route"),
-            (None, None, None) => {
+    let region = Region::parse(region_text, "spec.cluster.region").map_err(super::Error::from)?;
+    let ipv6 = common.ipv6();
+    let default_ip = if ipv6 {
+        found.host.default_ipv6
+    } else {
+        found.host.default_ipv4
+    };
+    let route_ip = found
+        .api_route_ip
+        .filter(|ip| ip.is_ipv6() == ipv6 && !ip.is_loopback());
+    let (node_ip, origin) = match (user_node_ip(config)?, route_ip, default_ip) {
+        (Some(ip), _, _) => (ip, "--node-ip in spec.kubelet.flags"),
+        (None, Some(ip), _) => (ip, "the interface that routes to the API server"),
+        (None, None, Some(ip)) => (ip, "the interface of the default route"),
+        (None, None, None) => {
+            return Err(Error::Missing {
+                what: "the node IP",
+                fix: "no interface routes to the API server or holds the default route; add --node-ip=<address> to spec.kubelet.flags".into(),
+            });
+        }
+    };
+    check_remote_node_network(node_ip, origin, &found.cluster.remote_node_networks)?;
+    check_swap(config, &found.host.swaps)?;
+    let (kind, node_name, provider, mut exec_env) = if let Some(ira) = &hybrid.iam_roles_anywhere {
+        let name = ira.node_name.as_deref().ok_or(Error::Missing {
+            what: "the node name",
+            fix: "set spec.hybrid.iamRolesAnywhere.nodeName".into(),
+        })?;
+        let config_path = ira
+            .aws_config_path
+            .clone()
+            .unwrap_or_else(|| HYBRID_AWS_CONFIG.into());
+        let env = BTreeMap::from([("AWS_CONFIG_FILE".to_owned(), config_path)]);
+        (
+            NodeKind::HybridRolesAnywhere,
+            node_name("spec.hybrid.iamRolesAnywhere.nodeName", name)?,
+            "iam-ra",
+            env,
+        )
+    } else {
+        // Registered with SSM: named after the managed instance ID; not (yet) registered:
+        // after the host, as kubelet would name it.
+        let name = match &found.ssm_managed_instance_id {
+            Some(id) => id.clone(),
+            None if found.host.hostname.trim().is_empty() => {
                 return Err(Error::Missing {
-                    what: "the node IP",
-                    fix: "no interface routes to the API server or holds the default route; add --node-ip=<address> to spec.kubelet.flags".into(),
+                    what: "the node name",
+                    fix: "register the host with SSM (spec.hybrid.ssm) or give it a hostname"
+                        .into(),
                 });
             }
+            None => node_name(
+                "the host name",
+                &found.host.hostname.trim().to_ascii_lowercase(),
+            )?,
         };
-        check_remote_node_network(node_ip, origin, &found.cluster.remote_node_networks)?;
-        check_swap(config, &found.host.swaps)?;
-        let (kind, node_name, provider, mut exec_env) = if let Some(ira) =
-            &hybrid.iam_roles_anywhere
-        {
-            let name = ira.node_name.as_deref().ok_or(Error::Missing {
-                what: "the node name",
-                fix: "set spec.hybrid.iamRolesAnywhere.nodeName".into(),
-            })?;
-            let config_path = ira
-                .aws_config_path
-                .clone()
-                .unwrap_or_else(|| HYBRID_AWS_CONFIG.into());
-            let env = BTreeMap::from([("AWS_CONFIG_FILE".to_owned(), config_path)]);
-            (
-                NodeKind::HybridRolesAnywhere,
-                node_name("spec.hybrid.iamRolesAnywhere.nodeName", name)?,
-                "iam-ra",
-                env,
-            )
-        } else {
-            // Registered with SSM: named after the managed instance ID; not (yet)
-            // registered: after the host, as kubelet would name it.
-            let name = match &found.ssm_managed_instance_id {
-                Some(id) => id.clone(),
-                None if found.host.hostname.trim().is_empty() => {
-                    return Err(Error::Missing {
-                        what: "the node name",
-                        fix: "register the host with SSM (spec.hybrid.ssm) or give it a hostname"
-                            .into(),
-                    });
-                }
-                None => node_name(
-                    "the host name",
-                    &found.host.hostname.trim().to_ascii_lowercase(),
-                )?,
-            };
-            let env = BTreeMap::from([(
-                "AWS_SHARED_CREDENTIALS_FILE".to_owned(),
-                SSM_CREDENTIALS_FILE.to_owned(),
-            )]);
-            (NodeKind::HybridSsm, name, "ssm", env)
-        };
-        let provider_id = ProviderId::hybrid(&region, &cluster_name, &node_name);
-        let max_pods = user_max_pods.unwrap_or(DEFAULT_MAX_PODS);
-        exec_env.insert("AWS_REGION".into(), region.to_string());
-        let mut values = common(
-            kind,
-            region,
-            node_ip,
-            node_name,
-            Some(provider_id),
-            max_pods,
-            found.host.cpu_cores.max(1),
-            None,
-        )?;
-        values.sandbox_image = PUBLIC_PAUSE_IMAGE.into();
-        values.labels = BTreeMap::from([
-            (
-                "eks.amazonaws.com/compute-type".to_owned(),
-                "hybrid".to_owned(),
-            ),
-            (
-                "eks.amazonaws.com/hybrid-credential-provider".to_owned(),
-                provider.to_owned(),
-            ),
-        ]);
-        values.exec_env = exec_env;
-        if config.spec.kubelet.fail_swap_on() {
-            values.current_fstab = found.host.fstab.clone();
-            values.swap_off = swap_files(&found.host.swaps);
-        }
-        return Ok(values);
-    }
+        let env = BTreeMap::from([(
+            "AWS_SHARED_CREDENTIALS_FILE".to_owned(),
+            SSM_CREDENTIALS_FILE.to_owned(),
+        )]);
+        (NodeKind::HybridSsm, name, "ssm", env)
+    };
+    exec_env.insert("AWS_REGION".into(), region.to_string());
+    let mut values = common.values(Identity {
+        kind,
+        region: region.to_string(),
+        node_ip,
+        provider_id: Some(ProviderId::hybrid(
+            &region,
+            &common.cluster_name,
+            &node_name,
+        )),
+        node_name,
+        max_pods: config.spec.kubelet.max_pods().unwrap_or(DEFAULT_MAX_PODS),
+        cores: found.host.cpu_cores.max(1),
+        vpc: None,
+        sandbox_image: PUBLIC_PAUSE_IMAGE.into(),
+    })?;
+    values.labels = BTreeMap::from([
+        (
+            "eks.amazonaws.com/compute-type".to_owned(),
+            "hybrid".to_owned(),
+        ),
+        (
+            "eks.amazonaws.com/hybrid-credential-provider".to_owned(),
+            provider.to_owned(),
+        ),
+    ]);
+    values.exec_env = exec_env;
+    Ok(values)
+}
 
+/// An EC2 instance (in a region or on an Outpost): max pods from its instance type's limits,
+/// named after its private DNS name (or instance ID), its node IP from IMDS.
+fn resolve_ec2(common: &Common<'_>) -> Result<NodeValues, Error> {
+    let (config, found) = (common.config, common.found);
     let instance = found.instance.as_ref().ok_or(Error::Missing {
         what: "the EC2 instance",
         fix: "IMDS did not describe this host; on a host outside EC2 configure spec.hybrid".into(),
@@ -373,42 +424,58 @@ pub fn resolve(config: &NodeConfig, found: &Discovered) -> Result<NodeValues, Er
         custom_networking: config.feature(GATE_CUSTOM_NETWORKING),
         ..MaxPodsOptions::default()
     };
-    let max_pods = effective_max_pods(user_max_pods, expression.as_ref(), &limits, &options)?.value;
+    let expression = config
+        .spec
+        .kubelet
+        .max_pods_expression
+        .as_deref()
+        .map(MaxPodsExpression::parse)
+        .transpose()?;
+    let max_pods = effective_max_pods(
+        config.spec.kubelet.max_pods(),
+        expression.as_ref(),
+        &limits,
+        &options,
+    )?
+    .value;
+    let ipv6 = common.ipv6();
     let instance_ip = if ipv6 {
         instance.ipv6
     } else {
         instance.private_ipv4
     };
-    let node_ip = user_node_ip.or(instance_ip).ok_or(Error::Missing {
-        what: "the node IP",
-        fix: format!(
-            "IMDS reported no {} address for the primary interface",
-            if ipv6 { "IPv6" } else { "IPv4" }
-        ),
-    })?;
-    let node_name = super::node_name(
-        instance.private_dns_name.as_deref(),
-        &instance.instance_id,
-        config.feature(GATE_INSTANCE_ID_NODE_NAME),
-    )?;
-    let provider_id = ProviderId::ec2(&instance.availability_zone, &instance.instance_id);
-    let vpc = instance.vpc_ipv4_cidrs.first().copied();
+    let node_ip = user_node_ip(config)?
+        .or(instance_ip)
+        .ok_or(Error::Missing {
+            what: "the node IP",
+            fix: format!(
+                "IMDS reported no {} address for the primary interface",
+                if ipv6 { "IPv6" } else { "IPv4" }
+            ),
+        })?;
     let outpost = config.is_outpost() || found.cluster.outpost;
-    let kind = if outpost {
-        NodeKind::Outpost
-    } else {
-        NodeKind::Ec2
-    };
-    let mut values = common(
-        kind,
-        instance.region.clone(),
+    let mut values = common.values(Identity {
+        kind: if outpost {
+            NodeKind::Outpost
+        } else {
+            NodeKind::Ec2
+        },
+        region: instance.region.to_string(),
         node_ip,
-        node_name,
-        Some(provider_id),
+        node_name: super::node_name(
+            instance.private_dns_name.as_deref(),
+            &instance.instance_id,
+            config.feature(GATE_INSTANCE_ID_NODE_NAME),
+        )?,
+        provider_id: Some(ProviderId::ec2(
+            &instance.availability_zone,
+            &instance.instance_id,
+        )),
         max_pods,
-        limits.vcpus.max(1),
-        vpc,
-    )?;
+        cores: limits.vcpus.max(1),
+        vpc: instance.vpc_ipv4_cidrs.first().copied(),
+        sandbox_image: String::new(),
+    })?;
     if !instance.domain.is_empty() {
         values.dns_suffix = instance.domain.clone();
     }
@@ -429,13 +496,11 @@ pub fn resolve(config: &NodeConfig, found: &Discovered) -> Result<NodeValues, Er
 /// the config), the node is named after the host, and there is no provider ID, no AWS region
 /// and no exec credential plugin.
 fn resolve_kubeadm(config: &NodeConfig, found: &Discovered) -> Result<NodeValues, Error> {
-    let cluster_cfg = &config.spec.cluster;
-    let cluster_name = cluster_name(config)?;
     let endpoint = found
         .cluster
         .endpoint
         .clone()
-        .or_else(|| cluster_cfg.api_server_endpoint.clone())
+        .or_else(|| config.spec.cluster.api_server_endpoint.clone())
         .ok_or(Error::Missing {
             what: "the API server endpoint",
             fix: "set spec.cluster.apiServerEndpoint".into(),
@@ -450,9 +515,15 @@ fn resolve_kubeadm(config: &NodeConfig, found: &Discovered) -> Result<NodeValues
         })?
         .into_bytes();
     let default_cidr = KUBEADM_DEFAULT_SERVICE_CIDR.parse().ok();
-    let service_cidr = service_cidr(config, found, default_cidr)?;
-    let ipv6 = matches!(service_cidr, Some(IpNet::V6(_)));
-    let host_ip = if ipv6 {
+    let common = Common {
+        config,
+        found,
+        cluster_name: cluster_name(config)?,
+        endpoint,
+        ca_pem,
+        service_cidr: service_cidr(config, found, default_cidr)?,
+    };
+    let host_ip = if common.ipv6() {
         found.host.default_ipv6
     } else {
         found.host.default_ipv4
@@ -475,47 +546,17 @@ fn resolve_kubeadm(config: &NodeConfig, found: &Discovered) -> Result<NodeValues
             fix: "the host has no hostname; set one, or add --hostname-override=<name> to spec.kubelet.flags".into(),
         });
     }
-    let node_name = node_name(what, &name)?;
-    let max_pods = config.spec.kubelet.max_pods().unwrap_or(DEFAULT_MAX_PODS);
-    let cluster_dns = match user_cluster_dns(config)? {
-        Some(ip) => ip,
-        None => cluster_dns_ip(service_cidr, None)?,
-    };
-    let region = cluster_cfg.region.clone().unwrap_or_default();
     check_swap(config, &found.host.swaps)?;
-    Ok(NodeValues {
+    common.values(Identity {
         kind: NodeKind::Kubeadm,
-        cluster_name,
-        cluster_id: None,
-        dns_suffix: crate::model::partition_of(&region).dns_suffix.to_owned(),
-        region,
-        api_server_endpoint: endpoint,
-        ca_pem,
-        cluster_dns,
+        region: config.spec.cluster.region.clone().unwrap_or_default(),
         node_ip,
-        node_name,
+        node_name: node_name(what, &name)?,
         provider_id: None,
-        max_pods,
-        kube_reserved: kube_reserved(found.host.cpu_cores.max(1), max_pods),
-        containerd_major: found.host.containerd_version.map_or(1, |v| v.major),
+        max_pods: config.spec.kubelet.max_pods().unwrap_or(DEFAULT_MAX_PODS),
+        cores: found.host.cpu_cores.max(1),
+        vpc: None,
         sandbox_image: PUBLIC_PAUSE_IMAGE.into(),
-        nvidia_runtime: found.host.nvidia_runtime.clone(),
-        agent_binary: found.agent_binary.clone(),
-        labels: BTreeMap::new(),
-        exec_env: BTreeMap::new(),
-        api_server_addresses: Vec::new(),
-        current_hosts: None,
-        current_fstab: config
-            .spec
-            .kubelet
-            .fail_swap_on()
-            .then(|| found.host.fstab.clone())
-            .flatten(),
-        swap_off: if config.spec.kubelet.fail_swap_on() {
-            swap_files(&found.host.swaps)
-        } else {
-            Vec::new()
-        },
     })
 }
 
