@@ -97,7 +97,7 @@ impl Phases {
 
     fn done(&self, phase: &str, started: Instant) {
         let took = started.elapsed();
-        tracing::info!(phase, duration_ms = took.as_millis() as u64, "phase done");
+        tracing::info!(phase, duration_ms = took.as_secs_f64() * 1e3, "phase done");
         if self.on_host {
             crate::apply::phases::record_default(phase, took);
         }
