@@ -126,7 +126,7 @@ async fn api_server_addresses(endpoint: &str) -> Result<Vec<IpAddr>, Error> {
                     }
                 }
             },
-            |d| format!("no answer within {d:?}"),
+            |_, d| format!("no answer within {d:?}"),
         )
         .await;
     result.map_err(|reason| bad(format!("{reason} (after {attempts} attempt(s))")))
