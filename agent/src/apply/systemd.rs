@@ -11,11 +11,12 @@ use std::path::Path;
 use std::time::Duration;
 
 use futures_util::StreamExt;
-use tokio::time::{Instant, sleep, timeout};
+use tokio::time::{Instant, timeout};
 use zbus::proxy::CacheProperties;
 use zbus::zvariant::OwnedObjectPath;
 
 use super::{Error, Report, Result, Root, ServiceActions};
+use crate::net::{Attempt, RetryPolicy};
 use crate::render::ServiceSpec;
 
 /// Bound on one start/restart job: systemd's own default `TimeoutStartSec` is 90 s.
@@ -144,31 +145,35 @@ impl Systemd {
             address: label.clone(),
             source: Box::new(source),
         };
-        let deadline = Instant::now() + bound;
-        let mut pause = DBUS_CONNECT_BACKOFF_START;
-        let connection = loop {
-            // A malformed address is not worth retrying: fail at once.
-            let builder = match address {
-                Some(a) => zbus::connection::Builder::address(a),
-                None => zbus::connection::Builder::system(),
-            }
-            .map_err(connect_err)?
-            .method_timeout(DBUS_METHOD_TIMEOUT);
-            let remaining = deadline.saturating_duration_since(Instant::now());
-            let err = match timeout(remaining, builder.build()).await {
-                Ok(Ok(connection)) => break connection,
-                Ok(Err(e)) => e,
-                Err(_) => {
-                    zbus::Error::Failure(format!("no answer within {} ms", bound.as_millis()))
-                }
-            };
-            if Instant::now() + pause >= deadline {
-                return Err(connect_err(err));
-            }
-            tracing::debug!(address = %label, error = %err, "D-Bus not reachable yet, retrying");
-            sleep(pause).await;
-            pause = (pause * 2).min(DBUS_CONNECT_BACKOFF_MAX);
-        };
+        let policy =
+            RetryPolicy::until(bound, DBUS_CONNECT_BACKOFF_START, DBUS_CONNECT_BACKOFF_MAX);
+        let (connection, _) = policy
+            .run(
+                |_| async {
+                    // A malformed address is not worth retrying: fail at once.
+                    let builder = match address {
+                        Some(a) => zbus::connection::Builder::address(a),
+                        None => zbus::connection::Builder::system(),
+                    };
+                    let builder = match builder {
+                        Ok(b) => b.method_timeout(DBUS_METHOD_TIMEOUT),
+                        Err(e) => return Attempt::Fail(connect_err(e)),
+                    };
+                    match builder.build().await {
+                        Ok(connection) => Attempt::Done(connection),
+                        Err(e) => {
+                            tracing::debug!(address = %label, error = %e, "D-Bus not reachable yet");
+                            Attempt::Retry(connect_err(e))
+                        }
+                    }
+                },
+                |_, _| {
+                    let late = format!("no answer within {} ms", bound.as_millis());
+                    connect_err(zbus::Error::Failure(late))
+                },
+            )
+            .await;
+        let connection = connection?;
         let manager = ManagerProxy::new(&connection).await.map_err(connect_err)?;
         Ok(Systemd {
             connection,
@@ -297,33 +302,33 @@ impl Systemd {
 /// backoff, at most `bound`.
 pub async fn wait_for_socket(unit: &str, path: &Path, bound: Duration) -> Result<()> {
     let started = Instant::now();
-    let deadline = started + bound;
-    let mut pause = SOCKET_BACKOFF_START;
-    loop {
-        let attempt = timeout(
-            SOCKET_CONNECT_ATTEMPT_TIMEOUT,
-            tokio::net::UnixStream::connect(path),
+    let policy = RetryPolicy {
+        attempt_timeout: SOCKET_CONNECT_ATTEMPT_TIMEOUT,
+        ..RetryPolicy::until(bound, SOCKET_BACKOFF_START, SOCKET_BACKOFF_MAX)
+    };
+    let (result, _) = policy
+        .run(
+            |_| async {
+                match tokio::net::UnixStream::connect(path).await {
+                    Ok(_stream) => Attempt::Done(()),
+                    Err(e) => Attempt::Retry(e),
+                }
+            },
+            |_, _| std::io::Error::new(std::io::ErrorKind::TimedOut, "connect timed out"),
         )
         .await;
-        let last = match attempt {
-            Ok(Ok(_stream)) => {
-                tracing::info!(unit, socket = %path.display(),
-                    waited_ms = started.elapsed().as_millis() as u64, "socket accepts");
-                return Ok(());
-            }
-            Ok(Err(e)) => e,
-            Err(_) => std::io::Error::new(std::io::ErrorKind::TimedOut, "connect timed out"),
-        };
-        if Instant::now() + pause > deadline {
-            return Err(Error::SocketTimeout {
-                unit: unit.to_owned(),
-                path: path.to_path_buf(),
-                secs: bound.as_secs(),
-                source: last,
-            });
+    match result {
+        Ok(()) => {
+            tracing::info!(unit, socket = %path.display(),
+                waited_ms = started.elapsed().as_millis() as u64, "socket accepts");
+            Ok(())
         }
-        sleep(pause).await;
-        pause = (pause * 2).min(SOCKET_BACKOFF_MAX);
+        Err(last) => Err(Error::SocketTimeout {
+            unit: unit.to_owned(),
+            path: path.to_path_buf(),
+            secs: bound.as_secs(),
+            source: last,
+        }),
     }
 }
 
@@ -368,7 +373,7 @@ mod tests {
         let opener = {
             let sock = sock.clone();
             tokio::spawn(async move {
-                sleep(Duration::from_millis(150)).await;
+                tokio::time::sleep(Duration::from_millis(150)).await;
                 let listener = tokio::net::UnixListener::bind(&sock).unwrap();
                 let _ = listener.accept().await;
             })

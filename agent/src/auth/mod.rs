@@ -146,6 +146,16 @@ pub enum Error {
         #[source]
         source: Box<dyn std::error::Error + Send + Sync>,
     },
+    /// The HTTPS client for a service could not be set up (an unusable `AWS_CA_BUNDLE`, a
+    /// proxy setting that is not a URL).
+    #[error("cannot set up the HTTPS client for {service}")]
+    HttpClient {
+        /// The service.
+        service: &'static str,
+        /// What was wrong.
+        #[source]
+        source: crate::net::client::Error,
+    },
     /// A service's answer could not be understood.
     #[error("{service} at {endpoint}: unexpected response: {reason}")]
     BadResponse {
@@ -180,6 +190,7 @@ impl exit::Classify for Error {
                 bad_activation: true,
                 ..
             } => exit::Code::BadInput,
+            Error::HttpClient { source, .. } => exit::Classify::exit_code(source),
             _ => exit::Code::Failure,
         }
     }

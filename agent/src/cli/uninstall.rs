@@ -9,7 +9,7 @@ use clap::Args;
 use crate::apply::{Root, manifest};
 use crate::auth::credentials::{self, Source};
 use crate::exit;
-use crate::install::{fetch, ssm};
+use crate::install::ssm;
 
 /// Remove every file the agent wrote (restoring files it replaced) and the directories it
 /// created; with --deregister, deregister this SSM hybrid node first.
@@ -126,11 +126,7 @@ async fn deregister(root: &Root, reg: &ssm::Registration) -> anyhow::Result<()> 
     let creds = credentials::fetch(&provider, &source.name()).await?;
     let endpoint = credentials::process_env("AWS_ENDPOINT_URL_SSM")
         .or_else(|| credentials::process_env("AWS_ENDPOINT_URL"));
-    let api = ssm::SsmApi::new(
-        reg.region.clone(),
-        endpoint.as_deref(),
-        fetch::Policy::default(),
-    )?;
+    let api = ssm::SsmApi::new(reg.region.clone(), endpoint.as_deref())?;
     api.deregister_managed_instance(&creds, &reg.instance_id, &std::time::SystemTime::now)
         .await?;
     eprintln!(

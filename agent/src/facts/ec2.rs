@@ -5,6 +5,8 @@ use std::time::{Duration, Instant};
 
 use aws_sdk_ec2::error::{DisplayErrorContext, ProvideErrorMetadata};
 
+use crate::net::RetryPolicy;
+
 /// How long to wait for EC2 to report a private DNS name.
 pub const PRIVATE_DNS_WAIT: Duration = Duration::from_secs(180);
 /// First pause while the private DNS name is empty; doubled each time.
@@ -143,7 +145,9 @@ where
     Fut: std::future::Future<Output = Result<String, Error>>,
 {
     let started = Instant::now();
-    let mut pause = wait.initial_backoff;
+    // The pauses are the retry policy's: capped doubling with jitter, so that nodes booted
+    // together do not poll in step.
+    let policy = RetryPolicy::until(wait.total, wait.initial_backoff, wait.max_backoff);
     let mut tries = 0u32;
     loop {
         tries += 1;
@@ -153,6 +157,7 @@ where
             return Ok(name);
         }
         let waited = started.elapsed();
+        let pause = policy.jittered_backoff(tries);
         if waited + pause > wait.total {
             return Err(Error::NoPrivateDnsName {
                 instance_id: instance_id.to_string(),
@@ -166,7 +171,6 @@ where
             "EC2 has no private DNS name for the instance yet; waiting"
         );
         tokio::time::sleep(pause).await;
-        pause = (pause * 2).min(wait.max_backoff);
     }
 }
 

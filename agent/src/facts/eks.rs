@@ -9,6 +9,8 @@ use base64::Engine as _;
 use ipnet::IpNet;
 use serde::Serialize;
 
+use crate::net::RetryPolicy;
+
 /// How long to wait for a cluster in CREATING (or PENDING) to become usable.
 pub const CLUSTER_CREATING_WAIT: Duration = Duration::from_secs(900);
 /// First pause while the cluster is being created; doubled each time.
@@ -293,7 +295,9 @@ where
     Fut: std::future::Future<Output = Result<Cluster, Error>>,
 {
     let started = tokio::time::Instant::now();
-    let mut pause = wait.initial_backoff;
+    // The pauses are the retry policy's: capped doubling with jitter, so that nodes booted
+    // together do not poll in step.
+    let policy = RetryPolicy::until(wait.total, wait.initial_backoff, wait.max_backoff);
     let mut polls = 0u32;
     loop {
         polls += 1;
@@ -312,6 +316,7 @@ where
             }
             Next::Wait => {
                 let waited = started.elapsed();
+                let pause = policy.jittered_backoff(polls);
                 if waited + pause > wait.total {
                     return Err(Error::StillCreating {
                         cluster: name.to_string(),
@@ -321,7 +326,6 @@ where
                 }
                 tracing::info!(cluster = name, %status, polls, waited_secs = waited.as_secs(), "EKS cluster is not active yet; waiting");
                 tokio::time::sleep(pause).await;
-                pause = (pause * 2).min(wait.max_backoff);
             }
         }
     }

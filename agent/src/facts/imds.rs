@@ -13,6 +13,11 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::Mutex;
 use url::Url;
 
+/// The retry policy type, with [`IMDS_RETRY`] as the client's default.
+pub use crate::net::RetryPolicy;
+use crate::net::retry::{is_retryable_error, is_retryable_status};
+use crate::net::{Attempt, ClientBuilder, Proxy, Trust};
+
 /// The IPv4 link-local endpoint of IMDS.
 pub const IMDS_ENDPOINT_IPV4: &str = "http://169.254.169.254";
 /// The IPv6 endpoint of IMDS (Nitro instances with the IPv6 endpoint turned on).
@@ -21,18 +26,17 @@ pub const IMDS_ENDPOINT_IPV6: &str = "http://[fd00:ec2::254]";
 pub const IMDS_TOKEN_TTL_SECS: u64 = 21_600;
 /// A token is replaced this long before IMDS would expire it.
 pub const IMDS_TOKEN_REFRESH_MARGIN: Duration = Duration::from_secs(120);
-/// Timeout of one HTTP attempt (connect + request + body).
-pub const IMDS_ATTEMPT_TIMEOUT: Duration = Duration::from_secs(2);
 /// Timeout of one TCP connect.
 pub const IMDS_CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
-/// Attempts per read before giving up.
-pub const IMDS_MAX_ATTEMPTS: u32 = 10;
-/// First backoff between attempts; doubled after each failure.
-pub const IMDS_INITIAL_BACKOFF: Duration = Duration::from_millis(100);
-/// Largest backoff between attempts.
-pub const IMDS_MAX_BACKOFF: Duration = Duration::from_secs(5);
-/// Total time one read may take, all attempts and backoffs included.
-pub const IMDS_TOTAL_DEADLINE: Duration = Duration::from_secs(60);
+/// How one read is retried: at most 10 attempts of 2 s each (token request, request and
+/// body), backoff from 100 ms doubling to 5 s, 60 s in all.
+pub const IMDS_RETRY: RetryPolicy = RetryPolicy {
+    max_attempts: 10,
+    initial_backoff: Duration::from_millis(100),
+    max_backoff: Duration::from_secs(5),
+    attempt_timeout: Duration::from_secs(2),
+    total_deadline: Duration::from_secs(60),
+};
 
 /// Environment variable naming the IMDS endpoint URL.
 pub const ENV_ENDPOINT: &str = "AWS_EC2_METADATA_SERVICE_ENDPOINT";
@@ -126,47 +130,7 @@ pub enum Error {
     },
     /// The HTTP client could not be built.
     #[error("cannot build the IMDS HTTP client")]
-    Client(#[source] reqwest::Error),
-    /// The TLS settings of the HTTP client could not be built.
-    #[error("cannot build the IMDS HTTP client's TLS settings")]
-    Tls(#[source] rustls::Error),
-}
-
-/// Retry and deadline policy of the client. Production values are the `IMDS_*` constants.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct RetryPolicy {
-    /// Attempts per read.
-    pub max_attempts: u32,
-    /// First backoff, doubled per failure.
-    pub initial_backoff: Duration,
-    /// Largest backoff.
-    pub max_backoff: Duration,
-    /// Timeout of one attempt.
-    pub attempt_timeout: Duration,
-    /// Total time of one read.
-    pub total_deadline: Duration,
-}
-
-impl Default for RetryPolicy {
-    fn default() -> Self {
-        RetryPolicy {
-            max_attempts: IMDS_MAX_ATTEMPTS,
-            initial_backoff: IMDS_INITIAL_BACKOFF,
-            max_backoff: IMDS_MAX_BACKOFF,
-            attempt_timeout: IMDS_ATTEMPT_TIMEOUT,
-            total_deadline: IMDS_TOTAL_DEADLINE,
-        }
-    }
-}
-
-impl RetryPolicy {
-    /// The backoff after the `failures`-th failure (1-based): initial * 2^(failures-1), capped.
-    pub fn backoff(&self, failures: u32) -> Duration {
-        let shift = failures.saturating_sub(1).min(16);
-        self.initial_backoff
-            .saturating_mul(1u32 << shift)
-            .min(self.max_backoff)
-    }
+    Client(#[source] crate::net::client::Error),
 }
 
 /// Which default endpoint to use.
@@ -249,16 +213,6 @@ pub struct Imds {
     token: Mutex<Option<Token>>,
 }
 
-/// What one attempt produced.
-enum Attempt {
-    /// The final answer: a body, or `None` for 404.
-    Done(Option<Vec<u8>>),
-    /// The token was refused (401): get a new one and try again at once.
-    TokenRejected(String),
-    /// A transient failure worth a backoff.
-    Retry(String),
-}
-
 impl Imds {
     /// The client for this host: endpoint from `AWS_EC2_METADATA_*`, default policy.
     pub fn new() -> Result<Imds, Error> {
@@ -275,25 +229,18 @@ impl Imds {
     }
 
     fn build(endpoint: Option<Url>) -> Result<Imds, Error> {
-        // IMDS is plain HTTP; the TLS config is only there because reqwest needs one, and is
-        // given explicitly so no process-wide crypto provider is assumed.
-        let tls = rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(
-            rustls::crypto::aws_lc_rs::default_provider(),
-        ))
-        .with_safe_default_protocol_versions()
-        .map_err(Error::Tls)?
-        .with_root_certificates(rustls::RootCertStore::empty())
-        .with_no_client_auth();
-        let client = reqwest::Client::builder()
-            .no_proxy()
-            .use_preconfigured_tls(tls)
+        // IMDS is plain HTTP on a link-local (or loopback) address: no CA, never a proxy.
+        // Each attempt is bounded by the retry policy.
+        let client = ClientBuilder::new()
+            .trust(Trust::None)
+            .proxy(Proxy::Never)
             .connect_timeout(IMDS_CONNECT_TIMEOUT)
             .build()
             .map_err(Error::Client)?;
         Ok(Imds {
             client,
             endpoint: endpoint.map(|u| u.as_str().trim_end_matches('/').to_string()),
-            policy: RetryPolicy::default(),
+            policy: IMDS_RETRY,
             token_ttl_secs: IMDS_TOKEN_TTL_SECS,
             token: Mutex::new(None),
         })
@@ -324,53 +271,19 @@ impl Imds {
             });
         };
         let started = Instant::now();
-        let deadline = started + self.policy.total_deadline;
-        let mut attempts = 0u32;
-        let mut failures = 0u32;
-        let mut last_cause = String::from("no attempt was made");
-        while attempts < self.policy.max_attempts {
-            let now = Instant::now();
-            if now >= deadline {
-                break;
-            }
-            attempts += 1;
-            let budget = self.policy.attempt_timeout.min(deadline - now);
-            match self.attempt(endpoint, path, budget).await? {
-                Attempt::Done(body) => return Ok(body),
-                Attempt::TokenRejected(rejected) => {
-                    tracing::debug!(
-                        path,
-                        "IMDS refused the session token (401); getting a new one"
-                    );
-                    last_cause = "the session token was refused (HTTP 401)".to_string();
-                    // Forget the token only if no concurrent read has replaced it already.
-                    let mut slot = self.token.lock().await;
-                    if slot.as_ref().is_some_and(|t| t.value == rejected) {
-                        slot.take();
-                    }
-                    drop(slot);
-                    // The first refusal is retried at once; a repeated one backs off.
-                    if attempts > 1 {
-                        failures += 1;
-                        self.sleep_backoff(failures, deadline).await;
-                    }
-                }
-                Attempt::Retry(cause) => {
-                    failures += 1;
-                    tracing::debug!(path, attempt = attempts, cause = %cause, "IMDS attempt failed; retrying");
-                    last_cause = cause;
-                    self.sleep_backoff(failures, deadline).await;
-                }
-            }
+        let (result, attempts) = self
+            .policy
+            .run(
+                |n| self.attempt(endpoint, path, n, started),
+                |n, bound| {
+                    unreachable(endpoint, n, started, format!("timed out after {bound:.1?}"))
+                },
+            )
+            .await;
+        if let Err(Error::Unreachable { elapsed, .. }) = &result {
+            tracing::warn!(endpoint, path, attempts, ?elapsed, "IMDS unreachable");
         }
-        let elapsed = started.elapsed();
-        tracing::warn!(endpoint, path, attempts, ?elapsed, "IMDS unreachable");
-        Err(Error::Unreachable {
-            endpoint: endpoint.to_string(),
-            attempts,
-            elapsed,
-            last_cause,
-        })
+        result
     }
 
     /// Reads `path`; a 404 is an error (the path exists on every instance).
@@ -397,62 +310,77 @@ impl Imds {
         }
     }
 
-    async fn sleep_backoff(&self, failures: u32, deadline: Instant) {
-        let now = Instant::now();
-        if now >= deadline {
-            return;
-        }
-        tokio::time::sleep(self.policy.backoff(failures).min(deadline - now)).await;
-    }
-
-    /// One attempt: make sure there is a token, then GET.
+    /// One attempt: make sure there is a token, then GET. `Done(None)` is a 404.
     async fn attempt(
         &self,
         endpoint: &str,
         path: &str,
-        budget: Duration,
-    ) -> Result<Attempt, Error> {
-        let started = Instant::now();
-        let token = match self.token(endpoint, budget).await? {
-            Ok(token) => token,
-            Err(cause) => return Ok(Attempt::Retry(cause)),
+        n: u32,
+        started: Instant,
+    ) -> Attempt<Option<Vec<u8>>, Error> {
+        let retry = |cause: String| {
+            tracing::debug!(path, attempt = n, cause = %cause, "IMDS attempt failed");
+            Attempt::Retry(unreachable(endpoint, n, started, cause))
         };
-        let budget = budget.saturating_sub(started.elapsed());
-        if budget.is_zero() {
-            return Ok(Attempt::Retry(format!("timed out after {budget:?}")));
-        }
+        let token = match self.token(endpoint).await {
+            Ok(Ok(token)) => token,
+            Ok(Err(cause)) => return retry(cause),
+            Err(e) => return Attempt::Fail(e),
+        };
         let url = format!("{endpoint}{path}");
         let Ok(mut header) = reqwest::header::HeaderValue::from_str(&token) else {
             self.token.lock().await.take();
-            return Ok(Attempt::Retry(
+            return retry(
                 "IMDS returned a session token that is not a valid header value".to_string(),
-            ));
+            );
         };
         header.set_sensitive(true);
         let sent = self
             .client
             .get(&url)
             .header(TOKEN_HEADER, header)
-            .timeout(budget)
             .send()
             .await;
         let response = match sent {
             Ok(r) => r,
-            Err(e) => return Ok(Attempt::Retry(describe(&e))),
+            Err(e) if is_retryable_error(&e) => return retry(describe(&e)),
+            Err(e) => return Attempt::Fail(unreachable(endpoint, n, started, describe(&e))),
         };
-        let status = response.status().as_u16();
-        match status {
+        match response.status().as_u16() {
             200 => match response.bytes().await {
-                Ok(body) => Ok(Attempt::Done(Some(body.to_vec()))),
-                Err(e) => Ok(Attempt::Retry(describe(&e))),
+                Ok(body) => Attempt::Done(Some(body.to_vec())),
+                Err(e) => retry(describe(&e)),
             },
-            404 => Ok(Attempt::Done(None)),
-            401 => Ok(Attempt::TokenRejected(token)),
-            403 => Err(Error::Disabled {
+            404 => Attempt::Done(None),
+            401 => {
+                tracing::debug!(
+                    path,
+                    "IMDS refused the session token (401); getting a new one"
+                );
+                // Forget the token only if no concurrent read has replaced it already.
+                let mut slot = self.token.lock().await;
+                if slot.as_ref().is_some_and(|t| t.value == token) {
+                    slot.take();
+                }
+                drop(slot);
+                let refused = unreachable(
+                    endpoint,
+                    n,
+                    started,
+                    "the session token was refused (HTTP 401)".to_string(),
+                );
+                // A refusal on the first attempt is retried at once; a later one backs off.
+                if n == 1 {
+                    Attempt::RetryNow(refused)
+                } else {
+                    Attempt::Retry(refused)
+                }
+            }
+            403 => Attempt::Fail(Error::Disabled {
                 reason: format!("HTTP 403 for {path} at {endpoint}"),
             }),
-            s if s >= 500 || s == 429 => Ok(Attempt::Retry(format!("HTTP {s} for {path}"))),
-            _ => Err(Error::Status {
+            s if is_retryable_status(s) => retry(format!("HTTP {s} for {path}")),
+            status => Attempt::Fail(Error::Status {
                 endpoint: endpoint.to_string(),
                 path: path.to_string(),
                 status,
@@ -462,11 +390,7 @@ impl Imds {
 
     /// The current token, fetching a new one when there is none or it is about to expire.
     /// The outer `Err` is final; the inner `Err` is a transient cause worth a retry.
-    async fn token(
-        &self,
-        endpoint: &str,
-        budget: Duration,
-    ) -> Result<Result<String, String>, Error> {
+    async fn token(&self, endpoint: &str) -> Result<Result<String, String>, Error> {
         let mut slot = self.token.lock().await;
         if let Some(t) = slot.as_ref()
             && Instant::now() < t.refresh_at
@@ -479,7 +403,6 @@ impl Imds {
             .client
             .put(format!("{endpoint}{TOKEN_PATH}"))
             .header(TOKEN_TTL_HEADER, self.token_ttl_secs.to_string())
-            .timeout(budget)
             .send()
             .await;
         let response = match sent {
@@ -494,7 +417,7 @@ impl Imds {
                     reason: format!("HTTP 403 for the token request at {endpoint}"),
                 });
             }
-            s if s >= 500 || s == 429 => {
+            s if is_retryable_status(s) => {
                 return Ok(Err(format!("HTTP {s} for the token request")));
             }
             _ => {
@@ -672,7 +595,18 @@ pub fn token_lifetime(ttl_secs: u64) -> Duration {
     }
 }
 
-/// A reqwest error with its causes joined by ": " (no URL query; IMDS URLs carry no secrets).
+/// The error of a read that found IMDS unreachable after `attempts` (so far).
+fn unreachable(endpoint: &str, attempts: u32, started: Instant, last_cause: String) -> Error {
+    Error::Unreachable {
+        endpoint: endpoint.to_string(),
+        attempts,
+        elapsed: started.elapsed(),
+        last_cause,
+    }
+}
+
+/// What a reqwest error was, and its causes joined by ": " (reqwest's own text, which repeats
+/// the URL, is left out).
 fn describe(err: &reqwest::Error) -> String {
     let kind = if err.is_timeout() {
         "timed out"
@@ -681,17 +615,10 @@ fn describe(err: &reqwest::Error) -> String {
     } else {
         "request failed"
     };
-    let mut out = kind.to_string();
-    let mut cause: Option<&dyn std::error::Error> = std::error::Error::source(err);
-    while let Some(c) = cause {
-        let s = c.to_string();
-        if !out.ends_with(&s) {
-            out.push_str(": ");
-            out.push_str(&s);
-        }
-        cause = c.source();
+    match std::error::Error::source(err) {
+        Some(cause) => format!("{kind}: {}", crate::model::text::error_chain(cause)),
+        None => kind.to_string(),
     }
-    out
 }
 
 fn text(path: &str, body: Vec<u8>) -> Result<String, Error> {
@@ -863,11 +790,11 @@ mod tests {
 
     #[test]
     fn backoff_doubles_and_is_capped() {
-        let p = RetryPolicy::default();
-        assert_eq!(p.backoff(1), IMDS_INITIAL_BACKOFF);
-        assert_eq!(p.backoff(2), IMDS_INITIAL_BACKOFF * 2);
-        assert_eq!(p.backoff(3), IMDS_INITIAL_BACKOFF * 4);
-        assert_eq!(p.backoff(40), IMDS_MAX_BACKOFF);
+        let p = IMDS_RETRY;
+        assert_eq!(p.backoff(1), p.initial_backoff);
+        assert_eq!(p.backoff(2), p.initial_backoff * 2);
+        assert_eq!(p.backoff(3), p.initial_backoff * 4);
+        assert_eq!(p.backoff(40), p.max_backoff);
     }
 
     #[test]

@@ -2,19 +2,22 @@
 //!
 //! HTTP: every attempt has a connect timeout, a timeout until the response headers and an idle
 //! timeout between body chunks (a large binary on a slow link is fine; a stalled one is not).
-//! Connection errors, timeouts, 408, 429 and 5xx are retried with exponential backoff; 404 and
-//! 410 are not (the mirror does not have the file: bad input); other statuses are not either.
-//! A body larger than the cap is refused as soon as the cap is passed.
+//! Failures are retried under the agent's retry policy ([`crate::net::retry`]: connection
+//! errors, timeouts, 408, 429 and 5xx but 501, with capped backoff); 404 and 410 are not (the
+//! mirror does not have the file: bad input); other statuses are not either. A body larger
+//! than the cap is refused as soon as the cap is passed.
 
 use std::fs::File;
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::time::Duration;
 
 use sha2::{Digest, Sha256};
 
 use super::Error;
+use crate::model::text::error_chain;
+use crate::net::retry::{NoAnswer, UNBOUNDED, is_retryable_error, is_retryable_status};
+use crate::net::{Attempt, ClientBuilder, Proxy, RetryPolicy, Trust};
 
 /// Connect timeout of one HTTP attempt.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -22,12 +25,16 @@ pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 pub const RESPONSE_TIMEOUT: Duration = Duration::from_secs(30);
 /// Longest pause between two body chunks.
 pub const IDLE_TIMEOUT: Duration = Duration::from_secs(30);
-/// Attempts per file.
-pub const ATTEMPTS: u32 = 4;
-/// First backoff; doubled after each failure.
-pub const INITIAL_BACKOFF: Duration = Duration::from_millis(500);
-/// Largest backoff.
-pub const MAX_BACKOFF: Duration = Duration::from_secs(8);
+/// How one file is fetched again: 4 attempts, backoff from 500 ms doubling to 8 s. Neither an
+/// attempt nor the whole is bounded in time: the response and idle timeouts bound a download
+/// by its progress, so a large file on a slow link still arrives.
+pub const RETRY: RetryPolicy = RetryPolicy {
+    max_attempts: 4,
+    initial_backoff: Duration::from_millis(500),
+    max_backoff: Duration::from_secs(8),
+    attempt_timeout: UNBOUNDED,
+    total_deadline: UNBOUNDED,
+};
 /// Copy buffer size for directory sources.
 const BUFFER_BYTES: usize = 64 * 1024;
 
@@ -40,12 +47,8 @@ pub struct Policy {
     pub response_timeout: Duration,
     /// Longest pause between body chunks.
     pub idle_timeout: Duration,
-    /// Attempts per file.
-    pub attempts: u32,
-    /// First backoff.
-    pub initial_backoff: Duration,
-    /// Largest backoff.
-    pub max_backoff: Duration,
+    /// Attempts and backoff per file.
+    pub retry: RetryPolicy,
 }
 
 impl Default for Policy {
@@ -54,19 +57,8 @@ impl Default for Policy {
             connect_timeout: CONNECT_TIMEOUT,
             response_timeout: RESPONSE_TIMEOUT,
             idle_timeout: IDLE_TIMEOUT,
-            attempts: ATTEMPTS,
-            initial_backoff: INITIAL_BACKOFF,
-            max_backoff: MAX_BACKOFF,
+            retry: RETRY,
         }
-    }
-}
-
-impl Policy {
-    /// The backoff after the `failures`-th failure (1-based), capped.
-    pub fn backoff(&self, failures: u32) -> Duration {
-        self.initial_backoff
-            .saturating_mul(1u32 << failures.saturating_sub(1).min(16))
-            .min(self.max_backoff)
     }
 }
 
@@ -180,12 +172,6 @@ impl Sink<'_> {
     }
 }
 
-/// One failed HTTP attempt: retry or not.
-enum Attempt {
-    Retry(String),
-    Fatal(Error),
-}
-
 impl Fetcher {
     /// A fetcher for `source`; `ca_bundle` adds PEM roots for HTTPS mirrors with a private CA.
     pub fn new(source: Source, policy: Policy, ca_bundle: Option<&Path>) -> Result<Fetcher, Error> {
@@ -254,79 +240,80 @@ impl Fetcher {
         cap: u64,
         dest: &Path,
     ) -> Result<Fetched, Error> {
-        let mut failures = 0;
-        loop {
-            match self.attempt(client, url, cap, dest).await {
-                Ok(f) => return Ok(f),
-                Err(Attempt::Fatal(e)) => return Err(e),
-                Err(Attempt::Retry(reason)) => {
-                    failures += 1;
-                    if failures >= self.policy.attempts {
-                        return Err(Error::Download {
-                            url: url.to_string(),
-                            attempts: failures,
-                            reason,
-                        });
+        let (result, _) = self
+            .policy
+            .retry
+            .run(
+                |n| async move {
+                    match self.attempt(client, url, cap, dest, n).await {
+                        Ok(fetched) => Attempt::Done(fetched),
+                        Err(Failed::Retry(e)) => {
+                            tracing::warn!(url = %url, attempt = n, error = %error_chain(&e), "download failed");
+                            Attempt::Retry(e)
+                        }
+                        Err(Failed::Final(e)) => Attempt::Fail(e),
                     }
-                    let wait = self.policy.backoff(failures);
-                    tracing::warn!(url = %url, attempt = failures, reason = %reason, backoff_ms = wait.as_millis() as u64, "download failed; retrying");
-                    tokio::time::sleep(wait).await;
-                }
-            }
-        }
+                },
+                |n, bound| download_failed(url, n, "no answer", Some(NoAnswer::TimedOut(bound))),
+            )
+            .await;
+        result
     }
 
+    /// The `n`-th attempt at `url`.
     async fn attempt(
         &self,
         client: &reqwest::Client,
         url: &url::Url,
         cap: u64,
         dest: &Path,
-    ) -> Result<Fetched, Attempt> {
+        n: u32,
+    ) -> Result<Fetched, Failed> {
         let io_err = |source| {
-            Attempt::Fatal(Error::Io {
+            Failed::Final(Error::Io {
                 what: "staging file",
                 path: dest.to_path_buf(),
                 source,
             })
+        };
+        let retry = |reason: &str, source: Option<NoAnswer>| {
+            Failed::Retry(download_failed(url, n, reason, source))
         };
         let sent =
             tokio::time::timeout(self.policy.response_timeout, client.get(url.clone()).send())
                 .await;
         let mut resp = match sent {
             Err(_) => {
-                return Err(Attempt::Retry(format!(
-                    "no response within {} s",
-                    self.policy.response_timeout.as_secs_f32()
-                )));
+                let waited = self.policy.response_timeout.as_secs_f32();
+                return Err(retry(&format!("no response within {waited} s"), None));
             }
-            Ok(Err(e)) => return Err(Attempt::Retry(error_chain(&e))),
+            Ok(Err(e)) if is_retryable_error(&e) => {
+                return Err(retry("no answer", Some(NoAnswer::Http(e))));
+            }
+            Ok(Err(e)) => {
+                let failed = download_failed(url, n, "no answer", Some(NoAnswer::Http(e)));
+                return Err(Failed::Final(failed));
+            }
             Ok(Ok(r)) => r,
         };
         let status = resp.status();
         if status == reqwest::StatusCode::NOT_FOUND || status == reqwest::StatusCode::GONE {
-            return Err(Attempt::Fatal(Error::NotFound {
+            return Err(Failed::Final(Error::NotFound {
                 location: url.to_string(),
                 reason: format!("HTTP {status}"),
             }));
         }
-        if status.is_server_error()
-            || status == reqwest::StatusCode::TOO_MANY_REQUESTS
-            || status == reqwest::StatusCode::REQUEST_TIMEOUT
-        {
-            return Err(Attempt::Retry(format!("HTTP {status}")));
+        if is_retryable_status(status.as_u16()) {
+            return Err(retry(&format!("HTTP {status}"), None));
         }
         if !status.is_success() {
-            return Err(Attempt::Fatal(Error::Download {
-                url: url.to_string(),
-                attempts: 1,
-                reason: format!("HTTP {status} (not retried)"),
-            }));
+            let reason = format!("HTTP {status} (not retried)");
+            return Err(Failed::Final(download_failed(url, n, &reason, None)));
         }
         if let Some(len) = resp.content_length()
             && len > cap
         {
-            return Err(Attempt::Fatal(Error::TooLarge {
+            return Err(Failed::Final(Error::TooLarge {
                 location: url.to_string(),
                 cap,
             }));
@@ -341,17 +328,15 @@ impl Fetcher {
         loop {
             let chunk = match tokio::time::timeout(self.policy.idle_timeout, resp.chunk()).await {
                 Err(_) => {
-                    return Err(Attempt::Retry(format!(
-                        "the body stalled for {} s",
-                        self.policy.idle_timeout.as_secs_f32()
-                    )));
+                    let idle = self.policy.idle_timeout.as_secs_f32();
+                    return Err(retry(&format!("the body stalled for {idle} s"), None));
                 }
-                Ok(Err(e)) => return Err(Attempt::Retry(error_chain(&e))),
+                Ok(Err(e)) => return Err(retry("the body broke off", Some(NoAnswer::Http(e)))),
                 Ok(Ok(None)) => break,
                 Ok(Ok(Some(c))) => c,
             };
             if !sink.take(&chunk).map_err(io_err)? {
-                return Err(Attempt::Fatal(Error::TooLarge {
+                return Err(Failed::Final(Error::TooLarge {
                     location: url.to_string(),
                     cap,
                 }));
@@ -360,6 +345,22 @@ impl Fetcher {
         let (sha256, size) = (hex::encode(sink.hasher.finalize()), sink.size);
         file.sync_all().map_err(io_err)?;
         Ok(Fetched { sha256, size })
+    }
+}
+
+/// A failed attempt: worth another or not.
+enum Failed {
+    Retry(Error),
+    Final(Error),
+}
+
+/// The error of a download that failed at its `attempts`-th attempt.
+fn download_failed(url: &url::Url, attempts: u32, reason: &str, source: Option<NoAnswer>) -> Error {
+    Error::Download {
+        url: url.to_string(),
+        attempts,
+        reason: reason.to_owned(),
+        source,
     }
 }
 
@@ -412,60 +413,21 @@ fn copy_file(path: &Path, cap: u64, dest: &Path) -> Result<Fetched, Error> {
     Ok(Fetched { sha256, size })
 }
 
-/// An error and its causes on one line (reqwest's Display alone hides the cause).
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut out = e.to_string();
-    let mut cur = e.source();
-    while let Some(c) = cur {
-        out.push_str(": ");
-        out.push_str(&c.to_string());
-        cur = c.source();
-    }
-    out
-}
-
-/// The HTTP client: rustls with the system roots (plus `ca_bundle`), bounded connects.
+/// The HTTP client: the system's CAs plus those of `ca_bundle` (a mirror's private CA), the
+/// environment's proxy, bounded connects.
 fn http_client(policy: &Policy, ca_bundle: Option<&Path>) -> Result<reqwest::Client, Error> {
-    use rustls_pki_types::CertificateDer;
-    use rustls_pki_types::pem::PemObject;
-    let mut roots = rustls::RootCertStore::empty();
-    for cert in rustls_native_certs::load_native_certs().certs {
-        let _ = roots.add(cert);
-    }
-    if let Some(path) = ca_bundle {
-        let bad = |reason: String| Error::BadSource {
-            given: format!("--ca-bundle {}", path.display()),
-            reason,
-        };
-        let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(path)
-            .map_err(|e| bad(format!("cannot read PEM certificates: {e}")))?
-            .collect::<Result<_, _>>()
-            .map_err(|e| bad(format!("cannot read PEM certificates: {e}")))?;
-        if certs.is_empty() {
-            return Err(bad("no PEM certificate in the file".into()));
-        }
-        for cert in certs {
-            roots
-                .add(cert)
-                .map_err(|e| bad(format!("not a usable CA certificate: {e}")))?;
-        }
-    }
-    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
-    let tls = rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .map_err(|e| Error::BadSource {
-            given: "TLS".into(),
-            reason: e.to_string(),
-        })?
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-    reqwest::Client::builder()
-        .use_preconfigured_tls(tls)
+    let trust = match ca_bundle {
+        Some(path) => Trust::SystemAnd(path.to_owned()),
+        None => Trust::System,
+    };
+    ClientBuilder::new()
+        .trust(trust)
+        .proxy(Proxy::FromEnvironment)
         .connect_timeout(policy.connect_timeout)
         .build()
-        .map_err(|e| Error::BadSource {
-            given: "HTTP client".into(),
-            reason: error_chain(&e),
+        .map_err(|source| Error::Client {
+            purpose: "the mirror",
+            source,
         })
 }
 
@@ -505,14 +467,6 @@ mod tests {
             let err = Source::parse(bad).unwrap_err();
             assert!(err.to_string().contains("--from"), "{err}");
         }
-    }
-
-    #[test]
-    fn backoff_doubles_and_is_capped() {
-        let p = Policy::default();
-        assert_eq!(p.backoff(1), INITIAL_BACKOFF);
-        assert_eq!(p.backoff(2), INITIAL_BACKOFF * 2);
-        assert_eq!(p.backoff(30), MAX_BACKOFF);
     }
 
     #[test]

@@ -100,8 +100,21 @@ pub enum Error {
         url: String,
         /// Attempts made.
         attempts: u32,
-        /// The last failure.
+        /// The last failure (an HTTP status and what the server said, or `no answer`).
         reason: String,
+        /// The transport's error or the timeout, when there was no answer.
+        #[source]
+        source: Option<crate::net::retry::NoAnswer>,
+    },
+    /// The HTTP client could not be set up (an unusable `--ca-bundle`, a proxy setting that
+    /// is not a URL).
+    #[error("cannot set up the HTTP client for {purpose}")]
+    Client {
+        /// What the client is for.
+        purpose: &'static str,
+        /// What was wrong.
+        #[source]
+        source: crate::net::client::Error,
     },
     /// A tarball holds something that is not installed (escape, link, unexpected place).
     #[error("artifact {artifact}: tarball entry {entry}: {reason}; nothing was installed")]
@@ -191,6 +204,7 @@ impl exit::Classify for Error {
             | Error::BadArchive { .. }
             | Error::Conflict { .. }
             | Error::BadRegistration { .. } => exit::Code::BadInput,
+            Error::Client { source, .. } => exit::Classify::exit_code(source),
             _ => exit::Code::Failure,
         }
     }

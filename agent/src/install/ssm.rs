@@ -9,7 +9,6 @@
 use std::fs;
 use std::io::ErrorKind;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use aws_credential_types::Credentials;
@@ -18,9 +17,11 @@ use aws_sigv4::sign::v4;
 use serde::Deserialize;
 
 use super::Error;
-use super::fetch::Policy;
 use crate::apply::Root;
 use crate::model::Region;
+use crate::model::text::error_chain;
+use crate::net::retry::{NoAnswer, is_retryable_error, is_retryable_status};
+use crate::net::{Attempt, ClientBuilder, Proxy, RetryPolicy, Trust};
 
 /// The SSM agent's registration file.
 pub const REGISTRATION: &str = crate::model::paths::SSM_REGISTRATION;
@@ -34,8 +35,16 @@ pub const SIGNING_NAME: &str = "ssm";
 pub const TARGET: &str = "AmazonSSM.DeregisterManagedInstance";
 /// The AWS JSON 1.1 content type.
 pub const CONTENT_TYPE: &str = "application/x-amz-json-1.1";
-/// Timeout of one SSM attempt (connect to response body).
-pub const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(10);
+/// How one SSM call is retried (transport errors, throttling, server errors): 4 attempts of
+/// at most 10 s each (connect to response body), backoff from 500 ms doubling to 8 s, 60 s in
+/// all.
+pub const SSM_RETRY: RetryPolicy = RetryPolicy {
+    max_attempts: 4,
+    initial_backoff: Duration::from_millis(500),
+    max_backoff: Duration::from_secs(8),
+    attempt_timeout: Duration::from_secs(10),
+    total_deadline: Duration::from_secs(60),
+};
 /// Largest error body read.
 const MAX_BODY_BYTES: usize = 64 * 1024;
 
@@ -216,13 +225,14 @@ pub struct SsmApi {
     endpoint: url::Url,
     region: Region,
     client: reqwest::Client,
-    policy: Policy,
+    policy: RetryPolicy,
 }
 
 impl SsmApi {
     /// The regional endpoint (`https://ssm.REGION.DNS-SUFFIX/`), or `endpoint` when given
-    /// (tests; `AWS_ENDPOINT_URL_SSM`).
-    pub fn new(region: Region, endpoint: Option<&str>, policy: Policy) -> Result<SsmApi, Error> {
+    /// (tests; `AWS_ENDPOINT_URL_SSM`); the system's CAs, the environment's proxy, calls
+    /// retried under [`SSM_RETRY`].
+    pub fn new(region: Region, endpoint: Option<&str>) -> Result<SsmApi, Error> {
         let text = endpoint.map(str::to_owned).unwrap_or_else(|| {
             format!(
                 "https://ssm.{}.{}/",
@@ -234,34 +244,26 @@ impl SsmApi {
             given: text.clone(),
             reason: format!("the SSM endpoint is not a URL: {e}"),
         })?;
-        let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
-        let mut roots = rustls::RootCertStore::empty();
-        for cert in rustls_native_certs::load_native_certs().certs {
-            let _ = roots.add(cert);
-        }
-        let tls = rustls::ClientConfig::builder_with_provider(provider)
-            .with_safe_default_protocol_versions()
-            .map_err(|e| Error::BadSource {
-                given: "TLS".into(),
-                reason: e.to_string(),
-            })?
-            .with_root_certificates(roots)
-            .with_no_client_auth();
-        let client = reqwest::Client::builder()
-            .use_preconfigured_tls(tls)
-            .connect_timeout(policy.connect_timeout)
-            .timeout(ATTEMPT_TIMEOUT)
+        let client = ClientBuilder::new()
+            .trust(Trust::System)
+            .proxy(Proxy::FromEnvironment)
             .build()
-            .map_err(|e| Error::BadSource {
-                given: "HTTP client".into(),
-                reason: e.to_string(),
+            .map_err(|source| Error::Client {
+                purpose: "SSM",
+                source,
             })?;
         Ok(SsmApi {
             endpoint,
             region,
             client,
-            policy,
+            policy: SSM_RETRY,
         })
+    }
+
+    /// Replaces the retry policy.
+    pub fn with_policy(mut self, policy: RetryPolicy) -> SsmApi {
+        self.policy = policy;
+        self
     }
 
     /// The endpoint.
@@ -270,69 +272,94 @@ impl SsmApi {
     }
 
     /// Calls `DeregisterManagedInstance` for `instance_id`, re-signing each attempt with
-    /// `now()`; retries connection errors, 5xx and throttling with backoff.
+    /// `now()`; retried under the client's policy.
     pub async fn deregister_managed_instance(
         &self,
         credentials: &Credentials,
         instance_id: &str,
         now: &dyn Fn() -> SystemTime,
     ) -> Result<(), Error> {
-        let body = request_body(instance_id);
-        let mut failures = 0;
-        loop {
-            let headers = signed_headers(&self.endpoint, &body, credentials, &self.region, now())?;
-            let mut req = self.client.post(self.endpoint.clone()).body(body.clone());
-            for (k, v) in &headers {
-                if k != "host" {
-                    req = req.header(k.as_str(), v.as_str());
-                }
-            }
-            let reason = match req.send().await {
-                Err(e) => format!(
-                    "{e}: {}",
-                    std::error::Error::source(&e)
-                        .map(|s| s.to_string())
-                        .unwrap_or_default()
-                ),
-                Ok(resp) => {
-                    let status = resp.status();
-                    let header_type = resp
-                        .headers()
-                        .get("x-amzn-errortype")
-                        .and_then(|v| v.to_str().ok())
-                        .map(str::to_owned);
-                    let bytes = resp.bytes().await.unwrap_or_default();
-                    if status.is_success() {
-                        tracing::info!(instance_id, endpoint = %self.endpoint, "deregistered the managed instance from SSM");
-                        return Ok(());
+        let body = &request_body(instance_id);
+        let failed = |attempts, reason: String, source| Error::Download {
+            url: self.endpoint.to_string(),
+            attempts,
+            reason,
+            source,
+        };
+        let (result, _) = self
+            .policy
+            .run(
+                |n| async move {
+                    let outcome = self.attempt(credentials, instance_id, body, now(), n).await;
+                    if let Attempt::Retry(e) = &outcome {
+                        tracing::warn!(endpoint = %self.endpoint, attempt = n, error = %error_chain(e), "SSM call failed");
                     }
-                    let slice = &bytes[..bytes.len().min(MAX_BODY_BYTES)];
-                    let (code, message) = parse_error(slice, header_type.as_deref());
-                    if !(status.is_server_error() || RETRYABLE_CODES.contains(&code.as_str())) {
-                        return Err(Error::Ssm {
-                            instance_id: instance_id.to_owned(),
-                            endpoint: self.endpoint.to_string(),
-                            status: status.as_u16(),
-                            code: code.clone(),
-                            message,
-                            fix: fix_for(&code),
-                        });
-                    }
-                    format!("HTTP {} {code}: {message}", status.as_u16())
-                }
-            };
-            failures += 1;
-            if failures >= self.policy.attempts {
-                return Err(Error::Download {
-                    url: self.endpoint.to_string(),
-                    attempts: failures,
-                    reason,
-                });
+                    outcome
+                },
+                |n, bound| failed(n, "no answer".into(), Some(NoAnswer::TimedOut(bound))),
+            )
+            .await;
+        result?;
+        tracing::info!(instance_id, endpoint = %self.endpoint, "deregistered the managed instance from SSM");
+        Ok(())
+    }
+
+    /// The `n`-th attempt, signed at `now`.
+    async fn attempt(
+        &self,
+        credentials: &Credentials,
+        instance_id: &str,
+        body: &[u8],
+        now: SystemTime,
+        n: u32,
+    ) -> Attempt<(), Error> {
+        let failed = |reason: String, source| Error::Download {
+            url: self.endpoint.to_string(),
+            attempts: n,
+            reason,
+            source,
+        };
+        let headers = match signed_headers(&self.endpoint, body, credentials, &self.region, now) {
+            Ok(h) => h,
+            Err(e) => return Attempt::Fail(e),
+        };
+        let mut req = self.client.post(self.endpoint.clone()).body(body.to_vec());
+        for (k, v) in &headers {
+            if k != "host" {
+                req = req.header(k.as_str(), v.as_str());
             }
-            let wait = self.policy.backoff(failures);
-            tracing::warn!(endpoint = %self.endpoint, attempt = failures, reason = %reason, "SSM call failed; retrying");
-            tokio::time::sleep(wait).await;
         }
+        let resp = match req.send().await {
+            Ok(resp) => resp,
+            Err(e) if is_retryable_error(&e) => {
+                return Attempt::Retry(failed("no answer".into(), Some(NoAnswer::Http(e))));
+            }
+            Err(e) => return Attempt::Fail(failed("no answer".into(), Some(NoAnswer::Http(e)))),
+        };
+        let status = resp.status();
+        let header_type = resp
+            .headers()
+            .get("x-amzn-errortype")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        let bytes = resp.bytes().await.unwrap_or_default();
+        if status.is_success() {
+            return Attempt::Done(());
+        }
+        let slice = &bytes[..bytes.len().min(MAX_BODY_BYTES)];
+        let (code, message) = parse_error(slice, header_type.as_deref());
+        if is_retryable_status(status.as_u16()) || RETRYABLE_CODES.contains(&code.as_str()) {
+            let reason = format!("HTTP {} {code}: {message}", status.as_u16());
+            return Attempt::Retry(failed(reason, None));
+        }
+        Attempt::Fail(Error::Ssm {
+            instance_id: instance_id.to_owned(),
+            endpoint: self.endpoint.to_string(),
+            status: status.as_u16(),
+            fix: fix_for(&code),
+            code,
+            message,
+        })
     }
 }
 

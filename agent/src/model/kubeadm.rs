@@ -116,3 +116,52 @@ impl CaPin {
         Ok(CaPin(sha2::Sha256::digest(&spki).into()))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SECRET: &str = "0123456789abcdef";
+
+    fn token() -> BootstrapToken {
+        BootstrapToken::parse(&format!("abcdef.{SECRET}")).unwrap()
+    }
+
+    #[test]
+    fn tokens_parse_and_never_show_the_secret() {
+        let t = token();
+        assert_eq!(t.id(), "abcdef");
+        assert!(!format!("{t:?}").contains(SECRET));
+        for bad in [
+            "",
+            "abcdef",
+            "abcdef.0123456789abcde",
+            "ABCDEF.0123456789abcdef",
+            "abcde.0123456789abcdefg",
+            "abcdef:0123456789abcdef",
+            "abcdef.0123456789abcdef.x",
+        ] {
+            let err = BootstrapToken::parse(bad).unwrap_err().to_string();
+            assert!(bad.is_empty() || !err.contains(bad), "{err}");
+        }
+    }
+
+    #[test]
+    fn pins_parse() {
+        let hex = "a".repeat(64);
+        let pin = CaPin::parse(&format!("sha256:{hex}")).unwrap();
+        assert_eq!(pin.to_string(), format!("sha256:{hex}"));
+        assert_eq!(
+            CaPin::parse(&format!("SHA256:{}", "A".repeat(64))).unwrap(),
+            pin
+        );
+        for bad in [
+            hex.clone(),
+            format!("sha1:{hex}"),
+            "sha256:abc".into(),
+            format!("sha256:{}", "g".repeat(64)),
+        ] {
+            assert!(CaPin::parse(&bad).is_err(), "{bad}");
+        }
+    }
+}

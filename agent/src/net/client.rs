@@ -81,6 +81,18 @@ pub enum Error {
     Build(#[source] reqwest::Error),
 }
 
+impl crate::exit::Classify for Error {
+    fn exit_code(&self) -> crate::exit::Code {
+        match self {
+            // A CA bundle, certificates or a proxy setting someone gave: fix the input.
+            Error::CaBundle { .. } | Error::Certificates { .. } | Error::Proxy { .. } => {
+                crate::exit::Code::BadInput
+            }
+            Error::Tls(_) | Error::Build(_) => crate::exit::Code::Failure,
+        }
+    }
+}
+
 /// Builds a [`reqwest::Client`]. Defaults: the system's CAs, the process environment's proxy,
 /// [`CONNECT_TIMEOUT`], no request timeout (bound each attempt with the retry policy or
 /// [`ClientBuilder::timeout`]), [`USER_AGENT`].
@@ -190,11 +202,12 @@ fn tls_config(trust: &Trust) -> Result<rustls::ClientConfig, Error> {
         .with_safe_default_protocol_versions()
         .map_err(Error::Tls)?;
     let roots = match trust {
-        // TLS-BYPASS-REVIEWED: kubeadm's token discovery only (facts::cluster_info). Its
-        // first read cannot know the CA yet; what it returns is trusted only after the JWS
-        // (HMAC with the token secret) and the CA pin verify, and the second read then
-        // requires a certificate from that CA.
+        // kubeadm's token discovery only (facts::cluster_info): its first read cannot know
+        // the CA yet; what it returns is trusted only after the JWS (HMAC with the token
+        // secret) and the CA pin verify, and the second read then requires a certificate
+        // from that CA.
         Trust::UnverifiedForTokenDiscovery => {
+            // TLS-BYPASS-REVIEWED: the one reviewed exception, explained just above.
             return Ok(builder
                 .dangerous()
                 .with_custom_certificate_verifier(Arc::new(UnverifiedServer(provider)))

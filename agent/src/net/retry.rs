@@ -1,7 +1,8 @@
 //! The one retry policy of the agent's own network calls (the AWS SDK has its own): bounded
 //! attempts, each with a timeout, capped exponential backoff with jitter, and a total deadline.
 //! Callers say which outcomes are worth another attempt; [`is_retryable_status`] and
-//! [`is_retryable_error`] are the common answer for HTTP.
+//! [`is_retryable_error`] are the common answer for HTTP. Polling loops that wait for a state
+//! rather than retry a failure use [`RetryPolicy::jittered_backoff`] for their pauses.
 
 use std::future::Future;
 use std::time::{Duration, Instant};
@@ -31,6 +32,10 @@ pub const QUICK: RetryPolicy = RetryPolicy {
     total_deadline: Duration::from_secs(20),
 };
 
+/// An `attempt_timeout` or `total_deadline` that never passes: for downloads, which bound
+/// themselves by progress (an idle timeout between chunks) rather than by their total time.
+pub const UNBOUNDED: Duration = Duration::MAX;
+
 impl Default for RetryPolicy {
     fn default() -> Self {
         QUICK
@@ -38,6 +43,23 @@ impl Default for RetryPolicy {
 }
 
 impl RetryPolicy {
+    /// A policy for waiting until something is there (a resource being created, a service
+    /// starting): attempts until `total` has passed, pauses from `initial_backoff` doubling to
+    /// `max_backoff`, each attempt bounded by `total` too (set `attempt_timeout` for less).
+    pub const fn until(
+        total: Duration,
+        initial_backoff: Duration,
+        max_backoff: Duration,
+    ) -> RetryPolicy {
+        RetryPolicy {
+            max_attempts: u32::MAX,
+            initial_backoff,
+            max_backoff,
+            attempt_timeout: total,
+            total_deadline: total,
+        }
+    }
+
     /// The backoff ceiling after the `failures`-th failure (1-based): initial * 2^(failures-1),
     /// capped at `max_backoff`.
     pub fn backoff(&self, failures: u32) -> Duration {
@@ -57,39 +79,49 @@ impl RetryPolicy {
     }
 
     /// Runs `attempt` until it succeeds, fails for good, the attempts run out or the deadline
-    /// passes. Each attempt is bounded by `attempt_timeout` (a timeout counts as a retryable
-    /// failure, reported through `on_timeout`). Returns the last outcome and how many attempts
-    /// were made.
+    /// passes. `attempt` gets the attempt number (1-based). Each attempt is bounded by
+    /// `attempt_timeout` and by what is left of `total_deadline`; a timeout counts as a
+    /// retryable failure, made by `on_timeout(attempt number, bound)`. Returns the last outcome
+    /// and how many attempts were made.
     pub async fn run<T, E, F, Fut>(
         &self,
         mut attempt: F,
-        on_timeout: impl Fn(Duration) -> E,
+        on_timeout: impl Fn(u32, Duration) -> E,
     ) -> (Result<T, E>, u32)
     where
         F: FnMut(u32) -> Fut,
         Fut: Future<Output = Attempt<T, E>>,
     {
-        let started = Instant::now();
-        let deadline = started + self.total_deadline;
-        let mut failures = 0;
+        // `None`: no deadline (UNBOUNDED, or too far away to represent).
+        let deadline = Instant::now().checked_add(self.total_deadline);
+        let mut backoffs = 0;
+        let mut n = 0;
         loop {
-            let n = failures + 1;
-            let left = deadline.saturating_duration_since(Instant::now());
-            let bound = self.attempt_timeout.min(left);
+            n += 1;
+            let bound = match deadline {
+                Some(d) => self
+                    .attempt_timeout
+                    .min(d.saturating_duration_since(Instant::now())),
+                None => self.attempt_timeout,
+            };
             let outcome = match tokio::time::timeout(bound, attempt(n)).await {
                 Ok(outcome) => outcome,
-                Err(_) => Attempt::Retry(on_timeout(bound)),
+                Err(_) => Attempt::Retry(on_timeout(n, bound)),
             };
-            let err = match outcome {
+            let (err, wait) = match outcome {
                 Attempt::Done(v) => return (Ok(v), n),
                 Attempt::Fail(e) => return (Err(e), n),
-                Attempt::Retry(e) => e,
+                Attempt::RetryNow(e) => (e, Duration::ZERO),
+                Attempt::Retry(e) => {
+                    backoffs += 1;
+                    (e, self.jittered_backoff(backoffs))
+                }
             };
-            failures = n;
-            let wait = self.jittered_backoff(failures);
-            if failures >= self.max_attempts.max(1) || Instant::now() + wait >= deadline {
+            let out_of_time = deadline.is_some_and(|d| Instant::now() + wait >= d);
+            if n >= self.max_attempts.max(1) || out_of_time {
                 return (Err(err), n);
             }
+            tracing::trace!(attempt = n, wait_ms = wait.as_millis() as u64, "retrying");
             tokio::time::sleep(wait).await;
         }
     }
@@ -100,10 +132,37 @@ impl RetryPolicy {
 pub enum Attempt<T, E> {
     /// Success.
     Done(T),
-    /// A failure worth another attempt.
+    /// A failure worth another attempt, after a backoff.
     Retry(E),
+    /// A failure the next attempt fixes by itself (a refused session token, fetched afresh):
+    /// retried at once, without a backoff, but still counted as an attempt.
+    RetryNow(E),
     /// A failure no retry will fix.
     Fail(E),
+}
+
+impl<T, E> Attempt<T, E> {
+    /// A success passed on to `next` (a check of the answer, which may still fail or ask for
+    /// another attempt); failures as they are.
+    pub fn and_then<U>(self, next: impl FnOnce(T) -> Attempt<U, E>) -> Attempt<U, E> {
+        match self {
+            Attempt::Done(v) => next(v),
+            Attempt::Retry(e) => Attempt::Retry(e),
+            Attempt::RetryNow(e) => Attempt::RetryNow(e),
+            Attempt::Fail(e) => Attempt::Fail(e),
+        }
+    }
+}
+
+/// Why an HTTP attempt got no answer: the transport's error, or the attempt's time ran out.
+#[derive(Debug, thiserror::Error)]
+pub enum NoAnswer {
+    /// Connecting, sending or reading failed.
+    #[error(transparent)]
+    Http(reqwest::Error),
+    /// The attempt took longer than the policy allows.
+    #[error("no answer within {0:.1?}")]
+    TimedOut(Duration),
 }
 
 /// HTTP statuses worth another attempt: request timeout, throttling, and server errors
@@ -124,16 +183,14 @@ pub fn is_retryable_error(err: &reqwest::Error) -> bool {
     err.is_timeout() || err.is_connect() || err.is_request() || err.is_body() || err.is_decode()
 }
 
-/// The certificate-verification error somewhere in `err`'s causes, as text (an `io::Error`
-/// hides its inner error from `source()`, so it is looked into too).
+/// The certificate-verification error somewhere in `err`'s causes, as text. An `io::Error`
+/// hides its inner error from `source()`, and TLS streams nest them, so each layer of
+/// `io::Error` is looked into too.
 pub fn tls_rejection(err: &(dyn std::error::Error + 'static)) -> Option<String> {
     let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(err);
     while let Some(e) = cause {
-        let inner = e
-            .downcast_ref::<std::io::Error>()
-            .and_then(|io| io.get_ref())
-            .map(|i| i as &(dyn std::error::Error + 'static));
-        for candidate in [Some(e), inner].into_iter().flatten() {
+        let mut layer = Some(e);
+        while let Some(candidate) = layer {
             if let Some(tls) = candidate.downcast_ref::<rustls::Error>()
                 && matches!(
                     tls,
@@ -142,6 +199,10 @@ pub fn tls_rejection(err: &(dyn std::error::Error + 'static)) -> Option<String> 
             {
                 return Some(tls.to_string());
             }
+            layer = candidate
+                .downcast_ref::<std::io::Error>()
+                .and_then(|io| io.get_ref())
+                .map(|inner| inner as &(dyn std::error::Error + 'static));
         }
         cause = e.source();
     }
@@ -198,16 +259,19 @@ mod tests {
                         Attempt::Done(n)
                     }
                 },
-                |_| "timeout",
+                |_, _| "timeout",
             )
             .await;
         assert_eq!((r, n), (Ok(3), 3));
         let (r, n) = p
-            .run(|_| async { Attempt::<(), _>::Fail("no") }, |_| "timeout")
+            .run(|_| async { Attempt::<(), _>::Fail("no") }, |_, _| "timeout")
             .await;
         assert_eq!((r, n), (Err("no"), 1));
         let (r, n) = p
-            .run(|_| async { Attempt::<(), _>::Retry("busy") }, |_| "timeout")
+            .run(
+                |_| async { Attempt::<(), _>::Retry("busy") },
+                |_, _| "timeout",
+            )
             .await;
         assert_eq!((r, n), (Err("busy"), 4));
     }
@@ -226,10 +290,113 @@ mod tests {
                     }
                     Attempt::<u32, String>::Done(n)
                 },
-                |d| format!("timed out after {d:?}"),
+                |_, d| format!("timed out after {d:?}"),
             )
             .await;
         assert_eq!((r, n), (Ok(2), 2));
+    }
+
+    #[tokio::test]
+    async fn an_immediate_retry_counts_as_an_attempt_but_waits_for_nothing() {
+        let p = RetryPolicy {
+            initial_backoff: Duration::from_secs(30),
+            max_backoff: Duration::from_secs(30),
+            ..fast()
+        };
+        let started = Instant::now();
+        let (r, n) = p
+            .run(
+                |n| async move {
+                    if n < 3 {
+                        Attempt::RetryNow("token refused")
+                    } else {
+                        Attempt::Done(n)
+                    }
+                },
+                |_, _| "timeout",
+            )
+            .await;
+        assert_eq!((r, n), (Ok(3), 3));
+        assert!(started.elapsed() < Duration::from_secs(5));
+        let (r, n) = p
+            .run(
+                |_| async { Attempt::<(), _>::RetryNow("token refused") },
+                |_, _| "timeout",
+            )
+            .await;
+        assert_eq!((r, n), (Err("token refused"), 4));
+    }
+
+    #[tokio::test]
+    async fn the_deadline_ends_the_attempts_and_unbounded_means_no_deadline() {
+        let p = RetryPolicy::until(
+            Duration::from_millis(60),
+            Duration::from_millis(4),
+            Duration::from_millis(10),
+        );
+        let started = Instant::now();
+        let (r, n) = p
+            .run(
+                |_| async { Attempt::<(), _>::Retry("busy") },
+                |_, _| "timeout",
+            )
+            .await;
+        assert_eq!(r, Err("busy"));
+        assert!(n > 1, "{n}");
+        assert!(started.elapsed() < Duration::from_secs(2));
+        let p = RetryPolicy {
+            attempt_timeout: UNBOUNDED,
+            total_deadline: UNBOUNDED,
+            ..fast()
+        };
+        let (r, n) = p
+            .run(
+                |n| async move {
+                    tokio::time::sleep(Duration::from_millis(30)).await;
+                    if n < 2 {
+                        Attempt::Retry("busy")
+                    } else {
+                        Attempt::Done(n)
+                    }
+                },
+                |_, _| "timeout",
+            )
+            .await;
+        assert_eq!((r, n), (Ok(2), 2));
+    }
+
+    #[test]
+    fn a_check_of_the_answer_can_turn_it_into_a_failure() {
+        let wanted = |v: u32| {
+            if v == 2 {
+                Attempt::Done("two")
+            } else {
+                Attempt::Retry("not yet")
+            }
+        };
+        assert!(matches!(
+            Attempt::<u32, &str>::Done(2).and_then(wanted),
+            Attempt::Done("two")
+        ));
+        assert!(matches!(
+            Attempt::<u32, &str>::Done(1).and_then(wanted),
+            Attempt::Retry("not yet")
+        ));
+        assert!(matches!(
+            Attempt::<u32, &str>::Fail("no").and_then(wanted),
+            Attempt::Fail("no")
+        ));
+    }
+
+    #[test]
+    fn a_certificate_rejection_is_found_inside_nested_io_errors() {
+        let rejected = rustls::Error::InvalidCertificate(rustls::CertificateError::UnknownIssuer);
+        let nested = std::io::Error::other(std::io::Error::other(rejected));
+        let found = tls_rejection(&nested).expect("found");
+        assert!(found.contains("UnknownIssuer"), "{found}");
+        let other = std::io::Error::other(rustls::Error::HandshakeNotComplete);
+        assert_eq!(tls_rejection(&other), None);
+        assert_eq!(tls_rejection(&std::io::Error::other("reset")), None);
     }
 
     #[test]

@@ -137,7 +137,7 @@ async fn api_server_addresses(endpoint: &str) -> Result<Vec<IpAddr>, Error> {
                     }
                 }
             },
-            |d| IoError::new(ErrorKind::TimedOut, format!("no answer within {d:?}")),
+            |_, d| IoError::new(ErrorKind::TimedOut, format!("no answer within {d:?}")),
         )
         .await;
     result.map_err(|source| failed(attempts, source))
