@@ -145,6 +145,7 @@ impl NodeConfig {
             region,
             endpoint: env(rolesanywhere::ENDPOINT_ENV),
             ca_bundle: env("AWS_CA_BUNDLE").map(PathBuf::from),
+            proxy: self.agent_proxy(env),
         })))
     }
 

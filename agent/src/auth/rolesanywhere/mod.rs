@@ -65,6 +65,8 @@ pub struct NodeIdentity {
     pub endpoint: Option<String>,
     /// Extra CA certificates for the endpoint (`AWS_CA_BUNDLE`).
     pub ca_bundle: Option<PathBuf>,
+    /// The proxy for `CreateSession`.
+    pub proxy: crate::net::ProxySettings,
 }
 
 /// The variable naming the Roles Anywhere endpoint (as for the AWS SDKs).
@@ -308,13 +310,19 @@ fn sanitize_error_code(code: &str) -> String {
 /// `AWS_CA_BUNDLE` when set (as the AWS CLI and SDKs use it); the environment's proxy; every
 /// request bounded by [`CREATE_SESSION_RETRY`]'s attempt timeout.
 pub fn https_client(ca_bundle: Option<&Path>) -> Result<reqwest::Client, Error> {
+    https_client_with(ca_bundle, Proxy::FromEnvironment)
+}
+
+/// [`https_client`] with a given proxy (a hybrid node's: its process environment, else its
+/// NodeConfig's, as for its other AWS calls).
+pub fn https_client_with(ca_bundle: Option<&Path>, proxy: Proxy) -> Result<reqwest::Client, Error> {
     let trust = match ca_bundle {
         Some(path) => Trust::Only(path.to_owned()),
         None => Trust::System,
     };
     ClientBuilder::new()
         .trust(trust)
-        .proxy(Proxy::FromEnvironment)
+        .proxy(proxy)
         .timeout(CREATE_SESSION_RETRY.attempt_timeout)
         .build()
         .map_err(|source| Error::HttpClient {
@@ -375,7 +383,10 @@ impl RolesAnywhere {
             node.session.clone(),
             node.region.clone(),
             node.endpoint.as_deref(),
-            https_client(node.ca_bundle.as_deref())?,
+            https_client_with(
+                node.ca_bundle.as_deref(),
+                Proxy::Settings(node.proxy.clone()),
+            )?,
             clock,
         )
     }
