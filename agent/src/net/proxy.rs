@@ -16,16 +16,18 @@ pub struct ProxySettings {
 }
 
 impl ProxySettings {
-    /// Reads the variables (upper case first, then lower case, as curl and Go do).
+    /// Reads the variables (upper case first, then lower case, as curl and Go do);
+    /// `ALL_PROXY` stands in for a scheme's proxy that is not set, as in curl.
     pub fn from_vars(get: impl Fn(&str) -> Option<String>) -> ProxySettings {
         let var = |upper: &str, lower: &str| {
             get(upper)
-                .or_else(|| get(lower))
                 .filter(|v| !v.trim().is_empty())
+                .or_else(|| get(lower).filter(|v| !v.trim().is_empty()))
         };
+        let all = var("ALL_PROXY", "all_proxy");
         ProxySettings {
-            https: var("HTTPS_PROXY", "https_proxy"),
-            http: var("HTTP_PROXY", "http_proxy"),
+            https: var("HTTPS_PROXY", "https_proxy").or_else(|| all.clone()),
+            http: var("HTTP_PROXY", "http_proxy").or(all),
             no_proxy: var("NO_PROXY", "no_proxy"),
         }
     }
@@ -61,5 +63,33 @@ impl ProxySettings {
             Some(rules) => config.no_proxy(rules),
             None => config,
         }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn vars(pairs: &[(&str, &str)]) -> ProxySettings {
+        ProxySettings::from_vars(|k| {
+            pairs
+                .iter()
+                .find(|(n, _)| *n == k)
+                .map(|(_, v)| (*v).to_owned())
+        })
+    }
+
+    #[test]
+    fn upper_case_first_then_lower_then_all_proxy() {
+        let p = vars(&[
+            ("https_proxy", "http://lower:3128"),
+            ("HTTPS_PROXY", " "),
+            ("ALL_PROXY", "http://all:3128"),
+            ("no_proxy", "10.0.0.0/8"),
+        ]);
+        assert_eq!(p.https.as_deref(), Some("http://lower:3128"));
+        assert_eq!(p.http.as_deref(), Some("http://all:3128"));
+        assert_eq!(p.no_proxy.as_deref(), Some("10.0.0.0/8"));
+        assert_eq!(vars(&[]), ProxySettings::default());
     }
 }
