@@ -250,7 +250,7 @@ async fn run_check(ctx: &CheckCtx, kind: CheckKind) -> Outcome {
         // tokio's blocking pool, whose threads (each with its own malloc arena) cost more
         // resident memory than the call.
         CheckKind::Storage => probes::storage(&t.storage_dirs),
-        CheckKind::Clock => kernel::evaluate_clock(&crate::health::clock::read()),
+        CheckKind::Clock => kernel::evaluate_clock(&crate::report::host::timex::read()),
         CheckKind::Credentials => {
             let now = OffsetDateTime::now_utc().unix_timestamp();
             let cert = probes::credentials(&t.kubelet_client_cert, now);

@@ -232,7 +232,7 @@ fn read_u64(path: &Path) -> Option<u64> {
 pub fn read_tables(proc: &Path) -> Tables {
     let pids = std::fs::read_to_string(proc.join("loadavg"))
         .ok()
-        .and_then(|t| crate::report::host::parse_loadavg(&t))
+        .and_then(|t| crate::model::procfs::parse_loadavg(&t))
         .map(|(_, threads)| threads)
         .zip(read_u64(&proc.join("sys/kernel/pid_max")));
     // file-nr: allocated, unused (always 0 since 2.6), max.
@@ -280,8 +280,8 @@ pub fn evaluate(tables: &Tables, log_problem: Option<(KmsgReason, String)>) -> O
     Outcome::ok("kernel has no problem")
 }
 
-/// The clock verdict over the kernel's clock discipline (from [`super::clock::read`]).
-pub fn evaluate_clock(timex: &std::io::Result<super::clock::Timex>) -> Outcome {
+/// The clock verdict over the kernel's clock discipline (from [`crate::report::host::timex::read`]).
+pub fn evaluate_clock(timex: &std::io::Result<crate::report::host::timex::Timex>) -> Outcome {
     match timex {
         Ok(t) if t.synchronized() => Outcome::ok(format!(
             "clock synchronised, offset {:.6}s, estimated error {:.6}s",
@@ -304,7 +304,7 @@ mod tests {
 
     #[test]
     fn clock_verdicts() {
-        use crate::health::clock::Timex;
+        use crate::report::host::timex::Timex;
         let synced = Timex::from_raw(0, 0, 0, 1000, 100, 0x2001, 7, 10_000, 0, 37);
         assert!(evaluate_clock(&Ok(synced)).healthy);
         let unsynced = Timex::from_raw(5, 0, 0, 16_000_000, 16_000_000, 0x0040, 2, 10_000, 0, 0);

@@ -2,7 +2,6 @@
 //! recover: nothing is latched, the next healthy run clears the problem. The decision logic
 //! is pure (thresholds over parsed values); the probes are a few lines of IO around it.
 
-pub mod clock;
 pub mod cri;
 pub mod iam;
 pub mod kernel;

@@ -8,7 +8,7 @@ use std::net::IpAddr;
 use ipnet::IpNet;
 
 use super::{CheckResult, Status};
-use crate::health::clock::Timex;
+use crate::report::host::timex::Timex;
 
 /// Check names, in the order they are printed.
 pub const CREDENTIALS: &str = "credentials";

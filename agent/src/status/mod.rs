@@ -96,7 +96,7 @@ fn one_line(text: &str) -> String {
 /// Where the clock state comes from.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ClockSource {
-    /// The kernel, through `adjtimex(2)` read-only ([`crate::health::clock::read`]).
+    /// The kernel, through `adjtimex(2)` read-only ([`crate::report::host::timex::read`]).
     Kernel,
     /// A JSON file with the raw `struct timex` fields (tests, offline diagnosis).
     File(PathBuf),

@@ -19,8 +19,8 @@ use crate::auth::credentials;
 use crate::auth::rolesanywhere;
 use crate::auth::token::{self, ClusterId};
 use crate::facts::eks::ClusterDetails;
-use crate::health::clock::Timex;
 use crate::model::Region;
+use crate::report::host::timex::{RawTimex, Timex};
 
 /// TCP connect timeout of the STS and API server probes.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
@@ -614,42 +614,17 @@ pub async fn exec_version(program: &str, search_path: &str) -> Exec {
     }
 }
 
-/// Raw `struct timex` fields, as [`ClockSource::File`] holds them.
-#[derive(Debug, Default, serde::Deserialize)]
-#[serde(default)]
-struct RawTimex {
-    state: i32,
-    offset: i64,
-    freq: i64,
-    maxerror: i64,
-    esterror: i64,
-    status: i64,
-    constant: i64,
-    tick: i64,
-    tolerance: i64,
-    tai: i64,
-}
-
 fn read_clock(source: &ClockSource) -> Result<Timex, String> {
     match source {
-        ClockSource::Kernel => crate::health::clock::read().map_err(|e| format!("adjtimex: {e}")),
+        ClockSource::Kernel => {
+            crate::report::host::timex::read().map_err(|e| format!("adjtimex: {e}"))
+        }
         ClockSource::File(path) => {
             let text =
                 std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
-            let r: RawTimex =
-                serde_json::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))?;
-            Ok(Timex::from_raw(
-                r.state,
-                r.offset,
-                r.freq,
-                r.maxerror,
-                r.esterror,
-                r.status,
-                r.constant,
-                r.tick,
-                r.tolerance,
-                r.tai,
-            ))
+            serde_json::from_str::<RawTimex>(&text)
+                .map(Timex::from)
+                .map_err(|e| format!("{}: {e}", path.display()))
         }
     }
 }
