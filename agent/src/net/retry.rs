@@ -124,16 +124,15 @@ pub fn is_retryable_error(err: &reqwest::Error) -> bool {
     err.is_timeout() || err.is_connect() || err.is_request() || err.is_body() || err.is_decode()
 }
 
-/// The certificate-verification error somewhere in `err`'s causes, as text (an `io::Error`
-/// hides its inner error from `source()`, so it is looked into too).
+/// The certificate-verification error somewhere in `err`'s causes, as text. An `io::Error`
+/// shows the error it wraps only through `get_ref` (its `source()` skips that error and goes to
+/// the wrapped error's own cause), and reqwest's connector wraps the TLS stream's `io::Error`
+/// in another one; so each cause is also looked into through every `io::Error` layer.
 pub fn tls_rejection(err: &(dyn std::error::Error + 'static)) -> Option<String> {
     let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(err);
     while let Some(e) = cause {
-        let inner = e
-            .downcast_ref::<std::io::Error>()
-            .and_then(|io| io.get_ref())
-            .map(|i| i as &(dyn std::error::Error + 'static));
-        for candidate in [Some(e), inner].into_iter().flatten() {
+        let mut layer = Some(e);
+        while let Some(candidate) = layer {
             if let Some(tls) = candidate.downcast_ref::<rustls::Error>()
                 && matches!(
                     tls,
@@ -142,6 +141,10 @@ pub fn tls_rejection(err: &(dyn std::error::Error + 'static)) -> Option<String> 
             {
                 return Some(tls.to_string());
             }
+            layer = candidate
+                .downcast_ref::<std::io::Error>()
+                .and_then(|io| io.get_ref())
+                .map(|inner| inner as &(dyn std::error::Error + 'static));
         }
         cause = e.source();
     }
@@ -230,6 +233,19 @@ mod tests {
             )
             .await;
         assert_eq!((r, n), (Ok(2), 2));
+    }
+
+    #[test]
+    fn a_certificate_error_is_found_through_nested_io_errors() {
+        let tls = rustls::Error::InvalidCertificate(rustls::CertificateError::UnknownIssuer);
+        let inner = std::io::Error::new(std::io::ErrorKind::InvalidData, tls);
+        let outer = std::io::Error::other(inner);
+        assert_eq!(
+            tls_rejection(&outer).as_deref(),
+            Some("invalid peer certificate: UnknownIssuer")
+        );
+        let plain = std::io::Error::from(std::io::ErrorKind::ConnectionRefused);
+        assert_eq!(tls_rejection(&std::io::Error::other(plain)), None);
     }
 
     #[test]
