@@ -793,7 +793,7 @@ fn bench_agent_vs_node_exporter() {
 #[test]
 #[ignore = "benchmark; run explicitly"]
 fn scale_simulation() {
-    use eks_node_agent::health::ConditionType;
+    use eks_node_agent::model::ConditionType;
     use eks_node_agent::report::conditions::{Conditions, Desired};
     use eks_node_agent::report::kube::NodeApi;
     const NODES: usize = 2_000;

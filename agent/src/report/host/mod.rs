@@ -8,7 +8,7 @@
 //! - [`diskstats`]: block device I/O from /proc/diskstats;
 //! - [`filesystem`]: space and inodes of the mounted filesystems;
 //! - [`loadavg`]: the load averages;
-//! - [`meminfo`]: /proc/meminfo;
+//! - [`meminfo`]: the fields of /proc/meminfo;
 //! - [`netdev`]: network device counters;
 //! - [`pressure`]: pressure stall information;
 //! - [`timex`]: the kernel's clock discipline, read with `adjtimex(2)` (the crate's one
