@@ -58,8 +58,8 @@ impl CheckKind {
         }
     }
 
-    /// The condition a failure of this check sets False; `None` for checks that only report
-    /// metrics and events (kubelet health is the kubelet's own `Ready`; an unsynchronised
+    /// The condition a [`Severity::Fatal`](super::Severity::Fatal) failure of this check sets
+    /// False; `None` for checks whose failures are only metrics and events (kubelet health is the kubelet's own `Ready`; an unsynchronised
     /// clock is normal for the first minutes after boot and in containers, so it is a
     /// warning event and `node_timex_sync_status`, not KernelReady False).
     pub fn condition(self) -> Option<ConditionType> {

@@ -49,38 +49,48 @@ pub enum Exec {
     },
 }
 
-/// The `kubelet-version` check against the API server's version (when known).
-pub fn kubelet(exec: &Exec, server: Option<&Version>) -> Outcome {
-    const INSTALL: &str = "install the kubelet for the cluster's Kubernetes minor version into /usr/bin (the EKS AMI ships it; on other hosts the EKS Distro or Kubernetes release binaries, or the distro's kubelet package)";
+/// Where `program` is and the version `parse` finds in what its `--version` printed; else the
+/// reason (`<prefix>NotInstalled`, `<prefix>VersionFailed`, `<prefix>VersionUnknown`) and the
+/// evidence of the failure.
+fn installed<'a>(
+    program: &str,
+    prefix: &str,
+    exec: &'a Exec,
+    parse: fn(&str) -> Option<Version>,
+) -> Result<(&'a str, Version), (String, String)> {
     let (path, out) = match exec {
         Exec::NotFound { searched } => {
-            return fail(
-                "KubeletNotInstalled",
-                format!("kubelet is not installed (searched {searched})"),
-                INSTALL,
-            );
+            return Err((
+                format!("{prefix}NotInstalled"),
+                format!("{program} is not installed (searched {searched})"),
+            ));
         }
-        Exec::Ran { path, output } => (path, output),
+        Exec::Ran { path, output } => (path.as_str(), output),
     };
-    let out = match out {
-        Ok(o) => o,
-        Err(e) => {
-            return fail(
-                "KubeletVersionFailed",
-                format!("{path} --version failed: {e}"),
-                INSTALL,
-            );
-        }
-    };
-    let Some(v) = parse_kubelet_version(out) else {
-        return fail(
-            "KubeletVersionUnknown",
+    let out = out.as_ref().map_err(|e| {
+        (
+            format!("{prefix}VersionFailed"),
+            format!("{path} --version failed: {e}"),
+        )
+    })?;
+    let v = parse(out).ok_or_else(|| {
+        (
+            format!("{prefix}VersionUnknown"),
             format!(
                 "{path} --version printed no version: {}",
                 truncate(out, 120)
             ),
-            INSTALL,
-        );
+        )
+    })?;
+    Ok((path, v))
+}
+
+/// The `kubelet-version` check against the API server's version (when known).
+pub fn kubelet(exec: &Exec, server: Option<&Version>) -> Outcome {
+    const INSTALL: &str = "install the kubelet for the cluster's Kubernetes minor version into /usr/bin (the EKS AMI ships it; on other hosts the EKS Distro or Kubernetes release binaries, or the distro's kubelet package)";
+    let (path, v) = match installed("kubelet", "Kubelet", exec, parse_kubelet_version) {
+        Ok(found) => found,
+        Err((reason, evidence)) => return fail(&reason, evidence, INSTALL),
     };
     let Some(server) = server else {
         return warn(
@@ -125,35 +135,9 @@ pub fn kubelet(exec: &Exec, server: Option<&Version>) -> Outcome {
 /// [`MAX_CONTAINERD_MAJOR`].
 pub fn containerd(exec: &Exec) -> Outcome {
     const INSTALL: &str = "install containerd 1.7 or 2.x (the distro's `containerd` package, or containerd.io from Docker's repository) and runc";
-    let (path, out) = match exec {
-        Exec::NotFound { searched } => {
-            return fail(
-                "ContainerdNotInstalled",
-                format!("containerd is not installed (searched {searched})"),
-                INSTALL,
-            );
-        }
-        Exec::Ran { path, output } => (path, output),
-    };
-    let out = match out {
-        Ok(o) => o,
-        Err(e) => {
-            return fail(
-                "ContainerdVersionFailed",
-                format!("{path} --version failed: {e}"),
-                INSTALL,
-            );
-        }
-    };
-    let Some(v) = parse_containerd_version(out) else {
-        return fail(
-            "ContainerdVersionUnknown",
-            format!(
-                "{path} --version printed no version: {}",
-                truncate(out, 120)
-            ),
-            INSTALL,
-        );
+    let (path, v) = match installed("containerd", "Containerd", exec, parse_containerd_version) {
+        Ok(found) => found,
+        Err((reason, evidence)) => return fail(&reason, evidence, INSTALL),
     };
     let evidence = format!("{path}: {v}; supported {MIN_CONTAINERD} to {MAX_CONTAINERD_MAJOR}.x");
     if v < MIN_CONTAINERD {

@@ -15,17 +15,3 @@ pub(super) fn collect(paths: &HostPaths, out: &mut Families) -> Option<()> {
     }
     Some(())
 }
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn loadavg_and_threads() {
-        assert_eq!(
-            parse_loadavg("0.50 1.00 2.00 3/1234 999\n"),
-            Some(([0.5, 1.0, 2.0], 1234))
-        );
-        assert_eq!(parse_loadavg("garbage"), None);
-    }
-}
