@@ -14,10 +14,10 @@ use time::OffsetDateTime;
 use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::mpsc;
 
-use crate::health::kernel::{self, KernelEvent, KmsgState, SharedKmsg};
-use crate::health::{
-    CheckKind, ConditionType, Outcome, Schedule, Targets, cri, iam, probes, units,
-};
+use crate::checks::daemon::Context;
+use crate::checks::kernel::{self, KernelEvent, KmsgState, SharedKmsg};
+use crate::checks::{CheckKind, Outcome, Schedule, Severity, Status, Targets, cri};
+use crate::model::ConditionType;
 use crate::report::conditions::{Conditions, Desired};
 use crate::report::host::HostPaths;
 use crate::report::http;
@@ -48,12 +48,33 @@ pub enum Error {
         /// What is wrong.
         message: String,
     },
+    /// The config file cannot be read.
+    #[error("cannot read {path}; fix its permissions or remove it to use the defaults")]
+    ConfigRead {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The config file is not TOML of the daemon's shape.
+    #[error("{path} is not a valid daemon config; fix the file or remove it to use the defaults")]
+    ConfigParse {
+        /// The file.
+        path: PathBuf,
+        /// What the parser found.
+        #[source]
+        source: toml::de::Error,
+    },
     /// The metrics registry refused a metric (a bug).
     #[error("cannot register metrics")]
     Metrics(#[source] prometheus::Error),
     /// The endpoint could not start.
     #[error(transparent)]
     Http(#[from] http::Error),
+    /// The checks' loopback HTTP client could not be built.
+    #[error("cannot build the checks' HTTP client")]
+    HttpClient(#[source] crate::net::client::Error),
     /// Signal handlers could not be installed.
     #[error("cannot install signal handlers")]
     Signals(#[source] std::io::Error),
@@ -62,7 +83,10 @@ pub enum Error {
 impl crate::exit::Classify for Error {
     fn exit_code(&self) -> crate::exit::Code {
         match self {
-            Self::Config { .. } | Self::Http(_) => crate::exit::Code::BadInput,
+            Self::Config { .. }
+            | Self::ConfigRead { .. }
+            | Self::ConfigParse { .. }
+            | Self::Http(_) => crate::exit::Code::BadInput,
             _ => crate::exit::Code::Failure,
         }
     }
@@ -142,16 +166,16 @@ pub fn load_config(path: Option<&std::path::Path>) -> Result<BTreeMap<CheckKind,
     let text = match std::fs::read_to_string(path) {
         Ok(t) => t,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
-        Err(e) => {
-            return Err(Error::Config {
+        Err(source) => {
+            return Err(Error::ConfigRead {
                 path: path.to_path_buf(),
-                message: e.to_string(),
+                source,
             });
         }
     };
-    let file: ConfigFile = toml::from_str(&text).map_err(|e| Error::Config {
+    let file: ConfigFile = toml::from_str(&text).map_err(|source| Error::ConfigParse {
         path: path.to_path_buf(),
-        message: e.to_string(),
+        source,
     })?;
     schedules(&file, path)
 }
@@ -175,111 +199,6 @@ pub struct Settings {
     pub init_phases: PathBuf,
 }
 
-struct CheckCtx {
-    targets: Targets,
-    http: reqwest::Client,
-    kmsg: SharedKmsg,
-    units: units::Reader,
-    /// IMDS, only when the IAM credentials are the instance role's.
-    imds: Option<crate::facts::imds::Imds>,
-}
-
-/// A check that depends on a systemd unit: the unit not active is the problem (with its
-/// state and restart count); otherwise the check's own probe decides. The unit's state
-/// rides along in the facts either way.
-async fn with_unit(
-    ctx: &CheckCtx,
-    unit: &str,
-    prefix: &str,
-    probe: impl Future<Output = Outcome>,
-) -> Outcome {
-    let ((problem, unit_facts), mut out) =
-        tokio::join!(units::check(&ctx.units, unit, prefix), probe);
-    if let Some(problem) = problem {
-        // The unit's problem is the verdict; what the probe measured (e.g. the CRI network
-        // verdict) is kept.
-        out = Outcome {
-            facts: out.facts,
-            ..problem
-        };
-    }
-    out.facts.unit = unit_facts;
-    out
-}
-
-async fn run_check(ctx: &CheckCtx, kind: CheckKind) -> Outcome {
-    let t = &ctx.targets;
-    match kind {
-        CheckKind::Kubelet => {
-            with_unit(
-                ctx,
-                &t.kubelet_unit,
-                "Kubelet",
-                probes::kubelet(&ctx.http, &t.kubelet_healthz),
-            )
-            .await
-        }
-        CheckKind::Containerd => {
-            with_unit(
-                ctx,
-                &t.containerd_unit,
-                "Containerd",
-                cri::check(&t.containerd_socket),
-            )
-            .await
-        }
-        CheckKind::VpcCni => {
-            probes::vpc_cni(
-                &ctx.http,
-                &t.cni_conflist,
-                &t.ipamd_introspection,
-                &t.ipamd_metrics,
-            )
-            .await
-        }
-        CheckKind::Kernel => {
-            let tables = kernel::read_tables(&t.proc);
-            let problem = ctx
-                .kmsg
-                .lock()
-                .ok()
-                .and_then(|s| s.active_problem(Instant::now()));
-            kernel::evaluate(&tables, problem)
-        }
-        // statfs(2) of local directories answers in microseconds: run inline rather than on
-        // tokio's blocking pool, whose threads (each with its own malloc arena) cost more
-        // resident memory than the call.
-        CheckKind::Storage => probes::storage(&t.storage_dirs),
-        CheckKind::Clock => kernel::evaluate_clock(&crate::health::clock::read()),
-        CheckKind::Credentials => {
-            let now = OffsetDateTime::now_utc().unix_timestamp();
-            let cert = probes::credentials(&t.kubelet_client_cert, now);
-            let iam = iam::check(&t.iam, ctx.imds.as_ref(), now).await;
-            combine_credentials(cert, iam)
-        }
-    }
-}
-
-/// The credentials check's verdict: the kubelet certificate's problem first, then the IAM
-/// credentials'; the facts of both are kept.
-fn combine_credentials(cert: Outcome, iam: Option<Outcome>) -> Outcome {
-    let Some(iam) = iam else { return cert };
-    let iam_expiry = iam.facts.iam_expiry.clone();
-    let mut out = match (cert.healthy, iam.healthy) {
-        (false, _) => cert,
-        (true, false) => Outcome {
-            facts: cert.facts,
-            ..iam
-        },
-        (true, true) => Outcome {
-            message: format!("{}; {}", cert.message, iam.message),
-            ..cert
-        },
-    };
-    out.facts.iam_expiry = iam_expiry;
-    out
-}
-
 struct Report {
     kind: CheckKind,
     outcome: Outcome,
@@ -287,7 +206,7 @@ struct Report {
 }
 
 fn spawn_checks(
-    ctx: &Arc<CheckCtx>,
+    ctx: &Arc<Context>,
     schedules: &BTreeMap<CheckKind, Schedule>,
     tx: &mpsc::Sender<Report>,
 ) -> Vec<tokio::task::JoinHandle<()>> {
@@ -301,10 +220,10 @@ fn spawn_checks(
                 loop {
                     ticker.tick().await;
                     let started = Instant::now();
-                    let outcome = tokio::time::timeout(schedule.timeout, run_check(&ctx, kind))
+                    let outcome = tokio::time::timeout(schedule.timeout, ctx.run(kind))
                         .await
                         .unwrap_or_else(|_| {
-                            Outcome::problem(
+                            Outcome::fail(
                                 "CheckTimedOut",
                                 format!(
                                     "{} check took longer than {:?}",
@@ -327,10 +246,19 @@ fn spawn_checks(
         .collect()
 }
 
+/// The condition a check's outcome sets False, if any: a failure of [`Severity::Fatal`] of a
+/// kind that owns a condition. Any other failure is a Warning event instead.
+fn failed_condition(kind: CheckKind, outcome: &Outcome) -> Option<ConditionType> {
+    (outcome.status == Status::Fail && outcome.severity == Severity::Fatal)
+        .then(|| kind.condition())
+        .flatten()
+}
+
 /// Aggregates check outcomes into the desired condition states: a condition is False when
-/// any check feeding it fails, with the first failing check's reason. The container
-/// runtime's CRI NetworkReady feeds NetworkingReady too (after the VPC CNI check, so its
-/// reason comes first), on hybrid nodes and EC2 alike.
+/// any check feeding it fails fatally, with the first such check's reason and message; while
+/// it is True its message is the first check's evidence. The container runtime's CRI
+/// NetworkReady feeds NetworkingReady too (after the VPC CNI check, so its reason comes first),
+/// on hybrid nodes and EC2 alike.
 pub fn desired_conditions(
     latest: &BTreeMap<CheckKind, Outcome>,
 ) -> BTreeMap<ConditionType, Desired> {
@@ -340,9 +268,9 @@ pub fn desired_conditions(
         let entry = out.entry(ct).or_insert_with(|| Desired {
             healthy: true,
             reason: ct.healthy_reason().to_string(),
-            message: outcome.message.clone(),
+            message: outcome.evidence.clone(),
         });
-        if !outcome.healthy && entry.healthy {
+        if failed_condition(*kind, outcome).is_some() && entry.healthy {
             *entry = Desired {
                 healthy: false,
                 reason: outcome.reason.clone(),
@@ -519,36 +447,12 @@ pub async fn run(settings: Settings) -> Result<(), Error> {
     if targets.skip_vpc_cni {
         schedules.remove(&CheckKind::VpcCni);
     }
-    // The checks speak plain HTTP to loopback endpoints (kubelet healthz, ipamd): no root
-    // certificate store is loaded for them, which keeps the resident set small.
-    let http_client = reqwest::Client::builder()
-        .timeout(crate::health::Schedule::default().timeout)
-        .tls_built_in_root_certs(false)
-        .no_proxy()
-        .build()
-        .unwrap_or_default();
     targets.storage_dirs.sort();
-    let imds = match &targets.iam {
-        iam::Source::InstanceRole => match iam::imds_client() {
-            Ok(c) => Some(c),
-            Err(e) => {
-                tracing::warn!(error = %crate::model::text::error_chain(&e), "no IMDS client: the instance role's expiry is not watched");
-                None
-            }
-        },
-        _ => None,
-    };
     tracing::info!(
         source = targets.iam.label(),
         "IAM credentials watched for expiry"
     );
-    let ctx = Arc::new(CheckCtx {
-        imds,
-        units: units::Reader::new(targets.systemd_bus.clone()),
-        targets,
-        http: http_client,
-        kmsg,
-    });
+    let ctx = Arc::new(Context::new(targets, kmsg).map_err(Error::HttpClient)?);
     let (tx, mut rx) = mpsc::channel::<Report>(64);
     let mut tasks = spawn_checks(&ctx, &schedules, &tx);
 
@@ -569,30 +473,32 @@ pub async fn run(settings: Settings) -> Result<(), Error> {
                 let name = report.kind.as_str();
                 metrics.check_runs.with_label_values(&[name]).inc();
                 metrics.check_duration.with_label_values(&[name]).set(report.took.as_secs_f64());
-                metrics.check_up.with_label_values(&[name]).set(i64::from(report.outcome.healthy));
-                apply_facts(&metrics, report.kind, &report.outcome, &mut restarts_seen);
+                let outcome = &report.outcome;
+                metrics.check_up.with_label_values(&[name]).set(i64::from(outcome.is_healthy()));
+                apply_facts(&metrics, report.kind, outcome, &mut restarts_seen);
                 if report.kind == CheckKind::Kernel {
                     sync_kmsg_counts(&metrics, &ctx.kmsg, &mut kmsg_counted);
                 }
-                if let Some(w) = &report.outcome.facts.warning {
-                    let was_warned = latest.get(&report.kind).and_then(|p| p.facts.warning.as_ref()).is_some_and(|p| p.reason == w.reason);
+                let previous = latest.get(&report.kind);
+                if outcome.status == Status::Warn {
+                    let was_warned = previous.is_some_and(|p| p.status == Status::Warn && p.reason == outcome.reason);
                     if !was_warned {
-                        metrics.problems.with_label_values(&[&w.reason]).inc();
-                        tracing::warn!(check = name, reason = %w.reason, message = %w.message, "check warning");
-                        let _ = ev_tx.send(WriterMsg::Event { warning: true, reason: w.reason.clone(), note: w.message.clone() });
+                        metrics.problems.with_label_values(&[&outcome.reason]).inc();
+                        tracing::warn!(check = name, reason = %outcome.reason, message = %outcome.message, "check warning");
+                        let _ = ev_tx.send(WriterMsg::Event { warning: true, reason: outcome.reason.clone(), note: outcome.message.clone() });
                     }
                 }
-                let previous = latest.insert(report.kind, report.outcome.clone());
-                let was_healthy = previous.as_ref().is_none_or(|p| p.healthy);
-                if !report.outcome.healthy && (was_healthy || previous.as_ref().is_some_and(|p| p.reason != report.outcome.reason)) {
-                    metrics.problems.with_label_values(&[&report.outcome.reason]).inc();
-                    tracing::warn!(check = name, reason = %report.outcome.reason, message = %report.outcome.message, "check failing");
-                    if report.kind.condition().is_none() {
-                        let _ = ev_tx.send(WriterMsg::Event { warning: true, reason: report.outcome.reason.clone(), note: report.outcome.message.clone() });
+                let was_healthy = previous.is_none_or(Outcome::is_healthy);
+                if !outcome.is_healthy() && (was_healthy || previous.is_some_and(|p| p.reason != outcome.reason)) {
+                    metrics.problems.with_label_values(&[&outcome.reason]).inc();
+                    tracing::warn!(check = name, reason = %outcome.reason, message = %outcome.message, "check failing");
+                    if failed_condition(report.kind, outcome).is_none() {
+                        let _ = ev_tx.send(WriterMsg::Event { warning: true, reason: outcome.reason.clone(), note: outcome.message.clone() });
                     }
-                } else if report.outcome.healthy && !was_healthy {
+                } else if outcome.is_healthy() && !was_healthy {
                     tracing::info!(check = name, "check recovered");
                 }
+                latest.insert(report.kind, report.outcome);
                 if let Ok(mut c) = conditions.lock() {
                     let c = c.get_or_insert_with(Conditions::default);
                     for (ct, d) in desired_conditions(&latest) {
@@ -623,7 +529,7 @@ pub async fn run(settings: Settings) -> Result<(), Error> {
                         tasks = spawn_checks(&ctx, &schedules, &tx);
                         tracing::info!(checks = schedules.len(), "config reloaded");
                     }
-                    Err(e) => tracing::error!(error = %e, "config reload failed; keeping the running config"),
+                    Err(e) => tracing::error!(error = %crate::model::text::error_chain(&e), "config reload failed; keeping the running config"),
                 }
                 notify(&[NotifyState::Ready]);
             }
@@ -669,8 +575,8 @@ fn apply_facts(
     restarts_seen: &mut BTreeMap<String, u32>,
 ) {
     match kind {
-        CheckKind::Kubelet => metrics.kubelet_up.set(i64::from(outcome.healthy)),
-        CheckKind::Containerd => metrics.containerd_up.set(i64::from(outcome.healthy)),
+        CheckKind::Kubelet => metrics.kubelet_up.set(i64::from(outcome.is_healthy())),
+        CheckKind::Containerd => metrics.containerd_up.set(i64::from(outcome.is_healthy())),
         _ => {}
     }
     let f = &outcome.facts;
@@ -726,12 +632,9 @@ mod tests {
     #[test]
     fn conditions_take_the_first_failing_reason() {
         let mut latest = BTreeMap::new();
-        latest.insert(CheckKind::Kernel, Outcome::problem("TaskHung", "x"));
+        latest.insert(CheckKind::Kernel, Outcome::fail("TaskHung", "x"));
         latest.insert(CheckKind::Storage, Outcome::ok("fine"));
-        latest.insert(
-            CheckKind::Kubelet,
-            Outcome::problem("KubeletUnreachable", "y"),
-        );
+        latest.insert(CheckKind::Kubelet, Outcome::fail("KubeletUnreachable", "y"));
         let d = desired_conditions(&latest);
         assert_eq!(d.len(), 2, "kubelet feeds no condition");
         assert!(!d[&ConditionType::KernelReady].healthy);
@@ -741,7 +644,7 @@ mod tests {
 
     #[test]
     fn cri_network_not_ready_sets_networking_false_without_a_vpc_cni_check() {
-        use crate::health::{Facts, NetworkVerdict};
+        use crate::checks::{Facts, NetworkVerdict};
         let verdict = |ready: bool| Facts {
             network: Some(NetworkVerdict {
                 ready,
@@ -763,7 +666,7 @@ mod tests {
             "NetworkPluginNotReady"
         );
         // The VPC CNI's own reason comes first; a ready CRI network changes nothing.
-        latest.insert(CheckKind::VpcCni, Outcome::problem("IpamdUnreachable", "x"));
+        latest.insert(CheckKind::VpcCni, Outcome::fail("IpamdUnreachable", "x"));
         let d = desired_conditions(&latest);
         assert_eq!(
             d[&ConditionType::NetworkingReady].reason,

@@ -7,16 +7,15 @@ pub mod apply;
 #[cfg(test)]
 mod architecture;
 pub mod auth;
+pub mod checks;
 pub mod cli;
 pub mod compute;
 pub mod config;
 pub mod daemon;
 pub mod exit;
 pub mod facts;
-pub mod health;
 pub mod install;
 pub mod model;
 pub mod net;
 pub mod render;
 pub mod report;
-pub mod status;

@@ -2,7 +2,7 @@
 //! record parser and the problem classifier the kernel check uses.
 #![no_main]
 
-use eks_node_agent::health::kernel;
+use eks_node_agent::checks::kernel;
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

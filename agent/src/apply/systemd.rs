@@ -41,7 +41,7 @@ const SOCKET_CONNECT_ATTEMPT_TIMEOUT: Duration = Duration::from_secs(1);
 const JOB_MODE: &str = "replace";
 
 // The systemd D-Bus interfaces the agent uses: `apply` starts and restarts units through them,
-// the daemon's unit check (crate::health::units) reads unit state.
+// the daemon's unit check (crate::checks::units) reads unit state.
 #[zbus::proxy(
     interface = "org.freedesktop.systemd1.Manager",
     default_service = "org.freedesktop.systemd1",

@@ -6,9 +6,9 @@ use std::path::PathBuf;
 use anyhow::Context as _;
 use clap::Args;
 
+use crate::checks::Targets;
 use crate::daemon::{self, Settings};
 use crate::exit;
-use crate::health::Targets;
 use crate::report::host::HostPaths;
 
 /// Run the health and metrics daemon.
@@ -129,9 +129,9 @@ pub fn run(args: RunArgs) -> anyhow::Result<exit::Code> {
             .context("cannot read the host name; pass --node-name")?,
     };
     let env = crate::auth::credentials::process_env;
-    let iam = match crate::health::iam::Source::parse(&args.iam_credentials, &env) {
+    let iam = match crate::checks::iam::Source::parse(&args.iam_credentials, &env) {
         Ok(Some(source)) => source,
-        Ok(None) => crate::health::iam::detect(args.hybrid, &args.sys, &env),
+        Ok(None) => crate::checks::iam::detect(args.hybrid, &args.sys, &env),
         Err(e) => {
             return Err(exit::BadInput(format!(
                 "--iam-credentials {:?}: {e}",
@@ -157,7 +157,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<exit::Code> {
             storage_dirs: args.storage_dirs,
             kubelet_client_cert: args.kubelet_client_cert,
             iam,
-            systemd_bus: crate::health::units::Bus::parse(&args.systemd_bus),
+            systemd_bus: crate::checks::units::Bus::parse(&args.systemd_bus),
             kubelet_unit: args.kubelet_unit,
             containerd_unit: args.containerd_unit,
         },

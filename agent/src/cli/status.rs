@@ -10,8 +10,8 @@ use clap::{Args, ValueEnum};
 use ipnet::IpNet;
 
 use super::config::SourceArgs;
+use crate::checks::status::{self, ClockSource, Inputs};
 use crate::exit;
-use crate::status::{self, ClockSource, Inputs};
 
 /// Check that this host can join (or has joined) its cluster.
 #[derive(Debug, Args)]

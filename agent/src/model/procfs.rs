@@ -173,6 +173,10 @@ mod tests {
             parse_loadavg("0.50 0.25 0.10 2/345 6789\n"),
             Some(([0.5, 0.25, 0.1], 345))
         );
+        assert_eq!(
+            parse_loadavg("0.50 1.00 2.00 3/1234 999\n"),
+            Some(([0.5, 1.0, 2.0], 1234))
+        );
         assert_eq!(parse_loadavg("garbage"), None);
         assert_eq!(
             count_processors("processor\t: 0\nfoo: 1\nprocessor\t: 1\n"),

@@ -5,11 +5,10 @@
 use super::plan::FileSpec;
 use crate::config::NodeConfig;
 use crate::model::NodeValues;
-use crate::model::paths::HYBRID_AWS_CONFIG;
-
-/// nodeadm's default certificate and key paths.
-pub const DEFAULT_CERTIFICATE: &str = "/etc/iam/pki/server.pem";
-pub const DEFAULT_PRIVATE_KEY: &str = "/etc/iam/pki/server.key";
+use crate::model::paths::{
+    HYBRID_AWS_CONFIG, ROLES_ANYWHERE_CERTIFICATE as DEFAULT_CERTIFICATE,
+    ROLES_ANYWHERE_PRIVATE_KEY as DEFAULT_PRIVATE_KEY,
+};
 
 /// The AWS config file for a Roles Anywhere node (None for other nodes).
 pub fn aws_config(config: &NodeConfig, node: &NodeValues) -> Option<FileSpec> {

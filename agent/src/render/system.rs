@@ -1,6 +1,7 @@
 //! Host settings: image credential provider, kernel parameters and modules, systemd
 //! environment drop-ins, resolver settings, and the Outposts /etc/hosts block.
 
+use std::collections::BTreeMap;
 use std::net::IpAddr;
 
 use serde_json::json;
@@ -16,7 +17,7 @@ const RESERVED_PORTS: &str = "10249-10250,10256,61678-61679";
 /// Kernel modules containerd and kube-proxy need.
 const MODULES: [&str; 2] = ["overlay", "br_netfilter"];
 /// Units that get `spec.instance.environment.default`.
-const DEFAULT_ENV_UNITS: [&str; 2] = ["containerd.service", "kubelet.service"];
+pub const DEFAULT_ENV_UNITS: [&str; 2] = ["containerd.service", "kubelet.service"];
 /// First and last line of the /etc/hosts block the agent owns.
 pub const HOSTS_BEGIN: &str =
     "# BEGIN eks-node-agent: Outposts API server (managed; edits are replaced)";
@@ -103,14 +104,13 @@ fn unit_name(unit: &str) -> String {
     }
 }
 
-/// systemd drop-ins with `spec.instance.environment`: `default` goes to containerd and
-/// kubelet; any other key names its unit. Unit-specific values win over `default`.
-pub fn environment_dropins(config: &NodeConfig) -> Vec<FileSpec> {
+/// The environment `spec.instance.environment` gives each systemd unit: `default` goes to
+/// containerd and kubelet ([`DEFAULT_ENV_UNITS`]); any other key names its unit (`kubelet` is
+/// `kubelet.service`). Unit-specific values win over `default`. `init` writes it as drop-ins
+/// ([`environment_dropins`]); `status` compares the drop-ins on disk with it.
+pub fn environment_by_unit(config: &NodeConfig) -> BTreeMap<String, BTreeMap<String, String>> {
     let env = &config.spec.instance.environment;
-    let mut per_unit: std::collections::BTreeMap<
-        String,
-        std::collections::BTreeMap<String, String>,
-    > = Default::default();
+    let mut per_unit: BTreeMap<String, BTreeMap<String, String>> = BTreeMap::new();
     if let Some(defaults) = env.get("default") {
         for unit in DEFAULT_ENV_UNITS {
             per_unit
@@ -126,6 +126,12 @@ pub fn environment_dropins(config: &NodeConfig) -> Vec<FileSpec> {
             .extend(vars.clone());
     }
     per_unit
+}
+
+/// systemd drop-ins with `spec.instance.environment`, one per unit
+/// ([`environment_by_unit`]).
+pub fn environment_dropins(config: &NodeConfig) -> Vec<FileSpec> {
+    environment_by_unit(config)
         .into_iter()
         .map(|(unit, vars)| {
             let mut text = String::from(
@@ -215,6 +221,23 @@ mod tests {
             )
         );
         assert_eq!(fstab_without_swap(&out), None, "idempotent");
+    }
+
+    #[test]
+    fn environment_spreads_like_init() {
+        let mut c = NodeConfig::default();
+        let env = &mut c.spec.instance.environment;
+        env.entry("default".into())
+            .or_default()
+            .insert("HTTPS_PROXY".into(), "http://p:1".into());
+        env.entry("kubelet".into())
+            .or_default()
+            .insert("HTTPS_PROXY".into(), "http://k:1".into());
+        let out = environment_by_unit(&c);
+        assert_eq!(out["containerd.service"]["HTTPS_PROXY"], "http://p:1");
+        assert_eq!(out["kubelet.service"]["HTTPS_PROXY"], "http://k:1");
+        let files = environment_dropins(&c);
+        assert_eq!(files.len(), 2);
     }
 
     #[test]

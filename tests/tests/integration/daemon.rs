@@ -383,7 +383,7 @@ fn host_series_match_debian_node_exporter() {
     let theirs = shape(&scrape(ne.1));
     let only_ours: Vec<_> = ours.keys().filter(|k| !theirs.contains_key(*k)).collect();
     // node_exporter's PPS series (node_timex_pps_*) are the one known gap: the agent's
-    // adjtimex reader (health::clock) does not return the kernel's PPS fields.
+    // adjtimex reader (report::host::timex) does not return the kernel's PPS fields.
     let only_theirs: Vec<_> = theirs
         .keys()
         .filter(|k| !ours.contains_key(*k) && !k.starts_with("node_timex_pps_"))
@@ -793,7 +793,7 @@ fn bench_agent_vs_node_exporter() {
 #[test]
 #[ignore = "benchmark; run explicitly"]
 fn scale_simulation() {
-    use eks_node_agent::health::ConditionType;
+    use eks_node_agent::model::ConditionType;
     use eks_node_agent::report::conditions::{Conditions, Desired};
     use eks_node_agent::report::kube::NodeApi;
     const NODES: usize = 2_000;
@@ -1311,7 +1311,7 @@ fn emulator_refuses_a_wrong_token_like_an_api_server() {
             node.conditions().await
         })
         .unwrap_err();
-    let chain = eks_node_agent::report::error_chain(&err);
+    let chain = eks_node_agent::model::text::error_chain(&err);
     assert!(chain.contains("node-a") && chain.contains("401"), "{chain}");
     assert_eq!(api.requests().last().unwrap().status, 401);
 }
@@ -1612,7 +1612,7 @@ fn unit_state_from_real_systemd_feeds_checks_and_metrics() {
 /// expectation comes from this host's own clock, read here the same way.
 #[test]
 fn unsynchronised_clock_is_a_warning_event_not_a_condition() {
-    let synced = eks_node_agent::health::clock::read()
+    let synced = eks_node_agent::report::host::timex::read()
         .expect("adjtimex(2) read-only")
         .synchronized();
     let (_rt, api) = api_with_node_a("node-token-clock");

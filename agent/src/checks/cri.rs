@@ -223,14 +223,14 @@ pub fn evaluate(conditions: &[RuntimeCondition]) -> Outcome {
     };
     let outcome = match find(conditions, RUNTIME_READY) {
         Some(c) if c.status => Outcome::ok("container runtime reports RuntimeReady"),
-        Some(c) => Outcome::problem(
+        Some(c) => Outcome::fail(
             &reason_or(c, "ContainerRuntimeNotReady"),
             format!(
                 "container runtime reports RuntimeReady=false: {}",
                 c.message
             ),
         ),
-        None => Outcome::problem(
+        None => Outcome::fail(
             "ContainerRuntimeNotReady",
             "container runtime reports no RuntimeReady condition",
         ),
@@ -243,13 +243,13 @@ pub async fn check(socket: &Path) -> Outcome {
     match status(socket).await {
         Ok(conditions) => evaluate(&conditions),
         Err(e @ Error::Connect { .. }) => {
-            Outcome::problem("ContainerdUnreachable", crate::model::text::error_chain(&e))
+            Outcome::fail("ContainerdUnreachable", crate::model::text::error_chain(&e))
         }
-        Err(e @ Error::Handshake { .. }) => Outcome::problem(
+        Err(e @ Error::Handshake { .. }) => Outcome::fail(
             "ContainerdNotAnswering",
             crate::model::text::error_chain(&e),
         ),
-        Err(e @ Error::Call { .. }) => Outcome::problem(
+        Err(e @ Error::Call { .. }) => Outcome::fail(
             "ContainerRuntimeCRIFailed",
             crate::model::text::error_chain(&e),
         ),
@@ -276,7 +276,7 @@ mod tests {
             cond(RUNTIME_READY, true, "", ""),
             cond(NETWORK_READY, true, "", ""),
         ]);
-        assert!(out.healthy);
+        assert!(out.is_healthy());
         assert_eq!(out.facts.runtime_ready, Some(true));
         assert!(out.facts.network.as_ref().is_some_and(|n| n.ready));
     }
@@ -292,7 +292,7 @@ mod tests {
                 "Network plugin returns error: cni plugin not initialized",
             ),
         ]);
-        assert!(out.healthy);
+        assert!(out.is_healthy());
         let n = out.facts.network.unwrap();
         assert!(!n.ready);
         assert_eq!(n.reason, "NetworkPluginNotReady");

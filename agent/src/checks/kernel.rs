@@ -232,7 +232,7 @@ fn read_u64(path: &Path) -> Option<u64> {
 pub fn read_tables(proc: &Path) -> Tables {
     let pids = std::fs::read_to_string(proc.join("loadavg"))
         .ok()
-        .and_then(|t| crate::report::host::parse_loadavg(&t))
+        .and_then(|t| crate::model::procfs::parse_loadavg(&t))
         .map(|(_, threads)| threads)
         .zip(read_u64(&proc.join("sys/kernel/pid_max")));
     // file-nr: allocated, unused (always 0 since 2.6), max.
@@ -257,22 +257,22 @@ pub fn read_tables(proc: &Path) -> Tables {
 /// The kernel verdict: a recent deadlock-like log problem first, then tables near full.
 pub fn evaluate(tables: &Tables, log_problem: Option<(KmsgReason, String)>) -> Outcome {
     if let Some((reason, message)) = log_problem {
-        return Outcome::problem(reason.as_str(), format!("kernel reported: {message}"));
+        return Outcome::fail(reason.as_str(), format!("kernel reported: {message}"));
     }
     let full = |used_max: Option<(u64, u64)>| {
         used_max.filter(|(used, max)| *max > 0 && *used as f64 >= *max as f64 * TABLE_FULL_RATIO)
     };
     if let Some((used, max)) = full(tables.pids) {
-        return Outcome::problem("PIDExhaustion", format!("{used} of pid_max {max} in use"));
+        return Outcome::fail("PIDExhaustion", format!("{used} of pid_max {max} in use"));
     }
     if let Some((used, max)) = full(tables.files) {
-        return Outcome::problem(
+        return Outcome::fail(
             "FileHandleExhaustion",
             format!("{used} of file-max {max} file handles allocated"),
         );
     }
     if let Some((used, max)) = full(tables.conntrack) {
-        return Outcome::problem(
+        return Outcome::fail(
             "ConntrackNearFull",
             format!("{used} of nf_conntrack_max {max} entries in use"),
         );
@@ -280,40 +280,9 @@ pub fn evaluate(tables: &Tables, log_problem: Option<(KmsgReason, String)>) -> O
     Outcome::ok("kernel has no problem")
 }
 
-/// The clock verdict over the kernel's clock discipline (from [`super::clock::read`]).
-pub fn evaluate_clock(timex: &std::io::Result<super::clock::Timex>) -> Outcome {
-    match timex {
-        Ok(t) if t.synchronized() => Outcome::ok(format!(
-            "clock synchronised, offset {:.6}s, estimated error {:.6}s",
-            t.offset_seconds, t.estimated_error_seconds
-        )),
-        Ok(t) => Outcome::problem(
-            "ClockNotSynchronized",
-            format!(
-                "the kernel reports the clock unsynchronised (maximum error {:.3}s): check chronyd or the NTP source; TLS and AWS request signing fail past a few minutes of skew",
-                t.maxerror_seconds
-            ),
-        ),
-        Err(e) => Outcome::problem("ClockUnreadable", format!("adjtimex(2): {e}")),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn clock_verdicts() {
-        use crate::health::clock::Timex;
-        let synced = Timex::from_raw(0, 0, 0, 1000, 100, 0x2001, 7, 10_000, 0, 37);
-        assert!(evaluate_clock(&Ok(synced)).healthy);
-        let unsynced = Timex::from_raw(5, 0, 0, 16_000_000, 16_000_000, 0x0040, 2, 10_000, 0, 0);
-        let out = evaluate_clock(&Ok(unsynced));
-        assert_eq!(out.reason, "ClockNotSynchronized");
-        assert!(out.message.contains("16.000s"), "{}", out.message);
-        let err = evaluate_clock(&Err(std::io::Error::from_raw_os_error(1)));
-        assert_eq!(err.reason, "ClockUnreadable");
-    }
 
     #[test]
     fn classifies_known_patterns() {
@@ -406,7 +375,7 @@ mod tests {
             files: Some((1000, 100_000)),
             conntrack: None,
         };
-        assert!(evaluate(&healthy, None).healthy);
+        assert!(evaluate(&healthy, None).is_healthy());
         let pids = Tables {
             pids: Some((950, 1000)),
             ..healthy

@@ -21,13 +21,13 @@ pub async fn kubelet(http: &reqwest::Client, url: &str) -> Outcome {
                 Outcome::ok("kubelet healthz ok")
             } else {
                 let body: String = body.chars().take(200).collect();
-                Outcome::problem(
+                Outcome::fail(
                     "KubeletUnhealthy",
                     format!("{url} answered {status}: {body}"),
                 )
             }
         }
-        Err(e) => Outcome::problem("KubeletUnreachable", format!("{url}: {e}")),
+        Err(e) => Outcome::fail("KubeletUnreachable", format!("{url}: {e}")),
     }
 }
 
@@ -48,23 +48,12 @@ pub const CNI_IPS_WARN_RATIO: f64 = 0.9;
 
 /// The verdict on ipamd's numbers: no free IP left is a problem (NetworkingReady False:
 /// the next pod cannot get an address); [`CNI_IPS_WARN_RATIO`] or more assigned is a
-/// `PodIPsNearlyExhausted` warning.
+/// `PodIPsNearlyExhausted` warning, whose evidence (the condition's message) is the count
+/// and whose message (the event's note) adds how many are free.
 pub fn evaluate_ips(infos: &EniInfos) -> Outcome {
-    let nearly = infos.total_ips > 0
-        && infos.assigned_ips < infos.total_ips
-        && infos.assigned_ips as f64 >= infos.total_ips as f64 * CNI_IPS_WARN_RATIO;
     let facts = Facts {
         cni_total_ips: Some(infos.total_ips),
         cni_assigned_ips: Some(infos.assigned_ips),
-        warning: nearly.then(|| super::Warning {
-            reason: "PodIPsNearlyExhausted".to_string(),
-            message: format!(
-                "{} of {} pod IPs assigned ({} free)",
-                infos.assigned_ips,
-                infos.total_ips,
-                infos.total_ips - infos.assigned_ips
-            ),
-        }),
         ..Facts::default()
     };
     let msg = format!(
@@ -72,7 +61,19 @@ pub fn evaluate_ips(infos: &EniInfos) -> Outcome {
         infos.assigned_ips, infos.total_ips
     );
     if infos.total_ips == 0 || infos.assigned_ips >= infos.total_ips {
-        Outcome::problem("PodIPsExhausted", msg).with_facts(facts)
+        Outcome::fail("PodIPsExhausted", msg).with_facts(facts)
+    } else if infos.assigned_ips as f64 >= infos.total_ips as f64 * CNI_IPS_WARN_RATIO {
+        Outcome::warn(
+            "PodIPsNearlyExhausted",
+            format!(
+                "{} of {} pod IPs assigned ({} free)",
+                infos.assigned_ips,
+                infos.total_ips,
+                infos.total_ips - infos.assigned_ips
+            ),
+        )
+        .with_evidence(msg)
+        .with_facts(facts)
     } else {
         Outcome::ok(msg).with_facts(facts)
     }
@@ -101,13 +102,13 @@ pub async fn vpc_cni(
     match std::fs::read_to_string(conflist) {
         Ok(text) if conflist_has_aws_cni(&text) => {}
         Ok(_) => {
-            return Outcome::problem(
+            return Outcome::fail(
                 "CNIConfigInvalid",
                 format!("{} does not name the aws-cni plugin", conflist.display()),
             );
         }
         Err(e) => {
-            return Outcome::problem("CNIConfigMissing", format!("{}: {e}", conflist.display()));
+            return Outcome::fail("CNIConfigMissing", format!("{}: {e}", conflist.display()));
         }
     }
     let url = format!("{}/v1/enis", introspection.trim_end_matches('/'));
@@ -119,9 +120,9 @@ pub async fn vpc_cni(
     {
         Ok(resp) => match resp.json::<EniInfos>().await {
             Ok(i) => i,
-            Err(e) => return Outcome::problem("IpamdBadAnswer", format!("{url}: {e}")),
+            Err(e) => return Outcome::fail("IpamdBadAnswer", format!("{url}: {e}")),
         },
-        Err(e) => return Outcome::problem("IpamdUnreachable", format!("{url}: {e}")),
+        Err(e) => return Outcome::fail("IpamdUnreachable", format!("{url}: {e}")),
     };
     if let Err(e) = http
         .get(metrics)
@@ -129,7 +130,7 @@ pub async fn vpc_cni(
         .await
         .and_then(|r| r.error_for_status())
     {
-        return Outcome::problem("IpamdMetricsUnreachable", format!("{metrics}: {e}"));
+        return Outcome::fail("IpamdMetricsUnreachable", format!("{metrics}: {e}"));
     }
     evaluate_ips(&infos)
 }
@@ -149,19 +150,19 @@ pub struct DirFs {
 pub fn evaluate_storage(dirs: &[(String, DirFs)]) -> Outcome {
     for (dir, fs) in dirs {
         if fs.readonly {
-            return Outcome::problem(
+            return Outcome::fail(
                 "FilesystemReadOnly",
                 format!("{dir} is on a read-only filesystem"),
             );
         }
         if fs.avail_ratio < STORAGE_FREE_MIN_RATIO {
-            return Outcome::problem(
+            return Outcome::fail(
                 "DiskSpaceLow",
                 format!("{dir}: {:.1}% space available", fs.avail_ratio * 100.0),
             );
         }
         if fs.inodes_free_ratio < STORAGE_FREE_MIN_RATIO {
-            return Outcome::problem(
+            return Outcome::fail(
                 "InodesLow",
                 format!("{dir}: {:.1}% inodes free", fs.inodes_free_ratio * 100.0),
             );
@@ -196,10 +197,7 @@ pub fn storage(dirs: &[std::path::PathBuf]) -> Outcome {
                 ));
             }
             Err(e) => {
-                return Outcome::problem(
-                    "FilesystemError",
-                    format!("statfs {}: {e}", dir.display()),
-                );
+                return Outcome::fail("FilesystemError", format!("statfs {}: {e}", dir.display()));
             }
         }
     }
@@ -226,14 +224,13 @@ pub fn evaluate_cert(not_after: i64, now: i64) -> Outcome {
     };
     let left = not_after - now;
     if left <= 0 {
-        Outcome::problem(
+        Outcome::fail(
             "KubeletCertificateExpired",
             format!("expired {}s ago", -left),
         )
         .with_facts(facts)
     } else if left < CERT_EXPIRY_WARNING.as_secs() as i64 {
-        Outcome::problem("KubeletCertificateExpiring", format!("expires in {left}s"))
-            .with_facts(facts)
+        Outcome::fail("KubeletCertificateExpiring", format!("expires in {left}s")).with_facts(facts)
     } else {
         Outcome::ok(format!("valid for {}h", left / 3600)).with_facts(facts)
     }
@@ -244,12 +241,12 @@ pub fn credentials(cert: &Path, now: i64) -> Outcome {
     match std::fs::read_to_string(cert) {
         Ok(pem) => match cert_not_after(&pem) {
             Some(not_after) => evaluate_cert(not_after, now),
-            None => Outcome::problem(
+            None => Outcome::fail(
                 "KubeletCertificateInvalid",
                 format!("{} holds no readable certificate", cert.display()),
             ),
         },
-        Err(e) => Outcome::problem(
+        Err(e) => Outcome::fail(
             "KubeletCertificateMissing",
             format!("{}: {e}", cert.display()),
         ),
@@ -259,6 +256,7 @@ pub fn credentials(cert: &Path, now: i64) -> Outcome {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::checks::Status;
 
     #[test]
     fn ipamd_numbers() {
@@ -267,7 +265,7 @@ mod tests {
                 total_ips: 29,
                 assigned_ips: 3
             })
-            .healthy
+            .is_healthy()
         );
         let full = evaluate_ips(&EniInfos {
             total_ips: 29,
@@ -275,23 +273,25 @@ mod tests {
         });
         assert_eq!(full.reason, "PodIPsExhausted");
         assert_eq!(full.facts.cni_total_ips, Some(29));
-        assert!(
-            full.facts.warning.is_none(),
+        assert_eq!(
+            full.status,
+            Status::Fail,
             "exhausted is a problem, not a warning"
         );
         let nearly = evaluate_ips(&EniInfos {
             total_ips: 29,
             assigned_ips: 27,
         });
-        assert!(nearly.healthy);
-        let w = nearly.facts.warning.unwrap();
-        assert_eq!(w.reason, "PodIPsNearlyExhausted");
-        assert!(w.message.contains("2 free"), "{}", w.message);
+        assert!(nearly.is_healthy());
+        assert_eq!(nearly.status, Status::Warn);
+        assert_eq!(nearly.reason, "PodIPsNearlyExhausted");
+        assert!(nearly.message.contains("2 free"), "{}", nearly.message);
+        assert_eq!(nearly.evidence, "27 of 29 pod IPs assigned");
         let below = evaluate_ips(&EniInfos {
             total_ips: 29,
             assigned_ips: 26,
         });
-        assert!(below.facts.warning.is_none(), "26/29 is under 90%");
+        assert_eq!(below.status, Status::Ok, "26/29 is under 90%");
     }
 
     #[test]
@@ -310,7 +310,7 @@ mod tests {
             avail_ratio: 0.5,
             inodes_free_ratio: 0.5,
         };
-        assert!(evaluate_storage(&[("/a".into(), ok)]).healthy);
+        assert!(evaluate_storage(&[("/a".into(), ok)]).is_healthy());
         let ro = DirFs {
             readonly: true,
             ..ok
@@ -340,7 +340,7 @@ mod tests {
     #[test]
     fn cert_expiry_verdicts() {
         let now = 1_000_000;
-        assert!(evaluate_cert(now + 48 * 3600, now).healthy);
+        assert!(evaluate_cert(now + 48 * 3600, now).is_healthy());
         assert_eq!(
             evaluate_cert(now + 60, now).reason,
             "KubeletCertificateExpiring"
@@ -355,6 +355,6 @@ mod tests {
     fn storage_of_a_temp_dir_is_healthy() {
         let dir = tempfile::tempdir().unwrap();
         let out = storage(&[dir.path().to_path_buf(), dir.path().join("missing")]);
-        assert!(out.healthy, "{out:?}");
+        assert!(out.is_healthy(), "{out:?}");
     }
 }

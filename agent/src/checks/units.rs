@@ -226,7 +226,7 @@ pub fn evaluate(unit: &str, prefix: &str, state: &UnitState) -> Option<Outcome> 
         .restarts
         .map(|n| format!(", restarted {n} times"))
         .unwrap_or_default();
-    Some(Outcome::problem(
+    Some(Outcome::fail(
         &format!("{prefix}UnitNotActive"),
         format!(
             "{unit} is {} ({}, {}){restarts}",

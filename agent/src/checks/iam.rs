@@ -174,7 +174,7 @@ pub async fn check(source: &Source, imds: Option<&Imds>, now: i64) -> Option<Out
     };
     Some(match found {
         Ok(at) => evaluate(source, at, now),
-        Err((reason, message)) => Outcome::problem(reason, message),
+        Err((reason, message)) => Outcome::fail(reason, message),
     })
 }
 
@@ -201,12 +201,12 @@ pub fn evaluate(source: &Source, at: i64, now: i64) -> Outcome {
     };
     let left = at - now;
     let outcome = if left <= 0 {
-        Outcome::problem(
+        Outcome::fail(
             "IamCredentialsExpired",
             format!("{what} expired {}s ago; {}", -left, fix(source)),
         )
     } else if left < warn_before.as_secs() as i64 {
-        Outcome::problem(
+        Outcome::fail(
             "IamCredentialsExpiring",
             format!("{what} expire in {left}s; {}", fix(source)),
         )
@@ -377,7 +377,7 @@ mod tests {
     fn thresholds_per_source() {
         let now = 1_000_000;
         let role = Source::InstanceRole;
-        assert!(evaluate(&role, now + 3600, now).healthy);
+        assert!(evaluate(&role, now + 3600, now).is_healthy());
         assert_eq!(
             evaluate(&role, now + 60, now).reason,
             "IamCredentialsExpiring"
@@ -388,7 +388,7 @@ mod tests {
         );
         let ssm = Source::SsmFile("/root/.aws/credentials".into());
         // No rotation schedule is published for SSM: only expiry is a problem.
-        assert!(evaluate(&ssm, now + 60, now).healthy);
+        assert!(evaluate(&ssm, now + 60, now).is_healthy());
         let out = evaluate(&ssm, now - 5, now);
         assert_eq!(out.reason, "IamCredentialsExpired");
         assert!(out.message.contains("amazon-ssm-agent"), "{}", out.message);
@@ -397,7 +397,7 @@ mod tests {
             evaluate(&cert, now + 3 * 24 * 3600, now).reason,
             "IamCredentialsExpiring"
         );
-        assert!(evaluate(&cert, now + 30 * 24 * 3600, now).healthy);
+        assert!(evaluate(&cert, now + 30 * 24 * 3600, now).is_healthy());
         assert_eq!(
             evaluate(&cert, now, now).facts.iam_expiry,
             Some(Expiry {
