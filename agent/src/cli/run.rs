@@ -9,6 +9,7 @@ use clap::Args;
 use crate::checks::Targets;
 use crate::daemon::{self, Settings};
 use crate::exit;
+use crate::model::paths;
 use crate::report::host::HostPaths;
 
 /// Run the health and metrics daemon.
@@ -59,14 +60,14 @@ pub struct RunArgs {
     #[arg(
         long,
         value_name = "PATH",
-        default_value = "/run/containerd/containerd.sock"
+        default_value = paths::CONTAINERD_SOCKET
     )]
     pub containerd_socket: PathBuf,
     /// The VPC CNI's CNI config.
     #[arg(
         long,
         value_name = "PATH",
-        default_value = "/etc/cni/net.d/10-aws.conflist"
+        default_value = paths::VPC_CNI_CONFLIST
     )]
     pub cni_conflist: PathBuf,
     /// ipamd's introspection endpoint.
@@ -89,13 +90,13 @@ pub struct RunArgs {
     #[arg(long, value_name = "PATH", default_value = "/dev/kmsg")]
     pub kmsg: PathBuf,
     /// Directories whose filesystems must be writable with space left (repeatable).
-    #[arg(long = "storage-dir", value_name = "DIR", default_values = ["/var/lib/kubelet", "/var/lib/containerd"])]
+    #[arg(long = "storage-dir", value_name = "DIR", default_values = [paths::KUBELET_DIR, paths::CONTAINERD_DIR])]
     pub storage_dirs: Vec<PathBuf>,
     /// The kubelet's client certificate.
     #[arg(
         long,
         value_name = "PATH",
-        default_value = "/var/lib/kubelet/pki/kubelet-client-current.pem"
+        default_value = paths::KUBELET_CLIENT_CERT
     )]
     pub kubelet_client_cert: PathBuf,
     /// systemd's D-Bus for the kubelet and containerd units' state: `system`, a bus address

@@ -192,7 +192,26 @@ struct Identity {
     sandbox_image: String,
 }
 
-impl Common<'_> {
+impl<'a> Common<'a> {
+    /// The cluster name, the service CIDR (the config's, else discovery's, else
+    /// `default_cidr`) and the API server and CA each kind found its own way.
+    fn new(
+        config: &'a NodeConfig,
+        found: &'a Discovered,
+        endpoint: String,
+        ca_pem: Vec<u8>,
+        default_cidr: Option<IpNet>,
+    ) -> Result<Self, Error> {
+        Ok(Common {
+            config,
+            found,
+            cluster_name: cluster_name(config)?,
+            endpoint,
+            ca_pem,
+            service_cidr: service_cidr(config, found, default_cidr)?,
+        })
+    }
+
     fn ipv6(&self) -> bool {
         matches!(self.service_cidr, Some(IpNet::V6(_)))
     }
@@ -280,14 +299,7 @@ pub fn resolve(config: &NodeConfig, found: &Discovered) -> Result<NodeValues, Er
             });
         }
     };
-    let common = Common {
-        config,
-        found,
-        cluster_name: cluster_name(config)?,
-        endpoint,
-        ca_pem,
-        service_cidr: service_cidr(config, found, None)?,
-    };
+    let common = Common::new(config, found, endpoint, ca_pem, None)?;
     match &config.spec.hybrid {
         Some(hybrid) => resolve_hybrid(&common, hybrid),
         None => resolve_ec2(&common),
@@ -515,14 +527,7 @@ fn resolve_kubeadm(config: &NodeConfig, found: &Discovered) -> Result<NodeValues
         })?
         .into_bytes();
     let default_cidr = KUBEADM_DEFAULT_SERVICE_CIDR.parse().ok();
-    let common = Common {
-        config,
-        found,
-        cluster_name: cluster_name(config)?,
-        endpoint,
-        ca_pem,
-        service_cidr: service_cidr(config, found, default_cidr)?,
-    };
+    let common = Common::new(config, found, endpoint, ca_pem, default_cidr)?;
     let host_ip = if common.ipv6() {
         found.host.default_ipv6
     } else {

@@ -59,6 +59,18 @@ struct Written {
     transition: OffsetDateTime,
 }
 
+impl Written {
+    /// What a condition on the Node says, as of `transition`.
+    fn of(c: &NodeCondition, transition: OffsetDateTime) -> Written {
+        Written {
+            healthy: c.status == "True",
+            reason: c.reason.clone(),
+            message: c.message.clone(),
+            transition,
+        }
+    }
+}
+
 /// The condition state machine for one Node.
 #[derive(Debug, Clone, Default)]
 pub struct Conditions {
@@ -88,15 +100,7 @@ impl Conditions {
             let Some(transition) = parse_time(&c.last_transition_time) else {
                 continue;
             };
-            me.written.insert(
-                ct,
-                Written {
-                    healthy: c.status == "True",
-                    reason: c.reason.clone(),
-                    message: c.message.clone(),
-                    transition,
-                },
-            );
+            me.written.insert(ct, Written::of(c, transition));
             if let Some(hb) = parse_time(&c.last_heartbeat_time) {
                 me.last_heartbeat = Some(me.last_heartbeat.map_or(hb, |old| old.min(hb)));
             }
@@ -168,15 +172,7 @@ impl Conditions {
                 continue;
             };
             let transition = parse_time(&c.last_transition_time).unwrap_or(now);
-            self.written.insert(
-                ct,
-                Written {
-                    healthy: c.status == "True",
-                    reason: c.reason.clone(),
-                    message: c.message.clone(),
-                    transition,
-                },
-            );
+            self.written.insert(ct, Written::of(c, transition));
         }
         self.last_write = Some(now);
         self.last_heartbeat = Some(now);
