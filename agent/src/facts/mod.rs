@@ -11,6 +11,7 @@ pub mod eks;
 pub mod host;
 pub mod imds;
 pub mod instance_types;
+pub mod pci;
 pub mod provider;
 
 use std::time::{Duration, Instant};
