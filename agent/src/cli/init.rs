@@ -137,6 +137,10 @@ async fn execute(
     let node = compute::values::resolve(config, &found)?;
     let plan = render::render(config, &node);
     tracing::info!(files = plan.files.len(), node_name = %node.node_name, max_pods = node.max_pods, "plan rendered");
+    if let Some(state) = &node.warm_pool_hold {
+        tracing::info!(target_state = %state, unit = render::WARM_POOL_HOLD,
+            "warm pool: the kubelet is held until the instance is InService");
+    }
     phases.done("render", t);
 
     if args.dry_run {

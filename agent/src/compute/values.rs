@@ -262,6 +262,12 @@ impl<'a> Common<'a> {
             } else {
                 Vec::new()
             },
+            warm_pool_hold: found
+                .instance
+                .as_ref()
+                .and_then(|i| i.target_lifecycle_state.as_ref())
+                .filter(|s| s.is_warmed())
+                .map(crate::model::TargetLifecycleState::as_text),
         })
     }
 }

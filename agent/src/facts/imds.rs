@@ -211,6 +211,8 @@ pub struct Imds {
     policy: RetryPolicy,
     token_ttl_secs: u64,
     token: Mutex<Option<Token>>,
+    /// Unreachable reads are logged at debug level (the caller reports them itself).
+    quiet: bool,
 }
 
 impl Imds {
@@ -243,12 +245,20 @@ impl Imds {
             policy: IMDS_RETRY,
             token_ttl_secs: IMDS_TOKEN_TTL_SECS,
             token: Mutex::new(None),
+            quiet: false,
         })
     }
 
     /// Replaces the retry policy (tests and the benchmark use shorter deadlines).
     pub fn with_policy(mut self, policy: RetryPolicy) -> Imds {
         self.policy = policy;
+        self
+    }
+
+    /// Logs unreachable reads at debug level only: for pollers that back off and report
+    /// failures themselves.
+    pub fn quiet(mut self) -> Imds {
+        self.quiet = true;
         self
     }
 
@@ -281,7 +291,11 @@ impl Imds {
             )
             .await;
         if let Err(Error::Unreachable { elapsed, .. }) = &result {
-            tracing::warn!(endpoint, path, attempts, ?elapsed, "IMDS unreachable");
+            if self.quiet {
+                tracing::debug!(endpoint, path, attempts, ?elapsed, "IMDS unreachable");
+            } else {
+                tracing::warn!(endpoint, path, attempts, ?elapsed, "IMDS unreachable");
+            }
         }
         result
     }
@@ -450,6 +464,23 @@ impl Imds {
         Ok(Ok(value))
     }
 
+    /// `autoscaling/target-lifecycle-state`; `None` outside an Auto Scaling group (404). A
+    /// value IMDS does not document is an error naming it.
+    pub async fn target_lifecycle_state(
+        &self,
+    ) -> Result<Option<crate::model::TargetLifecycleState>, Error> {
+        let path = meta(TARGET_LIFECYCLE_STATE);
+        let Some(text) = self.get_text_optional(&path).await? else {
+            return Ok(None);
+        };
+        crate::model::TargetLifecycleState::parse(&text)
+            .map(Some)
+            .ok_or_else(|| Error::InvalidValue {
+                path,
+                reason: format!("{text:?} is not a documented target lifecycle state"),
+            })
+    }
+
     /// The instance identity document.
     pub async fn identity_document(&self) -> Result<IdentityDocument, Error> {
         let body = self.get(IDENTITY_DOCUMENT_PATH).await?;
@@ -577,10 +608,13 @@ impl Imds {
 pub const IDENTITY_DOCUMENT_PATH: &str = "/latest/dynamic/instance-identity/document";
 /// Path of the user data.
 pub const USER_DATA_PATH: &str = "/latest/user-data";
+/// Meta-data leaf with the Auto Scaling target lifecycle state.
+pub const TARGET_LIFECYCLE_STATE: &str = "autoscaling/target-lifecycle-state";
 /// Meta-data leaf with the Outpost ARN (present only on Outposts).
 const OUTPOST_ARN: &str = "outpost-arn";
 
-fn meta(leaf: &str) -> String {
+/// The path of a `meta-data/` leaf.
+pub fn meta(leaf: &str) -> String {
     format!("/latest/meta-data/{leaf}")
 }
 

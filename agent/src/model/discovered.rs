@@ -9,7 +9,8 @@ use ipnet::{IpNet, Ipv4Net};
 use serde::{Deserialize, Serialize};
 
 use super::{
-    AvailabilityZone, InstanceId, InstanceLimits, InstanceType, NodeName, Region, SwapArea, Version,
+    AvailabilityZone, InstanceId, InstanceLimits, InstanceType, NodeName, Region, SwapArea,
+    TargetLifecycleState, Version,
 };
 
 /// The EC2 instance, as IMDS and DescribeInstances describe it.
@@ -40,6 +41,9 @@ pub struct Instance {
     /// The VPC's IPv4 CIDRs (for the legacy cluster DNS rule).
     #[serde(default)]
     pub vpc_ipv4_cidrs: Vec<Ipv4Net>,
+    /// IMDS `autoscaling/target-lifecycle-state` (absent outside Auto Scaling groups).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target_lifecycle_state: Option<TargetLifecycleState>,
 }
 
 /// The cluster, as DescribeCluster or kubeadm's verified cluster-info gives it.

@@ -2,6 +2,7 @@
 //! the host's text formats. Nothing here imports from the rest of the crate, so every layer
 //! can build on it without a cycle (the architecture test checks that).
 //!
+//! - [`asg`]: the Auto Scaling lifecycle state IMDS announces;
 //! - [`ids`]: instance types and IDs, zones, cluster and node names, provider IDs;
 //! - [`partition`]: regions and partitions;
 //! - [`limits`]: network and CPU limits of instance types, with the embedded table;
@@ -13,6 +14,7 @@
 //! - [`procfs`]: parsers of /proc formats;
 //! - [`text`]: error chains and times as text.
 
+pub mod asg;
 pub mod conditions;
 pub mod discovered;
 mod error;
@@ -26,6 +28,7 @@ pub mod procfs;
 pub mod text;
 pub mod version;
 
+pub use asg::TargetLifecycleState;
 pub use conditions::ConditionType;
 pub use discovered::{Cluster, Discovered, HostFacts, Instance};
 pub use error::Invalid;

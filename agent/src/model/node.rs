@@ -94,6 +94,10 @@ pub struct NodeValues {
     /// On-prem nodes: active swap files to turn off (kubelet refuses to run with swap on).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub swap_off: Vec<String>,
+    /// EC2: the warm-pool state (`Warmed:*`) the instance is headed for, when it is: the
+    /// kubelet is held until Auto Scaling puts the instance in service.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub warm_pool_hold: Option<String>,
 }
 
 /// The kubelet's `kubeReserved` (see `compute::kube_reserved` for the rules).

@@ -15,6 +15,8 @@ use crate::model::{NodeKind, NodeValues};
 
 const CONTAINERD: &str = "containerd.service";
 const KUBELET: &str = "kubelet.service";
+/// The unit that waits for `InService` and then starts the kubelet (systemd/).
+pub const WARM_POOL_HOLD: &str = "eks-node-agent-warm-pool.service";
 
 /// Renders the whole plan for a node.
 pub fn render(config: &NodeConfig, node: &NodeValues) -> Plan {
@@ -109,7 +111,13 @@ pub fn render(config: &NodeConfig, node: &NodeValues) -> Plan {
             wait_for_socket: Some(paths::CONTAINERD_SOCKET.into()),
         },
         ServiceSpec {
-            unit: KUBELET.into(),
+            // A warm-pool instance does not join yet: the hold unit starts the kubelet once
+            // Auto Scaling puts the instance in service.
+            unit: if node.warm_pool_hold.is_some() {
+                WARM_POOL_HOLD.into()
+            } else {
+                KUBELET.into()
+            },
             wait_for_socket: None,
         },
     ];

@@ -68,7 +68,7 @@ fn units_pass_systemd_analyze_verify() {
             paths.push(dest);
         }
     }
-    assert_eq!(paths.len(), 4, "the four units of systemd/");
+    assert_eq!(paths.len(), 5, "the five units of systemd/");
     // --man=no: the man page is checked in the packages test (it is in the .deb and .rpm).
     let out = Command::new("systemd-analyze")
         .args(["verify", "--man=no"])

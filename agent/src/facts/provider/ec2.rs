@@ -27,7 +27,11 @@ pub(super) async fn discover(
     ctx: &super::Context,
     outpost: bool,
 ) -> Result<Discovered, Error> {
-    let facts = crate::facts::discover(&ctx.imds, req).await?;
+    let (facts, lifecycle) = tokio::join!(
+        crate::facts::discover(&ctx.imds, req),
+        ctx.imds.target_lifecycle_state()
+    );
+    let facts = facts?;
     let md = &facts.instance;
     let id = &md.identity;
     let instance_type = InstanceType::parse(&id.instance_type)?;
@@ -42,6 +46,7 @@ pub(super) async fn discover(
         ipv6: md.interface.ipv6s.first().copied().map(Into::into),
         private_dns_name: Some(facts.private_dns_name.clone()).filter(|s| !s.is_empty()),
         vpc_ipv4_cidrs: md.interface.vpc_ipv4_cidr_blocks.clone(),
+        target_lifecycle_state: lifecycle?,
     };
     let mut found = Discovered {
         instance: Some(instance),
