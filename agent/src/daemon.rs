@@ -472,8 +472,7 @@ pub async fn run(settings: Settings) -> Result<(), Error> {
         None => tracing::info!("no kubeconfig: node conditions and events are not written"),
     }
 
-    let lifecycle_task =
-        start_lifecycle(&settings, lifecycle, &metrics, &ev_tx).await?;
+    let lifecycle_task = start_lifecycle(&settings, lifecycle, &metrics, &ev_tx).await?;
 
     let mut targets = settings.targets.clone();
     if targets.skip_vpc_cni {
@@ -608,10 +607,17 @@ async fn start_lifecycle(
             return Ok(None);
         }
     };
-    let kubeconfig = lifecycle.kubeconfig.clone().or_else(|| settings.kubeconfig.clone());
+    let kubeconfig = lifecycle
+        .kubeconfig
+        .clone()
+        .or_else(|| settings.kubeconfig.clone());
     let kube = match &kubeconfig {
-        Some(path) => match crate::report::kube::client(path).await {
-            Ok(c) => Some(crate::report::node_ops::NodeOps::new(c, &settings.node_name)),
+        // No client-side retries: the drain retries a budget's 429 against its own deadline.
+        Some(path) => match crate::report::kube::client(path, false).await {
+            Ok(c) => Some(crate::report::node_ops::NodeOps::new(
+                c,
+                &settings.node_name,
+            )),
             Err(e) => {
                 tracing::error!(error = %crate::model::text::error_chain(&e), "lifecycle: no Kubernetes client; taints, cordon and drains are skipped");
                 None

@@ -14,10 +14,12 @@ use crate::render::{Plan, ServiceSpec};
 
 /// Wait for the Auto Scaling target lifecycle state InService, then start the kubelet.
 #[derive(Debug, Args)]
-#[command(after_help = "Run by eks-node-agent-warm-pool.service, which `init` starts instead of the\n\
+#[command(
+    after_help = "Run by eks-node-agent-warm-pool.service, which `init` starts instead of the\n\
 kubelet when IMDS says the instance is headed for a warm pool (Warmed:*).\n\nExamples:\n  \
     eks-node-agent warm-pool-wait\n  \
-    eks-node-agent warm-pool-wait --poll-secs 1 --systemd-bus unix:path=/run/test/bus")]
+    eks-node-agent warm-pool-wait --poll-secs 1 --systemd-bus unix:path=/run/test/bus"
+)]
 pub struct WarmPoolArgs {
     /// Seconds between two reads of autoscaling/target-lifecycle-state.
     #[arg(long, value_name = "SECS", default_value_t = 5.0)]
@@ -45,8 +47,11 @@ pub fn run(args: WarmPoolArgs) -> anyhow::Result<exit::Code> {
         .context("cannot start the async runtime")?;
     runtime.block_on(async {
         let imds = Imds::new()?.quiet();
-        crate::lifecycle::warm_pool::wait_in_service(&imds, Duration::from_secs_f64(args.poll_secs))
-            .await;
+        crate::lifecycle::warm_pool::wait_in_service(
+            &imds,
+            Duration::from_secs_f64(args.poll_secs),
+        )
+        .await;
         let mut applier = Applier::new(Root::host());
         if args.systemd_bus != "system" {
             applier = applier.with_bus_address(args.systemd_bus.clone());

@@ -61,7 +61,9 @@ pub struct Asg {
     instance_id: String,
 }
 
-fn call_error<E>(call: &'static str) -> impl FnOnce(aws_sdk_autoscaling::error::SdkError<E>) -> Error
+fn call_error<E>(
+    call: &'static str,
+) -> impl FnOnce(aws_sdk_autoscaling::error::SdkError<E>) -> Error
 where
     E: ProvideErrorMetadata + std::error::Error + 'static,
 {

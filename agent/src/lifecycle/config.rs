@@ -339,7 +339,12 @@ fn invalid(key: impl Into<String>, message: impl Into<String>) -> Invalid {
     }
 }
 
-fn secs(key: &str, v: Option<f64>, range: (f64, f64), default: Duration) -> Result<Duration, Invalid> {
+fn secs(
+    key: &str,
+    v: Option<f64>,
+    range: (f64, f64),
+    default: Duration,
+) -> Result<Duration, Invalid> {
     match v {
         None => Ok(default),
         Some(v) if v.is_finite() && (range.0..=range.1).contains(&v) => {
@@ -347,7 +352,10 @@ fn secs(key: &str, v: Option<f64>, range: (f64, f64), default: Duration) -> Resu
         }
         Some(v) => Err(invalid(
             key,
-            format!("{v} is out of range; use {} to {} seconds", range.0, range.1),
+            format!(
+                "{v} is out of range; use {} to {} seconds",
+                range.0, range.1
+            ),
         )),
     }
 }
@@ -367,7 +375,10 @@ fn kind_settings(
                 let Some(a) = Action::parse(name) else {
                     let known: Vec<&str> = Action::ALL
                         .iter()
-                        .filter(|a| kind == EventKind::AsgTermination || **a != Action::CompleteLifecycleAction)
+                        .filter(|a| {
+                            kind == EventKind::AsgTermination
+                                || **a != Action::CompleteLifecycleAction
+                        })
                         .map(|a| a.as_str())
                         .collect();
                     return Err(invalid(
@@ -393,7 +404,12 @@ fn kind_settings(
     }
     Ok(KindSettings {
         actions: set,
-        poll_interval: secs(&format!("{table} poll_interval_secs"), poll, POLL_RANGE, default_poll)?,
+        poll_interval: secs(
+            &format!("{table} poll_interval_secs"),
+            poll,
+            POLL_RANGE,
+            default_poll,
+        )?,
     })
 }
 
@@ -431,7 +447,9 @@ pub fn validate(f: &File) -> Result<Settings, Invalid> {
     {
         return Err(invalid(
             "[lifecycle.asg_termination] hook_name",
-            format!("{h:?} is not a lifecycle hook name: 1 to 255 letters, digits, '-', '_' or '/'"),
+            format!(
+                "{h:?} is not a lifecycle hook name: 1 to 255 letters, digits, '-', '_' or '/'"
+            ),
         ));
     }
     if let Some(g) = &asg.group_name
@@ -577,7 +595,8 @@ mod tests {
 
     #[test]
     fn bad_input_names_the_key() {
-        let e = parse("[lifecycle.spot_interruption]\nactions = [\"taint\", \"drian\"]\n").unwrap_err();
+        let e =
+            parse("[lifecycle.spot_interruption]\nactions = [\"taint\", \"drian\"]\n").unwrap_err();
         assert_eq!(e.key, "[lifecycle.spot_interruption] actions");
         assert!(e.message.contains("\"drian\""), "{e}");
         let e = parse("[lifecycle.scheduled_maintenance]\nwindow_secs = -5\n").unwrap_err();
@@ -586,10 +605,13 @@ mod tests {
         assert_eq!(e.key, "[lifecycle.asg_termination] hook_name");
         let e = parse("[lifecycle]\nenabled = \"yes\"\n").unwrap_err();
         assert_eq!(e.key, "[lifecycle] enabled");
-        let e = parse("[lifecycle.rebalance_recommendation]\nactions = [\"complete-lifecycle-action\"]\n")
-            .unwrap_err();
+        let e = parse(
+            "[lifecycle.rebalance_recommendation]\nactions = [\"complete-lifecycle-action\"]\n",
+        )
+        .unwrap_err();
         assert!(e.message.contains("asg_termination"), "{e}");
-        let e = parse("[lifecycle.spot_interruption]\nactions = [\"out-of-service-taint\"]\n").unwrap_err();
+        let e = parse("[lifecycle.spot_interruption]\nactions = [\"out-of-service-taint\"]\n")
+            .unwrap_err();
         assert!(e.message.contains("drain"), "{e}");
         let e = parse("[lifecycle.asg_termination]\nheartbeat_timeout_secs = 10\n").unwrap_err();
         assert!(e.message.contains("30"), "{e}");
@@ -606,6 +628,11 @@ mod tests {
         assert_eq!(s.rebalance.poll_interval, Duration::from_millis(500));
         assert_eq!(s.asg_hook.hook_name.as_deref(), Some("drain/hook_1"));
         assert_eq!(s.asg_hook.heartbeat_timeout, Some(Duration::from_secs(300)));
-        assert_eq!(parse("[lifecycle]\nenabled = false\n").expect("valid").enabled, Enabled::Off);
+        assert_eq!(
+            parse("[lifecycle]\nenabled = false\n")
+                .expect("valid")
+                .enabled,
+            Enabled::Off
+        );
     }
 }

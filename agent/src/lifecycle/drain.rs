@@ -70,7 +70,7 @@ pub fn grace_period(
 
 /// The order in which blocked pods are deleted at the cut-off: lowest priority first, then by
 /// namespace and name.
-pub fn deletion_order<'a>(mut pods: Vec<&'a PodInfo>) -> Vec<&'a PodInfo> {
+pub fn deletion_order(mut pods: Vec<&PodInfo>) -> Vec<&PodInfo> {
     pods.sort_by(|a, b| {
         a.priority
             .cmp(&b.priority)
@@ -151,7 +151,9 @@ pub async fn run(
                             let _ = progress.send(Progress::Deleted(p.id()));
                         }
                     }
-                    Err(e) => tracing::warn!(pod = %p.id(), error = %crate::model::text::error_chain(&e), "drain: delete failed"),
+                    Err(e) => {
+                        tracing::warn!(pod = %p.id(), error = %crate::model::text::error_chain(&e), "drain: delete failed")
+                    }
                 }
             }
         } else if now >= cutoff {
@@ -170,7 +172,9 @@ pub async fn run(
                         removed.insert(p.uid.clone());
                         let _ = progress.send(Progress::Deleted(p.id()));
                     }
-                    Err(e) => tracing::warn!(pod = %p.id(), error = %crate::model::text::error_chain(&e), "drain: delete failed; retrying"),
+                    Err(e) => {
+                        tracing::warn!(pod = %p.id(), error = %crate::model::text::error_chain(&e), "drain: delete failed; retrying")
+                    }
                 }
             }
         } else {
@@ -204,14 +208,26 @@ pub async fn run(
                                 cutoff = %crate::model::text::rfc3339(cutoff),
                                 "drain: eviction refused by a PodDisruptionBudget; retrying until the cut-off");
                         }
-                        retries.insert(p.uid.clone(), Retry { at: tnow + pause, pause });
+                        retries.insert(
+                            p.uid.clone(),
+                            Retry {
+                                at: tnow + pause,
+                                pause,
+                            },
+                        );
                     }
                     Err(e) => {
                         let pause = retries
                             .get(&p.uid)
                             .map_or(settings.retry, |r| (r.pause * 2).min(settings.retry_max));
                         tracing::warn!(node = %node, pod = %p.id(), error = %crate::model::text::error_chain(&e), "drain: eviction failed; retrying");
-                        retries.insert(p.uid.clone(), Retry { at: tnow + pause, pause });
+                        retries.insert(
+                            p.uid.clone(),
+                            Retry {
+                                at: tnow + pause,
+                                pause,
+                            },
+                        );
                     }
                 }
             }

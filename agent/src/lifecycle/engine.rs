@@ -159,9 +159,9 @@ pub fn node_change(
     node: &NodeState,
 ) -> NodeChange {
     let wants = |a: Action| {
-        records.values().any(|r| {
-            !r.ended && EventKind::parse(&r.kind).is_some_and(|k| settings.of(k).has(a))
-        })
+        records
+            .values()
+            .any(|r| !r.ended && EventKind::parse(&r.kind).is_some_and(|k| settings.of(k).has(a)))
     };
     let mut desired: BTreeSet<Taint> = BTreeSet::new();
     for r in records.values().filter(|r| !r.ended) {
@@ -181,8 +181,7 @@ pub fn node_change(
     }
     let ours = |t: &Taint| {
         t.key.starts_with(TAINT_PREFIX) && EventKind::ALL.iter().any(|k| k.taint_key() == t.key)
-            || (t.key == OUT_OF_SERVICE_KEY
-                && records.values().any(|r| r.out_of_service))
+            || (t.key == OUT_OF_SERVICE_KEY && records.values().any(|r| r.out_of_service))
     };
     let mut taints: Vec<Taint> = node
         .taints
@@ -267,7 +266,10 @@ impl Engine {
                 .map(|v| self.seen.scheduled = Some(v.unwrap_or_default())),
             EventKind::AsgTermination => {
                 let text = body.map(|b| String::from_utf8_lossy(b).trim().to_owned());
-                match text.as_deref().map(crate::model::TargetLifecycleState::parse) {
+                match text
+                    .as_deref()
+                    .map(crate::model::TargetLifecycleState::parse)
+                {
                     Some(None) => Err(events::BadDocument {
                         path: super::watch::leaf(r.kind),
                         reason: format!("{:?} is not a documented state", text.unwrap_or_default()),
@@ -286,7 +288,11 @@ impl Engine {
         if let Err(e) = parsed {
             tracing::warn!(error = %e, "lifecycle watcher read a document it cannot use; ignoring it");
         } else {
-            tracing::debug!(kind = r.kind.as_str(), present = r.body.is_some(), "IMDS reading changed");
+            tracing::debug!(
+                kind = r.kind.as_str(),
+                present = r.body.is_some(),
+                "IMDS reading changed"
+            );
         }
     }
 
@@ -426,7 +432,9 @@ impl Engine {
         }
         let Some(kube) = self.inp.kube.clone() else {
             if !self.warned_no_kube {
-                tracing::warn!("lifecycle: no Kubernetes client; taints, cordon and drains are skipped");
+                tracing::warn!(
+                    "lifecycle: no Kubernetes client; taints, cordon and drains are skipped"
+                );
                 self.warned_no_kube = true;
             }
             self.node_synced = true;
@@ -478,7 +486,9 @@ impl Engine {
             Err(e) => {
                 let retry = self.node_retry.failed();
                 let fix = match e.status() {
-                    Some(403) => "; the identity of [lifecycle] kubeconfig needs patch on nodes (the node's own identity may not change its taints under NodeRestriction): see docs/lifecycle.md",
+                    Some(403) => {
+                        "; the identity of [lifecycle] kubeconfig needs patch on nodes (the node's own identity may not change its taints under NodeRestriction): see docs/lifecycle.md"
+                    }
                     _ => "",
                 };
                 tracing::error!(error = %crate::model::text::error_chain(&e), retry_in = ?retry,
@@ -559,7 +569,9 @@ impl Engine {
                 continue;
             }
             r.drain = progress;
-            if EventKind::parse(&r.kind).is_some_and(|k| settings.of(k).has(Action::OutOfServiceTaint)) {
+            if EventKind::parse(&r.kind)
+                .is_some_and(|k| settings.of(k).has(Action::OutOfServiceTaint))
+            {
                 r.out_of_service = true;
                 self.node_synced = false;
             }
@@ -568,13 +580,19 @@ impl Engine {
             self.notice(
                 false,
                 "Drained",
-                format!("every pod was removed in {:.1}s", outcome.took.as_secs_f64()),
+                format!(
+                    "every pod was removed in {:.1}s",
+                    outcome.took.as_secs_f64()
+                ),
             );
         } else {
             self.notice(
                 true,
                 "DrainIncomplete",
-                format!("{left} pod(s) still running at the deadline: {}", outcome.left.join(", ")),
+                format!(
+                    "{left} pod(s) still running at the deadline: {}",
+                    outcome.left.join(", ")
+                ),
             );
         }
         self.save();
@@ -679,9 +697,7 @@ impl Engine {
                 .or_else(|| ctx.hooks.iter().filter_map(|h| h.heartbeat_timeout).min())
                 .unwrap_or(DEFAULT_HEARTBEAT_TIMEOUT);
             let first = self.last_heartbeat.is_none();
-            let due = self
-                .last_heartbeat
-                .is_none_or(|t| t.elapsed() >= hb / 2);
+            let due = self.last_heartbeat.is_none_or(|t| t.elapsed() >= hb / 2);
             let started =
                 crate::model::text::parse_rfc3339(&record.first_seen).map(OffsetDateTime::from);
             let outlives_hook = match (started, record.deadline_unix) {
@@ -704,8 +720,12 @@ impl Engine {
             }
             for h in &ctx.hooks {
                 match ctx.client.heartbeat(&ctx.group, &h.name).await {
-                    Ok(()) => tracing::info!(hook = %h.name, group = %ctx.group, "lifecycle: heartbeat recorded (the drain needs longer than the hook's heartbeat timeout)"),
-                    Err(e) => tracing::warn!(hook = %h.name, error = %crate::model::text::error_chain(&e), "lifecycle: heartbeat failed"),
+                    Ok(()) => {
+                        tracing::info!(hook = %h.name, group = %ctx.group, "lifecycle: heartbeat recorded (the drain needs longer than the hook's heartbeat timeout)")
+                    }
+                    Err(e) => {
+                        tracing::warn!(hook = %h.name, error = %crate::model::text::error_chain(&e), "lifecycle: heartbeat failed")
+                    }
                 }
             }
             self.last_heartbeat = Some(tokio::time::Instant::now());
@@ -778,7 +798,10 @@ mod tests {
         let c = node_change(&records, &settings, &node);
         assert_eq!(
             c.taints,
-            Some(vec![taint("other/owner"), taint("eks-node-agent/spot-interruption")])
+            Some(vec![
+                taint("other/owner"),
+                taint("eks-node-agent/spot-interruption")
+            ])
         );
         assert_eq!(c.unschedulable, Some(true));
         // Applied: nothing more to do.
@@ -798,16 +821,17 @@ mod tests {
         assert_eq!(c.unschedulable, Some(false));
         // A cordon that was not ours stays.
         records.get_mut("a").expect("record").cordoned = false;
-        assert_eq!(node_change(&records, &settings, &applied).unschedulable, None);
+        assert_eq!(
+            node_change(&records, &settings, &applied).unschedulable,
+            None
+        );
     }
 
     #[test]
     fn rebalance_default_is_a_taint_only() {
         let settings = Settings::default();
-        let records = BTreeMap::from([(
-            "a".to_owned(),
-            record(EventKind::RebalanceRecommendation),
-        )]);
+        let records =
+            BTreeMap::from([("a".to_owned(), record(EventKind::RebalanceRecommendation))]);
         let c = node_change(&records, &settings, &NodeState::default());
         assert_eq!(
             c.taints,

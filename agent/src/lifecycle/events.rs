@@ -40,7 +40,10 @@ fn bad(path: &'static str, reason: impl Into<String>) -> BadDocument {
 
 fn json<'a, T: Deserialize<'a>>(path: &'static str, body: &'a [u8]) -> Result<T, BadDocument> {
     if body.len() > MAX_BODY {
-        return Err(bad(path, format!("{} bytes, more than {MAX_BODY}", body.len())));
+        return Err(bad(
+            path,
+            format!("{} bytes, more than {MAX_BODY}", body.len()),
+        ));
     }
     serde_json::from_slice(body).map_err(|e| bad(path, e.to_string()))
 }
@@ -250,8 +253,9 @@ pub fn active_events(
             kind: EventKind::AsgTermination,
             id: "Terminated".into(),
             deadline: None,
-            summary: "Auto Scaling is terminating this instance (target lifecycle state Terminated)"
-                .into(),
+            summary:
+                "Auto Scaling is terminating this instance (target lifecycle state Terminated)"
+                    .into(),
         });
     }
     (active, ended)
@@ -278,7 +282,8 @@ mod tests {
 
     #[test]
     fn documented_shapes_parse() {
-        let a = parse_spot(br#"{"action": "terminate", "time": "2026-12-06T08:22:00Z"}"#).expect("spot");
+        let a = parse_spot(br#"{"action": "terminate", "time": "2026-12-06T08:22:00Z"}"#)
+            .expect("spot");
         assert_eq!(a.action, "terminate");
         assert_eq!(a.time, t("2026-12-06T08:22:00Z"));
         assert!(parse_spot(br#"{"action": "explode", "time": "2026-12-06T08:22:00Z"}"#).is_err());

@@ -7,7 +7,9 @@ use super::state::Counts;
 
 /// Buckets of `eksnode_drain_duration_seconds`: a spot drain fits in two minutes, an Auto
 /// Scaling drain in an hour or two.
-const DRAIN_BUCKETS: &[f64] = &[1.0, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 900.0, 3600.0, 7200.0];
+const DRAIN_BUCKETS: &[f64] = &[
+    1.0, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 900.0, 3600.0, 7200.0,
+];
 
 /// The lifecycle metrics.
 #[derive(Debug, Clone)]

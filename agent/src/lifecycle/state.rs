@@ -87,8 +87,8 @@ impl State {
     pub fn load(path: &Path) -> State {
         use std::io::Read as _;
         let mut text = String::new();
-        let read = std::fs::File::open(path)
-            .and_then(|f| f.take(MAX_FILE).read_to_string(&mut text));
+        let read =
+            std::fs::File::open(path).and_then(|f| f.take(MAX_FILE).read_to_string(&mut text));
         match read {
             Ok(_) => serde_json::from_str(&text).unwrap_or_else(|e| {
                 tracing::warn!(path = %path.display(), error = %e, "lifecycle state file is corrupt; starting afresh");

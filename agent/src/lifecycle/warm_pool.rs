@@ -35,7 +35,9 @@ pub async fn wait_in_service(imds: &Imds, poll: Duration) -> Option<TargetLifecy
                 match state {
                     Some(TargetLifecycleState::InService) => return state,
                     None => {
-                        tracing::warn!("warm pool: the instance has no target lifecycle state (not in an Auto Scaling group); releasing the hold");
+                        tracing::warn!(
+                            "warm pool: the instance has no target lifecycle state (not in an Auto Scaling group); releasing the hold"
+                        );
                         return None;
                     }
                     Some(_) => {}

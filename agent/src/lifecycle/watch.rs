@@ -49,7 +49,9 @@ pub fn pause(interval: Duration, failures: u32) -> Duration {
         return interval;
     }
     let factor = 2u32.saturating_pow(failures.min(16));
-    interval.saturating_mul(factor).min(MAX_BACKOFF.max(interval))
+    interval
+        .saturating_mul(factor)
+        .min(MAX_BACKOFF.max(interval))
 }
 
 /// Polls `kind`'s path every `interval` until `tx` closes.

@@ -318,7 +318,8 @@ impl NodeOps {
     /// Deletes a pod with this grace period; `Ok(false)` when it is gone already.
     pub async fn delete(&self, pod: &PodInfo, grace_secs: i64) -> Result<bool, Error> {
         let api: Api<Pod> = Api::namespaced(self.client.clone(), &pod.namespace);
-        let mut params = DeleteParams::default().grace_period(u32::try_from(grace_secs.max(0)).unwrap_or(0));
+        let mut params =
+            DeleteParams::default().grace_period(u32::try_from(grace_secs.max(0)).unwrap_or(0));
         params.preconditions = Some(kube::api::Preconditions {
             uid: Some(pod.uid.clone()),
             resource_version: None,
@@ -361,7 +362,10 @@ mod tests {
         };
         let p = change.merge_patch("42");
         assert_eq!(p["metadata"]["resourceVersion"], "42");
-        assert_eq!(p["spec"]["taints"], json!([{"key": "k", "effect": "NoSchedule"}]));
+        assert_eq!(
+            p["spec"]["taints"],
+            json!([{"key": "k", "effect": "NoSchedule"}])
+        );
         assert!(p["spec"]["unschedulable"].is_null());
         assert!(p["metadata"]["labels"]["l"].is_null());
         assert!(NodeChange::default().is_empty());

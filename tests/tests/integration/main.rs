@@ -13,6 +13,7 @@ mod faults;
 mod init;
 mod install;
 mod kubeadm;
+mod lifecycle;
 mod max_pods;
 mod status;
 
