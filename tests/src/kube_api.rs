@@ -140,6 +140,9 @@ struct Store {
     /// How long a replacement takes to become Ready (None: no replacements).
     replacement_ready_after: Option<std::time::Duration>,
     serial: u64,
+    /// Refuse Node PATCHes that change taints, as NodeRestriction does for a node's own
+    /// identity.
+    node_restriction: bool,
 }
 
 /// A running emulator; stops when dropped.
@@ -484,6 +487,12 @@ users:\n- name: kubelet\n  user:\n    token: {}\n",
     /// after `delay` (None: no replacements).
     pub fn set_replacement_ready_after(&self, delay: Option<std::time::Duration>) {
         self.store.lock().expect("store").replacement_ready_after = delay;
+    }
+
+    /// Refuses Node PATCHes that change `spec.taints` with 403, as the NodeRestriction
+    /// admission plugin does for a node's own identity (the kubelet's credentials).
+    pub fn enforce_node_restriction(&self, on: bool) {
+        self.store.lock().expect("store").node_restriction = on;
     }
 
     /// The pods bound to `node` now (`namespace/name`).
@@ -1147,7 +1156,7 @@ fn pod_route(
             }
             s.resource_version += 1;
             let rv = s.resource_version.to_string();
-            let Some(node) = s.nodes.get_mut(*name) else {
+            let Some(node) = s.nodes.get(*name) else {
                 return Some(not_found("nodes", name));
             };
             if let Some(want) = body
@@ -1166,6 +1175,21 @@ fn pod_route(
                     ),
                 ));
             }
+            if s.node_restriction
+                && let Some(taints) = body.pointer("/spec/taints")
+                && Some(taints) != node.pointer("/spec/taints")
+            {
+                return Some(status(
+                    StatusCode::FORBIDDEN,
+                    "Forbidden",
+                    &format!(
+                        "nodes \"{name}\" is forbidden: node \"{name}\" is not allowed to modify taints"
+                    ),
+                ));
+            }
+            let Some(node) = s.nodes.get_mut(*name) else {
+                return Some(not_found("nodes", name));
+            };
             let mut patch = body.clone();
             if let Some(m) = patch.get_mut("metadata").and_then(Value::as_object_mut) {
                 m.remove("resourceVersion");

@@ -33,6 +33,8 @@ const TICK: Duration = Duration::from_millis(250);
 const MAX_RETRY: Duration = Duration::from_secs(60);
 /// First pause before retrying them.
 const FIRST_RETRY: Duration = Duration::from_secs(1);
+/// Node updates tried at once after a 409 Conflict before backing off.
+const MAX_CONFLICTS: u32 = 3;
 
 /// What the engine needs.
 #[derive(Debug)]
@@ -102,6 +104,8 @@ struct Engine {
     asg_retry: Backoff,
     last_heartbeat: Option<tokio::time::Instant>,
     warned_no_kube: bool,
+    /// The API server refused our taints once (NodeRestriction): do not ask again.
+    taints_forbidden: bool,
 }
 
 /// Starts the watchers and the engine; they stop when the returned task is aborted.
@@ -143,6 +147,7 @@ pub fn spawn(inp: Inputs) -> tokio::task::JoinHandle<()> {
             asg_retry: Backoff::default(),
             last_heartbeat: None,
             warned_no_kube: false,
+            taints_forbidden: false,
         };
         engine.run(rx).await;
         for w in watchers {
@@ -440,17 +445,43 @@ impl Engine {
             self.node_synced = true;
             return;
         };
+        let mut forbidden = self.taints_forbidden;
+        let records = &self.state.events;
+        let settings = &self.inp.settings;
         let result = async {
-            let node = kube.read().await?;
-            let change = node_change(&self.state.events, &self.inp.settings, &node);
-            if !change.is_empty() {
-                kube.change(&node, &change).await?;
-                tracing::info!(node = %kube.node(), taints = ?change.taints.as_ref().map(|t| t.iter().map(|t| t.key.clone()).collect::<Vec<_>>()),
-                    unschedulable = ?change.unschedulable, labels = ?change.labels, "lifecycle: Node updated");
+            let mut attempt = 0;
+            loop {
+                attempt += 1;
+                let node = kube.read().await?;
+                let mut change = node_change(records, settings, &node);
+                if forbidden {
+                    change.taints = None;
+                }
+                if change.is_empty() {
+                    return Ok(node);
+                }
+                match kube.change(&node, &change).await {
+                    Ok(()) => {
+                        tracing::info!(node = %kube.node(), taints = ?change.taints.as_ref().map(|t| t.iter().map(|t| t.key.clone()).collect::<Vec<_>>()),
+                            unschedulable = ?change.unschedulable, labels = ?change.labels, "lifecycle: Node updated");
+                        return Ok(node);
+                    }
+                    // The Node changed since it was read (the kubelet, the condition writer):
+                    // read it again at once.
+                    Err(e) if e.status() == Some(409) && attempt < MAX_CONFLICTS => {}
+                    // NodeRestriction: a node's own identity may cordon and label itself but
+                    // not change its taints. Cordon, label and drain go on without them.
+                    Err(e) if e.status() == Some(403) && change.taints.is_some() => {
+                        tracing::error!(node = %kube.node(), error = %crate::model::text::error_chain(&e),
+                            "lifecycle: the API server refused the taint (NodeRestriction forbids a node's own identity to change its taints); cordoning and draining without it. Give [lifecycle] kubeconfig an identity that may patch nodes: see docs/lifecycle.md");
+                        forbidden = true;
+                    }
+                    Err(e) => return Err(e),
+                }
             }
-            Ok::<_, crate::report::node_ops::Error>(node)
         }
         .await;
+        self.taints_forbidden = forbidden;
         match result {
             Ok(node) => {
                 self.node_retry.ok();
@@ -472,7 +503,7 @@ impl Engine {
                         r.out_of_service = false;
                         continue;
                     }
-                    r.tainted = ks.has(Action::Taint);
+                    r.tainted = ks.has(Action::Taint) && !forbidden;
                     // Ours when we set it now, or a record of ours set it before.
                     if ks.has(Action::Cordon) {
                         r.cordoned = !was_cordoned || any_cordoned;
@@ -487,7 +518,7 @@ impl Engine {
                 let retry = self.node_retry.failed();
                 let fix = match e.status() {
                     Some(403) => {
-                        "; the identity of [lifecycle] kubeconfig needs patch on nodes (the node's own identity may not change its taints under NodeRestriction): see docs/lifecycle.md"
+                        "; the identity of [lifecycle] kubeconfig needs patch on nodes: see docs/lifecycle.md"
                     }
                     _ => "",
                 };

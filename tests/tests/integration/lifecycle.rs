@@ -672,6 +672,36 @@ fn a_restarted_daemon_resumes_the_drain() {
     assert_eq!(record["tainted"], true);
 }
 
+/// With the kubelet's own identity, NodeRestriction refuses taint changes: the node is still
+/// cordoned and drained, and the log says how to allow the taint.
+#[test]
+fn under_node_restriction_the_node_is_cordoned_and_drained_without_the_taint() {
+    let w = world();
+    w.api.enforce_node_restriction(true);
+    w.api.add_pod(pod("api-0", &[]));
+    let _daemon = w.start(&format!("[lifecycle]\nenabled = true\n{DRAIN_TIMING}"), &[]);
+    let (_, text) = at(20);
+    let noticed = Instant::now();
+    w.imds.set_spot_action(Some(("terminate", &text)));
+    wait_for(Duration::from_secs(5), "cordon", || w.cordoned());
+    assert!(
+        noticed.elapsed() <= Duration::from_millis(1500),
+        "{:?}",
+        noticed.elapsed()
+    );
+    wait_for(Duration::from_secs(10), "the pod evicted", || {
+        w.api.pods_on(NODE).is_empty()
+    });
+    assert!(w.taints().is_empty());
+    assert!(
+        w.requests("PATCH", &format!("/nodes/{NODE}"))
+            .iter()
+            .any(|r| r.status == 403),
+        "the taint was asked for"
+    );
+    assert!(w.log().contains("NodeRestriction"), "{}", w.log());
+}
+
 /// Bad `[lifecycle]` input: exit 2 at start, naming the key.
 #[test]
 fn bad_lifecycle_settings_exit_2_naming_the_key() {
