@@ -21,15 +21,13 @@
 //! signature; a test's own botocore client checks the response shapes.
 
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use hyper::{Request, Response, StatusCode};
 
-use crate::loopback_http::LoopbackServer;
 pub use crate::sigv4_verify::Keys;
 
 const XMLNS: &str = "http://autoscaling.amazonaws.com/doc/2011-01-01/";
@@ -80,45 +78,34 @@ struct State {
     recorded: Vec<Recorded>,
 }
 
-#[derive(Debug)]
-struct Shared {
-    region: String,
-    keys: Keys,
-    state: Mutex<State>,
-    counter: AtomicU64,
-}
+type Shared = crate::sigv4_verify::Shared<State>;
 
 /// The running emulator; stops on drop.
 #[derive(Debug)]
 pub struct AutoScalingEmulator {
-    server: LoopbackServer,
-    shared: Arc<Shared>,
+    inner: crate::sigv4_verify::Emulator<State>,
 }
 
 impl AutoScalingEmulator {
     /// Starts on a free loopback port for `region`, accepting `keys`.
     pub fn start(region: &str, keys: Keys) -> AutoScalingEmulator {
-        let shared = Arc::new(Shared {
-            region: region.to_owned(),
-            keys,
-            state: Mutex::new(State::default()),
-            counter: AtomicU64::new(0),
-        });
-        let s = shared.clone();
-        let server = LoopbackServer::start("autoscaling-emulator", move |req| {
-            let s = s.clone();
-            async move { Ok(handle(s, req).await) }
-        });
-        AutoScalingEmulator { server, shared }
+        AutoScalingEmulator {
+            inner: crate::sigv4_verify::Emulator::start(
+                "autoscaling-emulator",
+                region,
+                keys,
+                handle,
+            ),
+        }
     }
 
     /// `http://127.0.0.1:PORT`.
     pub fn endpoint(&self) -> String {
-        format!("http://{}", self.server.addr())
+        format!("http://{}", self.inner.addr())
     }
 
     fn state(&self) -> std::sync::MutexGuard<'_, State> {
-        self.shared.state.lock().expect("state lock")
+        self.inner.shared().lock()
     }
 
     /// Creates a group with an InService instance and lifecycle hooks.
@@ -135,7 +122,7 @@ impl AutoScalingEmulator {
     pub fn terminate(&self, group: &str, instance_id: &str) {
         let mut s = self.state();
         let hooks: Vec<Hook> = s.hooks.get(group).cloned().unwrap_or_default();
-        let n = self.shared.counter.fetch_add(1, Ordering::SeqCst);
+        let n = self.inner.shared().next();
         for h in hooks.iter().filter(|h| h.transition == TERMINATING) {
             s.actions.insert(
                 (group.to_owned(), h.name.clone(), instance_id.to_owned()),
@@ -211,7 +198,7 @@ fn error(shared: &Shared, code: &str, message: &str, verified: bool) -> Answer {
 }
 
 fn request_id(shared: &Shared) -> String {
-    let n = shared.counter.fetch_add(1, Ordering::SeqCst);
+    let n = shared.next();
     format!("7b3c5a1e-0000-4000-8000-{n:012x}")
 }
 
@@ -251,19 +238,14 @@ async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Response<Full<By
     let mut rest = params.clone();
     let action = rest.remove("Action").unwrap_or_default();
     rest.remove("Version");
-    shared
-        .state
-        .lock()
-        .expect("state lock")
-        .recorded
-        .push(Recorded {
-            action,
-            params: rest,
-            status: answer.status.as_u16(),
-            code: answer.code.clone(),
-            signature_verified: answer.verified,
-            at,
-        });
+    shared.lock().recorded.push(Recorded {
+        action,
+        params: rest,
+        status: answer.status.as_u16(),
+        code: answer.code.clone(),
+        signature_verified: answer.verified,
+        at,
+    });
     let mut r = Response::new(Full::new(Bytes::from(answer.body)));
     *r.status_mut() = answer.status;
     r.headers_mut().insert(
@@ -301,7 +283,7 @@ fn process(
         );
     }
     let action = params.get("Action").cloned().unwrap_or_default();
-    let mut s = shared.state.lock().expect("state lock");
+    let mut s = shared.lock();
     match action.as_str() {
         "DescribeAutoScalingInstances" => {
             let ids = list(params, "InstanceIds");

@@ -261,3 +261,73 @@ fn botocore_signature(
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("botocore signer JSON");
     v["signature"].as_str().unwrap_or_default().to_owned()
 }
+
+/// What an AWS API emulator shares with its request handler: its region and the keys it
+/// accepts, its state, and a counter for request IDs.
+#[derive(Debug)]
+pub struct Shared<S> {
+    /// The region requests must be scoped to.
+    pub region: String,
+    /// The accepted keys.
+    pub keys: Keys,
+    /// The emulator's state.
+    pub state: std::sync::Mutex<S>,
+    /// Request IDs.
+    pub counter: std::sync::atomic::AtomicU64,
+}
+
+impl<S> Shared<S> {
+    /// The state.
+    pub fn lock(&self) -> std::sync::MutexGuard<'_, S> {
+        self.state.lock().expect("state lock")
+    }
+
+    /// The next serial number (request IDs, tokens).
+    pub fn next(&self) -> u64 {
+        self.counter
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
+/// A running AWS API emulator on 127.0.0.1 with SigV4 keys; stops on drop.
+#[derive(Debug)]
+pub struct Emulator<S> {
+    server: crate::loopback_http::LoopbackServer,
+    shared: std::sync::Arc<Shared<S>>,
+}
+
+impl<S: Default + Send + 'static> Emulator<S> {
+    /// Starts `handle` on a free loopback port for `region`, accepting `keys`.
+    pub fn start<H, Fut>(name: &str, region: &str, keys: Keys, handle: H) -> Emulator<S>
+    where
+        H: Fn(std::sync::Arc<Shared<S>>, hyper::Request<hyper::body::Incoming>) -> Fut
+            + Send
+            + Sync
+            + 'static,
+        Fut: Future<Output = hyper::Response<http_body_util::Full<bytes::Bytes>>> + Send + 'static,
+    {
+        let shared = std::sync::Arc::new(Shared {
+            region: region.to_owned(),
+            keys,
+            state: std::sync::Mutex::new(S::default()),
+            counter: std::sync::atomic::AtomicU64::new(0),
+        });
+        let s = shared.clone();
+        let handle = std::sync::Arc::new(handle);
+        let server = crate::loopback_http::LoopbackServer::start(name, move |req| {
+            let (s, handle) = (s.clone(), handle.clone());
+            async move { Ok(handle(s, req).await) }
+        });
+        Emulator { server, shared }
+    }
+
+    /// The listening address.
+    pub fn addr(&self) -> std::net::SocketAddr {
+        self.server.addr()
+    }
+
+    /// The shared state.
+    pub fn shared(&self) -> &Shared<S> {
+        &self.shared
+    }
+}

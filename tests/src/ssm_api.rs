@@ -15,15 +15,12 @@
 //! - Faults: the next N requests answered 500 `InternalServerError`.
 
 use std::collections::BTreeSet;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use hyper::{Request, Response, StatusCode};
-
-use crate::loopback_http::LoopbackServer;
 
 pub use crate::sigv4_verify::Keys;
 
@@ -47,45 +44,29 @@ struct State {
     recorded: Vec<Recorded>,
 }
 
-#[derive(Debug)]
-struct Shared {
-    region: String,
-    keys: Keys,
-    state: Mutex<State>,
-    counter: AtomicU64,
-}
+type Shared = crate::sigv4_verify::Shared<State>;
 
 /// The running emulator; stops on drop.
 #[derive(Debug)]
 pub struct SsmEmulator {
-    server: LoopbackServer,
-    shared: Arc<Shared>,
+    inner: crate::sigv4_verify::Emulator<State>,
 }
 
 impl SsmEmulator {
     /// Starts on a free loopback port for `region`, accepting `keys`.
     pub fn start(region: &str, keys: Keys) -> SsmEmulator {
-        let shared = Arc::new(Shared {
-            region: region.to_owned(),
-            keys,
-            state: Mutex::new(State::default()),
-            counter: AtomicU64::new(0),
-        });
-        let s = shared.clone();
-        let server = LoopbackServer::start("ssm-emulator", move |req| {
-            let s = s.clone();
-            async move { Ok(handle(s, req).await) }
-        });
-        SsmEmulator { server, shared }
+        SsmEmulator {
+            inner: crate::sigv4_verify::Emulator::start("ssm-emulator", region, keys, handle),
+        }
     }
 
     /// `http://127.0.0.1:PORT/`.
     pub fn endpoint(&self) -> String {
-        format!("http://{}/", self.server.addr())
+        format!("http://{}/", self.inner.addr())
     }
 
     fn state(&self) -> std::sync::MutexGuard<'_, State> {
-        self.shared.state.lock().expect("state lock")
+        self.inner.shared().lock()
     }
 
     /// Registers a managed instance.
@@ -111,7 +92,7 @@ impl SsmEmulator {
 
 /// An AWS JSON 1.1 answer.
 fn answer(shared: &Shared, status: StatusCode, body: String) -> Response<Full<Bytes>> {
-    let n = shared.counter.fetch_add(1, Ordering::SeqCst);
+    let n = shared.next();
     let mut r = Response::new(Full::new(Bytes::from(body)));
     *r.status_mut() = status;
     let h = r.headers_mut();
@@ -153,7 +134,7 @@ async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Response<Full<By
         .unwrap_or_default();
     let target = header(&parts.headers, "x-amz-target").unwrap_or_default();
     let injected = {
-        let mut s = shared.state.lock().expect("state lock");
+        let mut s = shared.lock();
         if s.fail_next > 0 {
             s.fail_next -= 1;
             true
@@ -180,21 +161,16 @@ async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Response<Full<By
                 )
             })
     };
-    shared
-        .state
-        .lock()
-        .expect("state lock")
-        .recorded
-        .push(Recorded {
-            target,
-            status: outcome.status.as_u16(),
-            code: if outcome.status.is_success() {
-                String::new()
-            } else {
-                outcome.code.clone()
-            },
-            signature_verified: outcome.verified,
-        });
+    shared.lock().recorded.push(Recorded {
+        target,
+        status: outcome.status.as_u16(),
+        code: if outcome.status.is_success() {
+            String::new()
+        } else {
+            outcome.code.clone()
+        },
+        signature_verified: outcome.verified,
+    });
     let body = if outcome.status.is_success() {
         "{}".to_owned()
     } else {
@@ -256,12 +232,7 @@ fn process(shared: &Shared, parts: &hyper::http::request::Parts, body: &[u8]) ->
             ),
         ));
     }
-    let removed = shared
-        .state
-        .lock()
-        .expect("state lock")
-        .registered
-        .remove(id);
+    let removed = shared.lock().registered.remove(id);
     if !removed {
         return ok(Outcome::err(
             S::BAD_REQUEST,

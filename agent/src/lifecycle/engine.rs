@@ -631,14 +631,16 @@ impl Engine {
     }
 
     /// The drain budget of an Auto Scaling termination: the configured drain timeout, else the
-    /// hook's heartbeat timeout, capped by Auto Scaling's 48-hour limit.
+    /// hook's heartbeat timeout, capped by Auto Scaling's global timeout.
     async fn asg_drain_budget(&mut self) -> Duration {
         let hb = self.heartbeat_timeout().await;
+        // Auto Scaling's global timeout: 100 heartbeat timeouts or 48 hours, the lesser.
         self.inp
             .settings
             .asg_hook
             .drain_timeout
             .unwrap_or(hb)
+            .min(hb.saturating_mul(100))
             .min(MAX_LIFECYCLE_WAIT)
     }
 

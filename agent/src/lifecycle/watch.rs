@@ -54,6 +54,15 @@ pub fn pause(interval: Duration, failures: u32) -> Duration {
         .min(MAX_BACKOFF.max(interval))
 }
 
+/// What makes two failed reads "the same error": the cause, without the attempt count and
+/// the time spent, which differ every time.
+fn error_key(e: &crate::facts::imds::Error) -> String {
+    match e {
+        crate::facts::imds::Error::Unreachable { last_cause, .. } => last_cause.clone(),
+        other => other.to_string(),
+    }
+}
+
 /// Polls `kind`'s path every `interval` until `tx` closes.
 pub fn spawn(
     imds: Arc<Imds>,
@@ -85,11 +94,11 @@ pub fn spawn(
                 Err(e) => {
                     errors.inc();
                     failures = failures.saturating_add(1);
-                    let text = crate::model::text::error_chain(&e);
-                    if text != last_error {
-                        tracing::warn!(path = %path, error = %text, retry_in = ?pause(interval, failures),
+                    let key = error_key(&e);
+                    if key != last_error {
+                        tracing::warn!(path = %path, error = %crate::model::text::error_chain(&e), retry_in = ?pause(interval, failures),
                             "lifecycle watcher cannot read IMDS; backing off (logged again only if the error changes)");
-                        last_error = text;
+                        last_error = key;
                     } else {
                         tracing::debug!(path = %path, failures, "IMDS read failed again");
                     }

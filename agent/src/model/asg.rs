@@ -4,8 +4,10 @@
 
 use serde::{Deserialize, Serialize};
 
-/// The values IMDS documents for `autoscaling/target-lifecycle-state`.
+/// The values IMDS documents for `autoscaling/target-lifecycle-state`; serialized as IMDS
+/// writes them (`Warmed:Stopped`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
 pub enum TargetLifecycleState {
     /// `InService`: the instance serves (after launch, or after leaving a warm pool).
     InService,
@@ -52,6 +54,22 @@ impl TargetLifecycleState {
     }
 }
 
+impl TryFrom<String> for TargetLifecycleState {
+    type Error = String;
+
+    fn try_from(s: String) -> Result<Self, String> {
+        Self::parse(&s).ok_or_else(|| {
+            format!("{s:?} is not a target lifecycle state (InService, Terminated, Detached, Standby, Warmed:Stopped|Running|Hibernated|Terminated)")
+        })
+    }
+}
+
+impl From<TargetLifecycleState> for String {
+    fn from(s: TargetLifecycleState) -> String {
+        s.as_text()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -74,5 +92,9 @@ mod tests {
         assert!(TargetLifecycleState::parse("Warmed:Stopped\n").is_some_and(|s| s.is_warmed()));
         assert_eq!(TargetLifecycleState::parse("Warmed:Pending"), None);
         assert_eq!(TargetLifecycleState::parse("inservice"), None);
+        let yaml: TargetLifecycleState =
+            serde_yaml_ng::from_str("Warmed:Hibernated").expect("yaml");
+        assert_eq!(yaml.as_text(), "Warmed:Hibernated");
+        assert!(serde_yaml_ng::from_str::<TargetLifecycleState>("Warm").is_err());
     }
 }

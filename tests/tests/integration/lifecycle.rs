@@ -404,6 +404,28 @@ fn rebalance_recommendation_taints_only_by_default() {
         "[lifecycle]\nenabled = true\n[lifecycle.rebalance_recommendation]\npoll_interval_secs = 0.2\n",
         &[],
     );
+    // IMDS fails for a while: each watcher backs off and says so once, then once when IMDS
+    // answers again.
+    w.imds.fail_next(12, 503);
+    wait_for(Duration::from_secs(20), "IMDS to answer again", || {
+        w.log().contains("IMDS answers again")
+    });
+    let warnings = w
+        .log()
+        .matches("lifecycle watcher cannot read IMDS")
+        .count();
+    assert!(
+        (1..=4).contains(&warnings),
+        "{warnings} warnings for 4 paths:\n{}",
+        w.log()
+    );
+    let errors: f64 = daemon
+        .metrics()
+        .lines()
+        .filter(|l| l.starts_with("eksnode_lifecycle_imds_errors_total{"))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum();
+    assert!(errors >= 2.0, "{errors}");
     let (_, notice) = at(0);
     w.imds.set_rebalance(Some(&notice));
     wait_for(Duration::from_secs(5), "the rebalance taint", || {

@@ -5,13 +5,14 @@
 //! bench-all [--out FILE] [--agent BIN] [--runs N] [--rounds N] [--only SECTION,...]
 //! ```
 //!
-//! Sections: size, token, run, run-growth, init, cold-start, init-growth, discovery. Each prints its
-//! markdown as soon as it is measured; the file is those same sections, unchanged, under a
+//! Sections: size, token, run, run-growth, init, cold-start, init-growth, discovery, lifecycle.
+//! Each prints its markdown as soon as it is measured; the file is those same sections, unchanged, under a
 //! header (machine, targets). A section that cannot run (no root, a peer missing) is written
 //! as "not measured" with the reason, and the exit code is then 1.
 
 mod exporter;
 mod init;
+mod lifecycle;
 mod machine;
 mod proc;
 mod report;
@@ -38,6 +39,7 @@ const SECTIONS: &[&str] = &[
     "cold-start",
     "init-growth",
     "discovery",
+    "lifecycle",
 ];
 
 /// How to read the generated file; kept here so the file can be regenerated whole.
@@ -280,6 +282,12 @@ fn run(argv: &[String]) -> Result<bool> {
         want("discovery"),
         "Discovery alone (bench-discovery)",
         |r| discovery_section(r, args.runs),
+    );
+    step(
+        &mut report,
+        want("lifecycle"),
+        "Lifecycle: spot notice to tainted and cordoned",
+        |r| lifecycle::run(r, &args.agent),
     );
 
     let elapsed = started.elapsed();
