@@ -46,7 +46,17 @@ pub fn run(args: WarmPoolArgs) -> anyhow::Result<exit::Code> {
         .build()
         .context("cannot start the async runtime")?;
     runtime.block_on(async {
-        let imds = Imds::new()?.quiet();
+        use crate::facts::imds::Error as ImdsError;
+        let imds = match Imds::new() {
+            Ok(i) => i.quiet(),
+            // A malformed AWS_EC2_METADATA_SERVICE_ENDPOINT(_MODE) is the user's input.
+            Err(
+                e @ (ImdsError::InvalidEndpoint { .. } | ImdsError::InvalidEndpointMode { .. }),
+            ) => {
+                return Err(exit::BadInput(crate::model::text::error_chain(&e)).into());
+            }
+            Err(e) => return Err(e.into()),
+        };
         crate::lifecycle::warm_pool::wait_in_service(
             &imds,
             Duration::from_secs_f64(args.poll_secs),

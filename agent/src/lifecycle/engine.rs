@@ -384,7 +384,9 @@ impl Engine {
         let ks = self.inp.settings.of(a.kind).clone();
         let deadline = match (a.kind, a.deadline) {
             (_, Some(t)) => t,
-            (EventKind::AsgTermination, None) => now + self.asg_drain_budget().await,
+            // Without network calls, so that the taint and cordon are not delayed: the hook's
+            // heartbeat timeout, when DescribeLifecycleHooks gives it, fixes it up after.
+            (EventKind::AsgTermination, None) => now + self.asg_drain_budget(None),
             (_, None) => now + self.inp.settings.drain.default_deadline,
         };
         let drain = if ks.has(Action::Drain) && self.inp.kube.is_some() {
@@ -631,10 +633,10 @@ impl Engine {
     }
 
     /// The drain budget of an Auto Scaling termination: the configured drain timeout, else the
-    /// hook's heartbeat timeout, capped by Auto Scaling's global timeout.
-    async fn asg_drain_budget(&mut self) -> Duration {
-        let hb = self.heartbeat_timeout().await;
-        // Auto Scaling's global timeout: 100 heartbeat timeouts or 48 hours, the lesser.
+    /// hook's heartbeat timeout (configured, else `discovered`, else Auto Scaling's default),
+    /// capped by Auto Scaling's global timeout (100 heartbeat timeouts or 48 hours).
+    fn asg_drain_budget(&self, discovered: Option<Duration>) -> Duration {
+        let hb = self.heartbeat_timeout(discovered);
         self.inp
             .settings
             .asg_hook
@@ -644,14 +646,12 @@ impl Engine {
             .min(MAX_LIFECYCLE_WAIT)
     }
 
-    async fn heartbeat_timeout(&mut self) -> Duration {
-        if let Some(t) = self.inp.settings.asg_hook.heartbeat_timeout {
-            return t;
-        }
-        self.resolve_asg().await;
-        self.asg
-            .as_ref()
-            .and_then(|a| a.hooks.iter().filter_map(|h| h.heartbeat_timeout).min())
+    fn heartbeat_timeout(&self, discovered: Option<Duration>) -> Duration {
+        self.inp
+            .settings
+            .asg_hook
+            .heartbeat_timeout
+            .or(discovered)
             .unwrap_or(DEFAULT_HEARTBEAT_TIMEOUT)
     }
 
@@ -717,18 +717,38 @@ impl Engine {
             .map(|(k, _)| k.clone());
         let Some(key) = key else { return };
         self.resolve_asg().await;
+        let Some(discovered) = self
+            .asg
+            .as_ref()
+            .map(|c| c.hooks.iter().filter_map(|h| h.heartbeat_timeout).min())
+        else {
+            return;
+        };
+        let hb = self.heartbeat_timeout(discovered);
+        let budget = self.asg_drain_budget(discovered);
+        // The deadline was fixed without the hook's heartbeat timeout; now it is known.
+        let mut moved = false;
+        if let Some(record) = self.state.events.get_mut(&key)
+            && record.drain == Progress::Pending
+            && let Some(first) =
+                crate::model::text::parse_rfc3339(&record.first_seen).map(OffsetDateTime::from)
+        {
+            let deadline = (first + budget).unix_timestamp();
+            if record.deadline_unix != Some(deadline) {
+                tracing::info!(deadline = %crate::model::text::rfc3339(first + budget), heartbeat_timeout = ?hb,
+                    "lifecycle: Auto Scaling drain deadline from the hook's heartbeat timeout");
+                record.deadline_unix = Some(deadline);
+                moved = true;
+            }
+        }
+        if moved {
+            self.save();
+        }
         let Some(ctx) = &self.asg else { return };
         let Some(record) = self.state.events.get(&key) else {
             return;
         };
         if record.drain == Progress::Pending {
-            let hb = self
-                .inp
-                .settings
-                .asg_hook
-                .heartbeat_timeout
-                .or_else(|| ctx.hooks.iter().filter_map(|h| h.heartbeat_timeout).min())
-                .unwrap_or(DEFAULT_HEARTBEAT_TIMEOUT);
             let first = self.last_heartbeat.is_none();
             let due = self.last_heartbeat.is_none_or(|t| t.elapsed() >= hb / 2);
             let started =
