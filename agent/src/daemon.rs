@@ -579,56 +579,30 @@ pub async fn run(settings: Settings) -> Result<(), Error> {
     Ok(())
 }
 
-/// Starts the lifecycle watchers when `[lifecycle] enabled` says so (`auto`: on EC2), with
-/// their own Kubernetes client (`[lifecycle] kubeconfig`, else the daemon's) and their
-/// Events forwarded to the writer.
+/// Starts the lifecycle watchers (when `[lifecycle] enabled` says so) and forwards their
+/// Node events to the writer.
 async fn start_lifecycle(
     settings: &Settings,
     lifecycle: crate::lifecycle::Settings,
     metrics: &Metrics,
     events: &mpsc::UnboundedSender<WriterMsg>,
 ) -> Result<Option<tokio::task::JoinHandle<()>>, Error> {
-    use crate::lifecycle::config::Enabled;
-    let on = match lifecycle.enabled {
-        Enabled::On => true,
-        Enabled::Off => false,
-        Enabled::Auto => settings.lifecycle.ec2,
-    };
-    if !on {
-        tracing::info!(enabled = ?lifecycle.enabled, "EC2 lifecycle watchers off");
+    let started = crate::lifecycle::start(crate::lifecycle::Start {
+        settings: lifecycle,
+        ec2: settings.lifecycle.ec2,
+        node: settings.node_name.clone(),
+        kubeconfig: settings.kubeconfig.clone(),
+        state_file: settings.lifecycle.state_file.clone(),
+        metrics,
+    })
+    .await
+    .map_err(Error::Metrics)?;
+    let Some((task, mut notices)) = started else {
         return Ok(None);
-    }
-    let lifecycle_metrics =
-        crate::lifecycle::metrics::Metrics::register(metrics).map_err(Error::Metrics)?;
-    let imds = match crate::facts::imds::Imds::new() {
-        Ok(i) => i.quiet().with_policy(crate::lifecycle::watch::WATCH_POLICY),
-        Err(e) => {
-            tracing::error!(error = %crate::model::text::error_chain(&e), "no IMDS client: EC2 lifecycle events are not watched");
-            return Ok(None);
-        }
     };
-    let kubeconfig = lifecycle
-        .kubeconfig
-        .clone()
-        .or_else(|| settings.kubeconfig.clone());
-    let kube = match &kubeconfig {
-        // No client-side retries: the drain retries a budget's 429 against its own deadline.
-        Some(path) => match crate::report::kube::client(path, false).await {
-            Ok(c) => Some(crate::report::node_ops::NodeOps::new(
-                c,
-                &settings.node_name,
-            )),
-            Err(e) => {
-                tracing::error!(error = %crate::model::text::error_chain(&e), "lifecycle: no Kubernetes client; taints, cordon and drains are skipped");
-                None
-            }
-        },
-        None => None,
-    };
-    let (tx, mut rx) = mpsc::unbounded_channel::<crate::lifecycle::Notice>();
     let forward = events.clone();
     tokio::spawn(async move {
-        while let Some(n) = rx.recv().await {
+        while let Some(n) = notices.recv().await {
             let _ = forward.send(WriterMsg::Event {
                 warning: n.warning,
                 reason: n.reason,
@@ -636,17 +610,7 @@ async fn start_lifecycle(
             });
         }
     });
-    Ok(Some(crate::lifecycle::engine::spawn(
-        crate::lifecycle::engine::Inputs {
-            settings: lifecycle,
-            node: settings.node_name.clone(),
-            kube,
-            imds: Arc::new(imds),
-            state_path: settings.lifecycle.state_file.clone(),
-            metrics: lifecycle_metrics,
-            notices: tx,
-        },
-    )))
+    Ok(Some(task))
 }
 
 /// Adds the kernel log matches counted since the last sync to `eksnode_problems_total`

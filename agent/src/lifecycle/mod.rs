@@ -102,3 +102,76 @@ pub struct Notice {
     /// The note.
     pub note: String,
 }
+
+/// What the daemon hands the lifecycle watchers at start.
+#[derive(Debug)]
+pub struct Start<'a> {
+    /// `[lifecycle]`.
+    pub settings: Settings,
+    /// The host is EC2 (`enabled = "auto"` is on).
+    pub ec2: bool,
+    /// The Node's name.
+    pub node: String,
+    /// The daemon's kubeconfig (`None`: `--no-kubernetes`), used unless `[lifecycle]
+    /// kubeconfig` names another.
+    pub kubeconfig: Option<std::path::PathBuf>,
+    /// The state file.
+    pub state_file: std::path::PathBuf,
+    /// The daemon's metrics, which the lifecycle metrics join.
+    pub metrics: &'a crate::report::metrics::Metrics,
+}
+
+/// Starts the watchers and the engine when `enabled` says so (`auto`: on EC2): IMDS with the
+/// process's endpoint settings, a Kubernetes client of its own without client-side retries
+/// (the drain retries a budget's 429 against its own deadline). Returns the engine's task and
+/// the Node events it wants written; `None` when off or when IMDS cannot be used.
+pub async fn start(
+    s: Start<'_>,
+) -> Result<
+    Option<(
+        tokio::task::JoinHandle<()>,
+        tokio::sync::mpsc::UnboundedReceiver<Notice>,
+    )>,
+    prometheus::Error,
+> {
+    use config::Enabled;
+    let on = match s.settings.enabled {
+        Enabled::On => true,
+        Enabled::Off => false,
+        Enabled::Auto => s.ec2,
+    };
+    if !on {
+        tracing::info!(enabled = ?s.settings.enabled, "EC2 lifecycle watchers off");
+        return Ok(None);
+    }
+    let metrics = metrics::Metrics::register(s.metrics)?;
+    let imds = match crate::facts::imds::Imds::new() {
+        Ok(i) => i.quiet().with_policy(watch::WATCH_POLICY),
+        Err(e) => {
+            tracing::error!(error = %crate::model::text::error_chain(&e), "no IMDS client: EC2 lifecycle events are not watched");
+            return Ok(None);
+        }
+    };
+    let kubeconfig = s.settings.kubeconfig.clone().or(s.kubeconfig);
+    let kube = match &kubeconfig {
+        Some(path) => match crate::report::kube::client(path, false).await {
+            Ok(c) => Some(crate::report::node_ops::NodeOps::new(c, &s.node)),
+            Err(e) => {
+                tracing::error!(error = %crate::model::text::error_chain(&e), "lifecycle: no Kubernetes client; taints, cordon and drains are skipped");
+                None
+            }
+        },
+        None => None,
+    };
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    let task = engine::spawn(engine::Inputs {
+        settings: s.settings,
+        node: s.node,
+        kube,
+        imds: std::sync::Arc::new(imds),
+        state_path: s.state_file,
+        metrics,
+        notices: tx,
+    });
+    Ok(Some((task, rx)))
+}
