@@ -8,6 +8,8 @@
 //!   IMDSv1 can be allowed with [`Instance::allow_imdsv1`]).
 //! - Other methods get 405; unknown paths 404; a turned-off endpoint 403.
 //! - Directory paths list their children, one per line, sub-directories ending in `/`.
+//! - `tags/instance/` lists the instance's tag keys (each key a leaf with the value) when the
+//!   instance shows its tags in metadata, and is 404 otherwise.
 //!
 //! Faults are injected per test through [`ImdsEmulator`]'s methods: a delay on every request,
 //! the next N requests answered 5xx, the next N connections dropped without an answer, all
@@ -105,6 +107,9 @@ pub struct Instance {
     pub outpost_arn: Option<String>,
     /// Serve metadata without a token too (HttpTokens=optional).
     pub allow_imdsv1: bool,
+    /// The instance's tags under `tags/instance/` (None: tags are not shown in instance
+    /// metadata, and the path is 404, as with `InstanceMetadataTags=disabled`).
+    pub tags: Option<BTreeMap<String, String>>,
 }
 
 impl Instance {
@@ -136,6 +141,7 @@ impl Instance {
             credentials: None,
             outpost_arn: None,
             allow_imdsv1: false,
+            tags: None,
         }
     }
 
@@ -239,6 +245,9 @@ impl Instance {
         }
         if let Some(u) = &self.user_data {
             t.insert("user-data".into(), u.clone());
+        }
+        for (k, v) in self.tags.iter().flatten() {
+            t.insert(m(&format!("tags/instance/{k}")), v.clone().into_bytes());
         }
         t
     }

@@ -14,6 +14,7 @@ pub mod moto_sts;
 pub mod rolesanywhere;
 pub mod ssm_api;
 pub mod systemd_dbus;
+pub mod systemd_env;
 pub mod token_verifier;
 
 use std::net::TcpListener;

@@ -16,8 +16,10 @@
 pub mod actions;
 pub mod diff;
 pub mod file;
+pub mod local_storage;
 pub mod manifest;
 pub mod phases;
+pub mod state;
 pub mod sysctl;
 pub mod systemd;
 
@@ -225,6 +227,26 @@ pub enum Error {
         /// What happened: swapoff could not start, timed out, or failed.
         #[source]
         source: std::io::Error,
+    },
+    /// Setting up the instance-store disks failed at one step.
+    #[error("local storage: cannot {step} {target}: {detail}")]
+    LocalStorage {
+        /// What was being done: create the RAID array, format, mount, copy, bind-mount...
+        step: &'static str,
+        /// The device or directory.
+        target: String,
+        /// What went wrong (the program's message, or the system error).
+        detail: String,
+    },
+    /// Pointing a symbolic link at its target failed.
+    #[error("cannot link {link} to {target}: {detail}")]
+    Symlink {
+        /// The link.
+        link: PathBuf,
+        /// Its target.
+        target: String,
+        /// What went wrong.
+        detail: String,
     },
     /// A failure injected by the crash-safety test hook.
     #[error("injected failure after {files} file(s) (test hook)")]
@@ -669,7 +691,9 @@ impl Applier {
             return Ok(report);
         }
         for action in &plan.actions {
-            report.actions.push(actions::run(action).await?);
+            report
+                .actions
+                .push(actions::run(action, self.bus_address.as_deref()).await?);
         }
         Ok(report)
     }

@@ -394,9 +394,17 @@ fn deb_boots_under_systemd_and_purges_clean() {
         expiration: rfc3339(now + time::Duration::hours(6)),
         last_updated: rfc3339(now),
     });
+    // The launch-template example, with the label flag quoted the way Karpenter writes it:
+    // the kubelet must get the label without the quote characters.
     let user_data =
-        std::fs::read(repo_root().join("packaging/user-data/ec2-launch-template.mime")).unwrap();
-    world.instance.user_data = Some(user_data);
+        std::fs::read_to_string(repo_root().join("packaging/user-data/ec2-launch-template.mime"))
+            .unwrap()
+            .replace(
+                "--node-labels=node.example.com/pool=general",
+                "--node-labels=\"node.example.com/pool=general\"",
+            );
+    assert!(user_data.contains("--node-labels=\"node.example.com/pool=general\""));
+    world.instance.user_data = Some(user_data.into_bytes());
     let emu = ImdsEmulator::start(world.instance.clone());
 
     // The container's root: the cached image, our .deb installed offline (as an image build
@@ -538,15 +546,15 @@ fn deb_boots_under_systemd_and_purges_clean() {
     let env = std::fs::read_to_string(root.path("/etc/eks/kubelet/environment")).unwrap();
     let args_line = env
         .lines()
-        .find_map(|l| l.strip_prefix("NODEADM_KUBELET_ARGS="))
+        .find(|l| l.starts_with("NODEADM_KUBELET_ARGS="))
         .expect("NODEADM_KUBELET_ARGS in the environment file");
-    // systemd splits an unbraced $VAR on whitespace.
-    let want: Vec<String> = shell_words::split(args_line)
-        .unwrap()
-        .join(" ")
-        .split_whitespace()
-        .map(str::to_string)
-        .collect();
+    // What the model of systemd's parsing (tests/src/systemd_env.rs) says the kubelet gets:
+    // the real systemd here checks the model.
+    let want: Vec<String> =
+        eks_node_agent_tests::systemd_env::exec_argv("kubelet", "NODEADM_KUBELET_ARGS", &env)
+            .into_iter()
+            .skip(1)
+            .collect();
     let got: Vec<String> = c
         .sh("cat /run/kubelet-e2e.argv")
         .unwrap()

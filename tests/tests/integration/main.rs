@@ -3,6 +3,7 @@
 #![allow(clippy::unwrap_used)]
 
 mod apply;
+mod audit;
 mod auth;
 mod cli;
 mod config;
@@ -13,6 +14,7 @@ mod faults;
 mod init;
 mod install;
 mod kubeadm;
+mod local_storage;
 mod max_pods;
 mod status;
 
