@@ -324,15 +324,19 @@ async fn execute(
         report.merge(applier.apply_sysctls(&plan)?);
         report.merge(applier.apply_actions(&plan).await?);
         tracing::info!(changed = report.files_changed().count(), "files written");
-        InitState::new(
-            &root,
-            state::config_sha256(config),
-            plan.services.clone(),
-            &report,
-            node.explain.clone(),
-            kubelet_sources(&loaded, &node),
-        )
-        .save(&root)?;
+        // The state the run phase reads (and `config show --explain` on the host): on the host,
+        // and under a root when the run phase is left for later.
+        if root.is_host() || args.skip.contains(&Phase::Run) {
+            InitState::new(
+                &root,
+                state::config_sha256(config),
+                plan.services.clone(),
+                &report,
+                node.explain.clone(),
+                kubelet_sources(&loaded, &node),
+            )
+            .save(&root)?;
+        }
         phases.done("config", t);
     }
     if !args.skip.contains(&Phase::Run) {
@@ -340,7 +344,7 @@ async fn execute(
         let files = report.clone();
         report.merge(applier.run_services(&plan, &files).await?);
         phases.done("run", t);
-        if !args.skip.contains(&Phase::Config) {
+        if !args.skip.contains(&Phase::Config) && root.is_host() {
             // Both phases ran: no restart is left for a later run phase.
             let mut done = InitState::new(
                 &root,
