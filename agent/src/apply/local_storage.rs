@@ -6,9 +6,11 @@
 //!
 //! Every program is run with fixed arguments (no shell) and a time bound. Each step looks
 //! before it acts, so a second run changes nothing: an assembled array is reused, a formatted
-//! disk is not formatted again, a mount point that is mounted is left alone. Mounts are made
-//! with mount(2) in the agent's own mount namespace (the host's when systemd runs it); `init`
-//! runs every boot before containerd and the kubelet, so they come back after a reboot.
+//! disk is not formatted again, a mount point that is mounted is left alone, a directory already
+//! moved onto the array is not copied again. Mounts are made with mount(2) in the agent's own
+//! mount namespace (the host's when systemd runs it); `init` runs this step every boot before it
+//! writes its files and before containerd and the kubelet start, so the files land on the
+//! array and the mounts come back after a reboot.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -240,16 +242,23 @@ pub async fn setup(
                     s.stop(&bind.unit).await?;
                 }
                 mkdir(&dir)?;
+                // The directory moves once: after that the array's copy is the directory (a
+                // reboot keeps the array), and copying the root volume's older one over it again
+                // would roll it back.
+                let moved = std::fs::read_dir(&on_array).is_ok_and(|mut d| d.next().is_some());
                 mkdir(&on_array)?;
-                let from = format!("{}/.", dir.display());
-                let to = format!("{}/", on_array.display());
-                let out = run("copy", &bind.path, "cp", &["-a", &from, &to], COPY_TIMEOUT).await?;
-                if !out.status.success() {
-                    return Err(failed(
-                        "copy",
-                        format!("{} to {}", dir.display(), on_array.display()),
-                        String::from_utf8_lossy(&out.stderr).trim().to_owned(),
-                    ));
+                if !moved {
+                    let from = format!("{}/.", dir.display());
+                    let to = format!("{}/", on_array.display());
+                    let out =
+                        run("copy", &bind.path, "cp", &["-a", &from, &to], COPY_TIMEOUT).await?;
+                    if !out.status.success() {
+                        return Err(failed(
+                            "copy",
+                            format!("{} to {}", dir.display(), on_array.display()),
+                            String::from_utf8_lossy(&out.stderr).trim().to_owned(),
+                        ));
+                    }
                 }
                 mount(
                     &on_array.display().to_string(),

@@ -676,11 +676,27 @@ impl Applier {
         Ok(report)
     }
 
-    /// Carries out the plan's host actions in order (registration, swapoff). Skipped (and
+    /// Carries out the plan's host actions that come before its files
+    /// ([`crate::render::HostAction::before_files`]: local storage), in order. Skipped (and
     /// reported so) under a non-host root. Async (tokio).
+    pub async fn apply_actions_before_files(&self, plan: &Plan) -> Result<Report> {
+        self.run_actions(plan, true).await
+    }
+
+    /// Carries out the plan's other host actions in order (registration, swapoff, links).
+    /// Skipped (and reported so) under a non-host root. Async (tokio).
     pub async fn apply_actions(&self, plan: &Plan) -> Result<Report> {
+        self.run_actions(plan, false).await
+    }
+
+    async fn run_actions(&self, plan: &Plan, before_files: bool) -> Result<Report> {
         let mut report = Report::default();
-        if plan.actions.is_empty() {
+        let actions: Vec<_> = plan
+            .actions
+            .iter()
+            .filter(|a| a.before_files() == before_files)
+            .collect();
+        if actions.is_empty() {
             return Ok(report);
         }
         if !self.root.is_host() {
@@ -690,7 +706,7 @@ impl Applier {
             });
             return Ok(report);
         }
-        for action in &plan.actions {
+        for action in actions {
             report
                 .actions
                 .push(actions::run(action, self.bus_address.as_deref()).await?);

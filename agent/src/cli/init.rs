@@ -320,6 +320,7 @@ async fn execute(
     }
     if !args.skip.contains(&Phase::Config) {
         let t = Instant::now();
+        report.merge(applier.apply_actions_before_files(&plan).await?);
         report.merge(applier.apply_files(&plan)?);
         report.merge(applier.apply_sysctls(&plan)?);
         report.merge(applier.apply_actions(&plan).await?);

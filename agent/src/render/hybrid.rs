@@ -16,25 +16,10 @@ use crate::model::paths::{
 /// The unit that keeps the Roles Anywhere credentials file fresh.
 pub const CREDENTIALS_FILE_UNIT: &str = "eks-node-agent-credentials-file.service";
 
-/// A word of a systemd `ExecStart=` line: double-quoted, with `\` and `"` escaped, and `$`
+/// A word of a systemd `ExecStart=` line: quoted as [`super::systemd_quote`] does, with `$`
 /// and `%` doubled so that systemd expands neither variables nor specifiers in it.
 fn exec_word(value: &str) -> String {
-    let mut out = String::with_capacity(value.len() + 2);
-    out.push('"');
-    for ch in value.chars() {
-        match ch {
-            '\\' | '"' => {
-                out.push('\\');
-                out.push(ch);
-            }
-            '$' => out.push_str("$$"),
-            '%' => out.push_str("%%"),
-            '\n' => out.push_str("\\n"),
-            _ => out.push(ch),
-        }
-    }
-    out.push('"');
-    out
+    super::systemd_quote(&value.replace('$', "$$").replace('%', "%%"))
 }
 
 /// `enableCredentialsFile` on a Roles Anywhere node: the unit running

@@ -195,8 +195,9 @@ pub fn registration(
     Ok(plan)
 }
 
-/// Quotes a value for systemd (`Environment=` lines and EnvironmentFile): double quotes,
-/// with backslash, double quote and `$` escaped.
+/// Quotes a value for systemd (`Environment=` lines and EnvironmentFile): double quotes, with
+/// backslash and double quote escaped and a newline written `\n` (systemd expands no `$` in
+/// either; `ExecStart=` words need more, see `hybrid::exec_word`).
 pub fn systemd_quote(value: &str) -> String {
     let mut out = String::with_capacity(value.len() + 2);
     out.push('"');

@@ -16,8 +16,9 @@ pub struct Plan {
     pub files: Vec<FileSpec>,
     /// Kernel parameters to set through /proc/sys.
     pub sysctls: Vec<Sysctl>,
-    /// Host changes that are neither files nor sysctls (registration, swap), in order, after
-    /// the files and sysctls.
+    /// Host changes that are neither files nor sysctls (registration, swap, local storage), in
+    /// order, after the files and sysctls, except those that must come first
+    /// ([`HostAction::before_files`]).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub actions: Vec<HostAction>,
     /// Services to bring up in the `run` phase, in start order.
@@ -133,6 +134,12 @@ pub enum HostAction {
 }
 
 impl HostAction {
+    /// Whether the action runs before the plan's files are written: local storage, so that the
+    /// files under the directories it moves land on the instance-store disks.
+    pub fn before_files(&self) -> bool {
+        matches!(self, HostAction::LocalStorage(_))
+    }
+
     /// The action as one line of the dry run and the report.
     pub fn describe(&self) -> String {
         match self {
@@ -150,7 +157,7 @@ impl HostAction {
                 let disks = ls.disks.join(" ");
                 match ls.kind {
                     LocalStorageKind::Mount => format!(
-                        "local storage: mount each instance-store disk ({disks}) at {}/1.. (mkfs.xfs when unformatted)",
+                        "local storage (before the files): mount each instance-store disk ({disks}) at {}/1.. (mkfs.xfs when unformatted)",
                         ls.mount_dir
                     ),
                     kind => {
@@ -166,7 +173,7 @@ impl HostAction {
                         let binds: Vec<&str> =
                             ls.bind_mounts.iter().map(|b| b.path.as_str()).collect();
                         format!(
-                            "local storage: {array}, mkfs.xfs when unformatted, mount at {}/0, move and bind-mount {}",
+                            "local storage (before the files): {array}, mkfs.xfs when unformatted, mount at {}/0, move and bind-mount {}",
                             ls.mount_dir,
                             binds.join(" ")
                         )

@@ -22,6 +22,15 @@ fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
 }
 
+/// The cases of a fixture directory's `EXPECTED`: `fixture<TAB>text the output must contain`.
+fn fixture_cases(manifest: &str) -> Vec<(&str, &str)> {
+    manifest
+        .lines()
+        .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
+        .map(|l| l.split_once('\t').expect("fixture<TAB>expected"))
+        .collect()
+}
+
 #[test]
 fn every_example_passes_config_check() {
     let dir = repo_root().join("examples");
@@ -46,11 +55,7 @@ fn every_example_passes_config_check() {
 fn every_bad_config_exits_2_with_a_precise_message() {
     let dir = repo_root().join("tests/fixtures/bad-config");
     let manifest = std::fs::read_to_string(dir.join("EXPECTED")).unwrap();
-    let cases: Vec<(&str, &str)> = manifest
-        .lines()
-        .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
-        .map(|l| l.split_once('\t').expect("fixture<TAB>expected"))
-        .collect();
+    let cases = fixture_cases(&manifest);
     assert!(
         cases.len() >= 40,
         "the corpus has {} cases; it needs at least 40",
@@ -137,11 +142,7 @@ fn bad_config_never_echoes_the_activation_code() {
 fn warnings_pass_and_strict_refuses_them() {
     let dir = repo_root().join("tests/fixtures/strict");
     let manifest = std::fs::read_to_string(dir.join("EXPECTED")).unwrap();
-    let cases: Vec<(&str, &str)> = manifest
-        .lines()
-        .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
-        .map(|l| l.split_once('\t').expect("fixture<TAB>expected"))
-        .collect();
+    let cases = fixture_cases(&manifest);
     assert!(cases.len() >= 2);
     for (file, expected) in &cases {
         let uri = format!("file://tests/fixtures/strict/{file}");

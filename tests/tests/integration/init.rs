@@ -185,7 +185,7 @@ mod karpenter {
         assert_eq!(dropin["shutdownGracePeriod"], "45s");
         let plan = std::fs::read_to_string(dir.join("../expected.plan")).unwrap();
         assert!(
-            plan.contains("action local storage: create RAID0 /dev/md/kubernetes of /dev/nvme1n1"),
+            plan.contains("action local storage (before the files): create RAID0 /dev/md/kubernetes of /dev/nvme1n1"),
             "{plan}"
         );
     }

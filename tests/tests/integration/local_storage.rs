@@ -43,7 +43,10 @@ impl Drop for Loop {
 }
 
 fn skip_reason() -> Option<String> {
-    eks_node_agent_tests::e2e::skip_reason(true, &["losetup", "mkfs.xfs", "blkid", "unshare", "cp"])
+    eks_node_agent_tests::e2e::skip_reason(
+        true,
+        &["losetup", "mkfs.xfs", "blkid", "unshare", "cp", "umount"],
+    )
 }
 
 #[test]
@@ -190,6 +193,36 @@ fn helper_in_a_private_mount_namespace() {
     assert_eq!(
         rt.block_on(setup(&root, &spec, None)).unwrap(),
         Vec::<String>::new()
+    );
+
+    // A reboot: the array stays, the mounts are gone. The kubelet rotated its certificate on
+    // the array meanwhile; setting up again mounts it back without copying the root volume's
+    // older directory over it.
+    std::fs::write(root.join("var/lib/kubelet/pki/kubelet.crt"), "rotated").unwrap();
+    for dir in [
+        "var/lib/containerd",
+        "var/log/pods",
+        "var/lib/kubelet",
+        "mnt/k8s-disks/0",
+    ] {
+        let ok = Command::new("umount")
+            .arg(root.join(dir))
+            .status()
+            .unwrap()
+            .success();
+        assert!(ok, "umount {dir}");
+    }
+    assert_eq!(
+        std::fs::read_to_string(root.join("var/lib/kubelet/pki/kubelet.crt")).unwrap(),
+        "cert",
+        "the root volume keeps the old copy"
+    );
+    let done = rt.block_on(setup(&root, &spec, None)).unwrap();
+    assert!(!done.iter().any(|d| d.starts_with("mkfs")), "{done:?}");
+    assert_eq!(
+        std::fs::read_to_string(root.join("var/lib/kubelet/pki/kubelet.crt")).unwrap(),
+        "rotated",
+        "the array's directory is the kubelet's again: {done:?}"
     );
     println!("LOCAL-STORAGE-OK");
 }
