@@ -7,6 +7,7 @@ use clap::{Args, Subcommand, ValueEnum};
 
 use crate::config::{self, Loaded};
 use crate::exit;
+use crate::model::version::NEWEST_KNOWN_KUBELET;
 use crate::model::{Discovered, Version};
 
 /// Read, merge and validate NodeConfig sources.
@@ -97,10 +98,12 @@ pub(crate) fn run(cmd: ConfigCommand) -> anyhow::Result<exit::Code> {
     match cmd {
         ConfigCommand::Check(args) => {
             let loaded = args.sources.load()?;
+            if args.strict {
+                loaded.check_warnings(true)?;
+            }
             for w in &loaded.warnings {
                 eprintln!("warning: {w}");
             }
-            loaded.check_warnings(args.strict)?;
             eprintln!(
                 "ok: {} document(s) merged into cluster {}{}",
                 loaded.documents.len(),
@@ -162,9 +165,12 @@ fn derived(
                 v,
                 format!("{v}: --kubelet-version or the facts' kubeletVersion"),
             ),
-            None => {
-                super::init::kubelet_version(None, std::path::Path::new("/nonexistent"), false)?
-            }
+            None => (
+                NEWEST_KNOWN_KUBELET,
+                format!(
+                    "{NEWEST_KNOWN_KUBELET}: assumed (the facts name no kubeletVersion; the newest version the agent knows)"
+                ),
+            ),
         };
         let node = super::init::resolve(loaded, found, kubelet)?;
         return Ok(Derived::Known {
