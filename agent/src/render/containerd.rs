@@ -157,8 +157,8 @@ pub fn config_toml(node: &NodeValues) -> String {
 
 /// Renders `/etc/soci-snapshotter-grpc/config.toml` for `FastImagePull`: the parallel pull and
 /// unpack mode with nodeadm's settings (16 MB chunks, 20 downloads and 12 unpacks per image,
-/// unpacked layers discarded, gzip through `gzip_decompressor`), credentials through
-/// containerd's CRI image service.
+/// unpacked layers discarded, gzip through `gzip_decompressor`, with the long spellings of
+/// nodeadm's `-d -c`), credentials through containerd's CRI image service.
 pub fn soci_config(gzip_decompressor: &str) -> String {
     let parallel = table(vec![
         ("enable", true.into()),
@@ -174,7 +174,10 @@ pub fn soci_config(gzip_decompressor: &str) -> String {
                 "gzip",
                 table(vec![
                     ("path", gzip_decompressor.into()),
-                    ("args", toml::Value::Array(vec!["-d".into(), "-c".into()])),
+                    (
+                        "args",
+                        toml::Value::Array(vec!["--decompress".into(), "--stdout".into()]),
+                    ),
                 ])
                 .into(),
             )])
