@@ -287,6 +287,13 @@ async fn execute(
     let mut report = crate::apply::Report::default();
 
     let t = Instant::now();
+    // The kubelet's version first: a host without the kubelet fails before anything changes.
+    let on_host = args.root.is_none() && !args.dry_run;
+    let binary = args.kubelet_binary.clone();
+    let flag = args.kubelet_version;
+    let kubelet = tokio::task::spawn_blocking(move || kubelet_version(flag, &binary, on_host))
+        .await
+        .map_err(facts::Error::HostFacts)??;
     let provider = config.discovery(&credentials::process_env)?;
     let (registered, agent_installed) = facts::host::ssm_state(root.dir());
     let registration = render::registration(config, registered, agent_installed)?;
@@ -298,13 +305,8 @@ async fn execute(
     } else {
         report.merge(applier.apply_actions(&registration).await?);
     }
-    let on_host = args.root.is_none() && !args.dry_run;
-    let binary = args.kubelet_binary.clone();
-    let flag = args.kubelet_version;
-    let kubelet = tokio::task::spawn_blocking(move || kubelet_version(flag, &binary, on_host));
     let context = facts::provider::Context::new(imds, root.dir());
     let found = provider.discover(&context).await?;
-    let kubelet = kubelet.await.map_err(facts::Error::HostFacts)??;
     tracing::info!(provider = provider.name(), kubelet = %kubelet.0, "facts gathered");
     phases.done("discover", t);
 
