@@ -631,28 +631,18 @@ fn botocore_accepts_credentials_as_credential_process_and_the_token_verifies() {
     )
     .unwrap();
 
-    let script = "import botocore.session, json\n\
-                  c = botocore.session.Session(profile='ra').get_credentials().get_frozen_credentials()\n\
-                  print(json.dumps([c.access_key, c.secret_key, c.token]))\n";
-    let out = Command::new(eks_node_agent_tests::venv_bin("python"))
-        .args(["-c", script])
-        .env_clear()
-        .env("HOME", ra.dir.path())
-        .env("AWS_CONFIG_FILE", ra.dir.path().join("config"))
-        .env(
-            "AWS_SHARED_CREDENTIALS_FILE",
-            ra.dir.path().join("credentials"),
-        )
-        .env("AWS_CA_BUNDLE", ra.emulator.ca_bundle())
-        .env("AWS_EC2_METADATA_DISABLED", "true")
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    let got = botocore_credentials(
+        ra.dir.path(),
+        &[
+            ("AWS_PROFILE", "ra".as_ref()),
+            ("AWS_CONFIG_FILE", ra.dir.path().join("config").as_os_str()),
+            (
+                "AWS_SHARED_CREDENTIALS_FILE",
+                ra.dir.path().join("credentials").as_os_str(),
+            ),
+            ("AWS_CA_BUNDLE", ra.emulator.ca_bundle().as_os_str()),
+        ],
     );
-    let got: Vec<String> = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(
         got,
         vec![
@@ -741,24 +731,16 @@ fn credentials_file_is_renewed_before_expiry_atomically_and_0600() {
     assert_eq!(names, ["credentials"], "no temp file is left");
 
     // A real AWS SDK reads it.
-    let script = "import botocore.session, json\n\
-                  c = botocore.session.Session().get_credentials().get_frozen_credentials()\n\
-                  print(json.dumps([c.access_key, c.secret_key, c.token]))\n";
-    let out = Command::new(eks_node_agent_tests::venv_bin("python"))
-        .args(["-c", script])
-        .env_clear()
-        .env("HOME", ra.dir.path())
-        .env("AWS_SHARED_CREDENTIALS_FILE", &file)
-        .env("AWS_CONFIG_FILE", ra.dir.path().join("no-config"))
-        .env("AWS_EC2_METADATA_DISABLED", "true")
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    let got = botocore_credentials(
+        ra.dir.path(),
+        &[
+            ("AWS_SHARED_CREDENTIALS_FILE", file.as_os_str()),
+            (
+                "AWS_CONFIG_FILE",
+                ra.dir.path().join("no-config").as_os_str(),
+            ),
+        ],
     );
-    let got: Vec<String> = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(got[0], ra.config.access_key_id);
     assert_eq!(got[2], ra.config.session_token);
 
@@ -1102,4 +1084,26 @@ fn token_from_the_instance_role_via_imds_passes_the_verifier() {
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert!(!stderr.contains(role_secret) && !stderr.contains(role_token));
     }
+}
+
+/// What a real AWS SDK (botocore) reads as its credentials, [access key, secret key, token],
+/// with only `env` set (plus HOME, and no instance metadata service).
+fn botocore_credentials(home: &Path, env: &[(&str, &std::ffi::OsStr)]) -> Vec<String> {
+    let script = "import botocore.session, json\n\
+                  c = botocore.session.Session().get_credentials().get_frozen_credentials()\n\
+                  print(json.dumps([c.access_key, c.secret_key, c.token]))\n";
+    let out = Command::new(eks_node_agent_tests::venv_bin("python"))
+        .args(["-c", script])
+        .env_clear()
+        .env("HOME", home)
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .envs(env.iter().copied())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
 }
