@@ -8,6 +8,8 @@
 //!   IMDSv1 can be allowed with [`Instance::allow_imdsv1`]).
 //! - Other methods get 405; unknown paths 404; a turned-off endpoint 403.
 //! - Directory paths list their children, one per line, sub-directories ending in `/`.
+//! - `tags/instance/` lists the instance's tag keys (each key a leaf with the value) when the
+//!   instance shows its tags in metadata, and is 404 otherwise.
 //!
 //! EC2 lifecycle paths, set per test with their documented shapes, 404 while nothing is
 //! announced: `meta-data/spot/instance-action` (`{"action", "time"}`, and the older
@@ -112,6 +114,9 @@ pub struct Instance {
     pub outpost_arn: Option<String>,
     /// Serve metadata without a token too (HttpTokens=optional).
     pub allow_imdsv1: bool,
+    /// The instance's tags under `tags/instance/` (None: tags are not shown in instance
+    /// metadata, and the path is 404, as with `InstanceMetadataTags=disabled`).
+    pub tags: Option<BTreeMap<String, String>>,
 }
 
 impl Instance {
@@ -143,6 +148,7 @@ impl Instance {
             credentials: None,
             outpost_arn: None,
             allow_imdsv1: false,
+            tags: None,
         }
     }
 
@@ -246,6 +252,9 @@ impl Instance {
         }
         if let Some(u) = &self.user_data {
             t.insert("user-data".into(), u.clone());
+        }
+        for (k, v) in self.tags.iter().flatten() {
+            t.insert(m(&format!("tags/instance/{k}")), v.clone().into_bytes());
         }
         t
     }

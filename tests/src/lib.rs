@@ -16,6 +16,7 @@ pub mod rolesanywhere;
 pub mod sigv4_verify;
 pub mod ssm_api;
 pub mod systemd_dbus;
+pub mod systemd_env;
 pub mod token_verifier;
 
 use std::net::TcpListener;

@@ -16,8 +16,10 @@
 pub mod actions;
 pub mod diff;
 pub mod file;
+pub mod local_storage;
 pub mod manifest;
 pub mod phases;
+pub mod state;
 pub mod sysctl;
 pub mod systemd;
 
@@ -225,6 +227,26 @@ pub enum Error {
         /// What happened: swapoff could not start, timed out, or failed.
         #[source]
         source: std::io::Error,
+    },
+    /// Setting up the instance-store disks failed at one step.
+    #[error("local storage: cannot {step} {target}: {detail}")]
+    LocalStorage {
+        /// What was being done: create the RAID array, format, mount, copy, bind-mount...
+        step: &'static str,
+        /// The device or directory.
+        target: String,
+        /// What went wrong (the program's message, or the system error).
+        detail: String,
+    },
+    /// Pointing a symbolic link at its target failed.
+    #[error("cannot link {link} to {target}: {detail}")]
+    Symlink {
+        /// The link.
+        link: PathBuf,
+        /// Its target.
+        target: String,
+        /// What went wrong.
+        detail: String,
     },
     /// A failure injected by the crash-safety test hook.
     #[error("injected failure after {files} file(s) (test hook)")]
@@ -654,11 +676,27 @@ impl Applier {
         Ok(report)
     }
 
-    /// Carries out the plan's host actions in order (registration, swapoff). Skipped (and
+    /// Carries out the plan's host actions that come before its files
+    /// ([`crate::render::HostAction::before_files`]: local storage), in order. Skipped (and
     /// reported so) under a non-host root. Async (tokio).
+    pub async fn apply_actions_before_files(&self, plan: &Plan) -> Result<Report> {
+        self.run_actions(plan, true).await
+    }
+
+    /// Carries out the plan's other host actions in order (registration, swapoff, links).
+    /// Skipped (and reported so) under a non-host root. Async (tokio).
     pub async fn apply_actions(&self, plan: &Plan) -> Result<Report> {
+        self.run_actions(plan, false).await
+    }
+
+    async fn run_actions(&self, plan: &Plan, before_files: bool) -> Result<Report> {
         let mut report = Report::default();
-        if plan.actions.is_empty() {
+        let actions: Vec<_> = plan
+            .actions
+            .iter()
+            .filter(|a| a.before_files() == before_files)
+            .collect();
+        if actions.is_empty() {
             return Ok(report);
         }
         if !self.root.is_host() {
@@ -668,8 +706,10 @@ impl Applier {
             });
             return Ok(report);
         }
-        for action in &plan.actions {
-            report.actions.push(actions::run(action).await?);
+        for action in actions {
+            report
+                .actions
+                .push(actions::run(action, self.bus_address.as_deref()).await?);
         }
         Ok(report)
     }

@@ -60,6 +60,8 @@ pub(crate) trait Manager {
     fn restart_unit(&self, name: &str, mode: &str) -> zbus::Result<OwnedObjectPath>;
     /// Queues a restart job only if the unit is running.
     fn try_restart_unit(&self, name: &str, mode: &str) -> zbus::Result<OwnedObjectPath>;
+    /// Queues a stop job.
+    fn stop_unit(&self, name: &str, mode: &str) -> zbus::Result<OwnedObjectPath>;
     /// A job finished: id, job path, unit name, result (done, canceled, timeout, failed,
     /// dependency, skipped).
     #[zbus(signal)]
@@ -103,6 +105,7 @@ enum JobMethod {
     Start,
     Restart,
     TryRestart,
+    Stop,
 }
 
 impl JobMethod {
@@ -111,6 +114,7 @@ impl JobMethod {
             JobMethod::Start => "StartUnit",
             JobMethod::Restart => "RestartUnit",
             JobMethod::TryRestart => "TryRestartUnit",
+            JobMethod::Stop => "StopUnit",
         }
     }
 }
@@ -201,6 +205,31 @@ impl Systemd {
             .map_err(dbus_err("Get ActiveState", unit))
     }
 
+    /// Stops `unit` and waits for the job (bounded by [`JOB_TIMEOUT`]).
+    pub async fn stop(&self, unit: &str) -> Result<()> {
+        self.subscribe().await?;
+        self.run_job(JobMethod::Stop, unit, JOB_TIMEOUT).await
+    }
+
+    /// Starts `unit` and waits for the job (bounded by [`JOB_TIMEOUT`]).
+    pub async fn start(&self, unit: &str) -> Result<()> {
+        self.subscribe().await?;
+        self.run_job(JobMethod::Start, unit, JOB_TIMEOUT).await
+    }
+
+    /// Asks systemd for job signals (a second call from the same connection is harmless).
+    async fn subscribe(&self) -> Result<()> {
+        match self.manager.subscribe().await {
+            Ok(()) => Ok(()),
+            Err(zbus::Error::MethodError(name, _, _))
+                if name.as_str() == "org.freedesktop.systemd1.AlreadySubscribed" =>
+            {
+                Ok(())
+            }
+            Err(e) => Err(dbus_err("Subscribe", "manager")(e)),
+        }
+    }
+
     /// Queues a job and waits (bounded) for its `JobRemoved` signal; errors name the unit and
     /// the job result unless it is `done`.
     async fn run_job(&self, method: JobMethod, unit: &str, bound: Duration) -> Result<()> {
@@ -215,6 +244,7 @@ impl Systemd {
             JobMethod::Start => self.manager.start_unit(unit, JOB_MODE).await,
             JobMethod::Restart => self.manager.restart_unit(unit, JOB_MODE).await,
             JobMethod::TryRestart => self.manager.try_restart_unit(unit, JOB_MODE).await,
+            JobMethod::Stop => self.manager.stop_unit(unit, JOB_MODE).await,
         }
         .map_err(dbus_err(name, unit))?;
         tracing::info!(unit, method = name, job = %job.as_str(), "systemd job queued");

@@ -4,7 +4,10 @@
 //! Nothing here does IO; `facts/` gathers the inputs.
 
 mod cluster_dns;
+pub mod containerd;
 mod kube_reserved;
+pub mod labels;
+pub mod local_storage;
 mod max_pods;
 mod node;
 pub mod values;
@@ -58,6 +61,25 @@ pub enum Error {
     ServiceCidrTooSmall {
         /// The CIDR as given.
         cidr: ipnet::IpNet,
+    },
+    /// The user's containerd TOML does not fit the installed containerd.
+    #[error("spec.containerd.config: {key}{}{reason}", if key.is_empty() { "" } else { " " })]
+    ContainerdConfig {
+        /// The TOML key (dotted), or empty for the whole document.
+        key: String,
+        /// What is wrong and what to write instead.
+        reason: String,
+    },
+    /// RAID10 asked for on an instance with fewer than four instance-store disks.
+    #[error(
+        "spec.instance.localStorage.strategy: RAID10 needs at least {} instance-store disks, this instance has {} ({}); use RAID0 or Mount on this instance type",
+        local_storage::RAID10_MIN_DISKS,
+        found.len(),
+        found.join(", ")
+    )]
+    Raid10Disks {
+        /// The disks found.
+        found: Vec<String>,
     },
     /// The node would need a name from the private DNS name but there is none.
     #[error(

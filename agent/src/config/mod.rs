@@ -86,6 +86,12 @@ pub enum Error {
         /// Every problem found.
         problems: Vec<Problem>,
     },
+    /// `--strict` and the configuration has warnings.
+    #[error("--strict: the configuration has warnings:{}", warnings.iter().map(|p| format!("\n  - {p}")).collect::<String>())]
+    Strict {
+        /// Every warning.
+        warnings: Vec<Problem>,
+    },
     /// A legacy bootstrap.sh flag that cannot be translated.
     #[error("bootstrap flags: {0}")]
     BootstrapFlag(String),
@@ -146,6 +152,24 @@ pub struct Loaded {
     pub provenance: Provenance,
     /// Every document read, in merge order.
     pub documents: Vec<String>,
+    /// What is accepted but probably a mistake (unknown feature gates and `disabledMounts`
+    /// names); errors under `--strict` ([`Loaded::strict`]).
+    pub warnings: Vec<Problem>,
+}
+
+impl Loaded {
+    /// Logs every warning; under `strict`, refuses the configuration when there is any.
+    pub fn check_warnings(&self, strict: bool) -> Result<(), Error> {
+        if strict && !self.warnings.is_empty() {
+            return Err(Error::Strict {
+                warnings: self.warnings.clone(),
+            });
+        }
+        for w in &self.warnings {
+            tracing::warn!("{w}");
+        }
+        Ok(())
+    }
 }
 
 /// Reads every source (in order), decodes, parses and merges, then validates.
@@ -223,10 +247,12 @@ pub fn finish(docs: Vec<parse::Document>, sources: &[String]) -> Result<Loaded, 
     let documents: Vec<String> = docs.into_iter().map(|d| d.label).collect();
     validate::validate(&config, &provenance, sources)
         .map_err(|problems| Error::Invalid { problems })?;
+    let warnings = validate::warnings(&config, &provenance, sources);
     Ok(Loaded {
         config,
         provenance,
         documents,
+        warnings,
     })
 }
 

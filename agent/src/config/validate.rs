@@ -132,6 +132,7 @@ pub fn validate(
     if config.spec.kubeadm.is_some() {
         check_kubeadm(&mut c, config);
     }
+    check_nodeadm_parity(&mut c, config);
     if c.problems.is_empty() {
         Ok(())
     } else {
@@ -488,6 +489,121 @@ fn check_roles_anywhere(c: &mut Checker<'_>, ira: &super::types::IamRolesAnywher
             );
         }
     }
+}
+
+/// Checks of the fields the agent acts on the way nodeadm does (and of its own extension that
+/// goes with them): a feature gate the agent cannot honour, and the instance tag label prefix.
+fn check_nodeadm_parity(c: &mut Checker<'_>, config: &NodeConfig) {
+    use super::types::FeatureGate;
+    if config.feature(FeatureGate::OsManagedNoManageEnis) {
+        c.fail(
+            &format!("spec.featureGates.{}", FeatureGate::OsManagedNoManageEnis),
+            "is not supported: nodeadm hands the secondary ENIs tagged node.k8s.amazonaws.com/no_manage=true to systemd-networkd through the AL2023 AMI's own udev network manager, which eks-node-agent does not ship; remove the gate (or set it to false) and configure those interfaces with the host's network manager",
+        );
+    }
+    if let Some(prefix) = config
+        .spec
+        .instance_tag_labels
+        .as_ref()
+        .and_then(|t| t.prefix.as_deref())
+        && let Err(why) = check_tag_label_prefix(prefix)
+    {
+        c.fail("spec.instanceTagLabels.prefix", why);
+    }
+}
+
+/// Longest EC2 tag key.
+const MAX_TAG_KEY: usize = 128;
+
+/// Checks a tag key prefix of `spec.instanceTagLabels`: the keys of tags that instance metadata
+/// shows may hold only letters, digits and `+ - = . , _ : @` (no `/`, no space), and may not
+/// start with `aws:`; the label key follows the prefix, so the prefix must leave room for one.
+pub fn check_tag_label_prefix(prefix: &str) -> Result<(), String> {
+    if prefix.is_empty() {
+        return Err("is empty; it must select the tags meant as labels, e.g. \"node.eks.aws:label:\" (the default)".into());
+    }
+    if let Some(bad) = prefix
+        .chars()
+        .find(|c| !(c.is_ascii_alphanumeric() || "+-=.,_:@".contains(*c)))
+    {
+        return Err(format!(
+            "\"{prefix}\" has {bad:?}, which EC2 refuses in the keys of tags shown in instance metadata (they allow letters, digits and + - = . , _ : @ only; write ':' where a label key has '/'), e.g. \"node.eks.aws:label:\""
+        ));
+    }
+    if prefix.to_ascii_lowercase().starts_with("aws:") {
+        return Err(format!(
+            "\"{prefix}\" starts with aws:, which EC2 reserves for its own tags"
+        ));
+    }
+    if prefix.len() >= MAX_TAG_KEY {
+        return Err(format!(
+            "\"{prefix}\" is {} characters; a tag key has at most {MAX_TAG_KEY}, and the label key must follow the prefix",
+            prefix.len()
+        ));
+    }
+    Ok(())
+}
+
+/// What is accepted but probably a mistake: a feature gate or a `disabledMounts` name that
+/// nodeadm does not know (nodeadm ignores both). Each names the nearest known name. `config
+/// check --strict` and `init --strict` refuse a configuration with any.
+pub fn warnings(config: &NodeConfig, provenance: &Provenance, sources: &[String]) -> Vec<Problem> {
+    use super::types::{DisabledMount, FeatureGate};
+    let mut c = Checker {
+        provenance,
+        sources,
+        problems: Vec::new(),
+    };
+    let nearest = |name: &str, known: &[&str]| -> String {
+        known
+            .iter()
+            .map(|k| {
+                (
+                    strsim::jaro_winkler(&name.to_ascii_lowercase(), &k.to_ascii_lowercase()),
+                    *k,
+                )
+            })
+            .max_by(|a, b| a.0.total_cmp(&b.0))
+            .filter(|(score, _)| *score > 0.7)
+            .map_or_else(String::new, |(_, k)| format!("did you mean {k}? "))
+    };
+    let gates: Vec<&str> = FeatureGate::ALL.iter().map(|g| g.name()).collect();
+    for name in config.spec.feature_gates.keys() {
+        if FeatureGate::from_name(name).is_none() {
+            c.fail(
+                &format!("spec.featureGates.{name}"),
+                format!(
+                    "is not a feature gate nodeadm or eks-node-agent knows, so it does nothing; {}known gates: {}",
+                    nearest(name, &gates),
+                    gates.join(", ")
+                ),
+            );
+        }
+    }
+    let mounts: Vec<&str> = DisabledMount::KNOWN
+        .iter()
+        .map(DisabledMount::name)
+        .collect();
+    for (i, m) in config
+        .spec
+        .instance
+        .local_storage
+        .disabled_mounts
+        .iter()
+        .enumerate()
+    {
+        if let DisabledMount::Unknown(name) = m {
+            c.fail(
+                &format!("spec.instance.localStorage.disabledMounts[{i}]"),
+                format!(
+                    "\"{name}\" is not a directory nodeadm knows, so it keeps nothing on the root volume; {}known names: {}",
+                    nearest(name, &mounts),
+                    mounts.join(", ")
+                ),
+            );
+        }
+    }
+    c.problems
 }
 
 /// The parts of an ARN this module checks.

@@ -9,12 +9,14 @@
 //! - [`node`]: the node's kind and its resolved values (the input of render);
 //! - [`discovered`]: what discovery found, typed;
 //! - [`kubeadm`]: bootstrap tokens and CA pins;
+//! - [`accelerator`]: accelerators on the PCI bus;
 //! - [`conditions`]: the Node condition types the agent owns;
 //! - [`paths`]: host paths, compatible with the EKS AMI;
 //! - [`procfs`]: parsers of /proc formats;
 //! - [`text`]: error chains and times as text.
 
 pub mod asg;
+pub mod accelerator;
 pub mod conditions;
 pub mod discovered;
 mod error;
@@ -29,13 +31,16 @@ pub mod text;
 pub mod version;
 
 pub use asg::TargetLifecycleState;
+pub use accelerator::{AcceleratorKind, PciDevice};
 pub use conditions::ConditionType;
 pub use discovered::{Cluster, Discovered, HostFacts, Instance};
 pub use error::Invalid;
 pub use ids::{AvailabilityZone, ClusterName, InstanceId, InstanceType, NodeName, ProviderId};
 pub use kubeadm::{BootstrapToken, CaPin};
 pub use limits::{Hypervisor, InstanceLimits, embedded_limits, embedded_source, embedded_types};
-pub use node::{KubeReserved, NodeKind, NodeValues};
+pub use node::{
+    BindMount, FastImagePull, KubeReserved, LocalStorage, LocalStorageKind, NodeKind, NodeValues,
+};
 pub use partition::{Partition, Region, partition_of};
 pub use procfs::{SwapArea, SwapKind};
 pub use version::Version;

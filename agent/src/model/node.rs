@@ -7,7 +7,7 @@ use std::path::PathBuf;
 
 use serde::Serialize;
 
-use super::{ClusterName, NodeName, ProviderId};
+use super::{ClusterName, NodeName, ProviderId, Version};
 
 /// The pause image tag the agent configures: the EKS AMI's (3.10), also for a pause image from
 /// another ECR account (`bootstrap --pause-container-account`), so every node pulls the same
@@ -98,6 +98,70 @@ pub struct NodeValues {
     /// kubelet is held until Auto Scaling puts the instance in service.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub warm_pool_hold: Option<String>,
+    /// The kubelet's version: what `kubelet --version` printed, or (with `--root` or
+    /// `--dry-run` and no kubelet) the one given or assumed. Keys nodeadm's version toggles.
+    pub kubelet_version: Version,
+    /// containerd's default runtime: `runc`, or `nvidia` on hosts with an NVIDIA GPU and the
+    /// NVIDIA container toolkit.
+    pub default_runtime: String,
+    /// The user's `spec.containerd.config`, in the schema of the installed containerd (a v2
+    /// document migrated to v3 for containerd 2.x).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub containerd_user_config: Option<String>,
+    /// The `FastImagePull` setup, when the gate is on and the host is large enough.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fast_image_pull: Option<FastImagePull>,
+    /// Instance-store disks to assemble and mount (`spec.instance.localStorage`), when there
+    /// are any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub local_storage: Option<LocalStorage>,
+    /// How each derived value came about (`config show --explain`): value name -> the facts
+    /// or defaults that produced it.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub explain: BTreeMap<String, String>,
+}
+
+/// The SOCI snapshotter's parallel pull and unpack mode (nodeadm's `FastImagePull`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct FastImagePull {
+    /// The program that decompresses gzip layers (`unpigz` when installed, else `gzip`).
+    pub gzip_decompressor: String,
+}
+
+/// How instance-store disks are used.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub enum LocalStorageKind {
+    /// One RAID0 array of every disk.
+    Raid0,
+    /// One RAID10 array of every disk (at least 4).
+    Raid10,
+    /// Each disk mounted by itself.
+    Mount,
+}
+
+/// Instance-store disks to assemble and mount, as nodeadm's `localStorage` does.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct LocalStorage {
+    /// RAID0, RAID10 or one mount per disk.
+    pub kind: LocalStorageKind,
+    /// The disks, e.g. `/dev/nvme1n1`.
+    pub disks: Vec<String>,
+    /// The array assembled before (`/dev/md/kubernetes*`), reused instead of creating one.
+    pub existing_array: Option<String>,
+    /// Where the storage is mounted: the array at `<dir>/0`, disks at `<dir>/1`, `<dir>/2`...
+    pub mount_dir: String,
+    /// Directories moved onto the array and bind-mounted back (RAID only), with the unit that
+    /// uses each.
+    pub bind_mounts: Vec<BindMount>,
+}
+
+/// A directory moved onto local storage.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct BindMount {
+    /// The directory, e.g. `/var/lib/containerd`.
+    pub path: String,
+    /// The service that uses it, stopped while it moves when running.
+    pub unit: String,
 }
 
 /// The kubelet's `kubeReserved` (see `compute::kube_reserved` for the rules).

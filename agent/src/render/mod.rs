@@ -23,7 +23,7 @@ pub fn render(config: &NodeConfig, node: &NodeValues) -> Plan {
     let mut files = vec![
         FileSpec::new(
             paths::CONTAINERD_CONFIG,
-            containerd::config_toml(config, node),
+            containerd::config_toml(node),
             &[CONTAINERD],
         ),
         FileSpec::new(
@@ -34,11 +34,18 @@ pub fn render(config: &NodeConfig, node: &NodeValues) -> Plan {
         FileSpec::new(paths::CLUSTER_CA, node.ca_pem.clone(), &[KUBELET]),
         FileSpec::new(
             paths::KUBELET_CONFIG,
-            kubelet::config_json(node),
+            kubelet::config_json(config, node),
             &[KUBELET],
         ),
     ];
-    if let Some(dropin) = kubelet::user_dropin(config) {
+    if let Some(fast) = &node.fast_image_pull {
+        files.push(FileSpec::new(
+            containerd::SOCI_CONFIG,
+            containerd::soci_config(&fast.gzip_decompressor),
+            &[containerd::SOCI_UNIT, CONTAINERD],
+        ));
+    }
+    if let Some(dropin) = kubelet::user_dropin(config, node) {
         files.push(FileSpec::new(
             paths::KUBELET_USER_DROPIN,
             dropin,
@@ -48,7 +55,7 @@ pub fn render(config: &NodeConfig, node: &NodeValues) -> Plan {
     let args = kubelet::args(config, node);
     files.push(FileSpec::new(
         paths::KUBELET_ENVIRONMENT,
-        kubelet::environment_file(&args),
+        kubelet::environment_file(&args, &kubelet::environment(config, node)),
         &[KUBELET],
     ));
     if let Some(token) = config
@@ -79,12 +86,17 @@ pub fn render(config: &NodeConfig, node: &NodeValues) -> Plan {
         );
         files.push(FileSpec::new(
             paths::IMAGE_CREDENTIAL_PROVIDER_CONFIG,
-            system::image_credential_provider(),
+            system::image_credential_provider(node),
             &[KUBELET],
         ));
     }
     files.extend(hybrid::aws_config(config, node));
+    let credentials_file = hybrid::credentials_file_service(config, node);
+    if let Some((unit, _)) = &credentials_file {
+        files.push(unit.clone());
+    }
     files.push(system::modules_load());
+    files.extend(system::runtime_slice_dropins());
     files.extend(system::environment_dropins(config));
     files.extend(system::resolved_dropin(config));
     if node.kind == NodeKind::Outpost
@@ -101,11 +113,18 @@ pub fn render(config: &NodeConfig, node: &NodeValues) -> Plan {
     {
         files.push(FileSpec::new(paths::FSTAB, fstab, &[]));
     }
-    let services = vec![
-        ServiceSpec {
-            unit: "systemd-modules-load.service".into(),
-            wait_for_socket: None,
-        },
+    let mut services = vec![ServiceSpec {
+        unit: "systemd-modules-load.service".into(),
+        wait_for_socket: None,
+    }];
+    if node.fast_image_pull.is_some() {
+        // containerd connects to its proxy snapshotter when it starts.
+        services.push(ServiceSpec {
+            unit: containerd::SOCI_UNIT.into(),
+            wait_for_socket: Some(containerd::SOCI_SOCKET.into()),
+        });
+    }
+    services.extend([
         ServiceSpec {
             unit: CONTAINERD.into(),
             wait_for_socket: Some(paths::CONTAINERD_SOCKET.into()),
@@ -120,12 +139,19 @@ pub fn render(config: &NodeConfig, node: &NodeValues) -> Plan {
             },
             wait_for_socket: None,
         },
-    ];
-    let actions = node
-        .swap_off
+    ]);
+    services.extend(credentials_file.map(|(_, service)| service));
+    let mut actions: Vec<HostAction> = node
+        .local_storage
         .iter()
-        .map(|path| HostAction::SwapOff { path: path.clone() })
+        .map(|ls| HostAction::LocalStorage(ls.clone()))
         .collect();
+    actions.extend(
+        node.swap_off
+            .iter()
+            .map(|path| HostAction::SwapOff { path: path.clone() }),
+    );
+    actions.extend(hybrid::credentials_file_link(config));
     Plan {
         files,
         sysctls: system::sysctls(node),
@@ -177,8 +203,9 @@ pub fn registration(
     Ok(plan)
 }
 
-/// Quotes a value for systemd (`Environment=` lines and EnvironmentFile): double quotes,
-/// with backslash, double quote and `$` escaped.
+/// Quotes a value for systemd (`Environment=` lines and EnvironmentFile): double quotes, with
+/// backslash and double quote escaped and a newline written `\n` (systemd expands no `$` in
+/// either; `ExecStart=` words need more, see `hybrid::exec_word`).
 pub fn systemd_quote(value: &str) -> String {
     let mut out = String::with_capacity(value.len() + 2);
     out.push('"');

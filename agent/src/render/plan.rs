@@ -4,9 +4,10 @@
 
 use std::path::PathBuf;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::auth::ssm::Activation;
+use crate::model::{LocalStorage, LocalStorageKind};
 
 /// Everything to write and start, in order.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
@@ -15,8 +16,9 @@ pub struct Plan {
     pub files: Vec<FileSpec>,
     /// Kernel parameters to set through /proc/sys.
     pub sysctls: Vec<Sysctl>,
-    /// Host changes that are neither files nor sysctls (registration, swap), in order, after
-    /// the files and sysctls.
+    /// Host changes that are neither files nor sysctls (registration, swap, local storage), in
+    /// order, after the files and sysctls, except those that must come first
+    /// ([`HostAction::before_files`]).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub actions: Vec<HostAction>,
     /// Services to bring up in the `run` phase, in start order.
@@ -88,7 +90,7 @@ impl Sysctl {
 }
 
 /// A service the `run` phase starts (or restarts when a file it depends on changed).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ServiceSpec {
     /// The unit name, e.g. `containerd.service`.
     pub unit: String,
@@ -118,9 +120,26 @@ pub enum HostAction {
         /// The swap file, as /proc/swaps names it.
         path: String,
     },
+    /// Assemble and mount the instance-store disks (`spec.instance.localStorage`), moving the
+    /// state directories onto a RAID array and bind-mounting them back.
+    LocalStorage(LocalStorage),
+    /// Point a symbolic link at a target, replacing what is there (an older link, or an empty
+    /// directory).
+    Symlink {
+        /// The link.
+        link: String,
+        /// What it points to.
+        target: String,
+    },
 }
 
 impl HostAction {
+    /// Whether the action runs before the plan's files are written: local storage, so that the
+    /// files under the directories it moves land on the instance-store disks.
+    pub fn before_files(&self) -> bool {
+        matches!(self, HostAction::LocalStorage(_))
+    }
+
     /// The action as one line of the dry run and the report.
     pub fn describe(&self) -> String {
         match self {
@@ -134,6 +153,34 @@ impl HostAction {
             HostAction::SwapOff { path } => {
                 format!("swapoff {path} (kubelet refuses to run with swap on)")
             }
+            HostAction::LocalStorage(ls) => {
+                let disks = ls.disks.join(" ");
+                match ls.kind {
+                    LocalStorageKind::Mount => format!(
+                        "local storage (before the files): mount each instance-store disk ({disks}) at {}/1.. (mkfs.xfs when unformatted)",
+                        ls.mount_dir
+                    ),
+                    kind => {
+                        let level = if kind == LocalStorageKind::Raid10 {
+                            10
+                        } else {
+                            0
+                        };
+                        let array = ls.existing_array.as_ref().map_or_else(
+                            || format!("create RAID{level} /dev/md/kubernetes of {disks} (mdadm)"),
+                            |a| format!("reuse RAID array {a}"),
+                        );
+                        let binds: Vec<&str> =
+                            ls.bind_mounts.iter().map(|b| b.path.as_str()).collect();
+                        format!(
+                            "local storage (before the files): {array}, mkfs.xfs when unformatted, mount at {}/0, move and bind-mount {}",
+                            ls.mount_dir,
+                            binds.join(" ")
+                        )
+                    }
+                }
+            }
+            HostAction::Symlink { link, target } => format!("link {link} -> {target}"),
         }
     }
 }

@@ -329,9 +329,11 @@ fn rpm_installs_into_a_debian_root_and_its_scriptlets_run() {
 }
 
 /// A stand-in for the kubelet binary inside the container (Debian has no kubelet package):
-/// records the arguments systemd gave it from /etc/eks/kubelet/environment, then idles like
-/// a service would.
-const KUBELET_STAND_IN: &str = "#!/bin/sh\n# e2e stand-in: record argv, then idle\n\
+/// answers `--version` as the kubelet does (init keys the kubelet's settings on it), else
+/// records the arguments systemd gave it from /etc/eks/kubelet/environment and idles like a
+/// service would.
+const KUBELET_STAND_IN: &str = "#!/bin/sh\n# e2e stand-in: the version, or record argv and idle\n\
+if [ \"$1\" = --version ]; then echo 'Kubernetes v1.33.5-eks-e2e'; exit 0; fi\n\
 printf '%s\\n' \"$@\" > /run/kubelet-e2e.argv\nexec sleep infinity\n";
 
 /// Ports inside the container's own network namespace.
@@ -342,13 +344,15 @@ const METRICS_PORT: u16 = 9256;
 
 /// Paths `init` writes for this user data: the node's configuration, which the package does
 /// not own and purge keeps (docs/install-on-prem.md, "Removing").
-const INIT_OUTPUTS: [&str; 6] = [
+const INIT_OUTPUTS: [&str; 8] = [
     "/etc/containerd/config.toml",
     "/etc/kubernetes/kubelet/config.json",
     "/etc/eks/kubelet/environment",
     "/var/lib/kubelet/kubeconfig",
     "/etc/kubernetes/pki/ca.crt",
     "/etc/modules-load.d/eks-node-agent.conf",
+    "/etc/systemd/system/containerd.service.d/10-eks-node-agent-slice.conf",
+    "/etc/systemd/system/kubelet.service.d/10-eks-node-agent-slice.conf",
 ];
 
 #[test]
@@ -394,9 +398,17 @@ fn deb_boots_under_systemd_and_purges_clean() {
         expiration: rfc3339(now + time::Duration::hours(6)),
         last_updated: rfc3339(now),
     });
+    // The launch-template example, with the label flag quoted the way Karpenter writes it:
+    // the kubelet must get the label without the quote characters.
     let user_data =
-        std::fs::read(repo_root().join("packaging/user-data/ec2-launch-template.mime")).unwrap();
-    world.instance.user_data = Some(user_data);
+        std::fs::read_to_string(repo_root().join("packaging/user-data/ec2-launch-template.mime"))
+            .unwrap()
+            .replace(
+                "--node-labels=node.example.com/pool=general",
+                "--node-labels=\"node.example.com/pool=general\"",
+            );
+    assert!(user_data.contains("--node-labels=\"node.example.com/pool=general\""));
+    world.instance.user_data = Some(user_data.into_bytes());
     let emu = ImdsEmulator::start(world.instance.clone());
 
     // The container's root: the cached image, our .deb installed offline (as an image build
@@ -497,6 +509,22 @@ fn deb_boots_under_systemd_and_purges_clean() {
         kubelet_config.contains(&world.instance.instance_id),
         "{kubelet_config}"
     );
+    // Keyed on what the kubelet says it is (1.33 here): dynamic resource allocation, not yet
+    // 1.34's settings.
+    assert!(
+        kubelet_config.contains("\"DynamicResourceAllocation\": true")
+            && !kubelet_config.contains("MutableCSINodeAllocatableCount"),
+        "{kubelet_config}"
+    );
+    // Phase 2 used what phase 1 resolved instead of discovering again.
+    let phase2 = c
+        .sh("journalctl -b --no-pager -u eks-node-agent-init.service")
+        .unwrap_or_default();
+    assert!(
+        phase2.contains("run phase from the config phase's state")
+            && !phase2.contains("facts gathered"),
+        "{phase2}"
+    );
     let dropin = std::fs::read_to_string(
         root.path("/etc/kubernetes/kubelet/config.json.d/40-nodeconfig.conf"),
     )
@@ -538,15 +566,15 @@ fn deb_boots_under_systemd_and_purges_clean() {
     let env = std::fs::read_to_string(root.path("/etc/eks/kubelet/environment")).unwrap();
     let args_line = env
         .lines()
-        .find_map(|l| l.strip_prefix("NODEADM_KUBELET_ARGS="))
+        .find(|l| l.starts_with("NODEADM_KUBELET_ARGS="))
         .expect("NODEADM_KUBELET_ARGS in the environment file");
-    // systemd splits an unbraced $VAR on whitespace.
-    let want: Vec<String> = shell_words::split(args_line)
-        .unwrap()
-        .join(" ")
-        .split_whitespace()
-        .map(str::to_string)
-        .collect();
+    // What the model of systemd's parsing (tests/src/systemd_env.rs) says the kubelet gets:
+    // the real systemd here checks the model.
+    let want: Vec<String> =
+        eks_node_agent_tests::systemd_env::exec_argv("kubelet", "NODEADM_KUBELET_ARGS", &env)
+            .into_iter()
+            .skip(1)
+            .collect();
     let got: Vec<String> = c
         .sh("cat /run/kubelet-e2e.argv")
         .unwrap()

@@ -3,6 +3,7 @@
 #![allow(clippy::unwrap_used)]
 
 mod apply;
+mod audit;
 mod auth;
 mod cli;
 mod config;
@@ -14,6 +15,7 @@ mod init;
 mod install;
 mod kubeadm;
 mod lifecycle;
+mod local_storage;
 mod max_pods;
 mod status;
 
