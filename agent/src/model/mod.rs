@@ -15,8 +15,8 @@
 //! - [`procfs`]: parsers of /proc formats;
 //! - [`text`]: error chains and times as text.
 
-pub mod asg;
 pub mod accelerator;
+pub mod asg;
 pub mod conditions;
 pub mod discovered;
 mod error;
@@ -30,8 +30,8 @@ pub mod procfs;
 pub mod text;
 pub mod version;
 
-pub use asg::TargetLifecycleState;
 pub use accelerator::{AcceleratorKind, PciDevice};
+pub use asg::TargetLifecycleState;
 pub use conditions::ConditionType;
 pub use discovered::{Cluster, Discovered, HostFacts, Instance};
 pub use error::Invalid;
