@@ -1,0 +1,177 @@
+//! Bounds on NodeConfig input that keep every parser linear in its input: checked before the
+//! parser runs, so that a small payload cannot keep `config check` (or a booting node) busy.
+//!
+//! libyaml (under serde_yaml_ng) rescans its stack of open flow collections for every token,
+//! so its time grows with the square of the flow nesting (`[[[[...`): 1 MiB of `[` took an
+//! hour. Its own recursion limit applies only after the whole stream was scanned. The scan
+//! here counts flow nesting in one pass and refuses more than [`MAX_YAML_FLOW_DEPTH`].
+
+/// Deepest nesting of `[` and `{` allowed in NodeConfig YAML/JSON text.
+pub const MAX_YAML_FLOW_DEPTH: usize = 64;
+/// Most YAML documents (empty ones included) in one payload.
+pub const MAX_YAML_DOCUMENTS: usize = 1024;
+/// Most non-empty NodeConfig documents merged by one load, over all sources.
+pub const MAX_DOCUMENTS: usize = 64;
+/// Largest file a `file://` source may be (the same bound as decoded user data).
+pub const MAX_SOURCE_BYTES: usize = super::decode::MAX_DECODED_BYTES;
+
+/// Where the flow nesting of `text` first exceeds [`MAX_YAML_FLOW_DEPTH`]: `(line, column)`,
+/// 1-based. Quoted scalars and comments are skipped; a bracket anywhere else inside a flow
+/// collection counts, so the scan may overcount (never undercount) what libyaml nests.
+pub fn flow_depth_exceeded(text: &str) -> Option<(usize, usize)> {
+    let bytes = text.as_bytes();
+    let mut depth = 0usize;
+    let mut line = 1usize;
+    let mut line_start = 0usize;
+    // The last byte that was not a space or tab on this line (None at line start).
+    let mut prev: Option<u8> = None;
+    let mut i = 0;
+    while i < bytes.len() {
+        let b = bytes[i];
+        match b {
+            b'\n' => {
+                line += 1;
+                line_start = i + 1;
+                prev = None;
+                i += 1;
+                continue;
+            }
+            b' ' | b'\t' | b'\r' => {
+                i += 1;
+                continue;
+            }
+            b'#' if i == line_start || matches!(bytes[i - 1], b' ' | b'\t') => {
+                // A comment runs to the end of the line.
+                i = bytes[i..]
+                    .iter()
+                    .position(|&c| c == b'\n')
+                    .map_or(bytes.len(), |p| i + p);
+                continue;
+            }
+            b'"' | b'\'' if starts_token(prev, depth, bytes, i, line_start) => {
+                i = skip_quoted(bytes, i, b, &mut line, &mut line_start);
+                prev = Some(b);
+                continue;
+            }
+            b'[' | b'{' if depth > 0 || starts_token(prev, depth, bytes, i, line_start) => {
+                depth += 1;
+                if depth > MAX_YAML_FLOW_DEPTH {
+                    return Some((line, i - line_start + 1));
+                }
+            }
+            b']' | b'}' if depth > 0 => depth -= 1,
+            _ => {}
+        }
+        prev = Some(b);
+        i += 1;
+    }
+    None
+}
+
+/// Whether a quote or bracket at `i` starts a token: at the start of a line, after `: `,
+/// `- `, `? `, a tag or anchor, or inside flow syntax (`[`, `{`, `,`).
+fn starts_token(prev: Option<u8>, depth: usize, bytes: &[u8], i: usize, line_start: usize) -> bool {
+    let spaced = i > line_start && matches!(bytes[i - 1], b' ' | b'\t');
+    match prev {
+        None => true,
+        Some(b'[' | b'{' | b',') if depth > 0 => true,
+        Some(b':' | b'-' | b'?') => spaced,
+        // `!tag "x"` and `&anchor [` : a space after a word that began with ! or &.
+        Some(_) => spaced && word_starts_with_tag_or_anchor(bytes, i, line_start),
+    }
+}
+
+fn word_starts_with_tag_or_anchor(bytes: &[u8], i: usize, line_start: usize) -> bool {
+    let before = &bytes[line_start..i];
+    let trimmed = before
+        .iter()
+        .rposition(|c| !matches!(c, b' ' | b'\t'))
+        .map_or(&before[..0], |p| &before[..=p]);
+    let word_start = trimmed
+        .iter()
+        .rposition(|c| matches!(c, b' ' | b'\t'))
+        .map_or(0, |p| p + 1);
+    matches!(trimmed.get(word_start), Some(b'!' | b'&'))
+}
+
+/// The index after the quoted scalar that starts at `start` (YAML quoting: `''` inside single
+/// quotes, backslash escapes inside double quotes); line counters follow embedded newlines.
+fn skip_quoted(
+    bytes: &[u8],
+    start: usize,
+    quote: u8,
+    line: &mut usize,
+    line_start: &mut usize,
+) -> usize {
+    let mut i = start + 1;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'\n' => {
+                *line += 1;
+                *line_start = i + 1;
+            }
+            b'\\' if quote == b'"' => i += 1,
+            b'\'' if quote == b'\'' && bytes.get(i + 1) == Some(&b'\'') => i += 1,
+            c if c == quote => return i + 1,
+            _ => {}
+        }
+        i += 1;
+    }
+    bytes.len()
+}
+
+/// Reads at most `cap` bytes of `path`; `Ok(None)` when the file is larger.
+pub fn read_capped(path: &std::path::Path, cap: usize) -> std::io::Result<Option<Vec<u8>>> {
+    use std::io::Read;
+    let file = std::fs::File::open(path)?;
+    let mut bytes = Vec::new();
+    file.take(u64::try_from(cap).unwrap_or(u64::MAX).saturating_add(1))
+        .read_to_end(&mut bytes)?;
+    Ok((bytes.len() <= cap).then_some(bytes))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn deep_flow_nesting_is_found_in_linear_time() {
+        let deep = format!("a: 1\n---\n{}", "[".repeat(1 << 20));
+        let started = std::time::Instant::now();
+        assert_eq!(flow_depth_exceeded(&deep), Some((3, 65)));
+        assert!(started.elapsed() < std::time::Duration::from_secs(5));
+        let json = format!("{{\"a\": {}1{}}}", "[".repeat(70), "]".repeat(70));
+        assert!(flow_depth_exceeded(&json).is_some());
+        let tagged = format!("a: !!seq {}", "[".repeat(70));
+        assert!(flow_depth_exceeded(&tagged).is_some());
+    }
+
+    #[test]
+    fn brackets_in_strings_comments_and_block_text_do_not_count() {
+        let ok = [
+            format!("a: \"{}\"\n", "[".repeat(100)),
+            format!("a: '{}'' {}'\n", "[".repeat(100), "{".repeat(100)),
+            format!("# {}\na: 1\n", "[".repeat(100)),
+            format!("a: x{}\n", "[".repeat(100)),
+            "spec:\n  containerd:\n    config: |\n      [plugins.\"io.containerd.grpc.v1.cri\".registry.mirrors.\"docker.io\"]\n      endpoint = [\"https://m\"]\n".to_owned(),
+            format!("a: [{}]\n", "[1], ".repeat(1000)),
+            format!("a: [\"{}\", 1]\n", "]".repeat(100)),
+        ];
+        for text in ok {
+            assert_eq!(flow_depth_exceeded(&text), None, "{text}");
+        }
+    }
+
+    #[test]
+    fn reads_are_capped() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("f");
+        std::fs::write(&p, b"12345").unwrap();
+        assert_eq!(read_capped(&p, 5).unwrap().as_deref(), Some(&b"12345"[..]));
+        assert_eq!(read_capped(&p, 4).unwrap(), None);
+        assert_eq!(
+            read_capped(std::path::Path::new("/dev/zero"), 1024).unwrap(),
+            None
+        );
+    }
+}
