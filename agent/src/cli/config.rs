@@ -63,8 +63,13 @@ pub(crate) fn run(cmd: ConfigCommand) -> anyhow::Result<exit::Code> {
     match cmd {
         ConfigCommand::Check(args) => {
             let loaded = args.load()?;
+            let warnings = match loaded.warnings.len() {
+                0 => String::new(),
+                1 => " (1 warning above)".to_owned(),
+                n => format!(" ({n} warnings above)"),
+            };
             eprintln!(
-                "ok: {} document(s) merged into cluster {}",
+                "ok: {} document(s) merged into cluster {}{warnings}",
                 loaded.documents.len(),
                 loaded.config.spec.cluster.name.as_deref().unwrap_or("?")
             );
@@ -80,17 +85,22 @@ pub(crate) fn run(cmd: ConfigCommand) -> anyhow::Result<exit::Code> {
 
 fn show(loaded: &Loaded, format: Format, explain: bool) -> anyhow::Result<String> {
     let value = config::redacted(&loaded.config);
+    let provenance: std::collections::BTreeMap<String, &String> = loaded
+        .provenance
+        .iter()
+        .map(|(path, source)| (config::secrets::shown_path(path), source))
+        .collect();
     Ok(match (format, explain) {
         (Format::Json, false) => serde_json::to_string_pretty(&value)? + "\n",
         (Format::Json, true) => {
-            let out = serde_json::json!({ "config": value, "sources": loaded.provenance });
+            let out = serde_json::json!({ "config": value, "sources": provenance });
             serde_json::to_string_pretty(&out)? + "\n"
         }
         (Format::Yaml, false) => serde_yaml_ng::to_string(&value)?,
         (Format::Yaml, true) => {
             let mut out = serde_yaml_ng::to_string(&value)?;
             out.push_str("# Where each field was set:\n");
-            for (path, source) in &loaded.provenance {
+            for (path, source) in &provenance {
                 out.push_str(&format!("#   {path} <- {source}\n"));
             }
             out

@@ -163,7 +163,7 @@ fn parse_toml(text: &str, label: &str) -> Result<toml::Table, Error> {
         at: label.to_owned(),
         path: CONTAINERD_CONFIG_PATH.into(),
         message: format!(
-            "not valid TOML: {}",
+            "is not valid TOML: {}",
             crate::model::text::shorten_spans(e.message())
         ),
     })

@@ -94,8 +94,11 @@ fn typed(at: &str, value: serde_yaml_ng::Value) -> Result<NodeConfig, Error> {
     serde_path_to_error::deserialize::<_, NodeConfig>(value).map_err(|e| {
         let path = e.path().to_string();
         let inner = e.inner().to_string();
-        let message = if super::secrets::value_is_secret(&path) && !names_a_key(&inner) {
-            let found = lookup(&original, &path).map_or("a value", describe);
+        let found = lookup(&original, &path);
+        // Lists and maps are named by serde, never shown; scalars are shown, so not here.
+        let scalar = found.is_none_or(|v| !v.is_sequence() && !v.is_mapping());
+        let message = if super::secrets::value_is_secret(&path) && scalar && !names_a_key(&inner) {
+            let found = found.map_or("a value", describe);
             let expected = inner
                 .split_once(", expected ")
                 .map_or("another type", |(_, e)| e);

@@ -69,6 +69,32 @@ pub fn value_is_secret(path: &str) -> bool {
         || SECRET_SECTIONS.contains(&path)
 }
 
+/// Where a secret value's own keys begin: a path (as `config show --explain` lists them)
+/// below `prefix` plus this many segments is inside a secret value.
+const SECRET_VALUE_ROOTS: [(&str, usize); 3] = [
+    ("spec.hybrid.ssm.activationCode", 0),
+    ("spec.kubeadm.bootstrapToken", 0),
+    ("spec.kubelet.config.staticPodURLHeader", 1),
+];
+
+/// A field path as it may be shown: cut where a secret value begins, so that the keys of a
+/// map written as a secret's value are not listed either.
+pub fn shown_path(path: &str) -> String {
+    for (root, keep) in SECRET_VALUE_ROOTS {
+        if let Some(rest) = path.strip_prefix(root)
+            && rest.starts_with('.')
+        {
+            let kept: Vec<&str> = rest[1..].split('.').take(keep).collect();
+            return if kept.is_empty() {
+                root.to_owned()
+            } else {
+                format!("{root}.{}", kept.join("."))
+            };
+        }
+    }
+    path.to_owned()
+}
+
 /// Whether a variable or key named `name` holds a secret (case-insensitive).
 pub fn is_secret_name(name: &str) -> bool {
     let upper = name.to_ascii_uppercase().replace('-', "_");
@@ -144,17 +170,21 @@ pub fn redact(value: &mut Value) {
 pub fn redact_toml(text: &str) -> String {
     fn walk(table: &mut toml::Table) {
         for (key, value) in table.iter_mut() {
-            let secret = is_secret_name(key) || key.eq_ignore_ascii_case("identitytoken");
+            // A secret key's value goes whole, whatever its type (the `auth` table of a
+            // registry holds its username, password and tokens).
+            if is_secret_name(key) || key.eq_ignore_ascii_case("identitytoken") {
+                *value = toml::Value::String(REDACTED.into());
+                continue;
+            }
             match value {
                 toml::Value::Table(t) => walk(t),
-                toml::Value::Array(items) if !secret => {
+                toml::Value::Array(items) => {
                     for item in items {
                         if let toml::Value::Table(t) = item {
                             walk(t);
                         }
                     }
                 }
-                _ if secret => *value = toml::Value::String(REDACTED.into()),
                 _ => {}
             }
         }
@@ -196,12 +226,25 @@ mod tests {
     }
 
     #[test]
+    fn paths_stop_where_a_secret_value_begins() {
+        assert_eq!(
+            shown_path("spec.kubelet.config.staticPodURLHeader.Authorization.SECRETKEY"),
+            "spec.kubelet.config.staticPodURLHeader.Authorization"
+        );
+        assert_eq!(
+            shown_path("spec.hybrid.ssm.activationCode.X"),
+            "spec.hybrid.ssm.activationCode"
+        );
+        assert_eq!(shown_path("spec.cluster.name"), "spec.cluster.name");
+    }
+
+    #[test]
     fn redaction_reaches_every_secret() {
         let mut v = serde_json::json!({"spec": {
             "hybrid": {"ssm": {"activationCode": "CODE1", "activationId": "id"}},
             "kubeadm": {"bootstrapToken": "abcdef.0123456789abcdef"},
             "containerd": {
-                "config": "[plugins.\"io.containerd.grpc.v1.cri\".registry.configs.\"r\".auth]\nusername = \"u\"\npassword = \"PW1\"\nauth = \"AUTH1\"\nidentitytoken = \"IT1\"\n",
+                "config": "[plugins.\"io.containerd.grpc.v1.cri\".registry.configs.\"r\".auth]\nusername = \"u\"\npassword = \"PW1\"\nauth = \"AUTH1\"\nidentitytoken = \"IT1\"\n[plugins.\"io.containerd.grpc.v1.cri\".registry.configs.\"r\".tls]\ninsecure_skip_verify = false\n",
                 "baseRuntimeSpec": {"process": {"env": ["DB_PASSWORD=PW2", "PATH=/bin"]}}
             },
             "kubelet": {"config": {"staticPodURLHeader": {"Authorization": ["Bearer TOK1"]}}},
@@ -224,7 +267,12 @@ mod tests {
         ] {
             assert!(!text.contains(secret), "{secret}: {text}");
         }
-        for kept in ["abcdef.<redacted>", "PATH=/bin", "proxy:3128", "username"] {
+        for kept in [
+            "abcdef.<redacted>",
+            "PATH=/bin",
+            "proxy:3128",
+            "insecure_skip_verify",
+        ] {
             assert!(text.contains(kept), "{kept}: {text}");
         }
     }

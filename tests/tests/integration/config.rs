@@ -42,37 +42,65 @@ fn every_example_passes_config_check() {
     );
 }
 
+/// The longest error output a bad config may produce: messages echo at most 64 characters of
+/// any value, however long the input.
+const MAX_ERROR_BYTES: usize = 4096;
+
 #[test]
 fn every_bad_config_exits_2_with_a_precise_message() {
     let dir = repo_root().join("tests/fixtures/bad-config");
     let manifest = std::fs::read_to_string(dir.join("EXPECTED")).unwrap();
-    let cases: Vec<(&str, &str)> = manifest
+    // fixture<TAB>text the error must contain[<TAB>text it must not contain]
+    let cases: Vec<(&str, &str, Option<&str>)> = manifest
         .lines()
         .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
-        .map(|l| l.split_once('\t').expect("fixture<TAB>expected"))
+        .map(|l| {
+            let mut cols = l.split('\t');
+            let file = cols.next().unwrap();
+            let expected = cols.next().expect("fixture<TAB>expected");
+            (file, expected, cols.next())
+        })
         .collect();
     assert!(
-        cases.len() >= 40,
-        "the corpus has {} cases; it needs at least 40",
+        cases.len() >= 100,
+        "the corpus has {} cases; it needs at least 100",
         cases.len()
     );
     let mut failures = Vec::new();
-    for (file, expected) in &cases {
+    for (file, expected, forbidden) in &cases {
         assert!(dir.join(file).exists(), "{file} is listed but missing");
         let uri = format!("file://tests/fixtures/bad-config/{file}");
-        let out = run_agent(&["config".into(), "check".into(), "-c".into(), uri]);
+        let started = std::time::Instant::now();
+        let out = run_agent(&[
+            "-vv".into(),
+            "config".into(),
+            "check".into(),
+            "-c".into(),
+            uri,
+        ]);
+        let elapsed = started.elapsed();
         let stderr = text(&out.stderr);
-        if out.status.code() != Some(2) || !stderr.contains(expected) || !stderr.contains(file) {
+        let all = text(&out.stdout) + &stderr;
+        let leaked = forbidden.is_some_and(|f| all.contains(f));
+        if out.status.code() != Some(2)
+            || !stderr.contains(expected)
+            || !stderr.contains(file)
+            || leaked
+            || stderr.len() > MAX_ERROR_BYTES
+        {
             failures.push(format!(
-                "{file}: exit {:?}\n  expected to contain: {expected}\n  stderr: {stderr}",
-                out.status.code()
+                "{file}: exit {:?} after {elapsed:?}, {} bytes of stderr{}\n  expected to contain: {expected}\n  stderr: {}",
+                out.status.code(),
+                stderr.len(),
+                if leaked { ", LEAKS the forbidden text" } else { "" },
+                stderr.chars().take(2000).collect::<String>()
             ));
         }
     }
     // Every fixture in the directory is listed, so none is silently skipped.
     for entry in std::fs::read_dir(&dir).unwrap() {
         let name = entry.unwrap().file_name().to_string_lossy().into_owned();
-        if name != "EXPECTED" && !cases.iter().any(|(f, _)| *f == name) {
+        if name != "EXPECTED" && !cases.iter().any(|(f, _, _)| *f == name) {
             failures.push(format!("{name} is not listed in EXPECTED"));
         }
     }
