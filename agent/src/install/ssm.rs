@@ -342,7 +342,10 @@ impl SsmApi {
             .get("x-amzn-errortype")
             .and_then(|v| v.to_str().ok())
             .map(str::to_owned);
-        let bytes = resp.bytes().await.unwrap_or_default();
+        // Only the status and a bounded error body matter; a longer body is not read.
+        let bytes = crate::net::body::read_capped(resp, MAX_BODY_BYTES)
+            .await
+            .unwrap_or_default();
         if status.is_success() {
             return Attempt::Done(());
         }
