@@ -336,7 +336,7 @@ fn call_type(name: &str, args: &[Ty]) -> Result<Ty, String> {
         (operators::LOGICAL_NOT | operators::NOT_STRICTLY_FALSE, [Ty::Bool | Ty::Dyn]) => {
             Ok(Ty::Bool)
         }
-        (operators::CONDITIONAL, [c, a, b]) if matches!(c, Ty::Bool | Ty::Dyn) => {
+        (operators::CONDITIONAL, [Ty::Bool | Ty::Dyn, a, b]) => {
             if a == b {
                 Ok(*a)
             } else if *a == Ty::Dyn || *b == Ty::Dyn {

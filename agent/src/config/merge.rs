@@ -127,16 +127,30 @@ fn merge_value(
             }
         }
         (slot, value) => {
-            provenance.retain(|k, _| {
-                !(k == path
-                    || k.starts_with(&format!("{path}."))
-                    || k.starts_with(&format!("{path}[")))
-            });
+            forget(provenance, path);
             record(&value, path, label, provenance);
             *slot = value;
         }
     }
     Ok(())
+}
+
+/// Removes `path` and every field under it from the provenance. The keys under a path are
+/// contiguous in the map's order, so this costs the number removed, not the map's size (a
+/// document replacing many fields would otherwise cost their product).
+fn forget(provenance: &mut Provenance, path: &str) {
+    provenance.remove(path);
+    for prefix in [format!("{path}."), format!("{path}[")] {
+        let under: Vec<String> = provenance
+            .range(prefix.clone()..)
+            .map(|(k, _)| k)
+            .take_while(|k| k.starts_with(&prefix))
+            .cloned()
+            .collect();
+        for k in under {
+            provenance.remove(&k);
+        }
+    }
 }
 
 /// Records every leaf under `value` as set by `label`.

@@ -85,7 +85,7 @@ pub enum Error {
         message: String,
     },
     /// The merged configuration is invalid.
-    #[error("the configuration is invalid:{}", problems.iter().map(|p| format!("\n  - {p}")).collect::<String>())]
+    #[error("the configuration is invalid:{}", list_problems(problems))]
     Invalid {
         /// Every problem found.
         problems: Vec<Problem>,
@@ -104,6 +104,24 @@ pub enum Error {
     /// A bug: a value that round-trips through serde failed to.
     #[error("internal error while merging configuration: {0}")]
     Internal(String),
+}
+
+/// The most problems an error lists; the rest are counted.
+pub const MAX_PROBLEMS_SHOWN: usize = 32;
+
+fn list_problems(problems: &[Problem]) -> String {
+    let mut out: String = problems
+        .iter()
+        .take(MAX_PROBLEMS_SHOWN)
+        .map(|p| format!("\n  - {p}"))
+        .collect();
+    if problems.len() > MAX_PROBLEMS_SHOWN {
+        out.push_str(&format!(
+            "\n  ... and {} more problems",
+            problems.len() - MAX_PROBLEMS_SHOWN
+        ));
+    }
+    out
 }
 
 impl Classify for Error {

@@ -43,14 +43,16 @@ impl Checker<'_> {
             if let Some(label) = self.provenance.get(candidate) {
                 return label.clone();
             }
-            let dotted = format!("{candidate}.");
-            let indexed = format!("{candidate}[");
-            if let Some((_, label)) = self
-                .provenance
-                .iter()
-                .find(|(k, _)| k.starts_with(&dotted) || k.starts_with(&indexed))
-            {
-                return label.clone();
+            // Fields under `candidate` are contiguous in the map's order: one range lookup.
+            for prefix in [format!("{candidate}."), format!("{candidate}[")] {
+                if let Some((_, label)) = self
+                    .provenance
+                    .range(prefix.clone()..)
+                    .next()
+                    .filter(|(k, _)| k.starts_with(&prefix))
+                {
+                    return label.clone();
+                }
             }
             match candidate.rfind(['.', '[']) {
                 Some(i) => candidate = &candidate[..i],

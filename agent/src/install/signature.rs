@@ -135,9 +135,9 @@ pub fn verify_manifest(
                 "the mirror has no {SIGNATURE_NAME}"
             )));
         }
-        return Err(bad(format!(
-            "not found: the mirror is not signed. Sign its manifest with scripts/sign-mirror.sh (minisign), or pass --allow-unsigned to install without checking"
-        )));
+        return Err(bad(
+            "not found: the mirror is not signed. Sign its manifest with scripts/sign-mirror.sh (minisign), or pass --allow-unsigned to install without checking".into(),
+        ));
     };
     let text = std::str::from_utf8(signature)
         .map_err(|_| bad("is not a minisign signature (not text)".into()))?;
