@@ -8,6 +8,13 @@
 
 /// Deepest nesting of `[` and `{` allowed in NodeConfig YAML/JSON text.
 pub const MAX_YAML_FLOW_DEPTH: usize = 64;
+/// Most flow collections and flow items (`[`, `{`, `,`) in one payload: each is a node of the
+/// parsed tree for two bytes of input, the cheapest way to make a small input take gigabytes.
+pub const MAX_YAML_FLOW_NODES: usize = 65_536;
+/// Largest `spec.containerd.config` TOML in one document (a containerd config is a few KiB).
+pub const MAX_CONTAINERD_TOML_BYTES: usize = 1024 * 1024;
+/// Deepest nesting of `[` and `{` in containerd TOML (table headers count one).
+pub const MAX_TOML_DEPTH: usize = 32;
 /// Most YAML documents (empty ones included) in one payload.
 pub const MAX_YAML_DOCUMENTS: usize = 1024;
 /// Most non-empty NodeConfig documents merged by one load, over all sources.
@@ -15,12 +22,25 @@ pub const MAX_DOCUMENTS: usize = 64;
 /// Largest file a `file://` source may be (the same bound as decoded user data).
 pub const MAX_SOURCE_BYTES: usize = super::decode::MAX_DECODED_BYTES;
 
-/// Where the flow nesting of `text` first exceeds [`MAX_YAML_FLOW_DEPTH`]: `(line, column)`,
-/// 1-based. Quoted scalars and comments are skipped; a bracket anywhere else inside a flow
-/// collection counts, so the scan may overcount (never undercount) what libyaml nests.
-pub fn flow_depth_exceeded(text: &str) -> Option<(usize, usize)> {
+/// A flow limit that YAML text exceeds, and where.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FlowExceeded {
+    /// 1-based line.
+    pub line: usize,
+    /// 1-based column.
+    pub column: usize,
+    /// True for the nesting limit, false for the node limit.
+    pub depth: bool,
+}
+
+/// Where the flow nesting of `text` first exceeds [`MAX_YAML_FLOW_DEPTH`], or its flow nodes
+/// [`MAX_YAML_FLOW_NODES`]. Quoted scalars and comments are skipped; a bracket or comma
+/// anywhere else inside a flow collection counts, so the scan may overcount (never
+/// undercount) what libyaml builds.
+pub fn flow_exceeded(text: &str) -> Option<FlowExceeded> {
     let bytes = text.as_bytes();
     let mut depth = 0usize;
+    let mut nodes = 0usize;
     let mut line = 1usize;
     let mut line_start = 0usize;
     // The last byte that was not a space or tab on this line (None at line start).
@@ -55,8 +75,23 @@ pub fn flow_depth_exceeded(text: &str) -> Option<(usize, usize)> {
             }
             b'[' | b'{' if depth > 0 || starts_token(prev, depth, bytes, i, line_start) => {
                 depth += 1;
-                if depth > MAX_YAML_FLOW_DEPTH {
-                    return Some((line, i - line_start + 1));
+                nodes += 1;
+                if depth > MAX_YAML_FLOW_DEPTH || nodes > MAX_YAML_FLOW_NODES {
+                    return Some(FlowExceeded {
+                        line,
+                        column: i - line_start + 1,
+                        depth: depth > MAX_YAML_FLOW_DEPTH,
+                    });
+                }
+            }
+            b',' if depth > 0 => {
+                nodes += 1;
+                if nodes > MAX_YAML_FLOW_NODES {
+                    return Some(FlowExceeded {
+                        line,
+                        column: i - line_start + 1,
+                        depth: false,
+                    });
                 }
             }
             b']' | b'}' if depth > 0 => depth -= 1,
@@ -120,6 +155,56 @@ fn skip_quoted(
     bytes.len()
 }
 
+/// Where containerd TOML nests `[`/`{` deeper than [`MAX_TOML_DEPTH`]: the 1-based line.
+/// Strings (basic, literal, multi-line) and comments are skipped. The toml crate has its own
+/// recursion limit, but it reads every token first: 16 MiB of `[` took 840 MiB.
+pub fn toml_depth_exceeded(text: &str) -> Option<usize> {
+    let bytes = text.as_bytes();
+    let (mut depth, mut line, mut i) = (0usize, 1usize, 0usize);
+    while i < bytes.len() {
+        match bytes[i] {
+            b'\n' => line += 1,
+            b'#' => {
+                i = bytes[i..]
+                    .iter()
+                    .position(|&c| c == b'\n')
+                    .map_or(bytes.len(), |p| i + p);
+                continue;
+            }
+            q @ (b'"' | b'\'') => {
+                let triple = bytes[i..].starts_with(&[q, q, q]);
+                let (open, escapes) = (if triple { 3 } else { 1 }, q == b'"');
+                i += open;
+                while i < bytes.len() {
+                    if escapes && bytes[i] == b'\\' {
+                        i += 2;
+                        continue;
+                    }
+                    if bytes[i] == b'\n' {
+                        line += 1;
+                    }
+                    if bytes[i] == q && (!triple || bytes[i..].starts_with(&[q, q, q])) {
+                        i += open;
+                        break;
+                    }
+                    i += 1;
+                }
+                continue;
+            }
+            b'[' | b'{' => {
+                depth += 1;
+                if depth > MAX_TOML_DEPTH {
+                    return Some(line);
+                }
+            }
+            b']' | b'}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+        i += 1;
+    }
+    None
+}
+
 /// Reads at most `cap` bytes of `path`; `Ok(None)` when the file is larger.
 pub fn read_capped(path: &std::path::Path, cap: usize) -> std::io::Result<Option<Vec<u8>>> {
     use std::io::Read;
@@ -134,6 +219,10 @@ pub fn read_capped(path: &std::path::Path, cap: usize) -> std::io::Result<Option
 mod tests {
     use super::*;
 
+    fn flow_depth_exceeded(text: &str) -> Option<(usize, usize)> {
+        flow_exceeded(text).map(|e| (e.line, e.column))
+    }
+
     #[test]
     fn deep_flow_nesting_is_found_in_linear_time() {
         let deep = format!("a: 1\n---\n{}", "[".repeat(1 << 20));
@@ -144,6 +233,40 @@ mod tests {
         assert!(flow_depth_exceeded(&json).is_some());
         let tagged = format!("a: !!seq {}", "[".repeat(70));
         assert!(flow_depth_exceeded(&tagged).is_some());
+    }
+
+    #[test]
+    fn many_flow_nodes_are_refused() {
+        let wide = format!("a: [{}]\n", "[], ".repeat(MAX_YAML_FLOW_NODES));
+        let e = flow_exceeded(&wide).unwrap();
+        assert!(!e.depth, "{e:?}");
+        let items = format!("a: [{}1]\n", "1,".repeat(MAX_YAML_FLOW_NODES));
+        assert!(flow_exceeded(&items).is_some());
+        let fine = format!("a: [{}1]\n", "1,".repeat(1000));
+        assert_eq!(flow_exceeded(&fine), None);
+    }
+
+    #[test]
+    fn toml_nesting_skips_strings_and_comments() {
+        assert_eq!(
+            toml_depth_exceeded(&format!("a = {}", "[".repeat(100))),
+            Some(1)
+        );
+        let ok = [
+            "[plugins.\"io.containerd.grpc.v1.cri\".registry]\nendpoint = [\"https://m\"]\n"
+                .to_owned(),
+            format!("a = \"{}\"\n", "[".repeat(100)),
+            format!("a = '{}'\n# {}\n", "[".repeat(100), "{".repeat(100)),
+            format!(
+                "a = \"\"\"\n{}\n\"\"\"\nb = '''{}'''\n",
+                "[".repeat(100),
+                "[".repeat(100)
+            ),
+            format!("a = \"\\\"{}\"\n", "[".repeat(100)),
+        ];
+        for t in ok {
+            assert_eq!(toml_depth_exceeded(&t), None, "{t}");
+        }
     }
 
     #[test]

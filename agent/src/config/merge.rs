@@ -172,14 +172,30 @@ fn record(value: &Value, path: &str, label: &str, provenance: &mut Provenance) {
     }
 }
 
-fn parse_toml(text: &str, label: &str) -> Result<toml::Table, Error> {
-    text.parse::<toml::Table>().map_err(|e| Error::Field {
+/// Parses containerd TOML within its limits (size and nesting, checked first).
+pub fn parse_toml(text: &str, label: &str) -> Result<toml::Table, Error> {
+    use super::limits::{MAX_CONTAINERD_TOML_BYTES, MAX_TOML_DEPTH, toml_depth_exceeded};
+    let fail = |message: String| Error::Field {
         at: label.to_owned(),
         path: CONTAINERD_CONFIG_PATH.into(),
-        message: format!(
+        message,
+    };
+    if text.len() > MAX_CONTAINERD_TOML_BYTES {
+        return Err(fail(format!(
+            "is {} bytes, more than the limit of {MAX_CONTAINERD_TOML_BYTES}; a containerd config is a few KiB",
+            text.len()
+        )));
+    }
+    if let Some(line) = toml_depth_exceeded(text) {
+        return Err(fail(format!(
+            "is not valid TOML: brackets ([ and {{) nested more than {MAX_TOML_DEPTH} deep at line {line} (the nesting limit)"
+        )));
+    }
+    text.parse::<toml::Table>().map_err(|e| {
+        fail(format!(
             "is not valid TOML: {}",
             crate::model::text::shorten_spans(e.message())
-        ),
+        ))
     })
 }
 

@@ -26,15 +26,23 @@ pub fn label(source: &str, origin: &str, index: usize, count: usize) -> String {
 /// Parses every YAML/JSON document in `text`. Empty documents are skipped. Flow nesting and
 /// the number of documents are bounded before and during parsing ([`super::limits`]).
 pub fn parse_documents(source: &str, origin: &str, text: &str) -> Result<Vec<Document>, Error> {
-    use super::limits::{MAX_YAML_DOCUMENTS, MAX_YAML_FLOW_DEPTH, flow_depth_exceeded};
-    if let Some((line, column)) = flow_depth_exceeded(text) {
+    use super::limits::{
+        MAX_YAML_DOCUMENTS, MAX_YAML_FLOW_DEPTH, MAX_YAML_FLOW_NODES, flow_exceeded,
+    };
+    if let Some(e) = flow_exceeded(text) {
         return Err(Error::Syntax {
             at: label(source, origin, 1, 1),
-            line,
-            column,
-            message: format!(
-                "brackets ([ and {{) nested more than {MAX_YAML_FLOW_DEPTH} deep (the nesting limit); a NodeConfig needs a handful"
-            ),
+            line: e.line,
+            column: e.column,
+            message: if e.depth {
+                format!(
+                    "brackets ([ and {{) nested more than {MAX_YAML_FLOW_DEPTH} deep (the nesting limit); a NodeConfig needs a handful"
+                )
+            } else {
+                format!(
+                    "more than {MAX_YAML_FLOW_NODES} flow collections and items ([, {{ and ,) (the limit); write long lists as block lists (- item)"
+                )
+            },
         });
     }
     let mut values = Vec::new();

@@ -144,7 +144,6 @@ pub fn validate(
         c.fail("spec.cluster.enableOutpost", "is true but spec.cluster.id is not set; a local Outposts cluster is joined by its cluster ID: add `spec.cluster.id`");
     }
     check_kubelet(&mut c, config);
-    check_containerd(&mut c, config);
     check_instance(&mut c, config);
     if config.spec.hybrid.is_some() {
         check_hybrid(&mut c, config);
@@ -282,20 +281,6 @@ fn check_kubelet(c: &mut Checker<'_>, config: &NodeConfig) {
 fn flag_name(flag: &str) -> &str {
     let body = flag.trim_start_matches('-');
     body.split_once('=').map_or(body, |(n, _)| n)
-}
-
-fn check_containerd(c: &mut Checker<'_>, config: &NodeConfig) {
-    if let Some(text) = config.spec.containerd.config.as_deref()
-        && let Err(e) = text.parse::<toml::Table>()
-    {
-        c.fail(
-            "spec.containerd.config",
-            format!(
-                "is not valid TOML: {}",
-                crate::model::text::shorten_spans(e.message())
-            ),
-        );
-    }
 }
 
 fn check_instance(c: &mut Checker<'_>, config: &NodeConfig) {

@@ -96,9 +96,32 @@ fn cases(dir: &Path) -> Result<Vec<Case>> {
     );
     file(
         "YAML",
-        "16 MiB of keys each nested 63 deep (just under the nesting limit)",
+        "16 MiB of keys each nested 63 deep (past the flow node limit)",
         "flow-limit.yaml",
         at_limit.as_bytes(),
+    )?;
+    let items = format!(
+        "{HEAD}  kubelet:\n    config:\n      a: [{}]\n",
+        "[], ".repeat(65_535 / 2)
+    );
+    file(
+        "YAML",
+        "65,535 flow collections and items (just under the flow node limit)",
+        "flow-items.yaml",
+        items.as_bytes(),
+    )?;
+    let block = format!(
+        "{HEAD}  kubelet:\n    config:\n      a:\n{}",
+        fill_to(SOURCE_CAP - HEAD.len() - 64, |i| format!(
+            "        - {}\n",
+            i % 10
+        ))
+    );
+    file(
+        "YAML",
+        "16 MiB of block list items (the cheapest nodes past flow syntax)",
+        "block-items.yaml",
+        block.as_bytes(),
     )?;
     let long = format!(
         "{HEAD}  kubelet:\n    config:\n      k: {}\n",
