@@ -3,23 +3,20 @@
 #![no_main]
 
 use eks_node_agent::compute::MaxPodsExpression;
-use eks_node_agent::model::{Hypervisor, InstanceLimits};
+use eks_node_agent::model::{InstanceType, embedded_limits};
 use libfuzzer_sys::fuzz_target;
-
-const M5_LARGE: InstanceLimits = InstanceLimits {
-    default_card_max_enis: 3,
-    ipv4_per_eni: 10,
-    hypervisor: Hypervisor::Nitro,
-    vcpus: 2,
-    network_cards: 1,
-    bare_metal: false,
-};
 
 fuzz_target!(|data: &[u8]| {
     let Ok(text) = std::str::from_utf8(data) else {
         return;
     };
+    let Some(limits) = InstanceType::parse("m5.large")
+        .ok()
+        .and_then(|t| embedded_limits(&t))
+    else {
+        return;
+    };
     if let Ok(expression) = MaxPodsExpression::parse(text) {
-        let _ = expression.evaluate(&M5_LARGE);
+        let _ = expression.evaluate(&limits);
     }
 });

@@ -8,7 +8,8 @@ use eks_node_agent_tests::{golden, repo_root};
 
 use crate::agent_bin;
 
-fn run_agent(args: &[String]) -> Output {
+/// Runs the agent in the repository, with no region in the environment.
+pub(crate) fn run_agent<S: AsRef<std::ffi::OsStr>>(args: &[S]) -> Output {
     Command::new(agent_bin())
         .args(args)
         .current_dir(repo_root())
@@ -161,7 +162,7 @@ fn bad_config_never_echoes_the_activation_code() {
 #[test]
 fn unknown_source_scheme_and_missing_file_are_bad_input() {
     for uri in ["s3://bucket/key", "file:///nonexistent/eks-node-agent.yaml"] {
-        let out = run_agent(&["config".into(), "check".into(), "-c".into(), uri.into()]);
+        let out = run_agent(&["config", "check", "-c", uri]);
         assert_eq!(out.status.code(), Some(2), "{uri}");
         assert!(
             text(&out.stderr).contains(uri),

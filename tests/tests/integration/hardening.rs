@@ -5,21 +5,9 @@
 //! (`tests/fixtures/bad-config`, run by `config::every_bad_config_exits_2_with_a_precise_message`)
 //! holds one file per case; these tests generate their cases.
 
-use std::process::{Command, Output};
+use std::process::Output;
 
-use eks_node_agent_tests::repo_root;
-
-use crate::agent_bin;
-
-fn run(args: &[&str]) -> Output {
-    Command::new(agent_bin())
-        .args(args)
-        .current_dir(repo_root())
-        .env_remove("AWS_REGION")
-        .env_remove("AWS_DEFAULT_REGION")
-        .output()
-        .expect("run eks-node-agent")
-}
+use crate::config::run_agent as run;
 
 fn all_output(out: &Output) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr)
