@@ -54,26 +54,10 @@ pub(crate) fn run(args: BootstrapArgs) -> anyhow::Result<exit::Code> {
 
 /// `--containerd-config-file`: UTF-8 text of at most a config source's size.
 fn read_containerd_config(path: &std::path::Path) -> Result<String, config::Error> {
-    let read_err = |source: std::io::Error| config::Error::Read {
-        source_uri: format!("--containerd-config-file {}", path.display()),
-        source,
-    };
-    let cap = config::limits::MAX_SOURCE_BYTES;
-    let bytes = config::limits::read_capped(path, cap)
-        .map_err(read_err)?
-        .ok_or_else(|| {
-            read_err(std::io::Error::new(
-                std::io::ErrorKind::FileTooLarge,
-                format!("larger than {cap} bytes"),
-            ))
-        })?;
-    String::from_utf8(bytes).map_err(|e| {
-        read_err(std::io::Error::new(
-            std::io::ErrorKind::InvalidData,
-            format!(
-                "not UTF-8 text (invalid byte at offset {})",
-                e.utf8_error().valid_up_to()
-            ),
-        ))
-    })
+    crate::model::bounded::read_to_string_capped(path, config::limits::MAX_SOURCE_BYTES).map_err(
+        |source| config::Error::Read {
+            source_uri: format!("--containerd-config-file {}", path.display()),
+            source,
+        },
+    )
 }

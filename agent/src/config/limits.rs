@@ -205,16 +205,6 @@ pub fn toml_depth_exceeded(text: &str) -> Option<usize> {
     None
 }
 
-/// Reads at most `cap` bytes of `path`; `Ok(None)` when the file is larger.
-pub fn read_capped(path: &std::path::Path, cap: usize) -> std::io::Result<Option<Vec<u8>>> {
-    use std::io::Read;
-    let file = std::fs::File::open(path)?;
-    let mut bytes = Vec::new();
-    file.take(u64::try_from(cap).unwrap_or(u64::MAX).saturating_add(1))
-        .read_to_end(&mut bytes)?;
-    Ok((bytes.len() <= cap).then_some(bytes))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -283,18 +273,5 @@ mod tests {
         for text in ok {
             assert_eq!(flow_depth_exceeded(&text), None, "{text}");
         }
-    }
-
-    #[test]
-    fn reads_are_capped() {
-        let dir = tempfile::tempdir().unwrap();
-        let p = dir.path().join("f");
-        std::fs::write(&p, b"12345").unwrap();
-        assert_eq!(read_capped(&p, 5).unwrap().as_deref(), Some(&b"12345"[..]));
-        assert_eq!(read_capped(&p, 4).unwrap(), None);
-        assert_eq!(
-            read_capped(std::path::Path::new("/dev/zero"), 1024).unwrap(),
-            None
-        );
     }
 }

@@ -107,13 +107,7 @@ pub fn read_files(uri: &str, path: &Path, required: bool) -> Result<Vec<SourceBy
 /// A source file's bytes, at most [`super::limits::MAX_SOURCE_BYTES`] (a bigger file, or a
 /// device that never ends, is an error naming the limit).
 fn read_source(path: &Path) -> std::io::Result<Vec<u8>> {
-    let cap = super::limits::MAX_SOURCE_BYTES;
-    super::limits::read_capped(path, cap)?.ok_or_else(|| {
-        std::io::Error::new(
-            std::io::ErrorKind::FileTooLarge,
-            format!("larger than {cap} bytes (the size limit of a config source); a NodeConfig is a few KiB"),
-        )
-    })
+    crate::model::bounded::read_capped(path, super::limits::MAX_SOURCE_BYTES)
 }
 
 #[cfg(test)]

@@ -99,7 +99,7 @@ pub fn parse_registration(text: &str, path: &Path) -> Result<Registration, Error
 /// The registration under `root`, `None` when the node is not registered.
 pub fn read_registration(root: &Root) -> Result<Option<Registration>, Error> {
     let path = root.path(Path::new(REGISTRATION))?;
-    match fs::read_to_string(&path) {
+    match crate::model::bounded::read_to_string_capped(&path, MAX_BODY_BYTES) {
         Ok(text) => parse_registration(&text, &path).map(Some),
         Err(e) if e.kind() == ErrorKind::NotFound => Ok(None),
         Err(source) => Err(Error::Io {

@@ -380,7 +380,10 @@ fn file_sources_are_capped_and_file_errors_are_bad_input() {
     let out = run(&["config", "check", "-c", "file:///dev/zero"]);
     let text = all_output(&out);
     assert_eq!(out.status.code(), Some(2), "{text}");
-    assert!(text.contains("the size limit of a config source"), "{text}");
+    assert!(
+        text.contains("larger than 16777216 bytes (the size limit"),
+        "{text}"
+    );
     assert!(started.elapsed() < std::time::Duration::from_secs(30));
 
     let dir = tempfile::tempdir().unwrap();
@@ -417,4 +420,17 @@ fn file_sources_are_capped_and_file_errors_are_bad_input() {
     }
     let out = run(&["config", "check", "-c", &format!("file://{missing}")]);
     assert_eq!(out.status.code(), Some(2), "{}", all_output(&out));
+    // A certificate path that never ends is read up to the PEM limit, then refused.
+    let mut args = vec![
+        "credentials",
+        "--certificate",
+        "/dev/zero",
+        "--private-key",
+        "/dev/zero",
+    ];
+    args.extend_from_slice(&arns);
+    let out = run(&args);
+    let text = all_output(&out);
+    assert_eq!(out.status.code(), Some(2), "{text}");
+    assert!(text.contains("larger than 1048576 bytes"), "{text}");
 }

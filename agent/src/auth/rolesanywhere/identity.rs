@@ -189,11 +189,12 @@ impl X509Identity {
         intermediates: Option<&Path>,
     ) -> Result<X509Identity, Error> {
         let read = |what: &'static str, path: &Path| {
-            std::fs::read_to_string(path).map_err(|source| Error::Read {
-                what,
-                path: path.to_owned(),
-                source,
-            })
+            crate::model::bounded::read_to_string_capped(path, crate::model::bounded::MAX_PEM_BYTES)
+                .map_err(|source| Error::Read {
+                    what,
+                    path: path.to_owned(),
+                    source,
+                })
         };
         let cert_text = read("certificate", certificate)?;
         let key_text = read("private key", key)?;

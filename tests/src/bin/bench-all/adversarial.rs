@@ -184,9 +184,7 @@ fn cases(dir: &Path) -> Result<Vec<Case>> {
         "TOML",
         "64 documents of 24 KiB containerd TOML (under the flow node limit), deep-merged",
         "containerd-docs.yaml",
-        (toml_doc(24 * 1024) + "---\n")
-            .repeat(64)
-            .as_bytes(),
+        (toml_doc(24 * 1024) + "---\n").repeat(64).as_bytes(),
     )?;
     let deep_toml = format!(
         "{HEAD}  containerd:\n    config: |\n      a = {}\n",
