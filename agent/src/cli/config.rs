@@ -205,10 +205,15 @@ fn derived(
 
 fn show(loaded: &Loaded, format: Format, derived: Option<&Derived>) -> anyhow::Result<String> {
     let value = config::redacted(&loaded.config);
+    let provenance: std::collections::BTreeMap<String, &String> = loaded
+        .provenance
+        .iter()
+        .map(|(path, source)| (config::secrets::shown_path(path), source))
+        .collect();
     Ok(match (format, derived) {
         (Format::Json, None) => serde_json::to_string_pretty(&value)? + "\n",
         (Format::Json, Some(derived)) => {
-            let mut out = serde_json::json!({ "config": value, "sources": loaded.provenance });
+            let mut out = serde_json::json!({ "config": value, "sources": provenance });
             match derived {
                 Derived::Known {
                     values,
@@ -227,7 +232,7 @@ fn show(loaded: &Loaded, format: Format, derived: Option<&Derived>) -> anyhow::R
         (Format::Yaml, Some(derived)) => {
             let mut out = serde_yaml_ng::to_string(&value)?;
             out.push_str("# Where each field was set:\n");
-            for (path, source) in &loaded.provenance {
+            for (path, source) in &provenance {
                 out.push_str(&format!("#   {path} <- {source}\n"));
             }
             match derived {

@@ -36,18 +36,11 @@ pub enum Error {
         /// The rejected text.
         value: String,
     },
-    /// A `maxPodsExpression` that does not compile.
-    #[error(
-        "maxPodsExpression {expression:?} is not a valid CEL expression: {reason}; it may use the int variables default_enis, ips_per_eni and max_pods"
-    )]
-    ExpressionSyntax {
-        /// The expression as written.
-        expression: String,
-        /// The parser's message.
-        reason: String,
-    },
+    /// A `maxPodsExpression` that does not compile or type-check.
+    #[error(transparent)]
+    Expression(#[from] crate::config::expression::ExpressionError),
     /// A `maxPodsExpression` that fails or yields no usable number.
-    #[error("maxPodsExpression {expression:?} {reason}")]
+    #[error("maxPodsExpression {} {reason}", crate::model::text::echo(expression))]
     ExpressionValue {
         /// The expression as written.
         expression: String,

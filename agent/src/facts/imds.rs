@@ -45,6 +45,10 @@ pub const ENV_ENDPOINT_MODE: &str = "AWS_EC2_METADATA_SERVICE_ENDPOINT_MODE";
 /// Environment variable that turns IMDS off (`true`).
 pub const ENV_DISABLED: &str = "AWS_EC2_METADATA_DISABLED";
 
+/// The largest IMDS answer read (user data is at most 16 KiB; metadata documents are small).
+const MAX_ANSWER_BYTES: usize = 1024 * 1024;
+/// The largest session token read (IMDS tokens are about 56 bytes).
+const MAX_TOKEN_BYTES: usize = 4096;
 const TOKEN_PATH: &str = "/latest/api/token";
 const TOKEN_HEADER: &str = "x-aws-ec2-metadata-token";
 const TOKEN_TTL_HEADER: &str = "x-aws-ec2-metadata-token-ttl-seconds";
@@ -361,9 +365,10 @@ impl Imds {
             Err(e) => return Attempt::Fail(unreachable(endpoint, n, started, describe(&e))),
         };
         match response.status().as_u16() {
-            200 => match response.bytes().await {
-                Ok(body) => Attempt::Done(Some(body.to_vec())),
-                Err(e) => retry(describe(&e)),
+            200 => match crate::net::body::read_capped(response, MAX_ANSWER_BYTES).await {
+                Ok(body) => Attempt::Done(Some(body)),
+                Err(crate::net::body::BodyError::Http(e)) => retry(describe(&e)),
+                Err(e) => Attempt::Fail(unreachable(endpoint, n, started, e.to_string())),
             },
             404 => Attempt::Done(None),
             401 => {
@@ -448,9 +453,10 @@ impl Imds {
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.trim().parse::<u64>().ok())
             .unwrap_or(self.token_ttl_secs);
-        let value = match response.text().await {
-            Ok(v) => v.trim().to_string(),
-            Err(e) => return Ok(Err(describe(&e))),
+        let value = match crate::net::body::read_capped(response, MAX_TOKEN_BYTES).await {
+            Ok(v) => String::from_utf8_lossy(&v).trim().to_string(),
+            Err(crate::net::body::BodyError::Http(e)) => return Ok(Err(describe(&e))),
+            Err(e) => return Ok(Err(e.to_string())),
         };
         if value.is_empty() {
             return Ok(Err("IMDS returned an empty session token".to_string()));

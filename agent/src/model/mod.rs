@@ -13,10 +13,12 @@
 //! - [`conditions`]: the Node condition types the agent owns;
 //! - [`paths`]: host paths, compatible with the EKS AMI;
 //! - [`procfs`]: parsers of /proc formats;
-//! - [`text`]: error chains and times as text.
+//! - [`text`]: error chains, times and echoed values as text;
+//! - [`bounded`]: reading a named file with a size bound.
 
 pub mod accelerator;
 pub mod asg;
+pub mod bounded;
 pub mod conditions;
 pub mod discovered;
 mod error;

@@ -378,7 +378,13 @@ struct Effects {
 fn effects(base: &str, config: &NodeConfig) -> Result<Effects, String> {
     let dir = repo_root().join("tests/golden/init").join(base);
     let found = crate::init::scenario_facts(&dir);
-    config::validate::validate(config, &config::Provenance::new(), &[]).map_err(|problems| {
+    config::validate::validate(
+        config,
+        &config::Provenance::new(),
+        &[],
+        std::time::SystemTime::now(),
+    )
+    .map_err(|problems| {
         problems
             .iter()
             .map(ToString::to_string)

@@ -724,11 +724,6 @@ fn credentials_file_is_renewed_before_expiry_atomically_and_0600() {
     );
     let mode = std::fs::metadata(&file).unwrap().permissions().mode() & 0o777;
     assert_eq!(mode, 0o600);
-    let names: Vec<_> = std::fs::read_dir(file.parent().unwrap())
-        .unwrap()
-        .map(|e| e.unwrap().file_name())
-        .collect();
-    assert_eq!(names, ["credentials"], "no temp file is left");
 
     // A real AWS SDK reads it.
     let got = botocore_credentials(
@@ -754,6 +749,12 @@ fn credentials_file_is_renewed_before_expiry_atomically_and_0600() {
         .read_to_string(&mut stderr)
         .unwrap();
     assert!(status.success(), "{status}: {stderr}");
+    // Once the writer has stopped, no temp file is left (while it runs, one may be mid-write).
+    let names: Vec<_> = std::fs::read_dir(file.parent().unwrap())
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(names, ["credentials"], "no temp file is left");
     assert!(
         !stderr.contains(&ra.config.secret_access_key)
             && !stderr.contains(&ra.config.session_token),

@@ -8,7 +8,8 @@ use eks_node_agent_tests::{golden, repo_root};
 
 use crate::agent_bin;
 
-fn run_agent(args: &[String]) -> Output {
+/// Runs the agent in the repository, with no region in the environment.
+pub(crate) fn run_agent<S: AsRef<std::ffi::OsStr>>(args: &[S]) -> Output {
     Command::new(agent_bin())
         .args(args)
         .current_dir(repo_root())
@@ -23,11 +24,17 @@ fn text(bytes: &[u8]) -> String {
 }
 
 /// The cases of a fixture directory's `EXPECTED`: `fixture<TAB>text the output must contain`.
-fn fixture_cases(manifest: &str) -> Vec<(&str, &str)> {
+/// `fixture<TAB>text the error must contain[<TAB>text it must not contain]` lines.
+fn fixture_cases(manifest: &str) -> Vec<(&str, &str, Option<&str>)> {
     manifest
         .lines()
         .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
-        .map(|l| l.split_once('\t').expect("fixture<TAB>expected"))
+        .map(|l| {
+            let mut cols = l.split('\t');
+            let file = cols.next().unwrap();
+            let expected = cols.next().expect("fixture<TAB>expected");
+            (file, expected, cols.next())
+        })
         .collect()
 }
 
@@ -51,33 +58,55 @@ fn every_example_passes_config_check() {
     );
 }
 
+/// The longest error output a bad config may produce: messages echo at most 64 characters of
+/// any value, however long the input.
+const MAX_ERROR_BYTES: usize = 4096;
+
 #[test]
 fn every_bad_config_exits_2_with_a_precise_message() {
     let dir = repo_root().join("tests/fixtures/bad-config");
     let manifest = std::fs::read_to_string(dir.join("EXPECTED")).unwrap();
     let cases = fixture_cases(&manifest);
     assert!(
-        cases.len() >= 40,
-        "the corpus has {} cases; it needs at least 40",
+        cases.len() >= 100,
+        "the corpus has {} cases; it needs at least 100",
         cases.len()
     );
     let mut failures = Vec::new();
-    for (file, expected) in &cases {
+    for (file, expected, forbidden) in &cases {
         assert!(dir.join(file).exists(), "{file} is listed but missing");
         let uri = format!("file://tests/fixtures/bad-config/{file}");
-        let out = run_agent(&["config".into(), "check".into(), "-c".into(), uri]);
+        let started = std::time::Instant::now();
+        let out = run_agent(&[
+            "-vv".into(),
+            "config".into(),
+            "check".into(),
+            "-c".into(),
+            uri,
+        ]);
+        let elapsed = started.elapsed();
         let stderr = text(&out.stderr);
-        if out.status.code() != Some(2) || !stderr.contains(expected) || !stderr.contains(file) {
+        let all = text(&out.stdout) + &stderr;
+        let leaked = forbidden.is_some_and(|f| all.contains(f));
+        if out.status.code() != Some(2)
+            || !stderr.contains(expected)
+            || !stderr.contains(file)
+            || leaked
+            || stderr.len() > MAX_ERROR_BYTES
+        {
             failures.push(format!(
-                "{file}: exit {:?}\n  expected to contain: {expected}\n  stderr: {stderr}",
-                out.status.code()
+                "{file}: exit {:?} after {elapsed:?}, {} bytes of stderr{}\n  expected to contain: {expected}\n  stderr: {}",
+                out.status.code(),
+                stderr.len(),
+                if leaked { ", LEAKS the forbidden text" } else { "" },
+                stderr.chars().take(2000).collect::<String>()
             ));
         }
     }
     // Every fixture in the directory is listed, so none is silently skipped.
     for entry in std::fs::read_dir(&dir).unwrap() {
         let name = entry.unwrap().file_name().to_string_lossy().into_owned();
-        if name != "EXPECTED" && !cases.iter().any(|(f, _)| *f == name) {
+        if name != "EXPECTED" && !cases.iter().any(|(f, _, _)| *f == name) {
             failures.push(format!("{name} is not listed in EXPECTED"));
         }
     }
@@ -144,7 +173,7 @@ fn warnings_pass_and_strict_refuses_them() {
     let manifest = std::fs::read_to_string(dir.join("EXPECTED")).unwrap();
     let cases = fixture_cases(&manifest);
     assert!(cases.len() >= 2);
-    for (file, expected) in &cases {
+    for (file, expected, _) in &cases {
         let uri = format!("file://tests/fixtures/strict/{file}");
         let out = run_agent(&["config".into(), "check".into(), "-c".into(), uri.clone()]);
         let stderr = text(&out.stderr);
@@ -170,7 +199,7 @@ fn warnings_pass_and_strict_refuses_them() {
     for entry in std::fs::read_dir(&dir).unwrap() {
         let name = entry.unwrap().file_name().to_string_lossy().into_owned();
         assert!(
-            name == "EXPECTED" || cases.iter().any(|(f, _)| *f == name),
+            name == "EXPECTED" || cases.iter().any(|(f, _, _)| *f == name),
             "{name} is not listed in EXPECTED"
         );
     }
@@ -207,7 +236,7 @@ fn explain_shows_how_derived_values_came_about() {
         assert!(stdout.contains(needle), "missing {needle:?} in:\n{stdout}");
     }
     // A user's kubelet setting names the document that set it, and wins through the drop-in.
-    let out = run_agent(&[
+    let out = run_agent::<String>(&[
         "config".into(),
         "show".into(),
         "-o".into(),
@@ -236,7 +265,7 @@ fn explain_shows_how_derived_values_came_about() {
 #[test]
 fn unknown_source_scheme_and_missing_file_are_bad_input() {
     for uri in ["s3://bucket/key", "file:///nonexistent/eks-node-agent.yaml"] {
-        let out = run_agent(&["config".into(), "check".into(), "-c".into(), uri.into()]);
+        let out = run_agent(&["config", "check", "-c", uri]);
         assert_eq!(out.status.code(), Some(2), "{uri}");
         assert!(
             text(&out.stderr).contains(uri),

@@ -185,6 +185,7 @@ fn packages_hold_binary_units_config_and_pass_lintian() {
         "etc/default/eks-node-agent",
         "usr/share/man/man1/eks-node-agent.1",
         "usr/share/doc/eks-node-agent/user-data/ec2-launch-template.mime",
+        "usr/share/doc/eks-node-agent/sbom.cdx.json",
     ];
     let deb_list = stdout(
         &run_ok(
@@ -256,6 +257,30 @@ fn packages_hold_binary_units_config_and_pass_lintian() {
         assert!(scripts.contains(s), "no {s}:\n{scripts}");
     }
 
+    // The SBOM in each package is CycloneDX and lists exactly what the binary links from
+    // Cargo.lock.
+    let deb_sbom = run_ok(
+        Command::new("sh").arg("-c").arg(format!(
+            "dpkg-deb --fsys-tarfile '{}' | tar -xO ./usr/share/doc/eks-node-agent/sbom.cdx.json",
+            pkgs.deb.display()
+        )),
+        e2e::EXEC_TIMEOUT,
+    )
+    .unwrap();
+    let rpm_sbom = run_ok(
+        Command::new("sh").arg("-c").arg(format!(
+            "rpm2cpio '{}' | cpio --quiet -i --to-stdout ./usr/share/doc/eks-node-agent/sbom.cdx.json",
+            pkgs.rpm.display()
+        )),
+        e2e::EXEC_TIMEOUT,
+    )
+    .unwrap();
+    assert_eq!(
+        deb_sbom.stdout, rpm_sbom.stdout,
+        "the .deb and .rpm ship different SBOMs"
+    );
+    check_sbom(&deb_sbom.stdout);
+
     let lint = Command::new("lintian")
         .args(["--fail-on", "error", "--no-tag-display-limit"])
         .arg(&pkgs.deb)
@@ -268,6 +293,94 @@ fn packages_hold_binary_units_config_and_pass_lintian() {
         stdout(&lint),
         String::from_utf8_lossy(&lint.stderr)
     );
+}
+
+/// A CycloneDX SBOM of the binary: every crate the binary is built from (cargo's own view,
+/// `cargo tree -e normal`: no dev- or build-dependencies) is listed with its Cargo.lock
+/// version and package URL, and nothing is listed that Cargo.lock does not hold; the test-only
+/// crates are not there.
+fn check_sbom(bytes: &[u8]) {
+    let sbom: serde_json::Value = serde_json::from_slice(bytes).expect("the SBOM is JSON");
+    assert_eq!(sbom["bomFormat"], "CycloneDX");
+    assert_eq!(sbom["metadata"]["component"]["name"], "eks-node-agent");
+    let listed: std::collections::BTreeSet<(String, String)> = sbom["components"]
+        .as_array()
+        .expect("components")
+        .iter()
+        .map(|c| {
+            let (name, version) = (c["name"].as_str().unwrap(), c["version"].as_str().unwrap());
+            assert_eq!(
+                c["purl"].as_str(),
+                Some(format!("pkg:cargo/{name}@{version}").as_str()),
+                "{c}"
+            );
+            (name.to_owned(), version.to_owned())
+        })
+        .collect();
+    let lock: toml::Table = std::fs::read_to_string(repo_root().join("Cargo.lock"))
+        .unwrap()
+        .parse()
+        .unwrap();
+    let locked: std::collections::BTreeSet<(String, String)> = lock["package"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| {
+            (
+                p["name"].as_str().unwrap().to_owned(),
+                p["version"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    let tree = run_ok(
+        Command::new("cargo")
+            .args([
+                "tree",
+                "-p",
+                "eks-node-agent",
+                "-e",
+                "normal",
+                "--prefix",
+                "none",
+                "--locked",
+                "--offline",
+            ])
+            .current_dir(repo_root()),
+        e2e::EXEC_TIMEOUT,
+    )
+    .unwrap();
+    let used: std::collections::BTreeSet<(String, String)> = stdout(&tree)
+        .lines()
+        .filter_map(|l| {
+            let mut words = l.split_whitespace();
+            let name = words.next()?;
+            let version = words.next()?.trim_start_matches('v');
+            (name != "eks-node-agent").then(|| (name.to_owned(), version.to_owned()))
+        })
+        .collect();
+    assert!(used.len() > 100, "cargo tree listed {} crates", used.len());
+    let missing: Vec<_> = used.difference(&listed).collect();
+    assert!(
+        missing.is_empty(),
+        "crates the binary uses but the SBOM lacks: {missing:?}"
+    );
+    let unknown: Vec<_> = listed.difference(&locked).collect();
+    assert!(
+        unknown.is_empty(),
+        "SBOM entries not in Cargo.lock: {unknown:?}"
+    );
+    for test_only in [
+        "josekit",
+        "proptest",
+        "rcgen",
+        "eks-node-agent-tests",
+        "rsa",
+    ] {
+        assert!(
+            !listed.iter().any(|(n, _)| n == test_only),
+            "{test_only} is not part of the binary"
+        );
+    }
 }
 
 /// The .rpm installs into a Debian root with `rpm -i --nodeps --root` (the root's rpm database

@@ -11,6 +11,7 @@ mod daemon;
 mod discovery;
 mod e2e;
 mod faults;
+mod hardening;
 mod init;
 mod install;
 mod kubeadm;

@@ -5,11 +5,13 @@
 //! bench-all [--out FILE] [--agent BIN] [--runs N] [--rounds N] [--only SECTION,...]
 //! ```
 //!
-//! Sections: size, token, run, run-growth, init, cold-start, init-growth, discovery, lifecycle.
-//! Each prints its markdown as soon as it is measured; the file is those same sections, unchanged, under a
+//! Sections: size, token, run, run-growth, init, cold-start, init-growth, discovery, lifecycle,
+//! adversarial. Each prints its markdown as soon as it is measured; the file is those same
+//! sections, unchanged, under a
 //! header (machine, targets). A section that cannot run (no root, a peer missing) is written
 //! as "not measured" with the reason, and the exit code is then 1.
 
+mod adversarial;
 mod exporter;
 mod init;
 mod lifecycle;
@@ -28,6 +30,8 @@ use report::{Report, Table, verdict_word};
 
 /// Calls per command in the `token` comparison, runs of `init`, cold starts.
 const DEFAULT_RUNS: usize = 20;
+/// Runs of each adversarial input (each reads up to 16 MiB).
+const ADVERSARIAL_RUNS: usize = 5;
 /// Rounds (fresh daemons) of the `run` vs node_exporter comparison.
 const DEFAULT_ROUNDS: usize = 3;
 const SECTIONS: &[&str] = &[
@@ -40,6 +44,7 @@ const SECTIONS: &[&str] = &[
     "init-growth",
     "discovery",
     "lifecycle",
+    "adversarial",
 ];
 
 /// How to read the generated file; kept here so the file can be regenerated whole.
@@ -288,6 +293,13 @@ fn run(argv: &[String]) -> Result<bool> {
         want("lifecycle"),
         "Lifecycle: spot notice to tainted and cordoned",
         |r| lifecycle::run(r, &args.agent),
+    );
+
+    step(
+        &mut report,
+        want("adversarial"),
+        "Adversarial input at the caps",
+        |r| adversarial::run(r, &args.agent, args.runs.min(ADVERSARIAL_RUNS)),
     );
 
     let elapsed = started.elapsed();
