@@ -27,6 +27,8 @@ pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 pub const RUNTIME_READY: &str = "RuntimeReady";
 /// The CRI condition type for pod networking (the CNI plugin).
 pub const NETWORK_READY: &str = "NetworkReady";
+/// Our reason for CRI `NetworkReady` false (containerd's own reason for a missing CNI).
+pub const NETWORK_NOT_READY: &str = "NetworkPluginNotReady";
 
 /// `StatusRequest` (api.proto): `bool verbose = 1`.
 #[derive(Clone, PartialEq, prost::Message)]
@@ -181,20 +183,20 @@ fn find<'a>(conditions: &'a [RuntimeCondition], kind: &str) -> Option<&'a Runtim
     conditions.iter().find(|c| c.r#type == kind)
 }
 
-/// The reason to write: the runtime's own when it gave a CamelCase one, else `fallback`.
-fn reason_or(c: &RuntimeCondition, fallback: &str) -> String {
-    let r = c.reason.trim();
-    if !r.is_empty() && r.chars().all(|ch| ch.is_ascii_alphanumeric()) {
-        r.to_string()
-    } else {
-        fallback.to_string()
+/// The runtime's own reason and message, for our message.
+fn detail(c: &RuntimeCondition) -> String {
+    match (c.reason.trim(), c.message.trim()) {
+        ("", m) => m.to_string(),
+        (r, "") => r.to_string(),
+        (r, m) => format!("{r}: {m}"),
     }
 }
 
 /// The verdict over the runtime's conditions: `RuntimeReady` decides the outcome
 /// (ContainerRuntimeReady); `NetworkReady` rides along as a network verdict (for
 /// NetworkingReady). A condition the runtime does not report counts as not ready, as the
-/// kubelet treats it.
+/// kubelet treats it. The reasons are the catalog's (`ContainerRuntimeNotReady`,
+/// `NetworkPluginNotReady`); the runtime's own reason is in the message.
 pub fn evaluate(conditions: &[RuntimeCondition]) -> Outcome {
     let network = match find(conditions, NETWORK_READY) {
         Some(c) if c.status => NetworkVerdict {
@@ -204,18 +206,23 @@ pub fn evaluate(conditions: &[RuntimeCondition]) -> Outcome {
         },
         Some(c) => NetworkVerdict {
             ready: false,
-            reason: reason_or(c, "NetworkNotReady"),
+            reason: NETWORK_NOT_READY.to_string(),
             message: format!(
                 "container runtime reports NetworkReady=false: {}",
-                c.message
+                detail(c)
             ),
         },
         None => NetworkVerdict {
             ready: false,
-            reason: "NetworkNotReady".to_string(),
+            reason: NETWORK_NOT_READY.to_string(),
             message: "container runtime reports no NetworkReady condition".to_string(),
         },
     };
+    let network_problem = (!network.ready).then(|| super::Problem {
+        reason: network.reason.clone(),
+        message: network.message.clone(),
+        evented: false,
+    });
     let facts = Facts {
         runtime_ready: find(conditions, RUNTIME_READY).map(|c| c.status),
         network: Some(network),
@@ -224,10 +231,10 @@ pub fn evaluate(conditions: &[RuntimeCondition]) -> Outcome {
     let outcome = match find(conditions, RUNTIME_READY) {
         Some(c) if c.status => Outcome::ok("container runtime reports RuntimeReady"),
         Some(c) => Outcome::fail(
-            &reason_or(c, "ContainerRuntimeNotReady"),
+            "ContainerRuntimeNotReady",
             format!(
                 "container runtime reports RuntimeReady=false: {}",
-                c.message
+                detail(c)
             ),
         ),
         None => Outcome::fail(
@@ -235,7 +242,10 @@ pub fn evaluate(conditions: &[RuntimeCondition]) -> Outcome {
             "container runtime reports no RuntimeReady condition",
         ),
     };
-    outcome.with_facts(facts)
+    let mut outcome = outcome.with_facts(facts);
+    // Pod networking is NetworkingReady's: a problem of its own beside the runtime's verdict.
+    outcome.more.extend(network_problem);
+    outcome
 }
 
 /// The containerd check's CRI part: call Status and judge it.
@@ -305,10 +315,14 @@ mod tests {
         assert_eq!(out.reason, "ContainerRuntimeNotReady");
         assert!(out.message.contains("shim broken"));
         let out = evaluate(&[cond(RUNTIME_READY, false, "RuntimeBroken", "")]);
-        assert_eq!(out.reason, "RuntimeBroken");
+        assert_eq!(
+            out.reason, "ContainerRuntimeNotReady",
+            "the catalog's reason"
+        );
+        assert!(out.message.contains("RuntimeBroken"), "{}", out.message);
         let out = evaluate(&[]);
         assert_eq!(out.reason, "ContainerRuntimeNotReady");
-        assert_eq!(out.facts.network.unwrap().reason, "NetworkNotReady");
+        assert_eq!(out.facts.network.unwrap().reason, "NetworkPluginNotReady");
     }
 
     #[test]

@@ -1,4 +1,4 @@
-//! Reporting: Node conditions and events (Kubernetes), Prometheus metrics (ours and
+//! Reporting: Node conditions, events and taints (Kubernetes), Prometheus metrics (ours and
 //! node_exporter-compatible host metrics), and the local HTTP endpoint.
 
 pub mod conditions;
@@ -7,3 +7,4 @@ pub mod http;
 pub mod kube;
 pub mod metrics;
 pub mod phases;
+pub mod taints;

@@ -1607,7 +1607,7 @@ fn unit_state_from_real_systemd_feeds_checks_and_metrics() {
 }
 
 /// The clock check reads the same adjtimex state node_exporter's timex collector reads: an
-/// unsynchronised kernel clock is a `ClockNotSynchronized` Warning event (and
+/// unsynchronised kernel clock is a `ClockUnsynchronized` Warning event (and
 /// `node_timex_sync_status 0`), never a condition; a synchronised one is neither. The
 /// expectation comes from this host's own clock, read here the same way.
 #[test]
@@ -1636,18 +1636,16 @@ fn unsynchronised_clock_is_a_warning_event_not_a_condition() {
     let clock_events = || {
         api.events()
             .into_iter()
-            .filter(|e| e["reason"] == "ClockNotSynchronized")
+            .filter(|e| e["reason"] == "ClockUnsynchronized")
             .collect::<Vec<_>>()
     };
     if synced {
         std::thread::sleep(Duration::from_secs(2));
         assert!(clock_events().is_empty());
     } else {
-        wait_for(
-            Duration::from_secs(20),
-            "ClockNotSynchronized event",
-            || !clock_events().is_empty(),
-        );
+        wait_for(Duration::from_secs(20), "ClockUnsynchronized event", || {
+            !clock_events().is_empty()
+        });
         let e = &clock_events()[0];
         assert_eq!(e["type"], "Warning");
         assert!(
@@ -1663,7 +1661,7 @@ fn unsynchronised_clock_is_a_warning_event_not_a_condition() {
             .as_array()
             .unwrap()
             .iter()
-            .any(|c| c["reason"] == "ClockNotSynchronized"),
+            .any(|c| c["reason"] == "ClockUnsynchronized"),
         "the clock writes no condition"
     );
 }
