@@ -6,6 +6,14 @@
 //! `meta.k8s.io/v1` `Status` objects with the codes a real API server uses. Every request is
 //! recorded.
 //!
+//! Nodes also take `PATCH /api/v1/nodes/{name}` (JSON merge patch) with the optimistic
+//! concurrency of a real server (a `metadata.resourceVersion` in the patch that is not the
+//! stored one is 409 Conflict), and the NodeRestriction admission plugin's rule for the
+//! node's own identity (the main token): it may not change `spec.taints` (403 Forbidden,
+//! "node \"X\" is not allowed to modify taints"). Other tokens ([`KubeApi::allow_token`])
+//! act as cluster administrators. `GET /api/v1/pods` lists the pods added with
+//! [`KubeApi::add_pod`], filtered by `fieldSelector=spec.nodeName=` and `labelSelector=k=v`.
+//!
 //! For kubeadm token discovery it also serves `GET
 //! /api/v1/namespaces/kube-public/configmaps/cluster-info` anonymously (kubeadm's RBAC grants
 //! `system:anonymous` that one read), as a `v1` ConfigMap whose `kubeconfig` key holds the
@@ -40,6 +48,8 @@ pub struct Recorded {
     pub status: u16,
     /// Whether the request carried an `Authorization` header.
     pub authorized: bool,
+    /// The bearer token it carried (empty without one).
+    pub token: String,
 }
 
 #[derive(Debug, Default)]
@@ -52,6 +62,9 @@ struct Store {
     /// reader).
     cluster_info_after_first_read: Option<Value>,
     nodes: BTreeMap<String, Value>,
+    pods: Vec<Value>,
+    /// Tokens of administrators (NodeRestriction does not apply to them).
+    admin_tokens: Vec<String>,
     events: BTreeMap<(String, String), Value>,
     requests: Vec<Recorded>,
     resource_version: u64,
@@ -335,6 +348,53 @@ users:\n- name: kubelet\n  user:\n    token: {}\n",
             .insert(name.to_string(), node);
     }
 
+    /// Accepts `token` too, as a cluster administrator's (it may change taints).
+    pub fn allow_token(&self, token: &str) {
+        self.store
+            .lock()
+            .expect("store")
+            .admin_tokens
+            .push(token.to_string());
+    }
+
+    /// A kubeconfig for `token` (one given to [`KubeApi::allow_token`]).
+    pub fn kubeconfig_for(&self, token: &str) -> String {
+        self.kubeconfig().replace(&self.token, token)
+    }
+
+    /// Adds a pod scheduled on `node`, with `labels`.
+    pub fn add_pod(&self, namespace: &str, name: &str, node: &str, labels: Value) {
+        let pod = json!({
+            "apiVersion": "v1", "kind": "Pod",
+            "metadata": { "name": name, "namespace": namespace, "uid": format!("uid-{name}"),
+                          "resourceVersion": "1", "labels": labels },
+            "spec": { "nodeName": node, "containers": [{"name": "c", "image": "x"}] },
+            "status": { "phase": "Running" }
+        });
+        self.store.lock().expect("store").pods.push(pod);
+    }
+
+    /// Patches a Node's status as another client would (a second writer of conditions),
+    /// with strategic-merge semantics; bumps its resourceVersion.
+    pub fn patch_node_status(&self, name: &str, patch: &Value) {
+        let mut s = self.store.lock().expect("store");
+        s.resource_version += 1;
+        let rv = s.resource_version.to_string();
+        let node = s.nodes.get_mut(name).expect("node");
+        strategic_merge_node(node, patch).expect("patch");
+        node["metadata"]["resourceVersion"] = json!(rv);
+    }
+
+    /// Sets a Node's taints as a cluster administrator would (`kubectl taint`).
+    pub fn set_node_taints(&self, name: &str, taints: Value) {
+        let mut s = self.store.lock().expect("store");
+        s.resource_version += 1;
+        let rv = s.resource_version.to_string();
+        let node = s.nodes.get_mut(name).expect("node");
+        node["spec"]["taints"] = taints;
+        node["metadata"]["resourceVersion"] = json!(rv);
+    }
+
     /// The Node as stored.
     pub fn node(&self, name: &str) -> Option<Value> {
         self.store.lock().expect("store").nodes.get(name).cloned()
@@ -435,6 +495,7 @@ async fn handle(
 ) -> Response<Full<Bytes>> {
     let method = req.method().to_string();
     let path = req.uri().path().to_string();
+    let query = req.uri().query().unwrap_or("").to_string();
     let content_type = req
         .headers()
         .get(hyper::header::CONTENT_TYPE)
@@ -442,11 +503,13 @@ async fn handle(
         .unwrap_or("")
         .to_string();
     let has_auth = req.headers().contains_key(hyper::header::AUTHORIZATION);
-    let auth_ok = req
+    let bearer = req
         .headers()
         .get(hyper::header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        == Some(&format!("Bearer {token}"));
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .unwrap_or("")
+        .to_string();
     let bytes = req
         .into_body()
         .collect()
@@ -456,6 +519,8 @@ async fn handle(
     let body: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
     let (code, answer) = {
         let mut s = store.lock().expect("store");
+        let admin = !bearer.is_empty() && s.admin_tokens.contains(&bearer);
+        let auth_ok = bearer == token || admin;
         let result = if let Some(answer) = public_info(&s, &method, &path) {
             answer
         } else if method == "GET" && path == CLUSTER_INFO_PATH {
@@ -482,7 +547,7 @@ async fn handle(
         } else if auth_ok && let Some(code) = s.faults.pop_front() {
             injected_fault(code, &path)
         } else if auth_ok {
-            route(&mut s, &method, &path, &content_type, &body)
+            route(&mut s, &method, &path, &query, &content_type, &body, admin)
         } else {
             status(StatusCode::UNAUTHORIZED, "Unauthorized", "Unauthorized")
         };
@@ -493,6 +558,7 @@ async fn handle(
             body,
             status: result.0.as_u16(),
             authorized: has_auth,
+            token: bearer.clone(),
         });
         result
     };
@@ -535,17 +601,95 @@ fn public_info(s: &Store, method: &str, path: &str) -> Option<(StatusCode, Value
     }
 }
 
+/// `fieldSelector=spec.nodeName=X` and `labelSelector=k=v[,k=v]` of a list request.
+fn pod_matches(pod: &Value, query: &str) -> bool {
+    url::form_urlencoded::parse(query.as_bytes()).all(|(k, v)| match k.as_ref() {
+        "fieldSelector" => v.split(',').all(|sel| match sel.split_once('=') {
+            Some(("spec.nodeName", node)) => pod["spec"]["nodeName"] == node,
+            _ => false,
+        }),
+        "labelSelector" => v.split(',').all(|sel| match sel.split_once('=') {
+            Some((lk, lv)) => pod["metadata"]["labels"][lk] == lv,
+            None => false,
+        }),
+        _ => true,
+    })
+}
+
+#[allow(clippy::too_many_arguments)]
 fn route(
     s: &mut Store,
     method: &str,
     path: &str,
+    query: &str,
     ctype: &str,
     body: &Value,
+    admin: bool,
 ) -> (StatusCode, Value) {
     let parts: Vec<&str> = path.trim_matches('/').split('/').collect();
     s.resource_version += 1;
     let rv = s.resource_version.to_string();
     match (method, parts.as_slice()) {
+        ("GET", ["api", "v1", "pods"]) => {
+            let items: Vec<Value> = s
+                .pods
+                .iter()
+                .filter(|p| pod_matches(p, query))
+                .cloned()
+                .collect();
+            (
+                StatusCode::OK,
+                json!({"kind": "PodList", "apiVersion": "v1", "metadata": {"resourceVersion": rv}, "items": items}),
+            )
+        }
+        ("PATCH", ["api", "v1", "nodes", name]) => {
+            if ctype != "application/merge-patch+json" {
+                return status(
+                    StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                    "UnsupportedMediaType",
+                    &format!("this emulator takes merge patches of nodes; got {ctype}"),
+                );
+            }
+            let Some(node) = s.nodes.get_mut(*name) else {
+                return status(
+                    StatusCode::NOT_FOUND,
+                    "NotFound",
+                    &format!("nodes \"{name}\" not found"),
+                );
+            };
+            if let Some(want) = body.pointer("/metadata/resourceVersion")
+                && want != &node["metadata"]["resourceVersion"]
+            {
+                return status(
+                    StatusCode::CONFLICT,
+                    "Conflict",
+                    &format!(
+                        "Operation cannot be fulfilled on nodes \"{name}\": the object has been modified; please apply your changes to the latest version and try again"
+                    ),
+                );
+            }
+            let mut patched = node.clone();
+            let mut patch = body.clone();
+            if let Some(m) = patch
+                .pointer_mut("/metadata")
+                .and_then(Value::as_object_mut)
+            {
+                m.remove("resourceVersion");
+            }
+            merge(&mut patched, &patch);
+            if !admin && patched.pointer("/spec/taints") != node.pointer("/spec/taints") {
+                return status(
+                    StatusCode::FORBIDDEN,
+                    "Forbidden",
+                    &format!(
+                        "nodes \"{name}\" is forbidden: node \"{name}\" is not allowed to modify taints"
+                    ),
+                );
+            }
+            patched["metadata"]["resourceVersion"] = json!(rv);
+            *node = patched;
+            (StatusCode::OK, node.clone())
+        }
         ("GET", ["api", "v1", "nodes", name]) | ("GET", ["api", "v1", "nodes", name, "status"]) => {
             match s.nodes.get(*name) {
                 Some(n) => (StatusCode::OK, n.clone()),

@@ -23,7 +23,8 @@ use std::time::{Duration, Instant};
 use super::{Outcome, Problem, reasons};
 use crate::model::ConditionType;
 
-/// A kernel log problem stays active this long after its last sighting.
+/// A kernel log problem stays active this long after its last sighting (`[kernel]
+/// problem_hold_secs` in daemon.toml sets another).
 pub const PROBLEM_HOLD: Duration = Duration::from_secs(10 * 60);
 /// At most one event per reason in this window; further matches are only counted.
 pub const EVENT_RATE_WINDOW: Duration = Duration::from_secs(60);
@@ -148,6 +149,8 @@ pub fn kmsg_record(record: &str) -> Option<(u64, &str)> {
 #[derive(Debug, Default)]
 pub struct KmsgState {
     seen: BTreeMap<String, Seen>,
+    /// How long a sighting stays active ([`PROBLEM_HOLD`] unless configured).
+    hold: Option<Duration>,
 }
 
 #[derive(Debug, Clone)]
@@ -203,6 +206,16 @@ impl KmsgState {
         })
     }
 
+    /// Sets how long a (non-hardware) sighting stays an active problem.
+    pub fn set_hold(&mut self, hold: Duration) {
+        self.hold = Some(hold);
+    }
+
+    /// How long a (non-hardware) sighting stays an active problem.
+    pub fn hold(&self) -> Duration {
+        self.hold.unwrap_or(PROBLEM_HOLD)
+    }
+
     /// Matches per reason so far.
     pub fn counts(&self) -> Vec<(String, u64)> {
         self.seen
@@ -212,14 +225,15 @@ impl KmsgState {
     }
 
     /// The problems of `condition` active at `now`, most recent first: hardware faults seen
-    /// this boot, others seen within [`PROBLEM_HOLD`].
+    /// this boot, others seen within the hold ([`KmsgState::hold`]).
     pub fn active(&self, now: Instant, condition: ConditionType) -> Vec<Problem> {
+        let hold = self.hold();
         let mut out: Vec<(&Seen, Problem)> = self
             .seen
             .iter()
             .filter(|(r, s)| {
                 reasons::lookup(r).and_then(|e| e.condition) == Some(condition)
-                    && (s.hardware || now.saturating_duration_since(s.last) < PROBLEM_HOLD)
+                    && (s.hardware || now.saturating_duration_since(s.last) < hold)
             })
             .map(|(r, s)| {
                 (
@@ -259,6 +273,7 @@ fn process_line(
     let (usec, message) = kmsg_record(line)?;
     let m = classify(message)?;
     let now = Instant::now();
+    let hold = state.lock().map(|s| s.hold()).unwrap_or(PROBLEM_HOLD);
     let at = if live {
         now
     } else {
@@ -267,7 +282,7 @@ fn process_line(
         let age = uptime_usec
             .and_then(|up| up.checked_sub(usec))
             .map_or(Duration::MAX, Duration::from_micros);
-        if !m.hardware && age >= PROBLEM_HOLD {
+        if !m.hardware && age >= hold {
             return None;
         }
         now.checked_sub(age).unwrap_or(now)

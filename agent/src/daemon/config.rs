@@ -18,6 +18,9 @@
 //! [networking]
 //! cni_grace_secs = 300       # no CNI yet is not a problem until this long after boot
 //!
+//! [kernel]
+//! problem_hold_secs = 600    # a kernel log problem stays active this long after its last sighting
+//!
 //! [coexistence]
 //! node_monitoring_agent = "auto"   # auto | step-back | ignore
 //! probe_interval_secs = 300
@@ -81,6 +84,15 @@ pub struct NetworkingFile {
     pub cni_grace_secs: Option<u64>,
 }
 
+/// `[kernel]`.
+#[derive(Debug, Clone, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KernelFile {
+    /// Seconds a kernel log problem (not a hardware fault) stays active after its last
+    /// sighting.
+    pub problem_hold_secs: Option<f64>,
+}
+
 /// `[coexistence]`.
 #[derive(Debug, Clone, Default, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -110,6 +122,9 @@ pub struct ConfigFile {
     /// Networking.
     #[serde(default)]
     pub networking: NetworkingFile,
+    /// The kernel log.
+    #[serde(default)]
+    pub kernel: KernelFile,
     /// Living with the EKS node monitoring agent.
     #[serde(default)]
     pub coexistence: CoexistenceFile,
@@ -140,6 +155,8 @@ pub struct Config {
     pub taint_kubeconfig: Option<PathBuf>,
     /// Boot grace for a node without a CNI.
     pub cni_grace: Duration,
+    /// How long a kernel log problem stays active.
+    pub problem_hold: Duration,
     /// The coexistence rule.
     pub coexistence: Coexistence,
     /// How often to look for the monitoring agent.
@@ -300,7 +317,20 @@ pub fn validate(file: &ConfigFile, path: &Path) -> Result<Config, Error> {
             format!("[networking] cni_grace_secs must be at most {MAX_SCHEDULE_SECS}"),
         ));
     }
+    let hold = file
+        .kernel
+        .problem_hold_secs
+        .unwrap_or(crate::checks::kernel::PROBLEM_HOLD.as_secs_f64());
+    if !(MIN_SCHEDULE_SECS..=MAX_SCHEDULE_SECS).contains(&hold) {
+        return Err(bad(
+            path,
+            format!(
+                "[kernel] problem_hold_secs must be between {MIN_SCHEDULE_SECS} and {MAX_SCHEDULE_SECS}"
+            ),
+        ));
+    }
     Ok(Config {
+        problem_hold: Duration::from_secs_f64(hold),
         schedules,
         policy,
         taints,

@@ -145,16 +145,23 @@ impl WriterConfig {
     }
 }
 
-/// The taints the desired conditions ask for.
+/// The taints the conditions ask for: the conditions as written on the Node, so a taint never
+/// outruns its condition (writes are coalesced); while the agent writes no condition (stepped
+/// back for the monitoring agent), its own verdict.
 fn desired_taints(
     c: &Conditions,
     specs: &BTreeMap<ConditionType, taints::TaintSpec>,
+    stepped_back: bool,
 ) -> Vec<taints::Taint> {
     specs
         .iter()
         .filter_map(|(ct, spec)| {
-            let d = c.desired(*ct)?;
-            (!d.healthy).then(|| taints::wanted(spec, &d.reason))
+            let (healthy, reason) = if stepped_back {
+                c.desired(*ct).map(|d| (d.healthy, d.reason.as_str()))?
+            } else {
+                c.written(*ct).map(|(h, r, _)| (h, r))?
+            };
+            (!healthy).then(|| taints::wanted(spec, reason))
         })
         .collect()
 }
@@ -275,9 +282,8 @@ async fn writer(
                 }
                 let stepped_back = coexist.stepped_back(wc.coexistence);
                 metrics.conditions_stepped_back.set(i64::from(stepped_back));
-                // Taints follow the agent's own verdict.
                 if !wc.taints.is_empty() || taints_applied.as_ref().is_some_and(|t| !t.is_empty()) {
-                    let desired = conditions.lock().ok().and_then(|c| c.as_ref().map(|c| desired_taints(c, &wc.taints))).unwrap_or_default();
+                    let desired = conditions.lock().ok().and_then(|c| c.as_ref().map(|c| desired_taints(c, &wc.taints, stepped_back))).unwrap_or_default();
                     if taints_applied.as_ref() != Some(&desired) || taints_synced.elapsed() >= TAINT_RESYNC {
                         let result = apply_taints(&taint_api, &desired).await;
                         if result != "unchanged" {
@@ -459,6 +465,9 @@ pub async fn run(settings: Settings) -> Result<(), Error> {
     config.schedules.retain(|k, _| applies(k, skip_vpc_cni));
 
     let kmsg: SharedKmsg = ctx.kmsg.clone();
+    if let Ok(mut k) = kmsg.lock() {
+        k.set_hold(config.problem_hold);
+    }
     let (kev_tx, mut kev_rx) = mpsc::unbounded_channel::<KernelEvent>();
     let follows_kmsg = [
         CheckKind::Kernel,
@@ -532,6 +541,9 @@ pub async fn run(settings: Settings) -> Result<(), Error> {
     let mut kmsg_counted: BTreeMap<String, u64> = BTreeMap::new();
     let mut restarts_seen: BTreeMap<String, u32> = BTreeMap::new();
     let mut active_before: BTreeSet<(CheckKind, String)> = BTreeSet::new();
+    // A Warning that comes and goes sends at most one event per reason per window, as kernel
+    // log sightings do.
+    let mut last_event: BTreeMap<String, Instant> = BTreeMap::new();
 
     loop {
         tokio::select! {
@@ -564,7 +576,9 @@ pub async fn run(settings: Settings) -> Result<(), Error> {
                             metrics.accelerator_errors.with_label_values(&[&a.reason]).inc();
                         }
                         tracing::warn!(check = a.kind.as_str(), reason = %a.reason, severity = a.severity.as_str(), message = %a.message, "problem found");
-                        if a.severity == Severity::Warning {
+                        let due = last_event.get(&a.reason).is_none_or(|at| at.elapsed() >= kernel::EVENT_RATE_WINDOW);
+                        if a.severity == Severity::Warning && due {
+                            last_event.insert(a.reason.clone(), Instant::now());
                             let _ = ev_tx.send(WriterMsg::Event { warning: true, reason: a.reason.clone(), note: a.message.clone() });
                         }
                     }
@@ -602,6 +616,9 @@ pub async fn run(settings: Settings) -> Result<(), Error> {
                         latest.retain(|k, _| keep.contains(k));
                         if let Ok(mut w) = wconfig.lock() {
                             *w = WriterConfig::of(&new);
+                        }
+                        if let Ok(mut k) = ctx.kmsg.lock() {
+                            k.set_hold(new.problem_hold);
                         }
                         config = new;
                         tasks = spawn_checks(&ctx, &config.schedules, &tx);
@@ -755,8 +772,17 @@ mod tests {
                     )
                 })
                 .collect();
-        let t = desired_taints(&c, &specs);
+        let t = desired_taints(&c, &specs, true);
         assert_eq!(t.len(), 1);
+        assert!(
+            desired_taints(&c, &specs, false).is_empty(),
+            "nothing written yet"
+        );
+        c.committed(
+            &c.due(OffsetDateTime::now_utc()).unwrap(),
+            OffsetDateTime::now_utc(),
+        );
+        assert_eq!(desired_taints(&c, &specs, false), t);
         assert_eq!(
             (t[0].key.as_str(), t[0].value.as_deref()),
             ("eks-node-agent/KernelReady", Some("SoftLockup"))

@@ -15,7 +15,7 @@ use serde_json::{Value, json};
 use crate::agent_bin;
 
 /// A child process killed on drop.
-struct Proc(Child);
+pub(crate) struct Proc(pub(crate) Child);
 
 impl Drop for Proc {
     fn drop(&mut self) {
@@ -25,7 +25,7 @@ impl Drop for Proc {
 }
 
 impl Proc {
-    fn term(&mut self) -> std::process::ExitStatus {
+    pub(crate) fn term(&mut self) -> std::process::ExitStatus {
         let status = Command::new("kill")
             .arg("-TERM")
             .arg(self.0.id().to_string())
@@ -44,12 +44,12 @@ impl Proc {
 }
 
 /// A fake procfs with the files the kernel check reads.
-struct FakeProc {
-    dir: PathBuf,
+pub(crate) struct FakeProc {
+    pub(crate) dir: PathBuf,
 }
 
 impl FakeProc {
-    fn new(root: &Path) -> Self {
+    pub(crate) fn new(root: &Path) -> Self {
         let dir = root.join("proc");
         std::fs::create_dir_all(dir.join("sys/kernel")).unwrap();
         std::fs::create_dir_all(dir.join("sys/fs")).unwrap();
@@ -60,7 +60,7 @@ impl FakeProc {
         me
     }
 
-    fn set_threads(&self, n: u64) {
+    pub(crate) fn set_threads(&self, n: u64) {
         write_atomic(
             &self.dir.join("loadavg"),
             &format!("0.10 0.20 0.30 2/{n} 999\n"),
@@ -68,12 +68,12 @@ impl FakeProc {
         write_atomic(&self.dir.join("sys/kernel/pid_max"), "1000\n");
     }
 
-    fn set_files(&self, n: u64) {
+    pub(crate) fn set_files(&self, n: u64) {
         write_atomic(&self.dir.join("sys/fs/file-nr"), &format!("{n} 0 10000\n"));
     }
 }
 
-fn write_atomic(path: &Path, text: &str) {
+pub(crate) fn write_atomic(path: &Path, text: &str) {
     let tmp = path.with_extension("tmp");
     std::fs::write(&tmp, text).unwrap();
     std::fs::rename(&tmp, path).unwrap();
@@ -173,7 +173,7 @@ fn start_agent(setup: Setup<'_>) -> Agent {
 }
 
 /// Minimal HTTP/1.0 GET on loopback (no chunked encoding to undo).
-fn http_get(port: u16, path: &str) -> Option<(u16, String)> {
+pub(crate) fn http_get(port: u16, path: &str) -> Option<(u16, String)> {
     use std::io::{Read as _, Write as _};
     let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
     s.set_read_timeout(Some(Duration::from_secs(10))).ok()?;
@@ -185,13 +185,13 @@ fn http_get(port: u16, path: &str) -> Option<(u16, String)> {
     Some((code, body))
 }
 
-fn scrape(port: u16) -> String {
+pub(crate) fn scrape(port: u16) -> String {
     let (code, body) = http_get(port, "/metrics").expect("scrape");
     assert_eq!(code, 200);
     body
 }
 
-fn wait_for(limit: Duration, what: &str, mut f: impl FnMut() -> bool) {
+pub(crate) fn wait_for(limit: Duration, what: &str, mut f: impl FnMut() -> bool) {
     let deadline = Instant::now() + limit;
     while !f() {
         assert!(Instant::now() < deadline, "timed out waiting for {what}");
@@ -200,7 +200,7 @@ fn wait_for(limit: Duration, what: &str, mut f: impl FnMut() -> bool) {
 }
 
 /// The value of one sample line `name{labels} value` in a scrape.
-fn sample(text: &str, series: &str) -> Option<f64> {
+pub(crate) fn sample(text: &str, series: &str) -> Option<f64> {
     text.lines()
         .find(|l| l.starts_with(series) && l[series.len()..].starts_with(' '))
         .and_then(|l| l.rsplit(' ').next()?.parse().ok())
@@ -208,6 +208,7 @@ fn sample(text: &str, series: &str) -> Option<f64> {
 
 const ONLY_KERNEL: &str = "[checks.kubelet]\nenabled = false\n[checks.containerd]\nenabled = false\n\
 [checks.vpc_cni]\nenabled = false\n[checks.storage]\nenabled = false\n[checks.credentials]\nenabled = false\n\
+[checks.network]\nenabled = false\n[checks.accelerators]\nenabled = false\n\
 [checks.kernel]\ninterval_secs = 0.2\n";
 
 #[test]
@@ -424,7 +425,7 @@ fn host_series_match_debian_node_exporter() {
     }
 }
 
-fn kubelet_conditions() -> Value {
+pub(crate) fn kubelet_conditions() -> Value {
     json!([
         {"type": "MemoryPressure", "status": "False", "reason": "KubeletHasSufficientMemory",
          "message": "kubelet has sufficient memory available",
@@ -434,7 +435,7 @@ fn kubelet_conditions() -> Value {
     ])
 }
 
-fn runtime() -> tokio::runtime::Runtime {
+pub(crate) fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -444,14 +445,14 @@ fn runtime() -> tokio::runtime::Runtime {
 
 /// The API emulator (accepting `token`) with Node `node-a` carrying the kubelet's
 /// conditions, and the runtime it runs on.
-fn api_with_node_a(token: &str) -> (tokio::runtime::Runtime, KubeApi) {
+pub(crate) fn api_with_node_a(token: &str) -> (tokio::runtime::Runtime, KubeApi) {
     let rt = runtime();
     let api = rt.block_on(KubeApi::start(token));
     api.add_node("node-a", kubelet_conditions());
     (rt, api)
 }
 
-fn condition_patches(api: &KubeApi) -> Vec<Value> {
+pub(crate) fn condition_patches(api: &KubeApi) -> Vec<Value> {
     api.requests()
         .into_iter()
         .filter(|r| r.method == "PATCH" && r.path == "/api/v1/nodes/node-a/status")
@@ -469,7 +470,7 @@ fn failing_check_sets_condition_false_and_recovery_sets_it_true() {
     let before = api.node("node-a").unwrap();
     let root = tempfile::tempdir().unwrap();
     let proc = FakeProc::new(root.path());
-    proc.set_threads(950); // 95% of pid_max
+    proc.set_threads(1000); // all of pid_max: fork fails
     let agent = start_agent(Setup {
         checks_toml: ONLY_KERNEL,
         kubeconfig: Some(&api.kubeconfig()),
@@ -481,8 +482,8 @@ fn failing_check_sets_condition_false_and_recovery_sets_it_true() {
             .is_some_and(|c| c["status"] == "False")
     });
     let c = api.condition("node-a", "KernelReady").unwrap();
-    assert_eq!(c["reason"], "PIDExhaustion");
-    assert!(c["message"].as_str().unwrap().contains("950"), "{c}");
+    assert_eq!(c["reason"], "ForkFailedOutOfPIDs");
+    assert!(c["message"].as_str().unwrap().contains("1000"), "{c}");
     assert!(c["lastTransitionTime"].is_string() && c["lastHeartbeatTime"].is_string());
 
     proc.set_threads(100);
@@ -536,14 +537,14 @@ fn restart_does_not_reset_conditions() {
     let api = rt.block_on(KubeApi::start("node-token-2"));
     let mut conditions = kubelet_conditions();
     conditions.as_array_mut().unwrap().push(json!({
-        "type": "KernelReady", "status": "False", "reason": "PIDExhaustion",
-        "message": "950 of pid_max 1000 in use",
+        "type": "KernelReady", "status": "False", "reason": "ForkFailedOutOfPIDs",
+        "message": "1000 threads of a limit of 1000",
         "lastHeartbeatTime": "2026-01-01T00:00:00Z", "lastTransitionTime": "2025-06-01T00:00:00Z"
     }));
     api.add_node("node-a", conditions);
     let root = tempfile::tempdir().unwrap();
     let proc = FakeProc::new(root.path());
-    proc.set_threads(960);
+    proc.set_threads(1000);
     let _agent = start_agent(Setup {
         checks_toml: ONLY_KERNEL,
         kubeconfig: Some(&api.kubeconfig()),
@@ -557,7 +558,7 @@ fn restart_does_not_reset_conditions() {
     std::thread::sleep(Duration::from_secs(2));
     let c = api.condition("node-a", "KernelReady").unwrap();
     assert_eq!(c["status"], "False");
-    assert_eq!(c["reason"], "PIDExhaustion");
+    assert_eq!(c["reason"], "ForkFailedOutOfPIDs");
     assert_eq!(
         c["lastTransitionTime"], "2025-06-01T00:00:00Z",
         "transition time kept: {c}"
@@ -581,19 +582,19 @@ fn a_thousand_flapping_checks_in_a_minute_make_a_handful_of_patches() {
     let (_rt, api) = api_with_node_a("node-token-3");
     let root = tempfile::tempdir().unwrap();
     let proc = FakeProc::new(root.path());
-    proc.set_threads(990);
+    proc.set_threads(1000);
     let agent = start_agent(Setup {
         checks_toml: &ONLY_KERNEL.replace("interval_secs = 0.2", "interval_secs = 0.005"),
         kubeconfig: Some(&api.kubeconfig()),
         proc_dir: Some(&proc.dir),
         ..Setup::default()
     });
-    // Flip between two failure reasons and health every 20 ms until 1,000 runs are done.
+    // Flip between a Fatal reason, a Warning and health every 20 ms until 1,000 runs are done.
     let started = Instant::now();
     let mut i = 0u64;
     loop {
         match i % 3 {
-            0 => proc.set_threads(990),
+            0 => proc.set_threads(1000),
             1 => {
                 proc.set_threads(100);
                 proc.set_files(9_900);
@@ -619,12 +620,12 @@ fn a_thousand_flapping_checks_in_a_minute_make_a_handful_of_patches() {
     let problems = scrape(agent.port);
     let failures = sample(
         &problems,
-        "eksnode_problems_total{reason=\"PIDExhaustion\"}",
+        "eksnode_problems_total{reason=\"ForkFailedOutOfPIDs\"}",
     )
     .unwrap_or(0.0)
         + sample(
             &problems,
-            "eksnode_problems_total{reason=\"FileHandleExhaustion\"}",
+            "eksnode_problems_total{reason=\"ApproachingMaxOpenFiles\"}",
         )
         .unwrap_or(0.0);
     assert!(
@@ -639,6 +640,13 @@ fn a_thousand_flapping_checks_in_a_minute_make_a_handful_of_patches() {
         "{patches} PATCHes in {elapsed:?} (bound {bound})"
     );
     assert!(patches <= 14, "a handful within a minute: {patches}");
+    // The Warning's hundreds of appearances are one event, rate-limited per reason.
+    let events = api
+        .requests()
+        .into_iter()
+        .filter(|r| r.path.contains("/events"))
+        .count();
+    assert!(events <= 3, "{events} event writes for a flapping Warning");
 }
 
 #[test]
@@ -681,14 +689,17 @@ fn kernel_log_problems_become_deduplicated_events_and_conditions() {
         )
         .unwrap();
     }
-    wait_for(
-        Duration::from_secs(20),
-        "KernelReady False TaskHung",
-        || {
-            api.condition("node-a", "KernelReady")
-                .is_some_and(|c| c["reason"] == "TaskHung")
-        },
-    );
+    wait_for(Duration::from_secs(20), "AppBlocked event", || {
+        api.events().iter().any(|e| e["reason"] == "AppBlocked")
+    });
+    // A hung task under I/O pressure is a Warning (the monitoring agent's severity): the
+    // condition stays True.
+    assert!(condition_is(
+        &api,
+        "KernelReady",
+        "True",
+        "KernelHasNoProblem"
+    ));
     wait_for(Duration::from_secs(10), "OOM counted", || {
         sample(
             &scrape(agent.port),
@@ -708,10 +719,9 @@ fn kernel_log_problems_become_deduplicated_events_and_conditions() {
     assert_eq!(oom[0]["regarding"]["kind"], "Node");
     assert_eq!(oom[0]["regarding"]["name"], "node-a");
     assert_eq!(oom[0]["type"], "Warning");
-    assert!(events.iter().any(|e| e["reason"] == "TaskHung"));
 }
 
-fn rss_kib(pid: u32) -> u64 {
+pub(crate) fn rss_kib(pid: u32) -> u64 {
     std::fs::read_to_string(format!("/proc/{pid}/status"))
         .unwrap()
         .lines()
@@ -892,15 +902,15 @@ fn scale_simulation() {
 
 /// A real containerd (Debian's) with its state in a temp dir, its gRPC socket, and its CRI
 /// plugin (the `native` snapshotter, CNI config from `<dir>/net.d`, no streaming TCP port).
-struct Containerd {
+pub(crate) struct Containerd {
     _proc: Proc,
-    socket: PathBuf,
+    pub(crate) socket: PathBuf,
 }
 
 /// A CNI network config: containerd's CRI plugin reports NetworkReady once one is loaded.
 const CNI_CONFLIST: &str = r#"{"cniVersion":"0.4.0","name":"test-net","plugins":[{"type":"bridge","bridge":"cni-test0"}]}"#;
 
-fn start_containerd(dir: &Path) -> Containerd {
+pub(crate) fn start_containerd(dir: &Path) -> Containerd {
     start_containerd_with(dir, true)
 }
 
@@ -944,8 +954,8 @@ disabled_plugins = [{cri_line}\"io.containerd.internal.v1.opt\", \"io.containerd
 
 /// A loopback HTTP server answering fixed bodies by path: stands in for kubelet's healthz
 /// and ipamd's introspection and metrics endpoints, which cannot run here.
-struct FixedHttp {
-    port: u16,
+pub(crate) struct FixedHttp {
+    pub(crate) port: u16,
     stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
 }
 
@@ -956,7 +966,7 @@ impl Drop for FixedHttp {
     }
 }
 
-fn fixed_http(routes: Vec<(&'static str, String)>) -> FixedHttp {
+pub(crate) fn fixed_http(routes: Vec<(&'static str, String)>) -> FixedHttp {
     use std::io::{BufRead as _, Write as _};
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port();
@@ -1056,6 +1066,8 @@ fn all_checks_against_real_containerd_and_local_endpoints() {
             .arg(&containerd.socket)
             .arg("--cni-conflist")
             .arg(&conflist)
+            .arg("--cni-conf-dir")
+            .arg(root.path().join("containerd/net.d"))
             .arg("--ipamd-introspection")
             .arg(format!("http://127.0.0.1:{}", ipamd.port))
             .arg("--ipamd-metrics")
@@ -1317,15 +1329,18 @@ fn emulator_refuses_a_wrong_token_like_an_api_server() {
 }
 
 /// Every check but those named, disabled; the named ones every 0.3 s.
-fn only_checks(names: &[&str]) -> String {
-    let mut out = String::new();
+pub(crate) fn only_checks(names: &[&str]) -> String {
+    let mut out = String::from("[networking]\ncni_grace_secs = 0\n");
     for c in [
         "kubelet",
         "containerd",
         "vpc_cni",
+        "network",
         "kernel",
         "storage",
         "credentials",
+        "clock",
+        "accelerators",
     ] {
         if names.contains(&c) {
             out.push_str(&format!("[checks.{c}]\ninterval_secs = 0.3\n"));
@@ -1337,7 +1352,12 @@ fn only_checks(names: &[&str]) -> String {
 }
 
 /// Starts `run` writing to the API emulator, with `extra` arguments, and waits for /healthz.
-fn run_against(api: &KubeApi, dir: &Path, checks: &str, extra: &[&std::ffi::OsStr]) -> (Proc, u16) {
+pub(crate) fn run_against(
+    api: &KubeApi,
+    dir: &Path,
+    checks: &str,
+    extra: &[&std::ffi::OsStr],
+) -> (Proc, u16) {
     let config = dir.join("daemon.toml");
     std::fs::write(&config, checks).unwrap();
     let kubeconfig = dir.join("kubeconfig");
@@ -1371,7 +1391,7 @@ fn run_against(api: &KubeApi, dir: &Path, checks: &str, extra: &[&std::ffi::OsSt
     (agent, port)
 }
 
-fn condition_is(api: &KubeApi, ct: &str, status: &str, reason: &str) -> bool {
+pub(crate) fn condition_is(api: &KubeApi, ct: &str, status: &str, reason: &str) -> bool {
     api.condition("node-a", ct)
         .is_some_and(|c| c["status"] == status && (reason.is_empty() || c["reason"] == reason))
 }
@@ -1707,9 +1727,10 @@ fn bootstrap_phase_durations_are_exported() {
 }
 
 /// ipamd with 27 of 29 pod IPs assigned: a `PodIPsNearlyExhausted` Warning event and the
-/// counter, while NetworkingReady stays True; all 29 assigned: NetworkingReady False.
+/// counter, while NetworkingReady stays True; all 29 assigned: `IPAMDNoIPs`, a Warning too
+/// (the monitoring agent's severity: ipamd may still attach an ENI).
 #[test]
-fn vpc_cni_near_exhaustion_is_an_event_and_exhaustion_a_condition() {
+fn vpc_cni_near_exhaustion_and_exhaustion_are_events() {
     let (_rt, api) = api_with_node_a("node-token-ipam");
     let root = tempfile::tempdir().unwrap();
     let conflist = root.path().join("10-aws.conflist");
@@ -1771,9 +1792,15 @@ fn vpc_cni_near_exhaustion_is_an_event_and_exhaustion_a_condition() {
     let exhausted = args(full.port);
     let exhausted: Vec<&std::ffi::OsStr> = exhausted.iter().map(|s| s.as_ref()).collect();
     let (_agent, _) = run_against(&api, root.path(), &only_checks(&["vpc_cni"]), &exhausted);
-    wait_for(Duration::from_secs(20), "NetworkingReady False", || {
-        condition_is(&api, "NetworkingReady", "False", "PodIPsExhausted")
+    wait_for(Duration::from_secs(20), "IPAMDNoIPs event", || {
+        events_with(&api, "IPAMDNoIPs") == 1
     });
+    assert!(condition_is(
+        &api,
+        "NetworkingReady",
+        "True",
+        "NetworkingIsReady"
+    ));
 }
 
 /// The API server answers 409, 429, 500 and 503 for a while (contention, overload, etcd
@@ -1786,7 +1813,7 @@ fn api_server_conflicts_throttling_and_errors_are_retried_with_bounded_memory() 
     api.fail_next(&faults);
     let root = tempfile::tempdir().unwrap();
     let proc = FakeProc::new(root.path());
-    proc.set_threads(950);
+    proc.set_threads(1000);
     let agent = start_agent(Setup {
         checks_toml: ONLY_KERNEL,
         kubeconfig: Some(&api.kubeconfig()),
@@ -1813,7 +1840,7 @@ fn api_server_conflicts_throttling_and_errors_are_retried_with_bounded_memory() 
     assert_eq!(api.faults_pending(), 0, "every fault was served");
     assert_eq!(
         api.condition("node-a", "KernelReady").unwrap()["reason"],
-        "PIDExhaustion"
+        "ForkFailedOutOfPIDs"
     );
     // Backoff: 24 failures did not turn into a tight loop of requests.
     let writes = api.requests().iter().filter(|r| r.method != "GET").count();
@@ -1841,7 +1868,7 @@ fn api_server_conflicts_throttling_and_errors_are_retried_with_bounded_memory() 
 }
 
 /// A certificate (with its key after it, as the kubelet keeps it) valid until `not_after`.
-fn cert_until(path: &Path, not_after: time::OffsetDateTime) -> i64 {
+pub(crate) fn cert_until(path: &Path, not_after: time::OffsetDateTime) -> i64 {
     let key = rcgen::KeyPair::generate().unwrap();
     let mut params = rcgen::CertificateParams::new(vec!["node-a".to_string()]).unwrap();
     let not_after = not_after.replace_nanosecond(0).unwrap();
@@ -1852,7 +1879,7 @@ fn cert_until(path: &Path, not_after: time::OffsetDateTime) -> i64 {
     not_after.unix_timestamp()
 }
 
-fn events_with(api: &KubeApi, reason: &str) -> usize {
+pub(crate) fn events_with(api: &KubeApi, reason: &str) -> usize {
     api.events()
         .iter()
         .filter(|e| e["reason"] == reason)

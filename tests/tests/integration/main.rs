@@ -10,6 +10,7 @@ mod daemon;
 mod discovery;
 mod e2e;
 mod faults;
+mod health;
 mod init;
 mod install;
 mod kubeadm;
