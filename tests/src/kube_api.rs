@@ -374,6 +374,20 @@ users:\n- name: kubelet\n  user:\n    token: {}\n",
         self.store.lock().expect("store").pods.push(pod);
     }
 
+    /// Adds a pod as given (a full `v1` Pod object).
+    pub fn add_pod_object(&self, pod: Value) {
+        self.store.lock().expect("store").pods.push(pod);
+    }
+
+    /// Removes the pods named `name` (the API server finished deleting them).
+    pub fn remove_pod(&self, name: &str) {
+        self.store
+            .lock()
+            .expect("store")
+            .pods
+            .retain(|p| p["metadata"]["name"] != name);
+    }
+
     /// Patches a Node's status as another client would (a second writer of conditions),
     /// with strategic-merge semantics; bumps its resourceVersion.
     pub fn patch_node_status(&self, name: &str, patch: &Value) {

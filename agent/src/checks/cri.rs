@@ -23,6 +23,56 @@ use super::{Facts, NetworkVerdict, Outcome};
 const STATUS_PATH: &str = "/runtime.v1.RuntimeService/Status";
 /// Bound on connecting to the socket and the HTTP/2 handshake.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
+/// Bound on the call once connected: a runtime that takes the connection and never answers
+/// is hung, which must be told apart from a slow check (the check's own timeout is longer).
+pub const CALL_TIMEOUT: Duration = Duration::from_secs(3);
+/// The gRPC path of the pod sandbox list.
+const LIST_SANDBOX_PATH: &str = "/runtime.v1.RuntimeService/ListPodSandbox";
+
+/// `ListPodSandboxRequest` (api.proto): `PodSandboxFilter filter = 1`, not sent (all sandboxes).
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct ListPodSandboxRequest {}
+
+/// `ListPodSandboxResponse` (api.proto): `repeated PodSandbox items = 1`.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct ListPodSandboxResponse {
+    /// The sandboxes.
+    #[prost(message, repeated, tag = "1")]
+    pub items: Vec<PodSandbox>,
+}
+
+/// `PodSandbox` (api.proto): `id = 1`, `metadata = 2`, `state = 3` (0 ready, 1 not ready);
+/// later fields are not read.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct PodSandbox {
+    /// The sandbox ID.
+    #[prost(string, tag = "1")]
+    pub id: String,
+    /// Whose sandbox it is.
+    #[prost(message, optional, tag = "2")]
+    pub metadata: Option<PodSandboxMetadata>,
+    /// `SANDBOX_READY` (0) or `SANDBOX_NOTREADY` (1).
+    #[prost(int32, tag = "3")]
+    pub state: i32,
+}
+
+/// `PodSandboxMetadata` (api.proto): `name = 1`, `uid = 2`, `namespace = 3`, `attempt = 4`.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct PodSandboxMetadata {
+    /// The pod's name.
+    #[prost(string, tag = "1")]
+    pub name: String,
+    /// The pod's UID.
+    #[prost(string, tag = "2")]
+    pub uid: String,
+    /// The pod's namespace.
+    #[prost(string, tag = "3")]
+    pub namespace: String,
+    /// The sandbox attempt.
+    #[prost(uint32, tag = "4")]
+    pub attempt: u32,
+}
+
 /// The CRI condition type for the runtime.
 pub const RUNTIME_READY: &str = "RuntimeReady";
 /// The CRI condition type for pod networking (the CNI plugin).
@@ -93,12 +143,22 @@ pub enum Error {
         #[source]
         source: Box<dyn std::error::Error + Send + Sync>,
     },
+    /// Connected, but no answer within [`CALL_TIMEOUT`].
+    #[error("{path} on {socket} got no answer within {CALL_TIMEOUT:?}")]
+    NoAnswer {
+        /// The socket.
+        socket: String,
+        /// The gRPC method.
+        path: &'static str,
+    },
     /// The call returned a gRPC error status (e.g. `Unimplemented` when the CRI plugin is
     /// disabled).
-    #[error("{STATUS_PATH} on {socket} failed: {code:?}: {message}")]
+    #[error("{path} on {socket} failed: {code:?}: {message}")]
     Call {
         /// The socket.
         socket: String,
+        /// The gRPC method.
+        path: &'static str,
         /// The gRPC status code.
         code: tonic::Code,
         /// The status message.
@@ -125,9 +185,13 @@ impl tower_service::Service<http::Request<tonic::body::Body>> for H2 {
     }
 }
 
-/// Calls `RuntimeService/Status` on `socket`. The caller bounds the whole call (the
-/// check's timeout); connecting is bounded by [`CONNECT_TIMEOUT`] here too.
-pub async fn status(socket: &Path) -> Result<Vec<RuntimeCondition>, Error> {
+/// One unary CRI call on `socket`. The caller bounds the whole call (the check's timeout);
+/// connecting is bounded by [`CONNECT_TIMEOUT`] here too.
+async fn unary<Req, Resp>(socket: &Path, path: &'static str, request: Req) -> Result<Resp, Error>
+where
+    Req: prost::Message + Send + Sync + 'static,
+    Resp: prost::Message + Default + Send + Sync + 'static,
+{
     let label = socket.display().to_string();
     let stream = tokio::time::timeout(CONNECT_TIMEOUT, tokio::net::UnixStream::connect(socket))
         .await
@@ -152,31 +216,47 @@ pub async fn status(socket: &Path) -> Result<Vec<RuntimeCondition>, Error> {
     let driver = tokio::spawn(connection);
     let origin = http::Uri::from_static("http://localhost");
     let mut grpc = tonic::client::Grpc::with_origin(H2(sender), origin);
-    let result = async {
+    let result = tokio::time::timeout(CALL_TIMEOUT, async {
         grpc.ready()
             .await
             .map_err(|e| tonic::Status::unavailable(format!("connection not ready: {e}")))?;
         grpc.unary(
-            tonic::Request::new(StatusRequest { verbose: false }),
-            http::uri::PathAndQuery::from_static(STATUS_PATH),
-            tonic_prost::ProstCodec::<StatusRequest, StatusResponse>::default(),
+            tonic::Request::new(request),
+            http::uri::PathAndQuery::from_static(path),
+            tonic_prost::ProstCodec::<Req, Resp>::default(),
         )
         .await
-    }
+    })
     .await;
     driver.abort();
-    match result {
-        Ok(resp) => Ok(resp
-            .into_inner()
-            .status
-            .map(|s| s.conditions)
-            .unwrap_or_default()),
-        Err(status) => Err(Error::Call {
+    let Ok(result) = result else {
+        return Err(Error::NoAnswer {
             socket: label,
+            path,
+        });
+    };
+    result
+        .map(tonic::Response::into_inner)
+        .map_err(|status| Error::Call {
+            socket: label,
+            path,
             code: status.code(),
             message: status.message().to_string(),
-        }),
-    }
+        })
+}
+
+/// Calls `RuntimeService/Status` on `socket`.
+pub async fn status(socket: &Path) -> Result<Vec<RuntimeCondition>, Error> {
+    let resp: StatusResponse = unary(socket, STATUS_PATH, StatusRequest { verbose: false }).await?;
+    Ok(resp.status.map(|s| s.conditions).unwrap_or_default())
+}
+
+/// Calls `RuntimeService/ListPodSandbox` (no filter) on `socket`: every pod sandbox the
+/// runtime holds, ready or not.
+pub async fn list_sandboxes(socket: &Path) -> Result<Vec<PodSandbox>, Error> {
+    let resp: ListPodSandboxResponse =
+        unary(socket, LIST_SANDBOX_PATH, ListPodSandboxRequest {}).await?;
+    Ok(resp.items)
 }
 
 fn find<'a>(conditions: &'a [RuntimeCondition], kind: &str) -> Option<&'a RuntimeCondition> {
@@ -255,7 +335,7 @@ pub async fn check(socket: &Path) -> Outcome {
         Err(e @ Error::Connect { .. }) => {
             Outcome::fail("ContainerdUnreachable", crate::model::text::error_chain(&e))
         }
-        Err(e @ Error::Handshake { .. }) => Outcome::fail(
+        Err(e @ (Error::Handshake { .. } | Error::NoAnswer { .. })) => Outcome::fail(
             "ContainerdNotAnswering",
             crate::model::text::error_chain(&e),
         ),

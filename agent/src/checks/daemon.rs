@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use time::OffsetDateTime;
 
 use super::kernel::{self, SharedKmsg};
-use super::{Outcome, Problem, accelerators, cri, iam, network, nvml, probes, units};
+use super::{Outcome, Problem, accelerators, cri, iam, network, nvml, pods, probes, units};
 use crate::model::{ConditionType, InstanceType, paths};
 use crate::net::{ClientBuilder, Proxy, Trust};
 
@@ -37,11 +37,13 @@ pub enum CheckKind {
     Clock,
     /// GPUs and Neuron devices (only on nodes that have them).
     Accelerators,
+    /// Pods stuck terminating (the API server's pods of the node and the runtime's sandboxes).
+    Pods,
 }
 
 impl CheckKind {
     /// Every check.
-    pub const ALL: [CheckKind; 9] = [
+    pub const ALL: [CheckKind; 10] = [
         Self::Kubelet,
         Self::Containerd,
         Self::VpcCni,
@@ -51,6 +53,7 @@ impl CheckKind {
         Self::Credentials,
         Self::Clock,
         Self::Accelerators,
+        Self::Pods,
     ];
 
     /// The name used in metrics, logs and config.
@@ -65,6 +68,19 @@ impl CheckKind {
             Self::Credentials => "credentials",
             Self::Clock => "clock",
             Self::Accelerators => "accelerators",
+            Self::Pods => "pods",
+        }
+    }
+
+    /// Its default schedule: [`Schedule::default`], but the pod check, which lists pods from
+    /// the API server, runs every [`pods::DEFAULT_INTERVAL_SECS`].
+    pub fn default_schedule(self) -> Schedule {
+        match self {
+            Self::Pods => Schedule {
+                interval: Duration::from_secs(pods::DEFAULT_INTERVAL_SECS),
+                ..Schedule::default()
+            },
+            _ => Schedule::default(),
         }
     }
 
@@ -76,7 +92,7 @@ impl CheckKind {
     pub fn condition(self) -> Option<ConditionType> {
         match self {
             Self::Kubelet | Self::Credentials | Self::Clock => None,
-            Self::Containerd => Some(ConditionType::ContainerRuntimeReady),
+            Self::Containerd | Self::Pods => Some(ConditionType::ContainerRuntimeReady),
             Self::VpcCni | Self::Network => Some(ConditionType::NetworkingReady),
             Self::Kernel => Some(ConditionType::KernelReady),
             Self::Storage => Some(ConditionType::StorageReady),
@@ -214,6 +230,8 @@ pub struct Context {
     nvlink: Mutex<accelerators::NvlinkState>,
     /// Per unit: the last `NRestarts` and when it last rose above the threshold.
     restarts: Mutex<BTreeMap<String, (u32, Option<Instant>)>>,
+    /// The API server, for the pod check.
+    kube: Option<crate::report::kube::NodeApi>,
 }
 
 impl Context {
@@ -251,7 +269,13 @@ impl Context {
             imds,
             nvlink: Mutex::default(),
             restarts: Mutex::default(),
+            kube: None,
         })
+    }
+
+    /// The API server the pod check lists the node's pods from.
+    pub fn set_kube(&mut self, api: crate::report::kube::NodeApi) {
+        self.kube = Some(api);
     }
 
     /// Whether the node has accelerators (the accelerator check runs only then).
@@ -319,6 +343,28 @@ impl Context {
                 self.kmsg_active(ConditionType::StorageReady),
             ),
             CheckKind::Accelerators => self.accelerators().await,
+            CheckKind::Pods => {
+                let Some(api) = &self.kube else {
+                    return Outcome::ok("no Kubernetes client: pods are not looked at");
+                };
+                let (listed, sandboxes) =
+                    tokio::join!(api.pods(), cri::list_sandboxes(&t.containerd_socket));
+                match listed {
+                    Ok(pods) => pods::evaluate(
+                        &pods,
+                        sandboxes.as_deref().ok(),
+                        OffsetDateTime::now_utc().unix_timestamp(),
+                    ),
+                    // Not a node problem: the API server or our identity.
+                    Err(e) => Outcome::warn(
+                        "PodListFailed",
+                        format!(
+                            "cannot list the node's pods: {}",
+                            crate::model::text::error_chain(&e)
+                        ),
+                    ),
+                }
+            }
             CheckKind::Clock => super::clock::evaluate(&crate::report::host::timex::read()),
             CheckKind::Credentials => {
                 let now = OffsetDateTime::now_utc().unix_timestamp();

@@ -496,6 +496,7 @@ pub fn with_log(mut out: Outcome, log: Vec<Problem>) -> Outcome {
     {
         let facts = std::mem::take(&mut out.facts);
         out = Outcome::fail(&first.reason, first.message).with_facts(facts);
+        out.evented = first.evented;
     }
     out.more.extend(log);
     out

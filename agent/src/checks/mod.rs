@@ -34,7 +34,8 @@
 //! - `status`'s: [`credentials`], [`sts`], [`api_server`], [`node_ip`], [`clock`], [`swap`],
 //!   [`versions`], [`proxy`], [`ports`];
 //! - `run`'s: [`units`] and [`probes`] (kubelet, VPC CNI, storage, kubelet certificate),
-//!   [`network`] (the CNI the node runs, its interfaces), [`cri`] (containerd), [`kernel`]
+//!   [`network`] (the CNI the node runs, its interfaces), [`cri`] (containerd), [`pods`]
+//!   (pods stuck terminating), [`kernel`]
 //!   (the kernel log and tables), [`accelerators`] (GPUs and Neuron devices, with [`nvml`]),
 //!   [`clock`], [`iam`] (with the kubelet certificate, the credentials check).
 
@@ -49,6 +50,7 @@ pub mod kernel;
 pub mod network;
 pub mod node_ip;
 pub mod nvml;
+pub mod pods;
 pub mod ports;
 pub mod probes;
 pub mod proxy;
@@ -105,6 +107,8 @@ pub struct Outcome {
     /// Further problems found in the same run, after the headline one (`run` reports every
     /// problem: a Warning headline must not hide a Fatal one behind it).
     pub more: Vec<Problem>,
+    /// The headline problem's events come from elsewhere (see [`Problem::evented`]).
+    pub evented: bool,
 }
 
 /// One problem a check found: its reason and what was seen.
@@ -144,6 +148,7 @@ impl Outcome {
             fix: String::new(),
             facts: Facts::default(),
             more: Vec::new(),
+            evented: false,
         }
     }
 
@@ -190,7 +195,7 @@ impl Outcome {
             .map(|o| Problem {
                 reason: o.reason,
                 message: o.message,
-                evented: false,
+                evented: o.evented,
             })
             .chain(extra)
             .collect();
@@ -205,7 +210,7 @@ impl Outcome {
             out.push(Problem {
                 reason: self.reason.clone(),
                 message: self.message.clone(),
-                evented: false,
+                evented: self.evented,
             });
         }
         out.extend(self.more.iter().cloned());

@@ -387,7 +387,7 @@ pub static CATALOG: &[Reason] = &[
         Some(Runtime),
         Fatal,
         "containerd",
-        "containerd's socket accepts but completes no HTTP/2 handshake",
+        "containerd takes the connection but does not answer within 3 s",
         "as ContainerdUnreachable: containerd is hung",
     ),
     ours(
@@ -641,6 +641,14 @@ pub static CATALOG: &[Reason] = &[
         "credentials",
         "the Roles Anywhere certificate does not parse",
         "as IamCredentialsExpired",
+    ),
+    ours(
+        "PodListFailed",
+        None,
+        Warning,
+        "pods",
+        "the API server does not list the node's pods",
+        "the API server or the node's identity, not the node, is at fault",
     ),
     ours(
         "CheckTimedOut",

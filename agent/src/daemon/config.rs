@@ -210,7 +210,7 @@ pub fn validate(file: &ConfigFile, path: &Path) -> Result<Config, Error> {
         if c.enabled == Some(false) {
             continue;
         }
-        let d = Schedule::default();
+        let d = kind.default_schedule();
         schedules.insert(
             kind,
             Schedule {

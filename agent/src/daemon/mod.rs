@@ -493,6 +493,7 @@ pub async fn run(settings: Settings) -> Result<(), Error> {
     match &settings.kubeconfig {
         Some(path) => match NodeApi::connect(path, &settings.node_name).await {
             Ok(api) => {
+                ctx.set_kube(api.clone());
                 let taint_api = match &config.taint_kubeconfig {
                     Some(tk) => match NodeApi::connect(tk, &settings.node_name).await {
                         Ok(t) => t,

@@ -31,6 +31,19 @@ pub const REPORTING_CONTROLLER: &str = "eks.amazonaws.com/eks-node-agent";
 /// add-on's `app.kubernetes.io/name`).
 pub const MONITORING_AGENT_SELECTOR: &str = "app.kubernetes.io/name=eks-node-monitoring-agent";
 
+/// A pod bound to this Node, as the pod check needs it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PodView {
+    /// `metadata.uid`.
+    pub uid: String,
+    /// `namespace/name`.
+    pub name: String,
+    /// `metadata.deletionTimestamp` (when the pod should be gone), seconds since the epoch.
+    pub deletion_unix: Option<i64>,
+    /// Containers its status still reports running.
+    pub running_containers: usize,
+}
+
 /// The Node's taints as read, with what the optimistic-concurrency write needs.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NodeTaints {
@@ -187,6 +200,44 @@ impl NodeApi {
                 node: self.node.clone(),
                 source,
             })
+    }
+
+    /// The pods bound to this Node (a node may list them: it is how the kubelet learns its
+    /// pods).
+    pub async fn pods(&self) -> Result<Vec<PodView>, Error> {
+        let params = ListParams::default().fields(&format!("spec.nodeName={}", self.node));
+        let list = self
+            .pods
+            .list(&params)
+            .await
+            .map_err(|source| Error::Request {
+                what: "LIST the node's pods",
+                node: self.node.clone(),
+                source,
+            })?;
+        Ok(list
+            .items
+            .into_iter()
+            .map(|p| {
+                let running = p
+                    .status
+                    .and_then(|s| s.container_statuses)
+                    .unwrap_or_default()
+                    .iter()
+                    .filter(|c| c.state.as_ref().is_some_and(|s| s.running.is_some()))
+                    .count();
+                PodView {
+                    uid: p.metadata.uid.unwrap_or_default(),
+                    name: format!(
+                        "{}/{}",
+                        p.metadata.namespace.unwrap_or_default(),
+                        p.metadata.name.unwrap_or_default()
+                    ),
+                    deletion_unix: p.metadata.deletion_timestamp.map(|t| t.0.as_second()),
+                    running_containers: running,
+                }
+            })
+            .collect())
     }
 
     /// Whether an error is the API server refusing the identity (401/403).

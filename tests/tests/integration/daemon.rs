@@ -908,13 +908,13 @@ pub(crate) struct Containerd {
 }
 
 /// A CNI network config: containerd's CRI plugin reports NetworkReady once one is loaded.
-const CNI_CONFLIST: &str = r#"{"cniVersion":"0.4.0","name":"test-net","plugins":[{"type":"bridge","bridge":"cni-test0"}]}"#;
+pub(crate) const CNI_CONFLIST: &str = r#"{"cniVersion":"0.4.0","name":"test-net","plugins":[{"type":"bridge","bridge":"cni-test0"}]}"#;
 
 pub(crate) fn start_containerd(dir: &Path) -> Containerd {
     start_containerd_with(dir, true)
 }
 
-fn start_containerd_with(dir: &Path, cri: bool) -> Containerd {
+pub(crate) fn start_containerd_with(dir: &Path, cri: bool) -> Containerd {
     let d = dir.display();
     let cri_line = if cri {
         String::new()

@@ -487,3 +487,1198 @@ fn two_writers_of_the_same_conditions_do_not_flap() {
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
     nma.1.join().unwrap();
 }
+
+/// What a switchable loopback HTTP server answers on one path.
+#[derive(Debug, Clone)]
+enum Answer {
+    /// Status and body.
+    Body(u16, String),
+    /// Close the connection without an answer.
+    Close,
+    /// Accept and never answer.
+    Hang,
+}
+
+/// A loopback HTTP/1.1 server whose answers the test changes: stands in for kubelet's healthz
+/// and ipamd's endpoints, which cannot run here.
+struct Switch {
+    port: u16,
+    routes: std::sync::Arc<std::sync::Mutex<BTreeMap<String, Answer>>>,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl Drop for Switch {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        let _ = std::net::TcpStream::connect(("127.0.0.1", self.port));
+    }
+}
+
+impl Switch {
+    fn start(routes: &[(&str, Answer)]) -> Switch {
+        use std::io::BufRead as _;
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let table = std::sync::Arc::new(std::sync::Mutex::new(
+            routes
+                .iter()
+                .map(|(p, a)| ((*p).to_string(), a.clone()))
+                .collect::<BTreeMap<_, _>>(),
+        ));
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let (t, st) = (table.clone(), stop.clone());
+        std::thread::spawn(move || {
+            for stream in listener.incoming() {
+                if st.load(std::sync::atomic::Ordering::Relaxed) {
+                    return;
+                }
+                let Ok(mut stream) = stream else { continue };
+                let t = t.clone();
+                std::thread::spawn(move || {
+                    let mut reader = std::io::BufReader::new(stream.try_clone().unwrap());
+                    let mut request_line = String::new();
+                    let _ = reader.read_line(&mut request_line);
+                    let path = request_line
+                        .split_whitespace()
+                        .nth(1)
+                        .unwrap_or("/")
+                        .to_string();
+                    let mut line = String::new();
+                    while reader.read_line(&mut line).is_ok_and(|n| n > 2) {
+                        line.clear();
+                    }
+                    let answer = t.lock().unwrap().get(&path).cloned();
+                    match answer {
+                        Some(Answer::Body(code, body)) => {
+                            let _ = write!(
+                                stream,
+                                "HTTP/1.1 {code} X\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                                body.len()
+                            );
+                        }
+                        Some(Answer::Hang) => std::thread::sleep(Duration::from_secs(30)),
+                        Some(Answer::Close) => {}
+                        None => {
+                            let _ = write!(
+                                stream,
+                                "HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+                            );
+                        }
+                    }
+                });
+            }
+        });
+        Switch {
+            port,
+            routes: table,
+            stop,
+        }
+    }
+
+    fn set(&self, path: &str, answer: Answer) {
+        self.routes.lock().unwrap().insert(path.to_string(), answer);
+    }
+
+    fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+}
+
+const ENIS: &str = "/v1/enis";
+fn enis(total: u32, assigned: u32) -> Answer {
+    Answer::Body(
+        200,
+        format!(r#"{{"TotalIPs":{total},"AssignedIPs":{assigned},"ENIs":{{}}}}"#),
+    )
+}
+const AWS_CONFLIST: &str = r#"{"cniVersion":"0.4.0","name":"aws-cni","plugins":[{"name":"aws-cni","type":"aws-cni"},{"type":"portmap"}]}"#;
+
+/// Everything the injections act on.
+struct Env {
+    root: PathBuf,
+    host: FakeHost,
+    api: std::sync::Arc<KubeApi>,
+    kubelet: Switch,
+    ipamd: Switch,
+    containerd: std::sync::Mutex<Option<crate::daemon::Containerd>>,
+    hung: std::sync::Mutex<Option<std::os::unix::net::UnixListener>>,
+    store: Option<PathBuf>,
+    cert: PathBuf,
+}
+
+impl Env {
+    fn ctrd_dir(&self) -> PathBuf {
+        self.root.join("ctrd")
+    }
+    fn socket(&self) -> PathBuf {
+        self.ctrd_dir().join("containerd.sock")
+    }
+    fn containerd(&self, cri: bool) {
+        let c = crate::daemon::start_containerd_with(&self.ctrd_dir(), cri);
+        *self.containerd.lock().unwrap() = Some(c);
+    }
+    fn stop_containerd(&self) {
+        drop(self.containerd.lock().unwrap().take());
+        let _ = std::fs::remove_file(self.socket());
+    }
+    fn sh(&self, args: &[&str]) {
+        let st = std::process::Command::new(args[0])
+            .args(&args[1..])
+            .status()
+            .unwrap();
+        assert!(st.success(), "{args:?}");
+    }
+}
+
+/// One injected reason: how to cause it and how to end it.
+struct Case {
+    reason: &'static str,
+    inject: fn(&Env),
+    recover: fn(&Env),
+}
+
+fn case(reason: &'static str, inject: fn(&Env), recover: fn(&Env)) -> Case {
+    Case {
+        reason,
+        inject,
+        recover,
+    }
+}
+
+fn pod_stuck() -> Value {
+    let deleted = (time::OffsetDateTime::now_utc() - time::Duration::minutes(20))
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap();
+    json!({
+        "apiVersion": "v1", "kind": "Pod",
+        "metadata": {"name": "web-0", "namespace": "default", "uid": "4f0c-web-0",
+                     "deletionTimestamp": deleted, "deletionGracePeriodSeconds": 30, "resourceVersion": "5"},
+        "spec": {"nodeName": "node-a", "containers": [{"name": "web", "image": "nginx"}]},
+        "status": {"phase": "Running", "containerStatuses": [{
+            "name": "web", "image": "nginx", "imageID": "", "ready": false, "restartCount": 0,
+            "state": {"running": {"startedAt": "2026-01-01T00:00:00Z"}}}]}
+    })
+}
+
+/// The Fatal reasons, per condition: injected one condition at a time per wave (each
+/// condition's reasons in order), each one setting its condition False, then recovered.
+fn fatal_cases() -> Vec<(&'static str, Vec<Case>)> {
+    vec![
+        (
+            "KernelReady",
+            vec![case(
+                "ForkFailedOutOfPIDs",
+                |e| e.host.proc.set_threads(1000),
+                |e| e.host.proc.set_threads(100),
+            )],
+        ),
+        (
+            "NetworkingReady",
+            vec![
+                case(
+                    "NetworkPluginNotReady",
+                    |e| std::fs::remove_file(e.ctrd_dir().join("net.d/10-test.conflist")).unwrap(),
+                    |e| {
+                        write_atomic(
+                            &e.ctrd_dir().join("net.d/10-test.conflist"),
+                            crate::daemon::CNI_CONFLIST,
+                        )
+                    },
+                ),
+                case(
+                    "CNIConfigMissing",
+                    |e| std::fs::remove_file(e.host.net_d().join("10-calico.conflist")).unwrap(),
+                    |e| {
+                        write_atomic(
+                            &e.host.net_d().join("10-calico.conflist"),
+                            crate::daemon::CNI_CONFLIST,
+                        )
+                    },
+                ),
+                case(
+                    "MissingLoopbackInterface",
+                    |e| std::fs::remove_dir(e.host.sys().join("class/net/lo")).unwrap(),
+                    |e| std::fs::create_dir(e.host.sys().join("class/net/lo")).unwrap(),
+                ),
+                case(
+                    "InterfaceNotUp",
+                    |e| e.host.set_eth0_flags("0x1002"),
+                    |e| e.host.set_eth0_flags("0x1043"),
+                ),
+                case(
+                    "InterfaceNotRunning",
+                    |e| e.host.set_eth0_flags("0x1003"),
+                    |e| e.host.set_eth0_flags("0x1043"),
+                ),
+                case(
+                    "VpcCniConfigMissing",
+                    |e| std::fs::remove_file(e.root.join("10-aws.conflist")).unwrap(),
+                    |e| write_atomic(&e.root.join("10-aws.conflist"), AWS_CONFLIST),
+                ),
+                case(
+                    "IPAMDNotRunning",
+                    |e| e.ipamd.set(ENIS, Answer::Close),
+                    |e| e.ipamd.set(ENIS, enis(29, 7)),
+                ),
+            ],
+        ),
+        (
+            "StorageReady",
+            vec![case(
+                "FilesystemReadOnly",
+                |e| {
+                    if let Some(s) = &e.store {
+                        e.sh(&["mount", "-o", "remount,ro", s.to_str().unwrap()]);
+                    }
+                },
+                |e| {
+                    if let Some(s) = &e.store {
+                        e.sh(&["mount", "-o", "remount,rw", s.to_str().unwrap()]);
+                    }
+                },
+            )],
+        ),
+        (
+            "ContainerRuntimeReady",
+            vec![
+                case(
+                    "PodStuckTerminating",
+                    |e| e.api.add_pod_object(pod_stuck()),
+                    |e| e.api.remove_pod("web-0"),
+                ),
+                case(
+                    "ContainerdUnreachable",
+                    |e| e.stop_containerd(),
+                    |e| e.containerd(true),
+                ),
+                case(
+                    "ContainerdNotAnswering",
+                    |e| {
+                        e.stop_containerd();
+                        *e.hung.lock().unwrap() =
+                            Some(std::os::unix::net::UnixListener::bind(e.socket()).unwrap());
+                    },
+                    |e| {
+                        drop(e.hung.lock().unwrap().take());
+                        let _ = std::fs::remove_file(e.socket());
+                        e.containerd(true);
+                    },
+                ),
+                case(
+                    "ContainerRuntimeCRIFailed",
+                    |e| {
+                        e.stop_containerd();
+                        e.containerd(false);
+                    },
+                    |e| {
+                        e.stop_containerd();
+                        e.containerd(true);
+                    },
+                ),
+            ],
+        ),
+    ]
+}
+
+fn zombies(e: &Env, n: usize) {
+    for i in 0..n {
+        let dir = e.host.proc.dir.join(format!("{}", 40_000 + i));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(
+            dir.join("stat"),
+            format!("{} (defunct) Z 1 1 1\n", 40_000 + i),
+        )
+        .unwrap();
+    }
+}
+
+fn no_zombies(e: &Env) {
+    for i in 0..25 {
+        let _ = std::fs::remove_dir_all(e.host.proc.dir.join(format!("{}", 40_000 + i)));
+    }
+}
+
+fn conntrack(e: &Env, count: u64) {
+    let dir = e.host.proc.dir.join("sys/net/netfilter");
+    std::fs::create_dir_all(&dir).unwrap();
+    write_atomic(&dir.join("nf_conntrack_max"), "1000\n");
+    write_atomic(&dir.join("nf_conntrack_count"), &format!("{count}\n"));
+}
+
+fn fill(e: &Env, name: &str, bytes: usize) {
+    if let Some(s) = &e.store {
+        std::fs::write(s.join(name), vec![7u8; bytes]).unwrap();
+    }
+}
+
+fn files(e: &Env, n: usize) {
+    if let Some(s) = &e.store {
+        for i in 0..n {
+            std::fs::write(s.join(format!("f{i}")), "").unwrap();
+        }
+    }
+}
+
+fn unfill(e: &Env) {
+    if let Some(s) = &e.store {
+        for entry in std::fs::read_dir(s).unwrap().flatten() {
+            let _ = std::fs::remove_file(entry.path());
+        }
+    }
+}
+
+fn nothing(_: &Env) {}
+
+/// The Warning reasons, one after the other: each an event and a metric, its condition True.
+fn warning_cases() -> Vec<Case> {
+    vec![
+        case(
+            "ApproachingKernelPidMax",
+            |e| e.host.proc.set_threads(750),
+            |e| e.host.proc.set_threads(100),
+        ),
+        case(
+            "ApproachingMaxOpenFiles",
+            |e| e.host.proc.set_files(7_500),
+            |e| e.host.proc.set_files(1000),
+        ),
+        case(
+            "ConntrackNearFull",
+            |e| conntrack(e, 950),
+            |e| conntrack(e, 10),
+        ),
+        case("ExcessiveZombieProcesses", |e| zombies(e, 22), no_zombies),
+        case(
+            "SoftLockup",
+            |e| {
+                e.host
+                    .log(&["watchdog: BUG: soft lockup - CPU#2 stuck for 22s! [java:77]"])
+            },
+            nothing,
+        ),
+        case(
+            "AppBlocked",
+            |e| {
+                e.host
+                    .log(&["INFO: task jbd2/nvme0n1p1-8:312 blocked for more than 120 seconds."])
+            },
+            nothing,
+        ),
+        case(
+            "KernelBug",
+            |e| {
+                e.host
+                    .log(&["BUG: unable to handle page fault for address: ffff8881"])
+            },
+            nothing,
+        ),
+        case(
+            "AppCrash",
+            |e| {
+                e.host
+                    .log(&["python3[4242]: segfault at 0 ip 00007f sp 00007ffd error 4"])
+            },
+            nothing,
+        ),
+        case(
+            "ConntrackExceededKernel",
+            |e| {
+                e.host
+                    .log(&["nf_conntrack: nf_conntrack: table full, dropping packet"])
+            },
+            nothing,
+        ),
+        case(
+            "OOMKilling",
+            |e| {
+                e.host
+                    .log(&["Out of memory: Killed process 1234 (java) total-vm:1kB"])
+            },
+            nothing,
+        ),
+        case(
+            "BlockDeviceIOError",
+            |e| {
+                e.host
+                    .log(&["I/O error, dev nvme1n1, sector 2048 op 0x1:(WRITE)"])
+            },
+            nothing,
+        ),
+        case(
+            "Ext4Error",
+            |e| {
+                e.host
+                    .log(&["EXT4-fs error (device nvme1n1): ext4_find_entry:1455: inode #2"])
+            },
+            nothing,
+        ),
+        case(
+            "XFSError",
+            |e| {
+                e.host
+                    .log(&["XFS (nvme2n1): Corruption detected. Unmount and run xfs_repair"])
+            },
+            nothing,
+        ),
+        case(
+            "FilesystemShutdown",
+            |e| {
+                e.host
+                    .log(&["XFS (nvme2n1): Filesystem has been shut down due to log error (0x2)."])
+            },
+            nothing,
+        ),
+        case("DiskSpaceLow", |e| fill(e, "big", 1000 * 1024), unfill),
+        case("InodesLow", |e| files(e, 99), unfill),
+        case(
+            "VpcCniConfigInvalid",
+            |e| {
+                write_atomic(
+                    &e.root.join("10-aws.conflist"),
+                    r#"{"plugins":[{"type":"bridge"}]}"#,
+                )
+            },
+            |e| write_atomic(&e.root.join("10-aws.conflist"), AWS_CONFLIST),
+        ),
+        case(
+            "IpamdBadAnswer",
+            |e| e.ipamd.set(ENIS, Answer::Body(200, "<html>".into())),
+            |e| e.ipamd.set(ENIS, enis(29, 7)),
+        ),
+        case(
+            "IpamdMetricsUnreachable",
+            |e| e.ipamd.set("/metrics", Answer::Body(503, String::new())),
+            |e| {
+                e.ipamd.set(
+                    "/metrics",
+                    Answer::Body(200, "awscni_assigned_ip_addresses 7\n".into()),
+                )
+            },
+        ),
+        case(
+            "IPAMDNoIPs",
+            |e| e.ipamd.set(ENIS, enis(29, 29)),
+            |e| e.ipamd.set(ENIS, enis(29, 7)),
+        ),
+        case(
+            "PodIPsNearlyExhausted",
+            |e| e.ipamd.set(ENIS, enis(29, 27)),
+            |e| e.ipamd.set(ENIS, enis(29, 7)),
+        ),
+        case(
+            "KubeletUnreachable",
+            |e| e.kubelet.set("/healthz", Answer::Close),
+            |e| e.kubelet.set("/healthz", Answer::Body(200, "ok".into())),
+        ),
+        case(
+            "KubeletUnhealthy",
+            |e| {
+                e.kubelet
+                    .set("/healthz", Answer::Body(500, "[-]ping failed".into()))
+            },
+            |e| e.kubelet.set("/healthz", Answer::Body(200, "ok".into())),
+        ),
+        case(
+            "CheckTimedOut",
+            |e| e.kubelet.set("/healthz", Answer::Hang),
+            |e| e.kubelet.set("/healthz", Answer::Body(200, "ok".into())),
+        ),
+        case(
+            "KubeletCertificateExpired",
+            |e| {
+                crate::daemon::cert_until(
+                    &e.cert,
+                    time::OffsetDateTime::now_utc() - time::Duration::hours(1),
+                );
+            },
+            nothing,
+        ),
+        case(
+            "KubeletCertificateExpiring",
+            |e| {
+                crate::daemon::cert_until(
+                    &e.cert,
+                    time::OffsetDateTime::now_utc() + time::Duration::hours(2),
+                );
+            },
+            nothing,
+        ),
+        case(
+            "KubeletCertificateInvalid",
+            |e| {
+                std::fs::write(
+                    &e.cert,
+                    "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n",
+                )
+                .unwrap()
+            },
+            |e| {
+                crate::daemon::cert_until(
+                    &e.cert,
+                    time::OffsetDateTime::now_utc() + time::Duration::days(300),
+                );
+            },
+        ),
+    ]
+}
+
+/// Reasons injected by other tests (named), or only reachable through a unit test here.
+const COVERED_ELSEWHERE: &[(&str, &str)] = &[
+    (
+        "KubeletCertificateMissing",
+        "this test: the certificate is absent at start",
+    ),
+    (
+        "ClockUnsynchronized",
+        "daemon::unsynchronised_clock_is_a_warning_event_not_a_condition (this host's clock)",
+    ),
+    (
+        "ClockUnreadable",
+        "unit checks::clock::tests::clock_verdicts (adjtimex cannot be made to fail)",
+    ),
+    (
+        "ContainerRuntimeNotReady",
+        "unit checks::cri::tests::runtime_not_ready_or_missing_is_a_problem (containerd never reports RuntimeReady false on demand)",
+    ),
+    (
+        "ContainerdUnitNotActive",
+        "daemon::unit_state_from_real_systemd_feeds_checks_and_metrics (real systemd)",
+    ),
+    (
+        "KubeletUnitNotActive",
+        "daemon::unit_state_from_real_systemd_feeds_checks_and_metrics (real systemd)",
+    ),
+    (
+        "KubeletFailed",
+        "unit checks::units::tests::only_active_or_reloading_is_healthy",
+    ),
+    (
+        "KubeletRepeatedRestart",
+        "daemon::unit_state_from_real_systemd_feeds_checks_and_metrics (real systemd)",
+    ),
+    (
+        "ContainerdRepeatedRestart",
+        "unit: the same code as KubeletRepeatedRestart (checks::daemon::Context::restart_rise)",
+    ),
+    (
+        "FilesystemError",
+        "not injected: statfs(2) fails only on a broken filesystem (EIO), which cannot be made here",
+    ),
+    (
+        "PodListFailed",
+        "health::pod_list_failure (the API server refuses the list)",
+    ),
+    (
+        "IamCredentialsExpiring",
+        "daemon::iam_credentials_expiry_per_source_is_exported_and_checked",
+    ),
+    (
+        "IamCredentialsExpired",
+        "daemon::iam_credentials_expiry_per_source_is_exported_and_checked",
+    ),
+    (
+        "InstanceRoleMissing",
+        "daemon::iam_credentials_expiry_per_source_is_exported_and_checked",
+    ),
+    ("InstanceRoleUnreadable", "unit checks::iam::tests"),
+    ("InstanceRoleCredentialsError", "unit checks::iam::tests"),
+    ("SsmCredentialsMissing", "unit checks::iam::tests"),
+    ("RolesAnywhereCertificateMissing", "unit checks::iam::tests"),
+    ("RolesAnywhereCertificateInvalid", "unit checks::iam::tests"),
+    ("NvidiaXID%dError", "health::accelerators_on_fake_hardware"),
+    (
+        "NvidiaXID%dWarning",
+        "health::accelerators_on_fake_hardware",
+    ),
+    (
+        "NvidiaDeviceCountMismatch",
+        "health::accelerators_on_fake_hardware",
+    ),
+    (
+        "NeuronDeviceCountMismatch",
+        "health::accelerators_on_fake_hardware",
+    ),
+    ("NeuronDMAError", "health::accelerators_on_fake_hardware"),
+    (
+        "NeuronHBMUncorrectableError",
+        "health::accelerators_on_fake_hardware",
+    ),
+    (
+        "NeuronNCUncorrectableError",
+        "health::accelerators_on_fake_hardware",
+    ),
+    (
+        "NeuronSRAMUncorrectableError",
+        "health::accelerators_on_fake_hardware",
+    ),
+    (
+        "FabricManagerNotRunning",
+        "health::accelerators_on_fake_hardware (real systemd)",
+    ),
+    (
+        "NvidiaDoubleBitError",
+        "unit checks::accelerators::tests::nvml_ecc_nvlink_and_errors (NVML test double: no GPU here)",
+    ),
+    (
+        "NvidiaNVLinkError",
+        "unit checks::accelerators::tests::nvml_ecc_nvlink_and_errors (NVML test double: no GPU here)",
+    ),
+    (
+        "NvmlError",
+        "unit checks::accelerators::tests::nvml_ecc_nvlink_and_errors (NVML test double: no GPU here)",
+    ),
+];
+
+/// The injection table covers the catalog: every reason is injected here or covered by the
+/// test named in [`COVERED_ELSEWHERE`].
+#[test]
+fn every_reason_of_the_catalog_is_injected_somewhere() {
+    let mut covered: BTreeSet<&str> = COVERED_ELSEWHERE.iter().map(|(r, _)| *r).collect();
+    for (_, cases) in fatal_cases() {
+        covered.extend(cases.iter().map(|c| c.reason));
+    }
+    covered.extend(warning_cases().iter().map(|c| c.reason));
+    let catalog: BTreeSet<&str> = CATALOG.iter().map(|r| r.name).collect();
+    assert_eq!(
+        catalog.difference(&covered).collect::<Vec<_>>(),
+        Vec::<&&str>::new(),
+        "reasons nobody injects"
+    );
+    assert_eq!(
+        covered.difference(&catalog).collect::<Vec<_>>(),
+        Vec::<&&str>::new(),
+        "not in the catalog"
+    );
+}
+
+fn catalog_severity(reason: &str) -> &'static str {
+    eks_node_agent::checks::reasons::lookup(reason)
+        .unwrap()
+        .severity
+        .as_str()
+}
+
+fn condition_of(reason: &str) -> &'static str {
+    eks_node_agent::checks::reasons::lookup(reason)
+        .unwrap()
+        .condition
+        .map_or("", |c| c.as_str())
+}
+
+/// Each reason of the catalog that a running daemon can be made to see here (kernel log
+/// records, procfs and sysfs values, real containerd's CRI answers, the API server's pods,
+/// loopback stand-ins for kubelet and ipamd, tmpfs filesystems): a Fatal one sets its
+/// condition False with its reason and recovery sets it True again; a Warning one is an event
+/// while its condition stays True; both show in `eksnode_problem_active` and
+/// `eksnode_problems_total`.
+#[test]
+fn each_reason_injected_into_a_running_daemon_has_its_exact_outcome() {
+    let (_rt, api) = api_with_node_a("node-token-table");
+    let api = std::sync::Arc::new(api);
+    let root = tempfile::tempdir().unwrap();
+    let host = FakeHost::new(root.path());
+    std::fs::write(
+        host.net_d().join("10-calico.conflist"),
+        crate::daemon::CNI_CONFLIST,
+    )
+    .unwrap();
+    write_atomic(&root.path().join("10-aws.conflist"), AWS_CONFLIST);
+    let ctrd = root.path().join("ctrd");
+    std::fs::create_dir_all(ctrd.join("net.d")).unwrap();
+    std::fs::write(
+        ctrd.join("net.d/10-test.conflist"),
+        crate::daemon::CNI_CONFLIST,
+    )
+    .unwrap();
+    let kubelet = Switch::start(&[("/healthz", Answer::Body(200, "ok".into()))]);
+    let ipamd = Switch::start(&[
+        (ENIS, enis(29, 7)),
+        (
+            "/metrics",
+            Answer::Body(200, "awscni_assigned_ip_addresses 7\n".into()),
+        ),
+    ]);
+    // A small tmpfs for the storage check's space, inodes and read-only cases (root only).
+    let store = root.path().join("store");
+    std::fs::create_dir_all(&store).unwrap();
+    let store = eks_node_agent_tests::e2e::is_root()
+        .then(|| {
+            std::process::Command::new("mount")
+                .args(["-t", "tmpfs", "-o", "size=1m,nr_inodes=100", "tmpfs"])
+                .arg(&store)
+                .status()
+                .ok()
+                .filter(|s| s.success())
+                .map(|_| store.clone())
+        })
+        .flatten();
+    let env = Env {
+        root: root.path().to_path_buf(),
+        host,
+        api: api.clone(),
+        kubelet,
+        ipamd,
+        containerd: std::sync::Mutex::new(None),
+        hung: std::sync::Mutex::new(None),
+        store: store.clone(),
+        cert: root.path().join("pki/kubelet-client-current.pem"),
+    };
+    env.containerd(true);
+    let fast = "interval_secs = 0.2\n";
+    let mut config = format!(
+        "[networking]\ncni_grace_secs = 0\n[kernel]\nproblem_hold_secs = 3\n\
+         [checks.kubelet]\n{fast}timeout_secs = 1\n[checks.containerd]\n{fast}[checks.vpc_cni]\n{fast}\
+         [checks.network]\n{fast}[checks.kernel]\n{fast}[checks.storage]\n{fast}[checks.credentials]\n{fast}\
+         [checks.pods]\n{fast}[checks.clock]\nenabled = false\n[checks.accelerators]\nenabled = false\n"
+    );
+    config.push_str("[coexistence]\nnode_monitoring_agent = \"ignore\"\n");
+    let mut args = env.host.args();
+    for (flag, value) in [
+        (
+            "--kubelet-healthz",
+            format!("{}/healthz", env.kubelet.url()),
+        ),
+        ("--ipamd-introspection", env.ipamd.url()),
+        ("--ipamd-metrics", format!("{}/metrics", env.ipamd.url())),
+        ("--containerd-socket", env.socket().display().to_string()),
+        ("--kubelet-client-cert", env.cert.display().to_string()),
+    ] {
+        args.push(flag.into());
+        args.push(value.into());
+    }
+    if let Some(s) = &store {
+        args.push("--storage-dir".into());
+        args.push(s.clone().into());
+    }
+    args.push("--storage-dir".into());
+    args.push(root.path().into());
+    // The aws-node pod's binary: the VPC CNI is installed, its conflist can go missing.
+    std::fs::write(root.path().join("opt-cni-bin-aws-cni"), "").unwrap();
+    let (_agent, port) = run_agent(&api, root.path(), &config, &args);
+    let metric = |series: &str| sample(&scrape(port), series);
+    wait_for(Duration::from_secs(30), "all five conditions True", || {
+        [
+            "KernelReady",
+            "NetworkingReady",
+            "StorageReady",
+            "ContainerRuntimeReady",
+        ]
+        .iter()
+        .all(|c| {
+            api.condition("node-a", c)
+                .is_some_and(|c| c["status"] == "True")
+        })
+    });
+    wait_for(
+        Duration::from_secs(20),
+        "KubeletCertificateMissing event",
+        || events_with(&api, "KubeletCertificateMissing") == 1,
+    );
+    crate::daemon::cert_until(
+        &env.cert,
+        time::OffsetDateTime::now_utc() + time::Duration::days(300),
+    );
+
+    // Fatal: in waves, one reason per condition at a time.
+    let groups = fatal_cases();
+    let waves = groups.iter().map(|(_, c)| c.len()).max().unwrap();
+    for wave in 0..waves {
+        let now: Vec<(&str, &Case)> = groups
+            .iter()
+            .filter_map(|(ct, cases)| cases.get(wave).map(|c| (*ct, c)))
+            .filter(|(_, c)| store.is_some() || c.reason != "FilesystemReadOnly")
+            .collect();
+        for (_, c) in &now {
+            assert_eq!(catalog_severity(c.reason), "Fatal", "{}", c.reason);
+            (c.inject)(&env);
+        }
+        for (ct, c) in &now {
+            assert_eq!(condition_of(c.reason), *ct);
+            wait_for(
+                Duration::from_secs(40),
+                &format!("{ct} False {}", c.reason),
+                || condition_is(&api, ct, "False", c.reason),
+            );
+            let active = format!(
+                "eksnode_problem_active{{condition=\"{ct}\",reason=\"{}\",severity=\"Fatal\"}}",
+                c.reason
+            );
+            assert_eq!(metric(&active), Some(1.0), "{active}");
+            assert!(
+                metric(&format!(
+                    "eksnode_problems_total{{reason=\"{}\"}}",
+                    c.reason
+                ))
+                .is_some_and(|n| n >= 1.0),
+                "{} counted",
+                c.reason
+            );
+        }
+        for (_, c) in &now {
+            (c.recover)(&env);
+        }
+        for (ct, c) in &now {
+            wait_for(
+                Duration::from_secs(40),
+                &format!("{ct} True after {}", c.reason),
+                || condition_is(&api, ct, "True", ""),
+            );
+        }
+    }
+
+    // Warning: one after the other; an event, the metric, the condition stays True.
+    for c in warning_cases() {
+        if store.is_none() && matches!(c.reason, "DiskSpaceLow" | "InodesLow") {
+            continue;
+        }
+        assert_eq!(catalog_severity(c.reason), "Warning", "{}", c.reason);
+        (c.inject)(&env);
+        wait_for(
+            Duration::from_secs(20),
+            &format!("{} event", c.reason),
+            || events_with(&api, c.reason) >= 1,
+        );
+        let counted = metric(&format!(
+            "eksnode_problems_total{{reason=\"{}\"}}",
+            c.reason
+        ));
+        assert!(counted.is_some_and(|n| n >= 1.0), "{} counted", c.reason);
+        let ev = api
+            .events()
+            .into_iter()
+            .find(|e| e["reason"] == c.reason)
+            .unwrap();
+        assert_eq!(ev["type"], "Warning");
+        let ct = condition_of(c.reason);
+        if !ct.is_empty() {
+            let cond = api.condition("node-a", ct).unwrap();
+            assert_eq!(cond["status"], "True", "{}: {cond}", c.reason);
+        }
+        (c.recover)(&env);
+    }
+    // Nothing was ever False for a Warning reason.
+    let warnings: BTreeSet<&str> = warning_cases().iter().map(|c| c.reason).collect();
+    for patch in condition_patches(&api) {
+        for c in patch["status"]["conditions"].as_array().unwrap() {
+            let reason = c["reason"].as_str().unwrap();
+            assert!(
+                !(c["status"] == "False" && warnings.contains(reason)),
+                "{patch}"
+            );
+        }
+    }
+    drop(env);
+    if let Some(s) = store {
+        let _ = std::process::Command::new("umount").arg(&s).status();
+    }
+}
+
+/// `run` against the emulator with `args` (the caller's own --kubelet-healthz and friends).
+fn run_agent(
+    api: &KubeApi,
+    dir: &Path,
+    checks: &str,
+    args: &[std::ffi::OsString],
+) -> (crate::daemon::Proc, u16) {
+    let config = dir.join("daemon.toml");
+    std::fs::write(&config, checks).unwrap();
+    let kubeconfig = dir.join("kubeconfig");
+    std::fs::write(&kubeconfig, api.kubeconfig()).unwrap();
+    let port = eks_node_agent_tests::free_port();
+    let agent = crate::daemon::Proc(
+        std::process::Command::new(crate::agent_bin())
+            .arg("run")
+            .args(["--node-name", "node-a", "--listen"])
+            .arg(format!("127.0.0.1:{port}"))
+            .arg("--config")
+            .arg(&config)
+            .arg("--kubeconfig")
+            .arg(&kubeconfig)
+            .arg("--kmsg")
+            .arg(dir.join("kmsg"))
+            .args(args)
+            .env_remove("NOTIFY_SOCKET")
+            .env("AWS_EC2_METADATA_DISABLED", "true")
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    wait_for(Duration::from_secs(20), "agent /healthz", || {
+        crate::daemon::http_get(port, "/healthz").is_some_and(|(code, _)| code == 200)
+    });
+    (agent, port)
+}
+
+/// The API server refuses to list the node's pods: `PodListFailed`, a Warning counted in the
+/// metrics (no condition: the node is not at fault).
+#[test]
+fn pod_list_failure() {
+    let (_rt, api) = api_with_node_a("node-token-pods");
+    let root = tempfile::tempdir().unwrap();
+    let host = FakeHost::new(root.path());
+    let kubeconfig = api.kubeconfig().replace("node-token-pods", "revoked-token");
+    let dir = root.path();
+    std::fs::write(dir.join("daemon.toml"), only_checks(&["pods"])).unwrap();
+    std::fs::write(dir.join("kubeconfig"), kubeconfig).unwrap();
+    let port = eks_node_agent_tests::free_port();
+    let _agent = crate::daemon::Proc(
+        std::process::Command::new(crate::agent_bin())
+            .args(["run", "--node-name", "node-a", "--listen"])
+            .arg(format!("127.0.0.1:{port}"))
+            .arg("--config")
+            .arg(dir.join("daemon.toml"))
+            .arg("--kubeconfig")
+            .arg(dir.join("kubeconfig"))
+            .arg("--kmsg")
+            .arg(host.kmsg())
+            .args(host.args())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    wait_for(Duration::from_secs(20), "PodListFailed counted", || {
+        crate::daemon::http_get(port, "/metrics").is_some_and(|(_, text)| {
+            sample(&text, "eksnode_problems_total{reason=\"PodListFailed\"}") == Some(1.0)
+        })
+    });
+    assert!(
+        api.requests()
+            .iter()
+            .any(|r| r.path == "/api/v1/pods" && r.status == 401)
+    );
+}
+
+fn pci_device(sys: &Path, address: &str, vendor: &str, class: &str) {
+    let dir = sys.join("bus/pci/devices").join(address);
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("vendor"), format!("{vendor}\n")).unwrap();
+    std::fs::write(dir.join("device"), "0x20b0\n").unwrap();
+    std::fs::write(dir.join("class"), format!("{class}\n")).unwrap();
+}
+
+fn neuron_counter(sys: &Path, device: &str, counter: &str, total: u64) {
+    let dir = sys
+        .join("devices/virtual/neuron_device")
+        .join(device)
+        .join("stats/hardware")
+        .join(counter);
+    std::fs::create_dir_all(&dir).unwrap();
+    write_atomic(&dir.join("total"), &format!("{total}\n"));
+}
+
+const ACCEL: &str = "AcceleratedHardwareReady";
+
+/// AcceleratedHardwareReady on a p4d.24xlarge and a trn1.32xlarge made of a fake sysfs (no GPU
+/// or Neuron device here): device counts against the instance type, NVIDIA XIDs and Neuron
+/// errors from the kernel log (a Fatal XID stays for the boot, a restart included), the Neuron
+/// driver's sysfs counters, and NVIDIA's fabric manager unit read from a real systemd.
+#[test]
+fn accelerators_on_fake_hardware() {
+    use eks_node_agent_tests::systemd_dbus::SystemdUser;
+    let (rt, api) = api_with_node_a("node-token-accel");
+    let root = tempfile::tempdir().unwrap();
+    let host = FakeHost::new(root.path());
+    let sys = host.sys();
+    for i in 0..8 {
+        pci_device(
+            &sys,
+            &format!("0000:{:02x}:1c.0", 0x10 + i),
+            "0x10de",
+            "0x030200",
+        );
+    }
+    pci_device(&sys, "0000:00:05.0", "0x1d0f", "0x020000"); // ENA: not an accelerator
+    let systemd = match SystemdUser::unavailable() {
+        Some(why) => {
+            eprintln!("fabric manager part SKIPPED: {why}");
+            None
+        }
+        None => {
+            let config_home = root.path().join("config");
+            let units = config_home.join("systemd/user");
+            std::fs::create_dir_all(&units).unwrap();
+            std::fs::write(
+                units.join("nvidia-fabricmanager.service"),
+                "[Service]\nExecStart=/bin/sleep 1000\n",
+            )
+            .unwrap();
+            Some(rt.block_on(SystemdUser::start(&config_home)))
+        }
+    };
+    let mut args = host.args();
+    if let Some(s) = &systemd {
+        // host.args() ends with "--systemd-bus none": point it at the real systemd.
+        let n = args.len();
+        args[n - 1] = s.address().into();
+    }
+    args.push("--instance-type".into());
+    args.push("p4d.24xlarge".into());
+    let config = only_checks(&["kernel", "accelerators"]);
+    let (agent, port) = run_against(&api, root.path(), &config, &os(&args));
+    let metric = |series: &str| sample(&scrape(port), series);
+    if let Some(s) = &systemd {
+        wait_for(Duration::from_secs(30), "FabricManagerNotRunning", || {
+            condition_is(&api, ACCEL, "False", "FabricManagerNotRunning")
+        });
+        rt.block_on(async {
+            let conn = zbus::connection::Builder::address(s.address().as_str())
+                .unwrap()
+                .build()
+                .await
+                .unwrap();
+            conn.call_method(
+                Some("org.freedesktop.systemd1"),
+                "/org/freedesktop/systemd1",
+                Some("org.freedesktop.systemd1.Manager"),
+                "StartUnit",
+                &("nvidia-fabricmanager.service", "replace"),
+            )
+            .await
+            .unwrap();
+        });
+    }
+    wait_for(
+        Duration::from_secs(30),
+        "AcceleratedHardwareReady True",
+        || condition_is(&api, ACCEL, "True", "AcceleratedHardwareIsReady"),
+    );
+    assert_eq!(
+        metric("eksnode_accelerator_devices{kind=\"nvidia\"}"),
+        Some(8.0)
+    );
+    assert_eq!(
+        metric("eksnode_accelerator_devices_expected{kind=\"nvidia\"}"),
+        Some(8.0)
+    );
+    // A GPU falls off the bus.
+    let gone = sys.join("bus/pci/devices/0000:17:1c.0");
+    std::fs::remove_dir_all(&gone).unwrap();
+    wait_for(Duration::from_secs(30), "NvidiaDeviceCountMismatch", || {
+        condition_is(&api, ACCEL, "False", "NvidiaDeviceCountMismatch")
+    });
+    assert_eq!(
+        metric("eksnode_accelerator_devices{kind=\"nvidia\"}"),
+        Some(7.0)
+    );
+    pci_device(&sys, "0000:17:1c.0", "0x10de", "0x030200");
+    wait_for(Duration::from_secs(30), "True again", || {
+        condition_is(&api, ACCEL, "True", "")
+    });
+    // An XID off the Fatal list: a Warning event.
+    host.log(&[
+        "NVRM: Xid (PCI:0000:10:1c): 13, pid=4242, name=python3, Graphics SM Warp Exception",
+    ]);
+    wait_for(Duration::from_secs(20), "XID 13 event", || {
+        events_with(&api, "NvidiaXID13Warning") == 1
+    });
+    assert!(condition_is(&api, ACCEL, "True", ""));
+    // XID 79: the GPU fell off the bus. Fatal, and it stays.
+    host.log(&[
+        "NVRM: Xid (PCI:0000:10:1c): 79, pid=4242, name=python3, GPU has fallen off the bus.",
+    ]);
+    wait_for(Duration::from_secs(30), "NvidiaXID79Error", || {
+        condition_is(&api, ACCEL, "False", "NvidiaXID79Error")
+    });
+    assert_eq!(
+        metric("eksnode_accelerator_errors_total{reason=\"NvidiaXID79Error\"}"),
+        Some(1.0)
+    );
+    assert_eq!(
+        metric("eksnode_accelerator_errors_total{reason=\"NvidiaXID13Warning\"}"),
+        Some(1.0)
+    );
+    drop(agent);
+    // A restart reads the kernel's ring buffer again: the fault is not forgotten.
+    let (agent, _) = run_against(&api, root.path(), &config, &os(&args));
+    std::thread::sleep(Duration::from_secs(3));
+    assert!(condition_is(&api, ACCEL, "False", "NvidiaXID79Error"));
+    drop(agent);
+    drop(systemd);
+
+    // trn1.32xlarge: 16 Neuron devices, one missing.
+    let (_rt2, api) = api_with_node_a("node-token-neuron");
+    let root = tempfile::tempdir().unwrap();
+    let host = FakeHost::new(root.path());
+    let sys = host.sys();
+    for i in 0..15 {
+        pci_device(
+            &sys,
+            &format!("0000:{:02x}:1e.0", 0x20 + i),
+            "0x1d0f",
+            "0x120000",
+        );
+    }
+    let mut args = host.args();
+    args.push("--instance-type".into());
+    args.push("trn1.32xlarge".into());
+    let (_agent, port) = run_against(&api, root.path(), &config, &os(&args));
+    wait_for(Duration::from_secs(30), "NeuronDeviceCountMismatch", || {
+        condition_is(&api, ACCEL, "False", "NeuronDeviceCountMismatch")
+    });
+    assert_eq!(
+        sample(
+            &scrape(port),
+            "eksnode_accelerator_devices_expected{kind=\"neuron\"}"
+        ),
+        Some(16.0)
+    );
+    pci_device(&sys, "0000:2f:1e.0", "0x1d0f", "0x120000");
+    wait_for(Duration::from_secs(30), "True", || {
+        condition_is(&api, ACCEL, "True", "")
+    });
+    for (counter, reason) in [
+        ("mem_ecc_uncorrected", "NeuronHBMUncorrectableError"),
+        ("sram_ecc_uncorrected", "NeuronSRAMUncorrectableError"),
+    ] {
+        neuron_counter(&sys, "neuron4", counter, 3);
+        wait_for(Duration::from_secs(30), reason, || {
+            condition_is(&api, ACCEL, "False", reason)
+        });
+        neuron_counter(&sys, "neuron4", counter, 0);
+        wait_for(Duration::from_secs(30), "True", || {
+            condition_is(&api, ACCEL, "True", "")
+        });
+    }
+    for (line, reason) in [
+        (
+            "neuron: nd4 NEURON_HW_ERR=DMA_ERROR queue=3",
+            "NeuronDMAError",
+        ),
+        (
+            "neuron: nd4 NEURON_HW_ERR=NC_UNCORRECTABLE_ERROR nc=1",
+            "NeuronNCUncorrectableError",
+        ),
+    ] {
+        host.log(&[line]);
+        wait_for(Duration::from_secs(30), reason, || {
+            condition_is(&api, ACCEL, "False", reason)
+        });
+    }
+}
+
+/// A node without accelerators has no accelerator check and no AcceleratedHardwareReady.
+#[test]
+fn no_accelerators_no_accelerated_hardware_condition() {
+    let (_rt, api) = api_with_node_a("node-token-noaccel");
+    let root = tempfile::tempdir().unwrap();
+    let host = FakeHost::new(root.path());
+    pci_device(&host.sys(), "0000:00:05.0", "0x1d0f", "0x020000");
+    let mut args = host.args();
+    args.push("--instance-type".into());
+    args.push("m5.large".into());
+    let config = only_checks(&["kernel", "accelerators"]);
+    let (_agent, port) = run_against(&api, root.path(), &config, &os(&args));
+    wait_for(Duration::from_secs(20), "KernelReady", || {
+        condition_is(&api, "KernelReady", "True", "")
+    });
+    std::thread::sleep(Duration::from_secs(1));
+    assert!(api.condition("node-a", ACCEL).is_none());
+    assert_eq!(
+        sample(
+            &scrape(port),
+            "eksnode_check_runs_total{check=\"accelerators\"}"
+        ),
+        None
+    );
+}
