@@ -8,10 +8,9 @@ use std::path::Path;
 
 use super::Outcome;
 
-/// `IFF_UP` in `/sys/class/net/<if>/flags`: administratively up.
+/// `IFF_UP` in `/sys/class/net/<if>/flags`: administratively up. (That file holds the device's
+/// own flags, which never include `IFF_RUNNING`: whether the link runs is its `carrier`.)
 const IFF_UP: u32 = 0x1;
-/// `IFF_RUNNING`: the link has a carrier (operationally up).
-const IFF_RUNNING: u32 = 0x40;
 /// The most entries read from the CNI config directory.
 const MAX_CONF_ENTRIES: usize = 1024;
 
@@ -24,8 +23,20 @@ pub struct Seen {
     pub conf_dir_exists: bool,
     /// `lo` exists.
     pub loopback: bool,
-    /// The default route's interface and its flags, when there is a default route.
-    pub primary: Option<(String, Option<u32>)>,
+    /// The default route's interface, its flags and its carrier, when there is a default
+    /// route.
+    pub primary: Option<Primary>,
+}
+
+/// The default route's interface.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Primary {
+    /// Its name.
+    pub name: String,
+    /// `/sys/class/net/<if>/flags`.
+    pub flags: Option<u32>,
+    /// `/sys/class/net/<if>/carrier` (unreadable while the interface is down).
+    pub carrier: Option<bool>,
 }
 
 /// Reads what the verdict needs: the CNI config directory, `<sys>/class/net`, and
@@ -52,11 +63,14 @@ pub fn read(conf_dir: &Path, sys: &Path, proc: &Path) -> Seen {
     let primary = std::fs::read_to_string(proc.join("net/route"))
         .ok()
         .and_then(|t| crate::model::procfs::default_route_interface(&t))
-        .map(|iface| {
-            let flags = std::fs::read_to_string(net.join(&iface).join("flags"))
-                .ok()
-                .and_then(|t| u32::from_str_radix(t.trim().trim_start_matches("0x"), 16).ok());
-            (iface, flags)
+        .map(|name| {
+            let read = |f: &str| std::fs::read_to_string(net.join(&name).join(f)).ok();
+            Primary {
+                flags: read("flags")
+                    .and_then(|t| u32::from_str_radix(t.trim().trim_start_matches("0x"), 16).ok()),
+                carrier: read("carrier").map(|t| t.trim() == "1"),
+                name,
+            }
         });
     Seen {
         cni_configs,
@@ -89,16 +103,21 @@ pub fn evaluate(seen: &Seen, conf_dir: &Path) -> Outcome {
             "the loopback interface lo is missing",
         ));
     }
-    if let Some((iface, Some(flags))) = &seen.primary {
+    if let Some(Primary {
+        name,
+        flags: Some(flags),
+        carrier,
+    }) = &seen.primary
+    {
         if flags & IFF_UP == 0 {
             found.push(Outcome::fail(
                 "InterfaceNotUp",
-                format!("{iface}, the default route's interface, is administratively down (flags 0x{flags:x})"),
+                format!("{name}, the default route's interface, is administratively down (flags 0x{flags:x})"),
             ));
-        } else if flags & IFF_RUNNING == 0 {
+        } else if *carrier == Some(false) {
             found.push(Outcome::fail(
                 "InterfaceNotRunning",
-                format!("{iface}, the default route's interface, is up without a carrier (flags 0x{flags:x})"),
+                format!("{name}, the default route's interface, is up without a carrier"),
             ));
         }
     }
@@ -106,7 +125,7 @@ pub fn evaluate(seen: &Seen, conf_dir: &Path) -> Outcome {
         let primary = seen
             .primary
             .as_ref()
-            .map(|(i, _)| format!(", {i} up"))
+            .map(|p| format!(", {} up", p.name))
             .unwrap_or_default();
         return Outcome::ok(format!(
             "CNI config {}{primary}",
@@ -125,7 +144,7 @@ pub fn check(conf_dir: &Path, sys: &Path, proc: &Path) -> Outcome {
 mod tests {
     use super::*;
 
-    fn tree(root: &Path, conf: &[&str], lo: bool, eth0_flags: Option<&str>) {
+    fn tree(root: &Path, conf: &[&str], lo: bool, eth0: Option<(&str, &str)>) {
         let net = root.join("sys/class/net");
         std::fs::create_dir_all(&net).unwrap();
         if lo {
@@ -138,9 +157,10 @@ mod tests {
              eth0\t00000000\t0100000A\t0003\t0\t0\t0\t00000000\n",
         )
         .unwrap();
-        if let Some(f) = eth0_flags {
+        if let Some((flags, carrier)) = eth0 {
             std::fs::create_dir_all(net.join("eth0")).unwrap();
-            std::fs::write(net.join("eth0/flags"), format!("{f}\n")).unwrap();
+            std::fs::write(net.join("eth0/flags"), format!("{flags}\n")).unwrap();
+            std::fs::write(net.join("eth0/carrier"), format!("{carrier}\n")).unwrap();
         }
         std::fs::create_dir_all(root.join("net.d")).unwrap();
         for c in conf {
@@ -159,14 +179,20 @@ mod tests {
     #[test]
     fn any_cni_with_lo_and_an_up_interface_is_healthy() {
         let d = tempfile::tempdir().unwrap();
-        tree(d.path(), &["10-calico.conflist"], true, Some("0x1043"));
+        // A virtio NIC as this kernel shows it: flags without IFF_RUNNING, carrier 1.
+        tree(
+            d.path(),
+            &["10-calico.conflist"],
+            true,
+            Some(("0x1003", "1")),
+        );
         assert!(reasons(d.path()).is_empty());
     }
 
     #[test]
     fn each_problem_is_named() {
         let d = tempfile::tempdir().unwrap();
-        tree(d.path(), &["README"], false, Some("0x1002"));
+        tree(d.path(), &["README"], false, Some(("0x1002", "0")));
         assert_eq!(
             reasons(d.path()),
             [
@@ -176,7 +202,7 @@ mod tests {
             ]
         );
         let d = tempfile::tempdir().unwrap();
-        tree(d.path(), &["05-cilium.conf"], true, Some("0x1003"));
+        tree(d.path(), &["05-cilium.conf"], true, Some(("0x1003", "0")));
         assert_eq!(reasons(d.path()), ["InterfaceNotRunning"]);
     }
 }

@@ -588,6 +588,16 @@ pub async fn run(settings: Settings) -> Result<(), Error> {
                 active_before = active_now;
                 if let Ok(mut c) = conditions.lock() {
                     let c = c.get_or_insert_with(Conditions::default);
+                    // A condition only a problem had asked for recovers with it.
+                    for ct in ConditionType::ALL {
+                        if !v.conditions.contains_key(&ct) && c.desired(ct).is_some_and(|d| !d.healthy) {
+                            c.set(ct, crate::report::conditions::Desired {
+                                healthy: true,
+                                reason: ct.healthy_reason().to_string(),
+                                message: "no problem found".to_string(),
+                            });
+                        }
+                    }
                     for (ct, d) in v.conditions {
                         c.set(ct, d);
                     }

@@ -53,6 +53,14 @@ pub fn verdict(latest: &BTreeMap<CheckKind, Outcome>, policy: &Policy, in_grace:
                 .entry(ct)
                 .or_insert_with(|| healthy(ct, outcome.evidence.clone()));
         }
+        // The runtime's CRI NetworkReady feeds NetworkingReady, whatever the CNI (hybrid
+        // nodes have no VPC CNI check).
+        if let Some(n) = &outcome.facts.network {
+            let ct = ConditionType::NetworkingReady;
+            conditions
+                .entry(ct)
+                .or_insert_with(|| healthy(ct, n.message.clone()));
+        }
     }
     let mut active = Vec::new();
     for own_pass in [true, false] {

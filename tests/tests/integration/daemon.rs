@@ -208,7 +208,7 @@ pub(crate) fn sample(text: &str, series: &str) -> Option<f64> {
 
 const ONLY_KERNEL: &str = "[checks.kubelet]\nenabled = false\n[checks.containerd]\nenabled = false\n\
 [checks.vpc_cni]\nenabled = false\n[checks.storage]\nenabled = false\n[checks.credentials]\nenabled = false\n\
-[checks.network]\nenabled = false\n[checks.accelerators]\nenabled = false\n\
+[checks.network]\nenabled = false\n[checks.accelerators]\nenabled = false\n[checks.pods]\nenabled = false\n\
 [checks.kernel]\ninterval_secs = 0.2\n";
 
 #[test]
@@ -1341,6 +1341,7 @@ pub(crate) fn only_checks(names: &[&str]) -> String {
         "credentials",
         "clock",
         "accelerators",
+        "pods",
     ] {
         if names.contains(&c) {
             out.push_str(&format!("[checks.{c}]\ninterval_secs = 0.3\n"));
@@ -1576,6 +1577,16 @@ fn unit_state_from_real_systemd_feeds_checks_and_metrics() {
             api.events()
                 .iter()
                 .any(|e| e["reason"] == "KubeletUnitNotActive")
+        },
+    );
+    // NRestarts above 3 and rising: the monitoring agent's KubeletRepeatedRestart, a Warning.
+    wait_for(
+        Duration::from_secs(20),
+        "KubeletRepeatedRestart event",
+        || {
+            api.events()
+                .iter()
+                .any(|e| e["reason"] == "KubeletRepeatedRestart" && e["type"] == "Warning")
         },
     );
     wait_for(Duration::from_secs(20), "kubelet restarts counted", || {

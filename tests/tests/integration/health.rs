@@ -121,7 +121,7 @@ impl FakeHost {
             proc,
         };
         std::fs::create_dir_all(me.sys().join("class/net/lo")).unwrap();
-        me.set_eth0_flags("0x1043");
+        me.set_eth0("0x1003", "1");
         std::fs::create_dir_all(me.proc.dir.join("net")).unwrap();
         std::fs::write(
             me.proc.dir.join("net/route"),
@@ -147,11 +147,16 @@ impl FakeHost {
         self.root.join("kmsg")
     }
 
-    fn set_eth0_flags(&self, flags: &str) {
+    /// eth0's flags and carrier (sysfs `flags` never holds IFF_RUNNING; `carrier` says it).
+    fn set_eth0(&self, flags: &str, carrier: &str) {
         std::fs::create_dir_all(self.sys().join("class/net/eth0")).unwrap();
         write_atomic(
             &self.sys().join("class/net/eth0/flags"),
             &format!("{flags}\n"),
+        );
+        write_atomic(
+            &self.sys().join("class/net/eth0/carrier"),
+            &format!("{carrier}\n"),
         );
     }
 
@@ -702,13 +707,13 @@ fn fatal_cases() -> Vec<(&'static str, Vec<Case>)> {
                 ),
                 case(
                     "InterfaceNotUp",
-                    |e| e.host.set_eth0_flags("0x1002"),
-                    |e| e.host.set_eth0_flags("0x1043"),
+                    |e| e.host.set_eth0("0x1002", "0"),
+                    |e| e.host.set_eth0("0x1003", "1"),
                 ),
                 case(
                     "InterfaceNotRunning",
-                    |e| e.host.set_eth0_flags("0x1003"),
-                    |e| e.host.set_eth0_flags("0x1043"),
+                    |e| e.host.set_eth0("0x1003", "0"),
+                    |e| e.host.set_eth0("0x1003", "1"),
                 ),
                 case(
                     "VpcCniConfigMissing",
