@@ -12,6 +12,7 @@ pub mod loopback_http;
 pub mod moto;
 pub mod moto_sts;
 pub mod rolesanywhere;
+pub mod scale;
 pub mod ssm_api;
 pub mod systemd_dbus;
 pub mod token_verifier;

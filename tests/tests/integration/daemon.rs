@@ -795,109 +795,29 @@ fn bench_agent_vs_node_exporter() {
     }
 }
 
-/// Scale simulation, not a test: `cargo test -p eks-node-agent-tests --test integration --
-/// --ignored --nocapture scale_simulation`. 2,000 simulated agents (the real condition state
-/// machine and the real kube-rs PATCH path) against the API emulator for 10 simulated
-/// minutes; checks run every 30 s (the default interval) and fail at random on 5% of the
-/// nodes. Prints writes per node per minute and writes/s per 1,000 nodes.
+/// Scale simulation, not a test: `cargo test -p eks-node-agent --test integration --
+/// --ignored --nocapture scale_simulation` (bench-all's `write-budget` section runs the same
+/// code, `eks_node_agent_tests::scale`). 2,000 simulated agents with every check, the real
+/// verdict, condition state machine, taints and event rules, against the API emulator for 10
+/// simulated minutes; 5% of the nodes find problems at random. Prints every write.
 #[test]
 #[ignore = "benchmark; run explicitly"]
 fn scale_simulation() {
-    use eks_node_agent::model::ConditionType;
-    use eks_node_agent::report::conditions::{Conditions, Desired};
-    use eks_node_agent::report::kube::NodeApi;
-    const NODES: usize = 2_000;
-    const MINUTES: i64 = 10;
-    const CHECK_INTERVAL_SECS: i64 = 30;
-    const FLAPPING_PERCENT: usize = 5;
-    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
-    let rt = runtime();
-    let api = rt.block_on(KubeApi::start("scale-token"));
-    let dir = tempfile::tempdir().unwrap();
-    let kc_path = dir.path().join("kubeconfig");
-    std::fs::write(&kc_path, api.kubeconfig()).unwrap();
-    for i in 0..NODES {
-        api.add_node(&format!("node-{i}"), kubelet_conditions());
-    }
-    let client = rt.block_on(async {
-        let kc = kube::config::Kubeconfig::read_from(&kc_path).unwrap();
-        let cfg = kube::Config::from_custom_kubeconfig(kc, &Default::default())
-            .await
-            .unwrap();
-        kube::Client::try_from(cfg).unwrap()
-    });
-    let apis: Vec<NodeApi> = (0..NODES)
-        .map(|i| NodeApi::with_client(client.clone(), &format!("node-{i}")))
-        .collect();
-    let mut states: Vec<Conditions> = (0..NODES).map(|_| Conditions::default()).collect();
-    // A small deterministic PRNG (xorshift) so runs are reproducible.
-    let mut seed: u64 = 0x9E37_79B9_7F4A_7C15;
-    let mut rand = move || {
-        seed ^= seed << 13;
-        seed ^= seed >> 7;
-        seed ^= seed << 17;
-        seed
-    };
-    let start = time::OffsetDateTime::now_utc();
-    let flapping = NODES * FLAPPING_PERCENT / 100;
-    let mut writes = 0u64;
-    let wall = Instant::now();
-    for second in 0..MINUTES * 60 {
-        let now = start + time::Duration::seconds(second);
-        let mut batch = Vec::new();
-        for (i, state) in states.iter_mut().enumerate() {
-            // Each node's checks run every 30 s, staggered by node.
-            if (second + i as i64) % CHECK_INTERVAL_SECS == 0 {
-                let healthy = i >= flapping || rand() % 2 == 0;
-                for ct in ConditionType::ALL {
-                    let failing = ct == ConditionType::KernelReady && !healthy;
-                    state.set(
-                        ct,
-                        Desired {
-                            healthy: !failing,
-                            reason: if failing {
-                                "TaskHung".into()
-                            } else {
-                                ct.healthy_reason().into()
-                            },
-                            message: format!("check at {second}s"),
-                        },
-                    );
-                }
-            }
-            if let Some(patch) = state.due(now) {
-                batch.push((i, patch));
-            }
-        }
-        let results = rt.block_on(async {
-            let mut set = tokio::task::JoinSet::new();
-            for (i, patch) in batch {
-                let api = apis[i].clone();
-                set.spawn(async move { (i, api.patch_conditions(&patch).await.map(|()| patch)) });
-            }
-            set.join_all().await
-        });
-        for (i, result) in results {
-            let patch = result.expect("PATCH accepted");
-            states[i].committed(&patch, now);
-            writes += 1;
-        }
-    }
-    let recorded = api
-        .requests()
-        .iter()
-        .filter(|r| r.method == "PATCH")
-        .count() as u64;
-    assert_eq!(recorded, writes);
-    let per_node_minute = writes as f64 / NODES as f64 / MINUTES as f64;
-    let per_sec_per_1000 = writes as f64 / (MINUTES * 60) as f64 / (NODES as f64 / 1000.0);
+    let plan = eks_node_agent_tests::scale::Plan::default();
+    let w = eks_node_agent_tests::scale::simulate(&runtime(), plan);
     println!(
-        "{NODES} nodes, {MINUTES} simulated minutes, {FLAPPING_PERCENT}% flapping: {writes} PATCHes \
-         = {per_node_minute:.3} writes/node/min = {per_sec_per_1000:.2} writes/s per 1,000 nodes \
-         (wall time {:?})",
-        wall.elapsed()
+        "{} nodes, {} simulated minutes, {}% flapping: {} condition PATCHes, {} taint PATCHes, \
+         {} event writes = {:.3} writes/node/min (wall time {:?})",
+        plan.nodes,
+        plan.minutes,
+        plan.flapping_percent,
+        w.conditions,
+        w.taints,
+        w.events,
+        w.per_node_minute(&plan),
+        w.wall
     );
-    assert!(per_node_minute < 1.0);
+    assert!(w.per_node_minute(&plan) < 1.0);
 }
 
 /// A real containerd (Debian's) with its state in a temp dir, its gRPC socket, and its CRI

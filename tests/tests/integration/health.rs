@@ -1687,3 +1687,55 @@ fn no_accelerators_no_accelerated_hardware_condition() {
         None
     );
 }
+
+/// The reason table of docs/run.md, rendered from the catalog.
+fn reason_table() -> String {
+    let mut out = String::from(
+        "| reason | condition | default | check | what is seen | why (our own reasons) |\n|---|---|---|---|---|---|\n",
+    );
+    for r in CATALOG {
+        let name = r.name.replace("%d", "<N>");
+        let condition = r.condition.map_or("(event only)", |c| c.as_str());
+        let grace = if r.boot_grace {
+            " (after the boot grace)"
+        } else {
+            ""
+        };
+        let why = if r.why.is_empty() {
+            "the monitoring agent's".to_string()
+        } else {
+            r.why.to_string()
+        };
+        out.push_str(&format!(
+            "| `{name}` | {condition} | {}{grace} | `{}` | {} | {why} |\n",
+            r.severity.as_str(),
+            r.check,
+            r.detects.replace('|', "\\|")
+        ));
+    }
+    out
+}
+
+/// docs/run.md's table of reasons is the catalog's (regenerate with
+/// `EKS_AGENT_UPDATE_GOLDEN=1`).
+#[test]
+fn docs_run_md_lists_every_reason_as_the_catalog_has_it() {
+    const BEGIN: &str = "<!-- reasons: generated from agent/src/checks/reasons.rs by the health::docs_run_md test -->\n";
+    const END: &str = "<!-- end of reasons -->";
+    let path = eks_node_agent_tests::repo_root().join("docs/run.md");
+    let doc = std::fs::read_to_string(&path).unwrap();
+    let (head, rest) = doc
+        .split_once(BEGIN)
+        .expect("docs/run.md has the reasons marker");
+    let (_, tail) = rest
+        .split_once(END)
+        .expect("docs/run.md has the end marker");
+    let want = format!("{head}{BEGIN}{}{END}{tail}", reason_table());
+    if std::env::var_os(eks_node_agent_tests::golden::UPDATE_ENV).is_some() {
+        std::fs::write(&path, &want).unwrap();
+    }
+    assert!(
+        doc == want,
+        "docs/run.md's reason table is stale: rerun with EKS_AGENT_UPDATE_GOLDEN=1"
+    );
+}
