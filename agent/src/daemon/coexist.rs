@@ -157,8 +157,6 @@ mod tests {
             conditions: Vec::new(),
         };
         assert!(c.observe(&pod, &ours));
-        assert!(
-            c.stepped_back(Coexistence::Ignore) == false && c.stepped_back(Coexistence::StepBack)
-        );
+        assert!(!c.stepped_back(Coexistence::Ignore) && c.stepped_back(Coexistence::StepBack));
     }
 }

@@ -222,7 +222,7 @@ mod tests {
         assert_eq!(c2.taints[1].value.as_deref(), Some("ForkFailedOutOfPIDs"));
         // Recovery: ours goes, the user's stays.
         let c3 = reconcile(&c2.taints, &owned, &[]).unwrap();
-        assert_eq!(c3.taints, [user.clone()]);
+        assert_eq!(c3.taints, std::slice::from_ref(&user));
         assert_eq!(c3.owned, None);
         // A taint with our key that we did not add is not ours to remove.
         let theirs = t("eks-node-agent/KernelReady", Some("manual"), "NoSchedule");
