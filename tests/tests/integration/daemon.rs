@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 
 use eks_node_agent_tests::free_port;
 use eks_node_agent_tests::kube_api::KubeApi;
+use eks_node_agent_tests::loopback_http::{Answer, Routes};
 use serde_json::{Value, json};
 
 use crate::agent_bin;
@@ -872,58 +873,13 @@ disabled_plugins = [{cri_line}\"io.containerd.internal.v1.opt\", \"io.containerd
     c
 }
 
-/// A loopback HTTP server answering fixed bodies by path: stands in for kubelet's healthz
-/// and ipamd's introspection and metrics endpoints, which cannot run here.
-pub(crate) struct FixedHttp {
-    pub(crate) port: u16,
-    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
-}
-
-impl Drop for FixedHttp {
-    fn drop(&mut self) {
-        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
-        let _ = std::net::TcpStream::connect(("127.0.0.1", self.port));
-    }
-}
-
-pub(crate) fn fixed_http(routes: Vec<(&'static str, String)>) -> FixedHttp {
-    use std::io::{BufRead as _, Write as _};
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = listener.local_addr().unwrap().port();
-    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let stop2 = stop.clone();
-    std::thread::spawn(move || {
-        for stream in listener.incoming() {
-            if stop2.load(std::sync::atomic::Ordering::Relaxed) {
-                return;
-            }
-            let Ok(mut stream) = stream else { continue };
-            let mut reader = std::io::BufReader::new(stream.try_clone().unwrap());
-            let mut request_line = String::new();
-            let _ = reader.read_line(&mut request_line);
-            let path = request_line
-                .split_whitespace()
-                .nth(1)
-                .unwrap_or("/")
-                .to_string();
-            let mut line = String::new();
-            while reader.read_line(&mut line).is_ok_and(|n| n > 2) {
-                line.clear();
-            }
-            let (code, body) = routes
-                .iter()
-                .find(|(p, _)| *p == path)
-                .map_or(("404 Not Found", String::new()), |(_, b)| {
-                    ("200 OK", b.clone())
-                });
-            let _ = write!(
-                stream,
-                "HTTP/1.1 {code}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-                body.len()
-            );
-        }
-    });
-    FixedHttp { port, stop }
+/// A loopback HTTP server answering fixed bodies by path (status 200).
+pub(crate) fn fixed_http(routes: Vec<(&'static str, String)>) -> Routes {
+    let routes: Vec<(&str, Answer)> = routes
+        .into_iter()
+        .map(|(p, b)| (p, Answer::Body(200, b)))
+        .collect();
+    Routes::start(&routes)
 }
 
 #[test]
@@ -981,7 +937,7 @@ fn all_checks_against_real_containerd_and_local_endpoints() {
             .arg("--kubeconfig")
             .arg(dir.path().join("kubeconfig"))
             .arg("--kubelet-healthz")
-            .arg(format!("http://127.0.0.1:{}/healthz", kubelet.port))
+            .arg(format!("http://127.0.0.1:{}/healthz", kubelet.port()))
             .arg("--containerd-socket")
             .arg(&containerd.socket)
             .arg("--cni-conflist")
@@ -989,9 +945,9 @@ fn all_checks_against_real_containerd_and_local_endpoints() {
             .arg("--cni-conf-dir")
             .arg(root.path().join("containerd/net.d"))
             .arg("--ipamd-introspection")
-            .arg(format!("http://127.0.0.1:{}", ipamd.port))
+            .arg(format!("http://127.0.0.1:{}", ipamd.port()))
             .arg("--ipamd-metrics")
-            .arg(format!("http://127.0.0.1:{}/metrics", ipamd.port))
+            .arg(format!("http://127.0.0.1:{}/metrics", ipamd.port()))
             .arg("--storage-dir")
             .arg(root.path())
             .arg("--kubelet-client-cert")
@@ -1696,7 +1652,7 @@ fn vpc_cni_near_exhaustion_and_exhaustion_are_events() {
             format!("http://127.0.0.1:{port}/metrics"),
         ]
     };
-    let nearly = args(ipamd.port);
+    let nearly = args(ipamd.port());
     let nearly: Vec<&std::ffi::OsStr> = nearly.iter().map(|s| s.as_ref()).collect();
     let (agent, port) = run_against(&api, root.path(), &only_checks(&["vpc_cni"]), &nearly);
     wait_for(Duration::from_secs(20), "NetworkingReady True", || {
@@ -1720,7 +1676,7 @@ fn vpc_cni_near_exhaustion_and_exhaustion_are_events() {
         "one warning while the state lasts"
     );
     drop(agent);
-    let exhausted = args(full.port);
+    let exhausted = args(full.port());
     let exhausted: Vec<&std::ffi::OsStr> = exhausted.iter().map(|s| s.as_ref()).collect();
     let (_agent, _) = run_against(&api, root.path(), &only_checks(&["vpc_cni"]), &exhausted);
     wait_for(Duration::from_secs(20), "IPAMDNoIPs event", || {
