@@ -1387,24 +1387,7 @@ fn unit_state_from_real_systemd_feeds_checks_and_metrics() {
     .unwrap();
     let systemd = rt.block_on(SystemdUser::start(&config_home));
     let bus = systemd.address();
-    let start_unit = |name: &str| {
-        rt.block_on(async {
-            let conn = zbus::connection::Builder::address(bus.as_str())
-                .unwrap()
-                .build()
-                .await
-                .unwrap();
-            conn.call_method(
-                Some("org.freedesktop.systemd1"),
-                "/org/freedesktop/systemd1",
-                Some("org.freedesktop.systemd1.Manager"),
-                "StartUnit",
-                &(name, "replace"),
-            )
-            .await
-            .unwrap();
-        })
-    };
+    let start_unit = |name: &str| rt.block_on(systemd.start_unit(name));
     start_unit("kubelet.service");
 
     std::fs::create_dir_all(root.path().join("containerd/net.d")).unwrap();

@@ -1432,22 +1432,7 @@ fn accelerators_on_fake_hardware() {
         wait_for(Duration::from_secs(30), "FabricManagerNotRunning", || {
             condition_is(&api, ACCEL, "False", "FabricManagerNotRunning")
         });
-        rt.block_on(async {
-            let conn = zbus::connection::Builder::address(s.address().as_str())
-                .unwrap()
-                .build()
-                .await
-                .unwrap();
-            conn.call_method(
-                Some("org.freedesktop.systemd1"),
-                "/org/freedesktop/systemd1",
-                Some("org.freedesktop.systemd1.Manager"),
-                "StartUnit",
-                &("nvidia-fabricmanager.service", "replace"),
-            )
-            .await
-            .unwrap();
-        });
+        rt.block_on(s.start_unit("nvidia-fabricmanager.service"));
     }
     wait_for(
         Duration::from_secs(30),
