@@ -145,6 +145,11 @@ pub fn kmsg_record(record: &str) -> Option<(u64, &str)> {
     Some((usec, message.trim_end()))
 }
 
+/// The message of a /dev/kmsg record (see [`kmsg_record`]).
+pub fn kmsg_message(record: &str) -> Option<&str> {
+    kmsg_record(record).map(|(_, message)| message)
+}
+
 /// Per reason: how often it was seen and when last.
 #[derive(Debug, Default)]
 pub struct KmsgState {
@@ -617,6 +622,7 @@ mod tests {
             Some((5_140_900, "hello world"))
         );
         assert_eq!(kmsg_record(" SUBSYSTEM=pci"), None);
+        assert_eq!(kmsg_message("6,1,2,-;x"), Some("x"));
         assert_eq!(kmsg_record("garbage"), None);
     }
 
