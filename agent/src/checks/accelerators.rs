@@ -22,8 +22,6 @@ use super::{Facts, Outcome, Problem};
 use crate::facts::pci::{self, AcceleratorKind};
 use crate::model::InstanceType;
 
-/// A rise of an NVLink error counter keeps `NvidiaNVLinkError` active this long.
-pub const NVLINK_HOLD: Duration = Duration::from_secs(10 * 60);
 /// NVIDIA's fabric manager unit.
 pub const FABRIC_MANAGER_UNIT: &str = "nvidia-fabricmanager.service";
 /// Instance families whose GPUs are connected through NVSwitches (fabric manager required),
@@ -102,8 +100,8 @@ pub struct NvlinkState {
 
 impl NvlinkState {
     /// Records this run's counters; a rise on any GPU (after the first reading) is remembered
-    /// for [`NVLINK_HOLD`].
-    pub fn observe(&mut self, gpus: &[GpuReading], now: Instant) -> Option<String> {
+    /// for `hold` (the kernel log's problem hold: a sighting counts as long).
+    pub fn observe(&mut self, gpus: &[GpuReading], now: Instant, hold: Duration) -> Option<String> {
         for g in gpus {
             let Some(n) = g.nvlink_errors else { continue };
             if let Some(prev) = self.last.insert(g.pci_bus_id.clone(), n)
@@ -120,7 +118,7 @@ impl NvlinkState {
         }
         self.rise
             .as_ref()
-            .filter(|(at, _)| now.saturating_duration_since(*at) < NVLINK_HOLD)
+            .filter(|(at, _)| now.saturating_duration_since(*at) < hold)
             .map(|(_, m)| m.clone())
     }
 }
@@ -299,13 +297,14 @@ mod tests {
         let mut state = NvlinkState::default();
         let t0 = Instant::now();
         let first = nvml.read().unwrap();
+        let hold = Duration::from_secs(600);
         assert_eq!(
-            state.observe(&first, t0),
+            state.observe(&first, t0, hold),
             None,
             "the first reading is the baseline"
         );
         let rose = vec![gpu(0, 0, 9), gpu(1, 2, 5)];
-        let rise = state.observe(&rose, t0 + Duration::from_secs(30));
+        let rise = state.observe(&rose, t0 + Duration::from_secs(30), hold);
         assert!(rise.as_deref().unwrap().contains("from 5 to 9"));
         let seen = Seen {
             nvml: Some(Ok(rose.clone())),
@@ -317,7 +316,7 @@ mod tests {
             ["NvidiaDoubleBitError", "NvidiaNVLinkError"]
         );
         assert_eq!(
-            state.observe(&rose, t0 + NVLINK_HOLD + Duration::from_secs(31)),
+            state.observe(&rose, t0 + hold + Duration::from_secs(31), hold),
             None
         );
         let broken = FakeNvml(Err("nvmlDeviceGetCount: Unknown".into()));

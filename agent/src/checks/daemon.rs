@@ -383,11 +383,17 @@ impl Context {
             Ok(Some(lib)) => {
                 let reading = accelerators::read_nvml(Some(lib as &dyn nvml::Gpus));
                 let rise = match &reading {
-                    Some(Ok(gpus)) => self
-                        .nvlink
-                        .lock()
-                        .ok()
-                        .and_then(|mut s| s.observe(gpus, Instant::now())),
+                    Some(Ok(gpus)) => {
+                        let hold = self
+                            .kmsg
+                            .lock()
+                            .map(|k| k.hold())
+                            .unwrap_or(kernel::PROBLEM_HOLD);
+                        self.nvlink
+                            .lock()
+                            .ok()
+                            .and_then(|mut s| s.observe(gpus, Instant::now(), hold))
+                    }
                     _ => None,
                 };
                 (reading, rise)

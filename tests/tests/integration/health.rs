@@ -1028,15 +1028,15 @@ const COVERED_ELSEWHERE: &[(&str, &str)] = &[
     ),
     (
         "NvidiaDoubleBitError",
-        "unit checks::accelerators::tests::nvml_ecc_nvlink_and_errors (NVML test double: no GPU here)",
+        "health::nvml_readings_through_an_emulated_library (an emulated libnvidia-ml.so; the trait double in checks::accelerators::tests)",
     ),
     (
         "NvidiaNVLinkError",
-        "unit checks::accelerators::tests::nvml_ecc_nvlink_and_errors (NVML test double: no GPU here)",
+        "health::nvml_readings_through_an_emulated_library (an emulated libnvidia-ml.so; the trait double in checks::accelerators::tests)",
     ),
     (
         "NvmlError",
-        "unit checks::accelerators::tests::nvml_ecc_nvlink_and_errors (NVML test double: no GPU here)",
+        "health::nvml_readings_through_an_emulated_library (an emulated libnvidia-ml.so; the trait double in checks::accelerators::tests)",
     ),
 ];
 
@@ -1628,5 +1628,108 @@ fn docs_run_md_lists_every_reason_as_the_catalog_has_it() {
     assert!(
         doc == want,
         "docs/run.md's reason table is stale: rerun with EKS_AGENT_UPDATE_GOLDEN=1"
+    );
+}
+
+/// Builds the NVML emulator (tests/fixtures/nvml-emulator) into `dir` as `libnvidia-ml.so`.
+fn build_nvml_emulator(dir: &Path) -> PathBuf {
+    let src = eks_node_agent_tests::repo_root().join("tests/fixtures/nvml-emulator/nvml.rs");
+    let out = dir.join("libnvidia-ml.so");
+    let rustc = std::env::var_os("RUSTC").unwrap_or_else(|| "rustc".into());
+    let st = std::process::Command::new(rustc)
+        .args(["--edition", "2024", "--crate-type", "cdylib", "-O", "-o"])
+        .arg(&out)
+        .arg(&src)
+        .status()
+        .expect("rustc (the toolchain that builds these tests)");
+    assert!(st.success(), "building the NVML emulator");
+    out
+}
+
+/// The NVML path through the real run-time loading (`--nvml-library`) of an emulated
+/// `libnvidia-ml.so` (no GPU here): uncorrected ECC errors are `NvidiaDoubleBitError`, rising
+/// NVLink recovery and CRC errors `NvidiaNVLinkError` (both Fatal, recovered when they stop),
+/// and NVML failing is an `NvmlError` Warning event.
+#[test]
+fn nvml_readings_through_an_emulated_library() {
+    let (_rt, api) = api_with_node_a("node-token-nvml");
+    let root = tempfile::tempdir().unwrap();
+    let host = FakeHost::new(root.path());
+    for i in 0..8 {
+        pci_device(
+            &host.sys(),
+            &format!("0000:{:02x}:1c.0", 0x10 + i),
+            "0x10de",
+            "0x030200",
+        );
+    }
+    let lib = build_nvml_emulator(root.path());
+    let state = root.path().join("nvml-state");
+    let healthy = "count 8\nnvlink 0 1 5 7\n";
+    write_atomic(&state, healthy);
+    let mut args = host.args();
+    for a in ["--instance-type", "g6.48xlarge", "--nvml-library"] {
+        args.push(a.into());
+    }
+    args.push(lib.into());
+    // Long enough for a coalesced condition write (at most one per 5 s) to land.
+    let config = format!(
+        "{}[kernel]\nproblem_hold_secs = 12\n",
+        only_checks(&["accelerators"])
+    );
+    std::fs::write(root.path().join("daemon.toml"), &config).unwrap();
+    let kubeconfig = root.path().join("kubeconfig");
+    std::fs::write(&kubeconfig, api.kubeconfig()).unwrap();
+    let port = eks_node_agent_tests::free_port();
+    let _agent = crate::daemon::Proc(
+        std::process::Command::new(crate::agent_bin())
+            .args(["run", "--node-name", "node-a", "--listen"])
+            .arg(format!("127.0.0.1:{port}"))
+            .arg("--config")
+            .arg(root.path().join("daemon.toml"))
+            .arg("--kubeconfig")
+            .arg(&kubeconfig)
+            .arg("--kmsg")
+            .arg(host.kmsg())
+            .args(&args)
+            .env("NVML_EMULATOR_STATE", &state)
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    wait_for(
+        Duration::from_secs(30),
+        "AcceleratedHardwareReady True",
+        || condition_is(&api, ACCEL, "True", "AcceleratedHardwareIsReady"),
+    );
+    write_atomic(&state, "count 8\nnvlink 0 1 5 7\necc 3 2\n");
+    wait_for(Duration::from_secs(30), "NvidiaDoubleBitError", || {
+        condition_is(&api, ACCEL, "False", "NvidiaDoubleBitError")
+    });
+    write_atomic(&state, healthy);
+    wait_for(Duration::from_secs(30), "True", || {
+        condition_is(&api, ACCEL, "True", "")
+    });
+    write_atomic(&state, "count 8\nnvlink 0 1 6 9\n");
+    wait_for(Duration::from_secs(30), "NvidiaNVLinkError", || {
+        condition_is(&api, ACCEL, "False", "NvidiaNVLinkError")
+    });
+    // No further rise: it clears after the hold.
+    wait_for(Duration::from_secs(30), "True again", || {
+        condition_is(&api, ACCEL, "True", "")
+    });
+    write_atomic(&state, "fail\n");
+    wait_for(Duration::from_secs(20), "NvmlError event", || {
+        events_with(&api, "NvmlError") == 1
+    });
+    assert!(condition_is(&api, ACCEL, "True", ""), "a Warning");
+    let text = scrape(port);
+    assert_eq!(
+        sample(
+            &text,
+            "eksnode_accelerator_errors_total{reason=\"NvidiaDoubleBitError\"}"
+        ),
+        Some(1.0),
+        "{text}"
     );
 }
