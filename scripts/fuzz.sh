@@ -9,7 +9,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 BUDGET="${1:-60}"
 ALL_TARGETS=(user_data nodeconfig bootstrap_flags kmsg imds_responses host_text cluster_info
-    x509_identity mirror_manifest max_pods_expression)
+    x509_identity mirror_manifest max_pods_expression lifecycle_notices daemon_config)
 # FUZZ_TARGETS="a b" runs some of them (one at a time, one job, as on a shared machine).
 read -r -a TARGETS <<< "${FUZZ_TARGETS:-${ALL_TARGETS[*]}}"
 export RUSTC_BOOTSTRAP=1
@@ -49,6 +49,13 @@ seed() {
             for e in 'max_pods' '(default_enis * (ips_per_eni - 1)) + 2' 'max_pods > 100 ? 100 : max_pods * 2' "int(double(max_pods) * 0.9)" "[1, 2].map(x, x * max_pods).size()"; do
                 printf '%s' "$e" > "$dir/$(printf '%s' "$e" | sha256sum | cut -c1-12)"
             done ;;
+        lifecycle_notices)
+            printf '{"action": "terminate", "time": "2026-12-06T08:22:00Z"}' > "$dir/spot"
+            printf '{"noticeTime": "2026-12-06T08:02:00Z"}' > "$dir/rebalance"
+            printf '[{"NotBefore": "21 Jan 2027 09:00:43 GMT", "Code": "system-reboot", "Description": "scheduled reboot", "EventId": "instance-event-0d59937288b749b32", "NotAfter": "21 Jan 2027 09:17:23 GMT", "State": "active"}]' > "$dir/scheduled" ;;
+        daemon_config)
+            printf '[checks.kernel]\ninterval_secs = 30\n[severity]\nSoftLockup = "fatal"\n[taints.KernelReady]\neffect = "NoSchedule"\n[coexistence]\nnode_monitoring_agent = "auto"\n[lifecycle]\nenabled = "auto"\n[lifecycle.drain]\ndelete_before_deadline_secs = 30\n' > "$dir/basic"
+            find tests -name '*.toml' -path '*daemon*' -exec cp -f {} "$dir/" \; 2>/dev/null || true ;;
     esac
 }
 

@@ -13,7 +13,9 @@ Usage:
 
 Per type it keeps what max pods and kube-reserved need: the default network card's
 MaximumNetworkInterfaces, Ipv4AddressesPerInterface, Hypervisor (absent = bare metal), vCPUs,
-the number of network cards and the bare-metal flag. Rows are sorted by name (byte order)
+the number of network cards and the bare-metal flag; and what the daemon's accelerator check
+compares the PCI bus with: the NVIDIA GPUs (GpuInfo.Gpus of Manufacturer NVIDIA) and the AWS
+Neuron devices (NeuronInfo.NeuronDevices). Rows are sorted by name (byte order)
 because the agent looks them up with a binary search.
 """
 
@@ -57,6 +59,9 @@ def row(info):
     hypervisor = info.get("Hypervisor")
     if hypervisor not in HYPERVISORS:
         raise SystemExit(f"{name}: unknown hypervisor {hypervisor!r}")
+    gpus = sum(int(g.get("Count", 0)) for g in (info.get("GpuInfo") or {}).get("Gpus", [])
+               if g.get("Manufacturer") == "NVIDIA")
+    neuron = sum(int(d.get("Count", 0)) for d in (info.get("NeuronInfo") or {}).get("NeuronDevices", []))
     return (
         name,
         int(enis),
@@ -65,6 +70,8 @@ def row(info):
         int(info["VCpuInfo"]["DefaultVCpus"]),
         int(net.get("MaximumNetworkCards", max(len(cards), 1))),
         bool(info.get("BareMetal", False)),
+        gpus,
+        neuron,
     )
 
 
@@ -109,19 +116,20 @@ def main():
     out.write("//   tools/gen-instance-limits.py --from-moto-venv .venv > agent/src/model/instance_limits.rs\n")
     out.write(f"// {len(names)} instance types, sorted by name for binary search.\n")
     out.write("// Columns: name, default-card max ENIs, IPv4 addresses per ENI, hypervisor, vCPUs,\n")
-    out.write("// network cards, bare metal.\n\n")
+    out.write("// network cards, bare metal, NVIDIA GPUs, Neuron devices.\n\n")
     out.write("use super::{Hypervisor, InstanceLimits};\n\n")
     out.write("const NITRO: Hypervisor = Hypervisor::Nitro;\n")
     out.write("const XEN: Hypervisor = Hypervisor::Xen;\n")
     out.write("const NONE: Hypervisor = Hypervisor::None;\n\n")
-    out.write("const fn l(e: u32, ips: u32, hypervisor: Hypervisor, vcpus: u32, cards: u32, metal: bool) -> InstanceLimits {\n")
-    out.write("    InstanceLimits { default_card_max_enis: e, ipv4_per_eni: ips, hypervisor, vcpus, network_cards: cards, bare_metal: metal }\n")
+    out.write("#[allow(clippy::too_many_arguments)]\n")
+    out.write("const fn l(e: u32, ips: u32, hypervisor: Hypervisor, vcpus: u32, cards: u32, metal: bool, gpus: u32, neuron: u32) -> InstanceLimits {\n")
+    out.write("    InstanceLimits { default_card_max_enis: e, ipv4_per_eni: ips, hypervisor, vcpus, network_cards: cards, bare_metal: metal, nvidia_gpus: gpus, neuron_devices: neuron }\n")
     out.write("}\n\n")
     out.write(f'pub(super) const SOURCE: &str = "{label}";\n\n')
     out.write("pub(super) static TABLE: &[(&str, InstanceLimits)] = &[\n")
     for n in names:
-        _, e, ips, hv, vcpus, cards, metal = rows[n]
-        out.write(f'    ("{n}", l({e}, {ips}, {hv}, {vcpus}, {cards}, {"true" if metal else "false"})),\n')
+        _, e, ips, hv, vcpus, cards, metal, gpus, neuron = rows[n]
+        out.write(f'    ("{n}", l({e}, {ips}, {hv}, {vcpus}, {cards}, {"true" if metal else "false"}, {gpus}, {neuron})),\n')
     out.write("];\n")
 
 

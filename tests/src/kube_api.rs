@@ -25,6 +25,12 @@
 //! Ready after a configurable delay (the controller and the scheduler, emulated), which is
 //! what lets a budget allow the next eviction.
 //!
+//! NodeRestriction, as the admission plugin applies it to a node's own identity (the main
+//! token): it may not change `spec.taints` (403 Forbidden, "node \"X\" is not allowed to
+//! modify taints"); on by default, [`KubeApi::enforce_node_restriction`] turns it off. Other
+//! tokens ([`KubeApi::allow_token`]) act as cluster administrators. `GET /api/v1/pods` also
+//! filters by `labelSelector=k=v[,k=v]`.
+//!
 //! For kubeadm token discovery it also serves `GET
 //! /api/v1/namespaces/kube-public/configmaps/cluster-info` anonymously (kubeadm's RBAC grants
 //! `system:anonymous` that one read), as a `v1` ConfigMap whose `kubeconfig` key holds the
@@ -63,6 +69,8 @@ pub struct Recorded {
     pub query: String,
     /// When it arrived.
     pub at: std::time::SystemTime,
+    /// The bearer token it carried (empty without one).
+    pub token: String,
 }
 
 /// A pod and the emulated kubelet's view of it.
@@ -127,6 +135,8 @@ struct Store {
     /// reader).
     cluster_info_after_first_read: Option<Value>,
     nodes: BTreeMap<String, Value>,
+    /// Tokens of administrators (NodeRestriction does not apply to them).
+    admin_tokens: Vec<String>,
     events: BTreeMap<(String, String), Value>,
     requests: Vec<Recorded>,
     resource_version: u64,
@@ -140,8 +150,8 @@ struct Store {
     /// How long a replacement takes to become Ready (None: no replacements).
     replacement_ready_after: Option<std::time::Duration>,
     serial: u64,
-    /// Refuse Node PATCHes that change taints, as NodeRestriction does for a node's own
-    /// identity.
+    /// Refuse Node PATCHes with the main token that change taints, as NodeRestriction does
+    /// for a node's own identity.
     node_restriction: bool,
 }
 
@@ -271,7 +281,10 @@ impl KubeApi {
             .await
             .expect("bind");
         let addr: SocketAddr = listener.local_addr().expect("addr");
-        let store = Arc::new(Mutex::new(Store::default()));
+        let store = Arc::new(Mutex::new(Store {
+            node_restriction: true,
+            ..Store::default()
+        }));
         let token_owned = token.to_string();
         let store_task = store.clone();
         let task = tokio::spawn(async move {
@@ -489,8 +502,9 @@ users:\n- name: kubelet\n  user:\n    token: {}\n",
         self.store.lock().expect("store").replacement_ready_after = delay;
     }
 
-    /// Refuses Node PATCHes that change `spec.taints` with 403, as the NodeRestriction
-    /// admission plugin does for a node's own identity (the kubelet's credentials).
+    /// Whether Node PATCHes with the main token that change `spec.taints` get 403, as the
+    /// NodeRestriction admission plugin answers a node's own identity (the kubelet's
+    /// credentials). On by default.
     pub fn enforce_node_restriction(&self, on: bool) {
         self.store.lock().expect("store").node_restriction = on;
     }
@@ -511,6 +525,92 @@ users:\n- name: kubelet\n  user:\n    token: {}\n",
         let mut s = self.store.lock().expect("store");
         sweep(&mut s);
         s.removed.clone()
+    }
+
+    /// Accepts `token` too, as a cluster administrator's (it may change taints).
+    pub fn allow_token(&self, token: &str) {
+        self.store
+            .lock()
+            .expect("store")
+            .admin_tokens
+            .push(token.to_string());
+    }
+
+    /// A kubeconfig for `token` (one given to [`KubeApi::allow_token`]).
+    pub fn kubeconfig_for(&self, token: &str) -> String {
+        self.kubeconfig().replace(&self.token, token)
+    }
+
+    /// Adds a pod scheduled on `node`, with `labels` (a JSON object), owned by nothing.
+    pub fn add_labeled_pod(&self, namespace: &str, name: &str, node: &str, labels: Value) {
+        let mut spec = PodSpec::new(namespace, name, node);
+        spec.owner = None;
+        spec.labels = labels
+            .as_object()
+            .map(|m| {
+                m.iter()
+                    .map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_owned()))
+                    .collect()
+            })
+            .unwrap_or_default();
+        self.add_pod(spec);
+    }
+
+    /// Adds a pod as given (a full `v1` Pod object).
+    pub fn add_pod_object(&self, pod: Value) {
+        let key = (
+            pod.pointer("/metadata/namespace")
+                .and_then(Value::as_str)
+                .unwrap_or("default")
+                .to_owned(),
+            pod.pointer("/metadata/name")
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_owned(),
+        );
+        self.store.lock().expect("store").pods.insert(
+            key,
+            PodEntry {
+                obj: pod,
+                stops_in: std::time::Duration::from_millis(100),
+                remove_at: None,
+                ready_at: None,
+            },
+        );
+    }
+
+    /// Removes the pods named `name` (the API server finished deleting them).
+    pub fn remove_pod(&self, name: &str) {
+        let mut s = self.store.lock().expect("store");
+        let gone: Vec<(String, String)> =
+            s.pods.keys().filter(|(_, n)| n == name).cloned().collect();
+        for k in gone {
+            if let Some(p) = s.pods.remove(&k) {
+                s.removed
+                    .push((pod_id(&p.obj), std::time::SystemTime::now()));
+            }
+        }
+    }
+
+    /// Patches a Node's status as another client would (a second writer of conditions),
+    /// with strategic-merge semantics; bumps its resourceVersion.
+    pub fn patch_node_status(&self, name: &str, patch: &Value) {
+        let mut s = self.store.lock().expect("store");
+        s.resource_version += 1;
+        let rv = s.resource_version.to_string();
+        let node = s.nodes.get_mut(name).expect("node");
+        strategic_merge_node(node, patch).expect("patch");
+        node["metadata"]["resourceVersion"] = json!(rv);
+    }
+
+    /// Sets a Node's taints as a cluster administrator would (`kubectl taint`).
+    pub fn set_node_taints(&self, name: &str, taints: Value) {
+        let mut s = self.store.lock().expect("store");
+        s.resource_version += 1;
+        let rv = s.resource_version.to_string();
+        let node = s.nodes.get_mut(name).expect("node");
+        node["spec"]["taints"] = taints;
+        node["metadata"]["resourceVersion"] = json!(rv);
     }
 
     /// The Node as stored.
@@ -613,6 +713,7 @@ async fn handle(
 ) -> Response<Full<Bytes>> {
     let method = req.method().to_string();
     let path = req.uri().path().to_string();
+    let query = req.uri().query().unwrap_or("").to_string();
     let content_type = req
         .headers()
         .get(hyper::header::CONTENT_TYPE)
@@ -620,13 +721,14 @@ async fn handle(
         .unwrap_or("")
         .to_string();
     let has_auth = req.headers().contains_key(hyper::header::AUTHORIZATION);
-    let query = req.uri().query().unwrap_or("").to_string();
     let at = std::time::SystemTime::now();
-    let auth_ok = req
+    let bearer = req
         .headers()
         .get(hyper::header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        == Some(&format!("Bearer {token}"));
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .unwrap_or("")
+        .to_string();
     let bytes = req
         .into_body()
         .collect()
@@ -636,6 +738,8 @@ async fn handle(
     let body: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
     let (code, answer) = {
         let mut s = store.lock().expect("store");
+        let admin = !bearer.is_empty() && s.admin_tokens.contains(&bearer);
+        let auth_ok = bearer == token || admin;
         let result = if let Some(answer) = public_info(&s, &method, &path) {
             answer
         } else if method == "GET" && path == CLUSTER_INFO_PATH {
@@ -663,7 +767,7 @@ async fn handle(
             injected_fault(code, &path)
         } else if auth_ok {
             sweep(&mut s);
-            match pod_route(&mut s, &method, &path, &query, &content_type, &body) {
+            match pod_route(&mut s, &method, &path, &query, &content_type, &body, admin) {
                 Some(answer) => answer,
                 None => route(&mut s, &method, &path, &content_type, &body),
             }
@@ -679,6 +783,7 @@ async fn handle(
             authorized: has_auth,
             query,
             at,
+            token: bearer.clone(),
         });
         result
     };
@@ -719,6 +824,21 @@ fn public_info(s: &Store, method: &str, path: &str) -> Option<(StatusCode, Value
         }
         _ => None,
     }
+}
+
+/// `fieldSelector=spec.nodeName=X` and `labelSelector=k=v[,k=v]` of a list request.
+fn pod_matches(pod: &Value, query: &str) -> bool {
+    url::form_urlencoded::parse(query.as_bytes()).all(|(k, v)| match k.as_ref() {
+        "fieldSelector" => v.split(',').all(|sel| match sel.split_once('=') {
+            Some(("spec.nodeName", node)) => pod["spec"]["nodeName"] == node,
+            _ => false,
+        }),
+        "labelSelector" => v.split(',').all(|sel| match sel.split_once('=') {
+            Some((lk, lv)) => pod["metadata"]["labels"][lk] == lv,
+            None => false,
+        }),
+        _ => true,
+    })
 }
 
 fn route(
@@ -949,6 +1069,7 @@ fn pod_route(
     query: &str,
     ctype: &str,
     body: &Value,
+    admin: bool,
 ) -> Option<(StatusCode, Value)> {
     let parts: Vec<String> = path
         .trim_matches('/')
@@ -962,16 +1083,10 @@ fn pod_route(
     let parts: Vec<&str> = parts.iter().map(String::as_str).collect();
     Some(match (method, parts.as_slice()) {
         ("GET", ["api", "v1", "pods"]) => {
-            let node = query_param(query, "fieldSelector")
-                .and_then(|f| f.strip_prefix("spec.nodeName=").map(str::to_owned));
             let items: Vec<Value> = s
                 .pods
                 .values()
-                .filter(|p| {
-                    node.as_deref().is_none_or(|n| {
-                        p.obj.pointer("/spec/nodeName").and_then(Value::as_str) == Some(n)
-                    })
-                })
+                .filter(|p| pod_matches(&p.obj, query))
                 .map(|p| p.obj.clone())
                 .collect();
             (
@@ -1176,6 +1291,7 @@ fn pod_route(
                 ));
             }
             if s.node_restriction
+                && !admin
                 && let Some(taints) = body.pointer("/spec/taints")
                 && Some(taints) != node.pointer("/spec/taints")
             {

@@ -13,6 +13,7 @@ pub mod loopback_http;
 pub mod moto;
 pub mod moto_sts;
 pub mod rolesanywhere;
+pub mod scale;
 pub mod sigv4_verify;
 pub mod ssm_api;
 pub mod systemd_dbus;

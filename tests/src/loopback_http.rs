@@ -129,3 +129,73 @@ async fn serve<H, Fut>(
         }
     }
 }
+
+/// What a [`Routes`] server answers on one path.
+#[derive(Debug, Clone)]
+pub enum Answer {
+    /// This status and body.
+    Body(u16, String),
+    /// End the connection without an answer.
+    Close,
+    /// Accept the request and answer only after a minute (a hung peer).
+    Hang,
+}
+
+/// A loopback HTTP server answering fixed bodies by path, changeable while it runs: stands in
+/// for kubelet's healthz and ipamd's introspection and metrics endpoints, which cannot run
+/// here. Unknown paths are 404.
+#[derive(Debug)]
+pub struct Routes {
+    server: LoopbackServer,
+    table: std::sync::Arc<std::sync::Mutex<std::collections::BTreeMap<String, Answer>>>,
+}
+
+impl Routes {
+    /// Serves `routes`.
+    pub fn start(routes: &[(&str, Answer)]) -> Routes {
+        let table = std::sync::Arc::new(std::sync::Mutex::new(
+            routes
+                .iter()
+                .map(|(p, a)| ((*p).to_owned(), a.clone()))
+                .collect::<std::collections::BTreeMap<_, _>>(),
+        ));
+        let t = table.clone();
+        let server = LoopbackServer::start("routes", move |req: Request<Incoming>| {
+            let answer = t.lock().expect("routes").get(req.uri().path()).cloned();
+            async move {
+                let (code, body) = match answer {
+                    Some(Answer::Body(code, body)) => (code, body),
+                    Some(Answer::Close) => return Err(Dropped),
+                    Some(Answer::Hang) => {
+                        tokio::time::sleep(std::time::Duration::from_secs(60)).await;
+                        (200, String::new())
+                    }
+                    None => (404, String::new()),
+                };
+                let mut resp = Response::new(Full::new(Bytes::from(body)));
+                *resp.status_mut() = hyper::StatusCode::from_u16(code)
+                    .unwrap_or(hyper::StatusCode::INTERNAL_SERVER_ERROR);
+                Ok(resp)
+            }
+        });
+        Routes { server, table }
+    }
+
+    /// Changes what `path` answers.
+    pub fn set(&self, path: &str, answer: Answer) {
+        self.table
+            .lock()
+            .expect("routes")
+            .insert(path.to_owned(), answer);
+    }
+
+    /// The port.
+    pub fn port(&self) -> u16 {
+        self.server.addr().port()
+    }
+
+    /// `http://127.0.0.1:PORT`.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.server.addr())
+    }
+}

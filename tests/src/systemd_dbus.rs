@@ -650,6 +650,25 @@ impl SystemdUser {
     pub fn address(&self) -> String {
         format!("unix:path={}", self.runtime.path().join("bus").display())
     }
+
+    /// Starts `unit` through the Manager's `StartUnit` (mode `replace`), as `systemctl --user
+    /// start` does.
+    pub async fn start_unit(&self, unit: &str) {
+        let conn = zbus::connection::Builder::address(self.address().as_str())
+            .expect("bus address")
+            .build()
+            .await
+            .expect("bus connection");
+        conn.call_method(
+            Some("org.freedesktop.systemd1"),
+            "/org/freedesktop/systemd1",
+            Some("org.freedesktop.systemd1.Manager"),
+            "StartUnit",
+            &(unit, "replace"),
+        )
+        .await
+        .expect("StartUnit");
+    }
 }
 
 impl Drop for SystemdUser {

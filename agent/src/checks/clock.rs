@@ -5,8 +5,8 @@
 
 use std::path::PathBuf;
 
+use super::Outcome;
 use super::status::{fail, ok, warn};
-use super::{Outcome, Severity};
 use crate::report::host::timex::{self, RawTimex, Timex};
 
 /// Clock maximum error above which a synchronised clock is still a warning, in seconds.
@@ -54,7 +54,7 @@ pub fn check(state: &Result<Timex, String>) -> Outcome {
             );
             if !t.synchronized() {
                 fail(
-                    "ClockNotSynchronized",
+                    "ClockUnsynchronized",
                     format!("not synchronized: {evidence}"),
                     FIX,
                 )
@@ -74,7 +74,7 @@ pub fn check(state: &Result<Timex, String>) -> Outcome {
 }
 
 /// The daemon's clock check over the kernel's clock discipline (from [`timex::read`]). Its
-/// problems are [`Severity::Warning`]s: a clock still settling after boot, or one a container
+/// problems are Warnings in the catalog: a clock still settling after boot, or one a container
 /// cannot see disciplined, must not mark the node unhealthy.
 pub fn evaluate(timex: &std::io::Result<Timex>) -> Outcome {
     match timex {
@@ -83,15 +83,13 @@ pub fn evaluate(timex: &std::io::Result<Timex>) -> Outcome {
             t.offset_seconds, t.estimated_error_seconds
         )),
         Ok(t) => Outcome::fail(
-            "ClockNotSynchronized",
+            "ClockUnsynchronized",
             format!(
                 "the kernel reports the clock unsynchronised (maximum error {:.3}s): check chronyd or the NTP source; TLS and AWS request signing fail past a few minutes of skew",
                 t.maxerror_seconds
             ),
-        )
-        .with_severity(Severity::Warning),
-        Err(e) => Outcome::fail("ClockUnreadable", format!("adjtimex(2): {e}"))
-            .with_severity(Severity::Warning),
+        ),
+        Err(e) => Outcome::fail("ClockUnreadable", format!("adjtimex(2): {e}")),
     }
 }
 
@@ -118,7 +116,7 @@ mod tests {
         assert!(evaluate(&Ok(synced)).is_healthy());
         let unsynced = Timex::from_raw(5, 0, 0, 16_000_000, 16_000_000, 0x0040, 2, 10_000, 0, 0);
         let out = evaluate(&Ok(unsynced));
-        assert_eq!(out.reason, "ClockNotSynchronized");
+        assert_eq!(out.reason, "ClockUnsynchronized");
         assert!(out.message.contains("16.000s"), "{}", out.message);
         let err = evaluate(&Err(std::io::Error::from_raw_os_error(1)));
         assert_eq!(err.reason, "ClockUnreadable");

@@ -23,10 +23,62 @@ use super::{Facts, NetworkVerdict, Outcome};
 const STATUS_PATH: &str = "/runtime.v1.RuntimeService/Status";
 /// Bound on connecting to the socket and the HTTP/2 handshake.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
+/// Bound on the call once connected: a runtime that takes the connection and never answers
+/// is hung, which must be told apart from a slow check (the check's own timeout is longer).
+pub const CALL_TIMEOUT: Duration = Duration::from_secs(3);
+/// The gRPC path of the pod sandbox list.
+const LIST_SANDBOX_PATH: &str = "/runtime.v1.RuntimeService/ListPodSandbox";
+
+/// `ListPodSandboxRequest` (api.proto): `PodSandboxFilter filter = 1`, not sent (all sandboxes).
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct ListPodSandboxRequest {}
+
+/// `ListPodSandboxResponse` (api.proto): `repeated PodSandbox items = 1`.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct ListPodSandboxResponse {
+    /// The sandboxes.
+    #[prost(message, repeated, tag = "1")]
+    pub items: Vec<PodSandbox>,
+}
+
+/// `PodSandbox` (api.proto): `id = 1`, `metadata = 2`, `state = 3` (0 ready, 1 not ready);
+/// later fields are not read.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct PodSandbox {
+    /// The sandbox ID.
+    #[prost(string, tag = "1")]
+    pub id: String,
+    /// Whose sandbox it is.
+    #[prost(message, optional, tag = "2")]
+    pub metadata: Option<PodSandboxMetadata>,
+    /// `SANDBOX_READY` (0) or `SANDBOX_NOTREADY` (1).
+    #[prost(int32, tag = "3")]
+    pub state: i32,
+}
+
+/// `PodSandboxMetadata` (api.proto): `name = 1`, `uid = 2`, `namespace = 3`, `attempt = 4`.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct PodSandboxMetadata {
+    /// The pod's name.
+    #[prost(string, tag = "1")]
+    pub name: String,
+    /// The pod's UID.
+    #[prost(string, tag = "2")]
+    pub uid: String,
+    /// The pod's namespace.
+    #[prost(string, tag = "3")]
+    pub namespace: String,
+    /// The sandbox attempt.
+    #[prost(uint32, tag = "4")]
+    pub attempt: u32,
+}
+
 /// The CRI condition type for the runtime.
 pub const RUNTIME_READY: &str = "RuntimeReady";
 /// The CRI condition type for pod networking (the CNI plugin).
 pub const NETWORK_READY: &str = "NetworkReady";
+/// Our reason for CRI `NetworkReady` false (containerd's own reason for a missing CNI).
+pub const NETWORK_NOT_READY: &str = "NetworkPluginNotReady";
 
 /// `StatusRequest` (api.proto): `bool verbose = 1`.
 #[derive(Clone, PartialEq, prost::Message)]
@@ -91,12 +143,22 @@ pub enum Error {
         #[source]
         source: Box<dyn std::error::Error + Send + Sync>,
     },
+    /// Connected, but no answer within [`CALL_TIMEOUT`].
+    #[error("{path} on {socket} got no answer within {CALL_TIMEOUT:?}")]
+    NoAnswer {
+        /// The socket.
+        socket: String,
+        /// The gRPC method.
+        path: &'static str,
+    },
     /// The call returned a gRPC error status (e.g. `Unimplemented` when the CRI plugin is
     /// disabled).
-    #[error("{STATUS_PATH} on {socket} failed: {code:?}: {message}")]
+    #[error("{path} on {socket} failed: {code:?}: {message}")]
     Call {
         /// The socket.
         socket: String,
+        /// The gRPC method.
+        path: &'static str,
         /// The gRPC status code.
         code: tonic::Code,
         /// The status message.
@@ -123,9 +185,13 @@ impl tower_service::Service<http::Request<tonic::body::Body>> for H2 {
     }
 }
 
-/// Calls `RuntimeService/Status` on `socket`. The caller bounds the whole call (the
-/// check's timeout); connecting is bounded by [`CONNECT_TIMEOUT`] here too.
-pub async fn status(socket: &Path) -> Result<Vec<RuntimeCondition>, Error> {
+/// One unary CRI call on `socket`. The caller bounds the whole call (the check's timeout);
+/// connecting is bounded by [`CONNECT_TIMEOUT`] here too.
+async fn unary<Req, Resp>(socket: &Path, path: &'static str, request: Req) -> Result<Resp, Error>
+where
+    Req: prost::Message + Send + Sync + 'static,
+    Resp: prost::Message + Default + Send + Sync + 'static,
+{
     let label = socket.display().to_string();
     let stream = tokio::time::timeout(CONNECT_TIMEOUT, tokio::net::UnixStream::connect(socket))
         .await
@@ -150,51 +216,67 @@ pub async fn status(socket: &Path) -> Result<Vec<RuntimeCondition>, Error> {
     let driver = tokio::spawn(connection);
     let origin = http::Uri::from_static("http://localhost");
     let mut grpc = tonic::client::Grpc::with_origin(H2(sender), origin);
-    let result = async {
+    let result = tokio::time::timeout(CALL_TIMEOUT, async {
         grpc.ready()
             .await
             .map_err(|e| tonic::Status::unavailable(format!("connection not ready: {e}")))?;
         grpc.unary(
-            tonic::Request::new(StatusRequest { verbose: false }),
-            http::uri::PathAndQuery::from_static(STATUS_PATH),
-            tonic_prost::ProstCodec::<StatusRequest, StatusResponse>::default(),
+            tonic::Request::new(request),
+            http::uri::PathAndQuery::from_static(path),
+            tonic_prost::ProstCodec::<Req, Resp>::default(),
         )
         .await
-    }
+    })
     .await;
     driver.abort();
-    match result {
-        Ok(resp) => Ok(resp
-            .into_inner()
-            .status
-            .map(|s| s.conditions)
-            .unwrap_or_default()),
-        Err(status) => Err(Error::Call {
+    let Ok(result) = result else {
+        return Err(Error::NoAnswer {
             socket: label,
+            path,
+        });
+    };
+    result
+        .map(tonic::Response::into_inner)
+        .map_err(|status| Error::Call {
+            socket: label,
+            path,
             code: status.code(),
             message: status.message().to_string(),
-        }),
-    }
+        })
+}
+
+/// Calls `RuntimeService/Status` on `socket`.
+pub async fn status(socket: &Path) -> Result<Vec<RuntimeCondition>, Error> {
+    let resp: StatusResponse = unary(socket, STATUS_PATH, StatusRequest { verbose: false }).await?;
+    Ok(resp.status.map(|s| s.conditions).unwrap_or_default())
+}
+
+/// Calls `RuntimeService/ListPodSandbox` (no filter) on `socket`: every pod sandbox the
+/// runtime holds, ready or not.
+pub async fn list_sandboxes(socket: &Path) -> Result<Vec<PodSandbox>, Error> {
+    let resp: ListPodSandboxResponse =
+        unary(socket, LIST_SANDBOX_PATH, ListPodSandboxRequest {}).await?;
+    Ok(resp.items)
 }
 
 fn find<'a>(conditions: &'a [RuntimeCondition], kind: &str) -> Option<&'a RuntimeCondition> {
     conditions.iter().find(|c| c.r#type == kind)
 }
 
-/// The reason to write: the runtime's own when it gave a CamelCase one, else `fallback`.
-fn reason_or(c: &RuntimeCondition, fallback: &str) -> String {
-    let r = c.reason.trim();
-    if !r.is_empty() && r.chars().all(|ch| ch.is_ascii_alphanumeric()) {
-        r.to_string()
-    } else {
-        fallback.to_string()
+/// The runtime's own reason and message, for our message.
+fn detail(c: &RuntimeCondition) -> String {
+    match (c.reason.trim(), c.message.trim()) {
+        ("", m) => m.to_string(),
+        (r, "") => r.to_string(),
+        (r, m) => format!("{r}: {m}"),
     }
 }
 
 /// The verdict over the runtime's conditions: `RuntimeReady` decides the outcome
 /// (ContainerRuntimeReady); `NetworkReady` rides along as a network verdict (for
 /// NetworkingReady). A condition the runtime does not report counts as not ready, as the
-/// kubelet treats it.
+/// kubelet treats it. The reasons are the catalog's (`ContainerRuntimeNotReady`,
+/// `NetworkPluginNotReady`); the runtime's own reason is in the message.
 pub fn evaluate(conditions: &[RuntimeCondition]) -> Outcome {
     let network = match find(conditions, NETWORK_READY) {
         Some(c) if c.status => NetworkVerdict {
@@ -204,18 +286,23 @@ pub fn evaluate(conditions: &[RuntimeCondition]) -> Outcome {
         },
         Some(c) => NetworkVerdict {
             ready: false,
-            reason: reason_or(c, "NetworkNotReady"),
+            reason: NETWORK_NOT_READY.to_string(),
             message: format!(
                 "container runtime reports NetworkReady=false: {}",
-                c.message
+                detail(c)
             ),
         },
         None => NetworkVerdict {
             ready: false,
-            reason: "NetworkNotReady".to_string(),
+            reason: NETWORK_NOT_READY.to_string(),
             message: "container runtime reports no NetworkReady condition".to_string(),
         },
     };
+    let network_problem = (!network.ready).then(|| super::Problem {
+        reason: network.reason.clone(),
+        message: network.message.clone(),
+        evented: false,
+    });
     let facts = Facts {
         runtime_ready: find(conditions, RUNTIME_READY).map(|c| c.status),
         network: Some(network),
@@ -224,10 +311,10 @@ pub fn evaluate(conditions: &[RuntimeCondition]) -> Outcome {
     let outcome = match find(conditions, RUNTIME_READY) {
         Some(c) if c.status => Outcome::ok("container runtime reports RuntimeReady"),
         Some(c) => Outcome::fail(
-            &reason_or(c, "ContainerRuntimeNotReady"),
+            "ContainerRuntimeNotReady",
             format!(
                 "container runtime reports RuntimeReady=false: {}",
-                c.message
+                detail(c)
             ),
         ),
         None => Outcome::fail(
@@ -235,7 +322,10 @@ pub fn evaluate(conditions: &[RuntimeCondition]) -> Outcome {
             "container runtime reports no RuntimeReady condition",
         ),
     };
-    outcome.with_facts(facts)
+    let mut outcome = outcome.with_facts(facts);
+    // Pod networking is NetworkingReady's: a problem of its own beside the runtime's verdict.
+    outcome.more.extend(network_problem);
+    outcome
 }
 
 /// The containerd check's CRI part: call Status and judge it.
@@ -245,7 +335,7 @@ pub async fn check(socket: &Path) -> Outcome {
         Err(e @ Error::Connect { .. }) => {
             Outcome::fail("ContainerdUnreachable", crate::model::text::error_chain(&e))
         }
-        Err(e @ Error::Handshake { .. }) => Outcome::fail(
+        Err(e @ (Error::Handshake { .. } | Error::NoAnswer { .. })) => Outcome::fail(
             "ContainerdNotAnswering",
             crate::model::text::error_chain(&e),
         ),
@@ -305,10 +395,14 @@ mod tests {
         assert_eq!(out.reason, "ContainerRuntimeNotReady");
         assert!(out.message.contains("shim broken"));
         let out = evaluate(&[cond(RUNTIME_READY, false, "RuntimeBroken", "")]);
-        assert_eq!(out.reason, "RuntimeBroken");
+        assert_eq!(
+            out.reason, "ContainerRuntimeNotReady",
+            "the catalog's reason"
+        );
+        assert!(out.message.contains("RuntimeBroken"), "{}", out.message);
         let out = evaluate(&[]);
         assert_eq!(out.reason, "ContainerRuntimeNotReady");
-        assert_eq!(out.facts.network.unwrap().reason, "NetworkNotReady");
+        assert_eq!(out.facts.network.unwrap().reason, "NetworkPluginNotReady");
     }
 
     #[test]

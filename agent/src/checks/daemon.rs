@@ -3,14 +3,16 @@
 //! daemon (`crate::daemon`) schedules them and turns their outcomes into conditions, events and
 //! metrics (see the [module documentation](super)).
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use time::OffsetDateTime;
 
 use super::kernel::{self, SharedKmsg};
-use super::{Outcome, cri, iam, probes, units};
-use crate::model::{ConditionType, paths};
+use super::{Outcome, Problem, accelerators, cri, iam, network, nvml, pods, probes, units};
+use crate::model::{ConditionType, InstanceType, paths};
 use crate::net::{ClientBuilder, Proxy, Trust};
 
 /// The checks the daemon runs.
@@ -21,8 +23,10 @@ pub enum CheckKind {
     /// containerd.service active (systemd over D-Bus) and containerd's CRI
     /// `RuntimeService/Status` (RuntimeReady, NetworkReady).
     Containerd,
-    /// VPC CNI config and ipamd.
+    /// VPC CNI config and ipamd (where the VPC CNI is installed).
     VpcCni,
+    /// Pod networking whatever the CNI: a CNI config, loopback, the primary interface.
+    Network,
     /// Kernel tables (pids, files, conntrack) and kernel log problems.
     Kernel,
     /// Read-only or full kubelet/containerd filesystems.
@@ -31,18 +35,25 @@ pub enum CheckKind {
     Credentials,
     /// The kernel's clock discipline (adjtimex): an unsynchronised clock is an event.
     Clock,
+    /// GPUs and Neuron devices (only on nodes that have them).
+    Accelerators,
+    /// Pods stuck terminating (the API server's pods of the node and the runtime's sandboxes).
+    Pods,
 }
 
 impl CheckKind {
     /// Every check.
-    pub const ALL: [CheckKind; 7] = [
+    pub const ALL: [CheckKind; 10] = [
         Self::Kubelet,
         Self::Containerd,
         Self::VpcCni,
+        Self::Network,
         Self::Kernel,
         Self::Storage,
         Self::Credentials,
         Self::Clock,
+        Self::Accelerators,
+        Self::Pods,
     ];
 
     /// The name used in metrics, logs and config.
@@ -51,24 +62,41 @@ impl CheckKind {
             Self::Kubelet => "kubelet",
             Self::Containerd => "containerd",
             Self::VpcCni => "vpc_cni",
+            Self::Network => "network",
             Self::Kernel => "kernel",
             Self::Storage => "storage",
             Self::Credentials => "credentials",
             Self::Clock => "clock",
+            Self::Accelerators => "accelerators",
+            Self::Pods => "pods",
         }
     }
 
-    /// The condition a [`Severity::Fatal`](super::Severity::Fatal) failure of this check sets
-    /// False; `None` for checks whose failures are only metrics and events (kubelet health is the kubelet's own `Ready`; an unsynchronised
-    /// clock is normal for the first minutes after boot and in containers, so it is a
-    /// warning event and `node_timex_sync_status`, not KernelReady False).
+    /// Its default schedule: [`Schedule::default`], but the pod check, which lists pods from
+    /// the API server, runs every [`pods::DEFAULT_INTERVAL_SECS`].
+    pub fn default_schedule(self) -> Schedule {
+        match self {
+            Self::Pods => Schedule {
+                interval: Duration::from_secs(pods::DEFAULT_INTERVAL_SECS),
+                ..Schedule::default()
+            },
+            _ => Schedule::default(),
+        }
+    }
+
+    /// The condition this check reports on while healthy (it is written True once the check
+    /// ran); `None` for checks whose reasons are Warnings unless the operator promotes them
+    /// (kubelet health is the kubelet's own `Ready`; an unsynchronised clock is normal for the
+    /// first minutes after boot). Which condition a Fatal problem sets False is its reason's
+    /// (the catalog, [`super::reasons`]).
     pub fn condition(self) -> Option<ConditionType> {
         match self {
             Self::Kubelet | Self::Credentials | Self::Clock => None,
-            Self::Containerd => Some(ConditionType::ContainerRuntimeReady),
-            Self::VpcCni => Some(ConditionType::NetworkingReady),
+            Self::Containerd | Self::Pods => Some(ConditionType::ContainerRuntimeReady),
+            Self::VpcCni | Self::Network => Some(ConditionType::NetworkingReady),
             Self::Kernel => Some(ConditionType::KernelReady),
             Self::Storage => Some(ConditionType::StorageReady),
+            Self::Accelerators => Some(ConditionType::AcceleratedHardwareReady),
         }
     }
 
@@ -101,6 +129,9 @@ impl Default for Schedule {
     }
 }
 
+/// ipamd's state directory (its checkpoint `ipam.json` lives there).
+pub const VPC_CNI_STATE_DIR: &str = "/var/run/aws-node";
+
 /// Every path and endpoint the checks look at, with production defaults.
 #[derive(Debug, Clone)]
 pub struct Targets {
@@ -110,6 +141,19 @@ pub struct Targets {
     pub containerd_socket: PathBuf,
     /// The VPC CNI's CNI config file.
     pub cni_conflist: PathBuf,
+    /// Files the VPC CNI's aws-node pod leaves on the host: any of them (or the conflist)
+    /// means the VPC CNI is installed and its checks apply.
+    pub vpc_cni_markers: Vec<PathBuf>,
+    /// The container runtime's CNI config directory.
+    pub cni_conf_dir: PathBuf,
+    /// sysfs (PCI devices, network interfaces, the DMI product name, Neuron counters).
+    pub sys: PathBuf,
+    /// The instance type (for the accelerator counts); `None`: the DMI product name.
+    pub instance_type: Option<InstanceType>,
+    /// Where NVML is loaded from; `None`: `libnvidia-ml.so` on the library search path.
+    pub nvml_library: Option<PathBuf>,
+    /// NVIDIA's fabric manager unit.
+    pub fabric_manager_unit: String,
     /// ipamd's introspection base URL.
     pub ipamd_introspection: String,
     /// ipamd's metrics URL.
@@ -140,6 +184,15 @@ impl Default for Targets {
             kubelet_healthz: "http://127.0.0.1:10248/healthz".to_string(),
             containerd_socket: PathBuf::from(paths::CONTAINERD_SOCKET),
             cni_conflist: PathBuf::from(paths::VPC_CNI_CONFLIST),
+            vpc_cni_markers: vec![
+                PathBuf::from(paths::CNI_BIN_DIR).join("aws-cni"),
+                PathBuf::from(VPC_CNI_STATE_DIR),
+            ],
+            cni_conf_dir: PathBuf::from(paths::CNI_CONF_DIR),
+            sys: PathBuf::from("/sys"),
+            instance_type: None,
+            nvml_library: None,
+            fabric_manager_unit: accelerators::FABRIC_MANAGER_UNIT.to_string(),
             ipamd_introspection: "http://127.0.0.1:61679".to_string(),
             ipamd_metrics: "http://127.0.0.1:61678/metrics".to_string(),
             skip_vpc_cni: false,
@@ -170,6 +223,15 @@ pub struct Context {
     units: units::Reader,
     /// IMDS, only when the IAM credentials are the instance role's.
     imds: Option<crate::facts::imds::Imds>,
+    /// The instance type the accelerator counts compare with.
+    instance_type: Option<InstanceType>,
+    /// NVML, when `libnvidia-ml.so` is present; the error when it is but fails.
+    nvml: Result<Option<nvml::Library>, String>,
+    nvlink: Mutex<accelerators::NvlinkState>,
+    /// Per unit: the last `NRestarts` and when it last rose above the threshold.
+    restarts: Mutex<BTreeMap<String, (u32, Option<Instant>)>>,
+    /// The API server, for the pod check.
+    kube: Option<crate::report::kube::NodeApi>,
 }
 
 impl Context {
@@ -193,13 +255,49 @@ impl Context {
             },
             _ => None,
         };
+        let instance_type = targets
+            .instance_type
+            .clone()
+            .or_else(|| accelerators::instance_type_from_dmi(&targets.sys));
         Ok(Context {
             units: units::Reader::new(targets.systemd_bus.clone()),
+            nvml: Ok(None),
+            instance_type,
             targets,
             kmsg,
             http,
             imds,
+            nvlink: Mutex::default(),
+            restarts: Mutex::default(),
+            kube: None,
         })
+    }
+
+    /// The API server the pod check lists the node's pods from.
+    pub fn set_kube(&mut self, api: crate::report::kube::NodeApi) {
+        self.kube = Some(api);
+    }
+
+    /// Whether the node has accelerators (the accelerator check runs only then).
+    pub fn has_accelerators(&self) -> bool {
+        accelerators::present(&self.targets.sys, self.instance_type.as_ref())
+    }
+
+    /// Loads NVML for the accelerator check (once, at start, on nodes with NVIDIA GPUs).
+    pub fn load_nvml(&mut self) {
+        self.nvml = nvml::load(self.targets.nvml_library.as_ref());
+        match &self.nvml {
+            Ok(Some(_)) => tracing::info!("NVML loaded: ECC and NVLink errors are watched"),
+            Ok(None) => tracing::info!("no libnvidia-ml.so: ECC and NVLink errors are not read"),
+            Err(e) => tracing::warn!(error = %e, "NVML present but failing"),
+        }
+    }
+
+    fn kmsg_active(&self, condition: ConditionType) -> Vec<Problem> {
+        self.kmsg
+            .lock()
+            .map(|s| s.active(Instant::now(), condition))
+            .unwrap_or_default()
     }
 
     /// Runs one check of `kind` (unbounded: the caller applies the schedule's timeout).
@@ -226,78 +324,143 @@ impl Context {
                 probes::vpc_cni(
                     &self.http,
                     &t.cni_conflist,
+                    &t.vpc_cni_markers,
                     &t.ipamd_introspection,
                     &t.ipamd_metrics,
                 )
                 .await
             }
-            CheckKind::Kernel => {
-                let tables = kernel::read_tables(&t.proc);
-                let problem = self
-                    .kmsg
-                    .lock()
-                    .ok()
-                    .and_then(|s| s.active_problem(Instant::now()));
-                kernel::evaluate(&tables, problem)
-            }
+            CheckKind::Network => network::check(&t.cni_conf_dir, &t.sys, &t.proc),
+            CheckKind::Kernel => kernel::evaluate(
+                &kernel::read_tables(&t.proc),
+                self.kmsg_active(ConditionType::KernelReady),
+            ),
             // statfs(2) of local directories answers in microseconds: run inline rather than
             // on tokio's blocking pool, whose threads (each with its own malloc arena) cost
             // more resident memory than the call.
-            CheckKind::Storage => probes::storage(&t.storage_dirs),
+            CheckKind::Storage => kernel::with_log(
+                probes::storage(&t.storage_dirs),
+                self.kmsg_active(ConditionType::StorageReady),
+            ),
+            CheckKind::Accelerators => self.accelerators().await,
+            CheckKind::Pods => {
+                let Some(api) = &self.kube else {
+                    return Outcome::ok("no Kubernetes client: pods are not looked at");
+                };
+                let (listed, sandboxes) =
+                    tokio::join!(api.pods(), cri::list_sandboxes(&t.containerd_socket));
+                match listed {
+                    Ok(pods) => pods::evaluate(
+                        &pods,
+                        sandboxes.as_deref().ok(),
+                        OffsetDateTime::now_utc().unix_timestamp(),
+                    ),
+                    // Not a node problem: the API server or our identity.
+                    Err(e) => Outcome::warn(
+                        "PodListFailed",
+                        format!(
+                            "cannot list the node's pods: {}",
+                            crate::model::text::error_chain(&e)
+                        ),
+                    ),
+                }
+            }
             CheckKind::Clock => super::clock::evaluate(&crate::report::host::timex::read()),
             CheckKind::Credentials => {
                 let now = OffsetDateTime::now_utc().unix_timestamp();
                 let cert = probes::credentials(&t.kubelet_client_cert, now);
                 let iam = iam::check(&t.iam, self.imds.as_ref(), now).await;
-                combine_credentials(cert, iam)
+                Outcome::combine(std::iter::once(cert).chain(iam).collect())
             }
         }
     }
 
+    /// The accelerator check: counts, the kernel log, NVML, Neuron sysfs, fabric manager.
+    async fn accelerators(&self) -> Outcome {
+        let t = &self.targets;
+        let counts = accelerators::counts(&t.sys, self.instance_type.as_ref());
+        let (nvml, nvlink_rise) = match &self.nvml {
+            Ok(Some(lib)) => {
+                let reading = accelerators::read_nvml(Some(lib as &dyn nvml::Gpus));
+                let rise = match &reading {
+                    Some(Ok(gpus)) => {
+                        let hold = self
+                            .kmsg
+                            .lock()
+                            .map(|k| k.hold())
+                            .unwrap_or(kernel::PROBLEM_HOLD);
+                        self.nvlink
+                            .lock()
+                            .ok()
+                            .and_then(|mut s| s.observe(gpus, Instant::now(), hold))
+                    }
+                    _ => None,
+                };
+                (reading, rise)
+            }
+            Ok(None) => (None, None),
+            Err(e) => (Some(Err(e.clone())), None),
+        };
+        let fabric_manager_down = if counts.nvidia > 0
+            && accelerators::needs_fabric_manager(&t.sys, self.instance_type.as_ref())
+        {
+            match self.units.read(&t.fabric_manager_unit).await {
+                Ok(Some(state)) if !state.is_active() => {
+                    Some(format!("{} ({})", state.active_state, state.sub_state))
+                }
+                _ => None,
+            }
+        } else {
+            None
+        };
+        accelerators::evaluate(&accelerators::Seen {
+            counts,
+            instance_type: self.instance_type.as_ref().map(|i| i.as_str().to_string()),
+            log: self.kmsg_active(ConditionType::AcceleratedHardwareReady),
+            nvml,
+            nvlink_rise,
+            neuron_ecc: accelerators::neuron_ecc(&t.sys),
+            fabric_manager_down,
+        })
+    }
+
     /// A check that depends on a systemd unit: the unit not active is the problem (with its
-    /// state and restart count); otherwise the check's own probe decides. The unit's state
-    /// rides along in the facts either way.
+    /// state and restart count) ahead of the check's own probe's; `NRestarts` above
+    /// [`units::REPEATED_RESTART_MIN`] and rising is `<prefix>RepeatedRestart`. The unit's
+    /// state rides along in the facts either way.
     async fn with_unit(
         &self,
         unit: &str,
         prefix: &str,
         probe: impl Future<Output = Outcome>,
     ) -> Outcome {
-        let ((problem, unit_facts), mut out) =
+        let ((problem, unit_facts), out) =
             tokio::join!(units::check(&self.units, unit, prefix), probe);
-        if let Some(problem) = problem {
-            // The unit's problem is the verdict; what the probe measured (e.g. the CRI network
-            // verdict) is kept.
-            out = Outcome {
-                facts: out.facts,
-                ..problem
-            };
+        let mut parts = Vec::with_capacity(3);
+        parts.extend(problem);
+        parts.push(out);
+        if let Some(n) = unit_facts.as_ref().and_then(|u| u.restarts)
+            && let Some(message) = self.restart_rise(unit, n)
+        {
+            parts.push(Outcome::warn(&format!("{prefix}RepeatedRestart"), message));
         }
+        let mut out = Outcome::combine(parts);
         out.facts.unit = unit_facts;
         out
     }
-}
 
-/// The credentials check's verdict: the kubelet certificate's problem first, then the IAM
-/// credentials'; the facts of both are kept.
-pub fn combine_credentials(cert: Outcome, iam: Option<Outcome>) -> Outcome {
-    let Some(iam) = iam else { return cert };
-    let iam_expiry = iam.facts.iam_expiry.clone();
-    let mut out = match (cert.is_healthy(), iam.is_healthy()) {
-        (false, _) => cert,
-        (true, false) => Outcome {
-            facts: cert.facts,
-            ..iam
-        },
-        (true, true) => {
-            let message = format!("{}; {}", cert.message, iam.message);
-            Outcome {
-                evidence: message.clone(),
-                message,
-                ..cert
-            }
+    /// Records `NRestarts` of `unit`; a message while a rise above the threshold is recent.
+    fn restart_rise(&self, unit: &str, n: u32) -> Option<String> {
+        let now = Instant::now();
+        let mut seen = self.restarts.lock().ok()?;
+        let entry = seen.entry(unit.to_string()).or_insert((0, None));
+        if n > units::REPEATED_RESTART_MIN && n > entry.0 {
+            entry.1 = Some(now);
         }
-    };
-    out.facts.iam_expiry = iam_expiry;
-    out
+        entry.0 = n;
+        entry
+            .1
+            .filter(|at| now.saturating_duration_since(*at) < units::REPEATED_RESTART_HOLD)
+            .map(|_| format!("{unit} has restarted {n} times (systemd NRestarts), the last time within {} minutes", units::REPEATED_RESTART_HOLD.as_secs() / 60))
+    }
 }

@@ -6,12 +6,12 @@
 //! | field | what it holds |
 //! |---|---|
 //! | `status` | [`Status::Ok`]; [`Status::Warn`]: worth a look, the node still works; [`Status::Fail`]: it does not work as it should |
-//! | `severity` | what a problem means for the node, in the terms of the EKS node monitoring agent: [`Severity::Fatal`] or [`Severity::Warning`]; not read while the status is ok |
 //! | `reason` | CamelCase, e.g. `ContainerdUnreachable`; empty when ok |
 //! | `message` | the verdict in one line, for people: what is wrong, or what is fine |
 //! | `evidence` | what was observed, in one line and never a secret (usually the message itself; a warning states its observation apart from its verdict) |
 //! | `fix` | what to do; `status`'s checks say "nothing to do" when ok, `run`'s put their advice in the message (a condition has no other field) and leave it empty |
 //! | `facts` | what the check measured on the way, for the metrics ([`Facts`]) |
+//! | `more` | `run`'s further problems of the same run ([`Problem`]) |
 //!
 //! Each decision is a pure function over what a few lines of IO observed (file text, a
 //! command's output, an HTTP answer, or the error that stood in the way), next to that IO in
@@ -22,21 +22,24 @@
 //! - [`status`] runs the pre-flight and post-join checks of `eks-node-agent status` once and
 //!   prints, per check, its name, `status`, `evidence` and `fix`, as text or JSON.
 //! - [`daemon`] holds the checks `eks-node-agent run` keeps running, each on its own schedule.
-//!   The daemon turns their outcomes into Node conditions, events and metrics: a `Fail` with
-//!   [`Severity::Fatal`] sets the condition its kind owns ([`daemon::CheckKind::condition`])
-//!   False with the outcome's reason and message; any other `Fail` (a kind that owns no
-//!   condition, or a [`Severity::Warning`]) is a Warning event when it starts or changes
-//!   reason; a `Warn` is a Warning event when its reason appears while the condition stays
-//!   True, with the evidence as its message; `facts` become `eksnode_*` metrics.
+//!   Every problem a run finds (the headline and [`Outcome::more`]) has a reason of the
+//!   [`reasons`] catalog, which says which condition it belongs to and how severe it is; the
+//!   daemon applies the operator's overrides ([`reasons::Policy`]): a [`Severity::Fatal`]
+//!   problem sets its condition False, a [`Severity::Warning`] one is a Warning event when it
+//!   appears; both count in `eksnode_problems_total` and show in `eksnode_problem_active`;
+//!   `facts` become `eksnode_*` metrics.
 //!
 //! The files, one per check or family:
 //!
 //! - `status`'s: [`credentials`], [`sts`], [`api_server`], [`node_ip`], [`clock`], [`swap`],
 //!   [`versions`], [`proxy`], [`ports`];
 //! - `run`'s: [`units`] and [`probes`] (kubelet, VPC CNI, storage, kubelet certificate),
-//!   [`cri`] (containerd), [`kernel`], [`clock`], [`iam`] (with the kubelet certificate, the
-//!   credentials check).
+//!   [`network`] (the CNI the node runs, its interfaces), [`cri`] (containerd), [`pods`]
+//!   (pods stuck terminating), [`kernel`]
+//!   (the kernel log and tables), [`accelerators`] (GPUs and Neuron devices, with [`nvml`]),
+//!   [`clock`], [`iam`] (with the kubelet certificate, the credentials check).
 
+pub mod accelerators;
 pub mod api_server;
 pub mod clock;
 pub mod credentials;
@@ -44,10 +47,14 @@ pub mod cri;
 pub mod daemon;
 pub mod iam;
 pub mod kernel;
+pub mod network;
 pub mod node_ip;
+pub mod nvml;
+pub mod pods;
 pub mod ports;
 pub mod probes;
 pub mod proxy;
+pub mod reasons;
 pub mod status;
 pub mod sts;
 pub mod swap;
@@ -57,6 +64,7 @@ pub mod versions;
 use serde::Serialize;
 
 pub use daemon::{CheckKind, Schedule, Targets};
+pub use reasons::Severity;
 
 /// The verdict of one run of a check.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
@@ -81,24 +89,11 @@ impl Status {
     }
 }
 
-/// What a problem means for the node (the EKS node monitoring agent's severities).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum Severity {
-    /// The node cannot do its job until this is fixed: `run` sets the condition the check
-    /// owns False.
-    Fatal,
-    /// Degraded, or a problem in the making; the node still works: `run` raises a Warning
-    /// event and leaves the condition alone.
-    Warning,
-}
-
 /// What one run of a check found.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Outcome {
     /// The verdict.
     pub status: Status,
-    /// What a problem means for the node; not read while [`Status::Ok`].
-    pub severity: Severity,
     /// CamelCase reason, e.g. `ContainerdUnreachable`; empty when ok.
     pub reason: String,
     /// The verdict in one line, for people.
@@ -109,35 +104,117 @@ pub struct Outcome {
     pub fix: String,
     /// What the check measured, for the metrics.
     pub facts: Facts,
+    /// Further problems found in the same run, after the headline one (`run` reports every
+    /// problem: a Warning headline must not hide a Fatal one behind it).
+    pub more: Vec<Problem>,
+    /// The headline problem's events come from elsewhere (see [`Problem::evented`]).
+    pub evented: bool,
+}
+
+/// One problem a check found: its reason and what was seen.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    /// CamelCase reason, in the catalog ([`reasons`]).
+    pub reason: String,
+    /// What is wrong, in one line.
+    pub message: String,
+    /// Its events come from elsewhere (the kernel log follower sends one per sighting); the
+    /// daemon uses it only for conditions and metrics.
+    pub evented: bool,
 }
 
 impl Outcome {
     /// Nothing wrong; `message` says what was found (and is the evidence).
     pub fn ok(message: impl Into<String>) -> Outcome {
-        Outcome::new(Status::Ok, Severity::Warning, "", message.into())
+        Outcome::new(Status::Ok, "", message.into())
     }
 
-    /// Worth a look, the node still works: a [`Severity::Warning`] with its reason.
+    /// Worth a look, the node still works.
     pub fn warn(reason: &str, message: impl Into<String>) -> Outcome {
-        Outcome::new(Status::Warn, Severity::Warning, reason, message.into())
+        Outcome::new(Status::Warn, reason, message.into())
     }
 
-    /// A failure with its reason, [`Severity::Fatal`] unless [`Outcome::with_severity`] says
-    /// otherwise.
+    /// A failure with its reason (what it means for the node is the catalog's severity).
     pub fn fail(reason: &str, message: impl Into<String>) -> Outcome {
-        Outcome::new(Status::Fail, Severity::Fatal, reason, message.into())
+        Outcome::new(Status::Fail, reason, message.into())
     }
 
-    fn new(status: Status, severity: Severity, reason: &str, message: String) -> Outcome {
+    fn new(status: Status, reason: &str, message: String) -> Outcome {
         Outcome {
             status,
-            severity,
             reason: reason.to_owned(),
             evidence: message.clone(),
             message,
             fix: String::new(),
             facts: Facts::default(),
+            more: Vec::new(),
+            evented: false,
         }
+    }
+
+    /// The outcomes of several probes of one check as one: the first problem is the headline,
+    /// the other problems follow in [`Outcome::more`]; every probe's facts are kept (the
+    /// first probe's where two measured the same thing). All healthy: the first outcome, with
+    /// the messages joined.
+    pub fn combine(outcomes: Vec<Outcome>) -> Outcome {
+        let mut facts = Facts::default();
+        let mut heads: Vec<Outcome> = Vec::new();
+        let mut healthy: Vec<Outcome> = Vec::new();
+        let mut extra: Vec<Problem> = Vec::new();
+        for mut o in outcomes {
+            facts.absorb(std::mem::take(&mut o.facts));
+            extra.append(&mut o.more);
+            if o.status == Status::Ok {
+                healthy.push(o);
+            } else {
+                heads.push(o);
+            }
+        }
+        // A failure heads a warning (the sort is stable).
+        heads.sort_by_key(|o| std::cmp::Reverse(o.status));
+        let mut heads = heads.into_iter();
+        let mut out = match heads.next() {
+            Some(head) => head,
+            None => {
+                let message = healthy
+                    .iter()
+                    .map(|o| o.message.as_str())
+                    .filter(|m| !m.is_empty())
+                    .collect::<Vec<_>>()
+                    .join("; ");
+                let mut first = healthy
+                    .into_iter()
+                    .next()
+                    .unwrap_or_else(|| Outcome::ok(""));
+                first.evidence = message.clone();
+                first.message = message;
+                first
+            }
+        };
+        out.more = heads
+            .map(|o| Problem {
+                reason: o.reason,
+                message: o.message,
+                evented: o.evented,
+            })
+            .chain(extra)
+            .collect();
+        out.facts = facts;
+        out
+    }
+
+    /// Every problem of this run: the headline (unless ok), then [`Outcome::more`].
+    pub fn problems(&self) -> Vec<Problem> {
+        let mut out = Vec::with_capacity(1 + self.more.len());
+        if self.status != Status::Ok {
+            out.push(Problem {
+                reason: self.reason.clone(),
+                message: self.message.clone(),
+                evented: self.evented,
+            });
+        }
+        out.extend(self.more.iter().cloned());
+        out
     }
 
     /// The same outcome with what to do about it.
@@ -149,12 +226,6 @@ impl Outcome {
     /// The same outcome with an observation that differs from its message.
     pub fn with_evidence(mut self, evidence: impl Into<String>) -> Outcome {
         self.evidence = evidence.into();
-        self
-    }
-
-    /// The same outcome with another severity.
-    pub fn with_severity(mut self, severity: Severity) -> Outcome {
-        self.severity = severity;
         self
     }
 
@@ -187,6 +258,32 @@ pub struct Facts {
     pub network: Option<NetworkVerdict>,
     /// The systemd unit the check depends on, as systemd reported it.
     pub unit: Option<UnitFacts>,
+    /// What the accelerator check counted.
+    pub accelerators: Option<accelerators::Counts>,
+}
+
+impl Facts {
+    /// Fills what this run did not measure from `other`.
+    pub fn absorb(&mut self, other: Facts) {
+        let Facts {
+            cni_total_ips,
+            cni_assigned_ips,
+            cert_not_after_unix,
+            iam_expiry,
+            runtime_ready,
+            network,
+            unit,
+            accelerators,
+        } = other;
+        self.cni_total_ips = self.cni_total_ips.or(cni_total_ips);
+        self.cni_assigned_ips = self.cni_assigned_ips.or(cni_assigned_ips);
+        self.cert_not_after_unix = self.cert_not_after_unix.or(cert_not_after_unix);
+        self.iam_expiry = self.iam_expiry.take().or(iam_expiry);
+        self.runtime_ready = self.runtime_ready.or(runtime_ready);
+        self.network = self.network.take().or(network);
+        self.unit = self.unit.take().or(unit);
+        self.accelerators = self.accelerators.take().or(accelerators);
+    }
 }
 
 /// A systemd unit's state, for the metrics.
@@ -223,24 +320,41 @@ mod tests {
         assert_eq!(ok.evidence, "fine");
         assert!(ok.fix.is_empty() && ok.is_healthy());
         let warn = Outcome::warn("Nearly", "27 of 29 (2 free)").with_evidence("27 of 29");
-        assert_eq!(
-            (warn.status, warn.severity),
-            (Status::Warn, Severity::Warning)
-        );
+        assert_eq!(warn.status, Status::Warn);
         assert_eq!(warn.message, "27 of 29 (2 free)");
         assert_eq!(warn.evidence, "27 of 29");
         assert!(warn.is_healthy());
         let fail = Outcome::fail("Broken", "it broke").with_fix("mend it");
-        assert_eq!(
-            (fail.status, fail.severity),
-            (Status::Fail, Severity::Fatal)
-        );
+        assert_eq!(fail.status, Status::Fail);
         assert_eq!(
             (fail.evidence.as_str(), fail.fix.as_str()),
             ("it broke", "mend it")
         );
         assert!(!fail.is_healthy());
-        let soft = Outcome::fail("Drift", "x").with_severity(Severity::Warning);
-        assert_eq!(soft.severity, Severity::Warning);
+        assert_eq!(fail.problems().len(), 1);
+        assert!(ok.problems().is_empty());
+    }
+
+    #[test]
+    fn combine_keeps_every_problem_and_every_fact() {
+        let a = Outcome::warn("W", "w").with_facts(Facts {
+            cni_total_ips: Some(3),
+            ..Facts::default()
+        });
+        let b = Outcome::ok("fine");
+        let c = Outcome::fail("F", "f").with_facts(Facts {
+            cni_total_ips: Some(9),
+            runtime_ready: Some(true),
+            ..Facts::default()
+        });
+        let out = Outcome::combine(vec![a, b, c]);
+        assert_eq!(out.reason, "F", "a failure heads a warning");
+        let reasons: Vec<String> = out.problems().into_iter().map(|p| p.reason).collect();
+        assert_eq!(reasons, ["F", "W"]);
+        assert_eq!(out.facts.cni_total_ips, Some(3), "the first probe's fact");
+        assert_eq!(out.facts.runtime_ready, Some(true));
+        let healthy = Outcome::combine(vec![Outcome::ok("a"), Outcome::ok("b")]);
+        assert!(healthy.problems().is_empty());
+        assert_eq!(healthy.message, "a; b");
     }
 }

@@ -46,10 +46,11 @@ pub struct EniInfos {
 /// a condition: ipamd may still attach another ENI, and pods are still being placed.
 pub const CNI_IPS_WARN_RATIO: f64 = 0.9;
 
-/// The verdict on ipamd's numbers: no free IP left is a problem (NetworkingReady False:
-/// the next pod cannot get an address); [`CNI_IPS_WARN_RATIO`] or more assigned is a
-/// `PodIPsNearlyExhausted` warning, whose evidence (the condition's message) is the count
-/// and whose message (the event's note) adds how many are free.
+/// The verdict on ipamd's numbers: no free IP left is `IPAMDNoIPs` (ipamd may still attach an
+/// ENI, so the catalog makes it a Warning, as the monitoring agent does);
+/// [`CNI_IPS_WARN_RATIO`] or more assigned is a `PodIPsNearlyExhausted` warning, whose
+/// evidence (the condition's message) is the count and whose message (the event's note) adds
+/// how many are free.
 pub fn evaluate_ips(infos: &EniInfos) -> Outcome {
     let facts = Facts {
         cni_total_ips: Some(infos.total_ips),
@@ -61,7 +62,7 @@ pub fn evaluate_ips(infos: &EniInfos) -> Outcome {
         infos.assigned_ips, infos.total_ips
     );
     if infos.total_ips == 0 || infos.assigned_ips >= infos.total_ips {
-        Outcome::fail("PodIPsExhausted", msg).with_facts(facts)
+        Outcome::fail("IPAMDNoIPs", msg).with_facts(facts)
     } else if infos.assigned_ips as f64 >= infos.total_ips as f64 * CNI_IPS_WARN_RATIO {
         Outcome::warn(
             "PodIPsNearlyExhausted",
@@ -91,26 +92,50 @@ pub fn conflist_has_aws_cni(text: &str) -> bool {
         })
 }
 
-/// The VPC CNI: its conflist, ipamd introspection and ipamd metrics.
+/// Whether the VPC CNI is installed on this node: its conflist, or a file the aws-node pod
+/// leaves on the host (the `aws-cni` plugin binary, ipamd's state directory).
+pub fn vpc_cni_installed(conflist: &Path, markers: &[std::path::PathBuf]) -> bool {
+    conflist.exists() || markers.iter().any(|m| m.exists())
+}
+
+/// The VPC CNI: its conflist, ipamd introspection and ipamd metrics; nothing to check on a
+/// node that does not run it (another CNI: the network check judges it).
 pub async fn vpc_cni(
     http: &reqwest::Client,
     conflist: &Path,
+    markers: &[std::path::PathBuf],
     introspection: &str,
     metrics: &str,
 ) -> Outcome {
+    if !vpc_cni_installed(conflist, markers) {
+        return Outcome::ok("the VPC CNI is not installed: its checks do not apply");
+    }
     // A small local file: read inline (tokio::fs would use a blocking-pool thread).
-    match std::fs::read_to_string(conflist) {
-        Ok(text) if conflist_has_aws_cni(&text) => {}
-        Ok(_) => {
+    let config = match std::fs::read_to_string(conflist) {
+        Ok(text) if conflist_has_aws_cni(&text) => None,
+        Ok(_) => Some(Outcome::fail(
+            "VpcCniConfigInvalid",
+            format!("{} does not name the aws-cni plugin", conflist.display()),
+        )),
+        Err(e) => {
             return Outcome::fail(
-                "CNIConfigInvalid",
-                format!("{} does not name the aws-cni plugin", conflist.display()),
+                "VpcCniConfigMissing",
+                format!(
+                    "the VPC CNI is installed but {} is missing ({e}): ipamd has not written it",
+                    conflist.display()
+                ),
             );
         }
-        Err(e) => {
-            return Outcome::fail("CNIConfigMissing", format!("{}: {e}", conflist.display()));
-        }
+    };
+    let ipamd = ipamd(http, introspection, metrics).await;
+    match config {
+        Some(c) => Outcome::combine(vec![c, ipamd]),
+        None => ipamd,
     }
+}
+
+/// ipamd's introspection and metrics endpoints.
+async fn ipamd(http: &reqwest::Client, introspection: &str, metrics: &str) -> Outcome {
     let url = format!("{}/v1/enis", introspection.trim_end_matches('/'));
     let infos = match http
         .get(&url)
@@ -122,17 +147,21 @@ pub async fn vpc_cni(
             Ok(i) => i,
             Err(e) => return Outcome::fail("IpamdBadAnswer", format!("{url}: {e}")),
         },
-        Err(e) => return Outcome::fail("IpamdUnreachable", format!("{url}: {e}")),
+        Err(e) => return Outcome::fail("IPAMDNotRunning", format!("{url}: {e}")),
     };
-    if let Err(e) = http
+    let ips = evaluate_ips(&infos);
+    match http
         .get(metrics)
         .send()
         .await
         .and_then(|r| r.error_for_status())
     {
-        return Outcome::fail("IpamdMetricsUnreachable", format!("{metrics}: {e}"));
+        Ok(_) => ips,
+        Err(e) => Outcome::combine(vec![
+            Outcome::fail("IpamdMetricsUnreachable", format!("{metrics}: {e}")),
+            ips,
+        ]),
     }
-    evaluate_ips(&infos)
 }
 
 /// One directory's filesystem.
@@ -146,32 +175,36 @@ pub struct DirFs {
     pub inodes_free_ratio: f64,
 }
 
-/// The verdict over each directory's filesystem.
+/// The verdict over each directory's filesystem: every problem of every directory.
 pub fn evaluate_storage(dirs: &[(String, DirFs)]) -> Outcome {
+    let mut found = Vec::new();
     for (dir, fs) in dirs {
         if fs.readonly {
-            return Outcome::fail(
+            found.push(Outcome::fail(
                 "FilesystemReadOnly",
                 format!("{dir} is on a read-only filesystem"),
-            );
+            ));
         }
         if fs.avail_ratio < STORAGE_FREE_MIN_RATIO {
-            return Outcome::fail(
+            found.push(Outcome::fail(
                 "DiskSpaceLow",
                 format!("{dir}: {:.1}% space available", fs.avail_ratio * 100.0),
-            );
+            ));
         }
         if fs.inodes_free_ratio < STORAGE_FREE_MIN_RATIO {
-            return Outcome::fail(
+            found.push(Outcome::fail(
                 "InodesLow",
                 format!("{dir}: {:.1}% inodes free", fs.inodes_free_ratio * 100.0),
-            );
+            ));
         }
     }
-    Outcome::ok(format!(
-        "{} directories writable with space left",
-        dirs.len()
-    ))
+    if found.is_empty() {
+        return Outcome::ok(format!(
+            "{} directories writable with space left",
+            dirs.len()
+        ));
+    }
+    Outcome::combine(found)
 }
 
 /// statfs each directory that exists (a directory not created yet is not a problem).
@@ -197,7 +230,10 @@ pub fn storage(dirs: &[std::path::PathBuf]) -> Outcome {
                 ));
             }
             Err(e) => {
-                return Outcome::fail("FilesystemError", format!("statfs {}: {e}", dir.display()));
+                return Outcome::combine(vec![
+                    Outcome::fail("FilesystemError", format!("statfs {}: {e}", dir.display())),
+                    evaluate_storage(&seen),
+                ]);
             }
         }
     }
@@ -271,7 +307,7 @@ mod tests {
             total_ips: 29,
             assigned_ips: 29,
         });
-        assert_eq!(full.reason, "PodIPsExhausted");
+        assert_eq!(full.reason, "IPAMDNoIPs");
         assert_eq!(full.facts.cni_total_ips, Some(29));
         assert_eq!(
             full.status,

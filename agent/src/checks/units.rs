@@ -216,8 +216,15 @@ async fn read_with(conn: &zbus::Connection, unit: &str) -> zbus::Result<UnitStat
     })
 }
 
-/// The verdict on a unit a check depends on: not active is a problem named
-/// `<prefix>UnitNotActive`, e.g. `KubeletUnitNotActive`.
+/// `NRestarts` above this, and rising, is `<Prefix>RepeatedRestart` (the monitoring agent's
+/// threshold).
+pub const REPEATED_RESTART_MIN: u32 = 3;
+/// A rise of `NRestarts` keeps `<Prefix>RepeatedRestart` active this long.
+pub const REPEATED_RESTART_HOLD: std::time::Duration = std::time::Duration::from_secs(10 * 60);
+
+/// The verdict on a unit a check depends on: `failed` is `<prefix>Failed` when the catalog has
+/// it (`KubeletFailed`), any other state but active is `<prefix>UnitNotActive`, e.g.
+/// `ContainerdUnitNotActive`.
 pub fn evaluate(unit: &str, prefix: &str, state: &UnitState) -> Option<Outcome> {
     if state.is_active() {
         return None;
@@ -226,8 +233,14 @@ pub fn evaluate(unit: &str, prefix: &str, state: &UnitState) -> Option<Outcome> 
         .restarts
         .map(|n| format!(", restarted {n} times"))
         .unwrap_or_default();
+    let failed = format!("{prefix}Failed");
+    let reason = if state.active_state == "failed" && super::reasons::lookup(&failed).is_some() {
+        failed
+    } else {
+        format!("{prefix}UnitNotActive")
+    };
     Some(Outcome::fail(
-        &format!("{prefix}UnitNotActive"),
+        &reason,
         format!(
             "{unit} is {} ({}, {}){restarts}",
             state.active_state, state.sub_state, state.load_state
@@ -299,9 +312,20 @@ mod tests {
             "maintenance",
         ] {
             let out = evaluate("kubelet.service", "Kubelet", &state(s, "x", Some(3))).unwrap();
-            assert_eq!(out.reason, "KubeletUnitNotActive");
+            let want = if s == "failed" {
+                "KubeletFailed"
+            } else {
+                "KubeletUnitNotActive"
+            };
+            assert_eq!(out.reason, want);
             assert!(out.message.contains(s) && out.message.contains("restarted 3 times"));
         }
+        let out = evaluate(
+            "containerd.service",
+            "Containerd",
+            &state("failed", "x", None),
+        );
+        assert_eq!(out.unwrap().reason, "ContainerdUnitNotActive");
     }
 
     #[test]

@@ -18,12 +18,14 @@ use crate::report::host::HostPaths;
     eks-node-agent run                                   # as the systemd service does\n  \
     eks-node-agent run --no-kubernetes --listen 127.0.0.1:9256\n  \
     eks-node-agent run --hybrid --config /etc/eks-node-agent/daemon.toml\n\n\
-Checks: kubelet, containerd, vpc_cni, kernel, storage, credentials, clock. Their intervals and\n\
-timeouts come from the config file ([checks.NAME] interval_secs, timeout_secs, enabled),\n\
-re-read on SIGHUP. Node conditions written: KernelReady, NetworkingReady, StorageReady,\n\
-ContainerRuntimeReady. EC2 lifecycle events (spot interruption, rebalance, scheduled\n\
-maintenance, Auto Scaling termination): [lifecycle] in the config file, read at start\n\
-(docs/lifecycle.md).")]
+Checks: kubelet, containerd, vpc_cni, network, kernel, storage, credentials, clock,\n\
+accelerators. The config file (re-read on SIGHUP) sets their schedules ([checks.NAME]), each\n\
+reason's severity ([severity]), opt-in taints of False conditions ([taints.CONDITION]) and the\n\
+rule for the EKS node monitoring agent ([coexistence]); docs/run.md lists every reason. Node\n\
+conditions written: KernelReady, NetworkingReady, StorageReady, ContainerRuntimeReady, and\n\
+AcceleratedHardwareReady on nodes with GPUs or Neuron devices. EC2 lifecycle events (spot\n\
+interruption, rebalance, scheduled maintenance, Auto Scaling termination): [lifecycle] in the\n\
+config file, read at start (docs/lifecycle.md).")]
 pub struct RunArgs {
     /// Address of /metrics and /healthz.
     #[arg(long, value_name = "ADDR", default_value = crate::report::http::DEFAULT_LISTEN, env = "EKS_NODE_AGENT_LISTEN")]
@@ -72,6 +74,25 @@ pub struct RunArgs {
         default_value = paths::VPC_CNI_CONFLIST
     )]
     pub cni_conflist: PathBuf,
+    /// A file whose presence means the VPC CNI is installed (repeatable; its conflist counts
+    /// too). Without any, the VPC CNI checks do not apply and the network check judges the
+    /// node's CNI.
+    #[arg(long = "vpc-cni-marker", value_name = "PATH", default_values = ["/opt/cni/bin/aws-cni", crate::checks::daemon::VPC_CNI_STATE_DIR])]
+    pub vpc_cni_markers: Vec<PathBuf>,
+    /// The container runtime's CNI config directory (containerd's `conf_dir`).
+    #[arg(long, value_name = "DIR", default_value = paths::CNI_CONF_DIR)]
+    pub cni_conf_dir: PathBuf,
+    /// The instance type, for the accelerator counts (default: the DMI product name, which
+    /// EC2's Nitro firmware sets to the instance type).
+    #[arg(long, value_name = "TYPE")]
+    pub instance_type: Option<String>,
+    /// NVML's library (default: `libnvidia-ml.so` on the library search path; absent means
+    /// no NVML readings, not an error).
+    #[arg(long, value_name = "PATH")]
+    pub nvml_library: Option<PathBuf>,
+    /// NVIDIA's fabric manager unit, required on NVSwitch systems.
+    #[arg(long, value_name = "UNIT", default_value = crate::checks::accelerators::FABRIC_MANAGER_UNIT)]
+    pub fabric_manager_unit: String,
     /// ipamd's introspection endpoint.
     #[arg(long, value_name = "URL", default_value = "http://127.0.0.1:61679")]
     pub ipamd_introspection: String,
@@ -150,6 +171,17 @@ pub fn run(args: RunArgs) -> anyhow::Result<exit::Code> {
     // instance role: EC2 firmware, not a hybrid node, IMDS not turned off.
     let ec2 = crate::checks::iam::detect(args.hybrid, &args.sys, &env)
         == crate::checks::iam::Source::InstanceRole;
+    let instance_type = match args
+        .instance_type
+        .as_deref()
+        .map(crate::model::InstanceType::parse)
+    {
+        None => None,
+        Some(Ok(t)) => Some(t),
+        Some(Err(e)) => {
+            return Err(exit::BadInput(format!("--instance-type: {e}")).into());
+        }
+    };
     let settings = Settings {
         listen: args.listen,
         kubeconfig: (!args.no_kubernetes).then_some(args.kubeconfig),
@@ -159,6 +191,12 @@ pub fn run(args: RunArgs) -> anyhow::Result<exit::Code> {
             kubelet_healthz: args.kubelet_healthz,
             containerd_socket: args.containerd_socket,
             cni_conflist: args.cni_conflist,
+            vpc_cni_markers: args.vpc_cni_markers,
+            cni_conf_dir: args.cni_conf_dir,
+            sys: args.sys.clone(),
+            instance_type,
+            nvml_library: args.nvml_library,
+            fabric_manager_unit: args.fabric_manager_unit,
             ipamd_introspection: args.ipamd_introspection,
             ipamd_metrics: args.ipamd_metrics,
             skip_vpc_cni: args.hybrid,

@@ -304,6 +304,8 @@ mod tests {
             vcpus,
             network_cards: 1,
             bare_metal: hypervisor == Hypervisor::None,
+            nvidia_gpus: 0,
+            neuron_devices: 0,
         }
     }
     const M5_LARGE: InstanceLimits = InstanceLimits {
@@ -313,6 +315,8 @@ mod tests {
         vcpus: 2,
         network_cards: 1,
         bare_metal: false,
+        nvidia_gpus: 0,
+        neuron_devices: 0,
     };
     fn v(s: &str) -> Option<CniVersion> {
         Some(CniVersion::parse(s).unwrap())

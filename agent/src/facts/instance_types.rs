@@ -149,6 +149,25 @@ pub fn limits_from_info(info: &InstanceTypeInfo) -> Result<(InstanceType, Instan
             "NetworkInfo.MaximumNetworkCards",
         )?,
         bare_metal: info.bare_metal().unwrap_or(false),
+        nvidia_gpus: info
+            .gpu_info()
+            .map(|g| {
+                g.gpus()
+                    .iter()
+                    .filter(|d| d.manufacturer() == Some("NVIDIA"))
+                    .filter_map(|d| u32::try_from(d.count().unwrap_or(0)).ok())
+                    .sum()
+            })
+            .unwrap_or(0),
+        neuron_devices: info
+            .neuron_info()
+            .map(|n| {
+                n.neuron_devices()
+                    .iter()
+                    .filter_map(|d| u32::try_from(d.count().unwrap_or(0)).ok())
+                    .sum()
+            })
+            .unwrap_or(0),
     };
     Ok((instance_type, limits))
 }
@@ -342,6 +361,8 @@ mod tests {
                 vcpus: 96,
                 network_cards: 4,
                 bare_metal: false,
+                nvidia_gpus: 0,
+                neuron_devices: 0,
             }
         );
     }

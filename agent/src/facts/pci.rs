@@ -14,6 +14,8 @@ pub const VENDOR_AMAZON: u16 = 0x1d0f;
 const CLASS_DISPLAY: u32 = 0x03;
 /// PCI base class of processing accelerators (0x12).
 const CLASS_ACCELERATOR: u32 = 0x12;
+/// PCI class of "other bridge" devices (0x0680): how NVIDIA's NVSwitches show on the bus.
+const CLASS_OTHER_BRIDGE: u32 = 0x0680;
 /// The most device directories read (a host has a few hundred at most).
 const MAX_DEVICES: usize = 4096;
 
@@ -35,13 +37,12 @@ fn hex(text: &str) -> Option<u32> {
     u32::from_str_radix(text.trim().trim_start_matches("0x"), 16).ok()
 }
 
-/// The accelerators under `sys` (normally `/sys`), sorted by address. A missing or unreadable
-/// tree means none.
-pub fn accelerators(sys: &Path) -> Vec<PciDevice> {
+/// One device directory's address, vendor, device and class.
+fn devices(sys: &Path) -> Vec<(String, u16, u16, u32)> {
     let Ok(entries) = std::fs::read_dir(sys.join("bus/pci/devices")) else {
         return Vec::new();
     };
-    let mut out: Vec<PciDevice> = entries
+    entries
         .flatten()
         .take(MAX_DEVICES)
         .filter_map(|e| {
@@ -50,8 +51,24 @@ pub fn accelerators(sys: &Path) -> Vec<PciDevice> {
             let vendor = u16::try_from(hex(&read("vendor")?)?).ok()?;
             let device = u16::try_from(hex(&read("device")?)?).ok()?;
             let class = hex(&read("class")?)?;
+            Some((
+                e.file_name().to_string_lossy().into_owned(),
+                vendor,
+                device,
+                class,
+            ))
+        })
+        .collect()
+}
+
+/// The accelerators under `sys` (normally `/sys`), sorted by address. A missing or unreadable
+/// tree means none.
+pub fn accelerators(sys: &Path) -> Vec<PciDevice> {
+    let mut out: Vec<PciDevice> = devices(sys)
+        .into_iter()
+        .filter_map(|(address, vendor, device, class)| {
             Some(PciDevice {
-                address: e.file_name().to_string_lossy().into_owned(),
+                address,
                 kind: classify(vendor, class)?,
                 vendor,
                 device,
@@ -60,6 +77,17 @@ pub fn accelerators(sys: &Path) -> Vec<PciDevice> {
         .collect();
     out.sort();
     out
+}
+
+/// How many NVIDIA NVSwitches are on the PCI bus (NVIDIA devices of class 0x0680; the GPUs of
+/// an HGX board talk to each other through them, managed by NVIDIA's fabric manager).
+pub fn nvswitch_count(sys: &Path) -> usize {
+    devices(sys)
+        .into_iter()
+        .filter(|(_, vendor, _, class)| {
+            *vendor == VENDOR_NVIDIA && class >> 8 == CLASS_OTHER_BRIDGE
+        })
+        .count()
 }
 
 #[cfg(test)]
@@ -94,5 +122,6 @@ mod tests {
         );
         assert_eq!(found[0].device, 0x20b5);
         assert!(accelerators(&sys.path().join("missing")).is_empty());
+        assert_eq!(nvswitch_count(sys.path()), 1);
     }
 }

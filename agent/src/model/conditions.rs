@@ -12,15 +12,19 @@ pub enum ConditionType {
     StorageReady,
     /// The container runtime reporting CRI RuntimeReady.
     ContainerRuntimeReady,
+    /// GPUs and AWS Neuron devices present and free of uncorrectable errors; written only on
+    /// nodes that have accelerators.
+    AcceleratedHardwareReady,
 }
 
 impl ConditionType {
     /// Every condition type this agent writes.
-    pub const ALL: [ConditionType; 4] = [
+    pub const ALL: [ConditionType; 5] = [
         Self::KernelReady,
         Self::NetworkingReady,
         Self::StorageReady,
         Self::ContainerRuntimeReady,
+        Self::AcceleratedHardwareReady,
     ];
 
     /// The condition `type` on the Node.
@@ -30,6 +34,7 @@ impl ConditionType {
             Self::NetworkingReady => "NetworkingReady",
             Self::StorageReady => "StorageReady",
             Self::ContainerRuntimeReady => "ContainerRuntimeReady",
+            Self::AcceleratedHardwareReady => "AcceleratedHardwareReady",
         }
     }
 
@@ -40,6 +45,16 @@ impl ConditionType {
             Self::NetworkingReady => "NetworkingIsReady",
             Self::StorageReady => "StorageIsReady",
             Self::ContainerRuntimeReady => "ContainerRuntimeIsReady",
+            Self::AcceleratedHardwareReady => "AcceleratedHardwareIsReady",
+        }
+    }
+
+    /// How long EKS node auto repair waits, by its documentation, before it replaces a node
+    /// whose condition stays False (10 minutes for accelerated hardware, 30 for the others).
+    pub fn auto_repair_after_secs(self) -> u64 {
+        match self {
+            Self::AcceleratedHardwareReady => 10 * 60,
+            _ => 30 * 60,
         }
     }
 

@@ -49,6 +49,10 @@ pub struct InstanceLimits {
     pub network_cards: u32,
     /// `BareMetal`.
     pub bare_metal: bool,
+    /// NVIDIA GPUs: the `Count` of `GpuInfo.Gpus` made by NVIDIA.
+    pub nvidia_gpus: u32,
+    /// AWS Neuron devices (Inferentia, Trainium): the `Count` of `NeuronInfo.NeuronDevices`.
+    pub neuron_devices: u32,
 }
 
 /// Limits of `instance_type` from the embedded table, or `None` when the table does not know it.
@@ -111,6 +115,12 @@ mod tests {
             (Hypervisor::None, true)
         );
         assert_eq!(get("t2.micro").hypervisor, Hypervisor::Xen);
+        // Accelerators: GPUs by NVIDIA only, Neuron devices.
+        assert_eq!((p4d.nvidia_gpus, p4d.neuron_devices), (8, 0));
+        assert_eq!(get("g5.xlarge").nvidia_gpus, 1);
+        assert_eq!(get("trn1.32xlarge").neuron_devices, 16);
+        assert_eq!(get("inf2.48xlarge").neuron_devices, 12);
+        assert_eq!((m5.nvidia_gpus, m5.neuron_devices), (0, 0));
     }
 
     #[test]

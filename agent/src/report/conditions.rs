@@ -125,6 +125,18 @@ impl Conditions {
         self.written.get(&ct).map(|w| w.healthy)
     }
 
+    /// The condition as last written (or read back): healthy, reason, message.
+    pub fn written(&self, ct: ConditionType) -> Option<(bool, &str, &str)> {
+        self.written
+            .get(&ct)
+            .map(|w| (w.healthy, w.reason.as_str(), w.message.as_str()))
+    }
+
+    /// What the condition should say now.
+    pub fn desired(&self, ct: ConditionType) -> Option<&Desired> {
+        self.desired.get(&ct)
+    }
+
     /// The conditions to write now, or `None` when no write is due.
     pub fn due(&self, now: OffsetDateTime) -> Option<Vec<NodeCondition>> {
         if self.desired.is_empty() {

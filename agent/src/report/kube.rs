@@ -6,14 +6,15 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use k8s_openapi::api::core::v1::Node;
+use k8s_openapi::api::core::v1::{Node, Pod};
 use k8s_openapi::api::events::v1::Event;
-use kube::api::{Patch, PatchParams, PostParams};
+use kube::api::{ListParams, Patch, PatchParams, PostParams};
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::{Api, Client};
 use time::OffsetDateTime;
 
 use super::conditions::{NodeCondition, status_patch};
+use super::taints::{OWNED_ANNOTATION, Taint};
 
 /// Bound on connecting to the API server.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -26,6 +27,33 @@ pub const EVENT_DEDUP_WINDOW: Duration = Duration::from_secs(10 * 60);
 pub const EVENT_NAMESPACE: &str = "default";
 /// `reportingController` of our events.
 pub const REPORTING_CONTROLLER: &str = "eks.amazonaws.com/eks-node-agent";
+/// The label selector of the EKS node monitoring agent's pods (its Helm chart's and the EKS
+/// add-on's `app.kubernetes.io/name`).
+pub const MONITORING_AGENT_SELECTOR: &str = "app.kubernetes.io/name=eks-node-monitoring-agent";
+
+/// A pod bound to this Node, as the pod check needs it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PodView {
+    /// `metadata.uid`.
+    pub uid: String,
+    /// `namespace/name`.
+    pub name: String,
+    /// `metadata.deletionTimestamp` (when the pod should be gone), seconds since the epoch.
+    pub deletion_unix: Option<i64>,
+    /// Containers its status still reports running.
+    pub running_containers: usize,
+}
+
+/// The Node's taints as read, with what the optimistic-concurrency write needs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NodeTaints {
+    /// `metadata.resourceVersion`, the write's precondition.
+    pub resource_version: String,
+    /// `spec.taints`.
+    pub taints: Vec<Taint>,
+    /// The owned-taints annotation.
+    pub owned: Option<String>,
+}
 
 /// Errors talking to the API server.
 #[derive(Debug, thiserror::Error)]
@@ -91,6 +119,7 @@ pub async fn client(kubeconfig: &Path, server_retries: bool) -> Result<Client, E
 #[derive(Clone)]
 pub struct NodeApi {
     nodes: Api<Node>,
+    pods: Api<Pod>,
     events: Api<Event>,
     node: String,
 }
@@ -107,11 +136,135 @@ impl NodeApi {
         Ok(Self::with_client(client(kubeconfig, true).await?, node))
     }
 
+    /// The Node's taints, resourceVersion and owned-taints annotation.
+    pub async fn taints(&self) -> Result<NodeTaints, Error> {
+        let node = self
+            .nodes
+            .get(&self.node)
+            .await
+            .map_err(|source| Error::Request {
+                what: "GET node",
+                node: self.node.clone(),
+                source,
+            })?;
+        let taints = node
+            .spec
+            .and_then(|s| s.taints)
+            .unwrap_or_default()
+            .into_iter()
+            .map(|t| Taint {
+                key: t.key,
+                value: t.value,
+                effect: t.effect,
+                time_added: t.time_added.map(|x| x.0.to_string()),
+            })
+            .collect();
+        Ok(NodeTaints {
+            resource_version: node.metadata.resource_version.unwrap_or_default(),
+            owned: node
+                .metadata
+                .annotations
+                .and_then(|mut a| a.remove(OWNED_ANNOTATION)),
+            taints,
+        })
+    }
+
+    /// Replaces `spec.taints` and the owned-taints annotation (`None` removes it), on the
+    /// condition that the Node is still at `resource_version` (else 409 Conflict).
+    pub async fn set_taints(
+        &self,
+        resource_version: &str,
+        taints: &[Taint],
+        owned: Option<&str>,
+    ) -> Result<(), Error> {
+        let patch = serde_json::json!({
+            "metadata": {
+                "resourceVersion": resource_version,
+                "annotations": { OWNED_ANNOTATION: owned },
+            },
+            "spec": { "taints": taints },
+        });
+        self.nodes
+            .patch(&self.node, &PatchParams::default(), &Patch::Merge(patch))
+            .await
+            .map_err(|source| Error::Request {
+                what: "PATCH node taints",
+                node: self.node.clone(),
+                source,
+            })?;
+        Ok(())
+    }
+
+    /// How many of the EKS node monitoring agent's pods run on this Node.
+    pub async fn monitoring_agent_pods(&self) -> Result<usize, Error> {
+        let params = ListParams::default()
+            .fields(&format!("spec.nodeName={}", self.node))
+            .labels(MONITORING_AGENT_SELECTOR);
+        self.pods
+            .list(&params)
+            .await
+            .map(|l| l.items.len())
+            .map_err(|source| Error::Request {
+                what: "LIST the monitoring agent's pods",
+                node: self.node.clone(),
+                source,
+            })
+    }
+
+    /// The pods bound to this Node (a node may list them: it is how the kubelet learns its
+    /// pods).
+    pub async fn pods(&self) -> Result<Vec<PodView>, Error> {
+        let params = ListParams::default().fields(&format!("spec.nodeName={}", self.node));
+        let list = self
+            .pods
+            .list(&params)
+            .await
+            .map_err(|source| Error::Request {
+                what: "LIST the node's pods",
+                node: self.node.clone(),
+                source,
+            })?;
+        Ok(list
+            .items
+            .into_iter()
+            .map(|p| {
+                let running = p
+                    .status
+                    .and_then(|s| s.container_statuses)
+                    .unwrap_or_default()
+                    .iter()
+                    .filter(|c| c.state.as_ref().is_some_and(|s| s.running.is_some()))
+                    .count();
+                PodView {
+                    uid: p.metadata.uid.unwrap_or_default(),
+                    name: format!(
+                        "{}/{}",
+                        p.metadata.namespace.unwrap_or_default(),
+                        p.metadata.name.unwrap_or_default()
+                    ),
+                    deletion_unix: p.metadata.deletion_timestamp.map(|t| t.0.as_second()),
+                    running_containers: running,
+                }
+            })
+            .collect())
+    }
+
+    /// Whether an error is the API server refusing the identity (401/403).
+    pub fn is_forbidden(e: &Error) -> bool {
+        matches!(e, Error::Request { source: kube::Error::Api(s), .. } if s.code == 401 || s.code == 403)
+    }
+
+    /// Whether an error is a failed precondition (409 Conflict).
+    pub fn is_conflict(e: &Error) -> bool {
+        matches!(e, Error::Request { source: kube::Error::Api(s), .. } if s.code == 409)
+    }
+
     /// A Node's API objects over an existing client (many Nodes can share one, as the scale
     /// simulation does).
     pub fn with_client(client: Client, node: &str) -> Self {
         Self {
             nodes: Api::all(client.clone()),
+            pods: Api::all(client.clone()),
             events: Api::namespaced(client, EVENT_NAMESPACE),
             node: node.to_string(),
         }

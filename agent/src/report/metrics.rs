@@ -46,6 +46,18 @@ pub struct Metrics {
     pub condition_writes: IntCounterVec,
     /// Events written by result.
     pub events: IntCounterVec,
+    /// 1 per problem active now, by reason, severity (after overrides) and condition.
+    pub problem_active: IntGaugeVec,
+    /// Accelerators on the PCI bus, by kind.
+    pub accelerator_devices: IntGaugeVec,
+    /// Accelerators the instance type has, by kind.
+    pub accelerator_devices_expected: IntGaugeVec,
+    /// Accelerator errors seen, by reason.
+    pub accelerator_errors: IntCounterVec,
+    /// Taint writes by result.
+    pub taint_writes: IntCounterVec,
+    /// 1 while the agent leaves the condition types to the EKS node monitoring agent.
+    pub conditions_stepped_back: IntGauge,
     host: HostPaths,
     phases_file: std::path::PathBuf,
 }
@@ -157,6 +169,55 @@ impl Metrics {
             ),
             &["result"],
         )?;
+        let problem_active = IntGaugeVec::new(
+            opts(
+                "eksnode_problem_active",
+                "1 for each problem found by the last run of its check (kernel log problems: within their hold), by reason, severity after the config's overrides, and the condition it belongs to.",
+            ),
+            &["reason", "severity", "condition"],
+        )?;
+        let accelerator_devices = IntGaugeVec::new(
+            opts(
+                "eksnode_accelerator_devices",
+                "Accelerators on the PCI bus, by kind (nvidia, neuron).",
+            ),
+            &["kind"],
+        )?;
+        let accelerator_devices_expected = IntGaugeVec::new(
+            opts(
+                "eksnode_accelerator_devices_expected",
+                "Accelerators the instance type has, by kind (nvidia, neuron), from the embedded DescribeInstanceTypes table.",
+            ),
+            &["kind"],
+        )?;
+        let accelerator_errors = IntCounterVec::new(
+            opts(
+                "eksnode_accelerator_errors_total",
+                "Accelerator errors seen, by reason (every kernel log line counts; other sources count when the problem appears).",
+            ),
+            &["reason"],
+        )?;
+        let taint_writes = IntCounterVec::new(
+            opts(
+                "eksnode_taint_writes_total",
+                "Writes of the Node's taints, by result (ok, conflict, forbidden, error).",
+            ),
+            &["result"],
+        )?;
+        let conditions_stepped_back = IntGauge::with_opts(opts(
+            "eksnode_conditions_stepped_back",
+            "1 while the agent writes no condition because the EKS node monitoring agent writes them (events and metrics go on).",
+        ))?;
+        for c in [
+            Box::new(problem_active.clone()) as Box<dyn prometheus::core::Collector>,
+            Box::new(accelerator_devices.clone()),
+            Box::new(accelerator_devices_expected.clone()),
+            Box::new(accelerator_errors.clone()),
+            Box::new(taint_writes.clone()),
+            Box::new(conditions_stepped_back.clone()),
+        ] {
+            registry.register(c)?;
+        }
         registry.register(Box::new(check_up.clone()))?;
         registry.register(Box::new(check_duration.clone()))?;
         registry.register(Box::new(check_runs.clone()))?;
@@ -191,6 +252,12 @@ impl Metrics {
             iam_expiry,
             condition_writes,
             events,
+            problem_active,
+            accelerator_devices,
+            accelerator_devices_expected,
+            accelerator_errors,
+            taint_writes,
+            conditions_stepped_back,
             host,
             phases_file,
         })

@@ -1,4 +1,4 @@
-//! Reporting: Node conditions and events (Kubernetes), the Node's taints, cordon and labels
+//! Reporting: Node conditions, events and taints (Kubernetes), the Node's cordon and labels
 //! and its pods' eviction and deletion (for the lifecycle drain), Prometheus metrics (ours and
 //! node_exporter-compatible host metrics), and the local HTTP endpoint.
 
@@ -9,3 +9,4 @@ pub mod kube;
 pub mod metrics;
 pub mod node_ops;
 pub mod phases;
+pub mod taints;

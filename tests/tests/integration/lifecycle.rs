@@ -84,6 +84,9 @@ fn credentials() -> RoleCredentials {
 fn world() -> World {
     let rt = tokio::runtime::Runtime::new().unwrap();
     let api = rt.block_on(KubeApi::start(TOKEN));
+    // The watchers taint with the daemon's kubeconfig; these tests give it an identity
+    // NodeRestriction does not bind (the node's own is tested on its own below).
+    api.enforce_node_restriction(false);
     api.add_node(
         NODE,
         json!([{ "type": "Ready", "status": "True", "reason": "KubeletReady", "message": "ok" }]),

@@ -12,6 +12,7 @@ mod discovery;
 mod e2e;
 mod faults;
 mod hardening;
+mod health;
 mod init;
 mod install;
 mod kubeadm;

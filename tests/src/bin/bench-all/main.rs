@@ -6,8 +6,8 @@
 //! ```
 //!
 //! Sections: size, token, run, run-growth, init, cold-start, init-growth, discovery, lifecycle,
-//! adversarial. Each prints its markdown as soon as it is measured; the file is those same
-//! sections, unchanged, under a
+//! adversarial, write-budget. Each prints its markdown as soon as it is measured; the file is
+//! those same sections, unchanged, under a
 //! header (machine, targets). A section that cannot run (no root, a peer missing) is written
 //! as "not measured" with the reason, and the exit code is then 1.
 
@@ -45,6 +45,7 @@ const SECTIONS: &[&str] = &[
     "discovery",
     "lifecycle",
     "adversarial",
+    "write-budget",
 ];
 
 /// How to read the generated file; kept here so the file can be regenerated whole.
@@ -213,7 +214,51 @@ const TARGETS: &[(&str, &str)] = &[
     (TOKEN_TITLE, token::TARGET),
     (RUN_TITLE, exporter::TARGET),
     (INIT_TITLE, init::TARGET),
+    (WRITE_TITLE, WRITE_TARGET),
 ];
+const WRITE_TITLE: &str = "Write budget: 2,000 simulated nodes";
+const WRITE_TARGET: &str = "under 1 write per node per minute at 2,000 nodes (issue 17)";
+
+/// The scale simulation (`eks_node_agent_tests::scale`), its writes by kind.
+fn write_budget_section(report: &mut Report) -> Result<()> {
+    let plan = eks_node_agent_tests::scale::Plan::default();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
+    let w = eks_node_agent_tests::scale::simulate(&rt, plan);
+    let per = w.per_node_minute(&plan);
+    let mut t = Table::new(&["writes", "count", "per node per minute"]);
+    let rate = |n: u64| format!("{:.3}", n as f64 / plan.nodes as f64 / plan.minutes as f64);
+    for (what, n) in [
+        ("condition PATCHes", w.conditions),
+        ("taint PATCHes", w.taints),
+        ("event creates and bumps", w.events),
+        ("all", w.total()),
+    ] {
+        t.row(&[what.to_owned(), n.to_string(), rate(n)]);
+    }
+    report.section(format!(
+        "## {WRITE_TITLE}\n\n{} simulated agents, each with every check (the accelerator check on {}% of them), \
+         the daemon's own verdict, condition state machine, taints (on every condition: the worst case) and \
+         event rules, over the real kube-rs request path to the API emulator, for {} simulated minutes; \
+         checks every {} s; {}% of the nodes find a Fatal problem, a Warning or nothing at random on each run. \
+         Wall time {:.1} s.\n\n{}",
+        plan.nodes,
+        plan.accelerated_percent,
+        plan.minutes,
+        plan.check_interval_secs,
+        plan.flapping_percent,
+        w.wall.as_secs_f64(),
+        t.render()
+    ));
+    report.verdict(
+        WRITE_TARGET,
+        format!("{per:.3} writes/node/min"),
+        Some(per < 1.0),
+    );
+    Ok(())
+}
 const TOKEN_TITLE: &str = "`token` vs `aws eks get-token`";
 const RUN_TITLE: &str = "`run` vs Debian's prometheus-node-exporter";
 const INIT_TITLE: &str = "`init` end to end against the emulators";
@@ -302,8 +347,15 @@ fn run(argv: &[String]) -> Result<bool> {
         |r| adversarial::run(r, &args.agent, args.runs.min(ADVERSARIAL_RUNS)),
     );
 
+    step(
+        &mut report,
+        want("write-budget"),
+        WRITE_TITLE,
+        write_budget_section,
+    );
+
     let elapsed = started.elapsed();
-    let mut targets = Table::new(&["target (issue 10)", "this run", "verdict"]);
+    let mut targets = Table::new(&["target (issues 10, 17)", "this run", "verdict"]);
     for v in &report.verdicts {
         targets.row(&[
             v.target.clone(),
