@@ -11,6 +11,8 @@ use std::time::Instant;
 
 use clap::{Args, ValueEnum};
 
+mod ecs;
+
 use super::config::SourceArgs;
 use crate::apply::state::{self, InitState, Unusable};
 use crate::apply::{Applier, Root};
@@ -58,6 +60,15 @@ pub struct InitArgs {
     /// with --root): for containers and tests.
     #[arg(long, value_name = "ADDRESS")]
     systemd_bus: Option<String>,
+    /// ECS hosts: the ECS agent's introspection API, polled after the run phase until it
+    /// reports a container instance ARN (ECS Anywhere).
+    #[arg(long, value_name = "URL", env = "ECS_AGENT_INTROSPECTION_ENDPOINT",
+          default_value = crate::model::ecs::INTROSPECTION_ENDPOINT)]
+    ecs_introspection: String,
+    /// ECS Anywhere: how many seconds the run phase waits for the agent's container instance
+    /// ARN before failing.
+    #[arg(long, value_name = "SECS", default_value_t = crate::facts::ecs_agent::DEFAULT_REGISTRATION_WAIT.as_secs())]
+    ecs_wait: u64,
 }
 
 fn parse_version(text: &str) -> Result<Version, String> {
@@ -108,6 +119,8 @@ pub(crate) fn run_loaded(loaded: Loaded) -> anyhow::Result<exit::Code> {
         kubelet_version: None,
         strict: false,
         systemd_bus: None,
+        ecs_introspection: crate::model::ecs::INTROSPECTION_ENDPOINT.into(),
+        ecs_wait: crate::facts::ecs_agent::DEFAULT_REGISTRATION_WAIT.as_secs(),
     };
     let rt = runtime()?;
     rt.block_on(async {
@@ -271,6 +284,9 @@ async fn execute(
     phases: Phases,
 ) -> anyhow::Result<exit::Code> {
     loaded.check_warnings(args.strict)?;
+    if loaded.config.is_ecs() {
+        return ecs::execute(args, &loaded, imds, &phases).await;
+    }
     let config = &loaded.config;
     let root = args.root.as_ref().map_or_else(Root::host, Root::at);
     let mut applier = Applier::new(root.clone());

@@ -10,7 +10,7 @@ use crate::auth::credentials::{Env, Source};
 use crate::auth::rolesanywhere::{self, NodeIdentity, SessionParams};
 use crate::facts::DiscoverInput;
 use crate::facts::cluster_info::DEFAULT_DISCOVERY_TIMEOUT;
-use crate::facts::provider::{HybridRequest, KubeadmRequest, Provider};
+use crate::facts::provider::{EcsRequest, HybridRequest, KubeadmRequest, Provider};
 use crate::model::paths::{ROLES_ANYWHERE_CERTIFICATE, ROLES_ANYWHERE_PRIVATE_KEY};
 use crate::model::{BootstrapToken, CaPin, Region};
 use crate::net::ProxySettings;
@@ -34,6 +34,18 @@ impl NodeConfig {
     /// The discovery provider of this node's kind, with what it needs from the config.
     /// `env` is the process environment (credentials files, endpoint overrides, proxies).
     pub fn discovery(&self, env: &Env) -> Result<Provider, Error> {
+        if let Some(ecs) = &self.spec.ecs {
+            let external = ecs.external.as_ref();
+            let roles_anywhere = match self.credential_source(env)? {
+                Source::RolesAnywhere(identity) => Some(identity),
+                _ => None,
+            };
+            return Ok(Provider::Ecs(EcsRequest {
+                external: external.is_some(),
+                ssm: external.is_some_and(|e| e.iam_roles_anywhere.is_none()),
+                roles_anywhere,
+            }));
+        }
         let cluster = &self.spec.cluster;
         if let Some(kubeadm) = &self.spec.kubeadm {
             let token =
@@ -107,6 +119,9 @@ impl NodeConfig {
     /// certificate or the SSM agent's credentials file on hybrid nodes, else the standard chain
     /// (`AWS_PROFILE` when set; on EC2 that ends at the instance role).
     pub fn credential_source(&self, env: &Env) -> Result<Source, Error> {
+        if let Some(ecs) = &self.spec.ecs {
+            return self.ecs_credential_source(ecs, env);
+        }
         let Some(hybrid) = &self.spec.hybrid else {
             return Ok(env("AWS_PROFILE").map_or(Source::Chain, Source::Profile));
         };
@@ -141,6 +156,54 @@ impl NodeConfig {
                 profile_arn: ira.profile_arn.clone().unwrap_or_default(),
                 role_arn: ira.role_arn.clone().unwrap_or_default(),
                 role_session_name: ira.node_name.clone().filter(|n| !n.is_empty()),
+                duration_secs: rolesanywhere::DEFAULT_DURATION_SECS,
+            },
+            region,
+            endpoint: env(rolesanywhere::ENDPOINT_ENV),
+            ca_bundle: env("AWS_CA_BUNDLE").map(PathBuf::from),
+            proxy: self.agent_proxy(env),
+        })))
+    }
+
+    /// An ECS host's credentials: the instance role on EC2 (or `AWS_PROFILE`), the SSM agent's
+    /// file on ECS Anywhere with SSM, IAM Roles Anywhere with the host's certificate.
+    fn ecs_credential_source(
+        &self,
+        ecs: &super::ecs::EcsOptions,
+        env: &Env,
+    ) -> Result<Source, Error> {
+        let Some(external) = &ecs.external else {
+            return Ok(env("AWS_PROFILE").map_or(Source::Chain, Source::Profile));
+        };
+        let Some(ira) = &external.iam_roles_anywhere else {
+            return Ok(Source::SsmFile(crate::auth::ssm::credentials_file(env)));
+        };
+        const P: &str = "spec.ecs.external.iamRolesAnywhere";
+        let anchor = ira.trust_anchor_arn.clone().unwrap_or_default();
+        let region_text = anchor
+            .split(':')
+            .nth(3)
+            .filter(|r| !r.is_empty())
+            .or(ecs.region.as_deref())
+            .unwrap_or_default();
+        let region = Region::parse(region_text, &format!("{P}.trustAnchorArn"))
+            .map_err(|e| setting(&format!("{P}.trustAnchorArn"), e))?;
+        Ok(Source::RolesAnywhere(Box::new(NodeIdentity {
+            certificate: PathBuf::from(
+                ira.certificate_path
+                    .as_deref()
+                    .unwrap_or(ROLES_ANYWHERE_CERTIFICATE),
+            ),
+            private_key: PathBuf::from(
+                ira.private_key_path
+                    .as_deref()
+                    .unwrap_or(ROLES_ANYWHERE_PRIVATE_KEY),
+            ),
+            session: SessionParams {
+                trust_anchor_arn: anchor,
+                profile_arn: ira.profile_arn.clone().unwrap_or_default(),
+                role_arn: ira.role_arn.clone().unwrap_or_default(),
+                role_session_name: ira.role_session_name.clone().filter(|n| !n.is_empty()),
                 duration_secs: rolesanywhere::DEFAULT_DURATION_SECS,
             },
             region,

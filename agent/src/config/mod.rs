@@ -7,6 +7,7 @@
 pub mod bootstrap_flags;
 pub mod decode;
 mod discovery;
+pub mod ecs;
 mod imds;
 pub mod merge;
 pub mod parse;
@@ -14,6 +15,7 @@ pub mod source;
 pub mod types;
 pub mod validate;
 
+pub use ecs::{EcsExternal, EcsOptions, EcsRolesAnywhere};
 pub use imds::{ImdsUserData, load_with_imds};
 pub use merge::Provenance;
 pub use source::{DEFAULT_SOURCES, Source};
@@ -261,6 +263,21 @@ pub fn redacted(config: &NodeConfig) -> serde_json::Value {
     let mut value = serde_json::to_value(config).unwrap_or(serde_json::Value::Null);
     if let Some(code) = value.pointer_mut("/spec/hybrid/ssm/activationCode") {
         *code = serde_json::Value::String("<redacted>".into());
+    }
+    for secret in [
+        "/spec/ecs/external/ssm/activationCode",
+        "/spec/ecs/registryAuth/data",
+    ] {
+        if let Some(v) = value.pointer_mut(secret) {
+            *v = serde_json::Value::String("<redacted>".into());
+        }
+    }
+    if let Some(serde_json::Value::Object(keys)) = value.pointer_mut("/spec/ecs/config") {
+        for (k, v) in keys.iter_mut() {
+            if crate::model::ecs::is_secret_key(k) {
+                *v = serde_json::Value::String("<redacted>".into());
+            }
+        }
     }
     if let Some(token) = value.pointer_mut("/spec/kubeadm/bootstrapToken") {
         // The token id is public (it names the signature key in cluster-info); the secret is not.

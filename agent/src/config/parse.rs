@@ -23,8 +23,27 @@ pub fn label(source: &str, origin: &str, index: usize, count: usize) -> String {
     }
 }
 
-/// Parses every YAML/JSON document in `text`. Empty documents are skipped.
+/// Parses every YAML/JSON document in `text`. Empty documents are skipped. A text in the ECS
+/// agent's `ecs.config` format (`KEY=value` lines) is one document setting `spec.ecs`.
 pub fn parse_documents(source: &str, origin: &str, text: &str) -> Result<Vec<Document>, Error> {
+    if super::ecs::looks_like_ecs_config(text) {
+        let at = format!("{} (ecs.config)", label(source, origin, 1, 1));
+        let ecs = super::ecs::parse_ecs_config(text).map_err(|e| Error::Field {
+            at: at.clone(),
+            path: format!("line {}: {}", e.line, e.key),
+            message: e.message,
+        })?;
+        let config = NodeConfig {
+            api_version: API_VERSION.into(),
+            kind: KIND.into(),
+            metadata: None,
+            spec: super::types::NodeConfigSpec {
+                ecs: Some(ecs),
+                ..Default::default()
+            },
+        };
+        return Ok(vec![Document { label: at, config }]);
+    }
     let mut values = Vec::new();
     for (i, de) in serde_yaml_ng::Deserializer::from_str(text).enumerate() {
         let value = <serde_yaml_ng::Value as serde::Deserialize>::deserialize(de).map_err(|e| {

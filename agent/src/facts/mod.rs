@@ -7,6 +7,7 @@
 
 pub mod cluster_info;
 pub mod ec2;
+pub mod ecs_agent;
 pub mod eks;
 pub mod host;
 pub mod imds;

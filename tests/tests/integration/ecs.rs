@@ -1,0 +1,160 @@
+//! Amazon ECS container instances: golden scenarios (ECS on EC2 from user data, ECS Anywhere
+//! with SSM and with IAM Roles Anywhere), bad input refused before anything is written, and
+//! `init` end to end under `--root` against the Roles Anywhere and introspection emulators.
+
+use std::path::{Path, PathBuf};
+use std::process::Output;
+
+use eks_node_agent::config::{self, NoUserData};
+use eks_node_agent::model::ecs::FileCredentials;
+use eks_node_agent::{compute, render};
+use eks_node_agent_tests::repo_root;
+
+use crate::init::{check_plan, scenario_facts, scenario_source};
+
+/// Each directory of tests/golden/ecs has `nodeconfig.yaml` or `user-data`, `discovered.yaml`,
+/// optionally `credentials` (the first IAM Roles Anywhere session discovery would write), and
+/// the expected `expected/` files and `expected.plan`. `EKS_AGENT_UPDATE_GOLDEN=1` regenerates.
+#[test]
+fn golden_ecs_scenarios() {
+    let root = repo_root().join("tests/golden/ecs");
+    let mut scenarios: Vec<PathBuf> = std::fs::read_dir(&root)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| scenario_source(p).is_some())
+        .collect();
+    scenarios.sort();
+    assert!(scenarios.len() >= 4, "found {} scenarios", scenarios.len());
+    let mut failures = Vec::new();
+    for dir in &scenarios {
+        let uri = format!("file://{}", scenario_source(dir).unwrap().display());
+        let loaded = config::load(&[uri], &NoUserData).unwrap();
+        assert!(loaded.config.is_ecs(), "{}", dir.display());
+        assert!(loaded.warnings.is_empty(), "{:?}", loaded.warnings);
+        let mut found = scenario_facts(dir);
+        if let Ok(contents) = std::fs::read_to_string(dir.join("credentials")) {
+            found.ecs_file_credentials = Some(FileCredentials { contents });
+        }
+        let registration = render::registration(
+            &loaded.config,
+            found.ssm_managed_instance_id.is_some(),
+            true,
+        )
+        .unwrap();
+        let values = compute::ecs::resolve(&loaded.config, &found).unwrap();
+        let plan = render::ecs::render(&loaded.config, &values);
+        failures.extend(check_plan(dir, &registration, &plan));
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+fn agent(args: &[&str], envs: &[(&str, String)]) -> Output {
+    let mut cmd = std::process::Command::new(crate::agent_bin());
+    cmd.args(args).env_remove("AWS_PROFILE");
+    for (k, v) in envs {
+        cmd.env(k, v);
+    }
+    cmd.output().unwrap()
+}
+
+fn text(out: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+fn files_in(dir: &Path) -> Vec<PathBuf> {
+    walk(dir)
+}
+
+fn walk(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            out.extend(walk(&p));
+        } else {
+            out.push(p);
+        }
+    }
+    out
+}
+
+/// Bad input: exit 2 naming the field, and nothing under the root.
+#[test]
+fn bad_ecs_input_exits_2_naming_the_field_and_writes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let cases: [(&str, &str, &[&str], &str); 4] = [
+        (
+            "unknown-key.config",
+            "ECS_CLUSTER=prod\nECS_LOGLEVL=debug\n",
+            &["--strict"],
+            "spec.ecs.config.ECS_LOGLEVL: is not a key the ECS agent or ecs-init documents, so it probably does nothing; did you mean ECS_LOGLEVEL?",
+        ),
+        (
+            "both.yaml",
+            "apiVersion: node.eks.aws/v1alpha1\nkind: NodeConfig\nspec:\n  ecs:\n    cluster: edge\n    region: us-west-2\n    external:\n      ssm:\n        activationId: 3f1e2a4b-1c2d-4e5f-8a9b-0c1d2e3f4a5b\n        activationCode: EXAMPLEcode+0123456789\n      iamRolesAnywhere:\n        trustAnchorArn: arn:aws:rolesanywhere:us-west-2:123456789012:trust-anchor/3f1e2a4b-1c2d-4e5f-8a9b-0c1d2e3f4a5b\n        profileArn: arn:aws:rolesanywhere:us-west-2:123456789012:profile/8a9b0c1d-2e3f-4a5b-9c6d-7e8f9a0b1c2d\n        roleArn: arn:aws:iam::123456789012:role/ECSAnywhereRole\n",
+            &[],
+            "spec.ecs.external: sets both ssm and iamRolesAnywhere; choose exactly one credential provider",
+        ),
+        (
+            "bad-name.config",
+            "ECS_CLUSTER=prod.web\n",
+            &[],
+            "spec.ecs.cluster: \"prod.web\" is not a name ECS accepts",
+        ),
+        (
+            "typed-twice.yaml",
+            "apiVersion: node.eks.aws/v1alpha1\nkind: NodeConfig\nspec:\n  ecs:\n    cluster: prod\n    config:\n      ECS_CLUSTER: other\n",
+            &[],
+            "spec.ecs.config.ECS_CLUSTER: is set by spec.ecs.cluster; use that field instead",
+        ),
+    ];
+    for (name, body, extra, expected) in cases {
+        let src = dir.path().join(name);
+        std::fs::write(&src, body).unwrap();
+        let root = dir.path().join(format!("root-{name}"));
+        std::fs::create_dir_all(&root).unwrap();
+        let uri = format!("file://{}", src.display());
+        let mut args = vec!["init", "-c", &uri, "--root", root.to_str().unwrap()];
+        args.extend_from_slice(extra);
+        let out = agent(&args, &[]);
+        let all = text(&out);
+        assert_eq!(out.status.code(), Some(2), "{name}: {all}");
+        assert!(all.contains(expected), "{name}: {all}");
+        assert!(all.contains(&uri), "{name}: names the source: {all}");
+        assert!(
+            !all.contains("EXAMPLEcode"),
+            "{name}: leaks a secret: {all}"
+        );
+        assert!(
+            files_in(&root).is_empty(),
+            "{name}: wrote {:?}",
+            files_in(&root)
+        );
+    }
+}
+
+/// The ecs.config a host has validates as a source, and `config show` hides its secrets.
+#[test]
+fn an_existing_ecs_config_validates_and_show_redacts_secrets() {
+    let dir = tempfile::tempdir().unwrap();
+    let src = dir.path().join("ecs.config");
+    std::fs::write(
+        &src,
+        "ECS_CLUSTER=prod\nECS_ENGINE_AUTH_TYPE=dockercfg\nECS_ENGINE_AUTH_DATA={\"https://r.example.com\":{\"auth\":\"c2VjcmV0\",\"email\":\"a@example.com\"}}\nAWS_SECRET_ACCESS_KEY=EXAMPLEsecretkey\n",
+    )
+    .unwrap();
+    let uri = format!("file://{}", src.display());
+    let out = agent(&["config", "check", "--strict", "-c", &uri], &[]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(text(&out).contains("ECS cluster prod"), "{}", text(&out));
+    let out = agent(&["config", "show", "-c", &uri], &[]);
+    let shown = text(&out);
+    assert!(out.status.success(), "{shown}");
+    assert!(!shown.contains("c2VjcmV0"), "{shown}");
+    assert!(!shown.contains("EXAMPLEsecretkey"), "{shown}");
+    assert!(shown.contains("<redacted>"), "{shown}");
+}
