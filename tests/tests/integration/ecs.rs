@@ -158,3 +158,263 @@ fn an_existing_ecs_config_validates_and_show_redacts_secrets() {
     assert!(!shown.contains("EXAMPLEsecretkey"), "{shown}");
     assert!(shown.contains("<redacted>"), "{shown}");
 }
+
+/// ECS Anywhere with IAM Roles Anywhere: the Roles Anywhere emulator (CreateSession signed
+/// with the host's certificate) and the introspection emulator.
+mod anywhere {
+    use std::os::unix::fs::PermissionsExt;
+    use std::path::PathBuf;
+
+    use eks_node_agent_tests::ecs_agent::AgentEmulator;
+    use eks_node_agent_tests::rolesanywhere::{Config, Emulator, KeyKind, TestPki};
+
+    use super::{agent, text};
+
+    struct World {
+        ra: Emulator,
+        config: Config,
+        tmp: tempfile::TempDir,
+        cert: PathBuf,
+        key: PathBuf,
+    }
+
+    impl World {
+        fn start() -> World {
+            let pki = TestPki::new("ecs-anywhere", KeyKind::P256);
+            let config = Config::for_pki(&pki);
+            let ra = Emulator::start(config.clone());
+            let leaf = pki.issue_valid("store-42-rack1", KeyKind::P256);
+            let tmp = tempfile::tempdir().unwrap();
+            let cert = tmp.path().join("server.pem");
+            let key = tmp.path().join("server.key");
+            std::fs::write(&cert, format!("{}{}", leaf.cert_pem, leaf.chain_pem)).unwrap();
+            std::fs::write(&key, &leaf.key_pem).unwrap();
+            World {
+                ra,
+                config,
+                tmp,
+                cert,
+                key,
+            }
+        }
+
+        fn envs(&self) -> Vec<(&'static str, String)> {
+            vec![
+                ("AWS_ENDPOINT_URL_ROLESANYWHERE", self.ra.endpoint()),
+                ("AWS_CA_BUNDLE", self.ra.ca_bundle().display().to_string()),
+            ]
+        }
+
+        fn nodeconfig(&self) -> String {
+            let path = self.tmp.path().join("ecs-anywhere.yaml");
+            std::fs::write(
+                &path,
+                format!(
+                    "apiVersion: node.eks.aws/v1alpha1\nkind: NodeConfig\nspec:\n  ecs:\n    cluster: edge\n    region: us-west-2\n    taskIamRole: true\n    external:\n      iamRolesAnywhere:\n        trustAnchorArn: {}\n        profileArn: {}\n        roleArn: {}\n        certificatePath: {}\n        privateKeyPath: {}\n",
+                    self.config.trust_anchor_arn,
+                    self.config.profile_arn,
+                    self.config.role_arns[0],
+                    self.cert.display(),
+                    self.key.display()
+                ),
+            )
+            .unwrap();
+            format!("file://{}", path.display())
+        }
+    }
+
+    const ARN: &str = "arn:aws:ecs:us-west-2:123456789012:container-instance/edge/0f1e2d3c4b5a69788796a5b4c3d2e1f0";
+
+    #[test]
+    fn init_writes_config_and_fresh_credentials_then_waits_for_the_arn() {
+        let world = World::start();
+        let ecs = AgentEmulator::start("edge");
+        ecs.register_after(2, ARN);
+        let root = world.tmp.path().join("root");
+        std::fs::create_dir_all(&root).unwrap();
+        let uri = world.nodeconfig();
+        let endpoint = ecs.endpoint();
+        let out = agent(
+            &[
+                "init",
+                "-c",
+                &uri,
+                "--root",
+                root.to_str().unwrap(),
+                "--ecs-introspection",
+                &endpoint,
+                "--ecs-wait",
+                "60",
+            ],
+            &world.envs(),
+        );
+        let all = text(&out);
+        assert!(out.status.success(), "{all}");
+        assert!(all.contains(ARN), "{all}");
+        assert!(ecs.metadata_polls() >= 3, "polled {}", ecs.metadata_polls());
+        let config = std::fs::read_to_string(root.join("etc/ecs/ecs.config")).unwrap();
+        for line in [
+            "ECS_CLUSTER=edge\n",
+            "AWS_DEFAULT_REGION=us-west-2\n",
+            "ECS_EXTERNAL=true\n",
+            "ECS_ENABLE_TASK_IAM_ROLE=true\n",
+        ] {
+            assert!(config.contains(line), "{config}");
+        }
+        let creds_path = root.join("root/.aws/credentials");
+        let creds = std::fs::read_to_string(&creds_path).unwrap();
+        let mode = std::fs::metadata(&creds_path).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
+        assert!(
+            creds.contains(&format!(
+                "aws_access_key_id = {}\n",
+                world.config.access_key_id
+            )) && creds.contains(&world.config.session_token),
+            "{creds}"
+        );
+        assert!(
+            !all.contains(&world.config.secret_access_key),
+            "the secret leaked into the output"
+        );
+        // The session came from CreateSession, signed with the host's certificate.
+        assert!(
+            world.ra.requests().iter().any(|r| r.status == 201),
+            "{:?}",
+            world.ra.requests()
+        );
+        let unit = std::fs::read_to_string(
+            root.join("etc/systemd/system/eks-node-agent-ecs-credentials.service"),
+        )
+        .unwrap();
+        assert!(
+            unit.contains("--update-file \"/root/.aws/credentials\""),
+            "{unit}"
+        );
+
+        // Again: the same config, fresh credentials, and a registered agent answers at once.
+        let out = agent(
+            &[
+                "init",
+                "-c",
+                &uri,
+                "--root",
+                root.to_str().unwrap(),
+                "--ecs-introspection",
+                &endpoint,
+            ],
+            &world.envs(),
+        );
+        assert!(out.status.success(), "{}", text(&out));
+    }
+
+    #[test]
+    fn init_fails_clearly_when_the_agent_never_registers() {
+        let world = World::start();
+        let ecs = AgentEmulator::start("edge");
+        let root = world.tmp.path().join("root");
+        std::fs::create_dir_all(&root).unwrap();
+        let uri = world.nodeconfig();
+        let endpoint = ecs.endpoint();
+        let out = agent(
+            &[
+                "init",
+                "-c",
+                &uri,
+                "--root",
+                root.to_str().unwrap(),
+                "--ecs-introspection",
+                &endpoint,
+                "--ecs-wait",
+                "3",
+            ],
+            &world.envs(),
+        );
+        let all = text(&out);
+        assert_eq!(out.status.code(), Some(1), "{all}");
+        assert!(
+            all.contains("the ECS agent did not register a container instance within")
+                && all.contains("answered without a ContainerInstanceArn")
+                && all.contains("journalctl -u ecs"),
+            "{all}"
+        );
+        assert!(ecs.metadata_polls() >= 2, "polled {}", ecs.metadata_polls());
+        // The config phase is done; only the registration is missing.
+        assert!(root.join("etc/ecs/ecs.config").exists());
+
+        // Nothing listening at all: the same error, naming the connection failure.
+        drop(ecs);
+        let out = agent(
+            &[
+                "init",
+                "-c",
+                &uri,
+                "--root",
+                root.to_str().unwrap(),
+                "--ecs-introspection",
+                &endpoint,
+                "--ecs-wait",
+                "2",
+            ],
+            &world.envs(),
+        );
+        let all = text(&out);
+        assert_eq!(out.status.code(), Some(1), "{all}");
+        assert!(
+            all.contains("did not register a container instance"),
+            "{all}"
+        );
+    }
+
+    /// An SSM activation: the dry run shows the registration before discovery (amazon-ssm-agent
+    /// -register, the activation code never printed) and the ecs.config with ECS_EXTERNAL.
+    #[test]
+    fn ssm_dry_run_shows_the_registration_and_the_config() {
+        let tmp = tempfile::tempdir().unwrap();
+        let src = tmp.path().join("ssm.yaml");
+        std::fs::write(
+            &src,
+            "apiVersion: node.eks.aws/v1alpha1\nkind: NodeConfig\nspec:\n  ecs:\n    cluster: edge\n    region: us-east-2\n    external:\n      ssm:\n        activationId: 3f1e2a4b-1c2d-4e5f-8a9b-0c1d2e3f4a5b\n        activationCode: EXAMPLEcode+0123456789\n",
+        )
+        .unwrap();
+        // A stand-in for the SSM agent's binary on PATH (it is only looked for, never run:
+        // the registration is not carried out in a dry run).
+        let bin = tmp.path().join("bin");
+        std::fs::create_dir_all(&bin).unwrap();
+        let ssm = bin.join("amazon-ssm-agent");
+        std::fs::write(&ssm, "#!/bin/sh\nexit 1\n").unwrap();
+        std::fs::set_permissions(&ssm, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let root = tmp.path().join("root");
+        std::fs::create_dir_all(&root).unwrap();
+        let path = format!(
+            "{}:{}",
+            bin.display(),
+            std::env::var("PATH").unwrap_or_default()
+        );
+        let uri = format!("file://{}", src.display());
+        let out = agent(
+            &[
+                "init",
+                "--dry-run",
+                "-c",
+                &uri,
+                "--root",
+                root.to_str().unwrap(),
+            ],
+            &[("PATH", path)],
+        );
+        let all = text(&out);
+        assert!(out.status.success(), "{all}");
+        assert!(
+            all.contains(
+                "register with SSM: activation 3f1e2a4b-1c2d-4e5f-8a9b-0c1d2e3f4a5b in us-east-2"
+            ),
+            "{all}"
+        );
+        assert!(
+            all.contains("ECS_EXTERNAL=true") && all.contains("/etc/ecs/ecs.config"),
+            "{all}"
+        );
+        assert!(!all.contains("EXAMPLEcode"), "{all}");
+        assert!(super::files_in(&root).is_empty());
+    }
+}
