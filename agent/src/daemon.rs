@@ -225,6 +225,8 @@ pub struct LifecycleHost {
     pub ec2: bool,
     /// Their state file.
     pub state_file: PathBuf,
+    /// An ECS container instance (`run --ecs`): drains set it to DRAINING through ECS.
+    pub ecs: Option<crate::lifecycle::ecs::EcsTarget>,
 }
 
 struct Report {
@@ -594,6 +596,7 @@ async fn start_lifecycle(
         kubeconfig: settings.kubeconfig.clone(),
         state_file: settings.lifecycle.state_file.clone(),
         metrics,
+        ecs: settings.lifecycle.ecs.clone(),
     })
     .await
     .map_err(Error::Metrics)?;

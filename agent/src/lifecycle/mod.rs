@@ -11,6 +11,7 @@
 pub mod asg;
 pub mod config;
 pub mod drain;
+pub mod ecs;
 pub mod engine;
 pub mod events;
 pub mod metrics;
@@ -119,6 +120,8 @@ pub struct Start<'a> {
     pub state_file: std::path::PathBuf,
     /// The daemon's metrics, which the lifecycle metrics join.
     pub metrics: &'a crate::report::metrics::Metrics,
+    /// An ECS container instance (`run --ecs`): drains go through the ECS API.
+    pub ecs: Option<ecs::EcsTarget>,
 }
 
 /// Starts the watchers and the engine when `enabled` says so (`auto`: on EC2): IMDS with the
@@ -172,6 +175,7 @@ pub async fn start(
         state_path: s.state_file,
         metrics,
         notices: tx,
+        ecs: s.ecs,
     });
     Ok(Some((task, rx)))
 }

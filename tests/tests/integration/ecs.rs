@@ -418,3 +418,164 @@ mod anywhere {
         assert!(super::files_in(&root).is_empty());
     }
 }
+
+/// The EC2 lifecycle watchers on an ECS container instance (`run --ecs`): a spot notice sets
+/// the container instance to DRAINING in moto's ECS (registered as the agent registers it),
+/// with the instance role's credentials from IMDS, and nothing is asked of Kubernetes.
+mod drain {
+    use std::process::{Command, Stdio};
+    use std::time::{Duration, Instant};
+
+    use eks_node_agent_tests::aws_world;
+    use eks_node_agent_tests::ecs_agent::AgentEmulator;
+    use eks_node_agent_tests::imds::{ImdsEmulator, RoleCredentials};
+    use eks_node_agent_tests::kube_api::KubeApi;
+    use eks_node_agent_tests::moto::Moto;
+
+    fn wait_for(limit: Duration, what: &str, mut f: impl FnMut() -> bool) {
+        let start = Instant::now();
+        while !f() {
+            assert!(start.elapsed() < limit, "timed out waiting for {what}");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    fn free_port() -> u16 {
+        std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port()
+    }
+
+    const NO_CHECKS: &str = "[checks.kubelet]\nenabled = false\n[checks.containerd]\nenabled = false\n\
+[checks.vpc_cni]\nenabled = false\n[checks.kernel]\nenabled = false\n[checks.storage]\nenabled = false\n\
+[checks.credentials]\nenabled = false\n[checks.clock]\nenabled = false\n";
+
+    struct Child(std::process::Child);
+    impl Drop for Child {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+
+    #[test]
+    fn a_spot_notice_sets_the_container_instance_to_draining_in_moto() {
+        let rt = tokio::runtime::Runtime::new().unwrap();
+        let moto = Moto::start();
+        let world = rt.block_on(aws_world::run_instance(&moto.endpoint(), "m5.large"));
+        let arn = rt.block_on(aws_world::ecs::register(&moto.endpoint(), "prod", &world));
+        assert_eq!(
+            rt.block_on(aws_world::ecs::status(&moto.endpoint(), "prod", &arn))
+                .as_deref(),
+            Some("ACTIVE")
+        );
+        let mut instance = world.instance.clone();
+        instance.credentials = Some(RoleCredentials {
+            role: "ecs-instance-role".into(),
+            access_key_id: "ASIAIMDSEXAMPLE00002".into(),
+            secret_access_key: "imds/secret/key/for/ecs/tests00000000000".into(),
+            token: "imds-session-token-ecs".into(),
+            expiration: "2099-01-01T00:00:00Z".into(),
+            last_updated: "2026-01-01T00:00:00Z".into(),
+        });
+        let imds = ImdsEmulator::start(instance);
+        let agent_api = AgentEmulator::start("prod");
+        agent_api.register(&arn);
+        let kube = rt.block_on(KubeApi::start("ecs-test-token"));
+        let dir = tempfile::tempdir().unwrap();
+        let ecs_config = dir.path().join("ecs.config");
+        std::fs::write(
+            &ecs_config,
+            "ECS_CLUSTER=prod\nECS_ENABLE_TASK_IAM_ROLE=true\n",
+        )
+        .unwrap();
+        let config = dir.path().join("daemon.toml");
+        std::fs::write(&config, format!("{NO_CHECKS}[lifecycle]\nenabled = true\n")).unwrap();
+        let kubeconfig = dir.path().join("kubeconfig");
+        std::fs::write(&kubeconfig, kube.kubeconfig()).unwrap();
+        let log = dir.path().join("agent.log");
+        let before = imds.requests();
+        let child = Child(
+            Command::new(crate::agent_bin())
+                .arg("run")
+                .arg("--listen")
+                .arg(format!("127.0.0.1:{}", free_port()))
+                .args(["--node-name", "ecs-host", "--ecs"])
+                .arg("--ecs-config")
+                .arg(&ecs_config)
+                .arg("--ecs-introspection")
+                .arg(agent_api.endpoint())
+                .arg("--config")
+                .arg(&config)
+                .arg("--kubeconfig")
+                .arg(&kubeconfig)
+                .arg("--lifecycle-state")
+                .arg(dir.path().join("state/lifecycle.json"))
+                .args(["--systemd-bus", "none", "--iam-credentials", "none"])
+                .arg("--kmsg")
+                .arg(dir.path().join("kmsg"))
+                .env_remove("NOTIFY_SOCKET")
+                .env_remove("WATCHDOG_USEC")
+                .env("AWS_EC2_METADATA_DISABLED", "false")
+                .env("AWS_EC2_METADATA_SERVICE_ENDPOINT", imds.endpoint())
+                .env("AWS_ENDPOINT_URL_ECS", moto.endpoint())
+                .env_remove("AWS_ACCESS_KEY_ID")
+                .env_remove("AWS_SECRET_ACCESS_KEY")
+                .env_remove("AWS_PROFILE")
+                .env("AWS_CONFIG_FILE", dir.path().join("no-aws-config"))
+                .env("AWS_SHARED_CREDENTIALS_FILE", dir.path().join("no-creds"))
+                .env("RUST_LOG", "info")
+                .stdout(Stdio::null())
+                .stderr(Stdio::from(std::fs::File::create(&log).unwrap()))
+                .spawn()
+                .unwrap(),
+        );
+        let read_log = || std::fs::read_to_string(&log).unwrap_or_default();
+        wait_for(
+            Duration::from_secs(20),
+            "the watchers' first IMDS reads",
+            || imds.requests() > before + 2,
+        );
+        let deadline = (time::OffsetDateTime::now_utc() + time::Duration::seconds(60))
+            .replace_nanosecond(0)
+            .unwrap()
+            .format(&time::format_description::well_known::Rfc3339)
+            .unwrap();
+        imds.set_spot_action(Some(("terminate", &deadline)));
+        let endpoint = moto.endpoint();
+        let draining = || rt.block_on(aws_world::ecs::is_draining(&endpoint, "prod", &arn));
+        let start = Instant::now();
+        while !draining() {
+            assert!(
+                start.elapsed() < Duration::from_secs(20),
+                "no DRAINING in moto; agent log:\n{}",
+                read_log()
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        // No task runs on the instance: the drain is done, and recorded so in the state file.
+        let state = dir.path().join("state/lifecycle.json");
+        wait_for(
+            Duration::from_secs(10),
+            "the drain recorded as done",
+            || {
+                std::fs::read_to_string(&state).is_ok_and(|s| {
+                    s.contains("\"drain\": \"done\"") || s.contains("\"drain\":\"done\"")
+                })
+            },
+        );
+        drop(child);
+        assert!(
+            kube.requests().is_empty(),
+            "an ECS host must not talk to Kubernetes: {:?}",
+            kube.requests()
+        );
+        let text = read_log();
+        assert!(
+            text.contains("set to DRAINING") && text.contains(&arn),
+            "{text}"
+        );
+    }
+}
