@@ -128,7 +128,7 @@ pub fn schedules(
             return Err(Error::Config {
                 path: path.to_path_buf(),
                 message: format!(
-                    "unknown check [checks.{name}]; known: kubelet, containerd, vpc_cni, kernel, storage, credentials, clock"
+                    "unknown check [checks.{name}]; known: kubelet, containerd, vpc_cni, kernel, storage, credentials, clock, docker, ecs_agent"
                 ),
             });
         }
@@ -430,6 +430,10 @@ pub async fn run(settings: Settings) -> Result<(), Error> {
     let lifecycle = load_lifecycle(settings.config_file.as_deref())?;
     let metrics = Metrics::with_phases_file(settings.host.clone(), settings.init_phases.clone())
         .map_err(Error::Metrics)?;
+    let ecs_metrics = match &settings.targets.ecs {
+        Some(_) => Some(metrics.register_ecs().map_err(Error::Metrics)?),
+        None => None,
+    };
     let alive = Arc::new(AtomicBool::new(false));
     let bound = http::serve(
         settings.listen,
@@ -477,9 +481,7 @@ pub async fn run(settings: Settings) -> Result<(), Error> {
     let lifecycle_task = start_lifecycle(&settings, lifecycle, &metrics, &ev_tx).await?;
 
     let mut targets = settings.targets.clone();
-    if targets.skip_vpc_cni {
-        schedules.remove(&CheckKind::VpcCni);
-    }
+    schedules.retain(|kind, _| targets.applies(*kind));
     targets.storage_dirs.sort();
     tracing::info!(
         source = targets.iam.label(),
@@ -509,6 +511,9 @@ pub async fn run(settings: Settings) -> Result<(), Error> {
                 let outcome = &report.outcome;
                 metrics.check_up.with_label_values(&[name]).set(i64::from(outcome.is_healthy()));
                 apply_facts(&metrics, report.kind, outcome, &mut restarts_seen);
+                if let Some(m) = &ecs_metrics {
+                    apply_ecs_facts(m, &outcome.facts);
+                }
                 if report.kind == CheckKind::Kernel {
                     sync_kmsg_counts(&metrics, &ctx.kmsg, &mut kmsg_counted);
                 }
@@ -554,7 +559,7 @@ pub async fn run(settings: Settings) -> Result<(), Error> {
                 notify(&[NotifyState::Reloading, NotifyState::monotonic_usec_now().unwrap_or(NotifyState::Status("reloading"))]);
                 match load_config(settings.config_file.as_deref()) {
                     Ok(mut new) => {
-                        if ctx.targets.skip_vpc_cni { new.remove(&CheckKind::VpcCni); }
+                        new.retain(|kind, _| ctx.targets.applies(*kind));
                         for t in tasks.drain(..) { t.abort(); }
                         let keep: BTreeSet<CheckKind> = new.keys().copied().collect();
                         latest.retain(|k, _| keep.contains(k));
@@ -633,6 +638,16 @@ fn sync_kmsg_counts(
                 .inc_by(total - *seen);
             *seen = total;
         }
+    }
+}
+
+/// Updates the ECS host's metrics from a check's facts.
+fn apply_ecs_facts(m: &crate::report::metrics::EcsMetrics, f: &crate::checks::Facts) {
+    if let Some(up) = f.docker_up {
+        m.docker_up.set(i64::from(up));
+    }
+    if let Some(e) = &f.ecs {
+        m.set_agent(e.connected, &e.version, &e.cluster, &e.tasks);
     }
 }
 

@@ -42,6 +42,7 @@ pub mod clock;
 pub mod credentials;
 pub mod cri;
 pub mod daemon;
+pub mod ecs;
 pub mod iam;
 pub mod kernel;
 pub mod node_ip;
@@ -187,6 +188,23 @@ pub struct Facts {
     pub network: Option<NetworkVerdict>,
     /// The systemd unit the check depends on, as systemd reported it.
     pub unit: Option<UnitFacts>,
+    /// Docker answers `/_ping` (ECS hosts).
+    pub docker_up: Option<bool>,
+    /// What the ECS agent's introspection API said (ECS hosts).
+    pub ecs: Option<EcsFacts>,
+}
+
+/// The ECS agent as its introspection API describes it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct EcsFacts {
+    /// It reports a container instance ARN.
+    pub connected: bool,
+    /// The cluster it names.
+    pub cluster: String,
+    /// Its version (`1.82.0`).
+    pub version: String,
+    /// Its tasks by known status.
+    pub tasks: std::collections::BTreeMap<String, u64>,
 }
 
 /// A systemd unit's state, for the metrics.

@@ -131,6 +131,9 @@ pub struct RunArgs {
     /// With --ecs: the ECS agent's config, whose ECS_CLUSTER names the cluster.
     #[arg(long, value_name = "PATH", default_value = crate::model::ecs::ECS_CONFIG)]
     pub ecs_config: PathBuf,
+    /// With --ecs: Docker's API socket.
+    #[arg(long, value_name = "PATH", default_value = crate::model::ecs::DOCKER_SOCKET)]
+    pub docker_socket: PathBuf,
     /// With --ecs: the ECS agent's introspection API.
     #[arg(long, value_name = "URL", env = "ECS_AGENT_INTROSPECTION_ENDPOINT",
           default_value = crate::model::ecs::INTROSPECTION_ENDPOINT)]
@@ -205,12 +208,30 @@ pub fn run(args: RunArgs) -> anyhow::Result<exit::Code> {
             skip_vpc_cni: args.hybrid,
             proc: args.proc.clone(),
             kmsg: args.kmsg,
-            storage_dirs: args.storage_dirs,
+            // On an ECS host the default directories are Docker's and the ECS agent's.
+            storage_dirs: if args.ecs
+                && args.storage_dirs
+                    == [
+                        PathBuf::from(paths::KUBELET_DIR),
+                        PathBuf::from(paths::CONTAINERD_DIR),
+                    ] {
+                vec![
+                    PathBuf::from("/var/lib/docker"),
+                    PathBuf::from("/var/lib/ecs"),
+                ]
+            } else {
+                args.storage_dirs
+            },
             kubelet_client_cert: args.kubelet_client_cert,
             iam,
             systemd_bus: crate::checks::units::Bus::parse(&args.systemd_bus),
             kubelet_unit: args.kubelet_unit,
             containerd_unit: args.containerd_unit,
+            ecs: ecs.as_ref().map(|t| crate::checks::daemon::EcsTargets {
+                docker_socket: args.docker_socket.clone(),
+                introspection: t.introspection.clone(),
+                cluster: t.cluster.clone(),
+            }),
         },
         host: HostPaths {
             proc: args.proc,

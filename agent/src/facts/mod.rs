@@ -6,6 +6,7 @@
 //! are never replaced by discovered ones: the caller merges, the facts only report.
 
 pub mod cluster_info;
+pub mod docker;
 pub mod ec2;
 pub mod ecs_agent;
 pub mod eks;

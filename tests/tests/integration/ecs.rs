@@ -579,3 +579,152 @@ mod drain {
         );
     }
 }
+
+/// `run --ecs`: the Docker check against a real dockerd (Debian's docker.io) and the ECS agent
+/// check against the introspection emulator, as `eksnode_*` metrics.
+mod daemon {
+    use std::io::{Read, Write};
+    use std::process::{Command, Stdio};
+    use std::time::{Duration, Instant};
+
+    use eks_node_agent_tests::dockerd::Dockerd;
+    use eks_node_agent_tests::ecs_agent::{AgentEmulator, Task};
+
+    fn scrape(port: u16) -> String {
+        let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", port)) else {
+            return String::new();
+        };
+        let _ = s.set_read_timeout(Some(Duration::from_secs(5)));
+        let _ = s.write_all(b"GET /metrics HTTP/1.0\r\nHost: x\r\n\r\n");
+        let mut out = String::new();
+        let _ = s.read_to_string(&mut out);
+        out
+    }
+
+    fn sample(text: &str, series: &str) -> Option<f64> {
+        text.lines()
+            .find(|l| l.starts_with(series) && l[series.len()..].starts_with(' '))
+            .and_then(|l| l.rsplit(' ').next())
+            .and_then(|v| v.parse().ok())
+    }
+
+    #[test]
+    fn docker_and_ecs_agent_checks_become_metrics() {
+        let docker = match Dockerd::start() {
+            Ok(d) => d,
+            Err(why) => {
+                eprintln!("skipped: no real dockerd here: {why}");
+                return;
+            }
+        };
+        let api = AgentEmulator::start("prod");
+        api.register("arn:aws:ecs:us-west-2:123456789012:container-instance/prod/abc");
+        let task = |arn: &str, known: &str| Task {
+            arn: arn.into(),
+            desired: "RUNNING".into(),
+            known: known.into(),
+            family: "web".into(),
+        };
+        api.set_tasks(vec![
+            task("t1", "RUNNING"),
+            task("t2", "RUNNING"),
+            task("t3", "PENDING"),
+        ]);
+        let dir = tempfile::tempdir().unwrap();
+        let ecs_config = dir.path().join("ecs.config");
+        std::fs::write(&ecs_config, "ECS_CLUSTER=prod\n").unwrap();
+        let config = dir.path().join("daemon.toml");
+        std::fs::write(
+            &config,
+            "[checks.kernel]\nenabled = false\n[checks.storage]\nenabled = false\n[checks.credentials]\nenabled = false\n[checks.clock]\nenabled = false\n\
+[checks.docker]\ninterval_secs = 1\n[checks.ecs_agent]\ninterval_secs = 1\n[lifecycle]\nenabled = false\n",
+        )
+        .unwrap();
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let log = dir.path().join("agent.log");
+        let mut child = Command::new(crate::agent_bin())
+            .arg("run")
+            .arg("--listen")
+            .arg(format!("127.0.0.1:{port}"))
+            .args(["--node-name", "ecs-host", "--ecs"])
+            .arg("--ecs-config")
+            .arg(&ecs_config)
+            .arg("--ecs-introspection")
+            .arg(api.endpoint())
+            .arg("--docker-socket")
+            .arg(docker.socket())
+            .arg("--config")
+            .arg(&config)
+            .arg("--lifecycle-state")
+            .arg(dir.path().join("lifecycle.json"))
+            .args(["--systemd-bus", "none", "--iam-credentials", "none"])
+            .arg("--kmsg")
+            .arg(dir.path().join("kmsg"))
+            .env_remove("NOTIFY_SOCKET")
+            .env_remove("WATCHDOG_USEC")
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(Stdio::from(std::fs::File::create(&log).unwrap()))
+            .spawn()
+            .unwrap();
+        let start = Instant::now();
+        let mut text = String::new();
+        while start.elapsed() < Duration::from_secs(30) {
+            text = scrape(port);
+            if sample(&text, "eksnode_ecs_agent_connected") == Some(1.0)
+                && sample(&text, "eksnode_docker_up") == Some(1.0)
+            {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+        let agent_log = std::fs::read_to_string(&log).unwrap_or_default();
+        assert_eq!(
+            sample(&text, "eksnode_docker_up"),
+            Some(1.0),
+            "{text}\n{agent_log}"
+        );
+        assert_eq!(
+            sample(&text, "eksnode_ecs_agent_connected"),
+            Some(1.0),
+            "{text}"
+        );
+        assert_eq!(
+            sample(&text, "eksnode_ecs_tasks{state=\"RUNNING\"}"),
+            Some(2.0),
+            "{text}"
+        );
+        assert_eq!(
+            sample(&text, "eksnode_ecs_tasks{state=\"PENDING\"}"),
+            Some(1.0),
+            "{text}"
+        );
+        assert_eq!(
+            sample(
+                &text,
+                "eksnode_ecs_agent_info{cluster=\"prod\",version=\"1.82.0\"}"
+            ),
+            Some(1.0),
+            "{text}"
+        );
+        assert_eq!(
+            sample(&text, "eksnode_check_up{check=\"docker\"}"),
+            Some(1.0),
+            "{text}"
+        );
+        assert_eq!(
+            sample(&text, "eksnode_check_up{check=\"ecs_agent\"}"),
+            Some(1.0),
+            "{text}"
+        );
+        // No kubelet, containerd or VPC CNI check on an ECS host.
+        assert!(!text.contains("check=\"kubelet\""), "{text}");
+        assert!(!text.contains("check=\"containerd\""), "{text}");
+    }
+}
