@@ -14,6 +14,10 @@ pub const ECS_CONFIG: &str = "/etc/ecs/ecs.config";
 pub const ECS_SECRET_CONFIG: &str = "/var/lib/ecs/ecs.config";
 /// The drop-in directory of `ecs.service`.
 pub const ECS_SERVICE_DROPIN: &str = "/etc/systemd/system/ecs.service.d/10-eks-node-agent.conf";
+/// The agent's own daemon unit.
+pub const AGENT_UNIT: &str = "eks-node-agent.service";
+/// The drop-in that makes the daemon run as an ECS host's (`run --ecs`).
+pub const AGENT_SERVICE_DROPIN: &str = "/etc/systemd/system/eks-node-agent.service.d/10-ecs.conf";
 /// ecs-init's unit.
 pub const ECS_UNIT: &str = "ecs.service";
 /// Docker's unit.

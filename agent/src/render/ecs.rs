@@ -188,6 +188,16 @@ pub fn render(config: &NodeConfig, values: &EcsValues) -> Plan {
         ));
         services.push(service);
     }
+    // The agent's own daemon runs as an ECS host's (`run --ecs`): no Kubernetes writes, Docker
+    // and ECS agent checks, ECS draining on lifecycle events. The package's unit reads
+    // EKS_NODE_AGENT_RUN_ARGS; /etc/default/eks-node-agent still wins when it sets it.
+    files.push(FileSpec::new(
+        ecs_model::AGENT_SERVICE_DROPIN,
+        "# Written by eks-node-agent (spec.ecs): the daemon runs as an ECS container instance's.\n\
+         [Service]\n\
+         Environment=EKS_NODE_AGENT_RUN_ARGS=--ecs\n",
+        &[ecs_model::AGENT_UNIT],
+    ));
     files.extend(system::environment_dropins_for(
         config,
         &[ecs_model::DOCKER_UNIT, ecs_model::ECS_UNIT],

@@ -728,3 +728,163 @@ mod daemon {
         assert!(!text.contains("check=\"containerd\""), "{text}");
     }
 }
+
+/// `status` on an ECS host: moto's ECS (DescribeClusters), the introspection emulator, a real
+/// dockerd; then the failures each names: an unknown cluster, an unregistered agent, Docker
+/// gone.
+mod status {
+    use std::process::{Command, Output};
+
+    use eks_node_agent_tests::dockerd::Dockerd;
+    use eks_node_agent_tests::ecs_agent::AgentEmulator;
+    use eks_node_agent_tests::moto::Moto;
+    use serde_json::Value;
+
+    const CLOCK_SYNCED: &str =
+        r#"{"state":0,"status":8193,"offset":150000,"maxerror":12000,"esterror":400,"tick":10000}"#;
+
+    fn status(args: &[&str], moto: &str) -> Output {
+        let home = tempfile::tempdir().unwrap();
+        Command::new(crate::agent_bin())
+            .arg("status")
+            .args(args)
+            .env_clear()
+            .env("HOME", home.path())
+            .env("AWS_EC2_METADATA_DISABLED", "true")
+            .env("AWS_CONFIG_FILE", home.path().join("no-config"))
+            .env("AWS_SHARED_CREDENTIALS_FILE", home.path().join("no-creds"))
+            .env("AWS_ACCESS_KEY_ID", "testing")
+            .env("AWS_SECRET_ACCESS_KEY", "testing")
+            .env("AWS_ENDPOINT_URL_ECS", moto)
+            .output()
+            .unwrap()
+    }
+
+    fn checks(out: &Output) -> Vec<(String, String, String)> {
+        let v: Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+            panic!(
+                "{e}: {}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            )
+        });
+        v["checks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| {
+                (
+                    c["name"].as_str().unwrap().to_owned(),
+                    c["status"].as_str().unwrap().to_owned(),
+                    c["evidence"].as_str().unwrap().to_owned(),
+                )
+            })
+            .collect()
+    }
+
+    #[test]
+    fn status_checks_the_cluster_the_agent_and_docker() {
+        let docker = match Dockerd::start() {
+            Ok(d) => d,
+            Err(why) => {
+                eprintln!("skipped: no real dockerd here: {why}");
+                return;
+            }
+        };
+        let moto = Moto::start();
+        let rt = tokio::runtime::Runtime::new().unwrap();
+        let world = rt.block_on(eks_node_agent_tests::aws_world::run_instance(
+            &moto.endpoint(),
+            "m5.large",
+        ));
+        let arn = rt.block_on(eks_node_agent_tests::aws_world::ecs::register(
+            &moto.endpoint(),
+            "prod",
+            &world,
+        ));
+        let api = AgentEmulator::start("prod");
+        api.register(&arn);
+        let dir = tempfile::tempdir().unwrap();
+        let clock = dir.path().join("timex.json");
+        std::fs::write(&clock, CLOCK_SYNCED).unwrap();
+        let config = |name: &str, cluster: &str| {
+            let p = dir.path().join(name);
+            std::fs::write(
+                &p,
+                format!("ECS_CLUSTER={cluster}\nAWS_DEFAULT_REGION=us-west-2\n"),
+            )
+            .unwrap();
+            format!("file://{}", p.display())
+        };
+        let good = config("good.config", "prod");
+        let endpoint = api.endpoint();
+        let socket = docker.socket().display().to_string();
+        let clock_arg = clock.display().to_string();
+        let run = |src: &str, introspection: &str, socket: &str| {
+            status(
+                &[
+                    "-c",
+                    src,
+                    "--output",
+                    "json",
+                    "--ecs-introspection",
+                    introspection,
+                    "--docker-socket",
+                    socket,
+                    "--clock-state",
+                    &clock_arg,
+                ],
+                &moto.endpoint(),
+            )
+        };
+        let out = run(&good, &endpoint, &socket);
+        let all = checks(&out);
+        let names: Vec<&str> = all.iter().map(|c| c.0.as_str()).collect();
+        assert_eq!(
+            names,
+            [
+                "ecs-config",
+                "credentials",
+                "ecs-cluster",
+                "ecs-agent",
+                "docker",
+                "clock"
+            ]
+        );
+        for (name, st, evidence) in &all {
+            assert_eq!(st, "ok", "{name}: {evidence}");
+        }
+        assert_eq!(out.status.code(), Some(0));
+        assert!(
+            all[2]
+                .2
+                .contains("cluster prod in us-west-2 is ACTIVE with 1 registered"),
+            "{all:?}"
+        );
+        assert!(all[3].2.contains(&arn), "{all:?}");
+
+        // An unknown cluster, an agent that never registered, Docker gone.
+        let missing = config("missing.config", "nowhere");
+        let unregistered = AgentEmulator::start("nowhere");
+        let gone = dir.path().join("no-docker.sock").display().to_string();
+        let out = run(&missing, &unregistered.endpoint(), &gone);
+        let all = checks(&out);
+        assert_ne!(out.status.code(), Some(0));
+        let by = |n: &str| all.iter().find(|c| c.0 == n).unwrap().clone();
+        assert_eq!(by("ecs-cluster").1, "fail", "{all:?}");
+        assert!(
+            by("ecs-cluster")
+                .2
+                .contains("does not know cluster nowhere"),
+            "{all:?}"
+        );
+        assert_eq!(by("ecs-agent").1, "fail", "{all:?}");
+        assert!(by("ecs-agent").2.contains("has not registered"), "{all:?}");
+        assert_eq!(by("docker").1, "fail", "{all:?}");
+        assert!(
+            by("docker").2.contains("cannot connect to Docker"),
+            "{all:?}"
+        );
+        assert_eq!(by("credentials").1, "ok");
+    }
+}
