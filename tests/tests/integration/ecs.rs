@@ -225,6 +225,53 @@ mod anywhere {
 
     const ARN: &str = "arn:aws:ecs:us-west-2:123456789012:container-instance/edge/0f1e2d3c4b5a69788796a5b4c3d2e1f0";
 
+    fn script(name: &str) -> Vec<u8> {
+        format!("#!/bin/sh\necho \"{name} test build\"\n").into_bytes()
+    }
+
+    /// A mirror with Docker's static tarball, amazon-ecs-init and the agent image, and its
+    /// manifest.json of SHA-256 sums.
+    fn ecs_mirror(dir: &std::path::Path) {
+        use sha2::Digest;
+        std::fs::create_dir_all(dir).unwrap();
+        let gz = flate2::write::GzEncoder::new(
+            std::fs::File::create(dir.join("docker-27.5.1.tgz")).unwrap(),
+            flate2::Compression::default(),
+        );
+        let mut b = tar::Builder::new(gz);
+        for name in ["dockerd", "docker", "containerd", "runc", "docker-init"] {
+            let data = script(name);
+            let mut h = tar::Header::new_gnu();
+            h.set_size(data.len() as u64);
+            h.set_mode(0o755);
+            h.set_entry_type(tar::EntryType::Regular);
+            b.append_data(&mut h, format!("docker/{name}"), &data[..])
+                .unwrap();
+        }
+        b.into_inner().unwrap().finish().unwrap();
+        std::fs::write(dir.join("amazon-ecs-init"), script("amazon-ecs-init")).unwrap();
+        std::fs::write(dir.join("ecs-agent-v1.82.0.tar"), b"agent image layers\n").unwrap();
+        let artifacts: Vec<serde_json::Value> = [
+            ("docker", "docker-27.5.1.tgz"),
+            ("ecs-init", "amazon-ecs-init"),
+            ("ecs-agent-image", "ecs-agent-v1.82.0.tar"),
+        ]
+        .iter()
+        .map(|(name, file)| {
+            let bytes = std::fs::read(dir.join(file)).unwrap();
+            serde_json::json!({
+                "name": name, "file": file,
+                "sha256": hex::encode(sha2::Sha256::digest(&bytes)), "size": bytes.len(),
+            })
+        })
+        .collect();
+        std::fs::write(
+            dir.join("manifest.json"),
+            serde_json::json!({"version": 1, "artifacts": artifacts}).to_string(),
+        )
+        .unwrap();
+    }
+
     #[test]
     fn init_writes_config_and_fresh_credentials_then_waits_for_the_arn() {
         let world = World::start();
@@ -232,6 +279,42 @@ mod anywhere {
         ecs.register_after(2, ARN);
         let root = world.tmp.path().join("root");
         std::fs::create_dir_all(&root).unwrap();
+        // Docker, ecs-init and the agent image from the mirror, verified against its manifest.
+        let mirror = world.tmp.path().join("mirror");
+        ecs_mirror(&mirror);
+        let out = agent(
+            &[
+                "install",
+                "--from",
+                mirror.to_str().unwrap(),
+                "--root",
+                root.to_str().unwrap(),
+            ],
+            &[],
+        );
+        assert!(out.status.success(), "{}", text(&out));
+        for (path, mode) in [
+            ("usr/bin/dockerd", 0o755),
+            ("usr/bin/containerd", 0o755),
+            ("usr/libexec/amazon-ecs-init", 0o755),
+            ("var/cache/ecs/ecs-agent.tar", 0o644),
+            ("usr/lib/systemd/system/ecs.service", 0o644),
+            ("usr/lib/systemd/system/docker.service", 0o644),
+        ] {
+            let meta = std::fs::metadata(root.join(path)).unwrap_or_else(|e| panic!("{path}: {e}"));
+            assert_eq!(meta.permissions().mode() & 0o777, mode, "{path}");
+        }
+        assert_eq!(
+            std::fs::read_to_string(root.join("var/cache/ecs/state")).unwrap(),
+            "2\n"
+        );
+        let unit =
+            std::fs::read_to_string(root.join("usr/lib/systemd/system/ecs.service")).unwrap();
+        assert!(
+            unit.contains("ExecStart=/usr/libexec/amazon-ecs-init start")
+                && unit.contains("EnvironmentFile=-/etc/ecs/ecs.config"),
+            "{unit}"
+        );
         let uri = world.nodeconfig();
         let endpoint = ecs.endpoint();
         let out = agent(
