@@ -195,6 +195,50 @@ pub mod ecs {
             .map(str::to_owned)
     }
 
+    /// Registers a one-container task definition and starts a task of it on the container
+    /// instance `arn` (StartTask); returns the task ARN.
+    pub async fn start_task(endpoint: &str, cluster: &str, arn: &str) -> String {
+        use aws_sdk_ecs::types::ContainerDefinition;
+        let c = client(endpoint).await;
+        c.register_task_definition()
+            .family("web")
+            .container_definitions(
+                ContainerDefinition::builder()
+                    .name("web")
+                    .image("public.ecr.aws/nginx/nginx:latest")
+                    .memory(128)
+                    .build(),
+            )
+            .send()
+            .await
+            .expect("RegisterTaskDefinition");
+        let out = c
+            .start_task()
+            .cluster(cluster)
+            .task_definition("web")
+            .container_instances(arn)
+            .send()
+            .await
+            .expect("StartTask");
+        out.tasks()
+            .first()
+            .and_then(|t| t.task_arn())
+            .expect("a task")
+            .to_owned()
+    }
+
+    /// Stops a task (StopTask).
+    pub async fn stop_task(endpoint: &str, cluster: &str, task: &str) {
+        client(endpoint)
+            .await
+            .stop_task()
+            .cluster(cluster)
+            .task(task)
+            .send()
+            .await
+            .expect("StopTask");
+    }
+
     /// Whether the status is DRAINING.
     pub async fn is_draining(endpoint: &str, cluster: &str, arn: &str) -> bool {
         status(endpoint, cluster, arn).await.as_deref()

@@ -543,6 +543,162 @@ mod drain {
         }
     }
 
+    /// An Auto Scaling termination of an instance running a task: DRAINING at once, the
+    /// lifecycle action completed only after the task stopped.
+    #[test]
+    fn an_asg_termination_drains_until_the_tasks_stop_then_completes_the_hook() {
+        use eks_node_agent_tests::autoscaling::{AutoScalingEmulator, Hook, Keys};
+        let rt = tokio::runtime::Runtime::new().unwrap();
+        let moto = Moto::start();
+        let endpoint = moto.endpoint();
+        let world = rt.block_on(aws_world::run_instance(&endpoint, "m5.large"));
+        let arn = rt.block_on(aws_world::ecs::register(&endpoint, "prod", &world));
+        let task = rt.block_on(aws_world::ecs::start_task(&endpoint, "prod", &arn));
+        let creds = RoleCredentials {
+            role: "ecs-instance-role".into(),
+            access_key_id: "ASIAIMDSEXAMPLE00003".into(),
+            secret_access_key: "imds/secret/key/for/ecs/asg/tests0000000".into(),
+            token: "imds-session-token-ecs-asg".into(),
+            expiration: "2099-01-01T00:00:00Z".into(),
+            last_updated: "2026-01-01T00:00:00Z".into(),
+        };
+        let asg = AutoScalingEmulator::start(
+            "us-west-2",
+            Keys {
+                access_key_id: creds.access_key_id.clone(),
+                secret_access_key: creds.secret_access_key.clone(),
+                session_token: Some(creds.token.clone()),
+            },
+        );
+        let instance_id = world.instance.instance_id.clone();
+        asg.add_group(
+            "ecs-asg",
+            &instance_id,
+            vec![Hook {
+                name: "drain-hook".into(),
+                transition: "autoscaling:EC2_INSTANCE_TERMINATING".into(),
+                heartbeat_timeout: 120,
+            }],
+        );
+        let mut instance = world.instance.clone();
+        instance.credentials = Some(creds);
+        let imds = ImdsEmulator::start(instance);
+        imds.set_target_lifecycle_state(Some("InService"));
+        let agent_api = AgentEmulator::start("prod");
+        agent_api.register(&arn);
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("agent.log");
+        let _child = start_daemon(
+            dir.path(),
+            &imds,
+            &agent_api,
+            None,
+            &[
+                ("AWS_ENDPOINT_URL_ECS", endpoint.clone()),
+                ("AWS_ENDPOINT_URL_AUTO_SCALING", asg.endpoint()),
+            ],
+            "[lifecycle.asg_termination]\ndrain_timeout_secs = 90\n",
+        );
+        let read_log = || std::fs::read_to_string(&log).unwrap_or_default();
+        asg.terminate("ecs-asg", &instance_id);
+        imds.set_target_lifecycle_state(Some("Terminated"));
+        let start = Instant::now();
+        while !rt.block_on(aws_world::ecs::is_draining(&endpoint, "prod", &arn)) {
+            assert!(
+                start.elapsed() < Duration::from_secs(20),
+                "no DRAINING in moto; agent log:\n{}",
+                read_log()
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        // The task still runs: the hook waits.
+        std::thread::sleep(Duration::from_secs(3));
+        assert_eq!(
+            asg.completed("ecs-asg", "drain-hook", &instance_id),
+            None,
+            "completed while a task ran; log:\n{}",
+            read_log()
+        );
+        rt.block_on(aws_world::ecs::stop_task(&endpoint, "prod", &task));
+        wait_for(Duration::from_secs(30), "CompleteLifecycleAction", || {
+            asg.completed("ecs-asg", "drain-hook", &instance_id)
+                .is_some()
+        });
+        assert_eq!(
+            asg.completed("ecs-asg", "drain-hook", &instance_id)
+                .as_deref(),
+            Some("CONTINUE")
+        );
+        assert!(asg.requests().iter().all(|r| r.signature_verified));
+    }
+
+    /// Starts `run --ecs` with the lifecycle watchers on, IMDS and the agent's API emulated;
+    /// waits for the watchers' first IMDS reads.
+    fn start_daemon(
+        dir: &std::path::Path,
+        imds: &ImdsEmulator,
+        agent_api: &AgentEmulator,
+        kubeconfig: Option<&std::path::Path>,
+        env: &[(&str, String)],
+        lifecycle_extra: &str,
+    ) -> Child {
+        let ecs_config = dir.join("ecs.config");
+        std::fs::write(
+            &ecs_config,
+            "ECS_CLUSTER=prod\nECS_ENABLE_TASK_IAM_ROLE=true\n",
+        )
+        .unwrap();
+        let config = dir.join("daemon.toml");
+        std::fs::write(
+            &config,
+            format!("{NO_CHECKS}[lifecycle]\nenabled = true\n{lifecycle_extra}"),
+        )
+        .unwrap();
+        let log = dir.join("agent.log");
+        let before = imds.requests();
+        let mut cmd = Command::new(crate::agent_bin());
+        cmd.arg("run")
+            .arg("--listen")
+            .arg(format!("127.0.0.1:{}", free_port()))
+            .args(["--node-name", "ecs-host", "--ecs"])
+            .arg("--ecs-config")
+            .arg(&ecs_config)
+            .arg("--ecs-introspection")
+            .arg(agent_api.endpoint())
+            .arg("--config")
+            .arg(&config)
+            .arg("--lifecycle-state")
+            .arg(dir.join("state/lifecycle.json"))
+            .args(["--systemd-bus", "none", "--iam-credentials", "none"])
+            .arg("--kmsg")
+            .arg(dir.join("kmsg"))
+            .env_remove("NOTIFY_SOCKET")
+            .env_remove("WATCHDOG_USEC")
+            .env("AWS_EC2_METADATA_DISABLED", "false")
+            .env("AWS_EC2_METADATA_SERVICE_ENDPOINT", imds.endpoint())
+            .env_remove("AWS_ACCESS_KEY_ID")
+            .env_remove("AWS_SECRET_ACCESS_KEY")
+            .env_remove("AWS_PROFILE")
+            .env("AWS_CONFIG_FILE", dir.join("no-aws-config"))
+            .env("AWS_SHARED_CREDENTIALS_FILE", dir.join("no-creds"))
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(Stdio::from(std::fs::File::create(&log).unwrap()));
+        if let Some(k) = kubeconfig {
+            cmd.arg("--kubeconfig").arg(k);
+        }
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let child = Child(cmd.spawn().unwrap());
+        wait_for(
+            Duration::from_secs(20),
+            "the watchers' first IMDS reads",
+            || imds.requests() > before + 2,
+        );
+        child
+    }
+
     #[test]
     fn a_spot_notice_sets_the_container_instance_to_draining_in_moto() {
         let rt = tokio::runtime::Runtime::new().unwrap();
@@ -568,59 +724,18 @@ mod drain {
         agent_api.register(&arn);
         let kube = rt.block_on(KubeApi::start("ecs-test-token"));
         let dir = tempfile::tempdir().unwrap();
-        let ecs_config = dir.path().join("ecs.config");
-        std::fs::write(
-            &ecs_config,
-            "ECS_CLUSTER=prod\nECS_ENABLE_TASK_IAM_ROLE=true\n",
-        )
-        .unwrap();
-        let config = dir.path().join("daemon.toml");
-        std::fs::write(&config, format!("{NO_CHECKS}[lifecycle]\nenabled = true\n")).unwrap();
         let kubeconfig = dir.path().join("kubeconfig");
         std::fs::write(&kubeconfig, kube.kubeconfig()).unwrap();
         let log = dir.path().join("agent.log");
-        let before = imds.requests();
-        let child = Child(
-            Command::new(crate::agent_bin())
-                .arg("run")
-                .arg("--listen")
-                .arg(format!("127.0.0.1:{}", free_port()))
-                .args(["--node-name", "ecs-host", "--ecs"])
-                .arg("--ecs-config")
-                .arg(&ecs_config)
-                .arg("--ecs-introspection")
-                .arg(agent_api.endpoint())
-                .arg("--config")
-                .arg(&config)
-                .arg("--kubeconfig")
-                .arg(&kubeconfig)
-                .arg("--lifecycle-state")
-                .arg(dir.path().join("state/lifecycle.json"))
-                .args(["--systemd-bus", "none", "--iam-credentials", "none"])
-                .arg("--kmsg")
-                .arg(dir.path().join("kmsg"))
-                .env_remove("NOTIFY_SOCKET")
-                .env_remove("WATCHDOG_USEC")
-                .env("AWS_EC2_METADATA_DISABLED", "false")
-                .env("AWS_EC2_METADATA_SERVICE_ENDPOINT", imds.endpoint())
-                .env("AWS_ENDPOINT_URL_ECS", moto.endpoint())
-                .env_remove("AWS_ACCESS_KEY_ID")
-                .env_remove("AWS_SECRET_ACCESS_KEY")
-                .env_remove("AWS_PROFILE")
-                .env("AWS_CONFIG_FILE", dir.path().join("no-aws-config"))
-                .env("AWS_SHARED_CREDENTIALS_FILE", dir.path().join("no-creds"))
-                .env("RUST_LOG", "info")
-                .stdout(Stdio::null())
-                .stderr(Stdio::from(std::fs::File::create(&log).unwrap()))
-                .spawn()
-                .unwrap(),
+        let child = start_daemon(
+            dir.path(),
+            &imds,
+            &agent_api,
+            Some(&kubeconfig),
+            &[("AWS_ENDPOINT_URL_ECS", moto.endpoint())],
+            "",
         );
         let read_log = || std::fs::read_to_string(&log).unwrap_or_default();
-        wait_for(
-            Duration::from_secs(20),
-            "the watchers' first IMDS reads",
-            || imds.requests() > before + 2,
-        );
         let deadline = (time::OffsetDateTime::now_utc() + time::Duration::seconds(60))
             .replace_nanosecond(0)
             .unwrap()
