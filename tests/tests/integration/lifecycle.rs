@@ -601,9 +601,14 @@ fn asg_termination_drains_then_completes_the_lifecycle_hook() {
         w.event_reasons()
             .contains(&"AutoScalingTermination".to_owned())
     );
-    assert!(
-        w.event_reasons()
-            .contains(&"LifecycleActionCompleted".to_owned())
+    // The Event is written after CompleteLifecycleAction returns: wait for it.
+    wait_for(
+        Duration::from_secs(10),
+        "the LifecycleActionCompleted event",
+        || {
+            w.event_reasons()
+                .contains(&"LifecycleActionCompleted".to_owned())
+        },
     );
 }
 
