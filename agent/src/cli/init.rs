@@ -276,6 +276,32 @@ async fn run_from_state(
     Ok(Some(exit::Code::Success))
 }
 
+/// The node's provider, the registration before discovery (an SSM activation: printed in a dry
+/// run, else carried out), then discovery.
+async fn register_and_discover(
+    args: &InitArgs,
+    config: &crate::config::NodeConfig,
+    applier: &Applier,
+    imds: Imds,
+    report: &mut crate::apply::Report,
+) -> anyhow::Result<(facts::provider::Provider, Discovered)> {
+    let root = applier.root();
+    let provider = config.discovery(&credentials::process_env)?;
+    let (registered, agent_installed) = facts::host::ssm_state(root.dir());
+    let registration = render::registration(config, registered, agent_installed)?;
+    if args.dry_run {
+        print!(
+            "{}",
+            applier.dry_run_actions(&registration, "before discovery")
+        );
+    } else {
+        report.merge(applier.apply_actions(&registration).await?);
+    }
+    let context = facts::provider::Context::new(imds, root.dir());
+    let found = provider.discover(&context).await?;
+    Ok((provider, found))
+}
+
 /// Pick the provider, register (SSM), discover, compute, render, apply.
 async fn execute(
     args: &InitArgs,
@@ -310,19 +336,8 @@ async fn execute(
     let kubelet = tokio::task::spawn_blocking(move || kubelet_version(flag, &binary, on_host))
         .await
         .map_err(facts::Error::HostFacts)??;
-    let provider = config.discovery(&credentials::process_env)?;
-    let (registered, agent_installed) = facts::host::ssm_state(root.dir());
-    let registration = render::registration(config, registered, agent_installed)?;
-    if args.dry_run {
-        print!(
-            "{}",
-            applier.dry_run_actions(&registration, "before discovery")
-        );
-    } else {
-        report.merge(applier.apply_actions(&registration).await?);
-    }
-    let context = facts::provider::Context::new(imds, root.dir());
-    let found = provider.discover(&context).await?;
+    let (provider, found) =
+        register_and_discover(args, config, &applier, imds, &mut report).await?;
     tracing::info!(provider = provider.name(), kubelet = %kubelet.0, "facts gathered");
     phases.done("discover", t);
 

@@ -9,7 +9,7 @@
 
 use std::time::Duration;
 
-use aws_sdk_ecs::error::{DisplayErrorContext, ProvideErrorMetadata};
+use aws_sdk_ecs::error::ProvideErrorMetadata;
 use aws_sdk_ecs::types::ContainerInstanceStatus;
 use time::OffsetDateTime;
 use tokio::sync::watch;
@@ -28,15 +28,9 @@ const MAX_RETRY: Duration = Duration::from_secs(30);
 /// Errors of the ECS calls.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    /// The instance's identity could not be read from IMDS.
-    #[error("cannot read the instance identity from IMDS for ECS")]
-    Identity(#[source] crate::facts::imds::Error),
-    /// The region is not valid.
-    #[error("the instance identity's region is not valid")]
-    Region(#[source] crate::model::Invalid),
-    /// The instance role's credentials provider could not be built.
-    #[error("cannot use the instance role's credentials")]
-    Credentials(#[source] crate::auth::Error),
+    /// The instance's identity or its role's credentials could not be had.
+    #[error("cannot call ECS as the instance")]
+    Connect(#[from] super::InstanceRoleError),
     /// A call failed.
     #[error("ECS {call} failed: {message}")]
     Call {
@@ -69,12 +63,9 @@ fn call_error<E>(call: &'static str) -> impl FnOnce(aws_sdk_ecs::error::SdkError
 where
     E: ProvideErrorMetadata + std::error::Error + 'static,
 {
-    move |e| {
-        let message = match e.code() {
-            Some(code) => format!("{code}: {}", e.message().unwrap_or_default()),
-            None => DisplayErrorContext(&e).to_string(),
-        };
-        Error::Call { call, message }
+    move |e| Error::Call {
+        call,
+        message: super::sdk_error_message(&e),
     }
 }
 
@@ -100,22 +91,11 @@ impl Ecs {
     /// The client: region and instance ID from the identity document, the instance role's
     /// credentials through the same IMDS endpoint.
     pub async fn connect(imds: &Imds, target: &EcsTarget) -> Result<Ecs, Error> {
-        let doc = imds.identity_document().await.map_err(Error::Identity)?;
-        let region = crate::model::Region::parse(&doc.region, "IMDS instance identity document")
-            .map_err(Error::Region)?;
-        let source = crate::auth::credentials::Source::Imds(imds.endpoint().map(str::to_owned));
-        let provider = crate::auth::credentials::provider(
-            &source,
-            &region,
-            &crate::auth::credentials::process_env,
-        )
-        .await
-        .map_err(Error::Credentials)?;
-        let sdk = crate::facts::sdk_config(region.as_str(), Some(provider)).await;
+        let (sdk, instance_id) = super::instance_role_sdk(imds).await?;
         Ok(Ecs {
             client: aws_sdk_ecs::Client::new(&sdk),
             cluster: target.cluster.clone(),
-            instance_id: doc.instance_id,
+            instance_id,
             introspection: target.introspection.clone(),
         })
     }

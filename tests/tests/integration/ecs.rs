@@ -225,51 +225,55 @@ mod anywhere {
 
     const ARN: &str = "arn:aws:ecs:us-west-2:123456789012:container-instance/edge/0f1e2d3c4b5a69788796a5b4c3d2e1f0";
 
-    fn script(name: &str) -> Vec<u8> {
-        format!("#!/bin/sh\necho \"{name} test build\"\n").into_bytes()
-    }
-
     /// A mirror with Docker's static tarball, amazon-ecs-init and the agent image, and its
     /// manifest.json of SHA-256 sums.
     fn ecs_mirror(dir: &std::path::Path) {
-        use sha2::Digest;
+        use crate::install::{script, targz, write_manifest_of};
         std::fs::create_dir_all(dir).unwrap();
-        let gz = flate2::write::GzEncoder::new(
-            std::fs::File::create(dir.join("docker-27.5.1.tgz")).unwrap(),
-            flate2::Compression::default(),
-        );
-        let mut b = tar::Builder::new(gz);
-        for name in ["dockerd", "docker", "containerd", "runc", "docker-init"] {
-            let data = script(name);
-            let mut h = tar::Header::new_gnu();
-            h.set_size(data.len() as u64);
-            h.set_mode(0o755);
-            h.set_entry_type(tar::EntryType::Regular);
-            b.append_data(&mut h, format!("docker/{name}"), &data[..])
-                .unwrap();
-        }
-        b.into_inner().unwrap().finish().unwrap();
+        let scripts: Vec<(String, Vec<u8>)> =
+            ["dockerd", "docker", "containerd", "runc", "docker-init"]
+                .iter()
+                .map(|n| (format!("docker/{n}"), script(n)))
+                .collect();
+        let entries: Vec<(&str, &[u8], u32)> = scripts
+            .iter()
+            .map(|(n, d)| (n.as_str(), d.as_slice(), 0o755))
+            .collect();
+        targz(&dir.join("docker-27.5.1.tgz"), &entries);
         std::fs::write(dir.join("amazon-ecs-init"), script("amazon-ecs-init")).unwrap();
         std::fs::write(dir.join("ecs-agent-v1.82.0.tar"), b"agent image layers\n").unwrap();
-        let artifacts: Vec<serde_json::Value> = [
-            ("docker", "docker-27.5.1.tgz"),
-            ("ecs-init", "amazon-ecs-init"),
-            ("ecs-agent-image", "ecs-agent-v1.82.0.tar"),
-        ]
-        .iter()
-        .map(|(name, file)| {
-            let bytes = std::fs::read(dir.join(file)).unwrap();
-            serde_json::json!({
-                "name": name, "file": file,
-                "sha256": hex::encode(sha2::Sha256::digest(&bytes)), "size": bytes.len(),
-            })
-        })
-        .collect();
-        std::fs::write(
-            dir.join("manifest.json"),
-            serde_json::json!({"version": 1, "artifacts": artifacts}).to_string(),
-        )
-        .unwrap();
+        write_manifest_of(
+            dir,
+            &[
+                ("docker", "docker-27.5.1.tgz"),
+                ("ecs-init", "amazon-ecs-init"),
+                ("ecs-agent-image", "ecs-agent-v1.82.0.tar"),
+            ],
+        );
+    }
+
+    /// `init -c URI --root ROOT --ecs-introspection ENDPOINT [--ecs-wait SECS]` with the
+    /// world's endpoints.
+    fn init(
+        world: &World,
+        uri: &str,
+        root: &std::path::Path,
+        endpoint: &str,
+        wait: Option<&str>,
+    ) -> std::process::Output {
+        let mut args = vec![
+            "init",
+            "-c",
+            uri,
+            "--root",
+            root.to_str().unwrap(),
+            "--ecs-introspection",
+            endpoint,
+        ];
+        if let Some(w) = wait {
+            args.extend(["--ecs-wait", w]);
+        }
+        agent(&args, &world.envs())
     }
 
     #[test]
@@ -317,20 +321,7 @@ mod anywhere {
         );
         let uri = world.nodeconfig();
         let endpoint = ecs.endpoint();
-        let out = agent(
-            &[
-                "init",
-                "-c",
-                &uri,
-                "--root",
-                root.to_str().unwrap(),
-                "--ecs-introspection",
-                &endpoint,
-                "--ecs-wait",
-                "60",
-            ],
-            &world.envs(),
-        );
+        let out = init(&world, &uri, &root, &endpoint, Some("60"));
         let all = text(&out);
         assert!(out.status.success(), "{all}");
         assert!(all.contains(ARN), "{all}");
@@ -375,18 +366,7 @@ mod anywhere {
         );
 
         // Again: the same config, fresh credentials, and a registered agent answers at once.
-        let out = agent(
-            &[
-                "init",
-                "-c",
-                &uri,
-                "--root",
-                root.to_str().unwrap(),
-                "--ecs-introspection",
-                &endpoint,
-            ],
-            &world.envs(),
-        );
+        let out = init(&world, &uri, &root, &endpoint, None);
         assert!(out.status.success(), "{}", text(&out));
     }
 
@@ -398,20 +378,7 @@ mod anywhere {
         std::fs::create_dir_all(&root).unwrap();
         let uri = world.nodeconfig();
         let endpoint = ecs.endpoint();
-        let out = agent(
-            &[
-                "init",
-                "-c",
-                &uri,
-                "--root",
-                root.to_str().unwrap(),
-                "--ecs-introspection",
-                &endpoint,
-                "--ecs-wait",
-                "3",
-            ],
-            &world.envs(),
-        );
+        let out = init(&world, &uri, &root, &endpoint, Some("3"));
         let all = text(&out);
         assert_eq!(out.status.code(), Some(1), "{all}");
         assert!(
@@ -426,20 +393,7 @@ mod anywhere {
 
         // Nothing listening at all: the same error, naming the connection failure.
         drop(ecs);
-        let out = agent(
-            &[
-                "init",
-                "-c",
-                &uri,
-                "--root",
-                root.to_str().unwrap(),
-                "--ecs-introspection",
-                &endpoint,
-                "--ecs-wait",
-                "2",
-            ],
-            &world.envs(),
-        );
+        let out = init(&world, &uri, &root, &endpoint, Some("2"));
         let all = text(&out);
         assert_eq!(out.status.code(), Some(1), "{all}");
         assert!(

@@ -20,11 +20,11 @@ use crate::agent_bin;
 /// (host path, contents, mode) of every file the test mirror installs.
 type Expected = Vec<(&'static str, Vec<u8>, u32)>;
 
-fn script(name: &str) -> Vec<u8> {
+pub(crate) fn script(name: &str) -> Vec<u8> {
     format!("#!/bin/sh\necho \"{name} v1.33.0-test\"\n").into_bytes()
 }
 
-fn targz(path: &Path, entries: &[(&str, &[u8], u32)]) {
+pub(crate) fn targz(path: &Path, entries: &[(&str, &[u8], u32)]) {
     let gz = flate2::write::GzEncoder::new(
         std::fs::File::create(path).unwrap(),
         flate2::Compression::default(),
@@ -88,16 +88,23 @@ fn build_mirror(dir: &Path) -> Expected {
 
 /// Writes manifest.json with the true sums and sizes of the files now in `dir`.
 fn write_manifest(dir: &Path) {
-    let entries = [
-        ("kubelet", "bin/kubelet"),
-        ("runc", "runc.amd64"),
-        (
-            "ecr-credential-provider",
-            "ecr-credential-provider-linux-amd64",
-        ),
-        ("cni-plugins", "cni-plugins-linux-amd64-v1.6.2.tgz"),
-        ("containerd", "containerd-2.0.5-linux-amd64.tar.gz"),
-    ];
+    write_manifest_of(
+        dir,
+        &[
+            ("kubelet", "bin/kubelet"),
+            ("runc", "runc.amd64"),
+            (
+                "ecr-credential-provider",
+                "ecr-credential-provider-linux-amd64",
+            ),
+            ("cni-plugins", "cni-plugins-linux-amd64-v1.6.2.tgz"),
+            ("containerd", "containerd-2.0.5-linux-amd64.tar.gz"),
+        ],
+    );
+}
+
+/// Writes `dir/manifest.json` for `(component, file)` entries: each file's SHA-256 and size.
+pub(crate) fn write_manifest_of(dir: &Path, entries: &[(&str, &str)]) {
     let artifacts: Vec<serde_json::Value> = entries
         .iter()
         .map(|(name, file)| {

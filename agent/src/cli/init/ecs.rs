@@ -8,10 +8,9 @@ use std::time::{Duration, Instant};
 
 use super::{InitArgs, Phase, Phases};
 use crate::apply::{Applier, Root};
-use crate::auth::credentials;
 use crate::config::Loaded;
 use crate::facts::ecs_agent::Introspection;
-use crate::facts::{self, imds::Imds};
+use crate::facts::imds::Imds;
 use crate::{compute, exit, render};
 
 pub(super) async fn execute(
@@ -31,19 +30,8 @@ pub(super) async fn execute(
     let mut report = crate::apply::Report::default();
 
     let t = Instant::now();
-    let provider = config.discovery(&credentials::process_env)?;
-    let (registered, agent_installed) = facts::host::ssm_state(root.dir());
-    let registration = render::registration(config, registered, agent_installed)?;
-    if args.dry_run {
-        print!(
-            "{}",
-            applier.dry_run_actions(&registration, "before discovery")
-        );
-    } else {
-        report.merge(applier.apply_actions(&registration).await?);
-    }
-    let context = facts::provider::Context::new(imds, root.dir());
-    let found = provider.discover(&context).await?;
+    let (provider, found) =
+        super::register_and_discover(args, config, &applier, imds, &mut report).await?;
     tracing::info!(provider = provider.name(), "facts gathered");
     phases.done("discover", t);
 
