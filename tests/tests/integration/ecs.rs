@@ -1040,3 +1040,73 @@ mod status {
         assert_eq!(by("credentials").1, "ok");
     }
 }
+
+/// ECS on EC2 end to end under `--root`: the user data (the ecs.config lines an
+/// ECS-optimized AMI's launch template used to echo) and the instance identity from the IMDS
+/// emulator; ecs.config and the 0600 secret file written, and again unchanged.
+#[test]
+fn ecs_on_ec2_init_from_imds_user_data() {
+    use std::os::unix::fs::PermissionsExt;
+
+    use eks_node_agent_tests::imds::{ImdsEmulator, Instance};
+
+    let imds = ImdsEmulator::start(Instance::example());
+    imds.set_user_data(Some(
+        b"ECS_CLUSTER=prod-web\nECS_ENABLE_TASK_IAM_ROLE=true\nECS_ENGINE_AUTH_TYPE=docker\n\
+ECS_ENGINE_AUTH_DATA={\"https://registry.example.com\":{\"username\":\"ci\",\"password\":\"EXAMPLEpassword\",\"email\":\"ci@example.com\"}}\n"
+            .to_vec(),
+    ));
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("root");
+    std::fs::create_dir_all(&root).unwrap();
+    let envs = [
+        ("AWS_EC2_METADATA_SERVICE_ENDPOINT", imds.endpoint()),
+        ("AWS_EC2_METADATA_DISABLED", "false".to_owned()),
+    ];
+    let args = [
+        "init",
+        "-c",
+        "imds://user-data",
+        "--root",
+        root.to_str().unwrap(),
+    ];
+    let out = agent(&args, &envs);
+    let all = text(&out);
+    assert!(out.status.success(), "{all}");
+    assert!(
+        !all.contains("EXAMPLEpassword"),
+        "a secret in the output: {all}"
+    );
+    let config = std::fs::read_to_string(root.join("etc/ecs/ecs.config")).unwrap();
+    assert!(
+        config.contains("ECS_CLUSTER=prod-web\n")
+            && config.contains("ECS_ENABLE_TASK_IAM_ROLE=true\n")
+            && !config.contains("ECS_ENGINE_AUTH")
+            && !config.contains("AWS_DEFAULT_REGION"),
+        "{config}"
+    );
+    let secret = root.join("var/lib/ecs/ecs.config");
+    assert_eq!(
+        std::fs::metadata(&secret).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+    assert!(
+        std::fs::read_to_string(&secret)
+            .unwrap()
+            .contains("ECS_ENGINE_AUTH_TYPE=docker\n")
+    );
+    // Idempotent: the second run changes no file.
+    let before = std::fs::metadata(root.join("etc/ecs/ecs.config"))
+        .unwrap()
+        .modified()
+        .unwrap();
+    let out = agent(&args, &envs);
+    assert!(out.status.success(), "{}", text(&out));
+    assert_eq!(
+        std::fs::metadata(root.join("etc/ecs/ecs.config"))
+            .unwrap()
+            .modified()
+            .unwrap(),
+        before
+    );
+}
