@@ -145,3 +145,103 @@ pub async fn create_cluster(endpoint: &str, name: &str) {
         .await
         .expect("moto CreateCluster");
 }
+
+/// ECS in moto, seeded the way the ECS agent does it: CreateCluster, then
+/// RegisterContainerInstance with the EC2 instance's identity document (what the agent sends
+/// from IMDS), so the container instance's `ec2InstanceId` is the IMDS emulator's instance.
+pub mod ecs {
+    use aws_sdk_ecs::types::ContainerInstanceStatus;
+
+    async fn client(endpoint: &str) -> aws_sdk_ecs::Client {
+        aws_sdk_ecs::Client::new(&super::sdk(endpoint).await)
+    }
+
+    /// Creates `cluster` and registers `world`'s instance in it; returns the container
+    /// instance ARN.
+    pub async fn register(endpoint: &str, cluster: &str, world: &super::World) -> String {
+        let c = client(endpoint).await;
+        c.create_cluster()
+            .cluster_name(cluster)
+            .send()
+            .await
+            .expect("CreateCluster");
+        let out = c
+            .register_container_instance()
+            .cluster(cluster)
+            .instance_identity_document(world.instance.identity_document())
+            .send()
+            .await
+            .expect("RegisterContainerInstance");
+        out.container_instance()
+            .and_then(|ci| ci.container_instance_arn())
+            .expect("container instance ARN")
+            .to_owned()
+    }
+
+    /// The container instance's status (`ACTIVE`, `DRAINING`) as DescribeContainerInstances
+    /// gives it.
+    pub async fn status(endpoint: &str, cluster: &str, arn: &str) -> Option<String> {
+        let out = client(endpoint)
+            .await
+            .describe_container_instances()
+            .cluster(cluster)
+            .container_instances(arn)
+            .send()
+            .await
+            .expect("DescribeContainerInstances");
+        out.container_instances()
+            .first()
+            .and_then(|c| c.status())
+            .map(str::to_owned)
+    }
+
+    /// Registers a one-container task definition and starts a task of it on the container
+    /// instance `arn` (StartTask); returns the task ARN.
+    pub async fn start_task(endpoint: &str, cluster: &str, arn: &str) -> String {
+        use aws_sdk_ecs::types::ContainerDefinition;
+        let c = client(endpoint).await;
+        c.register_task_definition()
+            .family("web")
+            .container_definitions(
+                ContainerDefinition::builder()
+                    .name("web")
+                    .image("public.ecr.aws/nginx/nginx:latest")
+                    .memory(128)
+                    .build(),
+            )
+            .send()
+            .await
+            .expect("RegisterTaskDefinition");
+        let out = c
+            .start_task()
+            .cluster(cluster)
+            .task_definition("web")
+            .container_instances(arn)
+            .send()
+            .await
+            .expect("StartTask");
+        out.tasks()
+            .first()
+            .and_then(|t| t.task_arn())
+            .expect("a task")
+            .to_owned()
+    }
+
+    /// Stops a task (StopTask).
+    pub async fn stop_task(endpoint: &str, cluster: &str, task: &str) {
+        client(endpoint)
+            .await
+            .stop_task()
+            .cluster(cluster)
+            .task(task)
+            .send()
+            .await
+            .expect("StopTask");
+    }
+
+    /// Whether the status is DRAINING.
+    pub async fn is_draining(endpoint: &str, cluster: &str, arn: &str) -> bool {
+        status(endpoint, cluster, arn).await.as_deref()
+            == Some(ContainerInstanceStatus::Draining.as_str())
+    }
+}

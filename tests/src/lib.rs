@@ -3,7 +3,9 @@
 
 pub mod autoscaling;
 pub mod aws_world;
+pub mod dockerd;
 pub mod e2e;
+pub mod ecs_agent;
 pub mod fault_proxy;
 pub mod golden;
 pub mod imds;

@@ -104,6 +104,15 @@ async fn resolve_region(inputs: &Inputs) -> Result<Region, String> {
     if let Some(r) = inputs.config.spec.cluster.region.as_deref() {
         return Region::parse(r, "spec.cluster.region").map_err(|e| error_chain(&e));
     }
+    if let Some(r) = inputs
+        .config
+        .spec
+        .ecs
+        .as_ref()
+        .and_then(|e| e.region.as_deref())
+    {
+        return Region::parse(r, "spec.ecs.region").map_err(|e| error_chain(&e));
+    }
     let env = inputs.env.as_ref();
     let profile = env("AWS_PROFILE");
     match credentials::resolve_region(None, profile.as_deref(), env).await {

@@ -39,11 +39,16 @@ pub enum CheckKind {
     Accelerators,
     /// Pods stuck terminating (the API server's pods of the node and the runtime's sandboxes).
     Pods,
+    /// ECS hosts: docker.service active and Docker's `/_ping`.
+    Docker,
+    /// ECS hosts: ecs.service active and the ECS agent's introspection API (registered,
+    /// cluster, version, tasks).
+    EcsAgent,
 }
 
 impl CheckKind {
     /// Every check.
-    pub const ALL: [CheckKind; 10] = [
+    pub const ALL: [CheckKind; 12] = [
         Self::Kubelet,
         Self::Containerd,
         Self::VpcCni,
@@ -54,6 +59,8 @@ impl CheckKind {
         Self::Clock,
         Self::Accelerators,
         Self::Pods,
+        Self::Docker,
+        Self::EcsAgent,
     ];
 
     /// The name used in metrics, logs and config.
@@ -69,6 +76,8 @@ impl CheckKind {
             Self::Clock => "clock",
             Self::Accelerators => "accelerators",
             Self::Pods => "pods",
+            Self::Docker => "docker",
+            Self::EcsAgent => "ecs_agent",
         }
     }
 
@@ -91,8 +100,10 @@ impl CheckKind {
     /// (the catalog, [`super::reasons`]).
     pub fn condition(self) -> Option<ConditionType> {
         match self {
-            Self::Kubelet | Self::Credentials | Self::Clock => None,
-            Self::Containerd | Self::Pods => Some(ConditionType::ContainerRuntimeReady),
+            Self::Kubelet | Self::Credentials | Self::Clock | Self::EcsAgent => None,
+            Self::Containerd | Self::Pods | Self::Docker => {
+                Some(ConditionType::ContainerRuntimeReady)
+            }
             Self::VpcCni | Self::Network => Some(ConditionType::NetworkingReady),
             Self::Kernel => Some(ConditionType::KernelReady),
             Self::Storage => Some(ConditionType::StorageReady),
@@ -176,6 +187,40 @@ pub struct Targets {
     pub kubelet_unit: String,
     /// containerd's unit.
     pub containerd_unit: String,
+    /// An ECS container instance: Docker and the ECS agent are checked instead of kubelet,
+    /// containerd and the VPC CNI.
+    pub ecs: Option<EcsTargets>,
+}
+
+/// What the checks of an ECS host look at.
+#[derive(Debug, Clone)]
+pub struct EcsTargets {
+    /// Docker's socket.
+    pub docker_socket: PathBuf,
+    /// The ECS agent's introspection API.
+    pub introspection: crate::facts::ecs_agent::Introspection,
+    /// The cluster ecs.config names.
+    pub cluster: String,
+}
+
+impl Targets {
+    /// Whether a check applies to this host: kubelet, containerd, the network, pods and the VPC
+    /// CNI on EKS nodes (the VPC CNI not on hybrid nodes), Docker and the ECS agent on ECS
+    /// hosts; the kernel, storage, credentials, clock and accelerators everywhere.
+    pub fn applies(&self, kind: CheckKind) -> bool {
+        match kind {
+            CheckKind::Kubelet | CheckKind::Containerd | CheckKind::Network | CheckKind::Pods => {
+                self.ecs.is_none()
+            }
+            CheckKind::VpcCni => self.ecs.is_none() && !self.skip_vpc_cni,
+            CheckKind::Docker | CheckKind::EcsAgent => self.ecs.is_some(),
+            CheckKind::Kernel
+            | CheckKind::Storage
+            | CheckKind::Credentials
+            | CheckKind::Clock
+            | CheckKind::Accelerators => true,
+        }
+    }
 }
 
 impl Default for Targets {
@@ -207,6 +252,7 @@ impl Default for Targets {
             systemd_bus: units::Bus::System,
             kubelet_unit: "kubelet.service".to_string(),
             containerd_unit: "containerd.service".to_string(),
+            ecs: None,
         }
     }
 }
@@ -366,6 +412,28 @@ impl Context {
                 }
             }
             CheckKind::Clock => super::clock::evaluate(&crate::report::host::timex::read()),
+            CheckKind::Docker => match &t.ecs {
+                Some(e) => {
+                    self.with_unit(
+                        crate::model::ecs::DOCKER_UNIT,
+                        "Docker",
+                        super::ecs::docker(&e.docker_socket),
+                    )
+                    .await
+                }
+                None => Outcome::ok("not an ECS host"),
+            },
+            CheckKind::EcsAgent => match &t.ecs {
+                Some(e) => {
+                    self.with_unit(
+                        crate::model::ecs::ECS_UNIT,
+                        "EcsAgent",
+                        super::ecs::agent(&e.introspection, Some(&e.cluster)),
+                    )
+                    .await
+                }
+                None => Outcome::ok("not an ECS host"),
+            },
             CheckKind::Credentials => {
                 let now = OffsetDateTime::now_utc().unix_timestamp();
                 let cert = probes::credentials(&t.kubelet_client_cert, now);

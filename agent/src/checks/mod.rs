@@ -45,6 +45,7 @@ pub mod clock;
 pub mod credentials;
 pub mod cri;
 pub mod daemon;
+pub mod ecs;
 pub mod iam;
 pub mod kernel;
 pub mod network;
@@ -260,6 +261,10 @@ pub struct Facts {
     pub unit: Option<UnitFacts>,
     /// What the accelerator check counted.
     pub accelerators: Option<accelerators::Counts>,
+    /// Docker answers `/_ping` (ECS hosts).
+    pub docker_up: Option<bool>,
+    /// What the ECS agent's introspection API said (ECS hosts).
+    pub ecs: Option<EcsFacts>,
 }
 
 impl Facts {
@@ -274,6 +279,8 @@ impl Facts {
             network,
             unit,
             accelerators,
+            docker_up,
+            ecs,
         } = other;
         self.cni_total_ips = self.cni_total_ips.or(cni_total_ips);
         self.cni_assigned_ips = self.cni_assigned_ips.or(cni_assigned_ips);
@@ -283,7 +290,22 @@ impl Facts {
         self.network = self.network.take().or(network);
         self.unit = self.unit.take().or(unit);
         self.accelerators = self.accelerators.take().or(accelerators);
+        self.docker_up = self.docker_up.or(docker_up);
+        self.ecs = self.ecs.take().or(ecs);
     }
+}
+
+/// The ECS agent as its introspection API describes it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct EcsFacts {
+    /// It reports a container instance ARN.
+    pub connected: bool,
+    /// The cluster it names.
+    pub cluster: String,
+    /// Its version (`1.82.0`).
+    pub version: String,
+    /// Its tasks by known status.
+    pub tasks: std::collections::BTreeMap<String, u64>,
 }
 
 /// A systemd unit's state, for the metrics.

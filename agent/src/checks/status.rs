@@ -64,7 +64,17 @@ pub const PROXY: &str = "proxy";
 /// The kubelet and kube-proxy ports are free (or held by their owners).
 pub const PORTS: &str = "ports";
 
-/// Every check, in output order.
+/// ECS hosts: `spec.ecs` validated.
+pub const ECS_CONFIG: &str = "ecs-config";
+/// ECS hosts: DescribeClusters finds the cluster ACTIVE.
+pub const ECS_CLUSTER: &str = "ecs-cluster";
+/// ECS hosts: the ECS agent is registered (introspection API).
+pub const ECS_AGENT: &str = "ecs-agent";
+/// ECS hosts: Docker answers `/_ping`.
+pub const ECS_DOCKER: &str = "docker";
+
+/// Every check of an EKS node, in output order (an ECS host's are [`ECS_CONFIG`],
+/// [`CREDENTIALS`], [`ECS_CLUSTER`], [`ECS_AGENT`], [`ECS_DOCKER`], [`CLOCK`]).
 pub const ALL: [&str; 10] = [
     CREDENTIALS,
     STS_IDENTITY,
@@ -166,6 +176,13 @@ pub struct Inputs {
     pub eks_endpoint: Option<String>,
     /// IAM Roles Anywhere endpoint override (else the region's).
     pub rolesanywhere_endpoint: Option<String>,
+    /// ECS hosts: ECS endpoint override (else the SDK's resolution, including
+    /// `AWS_ENDPOINT_URL_ECS`).
+    pub ecs_endpoint: Option<String>,
+    /// ECS hosts: the ECS agent's introspection API.
+    pub ecs_introspection: String,
+    /// ECS hosts: Docker's socket.
+    pub docker_socket: PathBuf,
     /// The environment (credentials chain, region, proxies).
     pub env: Arc<Env>,
     /// The clock state source.
@@ -205,6 +222,9 @@ impl Inputs {
             sts_endpoint: None,
             eks_endpoint: None,
             rolesanywhere_endpoint: None,
+            ecs_endpoint: None,
+            ecs_introspection: crate::model::ecs::INTROSPECTION_ENDPOINT.into(),
+            docker_socket: PathBuf::from(crate::model::ecs::DOCKER_SOCKET),
             env: Arc::new(crate::auth::credentials::process_env),
             clock_source: ClockSource::Kernel,
             clock: Arc::new(crate::auth::SystemClock),
@@ -301,6 +321,9 @@ async fn bounded<T>(
 
 /// Runs every check and returns the report.
 pub async fn run(inputs: &Inputs) -> Report {
+    if inputs.config.is_ecs() {
+        return super::ecs::status(inputs).await;
+    }
     let config = &inputs.config;
     let hybrid = config.is_hybrid();
     let limit = inputs.timeout;

@@ -105,9 +105,15 @@ pub(crate) fn run(cmd: ConfigCommand) -> anyhow::Result<exit::Code> {
                 eprintln!("warning: {w}");
             }
             eprintln!(
-                "ok: {} document(s) merged into cluster {}{}",
+                "ok: {} document(s) merged into {}{}",
                 loaded.documents.len(),
-                loaded.config.spec.cluster.name.as_deref().unwrap_or("?"),
+                match &loaded.config.spec.ecs {
+                    Some(ecs) => format!("ECS cluster {}", ecs.cluster.as_deref().unwrap_or("?")),
+                    None => format!(
+                        "cluster {}",
+                        loaded.config.spec.cluster.name.as_deref().unwrap_or("?")
+                    ),
+                },
                 match loaded.warnings.len() {
                     0 => String::new(),
                     n => format!(" with {n} warning(s)"),

@@ -91,17 +91,6 @@ pub(crate) fn run(args: CredentialsArgs) -> anyhow::Result<exit::Code> {
     Ok(exit::Code::Success)
 }
 
-/// The shared credentials file of one session (profile `default`).
-fn credentials_file(creds: &rolesanywhere::SessionCredentials) -> String {
-    format!(
-        "# Written by eks-node-agent: IAM Roles Anywhere credentials, renewed before they expire ({}).\n[default]\naws_access_key_id = {}\naws_secret_access_key = {}\naws_session_token = {}\n",
-        crate::model::text::rfc3339(creds.expiration),
-        creds.access_key_id,
-        creds.secret_access_key,
-        creds.session_token
-    )
-}
-
 /// Renews the credentials in `path` until SIGTERM or SIGINT: each session written atomically
 /// (mode 0600), the next asked for `--refresh-before` seconds before it expires; a failed
 /// renewal is retried with backoff (the file keeps the last good credentials meanwhile).
@@ -120,7 +109,10 @@ async fn keep_file_fresh(
         let wait = match ra.create_session().await {
             Ok(creds) => {
                 failures = 0;
-                crate::apply::file::write_secret(path, credentials_file(&creds).as_bytes())?;
+                crate::apply::file::write_secret(
+                    path,
+                    rolesanywhere::shared_credentials_file(&creds).as_bytes(),
+                )?;
                 tracing::info!(path = %path.display(), access_key_id = %creds.access_key_id,
                     expiration = %crate::model::text::rfc3339(creds.expiration), "credentials file renewed");
                 creds

@@ -11,6 +11,8 @@ use std::time::Instant;
 
 use clap::{Args, ValueEnum};
 
+mod ecs;
+
 use super::config::SourceArgs;
 use crate::apply::state::{self, InitState, Unusable};
 use crate::apply::{Applier, Root};
@@ -58,6 +60,15 @@ pub struct InitArgs {
     /// with --root): for containers and tests.
     #[arg(long, value_name = "ADDRESS")]
     systemd_bus: Option<String>,
+    /// ECS hosts: the ECS agent's introspection API, polled after the run phase until it
+    /// reports a container instance ARN (ECS Anywhere).
+    #[arg(long, value_name = "URL", env = "ECS_AGENT_INTROSPECTION_ENDPOINT",
+          default_value = crate::model::ecs::INTROSPECTION_ENDPOINT)]
+    ecs_introspection: String,
+    /// ECS Anywhere: how many seconds the run phase waits for the agent's container instance
+    /// ARN before failing.
+    #[arg(long, value_name = "SECS", default_value_t = crate::facts::ecs_agent::DEFAULT_REGISTRATION_WAIT.as_secs())]
+    ecs_wait: u64,
 }
 
 fn parse_version(text: &str) -> Result<Version, String> {
@@ -108,6 +119,8 @@ pub(crate) fn run_loaded(loaded: Loaded) -> anyhow::Result<exit::Code> {
         kubelet_version: None,
         strict: false,
         systemd_bus: None,
+        ecs_introspection: crate::model::ecs::INTROSPECTION_ENDPOINT.into(),
+        ecs_wait: crate::facts::ecs_agent::DEFAULT_REGISTRATION_WAIT.as_secs(),
     };
     let rt = runtime()?;
     rt.block_on(async {
@@ -263,6 +276,32 @@ async fn run_from_state(
     Ok(Some(exit::Code::Success))
 }
 
+/// The node's provider, the registration before discovery (an SSM activation: printed in a dry
+/// run, else carried out), then discovery.
+async fn register_and_discover(
+    args: &InitArgs,
+    config: &crate::config::NodeConfig,
+    applier: &Applier,
+    imds: Imds,
+    report: &mut crate::apply::Report,
+) -> anyhow::Result<(facts::provider::Provider, Discovered)> {
+    let root = applier.root();
+    let provider = config.discovery(&credentials::process_env)?;
+    let (registered, agent_installed) = facts::host::ssm_state(root.dir());
+    let registration = render::registration(config, registered, agent_installed)?;
+    if args.dry_run {
+        print!(
+            "{}",
+            applier.dry_run_actions(&registration, "before discovery")
+        );
+    } else {
+        report.merge(applier.apply_actions(&registration).await?);
+    }
+    let context = facts::provider::Context::new(imds, root.dir());
+    let found = provider.discover(&context).await?;
+    Ok((provider, found))
+}
+
 /// Pick the provider, register (SSM), discover, compute, render, apply.
 async fn execute(
     args: &InitArgs,
@@ -271,6 +310,9 @@ async fn execute(
     phases: Phases,
 ) -> anyhow::Result<exit::Code> {
     loaded.check_warnings(args.strict)?;
+    if loaded.config.is_ecs() {
+        return ecs::execute(args, &loaded, imds, &phases).await;
+    }
     let config = &loaded.config;
     let root = args.root.as_ref().map_or_else(Root::host, Root::at);
     let mut applier = Applier::new(root.clone());
@@ -294,19 +336,8 @@ async fn execute(
     let kubelet = tokio::task::spawn_blocking(move || kubelet_version(flag, &binary, on_host))
         .await
         .map_err(facts::Error::HostFacts)??;
-    let provider = config.discovery(&credentials::process_env)?;
-    let (registered, agent_installed) = facts::host::ssm_state(root.dir());
-    let registration = render::registration(config, registered, agent_installed)?;
-    if args.dry_run {
-        print!(
-            "{}",
-            applier.dry_run_actions(&registration, "before discovery")
-        );
-    } else {
-        report.merge(applier.apply_actions(&registration).await?);
-    }
-    let context = facts::provider::Context::new(imds, root.dir());
-    let found = provider.discover(&context).await?;
+    let (provider, found) =
+        register_and_discover(args, config, &applier, imds, &mut report).await?;
     tracing::info!(provider = provider.name(), kubelet = %kubelet.0, "facts gathered");
     phases.done("discover", t);
 

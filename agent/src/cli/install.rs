@@ -9,8 +9,9 @@ use crate::apply::Root;
 use crate::exit;
 use crate::install::{self, ContainerdChoice, Options};
 
-/// Install kubelet, containerd, runc, the CNI plugins and the ECR credential provider from a
-/// directory or mirror with a manifest.json of SHA-256 sums.
+/// Install kubelet, containerd, runc, the CNI plugins and the ECR credential provider (EKS), or
+/// Docker, ecs-init and the ECS agent image (ECS), from a directory or mirror with a
+/// manifest.json of SHA-256 sums.
 #[derive(Debug, Args)]
 #[command(
     after_help = "manifest.json must be signed (manifest.json.minisig, minisign) by a key pinned \

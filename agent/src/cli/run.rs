@@ -145,10 +145,53 @@ pub struct RunArgs {
     /// The EC2 lifecycle watchers' state file (what they did, so a restart resumes).
     #[arg(long, value_name = "PATH", default_value = crate::lifecycle::state::DEFAULT_PATH)]
     pub lifecycle_state: PathBuf,
+    /// The host is an Amazon ECS container instance: nothing is written to Kubernetes, and the
+    /// lifecycle drain sets the container instance to DRAINING through the ECS API.
+    #[arg(long)]
+    pub ecs: bool,
+    /// With --ecs: the ECS agent's config, whose ECS_CLUSTER names the cluster.
+    #[arg(long, value_name = "PATH", default_value = crate::model::ecs::ECS_CONFIG)]
+    pub ecs_config: PathBuf,
+    /// With --ecs: Docker's API socket.
+    #[arg(long, value_name = "PATH", default_value = crate::model::ecs::DOCKER_SOCKET)]
+    pub docker_socket: PathBuf,
+    /// With --ecs: the ECS agent's introspection API.
+    #[arg(long, value_name = "URL", env = "ECS_AGENT_INTROSPECTION_ENDPOINT",
+          default_value = crate::model::ecs::INTROSPECTION_ENDPOINT)]
+    pub ecs_introspection: String,
+}
+
+/// The ECS cluster of `--ecs-config` (`default` when ECS_CLUSTER is unset, as the agent does).
+fn ecs_target(args: &RunArgs) -> anyhow::Result<Option<crate::lifecycle::ecs::EcsTarget>> {
+    if !args.ecs {
+        return Ok(None);
+    }
+    let text = std::fs::read_to_string(&args.ecs_config).map_err(|e| {
+        exit::BadInput(format!(
+            "--ecs-config {}: {e}; run `eks-node-agent init` first, or point --ecs-config at the ECS agent's config",
+            args.ecs_config.display()
+        ))
+    })?;
+    let ecs = crate::config::ecs::parse_ecs_config(&text).map_err(|e| {
+        exit::BadInput(format!(
+            "{}: line {}: {}: {}",
+            args.ecs_config.display(),
+            e.line,
+            e.key,
+            e.message
+        ))
+    })?;
+    let introspection = crate::facts::ecs_agent::Introspection::new(&args.ecs_introspection)
+        .map_err(|e| exit::BadInput(format!("--ecs-introspection: {e}")))?;
+    Ok(Some(crate::lifecycle::ecs::EcsTarget {
+        cluster: ecs.cluster.unwrap_or_else(|| "default".to_owned()),
+        introspection,
+    }))
 }
 
 /// Runs the daemon until SIGTERM.
 pub fn run(args: RunArgs) -> anyhow::Result<exit::Code> {
+    let ecs = ecs_target(&args)?;
     let node_name = match args.node_name {
         Some(n) => n,
         None => std::fs::read_to_string(args.proc.join("sys/kernel/hostname"))
@@ -184,7 +227,8 @@ pub fn run(args: RunArgs) -> anyhow::Result<exit::Code> {
     };
     let settings = Settings {
         listen: args.listen,
-        kubeconfig: (!args.no_kubernetes).then_some(args.kubeconfig),
+        // An ECS host has no Node: nothing is written to Kubernetes.
+        kubeconfig: (!args.no_kubernetes && !args.ecs).then_some(args.kubeconfig.clone()),
         node_name,
         config_file: Some(args.config),
         targets: Targets {
@@ -202,12 +246,30 @@ pub fn run(args: RunArgs) -> anyhow::Result<exit::Code> {
             skip_vpc_cni: args.hybrid,
             proc: args.proc.clone(),
             kmsg: args.kmsg,
-            storage_dirs: args.storage_dirs,
+            // On an ECS host the default directories are Docker's and the ECS agent's.
+            storage_dirs: if args.ecs
+                && args.storage_dirs
+                    == [
+                        PathBuf::from(paths::KUBELET_DIR),
+                        PathBuf::from(paths::CONTAINERD_DIR),
+                    ] {
+                vec![
+                    PathBuf::from("/var/lib/docker"),
+                    PathBuf::from("/var/lib/ecs"),
+                ]
+            } else {
+                args.storage_dirs
+            },
             kubelet_client_cert: args.kubelet_client_cert,
             iam,
             systemd_bus: crate::checks::units::Bus::parse(&args.systemd_bus),
             kubelet_unit: args.kubelet_unit,
             containerd_unit: args.containerd_unit,
+            ecs: ecs.as_ref().map(|t| crate::checks::daemon::EcsTargets {
+                docker_socket: args.docker_socket.clone(),
+                introspection: t.introspection.clone(),
+                cluster: t.cluster.clone(),
+            }),
         },
         host: HostPaths {
             proc: args.proc,
@@ -216,7 +278,8 @@ pub fn run(args: RunArgs) -> anyhow::Result<exit::Code> {
         init_phases: args.init_phases,
         lifecycle: crate::daemon::LifecycleHost {
             ec2,
-            state_file: args.lifecycle_state,
+            state_file: args.lifecycle_state.clone(),
+            ecs,
         },
     };
     let runtime = tokio::runtime::Builder::new_current_thread()

@@ -46,6 +46,17 @@ pub struct StatusArgs {
     /// IAM Roles Anywhere endpoint URL [default: the region's].
     #[arg(long, value_name = "URL")]
     rolesanywhere_endpoint: Option<String>,
+    /// ECS hosts: ECS endpoint URL for DescribeClusters [default: AWS_ENDPOINT_URL_ECS, the
+    /// regional one].
+    #[arg(long, value_name = "URL")]
+    ecs_endpoint: Option<String>,
+    /// ECS hosts: the ECS agent's introspection API.
+    #[arg(long, value_name = "URL", env = "ECS_AGENT_INTROSPECTION_ENDPOINT",
+          default_value = crate::model::ecs::INTROSPECTION_ENDPOINT)]
+    ecs_introspection: String,
+    /// ECS hosts: Docker's socket.
+    #[arg(long, value_name = "PATH", default_value = crate::model::ecs::DOCKER_SOCKET)]
+    docker_socket: std::path::PathBuf,
     /// The proc filesystem to read swaps and sockets from.
     #[arg(long, value_name = "DIR", default_value = status::DEFAULT_PROC_ROOT)]
     proc_root: PathBuf,
@@ -81,6 +92,9 @@ pub(crate) fn run(args: StatusArgs) -> anyhow::Result<exit::Code> {
     inputs.sts_endpoint = args.sts_endpoint;
     inputs.eks_endpoint = args.eks_endpoint;
     inputs.rolesanywhere_endpoint = args.rolesanywhere_endpoint;
+    inputs.ecs_endpoint = args.ecs_endpoint;
+    inputs.ecs_introspection = args.ecs_introspection;
+    inputs.docker_socket = args.docker_socket;
     if let Some(path) = args.clock_state {
         inputs.clock_source = ClockSource::File(path);
     }

@@ -5,6 +5,7 @@
 
 mod cluster_dns;
 pub mod containerd;
+pub mod ecs;
 mod kube_reserved;
 pub mod labels;
 pub mod local_storage;
@@ -82,6 +83,12 @@ pub enum Error {
         /// The instance.
         instance_id: String,
     },
+    /// An ECS host without a region: ECS Anywhere without `spec.ecs.region`, or an EC2 host
+    /// whose discovery found no instance.
+    #[error(
+        "spec.ecs.region: the ECS host's region is not known (no spec.ecs.region and no EC2 instance); add `spec.ecs.region`"
+    )]
+    EcsNoRegion,
 }
 
 impl crate::exit::Classify for Error {

@@ -327,7 +327,8 @@ fn walk_mime(
     decode_into(&body, Mode::File, origin.to_owned(), depth + 1, budget, out)
 }
 
-/// Whether user-data text is meant as NodeConfig (rather than a script or cloud-config).
+/// Whether user-data text is meant as NodeConfig (rather than a script or cloud-config): a
+/// document with an `apiVersion`, or the ECS agent's `ecs.config` lines.
 fn is_nodeconfig_text(text: &str) -> bool {
     let trimmed = text.trim_start();
     if trimmed.starts_with("#!")
@@ -336,7 +337,7 @@ fn is_nodeconfig_text(text: &str) -> bool {
     {
         return false;
     }
-    text.contains("apiVersion")
+    text.contains("apiVersion") || super::ecs::looks_like_ecs_config(text)
 }
 
 #[cfg(test)]

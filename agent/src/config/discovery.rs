@@ -10,7 +10,7 @@ use crate::auth::credentials::{Env, Source};
 use crate::auth::rolesanywhere::{self, NodeIdentity, SessionParams};
 use crate::facts::DiscoverInput;
 use crate::facts::cluster_info::DEFAULT_DISCOVERY_TIMEOUT;
-use crate::facts::provider::{HybridRequest, KubeadmRequest, Provider};
+use crate::facts::provider::{EcsRequest, HybridRequest, KubeadmRequest, Provider};
 use crate::model::paths::{ROLES_ANYWHERE_CERTIFICATE, ROLES_ANYWHERE_PRIVATE_KEY};
 use crate::model::{BootstrapToken, CaPin, Region};
 use crate::net::ProxySettings;
@@ -30,10 +30,36 @@ fn setting(path: &str, reason: impl std::fmt::Display) -> Error {
     }
 }
 
+/// The IAM Roles Anywhere settings of a section (`spec.hybrid` or `spec.ecs.external`).
+struct RolesAnywhereFields<'a> {
+    /// The section's path, for errors.
+    field: &'a str,
+    trust_anchor_arn: Option<&'a str>,
+    profile_arn: Option<&'a str>,
+    role_arn: Option<&'a str>,
+    certificate_path: Option<&'a str>,
+    private_key_path: Option<&'a str>,
+    session_name: Option<&'a str>,
+    /// The region to use when the trust anchor ARN has none.
+    region: Option<&'a str>,
+}
+
 impl NodeConfig {
     /// The discovery provider of this node's kind, with what it needs from the config.
     /// `env` is the process environment (credentials files, endpoint overrides, proxies).
     pub fn discovery(&self, env: &Env) -> Result<Provider, Error> {
+        if let Some(ecs) = &self.spec.ecs {
+            let external = ecs.external.as_ref();
+            let roles_anywhere = match self.credential_source(env)? {
+                Source::RolesAnywhere(identity) => Some(identity),
+                _ => None,
+            };
+            return Ok(Provider::Ecs(EcsRequest {
+                external: external.is_some(),
+                ssm: external.is_some_and(|e| e.iam_roles_anywhere.is_none()),
+                roles_anywhere,
+            }));
+        }
         let cluster = &self.spec.cluster;
         if let Some(kubeadm) = &self.spec.kubeadm {
             let token =
@@ -107,40 +133,82 @@ impl NodeConfig {
     /// certificate or the SSM agent's credentials file on hybrid nodes, else the standard chain
     /// (`AWS_PROFILE` when set; on EC2 that ends at the instance role).
     pub fn credential_source(&self, env: &Env) -> Result<Source, Error> {
+        if let Some(ecs) = &self.spec.ecs {
+            return self.ecs_credential_source(ecs, env);
+        }
         let Some(hybrid) = &self.spec.hybrid else {
             return Ok(env("AWS_PROFILE").map_or(Source::Chain, Source::Profile));
         };
         let Some(ira) = &hybrid.iam_roles_anywhere else {
             return Ok(Source::SsmFile(crate::auth::ssm::credentials_file(env)));
         };
-        const P: &str = "spec.hybrid.iamRolesAnywhere";
-        let anchor = ira.trust_anchor_arn.clone().unwrap_or_default();
-        // CreateSession goes to the trust anchor's region (as aws_signing_helper does); the
-        // cluster's region when the ARN has none.
+        self.roles_anywhere_source(
+            &RolesAnywhereFields {
+                field: "spec.hybrid.iamRolesAnywhere",
+                trust_anchor_arn: ira.trust_anchor_arn.as_deref(),
+                profile_arn: ira.profile_arn.as_deref(),
+                role_arn: ira.role_arn.as_deref(),
+                certificate_path: ira.certificate_path.as_deref(),
+                private_key_path: ira.private_key_path.as_deref(),
+                session_name: ira.node_name.as_deref(),
+                region: self.spec.cluster.region.as_deref(),
+            },
+            env,
+        )
+    }
+
+    /// An ECS host's credentials: the instance role on EC2 (or `AWS_PROFILE`), the SSM agent's
+    /// file on ECS Anywhere with SSM, IAM Roles Anywhere with the host's certificate.
+    fn ecs_credential_source(
+        &self,
+        ecs: &super::ecs::EcsOptions,
+        env: &Env,
+    ) -> Result<Source, Error> {
+        let Some(external) = &ecs.external else {
+            return Ok(env("AWS_PROFILE").map_or(Source::Chain, Source::Profile));
+        };
+        let Some(ira) = &external.iam_roles_anywhere else {
+            return Ok(Source::SsmFile(crate::auth::ssm::credentials_file(env)));
+        };
+        self.roles_anywhere_source(
+            &RolesAnywhereFields {
+                field: "spec.ecs.external.iamRolesAnywhere",
+                trust_anchor_arn: ira.trust_anchor_arn.as_deref(),
+                profile_arn: ira.profile_arn.as_deref(),
+                role_arn: ira.role_arn.as_deref(),
+                certificate_path: ira.certificate_path.as_deref(),
+                private_key_path: ira.private_key_path.as_deref(),
+                session_name: ira.role_session_name.as_deref(),
+                region: ecs.region.as_deref(),
+            },
+            env,
+        )
+    }
+
+    /// IAM Roles Anywhere with the host's certificate. CreateSession goes to the trust
+    /// anchor's region (as aws_signing_helper does); the config's region when the ARN has none.
+    fn roles_anywhere_source(
+        &self,
+        f: &RolesAnywhereFields<'_>,
+        env: &Env,
+    ) -> Result<Source, Error> {
+        let anchor = f.trust_anchor_arn.unwrap_or_default().to_owned();
         let region_text = anchor
             .split(':')
             .nth(3)
             .filter(|r| !r.is_empty())
-            .or(self.spec.cluster.region.as_deref())
+            .or(f.region)
             .unwrap_or_default();
-        let region = Region::parse(region_text, "spec.hybrid.iamRolesAnywhere.trustAnchorArn")
-            .map_err(|e| setting(&format!("{P}.trustAnchorArn"), e))?;
+        let field = format!("{}.trustAnchorArn", f.field);
+        let region = Region::parse(region_text, &field).map_err(|e| setting(&field, e))?;
         Ok(Source::RolesAnywhere(Box::new(NodeIdentity {
-            certificate: PathBuf::from(
-                ira.certificate_path
-                    .as_deref()
-                    .unwrap_or(ROLES_ANYWHERE_CERTIFICATE),
-            ),
-            private_key: PathBuf::from(
-                ira.private_key_path
-                    .as_deref()
-                    .unwrap_or(ROLES_ANYWHERE_PRIVATE_KEY),
-            ),
+            certificate: PathBuf::from(f.certificate_path.unwrap_or(ROLES_ANYWHERE_CERTIFICATE)),
+            private_key: PathBuf::from(f.private_key_path.unwrap_or(ROLES_ANYWHERE_PRIVATE_KEY)),
             session: SessionParams {
                 trust_anchor_arn: anchor,
-                profile_arn: ira.profile_arn.clone().unwrap_or_default(),
-                role_arn: ira.role_arn.clone().unwrap_or_default(),
-                role_session_name: ira.node_name.clone().filter(|n| !n.is_empty()),
+                profile_arn: f.profile_arn.unwrap_or_default().to_owned(),
+                role_arn: f.role_arn.unwrap_or_default().to_owned(),
+                role_session_name: f.session_name.filter(|n| !n.is_empty()).map(str::to_owned),
                 duration_secs: rolesanywhere::DEFAULT_DURATION_SECS,
             },
             region,

@@ -7,6 +7,7 @@
 pub mod bootstrap_flags;
 pub mod decode;
 mod discovery;
+pub mod ecs;
 pub mod expression;
 mod imds;
 pub mod limits;
@@ -18,6 +19,7 @@ pub mod source;
 pub mod types;
 pub mod validate;
 
+pub use ecs::{EcsExternal, EcsOptions, EcsRolesAnywhere};
 pub use imds::{ImdsUserData, load_with_imds};
 pub use merge::Provenance;
 pub use source::{DEFAULT_SOURCES, Source};

@@ -24,8 +24,27 @@ pub fn label(source: &str, origin: &str, index: usize, count: usize) -> String {
 }
 
 /// Parses every YAML/JSON document in `text`. Empty documents are skipped. Flow nesting and
-/// the number of documents are bounded before and during parsing ([`super::limits`]).
+/// the number of documents are bounded before and during parsing ([`super::limits`]). A text in
+/// the ECS agent's `ecs.config` format (`KEY=value` lines) is one document setting `spec.ecs`.
 pub fn parse_documents(source: &str, origin: &str, text: &str) -> Result<Vec<Document>, Error> {
+    if super::ecs::looks_like_ecs_config(text) {
+        let at = format!("{} (ecs.config)", label(source, origin, 1, 1));
+        let ecs = super::ecs::parse_ecs_config(text).map_err(|e| Error::Field {
+            at: at.clone(),
+            path: format!("line {}: {}", e.line, crate::model::text::shorten(&e.key)),
+            message: e.message,
+        })?;
+        let config = NodeConfig {
+            api_version: API_VERSION.into(),
+            kind: KIND.into(),
+            metadata: None,
+            spec: super::types::NodeConfigSpec {
+                ecs: Some(ecs),
+                ..Default::default()
+            },
+        };
+        return Ok(vec![Document { label: at, config }]);
+    }
     use super::limits::{
         MAX_YAML_DOCUMENTS, MAX_YAML_FLOW_DEPTH, MAX_YAML_FLOW_NODES, flow_exceeded,
     };

@@ -9,7 +9,10 @@
 //! - `spec.kubelet.config.staticPodURLHeader`: HTTP headers kubelet sends (authorization);
 //! - `spec.instance.environment`: variables whose name says they hold a secret
 //!   (`*SECRET*`, `*TOKEN*`, `*PASSWORD*`, ...), and the user information of proxy URLs;
-//! - `spec.containerd.baseRuntimeSpec.process.env`: the same variables, as `NAME=value`.
+//! - `spec.containerd.baseRuntimeSpec.process.env`: the same variables, as `NAME=value`;
+//! - `spec.ecs.external.ssm.activationCode`, `spec.ecs.registryAuth.data` (private registry
+//!   credentials) and the secret keys of the `spec.ecs.config` passthrough map
+//!   (`ECS_ENGINE_AUTH_DATA`, ...).
 //!
 //! A wrongly typed value is never shown under these fields nor under the sections that hold
 //! them (`spec.hybrid`, `spec.hybrid.ssm`, `spec.kubeadm`): a code written unquoted (an
@@ -21,23 +24,33 @@ use serde_json::Value;
 pub const REDACTED: &str = "<redacted>";
 
 /// Field paths whose whole value is a secret.
-pub const SECRET_FIELDS: [&str; 2] = [
+pub const SECRET_FIELDS: [&str; 4] = [
     "spec.hybrid.ssm.activationCode",
     "spec.kubeadm.bootstrapToken",
+    "spec.ecs.external.ssm.activationCode",
+    "spec.ecs.registryAuth.data",
 ];
 
 /// Paths whose values (at any depth) may hold secrets: errors never show a value under them.
-const SECRET_SUBTREES: [&str; 5] = [
+const SECRET_SUBTREES: [&str; 8] = [
     "spec.containerd.config",
     "spec.kubelet.config.staticPodURLHeader",
     "spec.instance.environment",
     "spec.containerd.baseRuntimeSpec.process.env",
     "spec.hybrid.ssm",
+    "spec.ecs.external.ssm",
+    "spec.ecs.registryAuth",
+    "spec.ecs.config",
 ];
 
 /// Sections that hold a secret field: a wrongly typed value of the section itself (the secret
 /// written one level too high) is not shown either.
-const SECRET_SECTIONS: [&str; 2] = ["spec.hybrid", "spec.kubeadm"];
+const SECRET_SECTIONS: [&str; 4] = [
+    "spec.hybrid",
+    "spec.kubeadm",
+    "spec.ecs",
+    "spec.ecs.external",
+];
 
 /// Words that make a variable or key name a secret's.
 const SECRET_WORDS: [&str; 9] = [
@@ -71,8 +84,10 @@ pub fn value_is_secret(path: &str) -> bool {
 
 /// Where a secret value's own keys begin: a path (as `config show --explain` lists them)
 /// below `prefix` plus this many segments is inside a secret value.
-const SECRET_VALUE_ROOTS: [(&str, usize); 3] = [
+const SECRET_VALUE_ROOTS: [(&str, usize); 5] = [
     ("spec.hybrid.ssm.activationCode", 0),
+    ("spec.ecs.external.ssm.activationCode", 0),
+    ("spec.ecs.registryAuth.data", 0),
     ("spec.kubeadm.bootstrapToken", 0),
     ("spec.kubelet.config.staticPodURLHeader", 1),
 ];
@@ -120,8 +135,21 @@ pub fn shown_variable(name: &str, value: &str) -> String {
 /// Replaces every secret in a serialized NodeConfig (`config show`, `bootstrap
 /// --print-config`).
 pub fn redact(value: &mut Value) {
-    if let Some(code) = value.pointer_mut("/spec/hybrid/ssm/activationCode") {
-        *code = Value::String(REDACTED.into());
+    for secret in [
+        "/spec/hybrid/ssm/activationCode",
+        "/spec/ecs/external/ssm/activationCode",
+        "/spec/ecs/registryAuth/data",
+    ] {
+        if let Some(v) = value.pointer_mut(secret) {
+            *v = Value::String(REDACTED.into());
+        }
+    }
+    if let Some(Value::Object(keys)) = value.pointer_mut("/spec/ecs/config") {
+        for (k, v) in keys.iter_mut() {
+            if crate::model::ecs::is_secret_key(k) || is_secret_name(k) {
+                *v = Value::String(REDACTED.into());
+            }
+        }
     }
     if let Some(token) = value.pointer_mut("/spec/kubeadm/bootstrapToken") {
         // The token id is public (it names the signature key in cluster-info); the secret is not.

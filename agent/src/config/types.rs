@@ -60,6 +60,10 @@ pub struct NodeConfigSpec {
     /// labels (see [`InstanceTagLabels`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub instance_tag_labels: Option<InstanceTagLabels>,
+    /// eks-node-agent extension, not a nodeadm field: the host is an Amazon ECS container
+    /// instance (on EC2, or ECS Anywhere with `external`), not a Kubernetes node.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ecs: Option<super::ecs::EcsOptions>,
 }
 
 /// The feature gates of `spec.featureGates` the agent knows: nodeadm's, and two of its own that
@@ -541,6 +545,11 @@ impl NodeConfig {
     /// True when the node joins a kubeadm-style cluster with a bootstrap token (`spec.kubeadm`).
     pub fn is_kubeadm(&self) -> bool {
         self.spec.kubeadm.is_some()
+    }
+
+    /// True when the host is an Amazon ECS container instance (`spec.ecs`).
+    pub fn is_ecs(&self) -> bool {
+        self.spec.ecs.is_some()
     }
 
     /// True when the cluster is a local cluster on AWS Outposts.

@@ -104,6 +104,15 @@ pub fn validate(
         problems: Vec::new(),
         warnings: Vec::new(),
     };
+    if let Some(ecs) = &config.spec.ecs {
+        check_ecs(&mut c, config, ecs);
+        check_known_names(&mut c, config);
+        return if c.problems.is_empty() {
+            Ok(c.warnings)
+        } else {
+            Err(c.problems)
+        };
+    }
     let cluster = &config.spec.cluster;
     match cluster.name.as_deref() {
         None => c.fail(
@@ -532,6 +541,210 @@ fn check_roles_anywhere(
     }
 }
 
+/// `spec.ecs`: an ECS container instance. The Kubernetes sections do not apply and are refused
+/// (a field we accept is a field we act on); the cluster name follows ECS's rules; ECS Anywhere
+/// needs the region and at most one credential provider.
+fn check_ecs(c: &mut Checker<'_>, config: &NodeConfig, ecs: &super::ecs::EcsOptions) {
+    use super::ecs::{LOGGING_DRIVERS, typed_field_of, valid_go_duration, valid_key};
+    use crate::model::ecs::valid_cluster_name as valid_ecs_cluster;
+    const P: &str = "spec.ecs";
+    let spec = &config.spec;
+    for (set, path) in [
+        (spec.cluster != Default::default(), "spec.cluster"),
+        (spec.kubelet != Default::default(), "spec.kubelet"),
+        (spec.containerd != Default::default(), "spec.containerd"),
+        (
+            spec.instance.local_storage != Default::default(),
+            "spec.instance.localStorage",
+        ),
+        (!spec.feature_gates.is_empty(), "spec.featureGates"),
+        (spec.hybrid.is_some(), "spec.hybrid"),
+        (spec.kubeadm.is_some(), "spec.kubeadm"),
+        (spec.instance_tag_labels.is_some(), "spec.instanceTagLabels"),
+    ] {
+        if set {
+            c.fail(
+                path,
+                "is a Kubernetes node setting and does nothing on an ECS container instance (spec.ecs); remove it, or remove spec.ecs to join an EKS cluster",
+            );
+        }
+    }
+    match ecs.cluster.as_deref() {
+        None => c.fail(
+            &format!("{P}.cluster"),
+            "is required; add `spec.ecs.cluster: <your ECS cluster>` (ECS_CLUSTER)",
+        ),
+        Some(name) if !valid_ecs_cluster(name) => c.fail(
+            &format!("{P}.cluster"),
+            format!("{} is not a name ECS accepts; expected 1-255 letters, digits, hyphens and underscores", crate::model::text::echo(name)),
+        ),
+        Some(_) => {}
+    }
+    match ecs.region.as_deref() {
+        Some(region) if !valid_region(region) => c.fail(
+            &format!("{P}.region"),
+            format!("{} is not an AWS region; expected e.g. us-west-2", crate::model::text::echo(region)),
+        ),
+        None if ecs.external.is_some() => c.fail(
+            &format!("{P}.region"),
+            "is required on ECS Anywhere (spec.ecs.external): there is no IMDS to ask; add `spec.ecs.region`",
+        ),
+        _ => {}
+    }
+    if let Some(external) = &ecs.external {
+        match (&external.ssm, &external.iam_roles_anywhere) {
+            (Some(_), Some(_)) => c.fail(
+                &format!("{P}.external"),
+                "sets both ssm and iamRolesAnywhere; choose exactly one credential provider for the ECS Anywhere host",
+            ),
+            (Some(ssm), None) => {
+                if ssm.activation_code.as_deref().is_none_or(str::is_empty) {
+                    c.fail(
+                        &format!("{P}.external.ssm.activationCode"),
+                        "is required; use the code returned by `aws ssm create-activation`",
+                    );
+                }
+                match ssm.activation_id.as_deref() {
+                    None => c.fail(&format!("{P}.external.ssm.activationId"), "is required; use the ID returned by `aws ssm create-activation`"),
+                    Some(id) if !is_uuid(id) => c.fail(&format!("{P}.external.ssm.activationId"), format!("{} is not an activation ID; expected a UUID like 3f1e2a4b-1c2d-4e5f-8a9b-0c1d2e3f4a5b", crate::model::text::echo(id))),
+                    Some(_) => {}
+                }
+            }
+            (None, Some(ira)) => {
+                let q = format!("{P}.external.iamRolesAnywhere");
+                let anchor = arn_field(
+                    c,
+                    &format!("{q}.trustAnchorArn"),
+                    ira.trust_anchor_arn.as_deref(),
+                    "rolesanywhere",
+                    "trust-anchor/",
+                    ecs.region.as_deref(),
+                );
+                let profile = arn_field(
+                    c,
+                    &format!("{q}.profileArn"),
+                    ira.profile_arn.as_deref(),
+                    "rolesanywhere",
+                    "profile/",
+                    ecs.region.as_deref(),
+                );
+                arn_field(
+                    c,
+                    &format!("{q}.roleArn"),
+                    ira.role_arn.as_deref(),
+                    "iam",
+                    "role/",
+                    ecs.region.as_deref(),
+                );
+                if let (Some(a), Some(p)) = (anchor, profile)
+                    && a.region != p.region
+                {
+                    c.fail(&format!("{q}.profileArn"), format!("is in region {} but the trust anchor is in {}; a Roles Anywhere profile and trust anchor must share a region", p.region, a.region));
+                }
+                for (field, value) in [
+                    ("certificatePath", &ira.certificate_path),
+                    ("privateKeyPath", &ira.private_key_path),
+                ] {
+                    if let Some(v) = value.as_deref()
+                        && !v.starts_with('/')
+                    {
+                        c.fail(&format!("{q}.{field}"), format!("{} is not an absolute path", crate::model::text::echo(v)));
+                    }
+                }
+                if let Some(name) = ira.role_session_name.as_deref()
+                    && (name.len() < 2
+                        || name.len() > 64
+                        || !name.chars().all(|ch| ch.is_ascii_alphanumeric() || "=,.@-_".contains(ch)))
+                {
+                    c.fail(&format!("{q}.roleSessionName"), format!("{} is not a role session name; expected 2-64 characters of letters, digits and =,.@-_", crate::model::text::echo(name)));
+                }
+            }
+            (None, None) => {}
+        }
+    }
+    for (i, driver) in ecs.logging_drivers.iter().enumerate() {
+        if !LOGGING_DRIVERS.contains(&driver.as_str()) {
+            c.fail(
+                &format!("{P}.loggingDrivers[{i}]"),
+                format!(
+                    "{} is not a logging driver the ECS agent knows; expected one of {}",
+                    crate::model::text::echo(driver),
+                    LOGGING_DRIVERS.join(", ")
+                ),
+            );
+        }
+    }
+    if let Some(cleanup) = &ecs.image_cleanup {
+        for (field, value) in [
+            ("interval", &cleanup.interval),
+            ("minimumAge", &cleanup.minimum_age),
+        ] {
+            if let Some(v) = value.as_deref()
+                && !valid_go_duration(v)
+            {
+                c.fail(
+                    &format!("{P}.imageCleanup.{field}"),
+                    format!(
+                        "{} is not a duration; expected e.g. 30m, 1h or 1h30m",
+                        crate::model::text::echo(v)
+                    ),
+                );
+            }
+        }
+        if cleanup.images_per_cycle == Some(0) {
+            c.fail(&format!("{P}.imageCleanup.imagesPerCycle"), "is 0; the ECS agent ignores values below 1: set at least 1, or imageCleanup.enabled: false");
+        }
+    }
+    for (name, value) in &ecs.instance_attributes {
+        let ok_name = (1..=128).contains(&name.len())
+            && name
+                .chars()
+                .all(|ch| ch.is_ascii_alphanumeric() || "-_/\\.".contains(ch));
+        let ok_value = value.len() <= 128
+            && value
+                .chars()
+                .all(|ch| ch.is_ascii_alphanumeric() || "-_./\\@: ".contains(ch));
+        if !ok_name || !ok_value {
+            c.fail(&format!("{P}.instanceAttributes.{name}"), "is not an attribute ECS accepts; names are 1-128 letters, digits and -_/\\. and values at most 128 letters, digits, spaces and -_./\\@:");
+        }
+    }
+    for (key, value) in &ecs.instance_tags {
+        if key.is_empty()
+            || key.len() > 128
+            || value.len() > 256
+            || key.to_ascii_lowercase().starts_with("aws:")
+        {
+            c.fail(&format!("{P}.instanceTags.{key}"), "is not a tag ECS accepts; keys are 1-128 characters not starting with aws:, values at most 256");
+        }
+    }
+    if let Some(auth) = &ecs.registry_auth
+        && auth.data.is_empty()
+    {
+        c.fail(&format!("{P}.registryAuth.data"), "is empty; give registry URL -> credentials as the ECS agent's ECS_ENGINE_AUTH_DATA reads them");
+    }
+    for (key, value) in &ecs.config {
+        if !valid_key(key) {
+            c.fail(&format!("{P}.config.{key}"), "is not an environment variable name; expected letters, digits and _ (e.g. ECS_LOGLEVEL)");
+        } else if let Some(field) = typed_field_of(key) {
+            c.fail(
+                &format!("{P}.config.{key}"),
+                format!("is set by {field}; use that field instead"),
+            );
+        } else if key == crate::model::ecs::KEY_TASK_ENI && ecs.awsvpc_trunking == Some(true) {
+            c.fail(
+                &format!("{P}.config.{key}"),
+                "is set by spec.ecs.awsvpcTrunking: true; remove one",
+            );
+        }
+        if value.contains(['\n', '\r', '\0']) {
+            c.fail(
+                &format!("{P}.config.{key}"),
+                "has a line break or NUL; ecs.config values are one line",
+            );
+        }
+    }
+}
+
 /// Checks of the fields the agent acts on the way nodeadm does (and of its own extension that
 /// goes with them): a feature gate the agent cannot honour, and the instance tag label prefix.
 fn check_nodeadm_parity(c: &mut Checker<'_>, config: &NodeConfig) {
@@ -614,6 +827,21 @@ fn check_known_names(c: &mut Checker<'_>, config: &NodeConfig) {
                     gates.join(", ")
                 ),
             );
+        }
+    }
+    if let Some(ecs) = &config.spec.ecs {
+        for key in ecs.config.keys() {
+            if super::ecs::valid_key(key) && !crate::model::ecs::is_known_key(key) {
+                c.fail(
+                    &format!("spec.ecs.config.{key}"),
+                    format!(
+                        "is not a key the ECS agent or ecs-init documents, so it probably does nothing; {}",
+                        nearest(key, crate::model::ecs::KNOWN_KEYS)
+                    )
+                    .trim_end()
+                    .to_owned(),
+                );
+            }
         }
     }
     let mounts: Vec<&str> = DisabledMount::KNOWN

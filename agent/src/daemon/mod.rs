@@ -374,6 +374,8 @@ pub struct LifecycleHost {
     pub ec2: bool,
     /// Their state file.
     pub state_file: PathBuf,
+    /// An ECS container instance (`run --ecs`): drains set it to DRAINING through ECS.
+    pub ecs: Option<crate::lifecycle::ecs::EcsTarget>,
 }
 
 struct Report {
@@ -442,6 +444,10 @@ pub async fn run(settings: Settings) -> Result<(), Error> {
     let mut config = load_config(settings.config_file.as_deref())?;
     let metrics = Metrics::with_phases_file(settings.host.clone(), settings.init_phases.clone())
         .map_err(Error::Metrics)?;
+    let ecs_metrics = match &settings.targets.ecs {
+        Some(_) => Some(metrics.register_ecs().map_err(Error::Metrics)?),
+        None => None,
+    };
     let alive = Arc::new(AtomicBool::new(false));
     let bound = http::serve(
         settings.listen,
@@ -461,19 +467,17 @@ pub async fn run(settings: Settings) -> Result<(), Error> {
     targets.storage_dirs.sort();
     let mut ctx = Context::new(targets, Arc::new(Mutex::new(KmsgState::default())))
         .map_err(Error::HttpClient)?;
-    // The checks that apply to this node: no VPC CNI check on hybrid nodes, no accelerator
-    // check (and no AcceleratedHardwareReady) without accelerators.
+    // The checks that apply to this node ([`Targets::applies`]: the host kind), and no
+    // accelerator check (and no AcceleratedHardwareReady) without accelerators.
     let has_accelerators = ctx.has_accelerators();
     if has_accelerators {
         ctx.load_nvml();
     }
-    let applies = move |kind: &CheckKind, skip_vpc_cni: bool| match kind {
-        CheckKind::VpcCni => !skip_vpc_cni,
-        CheckKind::Accelerators => has_accelerators,
-        _ => true,
+    let host_targets = ctx.targets.clone();
+    let applies = move |kind: &CheckKind| {
+        host_targets.applies(*kind) && (*kind != CheckKind::Accelerators || has_accelerators)
     };
-    let skip_vpc_cni = ctx.targets.skip_vpc_cni;
-    config.schedules.retain(|k, _| applies(k, skip_vpc_cni));
+    config.schedules.retain(|k, _| applies(k));
 
     let kmsg: SharedKmsg = ctx.kmsg.clone();
     if let Ok(mut k) = kmsg.lock() {
@@ -569,6 +573,9 @@ pub async fn run(settings: Settings) -> Result<(), Error> {
                 let outcome = &report.outcome;
                 metrics.check_up.with_label_values(&[name]).set(i64::from(outcome.is_healthy()));
                 apply_facts(&metrics, report.kind, outcome, &mut restarts_seen);
+                if let Some(m) = &ecs_metrics {
+                    apply_ecs_facts(m, &outcome.facts);
+                }
                 if matches!(report.kind, CheckKind::Kernel | CheckKind::Storage | CheckKind::Accelerators) {
                     sync_kmsg_counts(&metrics, &ctx.kmsg, &mut kmsg_counted);
                 }
@@ -635,7 +642,7 @@ pub async fn run(settings: Settings) -> Result<(), Error> {
                 notify(&[NotifyState::Reloading, NotifyState::monotonic_usec_now().unwrap_or(NotifyState::Status("reloading"))]);
                 match load_config(settings.config_file.as_deref()) {
                     Ok(mut new) => {
-                        new.schedules.retain(|k, _| applies(k, skip_vpc_cni));
+                        new.schedules.retain(|k, _| applies(k));
                         for t in tasks.drain(..) { t.abort(); }
                         let keep: BTreeSet<CheckKind> = new.schedules.keys().copied().collect();
                         latest.retain(|k, _| keep.contains(k));
@@ -683,6 +690,7 @@ async fn start_lifecycle(
         kubeconfig: settings.kubeconfig.clone(),
         state_file: settings.lifecycle.state_file.clone(),
         metrics,
+        ecs: settings.lifecycle.ecs.clone(),
     })
     .await
     .map_err(Error::Metrics)?;
@@ -721,6 +729,16 @@ fn sync_kmsg_counts(metrics: &Metrics, kmsg: &SharedKmsg, counted: &mut BTreeMap
             }
             *seen = total;
         }
+    }
+}
+
+/// Updates the ECS host's metrics from a check's facts.
+fn apply_ecs_facts(m: &crate::report::metrics::EcsMetrics, f: &crate::checks::Facts) {
+    if let Some(up) = f.docker_up {
+        m.docker_up.set(i64::from(up));
+    }
+    if let Some(e) = &f.ecs {
+        m.set_agent(e.connected, &e.version, &e.cluster, &e.tasks);
     }
 }
 

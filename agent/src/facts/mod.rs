@@ -6,7 +6,9 @@
 //! are never replaced by discovered ones: the caller merges, the facts only report.
 
 pub mod cluster_info;
+pub mod docker;
 pub mod ec2;
+pub mod ecs_agent;
 pub mod eks;
 pub mod host;
 pub mod imds;

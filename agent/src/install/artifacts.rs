@@ -44,16 +44,83 @@ pub enum Component {
     CniPlugins,
     /// The ECR image credential provider binary.
     EcrCredentialProvider,
+    /// ECS hosts: Docker's static release tarball (`docker/dockerd`, `docker/docker`,
+    /// `docker/containerd`, `docker/runc`...), with a `docker.service` unit.
+    Docker,
+    /// ECS hosts: the `amazon-ecs-init` binary, with the `ecs.service` unit that runs it.
+    EcsInit,
+    /// ECS hosts: the ECS agent's container image as a tarball, which ecs-init loads (with
+    /// the cache state that tells it to).
+    EcsAgentImage,
 }
 
 /// Every component, in install order.
-pub const COMPONENTS: [Component; 5] = [
+pub const COMPONENTS: [Component; 8] = [
     Component::Containerd,
     Component::Runc,
     Component::CniPlugins,
     Component::EcrCredentialProvider,
     Component::Kubelet,
+    Component::Docker,
+    Component::EcsInit,
+    Component::EcsAgentImage,
 ];
+
+/// ecs-init's cache state: `2` makes it load the image at [`ECS_AGENT_IMAGE`] (what the
+/// amazon-ecs-init package installs).
+pub const ECS_CACHE_STATE: &str = "/var/cache/ecs/state";
+/// The agent image ecs-init loads.
+pub const ECS_AGENT_IMAGE: &str = "/var/cache/ecs/ecs-agent.tar";
+/// ecs-init's binary.
+pub const ECS_INIT: &str = "/usr/libexec/amazon-ecs-init";
+
+/// The `ecs.service` unit installed with [`Component::EcsInit`]: ecs-init's documented
+/// subcommands and its two environment files.
+const ECS_SERVICE_UNIT: &str = "# Installed by eks-node-agent with amazon-ecs-init (install --from).\n\
+[Unit]\n\
+Description=Amazon Elastic Container Service container agent (ecs-init)\n\
+Documentation=https://docs.aws.amazon.com/AmazonECS/latest/developerguide/\n\
+Wants=docker.service\n\
+PartOf=docker.service\n\
+After=docker.service\n\
+\n\
+[Service]\n\
+Type=simple\n\
+Restart=on-failure\n\
+RestartPreventExitStatus=5\n\
+RestartSec=10s\n\
+EnvironmentFile=-/var/lib/ecs/ecs.config\n\
+EnvironmentFile=-/etc/ecs/ecs.config\n\
+ExecStartPre=/usr/libexec/amazon-ecs-init pre-start\n\
+ExecStart=/usr/libexec/amazon-ecs-init start\n\
+ExecStop=/usr/libexec/amazon-ecs-init stop\n\
+ExecStopPost=/usr/libexec/amazon-ecs-init post-stop\n\
+\n\
+[Install]\n\
+WantedBy=multi-user.target\n";
+
+/// The `docker.service` unit installed with [`Component::Docker`] (dockerd starts the bundled
+/// containerd itself when no other runs).
+const DOCKER_SERVICE_UNIT: &str = "# Installed by eks-node-agent with Docker's static binaries (install --from).\n\
+[Unit]\n\
+Description=Docker Engine\n\
+Documentation=https://docs.docker.com\n\
+Wants=network-online.target\n\
+After=network-online.target\n\
+\n\
+[Service]\n\
+Type=notify\n\
+ExecStart=/usr/bin/dockerd -H unix:///var/run/docker.sock\n\
+ExecReload=/bin/kill -s HUP $MAINPID\n\
+Restart=always\n\
+RestartSec=2\n\
+LimitNOFILE=infinity\n\
+TasksMax=infinity\n\
+Delegate=yes\n\
+KillMode=process\n\
+\n\
+[Install]\n\
+WantedBy=multi-user.target\n";
 
 /// Where a component's bytes go.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -84,6 +151,9 @@ impl Component {
             Component::Runc => "runc",
             Component::CniPlugins => "cni-plugins",
             Component::EcrCredentialProvider => "ecr-credential-provider",
+            Component::Docker => "docker",
+            Component::EcsInit => "ecs-init",
+            Component::EcsAgentImage => "ecs-agent-image",
         }
     }
 
@@ -115,6 +185,37 @@ impl Component {
                 prefix: None,
                 dir: crate::model::paths::CNI_BIN_DIR,
             },
+            Component::Docker => Layout::Tarball {
+                prefix: Some("docker"),
+                dir: "/usr/bin",
+            },
+            Component::EcsInit => Layout::Single {
+                path: ECS_INIT,
+                mode: 0o755,
+            },
+            Component::EcsAgentImage => Layout::Single {
+                path: ECS_AGENT_IMAGE,
+                mode: 0o644,
+            },
+        }
+    }
+
+    /// Files the agent writes with the component (host path, contents, mode): the systemd
+    /// units of Docker and ecs-init, ecs-init's cache state with the agent image.
+    pub fn companions(self) -> Vec<(&'static str, &'static str, u32)> {
+        match self {
+            Component::Docker => vec![(
+                "/usr/lib/systemd/system/docker.service",
+                DOCKER_SERVICE_UNIT,
+                0o644,
+            )],
+            Component::EcsInit => vec![(
+                "/usr/lib/systemd/system/ecs.service",
+                ECS_SERVICE_UNIT,
+                0o644,
+            )],
+            Component::EcsAgentImage => vec![(ECS_CACHE_STATE, "2\n", 0o644)],
+            _ => Vec::new(),
         }
     }
 }

@@ -1,6 +1,7 @@
 //! `install --from DIR|URL`: kubelet, containerd, runc, CNI plugins and the ECR credential
-//! provider from a directory or mirror described by a `manifest.json` of SHA-256 sums; and the
-//! pieces of `uninstall --deregister`.
+//! provider (EKS nodes), or Docker, ecs-init and the ECS agent's image (ECS hosts, with the
+//! units and ecs-init's cache state that go with them), from a directory or mirror described
+//! by a `manifest.json` of SHA-256 sums; and the pieces of `uninstall --deregister`.
 //!
 //! Verify everything before writing anything: the manifest is read and validated, every
 //! selected artifact is copied to a private staging directory (outside the root) while it is
@@ -299,7 +300,11 @@ fn select(
     let mut chosen = Vec::new();
     let mut skipped = Vec::new();
     for a in &manifest.artifacts {
-        let runtime = matches!(a.component, Component::Containerd | Component::Runc);
+        // Docker's tarball carries containerd and runc too.
+        let runtime = matches!(
+            a.component,
+            Component::Containerd | Component::Runc | Component::Docker
+        );
         match (runtime, choice, distro) {
             (true, ContainerdChoice::Distro, _) => {
                 skipped.push((a.component, "--containerd distro".to_owned()));
@@ -417,6 +422,23 @@ pub async fn verify(opts: &Options) -> Result<Verified, Error> {
                 archive::expand(dest, a, prefix, dir, staging.path())?
             }
         };
+        let mut staged = staged;
+        for (i, (path, contents, mode)) in a.component.companions().into_iter().enumerate() {
+            let source = staging
+                .path()
+                .join(format!("{}.companion{i}", a.component.name()));
+            std::fs::write(&source, contents).map_err(|e| Error::Io {
+                what: "staged file",
+                path: source.clone(),
+                source: e,
+            })?;
+            staged.push(StagedFile {
+                source,
+                sha256: hex::encode(<sha2::Sha256 as sha2::Digest>::digest(contents.as_bytes())),
+                path: PathBuf::from(path),
+                mode,
+            });
+        }
         for f in staged {
             if let Some((_, first)) = files.iter().find(|(g, _)| g.path == f.path) {
                 return Err(Error::Conflict {

@@ -8,7 +8,7 @@
 
 use std::time::Duration;
 
-use aws_sdk_autoscaling::error::{DisplayErrorContext, ProvideErrorMetadata};
+use aws_sdk_autoscaling::error::ProvideErrorMetadata;
 
 use crate::facts::imds::Imds;
 
@@ -18,15 +18,9 @@ pub const TERMINATING: &str = "autoscaling:EC2_INSTANCE_TERMINATING";
 /// Errors of the Auto Scaling calls.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    /// The instance's identity could not be read from IMDS.
-    #[error("cannot read the instance identity from IMDS for Auto Scaling")]
-    Identity(#[source] crate::facts::imds::Error),
-    /// The region is not valid.
-    #[error("the instance identity's region is not valid")]
-    Region(#[source] crate::model::Invalid),
-    /// The instance role's credentials provider could not be built.
-    #[error("cannot use the instance role's credentials")]
-    Credentials(#[source] crate::auth::Error),
+    /// The instance's identity or its role's credentials could not be had.
+    #[error("cannot call Auto Scaling as the instance")]
+    Connect(#[from] super::InstanceRoleError),
     /// A call failed.
     #[error("Auto Scaling {call} failed: {message}")]
     Call {
@@ -67,12 +61,9 @@ fn call_error<E>(
 where
     E: ProvideErrorMetadata + std::error::Error + 'static,
 {
-    move |e| {
-        let message = match e.code() {
-            Some(code) => format!("{code}: {}", e.message().unwrap_or_default()),
-            None => DisplayErrorContext(&e).to_string(),
-        };
-        Error::Call { call, message }
+    move |e| Error::Call {
+        call,
+        message: super::sdk_error_message(&e),
     }
 }
 
@@ -80,21 +71,10 @@ impl Asg {
     /// The client: region and instance ID from the identity document, the instance role's
     /// credentials through the same IMDS endpoint.
     pub async fn connect(imds: &Imds) -> Result<Asg, Error> {
-        let doc = imds.identity_document().await.map_err(Error::Identity)?;
-        let region = crate::model::Region::parse(&doc.region, "IMDS instance identity document")
-            .map_err(Error::Region)?;
-        let source = crate::auth::credentials::Source::Imds(imds.endpoint().map(str::to_owned));
-        let provider = crate::auth::credentials::provider(
-            &source,
-            &region,
-            &crate::auth::credentials::process_env,
-        )
-        .await
-        .map_err(Error::Credentials)?;
-        let sdk = crate::facts::sdk_config(region.as_str(), Some(provider)).await;
+        let (sdk, instance_id) = super::instance_role_sdk(imds).await?;
         Ok(Asg {
             client: aws_sdk_autoscaling::Client::new(&sdk),
-            instance_id: doc.instance_id,
+            instance_id,
         })
     }
 

@@ -54,6 +54,9 @@ pub struct Inputs {
     pub metrics: Metrics,
     /// Where the Node's Kubernetes Events go.
     pub notices: mpsc::UnboundedSender<Notice>,
+    /// An ECS container instance: the drain sets it to DRAINING through the ECS API and waits
+    /// for its tasks, instead of evicting pods (there is no Kubernetes client then).
+    pub ecs: Option<super::ecs::EcsTarget>,
 }
 
 struct RunningDrain {
@@ -389,7 +392,8 @@ impl Engine {
             (EventKind::AsgTermination, None) => now + self.asg_drain_budget(None),
             (_, None) => now + self.inp.settings.drain.default_deadline,
         };
-        let drain = if ks.has(Action::Drain) && self.inp.kube.is_some() {
+        let drain = if ks.has(Action::Drain) && (self.inp.kube.is_some() || self.inp.ecs.is_some())
+        {
             Progress::Pending
         } else {
             Progress::NotNeeded
@@ -438,7 +442,7 @@ impl Engine {
             return;
         }
         let Some(kube) = self.inp.kube.clone() else {
-            if !self.warned_no_kube {
+            if !self.warned_no_kube && self.inp.ecs.is_none() {
                 tracing::warn!(
                     "lifecycle: no Kubernetes client; taints, cordon and drains are skipped"
                 );
@@ -540,9 +544,9 @@ impl Engine {
             .filter(|r| !r.ended && r.drain == Progress::Pending)
             .map(|r| r.deadline_unix.unwrap_or_else(|| now.unix_timestamp()))
             .collect();
-        let Some(kube) = self.inp.kube.clone() else {
+        if self.inp.kube.is_none() && self.inp.ecs.is_none() {
             return;
-        };
+        }
         let Some(earliest) = wanted.iter().min().copied() else {
             if let Some(d) = self.drain.take() {
                 tracing::info!("lifecycle: no event needs the drain any more; stopping it");
@@ -558,15 +562,22 @@ impl Engine {
             }
             return;
         }
-        // Cordon first: no pod may land on the Node while it is drained.
-        if !self.node_synced {
-            return;
-        }
-        tracing::info!(node = %kube.node(), deadline = %crate::model::text::rfc3339(deadline), "lifecycle: draining");
         let (tx, rx) = watch::channel(deadline);
-        let settings = self.inp.settings.drain;
-        let progress = ptx.clone();
-        let task = tokio::spawn(async move { drain::run(&kube, settings, rx, progress).await });
+        let task = if let Some(kube) = self.inp.kube.clone() {
+            // Cordon first: no pod may land on the Node while it is drained.
+            if !self.node_synced {
+                return;
+            }
+            tracing::info!(node = %kube.node(), deadline = %crate::model::text::rfc3339(deadline), "lifecycle: draining");
+            let settings = self.inp.settings.drain;
+            let progress = ptx.clone();
+            tokio::spawn(async move { drain::run(&kube, settings, rx, progress).await })
+        } else if let Some(target) = self.inp.ecs.clone() {
+            tracing::info!(cluster = %target.cluster, deadline = %crate::model::text::rfc3339(deadline), "lifecycle: draining the ECS container instance");
+            tokio::spawn(super::ecs::run(self.inp.imds.clone(), target, rx))
+        } else {
+            return;
+        };
         self.drain = Some(RunningDrain { deadline: tx, task });
     }
 

@@ -11,6 +11,7 @@
 pub mod asg;
 pub mod config;
 pub mod drain;
+pub mod ecs;
 pub mod engine;
 pub mod events;
 pub mod metrics;
@@ -83,6 +84,58 @@ impl EventKind {
     }
 }
 
+/// Why the instance could not call AWS as itself.
+#[derive(Debug, thiserror::Error)]
+pub enum InstanceRoleError {
+    /// The instance's identity could not be read from IMDS.
+    #[error("cannot read the instance identity from IMDS")]
+    Identity(#[source] crate::facts::imds::Error),
+    /// The region is not valid.
+    #[error("the instance identity's region is not valid")]
+    Region(#[source] crate::model::Invalid),
+    /// The instance role's credentials provider could not be built.
+    #[error("cannot use the instance role's credentials")]
+    Credentials(#[source] crate::auth::Error),
+}
+
+/// An SDK config for calls as the instance (Auto Scaling, ECS): the region from the identity
+/// document, the instance role's credentials through the same IMDS endpoint, the agent's SDK
+/// timeouts and retries; and the instance ID.
+pub async fn instance_role_sdk(
+    imds: &crate::facts::imds::Imds,
+) -> Result<(aws_config::SdkConfig, String), InstanceRoleError> {
+    let doc = imds
+        .identity_document()
+        .await
+        .map_err(InstanceRoleError::Identity)?;
+    let region = crate::model::Region::parse(&doc.region, "IMDS instance identity document")
+        .map_err(InstanceRoleError::Region)?;
+    let source = crate::auth::credentials::Source::Imds(imds.endpoint().map(str::to_owned));
+    let provider = crate::auth::credentials::provider(
+        &source,
+        &region,
+        &crate::auth::credentials::process_env,
+    )
+    .await
+    .map_err(InstanceRoleError::Credentials)?;
+    let sdk = crate::facts::sdk_config(region.as_str(), Some(provider)).await;
+    Ok((sdk, doc.instance_id))
+}
+
+/// An AWS SDK error as one line: its code and message when the service answered, else the
+/// error with its causes (Auto Scaling's and ECS's calls).
+pub fn sdk_error_message<E, R>(e: &aws_smithy_runtime_api::client::result::SdkError<E, R>) -> String
+where
+    E: aws_sdk_ecs::error::ProvideErrorMetadata + std::error::Error + 'static,
+    R: std::fmt::Debug,
+{
+    use aws_sdk_ecs::error::ProvideErrorMetadata;
+    match e.code() {
+        Some(code) => format!("{code}: {}", e.message().unwrap_or_default()),
+        None => aws_sdk_ecs::error::DisplayErrorContext(e).to_string(),
+    }
+}
+
 /// The prefix of the taints the watchers own.
 pub const TAINT_PREFIX: &str = "eks-node-agent/";
 /// The label that takes the Node out of external load balancers.
@@ -119,6 +172,8 @@ pub struct Start<'a> {
     pub state_file: std::path::PathBuf,
     /// The daemon's metrics, which the lifecycle metrics join.
     pub metrics: &'a crate::report::metrics::Metrics,
+    /// An ECS container instance (`run --ecs`): drains go through the ECS API.
+    pub ecs: Option<ecs::EcsTarget>,
 }
 
 /// Starts the watchers and the engine when `enabled` says so (`auto`: on EC2): IMDS with the
@@ -172,6 +227,7 @@ pub async fn start(
         state_path: s.state_file,
         metrics,
         notices: tx,
+        ecs: s.ecs,
     });
     Ok(Some((task, rx)))
 }

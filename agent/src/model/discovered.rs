@@ -156,4 +156,8 @@ pub struct Discovered {
     pub api_route_ip: Option<IpAddr>,
     /// This binary's absolute path.
     pub agent_binary: PathBuf,
+    /// ECS Anywhere with IAM Roles Anywhere: the first credentials file, from the session
+    /// discovery created (a secret; never serialized).
+    #[serde(skip)]
+    pub ecs_file_credentials: Option<super::ecs::FileCredentials>,
 }

@@ -8,6 +8,7 @@
 //! - [`limits`]: network and CPU limits of instance types, with the embedded table;
 //! - [`node`]: the node's kind and its resolved values (the input of render);
 //! - [`discovered`]: what discovery found, typed;
+//! - [`ecs`]: ECS container instances: ecs.config keys, paths, resolved values;
 //! - [`kubeadm`]: bootstrap tokens and CA pins;
 //! - [`accelerator`]: accelerators on the PCI bus;
 //! - [`conditions`]: the Node condition types the agent owns;
@@ -21,6 +22,7 @@ pub mod asg;
 pub mod bounded;
 pub mod conditions;
 pub mod discovered;
+pub mod ecs;
 mod error;
 pub mod ids;
 pub mod kubeadm;

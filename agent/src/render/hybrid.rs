@@ -33,33 +33,75 @@ pub fn credentials_file_service(
         return None;
     }
     let ira = config.spec.hybrid.as_ref()?.iam_roles_anywhere.as_ref()?;
-    let args: Vec<(&str, &str)> = vec![
-        (
-            "--certificate",
-            ira.certificate_path
-                .as_deref()
-                .unwrap_or(DEFAULT_CERTIFICATE),
-        ),
-        (
-            "--private-key",
-            ira.private_key_path
-                .as_deref()
-                .unwrap_or(DEFAULT_PRIVATE_KEY),
-        ),
-        (
-            "--trust-anchor-arn",
-            ira.trust_anchor_arn.as_deref().unwrap_or_default(),
-        ),
-        (
-            "--profile-arn",
-            ira.profile_arn.as_deref().unwrap_or_default(),
-        ),
-        ("--role-arn", ira.role_arn.as_deref().unwrap_or_default()),
-        ("--role-session-name", node.node_name.as_str()),
-        ("--region", &node.region),
-        ("--update-file", HYBRID_CREDENTIALS_FILE),
+    Some(credentials_refresh_unit(&RefreshUnit {
+        unit: CREDENTIALS_FILE_UNIT,
+        setting: "spec.hybrid.enableCredentialsFile",
+        purpose: "the IAM Roles Anywhere credentials file for pods",
+        reader: "pods that mount it",
+        agent_binary: &node.agent_binary.display().to_string(),
+        certificate: ira
+            .certificate_path
+            .as_deref()
+            .unwrap_or(DEFAULT_CERTIFICATE),
+        private_key: ira
+            .private_key_path
+            .as_deref()
+            .unwrap_or(DEFAULT_PRIVATE_KEY),
+        trust_anchor_arn: ira.trust_anchor_arn.as_deref().unwrap_or_default(),
+        profile_arn: ira.profile_arn.as_deref().unwrap_or_default(),
+        role_arn: ira.role_arn.as_deref().unwrap_or_default(),
+        role_session_name: Some(node.node_name.as_str()),
+        region: &node.region,
+        file: HYBRID_CREDENTIALS_FILE,
+    }))
+}
+
+/// What a unit keeping a Roles Anywhere credentials file fresh runs with.
+#[derive(Debug)]
+pub struct RefreshUnit<'a> {
+    /// The unit's name.
+    pub unit: &'a str,
+    /// The config field it comes from (for the header comment).
+    pub setting: &'a str,
+    /// What the file is for (its `Description=`).
+    pub purpose: &'a str,
+    /// Who reads the file (the header comment).
+    pub reader: &'a str,
+    /// This binary.
+    pub agent_binary: &'a str,
+    /// The certificate (PEM).
+    pub certificate: &'a str,
+    /// Its private key (PEM).
+    pub private_key: &'a str,
+    /// The trust anchor ARN.
+    pub trust_anchor_arn: &'a str,
+    /// The profile ARN.
+    pub profile_arn: &'a str,
+    /// The role ARN.
+    pub role_arn: &'a str,
+    /// The role session name, when set.
+    pub role_session_name: Option<&'a str>,
+    /// The region of the Roles Anywhere endpoint.
+    pub region: &'a str,
+    /// The credentials file kept fresh.
+    pub file: &'a str,
+}
+
+/// The unit running `eks-node-agent credentials ... --update-file FILE` (restarted when it
+/// stops), and the service to start.
+pub fn credentials_refresh_unit(u: &RefreshUnit<'_>) -> (FileSpec, ServiceSpec) {
+    let mut args: Vec<(&str, &str)> = vec![
+        ("--certificate", u.certificate),
+        ("--private-key", u.private_key),
+        ("--trust-anchor-arn", u.trust_anchor_arn),
+        ("--profile-arn", u.profile_arn),
+        ("--role-arn", u.role_arn),
     ];
-    let mut exec = exec_word(&node.agent_binary.display().to_string());
+    if let Some(name) = u.role_session_name {
+        args.push(("--role-session-name", name));
+    }
+    args.extend([("--region", u.region), ("--update-file", u.file)]);
+    let mut exec = exec_word(u.agent_binary);
     exec.push_str(" credentials");
     for (flag, value) in args {
         exec.push(' ');
@@ -68,10 +110,10 @@ pub fn credentials_file_service(
         exec.push_str(&exec_word(value));
     }
     let unit = format!(
-        "# Written by eks-node-agent (spec.hybrid.enableCredentialsFile): keeps {HYBRID_CREDENTIALS_FILE}\n\
-         # fresh with IAM Roles Anywhere credentials, for pods that mount it.\n\
+        "# Written by eks-node-agent ({setting}): keeps {file}\n\
+         # fresh with IAM Roles Anywhere credentials, for {reader}.\n\
          [Unit]\n\
-         Description=EKS node agent: the IAM Roles Anywhere credentials file for pods\n\
+         Description=EKS node agent: {purpose}\n\
          Wants=network-online.target\n\
          After=network-online.target\n\
          \n\
@@ -81,19 +123,19 @@ pub fn credentials_file_service(
          RestartSec=10s\n\
          \n\
          [Install]\n\
-         WantedBy=multi-user.target\n"
+         WantedBy=multi-user.target\n",
+        setting = u.setting,
+        file = u.file,
+        purpose = u.purpose,
+        reader = u.reader,
     );
-    Some((
-        FileSpec::new(
-            format!("{SYSTEMD_UNIT_DIR}/{CREDENTIALS_FILE_UNIT}"),
-            unit,
-            &[CREDENTIALS_FILE_UNIT],
-        ),
+    (
+        FileSpec::new(format!("{SYSTEMD_UNIT_DIR}/{}", u.unit), unit, &[u.unit]),
         ServiceSpec {
-            unit: CREDENTIALS_FILE_UNIT.into(),
+            unit: u.unit.into(),
             wait_for_socket: None,
         },
-    ))
+    )
 }
 
 /// `enableCredentialsFile` on an SSM node: `/eks-hybrid/.aws` links to the SSM agent's

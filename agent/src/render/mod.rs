@@ -1,6 +1,7 @@
 //! Pure rendering: (NodeConfig, [`NodeValues`]) -> [`Plan`]. No IO here; golden-tested.
 
 pub mod containerd;
+pub mod ecs;
 pub mod hybrid;
 pub mod kubeconfig;
 pub mod kubelet;
@@ -171,7 +172,25 @@ pub fn registration(
 ) -> Result<Plan, crate::auth::Error> {
     use crate::auth::ssm::{Activation, ActivationCode};
     let mut plan = Plan::default();
-    let Some(ssm) = config.spec.hybrid.as_ref().and_then(|h| h.ssm.as_ref()) else {
+    // EKS Hybrid Nodes, or ECS Anywhere with an SSM activation (the same registration; the
+    // region is the cluster's).
+    let ecs_ssm = config.spec.ecs.as_ref().and_then(|e| {
+        let ssm = e.external.as_ref()?.ssm.as_ref()?;
+        Some((ssm, "spec.ecs.region", e.region.as_deref()))
+    });
+    let hybrid_ssm = config
+        .spec
+        .hybrid
+        .as_ref()
+        .and_then(|h| h.ssm.as_ref())
+        .map(|ssm| {
+            (
+                ssm,
+                "spec.cluster.region",
+                config.spec.cluster.region.as_deref(),
+            )
+        });
+    let Some((ssm, region_field, region)) = ecs_ssm.or(hybrid_ssm) else {
         return Ok(plan);
     };
     if registered {
@@ -183,15 +202,16 @@ pub fn registration(
         );
         return Ok(plan);
     }
-    let region = crate::model::Region::parse(
-        config.spec.cluster.region.as_deref().unwrap_or_default(),
-        "spec.cluster.region",
-    )?;
+    let region = crate::model::Region::parse(region.unwrap_or_default(), region_field)?;
     let activation = Activation {
         id: ssm.activation_id.clone().unwrap_or_default(),
         code: ActivationCode::parse(
             ssm.activation_code.as_deref().unwrap_or_default(),
-            "spec.hybrid.ssm",
+            if ecs_ssm.is_some() {
+                "spec.ecs.external.ssm"
+            } else {
+                "spec.hybrid.ssm"
+            },
         )?,
         region: region.clone(),
     };

@@ -167,12 +167,21 @@ fn unit_name(unit: &str) -> String {
 /// `kubelet.service`). Unit-specific values win over `default`. `init` writes it as drop-ins
 /// ([`environment_dropins`]); `status` compares the drop-ins on disk with it.
 pub fn environment_by_unit(config: &NodeConfig) -> BTreeMap<String, BTreeMap<String, String>> {
+    environment_by_unit_with(config, &DEFAULT_ENV_UNITS)
+}
+
+/// [`environment_by_unit`] with `default` applied to `default_units` (an ECS host's are Docker
+/// and ecs-init).
+pub fn environment_by_unit_with(
+    config: &NodeConfig,
+    default_units: &[&str],
+) -> BTreeMap<String, BTreeMap<String, String>> {
     let env = &config.spec.instance.environment;
     let mut per_unit: BTreeMap<String, BTreeMap<String, String>> = BTreeMap::new();
     if let Some(defaults) = env.get("default") {
-        for unit in DEFAULT_ENV_UNITS {
+        for unit in default_units {
             per_unit
-                .entry(unit.to_owned())
+                .entry((*unit).to_owned())
                 .or_default()
                 .extend(defaults.clone());
         }
@@ -189,7 +198,12 @@ pub fn environment_by_unit(config: &NodeConfig) -> BTreeMap<String, BTreeMap<Str
 /// systemd drop-ins with `spec.instance.environment`, one per unit
 /// ([`environment_by_unit`]).
 pub fn environment_dropins(config: &NodeConfig) -> Vec<FileSpec> {
-    environment_by_unit(config)
+    environment_dropins_for(config, &DEFAULT_ENV_UNITS)
+}
+
+/// [`environment_dropins`] with `default` applied to `default_units`.
+pub fn environment_dropins_for(config: &NodeConfig, default_units: &[&str]) -> Vec<FileSpec> {
+    environment_by_unit_with(config, default_units)
         .into_iter()
         .map(|(unit, vars)| {
             let mut text = String::from(

@@ -62,6 +62,53 @@ pub struct Metrics {
     phases_file: std::path::PathBuf,
 }
 
+/// The metrics of an ECS container instance ([`Metrics::register_ecs`]).
+#[derive(Debug, Clone)]
+pub struct EcsMetrics {
+    /// Docker answers `/_ping`.
+    pub docker_up: IntGauge,
+    /// The ECS agent reports a container instance ARN.
+    pub agent_connected: IntGauge,
+    /// Tasks by known status.
+    pub tasks: IntGaugeVec,
+    /// The agent's version and cluster.
+    pub agent_info: IntGaugeVec,
+}
+
+impl EcsMetrics {
+    /// Sets the task gauges to `by_state` (states no longer seen go to 0) and the info series
+    /// to the one `(version, cluster)`.
+    pub fn set_agent(
+        &self,
+        connected: bool,
+        version: &str,
+        cluster: &str,
+        by_state: &std::collections::BTreeMap<String, u64>,
+    ) {
+        self.agent_connected.set(i64::from(connected));
+        for family in prometheus::core::Collector::collect(&self.tasks) {
+            for m in family.get_metric() {
+                if let Some(l) = m.get_label().first()
+                    && !by_state.contains_key(l.value())
+                {
+                    self.tasks.with_label_values(&[l.value()]).set(0);
+                }
+            }
+        }
+        for (state, n) in by_state {
+            self.tasks
+                .with_label_values(&[state.as_str()])
+                .set(i64::try_from(*n).unwrap_or(i64::MAX));
+        }
+        if !version.is_empty() {
+            self.agent_info.reset();
+            self.agent_info
+                .with_label_values(&[version, cluster])
+                .set(1);
+        }
+    }
+}
+
 fn opts(name: &str, help: &str) -> Opts {
     Opts::new(name, help)
 }
@@ -261,6 +308,40 @@ impl Metrics {
             host,
             phases_file,
         })
+    }
+
+    /// Registers the ECS host's metrics (`run --ecs`).
+    pub fn register_ecs(&self) -> Result<EcsMetrics, prometheus::Error> {
+        let m = EcsMetrics {
+            docker_up: IntGauge::with_opts(opts(
+                "eksnode_docker_up",
+                "Whether Docker answers /_ping on its socket (ECS hosts).",
+            ))?,
+            agent_connected: IntGauge::with_opts(opts(
+                "eksnode_ecs_agent_connected",
+                "Whether the ECS agent's introspection API reports a container instance ARN (1) or not (0).",
+            ))?,
+            tasks: IntGaugeVec::new(
+                opts(
+                    "eksnode_ecs_tasks",
+                    "Tasks the ECS agent knows, by their known status.",
+                ),
+                &["state"],
+            )?,
+            agent_info: IntGaugeVec::new(
+                opts(
+                    "eksnode_ecs_agent_info",
+                    "The ECS agent's version and cluster, as its introspection API reports them (always 1).",
+                ),
+                &["version", "cluster"],
+            )?,
+        };
+        self.registry.register(Box::new(m.docker_up.clone()))?;
+        self.registry
+            .register(Box::new(m.agent_connected.clone()))?;
+        self.registry.register(Box::new(m.tasks.clone()))?;
+        self.registry.register(Box::new(m.agent_info.clone()))?;
+        Ok(m)
     }
 
     /// Registers metrics that a layer above owns (the lifecycle watchers'), so one scrape

@@ -272,7 +272,123 @@ fn samples() -> BTreeMap<String, Sample> {
         "spec.instanceTagLabels.prefix",
         sample("ec2-instance-tags", json!("other:"), None),
     );
+    ecs_samples(&mut s);
     s
+}
+
+/// The samples of `spec.ecs` (scenarios of tests/golden/ecs, named `ecs/<scenario>`).
+fn ecs_samples(s: &mut BTreeMap<String, Sample>) {
+    const SSM: &str = "ecs/anywhere-ssm";
+    const IRA: &str = "ecs/anywhere-iam-roles-anywhere";
+    const EC2: &str = "ecs/ec2-nodeconfig-mime";
+    const AUTH: &str = "ecs/ec2-ecs-config-user-data";
+    let ra = "arn:aws:rolesanywhere:us-west-2:123456789012";
+    let mut add = |path: &str, sample: Sample| {
+        s.insert(format!("spec.ecs.{path}"), sample);
+    };
+    add("cluster", sample(SSM, json!("other"), Some(json!("edge"))));
+    add(
+        "region",
+        sample(SSM, json!("us-west-2"), Some(json!("us-east-2"))),
+    );
+    add(
+        "external.ssm.activationCode",
+        sample(
+            SSM,
+            json!("OTHERcode+9876543210"),
+            Some(json!("EXAMPLEcode+0123456789")),
+        ),
+    );
+    add(
+        "external.ssm.activationId",
+        sample(
+            SSM,
+            json!("0a1b2c3d-4e5f-4a6b-8c7d-9e0f1a2b3c4d"),
+            Some(json!("3f1e2a4b-1c2d-4e5f-8a9b-0c1d2e3f4a5b")),
+        ),
+    );
+    let ira = |field: &str, a: Value, b: Option<Value>| {
+        (
+            format!("external.iamRolesAnywhere.{field}"),
+            sample(IRA, a, b),
+        )
+    };
+    for (path, sample) in [
+        ira(
+            "trustAnchorArn",
+            json!(format!(
+                "{ra}:trust-anchor/0a1b2c3d-4e5f-4a6b-8c7d-9e0f1a2b3c4d"
+            )),
+            Some(json!(format!(
+                "{ra}:trust-anchor/3f1e2a4b-1c2d-4e5f-8a9b-0c1d2e3f4a5b"
+            ))),
+        ),
+        ira(
+            "profileArn",
+            json!(format!("{ra}:profile/0a1b2c3d-4e5f-4a6b-8c7d-9e0f1a2b3c4d")),
+            Some(json!(format!(
+                "{ra}:profile/8a9b0c1d-2e3f-4a5b-9c6d-7e8f9a0b1c2d"
+            ))),
+        ),
+        ira(
+            "roleArn",
+            json!("arn:aws:iam::123456789012:role/OtherRole"),
+            Some(json!("arn:aws:iam::123456789012:role/ECSAnywhereRole")),
+        ),
+        ira("certificatePath", json!("/etc/pki/node.pem"), None),
+        ira("privateKeyPath", json!("/etc/pki/node.key"), None),
+        ira("roleSessionName", json!("rack9"), None),
+    ] {
+        add(&path, sample);
+    }
+    add("taskIamRole", sample(EC2, json!(false), Some(json!(true))));
+    add("taskIamRoleNetworkHost", sample(EC2, json!(true), None));
+    add(
+        "awsvpcTrunking",
+        sample(EC2, json!(false), Some(json!(true))),
+    );
+    add("loggingDrivers", sample(EC2, json!(["json-file"]), None));
+    add("reservedMemoryMiB", sample(EC2, json!(128), None));
+    add("imageCleanup.enabled", sample(EC2, json!(false), None));
+    add("imageCleanup.interval", sample(EC2, json!("1h"), None));
+    add("imageCleanup.minimumAge", sample(EC2, json!("2h"), None));
+    add("imageCleanup.imagesPerCycle", sample(EC2, json!(3), None));
+    add("spotDraining", sample(EC2, json!(false), Some(json!(true))));
+    add(
+        "instanceAttributes",
+        sample(EC2, json!({ "stack": "dev" }), None),
+    );
+    add("instanceTags", sample(EC2, json!({ "Owner": "ops" }), None));
+    add(
+        "config",
+        sample(EC2, json!({ "ECS_LOGLEVEL": "debug" }), None),
+    );
+    add(
+        "registryAuth.type=docker",
+        sample(AUTH, json!("docker"), Some(json!("dockercfg"))),
+    );
+    add(
+        "registryAuth.type=dockercfg",
+        sample(AUTH, json!("dockercfg"), Some(json!("docker"))),
+    );
+    add(
+        "registryAuth.data",
+        sample(
+            AUTH,
+            json!({ "https://other.example.com": { "username": "u", "password": "p", "email": "e@example.com" } }),
+            Some(
+                json!({ "https://registry.example.com": { "username": "ci", "password": "EXAMPLEpassword", "email": "ci@example.com" } }),
+            ),
+        ),
+    );
+}
+
+/// A scenario's directory: `ecs/<name>` under tests/golden/ecs, else tests/golden/init.
+fn scenario_dir(base: &str) -> std::path::PathBuf {
+    match base.strip_prefix("ecs/") {
+        Some(name) => repo_root().join("tests/golden/ecs").join(name),
+        None => repo_root().join("tests/golden/init").join(base),
+    }
 }
 
 /// The leaves of a JSON Schema: every field path, and `path=VALUE` for each value of a string
@@ -376,7 +492,7 @@ struct Effects {
 }
 
 fn effects(base: &str, config: &NodeConfig) -> Result<Effects, String> {
-    let dir = repo_root().join("tests/golden/init").join(base);
+    let dir = scenario_dir(base);
     let found = crate::init::scenario_facts(&dir);
     config::validate::validate(
         config,
@@ -391,16 +507,23 @@ fn effects(base: &str, config: &NodeConfig) -> Result<Effects, String> {
             .collect::<Vec<_>>()
             .join("; ")
     })?;
-    let node =
-        eks_node_agent::compute::values::resolve(config, &found).map_err(|e| e.to_string())?;
     let registration = render::registration(config, found.ssm_managed_instance_id.is_some(), true)
         .map_err(|e| e.to_string())?;
     let discovery = config
         .discovery(&|_| None)
         .map(|p| format!("{p:?}"))
         .map_err(|e| e.to_string())?;
+    let plan = if config.is_ecs() {
+        let values =
+            eks_node_agent::compute::ecs::resolve(config, &found).map_err(|e| e.to_string())?;
+        render::ecs::render(config, &values)
+    } else {
+        let node =
+            eks_node_agent::compute::values::resolve(config, &found).map_err(|e| e.to_string())?;
+        render::render(config, &node)
+    };
     Ok(Effects {
-        plan: render::render(config, &node),
+        plan,
         registration,
         discovery,
     })
@@ -408,7 +531,7 @@ fn effects(base: &str, config: &NodeConfig) -> Result<Effects, String> {
 
 /// The base scenario's config with the field at `path` set to `value` (`None`: removed).
 fn with_field(base: &str, path: &str, value: Option<&Value>) -> NodeConfig {
-    let dir = repo_root().join("tests/golden/init").join(base);
+    let dir = scenario_dir(base);
     let source = crate::init::scenario_source(&dir).unwrap();
     let loaded = config::load(&[format!("file://{}", source.display())], &NoUserData).unwrap();
     let mut doc = serde_json::to_value(&loaded.config).unwrap();

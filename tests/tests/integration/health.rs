@@ -936,6 +936,22 @@ fn warning_cases() -> Vec<Case> {
 /// Reasons injected by other tests (named), or only reachable through a unit test here.
 const COVERED_ELSEWHERE: &[(&str, &str)] = &[
     (
+        "DockerUnreachable",
+        "ecs::status::status_checks_the_cluster_the_agent_and_docker (real dockerd, then a missing socket)",
+    ),
+    (
+        "EcsAgentUnreachable",
+        "ecs::agent_check_reasons_against_the_introspection_emulator",
+    ),
+    (
+        "EcsAgentNotRegistered",
+        "ecs::agent_check_reasons_against_the_introspection_emulator",
+    ),
+    (
+        "EcsAgentWrongCluster",
+        "ecs::agent_check_reasons_against_the_introspection_emulator",
+    ),
+    (
         "KubeletCertificateMissing",
         "this test: the certificate is absent at start",
     ),

@@ -47,6 +47,57 @@ pub fn scenario_facts(dir: &Path) -> Discovered {
     found
 }
 
+/// Checks a scenario's plan against its golden files: every file under `expected/` (with its
+/// host path), and `expected.plan` (the registration before discovery, modes, units affected,
+/// sysctls, host actions, services); a golden file the plan no longer writes is a failure.
+/// Returns the failures.
+pub fn check_plan(dir: &Path, registration: &render::Plan, plan: &render::Plan) -> Vec<String> {
+    let mut failures = Vec::new();
+    let expected_dir = dir.join("expected");
+    let mut written = BTreeSet::new();
+    let mut summary = String::new();
+    for a in &registration.actions {
+        summary.push_str(&format!("before discovery: {}\n", a.describe()));
+    }
+    for f in &plan.files {
+        let rel = f.path.strip_prefix("/").unwrap();
+        let path = expected_dir.join(rel);
+        if let Err(e) = golden::check(&path, &String::from_utf8_lossy(&f.contents)) {
+            failures.push(e);
+        }
+        written.insert(path);
+        summary.push_str(&format!(
+            "file {:o} {} affects={}\n",
+            f.mode,
+            f.path.display(),
+            f.affects.join(",")
+        ));
+    }
+    for s in &plan.sysctls {
+        summary.push_str(&format!("sysctl {} = {}\n", s.key, s.value));
+    }
+    for a in &plan.actions {
+        summary.push_str(&format!("action {}\n", a.describe()));
+    }
+    for s in &plan.services {
+        summary.push_str(&format!(
+            "service {} wait_for_socket={:?}\n",
+            s.unit, s.wait_for_socket
+        ));
+    }
+    if let Err(e) = golden::check(&dir.join("expected.plan"), &summary) {
+        failures.push(e);
+    }
+    for stale in files_under(&expected_dir).difference(&written) {
+        if std::env::var_os(golden::UPDATE_ENV).is_some() {
+            std::fs::remove_file(stale).unwrap();
+        } else {
+            failures.push(format!("{} is not in the plan any more", stale.display()));
+        }
+    }
+    failures
+}
+
 /// Each scenario directory has `nodeconfig.yaml` or `user-data` (the user's documents),
 /// `discovered.yaml` (what IMDS, EC2, EKS and the host reported) and optionally a fake sysfs
 /// tree `sys/`, and the expected output: `expected/` (every file with its host path) and
@@ -76,48 +127,7 @@ fn golden_init_scenarios() {
         .unwrap();
         let node = resolve(&loaded.config, &found).unwrap();
         let plan = render::render(&loaded.config, &node);
-        let expected_dir = dir.join("expected");
-        let mut written = BTreeSet::new();
-        let mut summary = String::new();
-        for a in &registration.actions {
-            summary.push_str(&format!("before discovery: {}\n", a.describe()));
-        }
-        for f in &plan.files {
-            let rel = f.path.strip_prefix("/").unwrap();
-            let path = expected_dir.join(rel);
-            if let Err(e) = golden::check(&path, &String::from_utf8_lossy(&f.contents)) {
-                failures.push(e);
-            }
-            written.insert(path);
-            summary.push_str(&format!(
-                "file {:o} {} affects={}\n",
-                f.mode,
-                f.path.display(),
-                f.affects.join(",")
-            ));
-        }
-        for s in &plan.sysctls {
-            summary.push_str(&format!("sysctl {} = {}\n", s.key, s.value));
-        }
-        for a in &plan.actions {
-            summary.push_str(&format!("action {}\n", a.describe()));
-        }
-        for s in &plan.services {
-            summary.push_str(&format!(
-                "service {} wait_for_socket={:?}\n",
-                s.unit, s.wait_for_socket
-            ));
-        }
-        if let Err(e) = golden::check(&dir.join("expected.plan"), &summary) {
-            failures.push(e);
-        }
-        for stale in files_under(&expected_dir).difference(&written) {
-            if std::env::var_os(golden::UPDATE_ENV).is_some() {
-                std::fs::remove_file(stale).unwrap();
-            } else {
-                failures.push(format!("{} is not in the plan any more", stale.display()));
-            }
-        }
+        failures.extend(check_plan(dir, &registration, &plan));
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }

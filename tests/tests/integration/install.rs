@@ -20,11 +20,11 @@ use crate::agent_bin;
 /// (host path, contents, mode) of every file the test mirror installs.
 type Expected = Vec<(&'static str, Vec<u8>, u32)>;
 
-fn script(name: &str) -> Vec<u8> {
+pub(crate) fn script(name: &str) -> Vec<u8> {
     format!("#!/bin/sh\necho \"{name} v1.33.0-test\"\n").into_bytes()
 }
 
-fn targz(path: &Path, entries: &[(&str, &[u8], u32)]) {
+pub(crate) fn targz(path: &Path, entries: &[(&str, &[u8], u32)]) {
     let gz = flate2::write::GzEncoder::new(
         std::fs::File::create(path).unwrap(),
         flate2::Compression::default(),
@@ -88,7 +88,7 @@ fn build_mirror(dir: &Path) -> Expected {
 
 /// The test key pair that signs every test mirror, made once per test process by
 /// scripts/sign-mirror.sh (minisign): (public key, secret key).
-fn test_key() -> &'static (PathBuf, PathBuf) {
+pub(crate) fn test_key() -> &'static (PathBuf, PathBuf) {
     static KEY: std::sync::OnceLock<(tempfile::TempDir, PathBuf, PathBuf)> =
         std::sync::OnceLock::new();
     let (_, public, secret) = KEY.get_or_init(|| {
@@ -121,22 +121,35 @@ fn sign_mirror(dir: &Path, secret: &Path) {
 /// Writes manifest.json with the true sums and sizes of the files now in `dir`, signed with
 /// the test key.
 fn write_manifest(dir: &Path) {
-    write_unsigned_manifest(dir);
+    write_manifest_of(dir, &DEFAULT_ARTIFACTS);
+}
+
+/// The EKS components of the test mirror: (component, file).
+const DEFAULT_ARTIFACTS: [(&str, &str); 5] = [
+    ("kubelet", "bin/kubelet"),
+    ("runc", "runc.amd64"),
+    (
+        "ecr-credential-provider",
+        "ecr-credential-provider-linux-amd64",
+    ),
+    ("cni-plugins", "cni-plugins-linux-amd64-v1.6.2.tgz"),
+    ("containerd", "containerd-2.0.5-linux-amd64.tar.gz"),
+];
+
+/// Writes `dir/manifest.json` for `(component, file)` entries (each file's SHA-256 and size),
+/// signed with the test key ([`test_key`]).
+pub(crate) fn write_manifest_of(dir: &Path, entries: &[(&str, &str)]) {
+    write_unsigned_manifest_of(dir, entries);
     sign_mirror(dir, &test_key().1);
 }
 
-/// Writes manifest.json, leaving any signature as it was.
+/// Writes manifest.json of the default artifacts, leaving any signature as it was.
 fn write_unsigned_manifest(dir: &Path) {
-    let entries = [
-        ("kubelet", "bin/kubelet"),
-        ("runc", "runc.amd64"),
-        (
-            "ecr-credential-provider",
-            "ecr-credential-provider-linux-amd64",
-        ),
-        ("cni-plugins", "cni-plugins-linux-amd64-v1.6.2.tgz"),
-        ("containerd", "containerd-2.0.5-linux-amd64.tar.gz"),
-    ];
+    write_unsigned_manifest_of(dir, &DEFAULT_ARTIFACTS);
+}
+
+/// Writes manifest.json for `entries`, leaving any signature as it was.
+fn write_unsigned_manifest_of(dir: &Path, entries: &[(&str, &str)]) {
     let artifacts: Vec<serde_json::Value> = entries
         .iter()
         .map(|(name, file)| {

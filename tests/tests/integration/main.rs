@@ -10,6 +10,7 @@ mod config;
 mod daemon;
 mod discovery;
 mod e2e;
+mod ecs;
 mod faults;
 mod hardening;
 mod health;

@@ -545,6 +545,18 @@ impl RolesAnywhereProvider {
     }
 }
 
+/// An AWS shared credentials file (profile `default`) holding one session: what
+/// `credentials --update-file` keeps fresh and what an ECS Anywhere agent reads.
+pub fn shared_credentials_file(creds: &SessionCredentials) -> String {
+    format!(
+        "# Written by eks-node-agent: IAM Roles Anywhere credentials, renewed before they expire ({}).\n[default]\naws_access_key_id = {}\naws_secret_access_key = {}\naws_session_token = {}\n",
+        crate::model::text::rfc3339(creds.expiration),
+        creds.access_key_id,
+        creds.secret_access_key,
+        creds.session_token
+    )
+}
+
 /// True when credentials expiring at `expiration` must be replaced at `now`.
 pub fn needs_refresh(expiration: SystemTime, now: SystemTime) -> bool {
     expiration

@@ -5,12 +5,14 @@
 //! `config::NodeConfig::discovery`), so this layer never reads the config itself.
 
 mod ec2;
+mod ecs;
 mod hybrid;
 mod kubeadm;
 
 use std::path::{Path, PathBuf};
 
 pub use ec2::{Ec2Request, RESOLVE_POLICY, api_server_addresses, instance_tags};
+pub use ecs::EcsRequest;
 pub use hybrid::HybridRequest;
 pub use kubeadm::KubeadmRequest;
 
@@ -33,6 +35,9 @@ pub enum Provider {
     Hybrid(HybridRequest),
     /// A kubeadm join (EKS Anywhere): the JWS-verified, CA-pinned `cluster-info`.
     Kubeadm(KubeadmRequest),
+    /// An Amazon ECS container instance: the EC2 identity document, or on ECS Anywhere the SSM
+    /// registration or a first IAM Roles Anywhere session.
+    Ecs(EcsRequest),
 }
 
 /// What every provider reads besides its request.
@@ -67,6 +72,7 @@ impl Provider {
             Provider::Outpost(_) => "outpost",
             Provider::Hybrid(_) => "hybrid",
             Provider::Kubeadm(_) => "kubeadm",
+            Provider::Ecs(_) => "ecs",
         }
     }
 
@@ -80,6 +86,7 @@ impl Provider {
             Provider::Outpost(req) => ec2::discover(req, ctx, true).await?,
             Provider::Hybrid(req) => hybrid::discover(req, ctx).await?,
             Provider::Kubeadm(req) => kubeadm::discover(req).await?,
+            Provider::Ecs(req) => ecs::discover(req, ctx).await?,
         };
         let mut host = host_task.await.map_err(Error::HostFacts)?;
         read_root_files(&mut host, &ctx.root);
