@@ -58,6 +58,28 @@ pub fn render(plan: &Plan, observed: &Observed<'_>) -> String {
     let mut out = String::new();
     let mut changed: Vec<&Path> = Vec::new();
 
+    if let Some(storage) = &plan.storage {
+        let _ = writeln!(
+            out,
+            "# local storage (before the files)\n{}",
+            storage.summary
+        );
+        if let Some(w) = &storage.warning {
+            let _ = writeln!(out, "warning: {w}");
+        }
+        for s in &storage.steps {
+            let _ = writeln!(out, "{}", s.describe());
+        }
+        if storage.steps.is_empty() && storage.warning.is_none() {
+            let _ = writeln!(out, "(set up already: nothing to do)");
+        } else if let Some(reason) = observed.actions_skipped.as_deref()
+            && !storage.steps.is_empty()
+        {
+            let _ = writeln!(out, "(skipped: {reason}: no block device is touched)");
+        }
+        let _ = writeln!(out);
+    }
+
     let _ = writeln!(out, "# files");
     for (spec, current) in &observed.files {
         let outcome = outcome(spec, current.as_ref());
@@ -253,6 +275,7 @@ mod tests {
                 value: "1".into(),
             }],
             actions: Vec::new(),
+            storage: None,
             services: vec![
                 ServiceSpec {
                     unit: "containerd.service".into(),

@@ -15,6 +15,7 @@
 
 pub mod actions;
 pub mod diff;
+pub mod disks;
 pub mod file;
 pub mod manifest;
 pub mod phases;
@@ -225,6 +226,17 @@ pub enum Error {
         /// What happened: swapoff could not start, timed out, or failed.
         #[source]
         source: std::io::Error,
+    },
+    /// A step of the instance-store setup failed (or was refused); the disks are left as
+    /// they were after the last step that succeeded.
+    #[error(
+        "local storage: `{command}` failed: {detail}. The node is not started on a half-built layout (see `eks-node-agent status`)"
+    )]
+    Disk {
+        /// The command line (it names the device).
+        command: String,
+        /// Its exit status and last lines of output, or why it was not run.
+        detail: String,
     },
     /// A failure injected by the crash-safety test hook.
     #[error("injected failure after {files} file(s) (test hook)")]
@@ -651,6 +663,39 @@ impl Applier {
                 None => report.sysctls_unchanged.push(s.key.clone()),
             }
         }
+        Ok(report)
+    }
+
+    /// Sets the instance-store disks up (the plan's storage steps), before any file is
+    /// written. Skipped (and reported so) under a non-host root: no real block device is
+    /// touched. Async (tokio).
+    pub async fn apply_storage(&self, plan: &Plan) -> Result<Report> {
+        let mut report = Report::default();
+        let Some(storage) = &plan.storage else {
+            return Ok(report);
+        };
+        if let Some(w) = &storage.warning {
+            tracing::warn!("{w}");
+        }
+        if storage.steps.is_empty() && storage.warning.is_none() {
+            tracing::info!(layout = %storage.summary, "local storage is set up already");
+        }
+        if !self.root.is_host() {
+            if !storage.steps.is_empty() {
+                report.skipped.push(Skipped {
+                    what: "local storage".into(),
+                    reason: format!(
+                        "root is {}, not /: no block device is touched",
+                        self.root.dir().display()
+                    ),
+                });
+            }
+            return Ok(report);
+        }
+        let done = disks::apply(storage, self.bus_address.as_deref()).await?;
+        report
+            .actions
+            .extend(done.into_iter().map(|d| format!("local storage: {d}")));
         Ok(report)
     }
 

@@ -58,6 +58,8 @@ pub(crate) trait Manager {
     fn start_unit(&self, name: &str, mode: &str) -> zbus::Result<OwnedObjectPath>;
     /// Queues a restart job.
     fn restart_unit(&self, name: &str, mode: &str) -> zbus::Result<OwnedObjectPath>;
+    /// Queues a stop job.
+    fn stop_unit(&self, name: &str, mode: &str) -> zbus::Result<OwnedObjectPath>;
     /// Queues a restart job only if the unit is running.
     fn try_restart_unit(&self, name: &str, mode: &str) -> zbus::Result<OwnedObjectPath>;
     /// A job finished: id, job path, unit name, result (done, canceled, timeout, failed,
@@ -103,6 +105,7 @@ enum JobMethod {
     Start,
     Restart,
     TryRestart,
+    Stop,
 }
 
 impl JobMethod {
@@ -111,6 +114,7 @@ impl JobMethod {
             JobMethod::Start => "StartUnit",
             JobMethod::Restart => "RestartUnit",
             JobMethod::TryRestart => "TryRestartUnit",
+            JobMethod::Stop => "StopUnit",
         }
     }
 }
@@ -215,6 +219,7 @@ impl Systemd {
             JobMethod::Start => self.manager.start_unit(unit, JOB_MODE).await,
             JobMethod::Restart => self.manager.restart_unit(unit, JOB_MODE).await,
             JobMethod::TryRestart => self.manager.try_restart_unit(unit, JOB_MODE).await,
+            JobMethod::Stop => self.manager.stop_unit(unit, JOB_MODE).await,
         }
         .map_err(dbus_err(name, unit))?;
         tracing::info!(unit, method = name, job = %job.as_str(), "systemd job queued");
@@ -245,6 +250,20 @@ impl Systemd {
             });
         }
         Ok(())
+    }
+
+    /// Stops `unit` if it is active, waiting (bounded) for the job; returns whether it was.
+    pub async fn stop_if_active(&self, unit: &str, bound: Duration) -> Result<bool> {
+        let state = self.active_state(unit).await?;
+        if !matches!(state.as_str(), "active" | "reloading" | "activating") {
+            return Ok(false);
+        }
+        self.manager
+            .subscribe()
+            .await
+            .map_err(dbus_err("Subscribe", "manager"))?;
+        self.run_job(JobMethod::Stop, unit, bound).await?;
+        Ok(true)
     }
 
     /// Carries out `actions` and brings up `services` in order, recording into `report`.

@@ -27,6 +27,7 @@ fn classify_one(err: &(dyn std::error::Error + 'static)) -> Option<Code> {
         crate::facts::Error,
         crate::facts::instance_types::Error,
         crate::compute::values::Error,
+        crate::compute::local_storage::Error,
         crate::compute::Error,
         crate::apply::Error,
         crate::install::Error,

@@ -31,9 +31,18 @@ pub struct InitArgs {
     /// Apply under this directory instead of `/` (skips sysctls and services).
     #[arg(long, value_name = "DIR")]
     root: Option<PathBuf>,
-    /// Leave out a phase: `config` (files, sysctls) or `run` (services). Repeatable.
+    /// Leave out a phase: `config` (disks, files, sysctls) or `run` (services). Repeatable.
     #[arg(long, value_enum, value_name = "PHASE")]
     skip: Vec<Phase>,
+    /// Which /dev/disk/by-id links are instance-store disks (`*` and `?` wildcards), for
+    /// spec.instance.localStorage.
+    #[arg(
+        long,
+        value_name = "GLOB",
+        env = "EKS_NODE_AGENT_LOCAL_DISK_PATTERN",
+        default_value = crate::facts::disks::DEFAULT_DISK_PATTERN
+    )]
+    local_disk_pattern: String,
 }
 
 /// The phases of `init`.
@@ -74,6 +83,8 @@ pub(crate) fn run_loaded(loaded: Loaded) -> anyhow::Result<exit::Code> {
         dry_run: false,
         root: None,
         skip: Vec::new(),
+        local_disk_pattern: std::env::var("EKS_NODE_AGENT_LOCAL_DISK_PATTERN")
+            .unwrap_or_else(|_| crate::facts::disks::DEFAULT_DISK_PATTERN.to_owned()),
     };
     let rt = runtime()?;
     rt.block_on(async {
@@ -129,7 +140,16 @@ async fn execute(
         report.merge(applier.apply_actions(&registration).await?);
     }
     let context = facts::provider::Context::new(imds, root.dir());
-    let found = provider.discover(&context).await?;
+    let mut found = provider.discover(&context).await?;
+    if config.spec.instance.local_storage.strategy.is_some() {
+        let query = facts::disks::Query {
+            pattern: args.local_disk_pattern.clone(),
+            root: root.dir().to_path_buf(),
+        };
+        let on_ec2 = matches!(provider.name(), "ec2" | "outpost");
+        found.local_storage =
+            Some(facts::disks::discover(&query, on_ec2.then_some(&context.imds)).await?);
+    }
     tracing::info!(provider = provider.name(), "facts gathered");
     phases.done("discover", t);
 
@@ -145,6 +165,8 @@ async fn execute(
     }
     if !args.skip.contains(&Phase::Config) {
         let t = Instant::now();
+        // The disks first: files under the directories moved onto them land there.
+        report.merge(applier.apply_storage(&plan).await?);
         report.merge(applier.apply_files(&plan)?);
         report.merge(applier.apply_sysctls(&plan)?);
         report.merge(applier.apply_actions(&plan).await?);

@@ -5,6 +5,7 @@
 
 mod cluster_dns;
 mod kube_reserved;
+pub mod local_storage;
 mod max_pods;
 mod node;
 pub mod values;

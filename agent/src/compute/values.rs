@@ -12,6 +12,7 @@ use ipnet::IpNet;
 use super::{MaxPodsExpression, MaxPodsOptions, cluster_dns_ip, effective_max_pods, kube_reserved};
 use crate::config::NodeConfig;
 use crate::config::types::HybridOptions;
+use crate::model::disks::StorageFacts;
 use crate::model::node::PAUSE_VERSION;
 use crate::model::paths::{HYBRID_AWS_CONFIG, SSM_CREDENTIALS_FILE};
 use crate::model::{
@@ -84,12 +85,16 @@ pub enum Error {
     /// A derivation failed.
     #[error(transparent)]
     Compute(#[from] super::Error),
+    /// The instance-store disks cannot be laid out as configured.
+    #[error(transparent)]
+    LocalStorage(#[from] super::local_storage::Error),
 }
 
 impl crate::exit::Classify for Error {
     fn exit_code(&self) -> crate::exit::Code {
         match self {
             Error::Compute(e) => e.exit_code(),
+            Error::LocalStorage(e) => e.exit_code(),
             Error::Missing { .. }
             | Error::Invalid { .. }
             | Error::NodeName { .. }
@@ -262,12 +267,26 @@ impl<'a> Common<'a> {
             } else {
                 Vec::new()
             },
+            local_storage: None,
         })
     }
 }
 
-/// Resolves the node's values from its config and what discovery found.
+/// Resolves the node's values from its config and what discovery found, the instance-store
+/// layout included.
 pub fn resolve(config: &NodeConfig, found: &Discovered) -> Result<NodeValues, Error> {
+    let mut values = resolve_node(config, found)?;
+    if let Some(settings) = config.spec.instance.local_storage.settings() {
+        let facts = found.local_storage.clone().unwrap_or_else(|| StorageFacts {
+            pattern: String::from("(not read)"),
+            ..StorageFacts::default()
+        });
+        values.local_storage = Some(super::local_storage::layout(&settings, &facts)?);
+    }
+    Ok(values)
+}
+
+fn resolve_node(config: &NodeConfig, found: &Discovered) -> Result<NodeValues, Error> {
     if config.is_kubeadm() {
         return resolve_kubeadm(config, found);
     }

@@ -212,26 +212,62 @@ impl LocalStorageOptions {
     }
 }
 
-/// `spec.instance.localStorage.strategy`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub enum LocalStorageStrategy {
-    /// Stripe all instance-store disks.
-    #[serde(rename = "RAID0")]
-    Raid0,
-    /// Stripe mirrored pairs.
-    #[serde(rename = "RAID10")]
-    Raid10,
-    /// Mount each disk separately.
-    Mount,
-}
+/// `spec.instance.localStorage.strategy`: `RAID0`, `RAID10` or `Mount` (the model's type).
+pub use crate::model::disks::Strategy as LocalStorageStrategy;
 
-/// `spec.instance.localStorage.disabledMounts[]`.
+/// `spec.instance.localStorage.disabledMounts[]`: state directories kept on the root volume
+/// (nodeadm's values). `/var/lib/kubelet` is always moved.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum DisabledMount {
     /// Keep /var/lib/containerd on the root volume.
     Containerd,
     /// Keep /var/log/pods on the root volume.
     PodLogs,
+    /// Keep /var/lib/soci-snapshotter-grpc on the root volume.
+    #[serde(rename = "SOCI")]
+    Soci,
+}
+
+impl DisabledMount {
+    /// The NodeConfig spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DisabledMount::Containerd => "Containerd",
+            DisabledMount::PodLogs => "PodLogs",
+            DisabledMount::Soci => "SOCI",
+        }
+    }
+}
+
+impl LocalStorageOptions {
+    /// What `init` does with the instance-store disks; `None` when no strategy is set.
+    pub fn settings(&self) -> Option<crate::model::disks::StorageSettings> {
+        use crate::model::disks::{DEFAULT_MOUNT_PATH, STATE_DIRS, StorageSettings};
+        let strategy = self.strategy?;
+        let binds = if strategy == LocalStorageStrategy::Mount {
+            Vec::new()
+        } else {
+            STATE_DIRS
+                .iter()
+                .filter(|d| {
+                    d.disabled_by
+                        .is_none_or(|name| !self.disabled_mounts.iter().any(|m| m.as_str() == name))
+                })
+                .copied()
+                .collect()
+        };
+        Some(StorageSettings {
+            strategy,
+            mount_path: std::path::PathBuf::from(
+                self.mount_path
+                    .as_deref()
+                    .map(|p| p.trim_end_matches('/'))
+                    .filter(|p| !p.is_empty())
+                    .unwrap_or(DEFAULT_MOUNT_PATH),
+            ),
+            binds,
+        })
+    }
 }
 
 /// `spec.instance.network`.

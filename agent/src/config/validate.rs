@@ -257,15 +257,60 @@ fn check_containerd(c: &mut Checker<'_>, config: &NodeConfig) {
     }
 }
 
+/// Kernel and runtime filesystems the instance-store disks must not be mounted under.
+const VIRTUAL_FS_ROOTS: [&str; 4] = ["/proc", "/sys", "/dev", "/run"];
+
+/// `spec.instance.localStorage.mountPath`: an absolute, plain path (it becomes systemd unit
+/// names and `Where=` lines), outside the kernel's filesystems and outside the directories the
+/// array is bind-mounted onto.
+fn mount_path(p: &str) -> Result<(), String> {
+    use std::path::{Component, Path};
+    if !p.starts_with('/') {
+        return Err(format!("\"{p}\" is not an absolute path"));
+    }
+    if let Some(bad) = p.chars().find(|ch| {
+        !(ch.is_ascii_alphanumeric() || matches!(ch, '/' | '.' | '_' | '-' | '+' | '@' | ':' | ','))
+    }) {
+        return Err(format!(
+            "\"{}\" contains {bad:?}; use letters, digits and / . _ - + @ : , only",
+            p.escape_debug()
+        ));
+    }
+    let path = Path::new(p);
+    if path
+        .components()
+        .any(|c| matches!(c, Component::ParentDir | Component::CurDir))
+    {
+        return Err(format!("\"{p}\" contains . or .. components"));
+    }
+    if path.components().count() < 2 {
+        return Err(format!(
+            "\"{p}\" is the root directory; use a directory such as /mnt/k8s-disks"
+        ));
+    }
+    if let Some(fs) = VIRTUAL_FS_ROOTS.iter().find(|r| path.starts_with(r)) {
+        return Err(format!(
+            "\"{p}\" is under {fs}, a kernel filesystem; use a directory such as /mnt/k8s-disks"
+        ));
+    }
+    if let Some(d) = crate::model::disks::STATE_DIRS
+        .iter()
+        .find(|d| path.starts_with(d.path))
+    {
+        return Err(format!(
+            "\"{p}\" is under {}, which is bind-mounted from the array; use a directory such as /mnt/k8s-disks",
+            d.path
+        ));
+    }
+    Ok(())
+}
+
 fn check_instance(c: &mut Checker<'_>, config: &NodeConfig) {
     let instance = &config.spec.instance;
     if let Some(p) = instance.local_storage.mount_path.as_deref()
-        && !p.starts_with('/')
+        && let Err(reason) = mount_path(p)
     {
-        c.fail(
-            "spec.instance.localStorage.mountPath",
-            format!("\"{p}\" is not an absolute path"),
-        );
+        c.fail("spec.instance.localStorage.mountPath", reason);
     }
     for (unit, vars) in &instance.environment {
         if unit.is_empty() || unit.contains('/') || unit.chars().any(char::is_whitespace) {

@@ -118,6 +118,9 @@ pub struct Discovered {
     /// The local address of the interface that routes to the API server (hybrid nodes).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub api_route_ip: Option<IpAddr>,
+    /// The instance-store disks (read only when `spec.instance.localStorage.strategy` is set).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub local_storage: Option<super::disks::StorageFacts>,
     /// This binary's absolute path.
     pub agent_binary: PathBuf,
 }

@@ -7,6 +7,7 @@
 //! - [`limits`]: network and CPU limits of instance types, with the embedded table;
 //! - [`node`]: the node's kind and its resolved values (the input of render);
 //! - [`discovered`]: what discovery found, typed;
+//! - [`disks`]: instance-store disks: their facts, the layout, the tools' output parsers;
 //! - [`kubeadm`]: bootstrap tokens and CA pins;
 //! - [`conditions`]: the Node condition types the agent owns;
 //! - [`paths`]: host paths, compatible with the EKS AMI;
@@ -15,6 +16,7 @@
 
 pub mod conditions;
 pub mod discovered;
+pub mod disks;
 mod error;
 pub mod ids;
 pub mod kubeadm;

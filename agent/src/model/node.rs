@@ -94,6 +94,9 @@ pub struct NodeValues {
     /// On-prem nodes: active swap files to turn off (kubelet refuses to run with swap on).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub swap_off: Vec<String>,
+    /// What to do with the instance-store disks (`spec.instance.localStorage`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub local_storage: Option<super::disks::StorageLayout>,
 }
 
 /// The kubelet's `kubeReserved` (see `compute::kube_reserved` for the rules).

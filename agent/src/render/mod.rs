@@ -4,6 +4,7 @@ pub mod containerd;
 pub mod hybrid;
 pub mod kubeconfig;
 pub mod kubelet;
+pub mod local_storage;
 pub mod plan;
 pub mod system;
 
@@ -118,11 +119,17 @@ pub fn render(config: &NodeConfig, node: &NodeValues) -> Plan {
         .iter()
         .map(|path| HostAction::SwapOff { path: path.clone() })
         .collect();
+    let storage = node.local_storage.as_ref().map(|layout| {
+        let (storage, units) = local_storage::render(layout);
+        files.extend(units);
+        storage
+    });
     Plan {
         files,
         sysctls: system::sysctls(node),
         actions,
         services,
+        storage,
     }
 }
 

@@ -21,6 +21,10 @@ pub struct Plan {
     pub actions: Vec<HostAction>,
     /// Services to bring up in the `run` phase, in start order.
     pub services: Vec<ServiceSpec>,
+    /// The instance-store disks (`spec.instance.localStorage`): set up first, before the
+    /// files, so that files under the moved directories land on the disks.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub storage: Option<super::local_storage::StoragePlan>,
 }
 
 /// One file the agent owns.

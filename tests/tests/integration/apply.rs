@@ -55,6 +55,7 @@ fn node_plan(kubelet_max_pods: u32, proxy: &str) -> Plan {
             value: "1".into(),
         }],
         actions: Vec::new(),
+        storage: None,
         services: vec![
             ServiceSpec {
                 unit: "containerd.service".into(),
