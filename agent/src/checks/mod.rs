@@ -32,7 +32,7 @@
 //! The files, one per check or family:
 //!
 //! - `status`'s: [`credentials`], [`sts`], [`api_server`], [`node_ip`], [`clock`], [`swap`],
-//!   [`versions`], [`proxy`], [`ports`];
+//!   [`versions`], [`proxy`], [`ports`], [`local_storage`];
 //! - `run`'s: [`units`] and [`probes`] (kubelet, VPC CNI, storage, kubelet certificate),
 //!   [`cri`] (containerd), [`kernel`], [`clock`], [`iam`] (with the kubelet certificate, the
 //!   credentials check).
@@ -44,6 +44,7 @@ pub mod cri;
 pub mod daemon;
 pub mod iam;
 pub mod kernel;
+pub mod local_storage;
 pub mod node_ip;
 pub mod ports;
 pub mod probes;

@@ -23,7 +23,9 @@ use serde::Serialize;
 
 use super::api_server::{self, ApiProbe};
 pub use super::clock::ClockSource;
-use super::{Outcome, Status, clock, credentials, node_ip, ports, proxy, sts, swap, versions};
+use super::{
+    Outcome, Status, clock, credentials, local_storage, node_ip, ports, proxy, sts, swap, versions,
+};
 use crate::auth::Clock;
 use crate::auth::credentials::Env;
 use crate::config::NodeConfig;
@@ -64,8 +66,11 @@ pub const PROXY: &str = "proxy";
 /// The kubelet and kube-proxy ports are free (or held by their owners).
 pub const PORTS: &str = "ports";
 
+/// The instance-store disks are set up as spec.instance.localStorage asks.
+pub const LOCAL_STORAGE: &str = "local-storage";
+
 /// Every check, in output order.
-pub const ALL: [&str; 10] = [
+pub const ALL: [&str; 11] = [
     CREDENTIALS,
     STS_IDENTITY,
     API_SERVER,
@@ -76,6 +81,7 @@ pub const ALL: [&str; 10] = [
     CONTAINERD,
     PROXY,
     PORTS,
+    LOCAL_STORAGE,
 ];
 
 /// What a check with an empty fix prints as its fix.
@@ -488,6 +494,8 @@ fn local_checks(inputs: &Inputs) -> Local {
         })
         .unwrap_or_default();
     let holders = ports::socket_holders(&inputs.proc_root, &wanted);
+    let (record, mounts) = local_storage::read(&inputs.host_root, &inputs.proc_root);
+    let settings = inputs.config.spec.instance.local_storage.settings();
     Local {
         results: vec![
             Checked::new(CLOCK, clock::check(&clock)),
@@ -496,6 +504,10 @@ fn local_checks(inputs: &Inputs) -> Local {
                 swap::check(&swaps, inputs.config.spec.kubelet.fail_swap_on()),
             ),
             Checked::new(PORTS, ports::check(&listeners, &holders)),
+            Checked::new(
+                LOCAL_STORAGE,
+                local_storage::check(settings.as_ref(), record.as_ref(), &mounts),
+            ),
         ],
         proxy: proxy::gather(&inputs.config, &inputs.host_root, inputs.env.as_ref()),
     }

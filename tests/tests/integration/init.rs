@@ -29,7 +29,7 @@ fn files_under(dir: &Path) -> BTreeSet<PathBuf> {
 /// (what IMDS, EC2, EKS and the host reported) and the expected output: `expected/` (every
 /// file with its host path) and `expected.plan` (the registration before discovery when the
 /// node is an unregistered SSM hybrid node, as if the SSM agent were installed; modes, units
-/// affected, sysctls, host actions, services). `EKS_AGENT_UPDATE_GOLDEN=1` regenerates.
+/// affected, the local storage steps, sysctls, host actions, services). `EKS_AGENT_UPDATE_GOLDEN=1` regenerates.
 #[test]
 fn golden_init_scenarios() {
     let root = repo_root().join("tests/golden/init");
@@ -60,6 +60,15 @@ fn golden_init_scenarios() {
         let mut summary = String::new();
         for a in &registration.actions {
             summary.push_str(&format!("before discovery: {}\n", a.describe()));
+        }
+        if let Some(storage) = &plan.storage {
+            summary.push_str(&format!("storage {}\n", storage.summary));
+            if let Some(w) = &storage.warning {
+                summary.push_str(&format!("storage warning: {w}\n"));
+            }
+            for step in &storage.steps {
+                summary.push_str(&format!("storage step: {}\n", step.describe()));
+            }
         }
         for f in &plan.files {
             let rel = f.path.strip_prefix("/").unwrap();

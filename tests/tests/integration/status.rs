@@ -19,7 +19,7 @@ use serde_json::Value;
 use crate::agent_bin;
 
 /// Every check name, in output order.
-const CHECKS: [&str; 10] = [
+const CHECKS: [&str; 11] = [
     "credentials",
     "sts-identity",
     "api-server",
@@ -30,6 +30,7 @@ const CHECKS: [&str; 10] = [
     "containerd-version",
     "proxy",
     "ports",
+    "local-storage",
 ];
 const CLUSTER: &str = "status-cluster";
 const SWAPS_HEADER: &str = "Filename\t\t\t\tType\t\tSize\t\tUsed\t\tPriority\n";
