@@ -15,6 +15,7 @@ pub mod rolesanywhere;
 pub mod ssm_api;
 pub mod systemd_dbus;
 pub mod token_verifier;
+pub mod vm;
 
 use std::net::TcpListener;
 use std::path::PathBuf;

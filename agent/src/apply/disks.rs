@@ -315,6 +315,21 @@ pub async fn apply(plan: &StoragePlan, bus: Option<&str>) -> Result<Vec<String>>
     outcome.map(|()| done)
 }
 
+/// Records that the layout was refused before any step ran (the error names the disks).
+pub fn record_refusal(strategy: &str, error: &str) {
+    let record = Record {
+        strategy: strategy.to_owned(),
+        summary: format!("{strategy}: refused"),
+        warning: None,
+        done: Vec::new(),
+        error: Some(error.to_owned()),
+        mounts: Vec::new(),
+    };
+    if let Err(e) = write_record(Path::new(LOCAL_STORAGE_RECORD), &record) {
+        tracing::warn!(error = %crate::model::text::error_chain(&e), "local storage record not written");
+    }
+}
+
 /// The mount points of the layout.
 pub fn mount_points(plan: &StoragePlan) -> Vec<PathBuf> {
     use crate::model::disks::StorageLayout;

@@ -141,7 +141,9 @@ async fn execute(
     }
     let context = facts::provider::Context::new(imds, root.dir());
     let mut found = provider.discover(&context).await?;
-    if config.spec.instance.local_storage.strategy.is_some() {
+    if config.spec.instance.local_storage.strategy.is_some()
+        && (args.dry_run || !args.skip.contains(&Phase::Config))
+    {
         let query = facts::disks::Query {
             pattern: args.local_disk_pattern.clone(),
             root: root.dir().to_path_buf(),
@@ -154,7 +156,22 @@ async fn execute(
     phases.done("discover", t);
 
     let t = Instant::now();
-    let node = compute::values::resolve(config, &found)?;
+    let node = match compute::values::resolve(config, &found) {
+        Ok(node) => node,
+        Err(e) => {
+            if let (compute::values::Error::LocalStorage(_), Some(strategy)) =
+                (&e, config.spec.instance.local_storage.strategy)
+                && root.is_host()
+                && !args.dry_run
+            {
+                crate::apply::disks::record_refusal(
+                    strategy.as_str(),
+                    &crate::model::text::error_chain(&e),
+                );
+            }
+            return Err(e.into());
+        }
+    };
     let plan = render::render(config, &node);
     tracing::info!(files = plan.files.len(), node_name = %node.node_name, max_pods = node.max_pods, "plan rendered");
     phases.done("render", t);
@@ -166,7 +183,11 @@ async fn execute(
     if !args.skip.contains(&Phase::Config) {
         let t = Instant::now();
         // The disks first: files under the directories moved onto them land there.
-        report.merge(applier.apply_storage(&plan).await?);
+        if plan.storage.is_some() {
+            report.merge(applier.apply_storage(&plan).await?);
+            phases.done("storage", t);
+        }
+        let t = Instant::now();
         report.merge(applier.apply_files(&plan)?);
         report.merge(applier.apply_sysctls(&plan)?);
         report.merge(applier.apply_actions(&plan).await?);

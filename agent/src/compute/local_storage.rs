@@ -81,7 +81,7 @@ pub enum Error {
     },
     /// The running (or inactive) array is incomplete or not running.
     #[error(
-        "the {level} array {name} ({device}) is {state} with {have} of its {need} member disks ({members}); a disk disappeared or failed: the array is not used and kubelet is not started"
+        "the {level} array {name} ({device}) is {state} with {have} of its {need} member disks ({members}); it cannot be assembled (`mdadm --assemble` needs all {need}): a disk disappeared or failed. The array is not used and kubelet is not started; replace the instance, or wipe the members (`wipefs -a`) to start over"
     )]
     ArrayIncomplete {
         /// md name.

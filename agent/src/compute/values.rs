@@ -12,7 +12,6 @@ use ipnet::IpNet;
 use super::{MaxPodsExpression, MaxPodsOptions, cluster_dns_ip, effective_max_pods, kube_reserved};
 use crate::config::NodeConfig;
 use crate::config::types::HybridOptions;
-use crate::model::disks::StorageFacts;
 use crate::model::node::PAUSE_VERSION;
 use crate::model::paths::{HYBRID_AWS_CONFIG, SSM_CREDENTIALS_FILE};
 use crate::model::{
@@ -276,12 +275,12 @@ impl<'a> Common<'a> {
 /// layout included.
 pub fn resolve(config: &NodeConfig, found: &Discovered) -> Result<NodeValues, Error> {
     let mut values = resolve_node(config, found)?;
-    if let Some(settings) = config.spec.instance.local_storage.settings() {
-        let facts = found.local_storage.clone().unwrap_or_else(|| StorageFacts {
-            pattern: String::from("(not read)"),
-            ..StorageFacts::default()
-        });
-        values.local_storage = Some(super::local_storage::layout(&settings, &facts)?);
+    // The disks are read only when they are set up (init's config phase, dry runs).
+    if let (Some(settings), Some(facts)) = (
+        config.spec.instance.local_storage.settings(),
+        found.local_storage.as_ref(),
+    ) {
+        values.local_storage = Some(super::local_storage::layout(&settings, facts)?);
     }
     Ok(values)
 }

@@ -343,6 +343,19 @@ pub async fn discover(query: &Query, imds: Option<&Imds>) -> Result<StorageFacts
         });
     }
     facts.arrays = arrays().await?;
+    // An inactive array (udev's incremental assembly waiting for a missing member) has no
+    // readable detail: its identity is in its members' superblocks.
+    for a in facts.arrays.iter_mut().filter(|a| a.name.is_empty()) {
+        if let Some(m) = facts.disks.iter().find_map(|d| match &d.content {
+            Content::RaidMember(m) if a.members.contains(&d.device) => Some(m),
+            _ => None,
+        }) {
+            a.name = m.name.clone();
+            a.uuid = m.array_uuid.clone();
+            a.level = m.level.clone();
+            a.raid_devices = m.raid_devices;
+        }
+    }
     facts.skipped = skipped;
     for s in &facts.skipped {
         tracing::info!(skipped = %s, "instance-store discovery left a device out");
