@@ -15,7 +15,8 @@
 //!   controllers, so the agent runs with its default discovery pattern.
 //! - Networking: qemu user networking with `restrict=on` (the guest reaches nothing but the
 //!   `guestfwd` endpoints); each forward maps a guest address to a peer of the test on the
-//!   host's 127.0.0.1 (the IMDS emulator, moto). Nothing leaves the machine.
+//!   host's 127.0.0.1 (the IMDS emulator, moto) through one `socat` per connection. Nothing
+//!   leaves the machine.
 //! - Acceleration: KVM when a short probe boot shows the kernel running under it, else TCG
 //!   (software emulation); `EKS_AGENT_VM_ACCEL=kvm|tcg` decides instead.
 //! - Driving: a probe unit in the image waits for the end of boot, prints what the test checks
@@ -32,6 +33,8 @@ use std::time::{Duration, Instant};
 use sha2::{Digest, Sha256};
 
 use crate::e2e::{self, Overlay, run_ok, which};
+use crate::imds::{ImdsEmulator, RoleCredentials};
+use crate::moto::Moto;
 
 /// Debian packages added to the nspawn rootfs for the VM image.
 pub const VM_PACKAGES: [&str; 6] = [
@@ -41,6 +44,16 @@ pub const VM_PACKAGES: [&str; 6] = [
     "xfsprogs",
     "udev",
     "kmod",
+];
+/// Host programs the harness needs (it also needs root).
+pub const REQUIRED_TOOLS: [&str; 7] = [
+    "qemu-system-x86_64",
+    "mke2fs",
+    "socat",
+    "debootstrap",
+    "chroot",
+    "mount",
+    "dpkg-deb",
 ];
 /// Overrides the accelerator choice: `kvm` or `tcg`.
 pub const ACCEL_ENV: &str = "EKS_AGENT_VM_ACCEL";
@@ -72,7 +85,7 @@ echo "@@boot $n $state $action"
 case "$action" in
   mark*) echo "written at boot $n" > /var/lib/containerd/e2e-marker; sync ;;
 esac
-sec() { name=$1; shift; echo "@@begin $name"; "$@" 2>&1; echo "@@end $name $?"; }
+sec() { name=$1; shift; echo "@@begin $name"; "$@" 2>&1; rc=$?; echo; echo "@@end $name $rc"; }
 sec mdstat cat /proc/mdstat
 sec findmnt findmnt -rn -o TARGET,SOURCE,FSTYPE,FSROOT
 sec lsblk lsblk -rn -o NAME,TYPE,FSTYPE,UUID,SIZE,MOUNTPOINT
@@ -82,7 +95,7 @@ sec units systemctl show -p Id -p ActiveState -p Result -p ExecMainStatus eks-no
 sec mountunits sh -c 'systemctl list-units --all --no-legend --plain -t mount | grep -E "k8s|var-lib|var-log" ; true'
 sec record cat /run/eks-node-agent/local-storage.json
 sec phases cat /run/eks-node-agent/init-phases.json
-sec status eks-node-agent status --output json --timeout 5
+sec status sh -c 'set -a; . /etc/default/eks-node-agent; exec eks-node-agent status --output json --timeout 5 2>/dev/null' 
 sec containerdroot sh -c 'stat -c "%d %m" /var/lib/containerd /var/lib/containerd/io.containerd.content.v1.content 2>&1; ctr version >/dev/null 2>&1 && echo ctr-ok'
 sec marker sh -c 'cat /var/lib/containerd/e2e-marker; ls -la /mnt/k8s-disks/0/containerd/e2e-marker'
 sec critical sh -c 'systemctl is-active -q kubelet.service && systemd-analyze critical-chain --no-pager kubelet.service || systemd-analyze critical-chain --no-pager containerd.service'
@@ -438,6 +451,125 @@ pub fn parse_probe(text: &str) -> Vec<Boot> {
     boots
 }
 
+/// The IMDS endpoint's port inside the guest.
+pub const IMDS_PORT: u16 = 1338;
+/// moto's port inside the guest.
+pub const MOTO_PORT: u16 = 5000;
+/// The IMDS emulator's latency.
+pub const IMDS_LATENCY: Duration = Duration::from_millis(1);
+
+/// A stand-in for the kubelet binary (Debian has no kubelet package): records its arguments,
+/// then idles like a service.
+pub const KUBELET_STAND_IN: &str = "#!/bin/sh\n# e2e stand-in: record argv, then idle\nprintf '%s\\n' \"$@\" > /run/kubelet-e2e.argv\nexec sleep infinity\n";
+
+/// The peers of a VM test (moto with the instance; the IMDS emulator, 1 ms per answer, serving
+/// a NodeConfig with the given `localStorage` body as user data), the image and the package.
+#[derive(Debug)]
+pub struct VmWorld {
+    _moto: Moto,
+    /// The emulator (tests may change its answers).
+    pub imds: ImdsEmulator,
+    /// The guest's forwards to them.
+    pub forwards: Vec<Forward>,
+    /// The cached image.
+    pub image: VmImage,
+    /// The .deb under test.
+    pub deb: PathBuf,
+    /// Where the VMs' scratch directories go.
+    pub scratch: PathBuf,
+}
+
+impl VmWorld {
+    /// Starts the peers for the package of `agent_bin` (built on first use).
+    pub fn start(local_storage: &str, agent_bin: &Path) -> Result<VmWorld, String> {
+        let target = e2e::target_dir(agent_bin);
+        let image = cached_image(&target)?;
+        let deb = e2e::packages(agent_bin)?.deb;
+        let rt = tokio::runtime::Runtime::new().map_err(|e| e.to_string())?;
+        let moto = Moto::start();
+        let mut w = rt.block_on(crate::aws_world::run_instance(
+            &moto.endpoint(),
+            "m5d.2xlarge",
+        ));
+        let now = time::OffsetDateTime::now_utc();
+        let rfc3339 = |t: time::OffsetDateTime| {
+            t.format(&time::format_description::well_known::Rfc3339)
+                .unwrap_or_default()
+        };
+        w.instance.credentials = Some(RoleCredentials {
+            role: "EksNodeRole".into(),
+            access_key_id: "ASIAVME2EROLEEXAMPLE".into(),
+            secret_access_key: "vmE2eRoleSecretKey0123456789abcdefghijklm".into(),
+            token: "IQoJb3JpZ2luX2VjVMSessionToken".into(),
+            expiration: rfc3339(now + time::Duration::hours(6)),
+            last_updated: rfc3339(now),
+        });
+        let user_data = format!(
+            "apiVersion: node.eks.aws/v1alpha1\nkind: NodeConfig\nspec:\n  cluster:\n    name: vm-cluster\n    apiServerEndpoint: https://ABCDEF0123456789.gr7.us-west-2.eks.amazonaws.com\n    certificateAuthority: {}\n    cidr: 172.20.0.0/16\n  instance:\n    localStorage:\n{local_storage}",
+            crate::test_ca_b64()
+        );
+        w.instance.user_data = Some(user_data.into_bytes());
+        let imds = ImdsEmulator::start(w.instance.clone());
+        imds.set_delay(IMDS_LATENCY);
+        let forwards = vec![
+            Forward {
+                guest_port: IMDS_PORT,
+                host_port: imds.addr().port(),
+            },
+            Forward {
+                guest_port: MOTO_PORT,
+                host_port: moto.port(),
+            },
+        ];
+        Ok(VmWorld {
+            _moto: moto,
+            imds,
+            forwards,
+            image,
+            deb,
+            scratch: target.join("e2e-scratch"),
+        })
+    }
+
+    /// A VM of this world with `actions` (one per boot) and blank disks `(serial, MiB)`.
+    pub fn vm(&self, actions: &[&str], disks: &[(&str, u64)]) -> Result<Vm, String> {
+        let mut vm = Vm::new(
+            &self.image,
+            &self.scratch,
+            &self.deb,
+            &guest_files(),
+            actions,
+        )?;
+        vm.blank_disks(disks)?;
+        Ok(vm)
+    }
+}
+
+/// The guest's environment for the agent's units (the peers through the forwards), the
+/// kubelet stand-in, and br_netfilter at boot.
+pub fn guest_files() -> Vec<GuestFile> {
+    let peer = GUEST_PEER_ADDR;
+    let env = format!(
+        "AWS_EC2_METADATA_SERVICE_ENDPOINT=http://{peer}:{IMDS_PORT}\n\
+         AWS_ENDPOINT_URL_EC2=http://{peer}:{MOTO_PORT}\n\
+         AWS_ENDPOINT_URL_EKS=http://{peer}:{MOTO_PORT}\n\
+         AWS_ENDPOINT_URL_STS=http://{peer}:{MOTO_PORT}\n\
+         EKS_NODE_AGENT_RUN_ARGS=--no-kubernetes\n"
+    );
+    vec![
+        GuestFile::new("/etc/default/eks-node-agent", env, 0o644),
+        GuestFile::new("/usr/bin/kubelet", KUBELET_STAND_IN, 0o755),
+        // br_netfilter is loaded at boot, as on hosts prepared for Kubernetes: init sets
+        // net.bridge.* sysctls in its first phase, before the modules-load.d file it writes
+        // takes effect (a fresh Debian host fails there without it).
+        GuestFile::new(
+            "/etc/modules-load.d/e2e-br_netfilter.conf",
+            "br_netfilter\n",
+            0o644,
+        ),
+    ]
+}
+
 /// One VM at a time: TCG guests are CPU-bound and this machine is shared.
 fn vm_lock() -> &'static Mutex<()> {
     static LOCK: OnceLock<Mutex<()>> = OnceLock::new();
@@ -562,8 +694,10 @@ impl Vm {
             .join(format!("probe-{}.log", self.boots));
         let mut net = String::from("user,id=n0,restrict=on");
         for f in forwards {
+            // `cmd:` runs one socat per guest connection (a `tcp:` target would be one
+            // connection for the whole life of the VM).
             net.push_str(&format!(
-                ",guestfwd=tcp:{GUEST_PEER_ADDR}:{}-tcp:127.0.0.1:{}",
+                ",guestfwd=tcp:{GUEST_PEER_ADDR}:{}-cmd:socat - TCP:127.0.0.1:{}",
                 f.guest_port, f.host_port
             ));
         }

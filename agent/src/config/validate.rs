@@ -627,6 +627,26 @@ mod tests {
     use super::*;
 
     #[test]
+    fn mount_paths_are_plain_absolute_and_outside_kernel_and_bind_dirs() {
+        assert!(mount_path("/mnt/k8s-disks").is_ok());
+        assert!(mount_path("/data/instance-store").is_ok());
+        for (bad, why) in [
+            ("mnt/k8s", "not an absolute path"),
+            ("/", "root directory"),
+            ("/proc/disks", "under /proc"),
+            ("/sys", "under /sys"),
+            ("/run/disks", "under /run"),
+            ("/var/lib/containerd/x", "under /var/lib/containerd"),
+            ("/mnt/../etc", ". or .."),
+            ("/mnt/a b", "contains ' '"),
+            ("/mnt/50%", "contains '%'"),
+        ] {
+            let err = mount_path(bad).unwrap_err();
+            assert!(err.contains(why), "{bad}: {err}");
+        }
+    }
+
+    #[test]
     fn names_regions_and_uuids() {
         assert!(valid_cluster_name("my-cluster_1"));
         assert!(!valid_cluster_name("-bad"));

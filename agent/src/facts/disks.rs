@@ -179,18 +179,16 @@ fn by_id_disks(pattern: &str, skipped: &mut Vec<String>) -> BTreeMap<PathBuf, St
     found
 }
 
-/// A Xen instance's ephemeral disks from IMDS (`ephemeral0` -> `sdb` -> `/dev/xvdb`).
-async fn xen_disks(
-    imds: &Imds,
-    skipped: &mut Vec<String>,
-) -> Result<BTreeMap<PathBuf, String>, Error> {
-    let mut found = BTreeMap::new();
+/// The `ephemeralN` entries of IMDS `meta-data/block-device-mapping/` with the device name
+/// each maps to (`("ephemeral0", "sdb")`), in IMDS order.
+pub async fn ephemeral_mappings(imds: &Imds) -> Result<Vec<(String, String)>, Error> {
+    let mut out = Vec::new();
     let Some(list) = imds
         .get_text_optional("/latest/meta-data/block-device-mapping/")
         .await
         .map_err(Error::Imds)?
     else {
-        return Ok(found);
+        return Ok(out);
     };
     for entry in list
         .lines()
@@ -198,20 +196,37 @@ async fn xen_disks(
         .filter(|e| e.starts_with("ephemeral"))
         .take(MAX_MAPPINGS)
     {
-        let Some(dev) = imds
+        if let Some(dev) = imds
             .get_text_optional(&format!("/latest/meta-data/block-device-mapping/{entry}"))
             .await
             .map_err(Error::Imds)?
-        else {
-            continue;
-        };
-        let base = dev.trim().trim_start_matches("/dev/");
-        let xvd = base.strip_prefix("sd").map(|rest| format!("xvd{rest}"));
-        let path = [xvd.as_deref(), Some(base)]
-            .into_iter()
-            .flatten()
-            .map(|n| PathBuf::from(format!("/dev/{n}")))
-            .find(|p| p.exists());
+        {
+            out.push((entry.to_owned(), dev.trim().to_owned()));
+        }
+    }
+    Ok(out)
+}
+
+/// The device paths an IMDS device name can have on a Xen instance, most likely first:
+/// `sdb` is `/dev/xvdb` under Xen's block front-end, `/dev/sdb` otherwise.
+pub fn xen_candidates(name: &str) -> Vec<PathBuf> {
+    let base = name.trim().trim_start_matches("/dev/");
+    let mut v = Vec::new();
+    if let Some(rest) = base.strip_prefix("sd") {
+        v.push(PathBuf::from(format!("/dev/xvd{rest}")));
+    }
+    v.push(PathBuf::from(format!("/dev/{base}")));
+    v
+}
+
+/// A Xen instance's ephemeral disks from IMDS, those that exist on this host.
+async fn xen_disks(
+    imds: &Imds,
+    skipped: &mut Vec<String>,
+) -> Result<BTreeMap<PathBuf, String>, Error> {
+    let mut found = BTreeMap::new();
+    for (entry, dev) in ephemeral_mappings(imds).await? {
+        let path = xen_candidates(&dev).into_iter().find(|p| p.exists());
         match path.and_then(|p| std::fs::canonicalize(p).ok()) {
             Some(p) => {
                 found.insert(p, format!("imds:{entry}"));
@@ -366,6 +381,15 @@ pub async fn discover(query: &Query, imds: Option<&Imds>) -> Result<StorageFacts
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn xen_names_map_to_xvd_first() {
+        assert_eq!(
+            xen_candidates("sdb"),
+            [PathBuf::from("/dev/xvdb"), PathBuf::from("/dev/sdb")]
+        );
+        assert_eq!(xen_candidates("/dev/xvdc"), [PathBuf::from("/dev/xvdc")]);
+    }
 
     #[test]
     fn glob_matches_the_by_id_names() {

@@ -8,29 +8,21 @@
 //! with `disabledMounts`; no disks; and the faults: a disk mkfs.xfs refuses, an array that
 //! cannot be assembled. A host without root, qemu or mke2fs prints SKIPPED with the reason.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
-use eks_node_agent_tests::e2e::{self, note, skip_reason};
-use eks_node_agent_tests::imds::{ImdsEmulator, RoleCredentials};
-use eks_node_agent_tests::moto::Moto;
-use eks_node_agent_tests::vm::{self, Boot, Forward, GuestFile, Vm};
-use eks_node_agent_tests::{aws_world, test_ca_b64};
+use eks_node_agent_tests::e2e::{note, skip_reason};
+use eks_node_agent_tests::vm::{self, Boot, Vm, VmWorld};
 use serde_json::Value;
 
 use crate::agent_bin;
 
-const IMDS_PORT: u16 = 1338;
-const MOTO_PORT: u16 = 5000;
 /// One qemu run (boots, probes, reboots) may take this long under TCG.
 const RUN_BOUND: Duration = Duration::from_secs(900);
 /// Size of a normal disk (XFS needs 300 MB).
 const DISK_MIB: u64 = 512;
 /// A disk mkfs.xfs refuses (below its 300 MB minimum).
 const TINY_DISK_MIB: u64 = 64;
-/// The IMDS emulator's latency for the timing run.
-const IMDS_LATENCY: Duration = Duration::from_millis(1);
-
 const SERIALS: [&str; 4] = [
     "AWS1F2E3D4C5B6A7981",
     "AWS1F2E3D4C5B6A7982",
@@ -38,18 +30,8 @@ const SERIALS: [&str; 4] = [
     "AWS1F2E3D4C5B6A7984",
 ];
 
-const KUBELET_STAND_IN: &str = "#!/bin/sh\n# e2e stand-in: record argv, then idle\nprintf '%s\\n' \"$@\" > /run/kubelet-e2e.argv\nexec sleep infinity\n";
-
 fn skipped(test: &str) -> bool {
-    let tools = [
-        "qemu-system-x86_64",
-        "mke2fs",
-        "debootstrap",
-        "chroot",
-        "mount",
-        "dpkg-deb",
-    ];
-    match skip_reason(true, &tools) {
+    match skip_reason(true, &vm::REQUIRED_TOOLS) {
         Some(r) => {
             note(&format!("SKIPPED vm::{test}: {r}"));
             true
@@ -58,81 +40,8 @@ fn skipped(test: &str) -> bool {
     }
 }
 
-/// The test's peers (moto with the instance, the IMDS emulator serving `local_storage` in the
-/// user data) and the guest's view of them.
-struct World {
-    _moto: Moto,
-    _imds: ImdsEmulator,
-    forwards: Vec<Forward>,
-    image: vm::VmImage,
-    deb: PathBuf,
-    scratch: PathBuf,
-}
-
-fn world(local_storage: &str) -> World {
-    let bin = agent_bin();
-    let target = e2e::target_dir(&bin);
-    let image = vm::cached_image(&target).unwrap();
-    let deb = e2e::packages(&bin).unwrap().deb;
-    let rt = tokio::runtime::Runtime::new().unwrap();
-    let moto = Moto::start();
-    let mut w = rt.block_on(aws_world::run_instance(&moto.endpoint(), "m5d.2xlarge"));
-    let now = time::OffsetDateTime::now_utc();
-    let rfc3339 = |t: time::OffsetDateTime| {
-        t.format(&time::format_description::well_known::Rfc3339)
-            .unwrap()
-    };
-    w.instance.credentials = Some(RoleCredentials {
-        role: "EksNodeRole".into(),
-        access_key_id: "ASIAVME2EROLEEXAMPLE".into(),
-        secret_access_key: "vmE2eRoleSecretKey0123456789abcdefghijklm".into(),
-        token: "IQoJb3JpZ2luX2VjVMSessionToken".into(),
-        expiration: rfc3339(now + time::Duration::hours(6)),
-        last_updated: rfc3339(now),
-    });
-    let user_data = format!(
-        "apiVersion: node.eks.aws/v1alpha1\nkind: NodeConfig\nspec:\n  cluster:\n    name: vm-cluster\n    apiServerEndpoint: https://ABCDEF0123456789.gr7.us-west-2.eks.amazonaws.com\n    certificateAuthority: {}\n    cidr: 172.20.0.0/16\n  instance:\n    localStorage:\n{local_storage}",
-        test_ca_b64()
-    );
-    w.instance.user_data = Some(user_data.into_bytes());
-    let imds = ImdsEmulator::start(w.instance.clone());
-    imds.set_delay(IMDS_LATENCY);
-    let forwards = vec![
-        Forward {
-            guest_port: IMDS_PORT,
-            host_port: imds.addr().port(),
-        },
-        Forward {
-            guest_port: MOTO_PORT,
-            host_port: moto.port(),
-        },
-    ];
-    World {
-        _moto: moto,
-        _imds: imds,
-        forwards,
-        image,
-        deb,
-        scratch: target.join("e2e-scratch"),
-    }
-}
-
-fn guest_files() -> Vec<GuestFile> {
-    let peer = vm::GUEST_PEER_ADDR;
-    let env = format!(
-        "AWS_EC2_METADATA_SERVICE_ENDPOINT=http://{peer}:{IMDS_PORT}\n\
-         AWS_ENDPOINT_URL_EC2=http://{peer}:{MOTO_PORT}\n\
-         AWS_ENDPOINT_URL_EKS=http://{peer}:{MOTO_PORT}\n\
-         AWS_ENDPOINT_URL_STS=http://{peer}:{MOTO_PORT}\n\
-         EKS_NODE_AGENT_RUN_ARGS=--no-kubernetes\n"
-    );
-    vec![
-        GuestFile::new("/etc/default/eks-node-agent", env, 0o644),
-        GuestFile::new("/usr/bin/kubelet", KUBELET_STAND_IN, 0o755),
-        // br_netfilter is loaded at boot, as on hosts prepared for Kubernetes: init sets net.bridge.*
-        // sysctls in its first phase, before the modules-load.d file it writes takes effect.
-        GuestFile::new("/etc/modules-load.d/e2e-br_netfilter.conf", "br_netfilter\n", 0o644),
-    ]
+fn world(local_storage: &str) -> VmWorld {
+    VmWorld::start(local_storage, &agent_bin()).unwrap()
 }
 
 /// Runs `vm`, keeping its artifacts and failing with the reason when `check` fails.
@@ -142,11 +51,9 @@ struct Session {
 }
 
 impl Session {
-    fn new(w: &World, actions: &[&str], disks: &[(&str, u64)]) -> Session {
-        let mut vm = Vm::new(&w.image, &w.scratch, &w.deb, &guest_files(), actions).unwrap();
-        vm.blank_disks(disks).unwrap();
+    fn new(w: &VmWorld, actions: &[&str], disks: &[(&str, u64)]) -> Session {
         Session {
-            vm: Some(vm),
+            vm: Some(w.vm(actions, disks).unwrap()),
             ok: false,
         }
     }
@@ -155,7 +62,7 @@ impl Session {
         self.vm.as_mut().unwrap()
     }
 
-    fn run(&mut self, w: &World, boots: usize) -> Vec<Boot> {
+    fn run(&mut self, w: &VmWorld, boots: usize) -> Vec<Boot> {
         let got = self.vm().run(&w.forwards, RUN_BOUND).unwrap();
         assert_eq!(got.len(), boots, "boots reported: {got:#?}");
         got
@@ -245,6 +152,24 @@ fn assert_node_up(boot: &Boot) {
         "{}",
         boot.text("status")
     );
+}
+
+/// Phase 1 failed, the kubelet is not running, and `status` fails its local-storage check;
+/// returns the check's evidence.
+fn assert_setup_failed(boot: &Boot) -> String {
+    assert!(
+        unit(boot, "eks-node-agent-init-config.service").contains("Result=exit-code"),
+        "{}",
+        context(boot)
+    );
+    assert!(
+        !unit(boot, "kubelet.service").contains("ActiveState=active"),
+        "{}",
+        context(boot)
+    );
+    let check = status_check(boot, "local-storage");
+    assert_eq!(check["status"], "fail", "{check}");
+    check["evidence"].as_str().unwrap_or_default().to_owned()
 }
 
 /// The array at `mount` with the state directories bound from it.
@@ -515,19 +440,7 @@ fn vm_a_disk_mkfs_refuses_leaves_kubelet_stopped_and_status_names_it() {
         &[(SERIALS[0], DISK_MIB), (SERIALS[1], TINY_DISK_MIB)],
     );
     let boot = s.run(&w, 1).remove(0);
-    assert!(
-        unit(&boot, "eks-node-agent-init-config.service").contains("Result=exit-code"),
-        "{}",
-        context(&boot)
-    );
-    assert!(
-        !unit(&boot, "kubelet.service").contains("ActiveState=active"),
-        "{}",
-        context(&boot)
-    );
-    let check = status_check(&boot, "local-storage");
-    assert_eq!(check["status"], "fail", "{check}");
-    let evidence = check["evidence"].as_str().unwrap_or_default();
+    let evidence = assert_setup_failed(&boot);
     assert!(
         evidence.contains("mkfs.xfs") && evidence.contains("/dev/nvme"),
         "{evidence}"
@@ -553,19 +466,7 @@ fn vm_an_array_that_cannot_assemble_leaves_kubelet_stopped_and_status_names_it()
     // A member disappears (its slot comes back blank).
     s.vm().replace_disk(2, DISK_MIB).unwrap();
     let boot = s.run(&w, 1).remove(0);
-    assert!(
-        unit(&boot, "eks-node-agent-init-config.service").contains("Result=exit-code"),
-        "{}",
-        context(&boot)
-    );
-    assert!(
-        !unit(&boot, "kubelet.service").contains("ActiveState=active"),
-        "{}",
-        context(&boot)
-    );
-    let check = status_check(&boot, "local-storage");
-    assert_eq!(check["status"], "fail", "{check}");
-    let evidence = check["evidence"].as_str().unwrap_or_default();
+    let evidence = assert_setup_failed(&boot);
     assert!(
         evidence.contains("mdadm --assemble") && evidence.contains("/dev/nvme"),
         "{evidence}"

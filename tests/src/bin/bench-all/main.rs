@@ -5,11 +5,12 @@
 //! bench-all [--out FILE] [--agent BIN] [--runs N] [--rounds N] [--only SECTION,...]
 //! ```
 //!
-//! Sections: size, token, run, run-growth, init, cold-start, init-growth, discovery. Each prints its
+//! Sections: size, token, run, run-growth, init, cold-start, init-growth, discovery, boot. Each prints its
 //! markdown as soon as it is measured; the file is those same sections, unchanged, under a
 //! header (machine, targets). A section that cannot run (no root, a peer missing) is written
 //! as "not measured" with the reason, and the exit code is then 1.
 
+mod boot;
 mod exporter;
 mod init;
 mod machine;
@@ -38,6 +39,7 @@ const SECTIONS: &[&str] = &[
     "cold-start",
     "init-growth",
     "discovery",
+    "boot",
 ];
 
 /// How to read the generated file; kept here so the file can be regenerated whole.
@@ -206,10 +208,12 @@ const TARGETS: &[(&str, &str)] = &[
     (TOKEN_TITLE, token::TARGET),
     (RUN_TITLE, exporter::TARGET),
     (INIT_TITLE, init::TARGET),
+    (BOOT_TITLE, boot::TARGET),
 ];
 const TOKEN_TITLE: &str = "`token` vs `aws eks get-token`";
 const RUN_TITLE: &str = "`run` vs Debian's prometheus-node-exporter";
 const INIT_TITLE: &str = "`init` end to end against the emulators";
+const BOOT_TITLE: &str = "Boot in a VM (RAID0 over 4 NVMe disks)";
 
 /// The agent binary must exist before anything runs.
 fn require(path: &Path) -> Result<()> {
@@ -281,6 +285,9 @@ fn run(argv: &[String]) -> Result<bool> {
         "Discovery alone (bench-discovery)",
         |r| discovery_section(r, args.runs),
     );
+    step(&mut report, want("boot"), BOOT_TITLE, |r| {
+        boot::run(r, &args.agent)
+    });
 
     let elapsed = started.elapsed();
     let mut targets = Table::new(&["target (issue 10)", "this run", "verdict"]);
