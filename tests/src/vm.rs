@@ -96,7 +96,7 @@ sec mountunits sh -c 'systemctl list-units --all --no-legend --plain -t mount | 
 sec record cat /run/eks-node-agent/local-storage.json
 sec phases cat /run/eks-node-agent/init-phases.json
 sec status sh -c 'set -a; . /etc/default/eks-node-agent; exec eks-node-agent status --output json --timeout 5 2>/dev/null' 
-sec containerdroot sh -c 'stat -c "%d %m" /var/lib/containerd /var/lib/containerd/io.containerd.content.v1.content 2>&1; ctr version >/dev/null 2>&1 && echo ctr-ok'
+sec containerdroot sh -c 'containerd config dump 2>/dev/null | grep -E "^(root|state) "; ls /var/lib/containerd'
 sec marker sh -c 'cat /var/lib/containerd/e2e-marker; ls -la /mnt/k8s-disks/0/containerd/e2e-marker'
 sec critical sh -c 'systemctl is-active -q kubelet.service && systemd-analyze critical-chain --no-pager kubelet.service || systemd-analyze critical-chain --no-pager containerd.service'
 sec blame systemd-analyze blame --no-pager
@@ -570,10 +570,13 @@ pub fn guest_files() -> Vec<GuestFile> {
     ]
 }
 
-/// One VM at a time: TCG guests are CPU-bound and this machine is shared.
-fn vm_lock() -> &'static Mutex<()> {
+/// One VM at a time: TCG guests are CPU-bound, each root disk takes close to a GiB, and this
+/// machine is shared. A test holds the guard from building its VM to dropping it.
+pub fn exclusive() -> std::sync::MutexGuard<'static, ()> {
     static LOCK: OnceLock<Mutex<()>> = OnceLock::new();
     LOCK.get_or_init(|| Mutex::new(()))
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
 }
 
 impl Vm {
@@ -685,7 +688,6 @@ impl Vm {
     /// Boots the VM and waits (at most `bound`) for qemu to exit (the probe powers it off,
     /// after any reboots it was told to do); returns the boots the probe reported.
     pub fn run(&mut self, forwards: &[Forward], bound: Duration) -> Result<Vec<Boot>, String> {
-        let _one = vm_lock().lock().unwrap_or_else(|e| e.into_inner());
         self.boots += 1;
         let console = self.console_path(self.boots);
         let probe = self
@@ -754,11 +756,16 @@ impl Vm {
         }
     }
 
-    /// Keeps the scratch directory (logs, images) and says where it is.
+    /// Keeps the scratch directory's logs (console, probe output; the disk images are
+    /// removed: a root disk is close to a GiB) and says where they are.
     pub fn keep_artifacts(self) -> PathBuf {
+        let _ = std::fs::remove_file(&self.root);
+        for (_, p) in &self.disks {
+            let _ = std::fs::remove_file(p);
+        }
         let path = self.scratch.keep();
         e2e::note(&format!(
-            "vm: artifacts (console logs, probe output, disk images) kept in {}",
+            "vm: artifacts (console logs, probe output) kept in {}",
             path.display()
         ));
         path

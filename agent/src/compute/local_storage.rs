@@ -59,19 +59,13 @@ pub enum Error {
     },
     /// The array cannot be assembled: members are missing.
     #[error(
-        "cannot assemble the {level} array {name} (UUID {uuid}; `mdadm --assemble {device} --uuid={uuid} {present}`): {have} of its {need} member disks are present{missing}. A disk disappeared: replace the instance, or wipe the remaining members (`wipefs -a`) to start over; kubelet is not started on a partial array"
+        "cannot assemble the {array} (`{command}`): {have} of its {need} member disks are present{missing}. A disk disappeared: replace the instance, or wipe the remaining members (`wipefs -a`) to start over; kubelet is not started on a partial array"
     )]
     MissingMembers {
-        /// md name.
-        name: String,
-        /// md level.
-        level: String,
-        /// MD_UUID.
-        uuid: String,
-        /// The device it would be assembled as.
-        device: String,
-        /// The members present, space-separated.
-        present: String,
+        /// `<level> array <name> (UUID <uuid>)`.
+        array: String,
+        /// The command that would assemble it.
+        command: String,
         /// How many are present.
         have: usize,
         /// How many it needs.
@@ -81,15 +75,11 @@ pub enum Error {
     },
     /// The running (or inactive) array is incomplete or not running.
     #[error(
-        "the {level} array {name} ({device}) is {state} with {have} of its {need} member disks ({members}); it cannot be assembled (`mdadm --assemble` needs all {need}): a disk disappeared or failed. The array is not used and kubelet is not started; replace the instance, or wipe the members (`wipefs -a`) to start over"
+        "the {array} is {state} with {have} of its {need} member disks ({members}); it cannot be assembled (`mdadm --assemble` needs all {need}): a disk disappeared or failed. The array is not used and kubelet is not started; replace the instance, or wipe the members (`wipefs -a`) to start over"
     )]
     ArrayIncomplete {
-        /// md name.
-        name: String,
-        /// Kernel device.
-        device: PathBuf,
-        /// md level.
-        level: String,
+        /// `<level> array <name> (<device>)`.
+        array: String,
         /// array_state.
         state: String,
         /// Present members.
@@ -235,13 +225,12 @@ fn array(s: &StorageSettings, facts: &StorageFacts, level: u32) -> Result<ArrayL
         let members: Vec<String> = a.members.iter().map(|m| m.display().to_string()).collect();
         if !a.is_running() || (a.raid_devices > 0 && (a.members.len() as u32) < a.raid_devices) {
             return Err(Error::ArrayIncomplete {
-                name: a.name.clone(),
-                device: a.device.clone(),
-                level: if a.level.is_empty() {
-                    "md".into()
-                } else {
-                    a.level.clone()
-                },
+                array: format!(
+                    "{} array {} ({})",
+                    if a.level.is_empty() { "md" } else { &a.level },
+                    a.name,
+                    a.device.display()
+                ),
                 state: a.state.clone(),
                 have: a.members.len(),
                 need: a.raid_devices,
@@ -319,16 +308,20 @@ fn array(s: &StorageSettings, facts: &StorageFacts, level: u32) -> Result<ArrayL
                 .map(|d| format!("{} holds {}", d.device.display(), d.content.describe()))
                 .collect();
             if (present.len() as u32) < first.raid_devices || !others.is_empty() {
+                let present: Vec<String> = present
+                    .iter()
+                    .map(|d| d.device.display().to_string())
+                    .collect();
                 return Err(Error::MissingMembers {
-                    name: first.name.clone(),
-                    level: first.level.clone(),
-                    uuid: first.array_uuid.clone(),
-                    device: ARRAY_DEVICE.into(),
-                    present: present
-                        .iter()
-                        .map(|d| d.device.display().to_string())
-                        .collect::<Vec<_>>()
-                        .join(" "),
+                    array: format!(
+                        "{} array {} (UUID {})",
+                        first.level, first.name, first.array_uuid
+                    ),
+                    command: format!(
+                        "mdadm --assemble {ARRAY_DEVICE} --uuid={} {}",
+                        first.array_uuid,
+                        present.join(" ")
+                    ),
                     have: present.len(),
                     need: first.raid_devices,
                     missing: if others.is_empty() {

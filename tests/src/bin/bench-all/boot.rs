@@ -61,6 +61,7 @@ pub fn run(report: &mut Report, agent: &Path) -> Result<()> {
     {
         bail!("the VM cannot boot here: {why}");
     }
+    let _one = eks_node_agent_tests::vm::exclusive();
     let world = VmWorld::start("      strategy: RAID0\n", agent).map_err(anyhow::Error::msg)?;
     let mut vm = world
         .vm(
