@@ -359,14 +359,18 @@ pub async fn discover(query: &Query, imds: Option<&Imds>) -> Result<StorageFacts
     }
     facts.arrays = arrays().await?;
     // An inactive array (udev's incremental assembly waiting for a missing member) has no
-    // readable detail: its identity is in its members' superblocks.
-    for a in facts.arrays.iter_mut().filter(|a| a.name.is_empty()) {
+    // level and counts only the members it holds: its members' superblocks say what it is.
+    for a in facts.arrays.iter_mut().filter(|a| !a.is_running()) {
         if let Some(m) = facts.disks.iter().find_map(|d| match &d.content {
             Content::RaidMember(m) if a.members.contains(&d.device) => Some(m),
             _ => None,
         }) {
-            a.name = m.name.clone();
-            a.uuid = m.array_uuid.clone();
+            if a.name.is_empty() {
+                a.name = m.name.clone();
+            }
+            if a.uuid.is_empty() {
+                a.uuid = m.array_uuid.clone();
+            }
             a.level = m.level.clone();
             a.raid_devices = m.raid_devices;
         }
