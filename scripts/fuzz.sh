@@ -8,7 +8,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BUDGET="${1:-60}"
-TARGETS=(user_data nodeconfig bootstrap_flags kmsg imds_responses)
+ALL_TARGETS=(user_data nodeconfig bootstrap_flags kmsg imds_responses host_text cluster_info
+    x509_identity mirror_manifest max_pods_expression)
+# FUZZ_TARGETS="a b" runs some of them (one at a time, one job, as on a shared machine).
+read -r -a TARGETS <<< "${FUZZ_TARGETS:-${ALL_TARGETS[*]}}"
 export RUSTC_BOOTSTRAP=1
 
 seed() {
@@ -28,6 +31,24 @@ seed() {
         imds_responses)
             printf '{"accountId":"123456789012","architecture":"x86_64","availabilityZone":"us-west-2a","imageId":"ami-1","instanceId":"i-0123456789abcdef0","instanceType":"m5.large","pendingTime":"2026-01-01T00:00:00Z","privateIp":"10.0.0.1","region":"us-west-2","version":"2017-09-30"}' > "$dir/identity"
             printf '{"ManagedInstanceID":"mi-0123456789abcdef0","Region":"us-west-2"}' > "$dir/ssm" ;;
+        host_text)
+            printf 'Filename\t\t\t\tType\t\tSize\t\tUsed\t\tPriority\n/swapfile                               file\t\t1048572\t\t0\t\t-2\n' > "$dir/swaps"
+            printf 'proc /proc proc rw,nosuid 0 0\n/dev/sda1 / ext4 rw,relatime 0 0\n' > "$dir/mounts"
+            printf 'Kubernetes v1.33.1-eks-1234\ncontainerd github.com/containerd/containerd v1.7.27 05044ec0a9a75232cad458027ca83437aae3f4da\n' > "$dir/versions"
+            printf 'm5.large i-0123456789abcdef0 us-west-2a my-cluster node-1 us-west-2 1.33.1 abcdef.0123456789abcdef sha256:04e58bf21ceff0a3df962ae3651ed69177457769f22858dcf1b0988a66dedfa2 v1.18.3-eksbuild.1\n' > "$dir/words"
+            printf 'some avg10=0.00 avg60=0.00 avg300=0.00 total=0\nfull avg10=0.00 avg60=0.00 avg300=0.00 total=0\n' > "$dir/pressure" ;;
+        cluster_info)
+            printf '{"kind":"ConfigMap","apiVersion":"v1","data":{"kubeconfig":"apiVersion: v1\nclusters:\n- cluster:\n    certificate-authority-data: AAAA\n    server: https://10.0.0.10:6443\n  name: \"\"\n","jws-kubeconfig-abcdef":"eyJhbGciOiJIUzI1NiIsImtpZCI6ImFiY2RlZiJ9..AAAA"}}' > "$dir/cluster-info" ;;
+        x509_identity)
+            find tests/fixtures/bad-config -name 'ca-*.yaml' -exec cp -f {} "$dir/" \; 2>/dev/null || true
+            printf '{"credentialSet":[{"credentials":{"accessKeyId":"AKIA","secretAccessKey":"s","sessionToken":"t","expiration":"2026-01-01T00:00:00Z"}}]}' > "$dir/session"
+            printf '{"message":"Untrusted certificate. Insufficient certificate"}' > "$dir/error" ;;
+        mirror_manifest)
+            printf '{"version": 1, "artifacts": [{"name": "kubelet", "file": "bin/kubelet", "sha256": "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08", "size": 4}]}\0untrusted comment: signature from minisign secret key\nRUTCtqoeNnTRgFNZeS1+mF5WMJW1T7WhF06LyfA74paErzJnIgMdhQ3QpoNqRzBElCOp+jZqPXKWCh8d2my+Zm7CC7TIm7Bu1wI=\ntrusted comment: eks-node-agent mirror manifest\nwBrI56M3jahFXNqA9bIWoYb1pAkS7I1gwSs2muCG1TsGC/PwqmsitmT6qH8C3a6UUdV5JF0CKSu/foXLZI8gBQ==\n' > "$dir/signed" ;;
+        max_pods_expression)
+            for e in 'max_pods' '(default_enis * (ips_per_eni - 1)) + 2' 'max_pods > 100 ? 100 : max_pods * 2' "int(double(max_pods) * 0.9)" "[1, 2].map(x, x * max_pods).size()"; do
+                printf '%s' "$e" > "$dir/$(printf '%s' "$e" | sha256sum | cut -c1-12)"
+            done ;;
     esac
 }
 

@@ -9,16 +9,23 @@
 # --no-build  Package the binary already in the target directory.
 # --out DIR   Where the packages go (default: target/packages).
 # --lint      Run lintian on the .deb (errors fail) and rpmlint on the .rpm (reported).
-# --tools-only  Only install cargo-deb and cargo-generate-rpm (scripts/test.sh does this first).
+# --tools-only  Only install cargo-deb, cargo-generate-rpm and cargo-cyclonedx (scripts/test.sh
+#             does this first).
 #
-# Installs cargo-deb and cargo-generate-rpm (pinned versions that build with the workspace's
-# Rust) with `cargo install --locked` when they are missing. CARGO_TARGET_DIR is honoured.
+# Both packages ship a CycloneDX SBOM of the binary (its normal dependency graph on this
+# target: no dev- or build-dependencies) at /usr/share/doc/eks-node-agent/sbom.cdx.json, made
+# by cargo-cyclonedx from Cargo.lock.
+#
+# Installs cargo-deb, cargo-generate-rpm and cargo-cyclonedx (pinned versions that build with
+# the workspace's Rust) with `cargo install --locked` when they are missing. CARGO_TARGET_DIR is
+# honoured.
 # Prints the path of each package built, one per line, on stdout.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 CARGO_DEB_VERSION=3.8.0
 CARGO_GENERATE_RPM_VERSION=0.21.1
+CARGO_CYCLONEDX_VERSION=0.5.9
 
 profile=release
 build=yes
@@ -53,7 +60,7 @@ out="$(cd "$out" && pwd)"
 
 need_tool() { # <cargo subcommand binary> <crate> <version>
     local have
-    have=$("$1" --version 2>/dev/null | awk '{print $2}') || true
+    have=$("$1" --version 2>/dev/null | awk '{print $NF}') || true
     if [ "$have" != "$3" ]; then
         echo "package.sh: installing $2 $3 (cargo install --locked)" >&2
         cargo install --locked --quiet "$2" --version "$3" >&2
@@ -65,6 +72,7 @@ for f in "${formats[@]}"; do
         rpm) need_tool cargo-generate-rpm cargo-generate-rpm "$CARGO_GENERATE_RPM_VERSION" ;;
     esac
 done
+need_tool cargo-cyclonedx cargo-cyclonedx "$CARGO_CYCLONEDX_VERSION"
 [ "$tools_only" = yes ] && exit 0
 
 if [ "$build" = yes ]; then
@@ -75,6 +83,11 @@ if [ ! -x "$binary" ]; then
     echo "package.sh: $binary is missing; build it or drop --no-build" >&2
     exit 1
 fi
+
+# The SBOM: agent/eks-node-agent_bin.cdx.json (an asset of both packages, see agent/Cargo.toml).
+cargo cyclonedx --manifest-path agent/Cargo.toml --format json --describe binaries \
+    --spec-version 1.5 --no-build-deps --quiet >&2
+[ -s agent/eks-node-agent_bin.cdx.json ] || { echo "package.sh: cargo cyclonedx wrote no SBOM" >&2; exit 1; }
 
 version=$(cargo metadata --no-deps --format-version 1 --locked |
     python3 -c 'import json,sys; print(next(p["version"] for p in json.load(sys.stdin)["packages"] if p["name"]=="eks-node-agent"))')

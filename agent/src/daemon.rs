@@ -112,6 +112,9 @@ pub struct ConfigFile {
     /// `credentials`, `clock`).
     #[serde(default)]
     pub checks: BTreeMap<String, CheckFile>,
+    /// `[lifecycle]`: the EC2 lifecycle event watchers (read at start).
+    #[serde(default)]
+    pub lifecycle: crate::lifecycle::config::File,
 }
 
 /// The checks to run and when.
@@ -158,10 +161,10 @@ pub fn schedules(
     Ok(out)
 }
 
-/// Reads the config file; a missing file means the defaults.
-pub fn load_config(path: Option<&std::path::Path>) -> Result<BTreeMap<CheckKind, Schedule>, Error> {
+/// Reads the config file; a missing file (or none given) means the defaults.
+pub fn read_config(path: Option<&std::path::Path>) -> Result<ConfigFile, Error> {
     let Some(path) = path else {
-        return schedules(&ConfigFile::default(), std::path::Path::new("-"));
+        return Ok(ConfigFile::default());
     };
     let text = match std::fs::read_to_string(path) {
         Ok(t) => t,
@@ -173,11 +176,25 @@ pub fn load_config(path: Option<&std::path::Path>) -> Result<BTreeMap<CheckKind,
             });
         }
     };
-    let file: ConfigFile = toml::from_str(&text).map_err(|source| Error::ConfigParse {
+    toml::from_str(&text).map_err(|source| Error::ConfigParse {
         path: path.to_path_buf(),
         source,
-    })?;
-    schedules(&file, path)
+    })
+}
+
+/// Reads the config file's check schedules; a missing file means the defaults.
+pub fn load_config(path: Option<&std::path::Path>) -> Result<BTreeMap<CheckKind, Schedule>, Error> {
+    let file = read_config(path)?;
+    schedules(&file, path.unwrap_or(std::path::Path::new("-")))
+}
+
+/// Reads and validates `[lifecycle]`.
+pub fn load_lifecycle(path: Option<&std::path::Path>) -> Result<crate::lifecycle::Settings, Error> {
+    let file = read_config(path)?;
+    crate::lifecycle::config::validate(&file.lifecycle).map_err(|e| Error::Config {
+        path: path.unwrap_or(std::path::Path::new("-")).to_path_buf(),
+        message: e.to_string(),
+    })
 }
 
 /// Everything the daemon needs.
@@ -197,6 +214,17 @@ pub struct Settings {
     pub host: HostPaths,
     /// The phase durations `init` recorded.
     pub init_phases: PathBuf,
+    /// The lifecycle watchers' host facts.
+    pub lifecycle: LifecycleHost,
+}
+
+/// What the lifecycle watchers need from the command line.
+#[derive(Debug, Clone)]
+pub struct LifecycleHost {
+    /// The host is EC2 (as the IAM credentials check detects it): `enabled = "auto"` is on.
+    pub ec2: bool,
+    /// Their state file.
+    pub state_file: PathBuf,
 }
 
 struct Report {
@@ -397,6 +425,7 @@ pub async fn run(settings: Settings) -> Result<(), Error> {
     // of the agent. An error only means a provider was installed already.
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
     let mut schedules = load_config(settings.config_file.as_deref())?;
+    let lifecycle = load_lifecycle(settings.config_file.as_deref())?;
     let metrics = Metrics::with_phases_file(settings.host.clone(), settings.init_phases.clone())
         .map_err(Error::Metrics)?;
     let alive = Arc::new(AtomicBool::new(false));
@@ -442,6 +471,8 @@ pub async fn run(settings: Settings) -> Result<(), Error> {
         },
         None => tracing::info!("no kubeconfig: node conditions and events are not written"),
     }
+
+    let lifecycle_task = start_lifecycle(&settings, lifecycle, &metrics, &ev_tx).await?;
 
     let mut targets = settings.targets.clone();
     if targets.skip_vpc_cni {
@@ -542,7 +573,44 @@ pub async fn run(settings: Settings) -> Result<(), Error> {
     for t in tasks {
         t.abort();
     }
+    if let Some(t) = lifecycle_task {
+        t.abort();
+    }
     Ok(())
+}
+
+/// Starts the lifecycle watchers (when `[lifecycle] enabled` says so) and forwards their
+/// Node events to the writer.
+async fn start_lifecycle(
+    settings: &Settings,
+    lifecycle: crate::lifecycle::Settings,
+    metrics: &Metrics,
+    events: &mpsc::UnboundedSender<WriterMsg>,
+) -> Result<Option<tokio::task::JoinHandle<()>>, Error> {
+    let started = crate::lifecycle::start(crate::lifecycle::Start {
+        settings: lifecycle,
+        ec2: settings.lifecycle.ec2,
+        node: settings.node_name.clone(),
+        kubeconfig: settings.kubeconfig.clone(),
+        state_file: settings.lifecycle.state_file.clone(),
+        metrics,
+    })
+    .await
+    .map_err(Error::Metrics)?;
+    let Some((task, mut notices)) = started else {
+        return Ok(None);
+    };
+    let forward = events.clone();
+    tokio::spawn(async move {
+        while let Some(n) = notices.recv().await {
+            let _ = forward.send(WriterMsg::Event {
+                warning: n.warning,
+                reason: n.reason,
+                note: n.note,
+            });
+        }
+    });
+    Ok(Some(task))
 }
 
 /// Adds the kernel log matches counted since the last sync to `eksnode_problems_total`

@@ -27,6 +27,27 @@ pub trait Classify {
     fn exit_code(&self) -> Code;
 }
 
+/// The exit code of a failure to read a file the user named, by whether the user can fix it:
+/// a path that does not exist, is a directory (or goes through a file), is not readable by the
+/// agent, or holds something other than text is the input (2); the host failing to read a file
+/// that is there (an I/O error, out of memory or file descriptors) is a runtime failure (1).
+pub fn io_code(err: &std::io::Error) -> Code {
+    use std::io::ErrorKind;
+    match err.kind() {
+        ErrorKind::NotFound
+        | ErrorKind::IsADirectory
+        | ErrorKind::NotADirectory
+        | ErrorKind::PermissionDenied
+        | ErrorKind::InvalidData
+        | ErrorKind::InvalidInput
+        | ErrorKind::InvalidFilename
+        | ErrorKind::FileTooLarge => Code::BadInput,
+        // A symlink loop has no stable ErrorKind.
+        _ if err.raw_os_error() == Some(libc::ELOOP) => Code::BadInput,
+        _ => Code::Failure,
+    }
+}
+
 /// A generic bad-input error for the CLI edge (flag combinations and the like).
 #[derive(Debug, thiserror::Error)]
 #[error("{0}")]
@@ -35,5 +56,23 @@ pub struct BadInput(pub String);
 impl Classify for BadInput {
     fn exit_code(&self) -> Code {
         Code::BadInput
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn file_errors_are_the_input_unless_the_host_failed() {
+        let dir = std::env::temp_dir();
+        let is_dir = std::fs::read(&dir).unwrap_err();
+        let missing = std::fs::read(dir.join("eks-node-agent-missing/x")).unwrap_err();
+        assert_eq!(io_code(&is_dir), Code::BadInput, "{is_dir}");
+        assert_eq!(io_code(&missing), Code::BadInput, "{missing}");
+        let eio = std::io::Error::from_raw_os_error(5);
+        assert_eq!(io_code(&eio), Code::Failure);
+        let emfile = std::io::Error::from_raw_os_error(24);
+        assert_eq!(io_code(&emfile), Code::Failure);
     }
 }

@@ -15,6 +15,7 @@ pub mod daemon;
 pub mod exit;
 pub mod facts;
 pub mod install;
+pub mod lifecycle;
 pub mod model;
 pub mod net;
 pub mod render;

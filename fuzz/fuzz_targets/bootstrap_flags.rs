@@ -1,5 +1,6 @@
-//! Legacy bootstrap.sh command lines (NUL-separated arguments) through clap and the
-//! translation to a NodeConfig, including `--kubelet-extra-args` shell splitting.
+//! Legacy bootstrap.sh command lines (NUL-separated arguments) through clap, the translation
+//! to NodeConfig documents (one per flag, `--kubelet-extra-args` shell-split) and their
+//! validation.
 #![no_main]
 
 use clap::Parser;
@@ -24,5 +25,7 @@ fuzz_target!(|data: &[u8]| {
         region: Some("us-west-2".into()),
         containerd_config: None,
     };
-    let _ = bootstrap_flags::translate(&parsed.flags, &ctx);
+    if let Ok(translation) = bootstrap_flags::translate(&parsed.flags, &ctx) {
+        let _ = translation.load();
+    }
 });

@@ -8,6 +8,15 @@
 //!   IMDSv1 can be allowed with [`Instance::allow_imdsv1`]).
 //! - Other methods get 405; unknown paths 404; a turned-off endpoint 403.
 //! - Directory paths list their children, one per line, sub-directories ending in `/`.
+//! - `tags/instance/` lists the instance's tag keys (each key a leaf with the value) when the
+//!   instance shows its tags in metadata, and is 404 otherwise.
+//!
+//! EC2 lifecycle paths, set per test with their documented shapes, 404 while nothing is
+//! announced: `meta-data/spot/instance-action` (`{"action", "time"}`, and the older
+//! `spot/termination-time` beside it), `meta-data/events/recommendations/rebalance`
+//! (`{"noticeTime"}`), `meta-data/events/maintenance/scheduled` (a list of
+//! `{"NotBefore", "Code", "Description", "EventId", "NotAfter", "State"}` with times like
+//! `21 Jan 2027 09:00:43 GMT`) and `meta-data/autoscaling/target-lifecycle-state` (text).
 //!
 //! Faults are injected per test through [`ImdsEmulator`]'s methods: a delay on every request,
 //! the next N requests answered 5xx, the next N connections dropped without an answer, all
@@ -107,6 +116,9 @@ pub struct Instance {
     pub allow_imdsv1: bool,
     /// `block-device-mapping/`: name (`ami`, `root`, `ephemeral0`, ...) and device.
     pub block_device_mapping: Vec<(String, String)>,
+    /// The instance's tags under `tags/instance/` (None: tags are not shown in instance
+    /// metadata, and the path is 404, as with `InstanceMetadataTags=disabled`).
+    pub tags: Option<BTreeMap<String, String>>,
 }
 
 impl Instance {
@@ -142,6 +154,7 @@ impl Instance {
                 ("ami".into(), "xvda".into()),
                 ("root".into(), "/dev/xvda".into()),
             ],
+            tags: None,
         }
     }
 
@@ -249,6 +262,9 @@ impl Instance {
         if let Some(u) = &self.user_data {
             t.insert("user-data".into(), u.clone());
         }
+        for (k, v) in self.tags.iter().flatten() {
+            t.insert(m(&format!("tags/instance/{k}")), v.clone().into_bytes());
+        }
         t
     }
 }
@@ -284,6 +300,40 @@ fn role_tree(c: &RoleCredentials, account_id: &str) -> Vec<(String, Vec<u8>)> {
                 .into_bytes(),
         ),
     ]
+}
+
+/// A scheduled maintenance event as IMDS lists it.
+#[derive(Debug, Clone)]
+pub struct ScheduledEvent {
+    /// `EventId`.
+    pub id: String,
+    /// `Code`, e.g. `system-reboot`.
+    pub code: String,
+    /// `NotBefore`.
+    pub not_before: time::OffsetDateTime,
+    /// `State`: `active`, `completed` or `canceled`.
+    pub state: String,
+}
+
+impl ScheduledEvent {
+    fn json(&self) -> serde_json::Value {
+        let f = time::macros::format_description!(
+            "[day padding:none] [month repr:short] [year] [hour]:[minute]:[second] GMT"
+        );
+        let at = |t: time::OffsetDateTime| {
+            t.to_offset(time::UtcOffset::UTC)
+                .format(&f)
+                .expect("format")
+        };
+        serde_json::json!({
+            "NotBefore": at(self.not_before),
+            "Code": self.code,
+            "Description": format!("scheduled {}", self.code.replace('-', " ")),
+            "EventId": self.id,
+            "NotAfter": at(self.not_before + time::Duration::minutes(15)),
+            "State": self.state,
+        })
+    }
 }
 
 /// Faults and state shared with the server task.
@@ -400,6 +450,61 @@ impl ImdsEmulator {
             Some(d) => t.insert("user-data".into(), d),
             None => t.remove("user-data"),
         };
+    }
+
+    fn set_leaf(&self, leaf: &str, value: Option<String>) {
+        let mut t = self.shared.tree.lock().expect("tree lock");
+        let key = format!("meta-data/{leaf}");
+        match value {
+            Some(v) => t.insert(key, v.into_bytes()),
+            None => t.remove(&key),
+        };
+    }
+
+    /// Announces a spot interruption (`action` is `terminate`, `stop` or `hibernate`; `time`
+    /// RFC 3339 UTC), or withdraws it (None: 404).
+    pub fn set_spot_action(&self, action: Option<(&str, &str)>) {
+        match action {
+            Some((action, time)) => {
+                self.set_leaf(
+                    "spot/instance-action",
+                    Some(serde_json::json!({"action": action, "time": time}).to_string()),
+                );
+                self.set_leaf("spot/termination-time", Some(time.to_owned()));
+            }
+            None => {
+                self.set_leaf("spot/instance-action", None);
+                self.set_leaf("spot/termination-time", None);
+            }
+        }
+    }
+
+    /// Sets the rebalance recommendation's notice time (RFC 3339), or none (404).
+    pub fn set_rebalance(&self, notice_time: Option<&str>) {
+        self.set_leaf(
+            "events/recommendations/rebalance",
+            notice_time.map(|t| serde_json::json!({"noticeTime": t}).to_string()),
+        );
+    }
+
+    /// Sets the scheduled maintenance events (None: 404).
+    pub fn set_scheduled_events(&self, events: Option<&[ScheduledEvent]>) {
+        self.set_leaf(
+            "events/maintenance/scheduled",
+            events.map(|list| {
+                let docs: Vec<serde_json::Value> = list.iter().map(ScheduledEvent::json).collect();
+                serde_json::to_string_pretty(&docs).expect("json")
+            }),
+        );
+    }
+
+    /// Sets the Auto Scaling target lifecycle state, e.g. `InService`, `Terminated`,
+    /// `Warmed:Stopped` (None: 404, not in a group).
+    pub fn set_target_lifecycle_state(&self, state: Option<&str>) {
+        self.set_leaf(
+            "autoscaling/target-lifecycle-state",
+            state.map(str::to_owned),
+        );
     }
 
     /// Requests received (all methods and paths).

@@ -6,6 +6,25 @@
 //! `meta.k8s.io/v1` `Status` objects with the codes a real API server uses. Every request is
 //! recorded.
 //!
+//! For the lifecycle drain it serves pods and their disruption budgets:
+//! - `PATCH /api/v1/nodes/{name}` (merge or strategic merge; taints are an atomic list), with
+//!   the `metadata.resourceVersion` precondition (409 Conflict when it is stale);
+//! - `GET /api/v1/pods?fieldSelector=spec.nodeName=N` and `GET .../namespaces/{ns}/pods/{name}`;
+//! - `POST .../pods/{name}/eviction` (policy/v1 Eviction): a pod matched by one
+//!   PodDisruptionBudget is evicted only while the budget allows a disruption (healthy pods
+//!   above `minAvailable`, or at most `maxUnavailable` not healthy), else 429 TooManyRequests
+//!   with a `DisruptionBudget` cause; more than one budget is a 500, as the API server
+//!   answers; a pod being deleted already is accepted without a budget check;
+//!   `deleteOptions.gracePeriodSeconds` and `preconditions.uid` are honoured;
+//! - `DELETE .../pods/{name}` with a grace period (body `gracePeriodSeconds` or the query):
+//!   the pod gets `deletionTimestamp` and goes once its containers stopped: after the grace
+//!   period or its own stop time, whichever is first (0 removes it at once); a second
+//!   delete can only shorten the grace period.
+//!
+//! An evicted pod owned by a ReplicaSet or StatefulSet gets a replacement on another node,
+//! Ready after a configurable delay (the controller and the scheduler, emulated), which is
+//! what lets a budget allow the next eviction.
+//!
 //! For kubeadm token discovery it also serves `GET
 //! /api/v1/namespaces/kube-public/configmaps/cluster-info` anonymously (kubeadm's RBAC grants
 //! `system:anonymous` that one read), as a `v1` ConfigMap whose `kubeconfig` key holds the
@@ -40,6 +59,62 @@ pub struct Recorded {
     pub status: u16,
     /// Whether the request carried an `Authorization` header.
     pub authorized: bool,
+    /// The query string.
+    pub query: String,
+    /// When it arrived.
+    pub at: std::time::SystemTime,
+}
+
+/// A pod and the emulated kubelet's view of it.
+#[derive(Debug, Clone)]
+struct PodEntry {
+    obj: Value,
+    /// How long its containers take to stop after SIGTERM.
+    stops_in: std::time::Duration,
+    /// When it goes away (set by a deletion).
+    remove_at: Option<std::time::Instant>,
+    /// When it becomes Ready (replacements).
+    ready_at: Option<std::time::Instant>,
+}
+
+/// A pod to add with [`KubeApi::add_pod`].
+#[derive(Debug, Clone)]
+pub struct PodSpec {
+    /// Namespace.
+    pub namespace: String,
+    /// Name.
+    pub name: String,
+    /// The Node it is bound to.
+    pub node: String,
+    /// Labels.
+    pub labels: BTreeMap<String, String>,
+    /// Controller kind (`ReplicaSet`, `DaemonSet`, `StatefulSet`...) or None.
+    pub owner: Option<String>,
+    /// A mirror pod (a static pod's copy).
+    pub mirror: bool,
+    /// `spec.priority`.
+    pub priority: i32,
+    /// `spec.terminationGracePeriodSeconds`.
+    pub grace_period_secs: i64,
+    /// How long the containers take to stop after SIGTERM.
+    pub stops_in: std::time::Duration,
+}
+
+impl PodSpec {
+    /// A Ready pod of a ReplicaSet, grace period 30 s, stopping in 100 ms.
+    pub fn new(namespace: &str, name: &str, node: &str) -> PodSpec {
+        PodSpec {
+            namespace: namespace.into(),
+            name: name.into(),
+            node: node.into(),
+            labels: BTreeMap::new(),
+            owner: Some("ReplicaSet".into()),
+            mirror: false,
+            priority: 0,
+            grace_period_secs: 30,
+            stops_in: std::time::Duration::from_millis(100),
+        }
+    }
 }
 
 #[derive(Debug, Default)]
@@ -58,6 +133,16 @@ struct Store {
     git_version: Option<String>,
     /// Statuses to answer the next authenticated requests with (fault injection).
     faults: std::collections::VecDeque<u16>,
+    pods: BTreeMap<(String, String), PodEntry>,
+    pdbs: Vec<Value>,
+    /// When a pod went away, by `namespace/name`.
+    removed: Vec<(String, std::time::SystemTime)>,
+    /// How long a replacement takes to become Ready (None: no replacements).
+    replacement_ready_after: Option<std::time::Duration>,
+    serial: u64,
+    /// Refuse Node PATCHes that change taints, as NodeRestriction does for a node's own
+    /// identity.
+    node_restriction: bool,
 }
 
 /// A running emulator; stops when dropped.
@@ -335,6 +420,99 @@ users:\n- name: kubelet\n  user:\n    token: {}\n",
             .insert(name.to_string(), node);
     }
 
+    /// Adds a pod (Running and Ready).
+    pub fn add_pod(&self, spec: PodSpec) {
+        let mut s = self.store.lock().expect("store");
+        s.serial += 1;
+        let uid = format!("pod-uid-{}", s.serial);
+        let mut meta = json!({
+            "name": spec.name, "namespace": spec.namespace, "uid": uid,
+            "resourceVersion": "1", "labels": spec.labels,
+            "creationTimestamp": "2026-12-01T00:00:00Z",
+        });
+        if let Some(kind) = &spec.owner {
+            meta["ownerReferences"] = json!([{
+                "apiVersion": "apps/v1", "kind": kind, "name": format!("{}-owner", spec.name),
+                "uid": format!("owner-{}", spec.name), "controller": true,
+            }]);
+        }
+        if spec.mirror {
+            meta["annotations"] = json!({ "kubernetes.io/config.mirror": "0123456789abcdef" });
+        }
+        let obj = json!({
+            "apiVersion": "v1", "kind": "Pod", "metadata": meta,
+            "spec": {
+                "nodeName": spec.node, "priority": spec.priority,
+                "terminationGracePeriodSeconds": spec.grace_period_secs,
+                "containers": [{ "name": "app", "image": "public.ecr.aws/docker/library/busybox:1" }],
+            },
+            "status": { "phase": "Running", "conditions": [{ "type": "Ready", "status": "True" }] },
+        });
+        s.pods.insert(
+            (spec.namespace, spec.name),
+            PodEntry {
+                obj,
+                stops_in: spec.stops_in,
+                remove_at: None,
+                ready_at: None,
+            },
+        );
+    }
+
+    /// Adds a PodDisruptionBudget (`policy/v1`) selecting `match_labels`, with `minAvailable`
+    /// or `maxUnavailable` (integers).
+    pub fn add_pdb(
+        &self,
+        namespace: &str,
+        name: &str,
+        match_labels: &[(&str, &str)],
+        min_available: Option<i64>,
+        max_unavailable: Option<i64>,
+    ) {
+        let labels: BTreeMap<&str, &str> = match_labels.iter().copied().collect();
+        let mut spec = json!({ "selector": { "matchLabels": labels } });
+        if let Some(m) = min_available {
+            spec["minAvailable"] = json!(m);
+        }
+        if let Some(m) = max_unavailable {
+            spec["maxUnavailable"] = json!(m);
+        }
+        self.store.lock().expect("store").pdbs.push(json!({
+            "apiVersion": "policy/v1", "kind": "PodDisruptionBudget",
+            "metadata": { "name": name, "namespace": namespace }, "spec": spec,
+        }));
+    }
+
+    /// Evicted pods of a ReplicaSet or StatefulSet get a replacement elsewhere that is Ready
+    /// after `delay` (None: no replacements).
+    pub fn set_replacement_ready_after(&self, delay: Option<std::time::Duration>) {
+        self.store.lock().expect("store").replacement_ready_after = delay;
+    }
+
+    /// Refuses Node PATCHes that change `spec.taints` with 403, as the NodeRestriction
+    /// admission plugin does for a node's own identity (the kubelet's credentials).
+    pub fn enforce_node_restriction(&self, on: bool) {
+        self.store.lock().expect("store").node_restriction = on;
+    }
+
+    /// The pods bound to `node` now (`namespace/name`).
+    pub fn pods_on(&self, node: &str) -> Vec<String> {
+        let mut s = self.store.lock().expect("store");
+        sweep(&mut s);
+        s.pods
+            .values()
+            .filter(|p| p.obj.pointer("/spec/nodeName").and_then(Value::as_str) == Some(node))
+            .map(|p| pod_id(&p.obj))
+            .collect()
+    }
+
+    /// When each pod went away (`namespace/name`).
+    pub fn removed_pods(&self) -> Vec<(String, std::time::SystemTime)> {
+        let mut s = self.store.lock().expect("store");
+        sweep(&mut s);
+        s.removed.clone()
+    }
+
     /// The Node as stored.
     pub fn node(&self, name: &str) -> Option<Value> {
         self.store.lock().expect("store").nodes.get(name).cloned()
@@ -442,6 +620,8 @@ async fn handle(
         .unwrap_or("")
         .to_string();
     let has_auth = req.headers().contains_key(hyper::header::AUTHORIZATION);
+    let query = req.uri().query().unwrap_or("").to_string();
+    let at = std::time::SystemTime::now();
     let auth_ok = req
         .headers()
         .get(hyper::header::AUTHORIZATION)
@@ -482,7 +662,11 @@ async fn handle(
         } else if auth_ok && let Some(code) = s.faults.pop_front() {
             injected_fault(code, &path)
         } else if auth_ok {
-            route(&mut s, &method, &path, &content_type, &body)
+            sweep(&mut s);
+            match pod_route(&mut s, &method, &path, &query, &content_type, &body) {
+                Some(answer) => answer,
+                None => route(&mut s, &method, &path, &content_type, &body),
+            }
         } else {
             status(StatusCode::UNAUTHORIZED, "Unauthorized", "Unauthorized")
         };
@@ -493,6 +677,8 @@ async fn handle(
             body,
             status: result.0.as_u16(),
             authorized: has_auth,
+            query,
+            at,
         });
         result
     };
@@ -657,6 +843,363 @@ fn route(
             "the server could not find the requested resource",
         ),
     }
+}
+
+fn pod_id(obj: &Value) -> String {
+    format!(
+        "{}/{}",
+        obj.pointer("/metadata/namespace")
+            .and_then(Value::as_str)
+            .unwrap_or(""),
+        obj.pointer("/metadata/name")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+    )
+}
+
+/// Removes pods whose containers stopped; makes replacements Ready when their time came.
+fn sweep(s: &mut Store) {
+    let now = std::time::Instant::now();
+    let gone: Vec<(String, String)> = s
+        .pods
+        .iter()
+        .filter(|(_, p)| p.remove_at.is_some_and(|t| t <= now))
+        .map(|(k, _)| k.clone())
+        .collect();
+    for k in gone {
+        if let Some(p) = s.pods.remove(&k) {
+            s.removed
+                .push((pod_id(&p.obj), std::time::SystemTime::now()));
+        }
+    }
+    for p in s.pods.values_mut() {
+        if p.ready_at.is_some_and(|t| t <= now) {
+            p.ready_at = None;
+            p.obj["status"]["conditions"] = json!([{ "type": "Ready", "status": "True" }]);
+        }
+    }
+}
+
+fn labels_match(selector: &Value, labels: &Value) -> bool {
+    selector
+        .as_object()
+        .is_some_and(|sel| sel.iter().all(|(k, v)| labels.get(k) == Some(v)))
+}
+
+fn healthy(obj: &Value) -> bool {
+    obj.pointer("/metadata/deletionTimestamp").is_none()
+        && obj
+            .pointer("/status/conditions")
+            .and_then(Value::as_array)
+            .is_some_and(|c| {
+                c.iter()
+                    .any(|c| c["type"] == "Ready" && c["status"] == "True")
+            })
+}
+
+/// Marks a pod deleted with `grace` seconds: it goes after min(grace, its stop time).
+fn delete_pod(s: &mut Store, key: &(String, String), grace: i64) {
+    let now = std::time::Instant::now();
+    let Some(p) = s.pods.get_mut(key) else { return };
+    let grace = grace.max(0);
+    let by_grace = now + std::time::Duration::from_secs(u64::try_from(grace).unwrap_or(0));
+    let stop = now + p.stops_in;
+    let at = by_grace.min(stop);
+    let at = if grace == 0 { now } else { at };
+    let current = p.remove_at;
+    if current.is_some_and(|c| c <= at) {
+        return;
+    }
+    p.remove_at = Some(at);
+    let when = time::OffsetDateTime::now_utc() + time::Duration::seconds(grace);
+    p.obj["metadata"]["deletionTimestamp"] = json!(
+        when.format(&time::format_description::well_known::Rfc3339)
+            .unwrap_or_default()
+    );
+    p.obj["metadata"]["deletionGracePeriodSeconds"] = json!(grace);
+    if grace == 0 {
+        let k = key.clone();
+        if let Some(p) = s.pods.remove(&k) {
+            s.removed
+                .push((pod_id(&p.obj), std::time::SystemTime::now()));
+        }
+    }
+}
+
+fn query_param<'a>(query: &'a str, name: &str) -> Option<std::borrow::Cow<'a, str>> {
+    query.split('&').find_map(|kv| {
+        let (k, v) = kv.split_once('=')?;
+        (k == name).then(|| percent_encoding::percent_decode_str(v).decode_utf8_lossy())
+    })
+}
+
+fn not_found(kind: &str, name: &str) -> (StatusCode, Value) {
+    status(
+        StatusCode::NOT_FOUND,
+        "NotFound",
+        &format!("{kind} \"{name}\" not found"),
+    )
+}
+
+/// Pods, evictions and Node PATCH; `None` for other paths.
+fn pod_route(
+    s: &mut Store,
+    method: &str,
+    path: &str,
+    query: &str,
+    ctype: &str,
+    body: &Value,
+) -> Option<(StatusCode, Value)> {
+    let parts: Vec<String> = path
+        .trim_matches('/')
+        .split('/')
+        .map(|p| {
+            percent_encoding::percent_decode_str(p)
+                .decode_utf8_lossy()
+                .into_owned()
+        })
+        .collect();
+    let parts: Vec<&str> = parts.iter().map(String::as_str).collect();
+    Some(match (method, parts.as_slice()) {
+        ("GET", ["api", "v1", "pods"]) => {
+            let node = query_param(query, "fieldSelector")
+                .and_then(|f| f.strip_prefix("spec.nodeName=").map(str::to_owned));
+            let items: Vec<Value> = s
+                .pods
+                .values()
+                .filter(|p| {
+                    node.as_deref().is_none_or(|n| {
+                        p.obj.pointer("/spec/nodeName").and_then(Value::as_str) == Some(n)
+                    })
+                })
+                .map(|p| p.obj.clone())
+                .collect();
+            (
+                StatusCode::OK,
+                json!({ "kind": "PodList", "apiVersion": "v1",
+                        "metadata": { "resourceVersion": s.resource_version.to_string() },
+                        "items": items }),
+            )
+        }
+        ("GET", ["api", "v1", "namespaces", ns, "pods", name]) => {
+            match s.pods.get(&((*ns).to_owned(), (*name).to_owned())) {
+                Some(p) => (StatusCode::OK, p.obj.clone()),
+                None => not_found("pods", name),
+            }
+        }
+        ("POST", ["api", "v1", "namespaces", ns, "pods", name, "eviction"]) => {
+            let key = ((*ns).to_owned(), (*name).to_owned());
+            let Some(pod) = s.pods.get(&key).map(|p| p.obj.clone()) else {
+                return Some(not_found("pods", name));
+            };
+            if let Some(uid) = body
+                .pointer("/deleteOptions/preconditions/uid")
+                .and_then(Value::as_str)
+                && pod.pointer("/metadata/uid").and_then(Value::as_str) != Some(uid)
+            {
+                return Some(status(
+                    StatusCode::CONFLICT,
+                    "Conflict",
+                    &format!(
+                        "Precondition failed: UID in precondition: {uid}, UID in object meta: {}",
+                        pod.pointer("/metadata/uid")
+                            .and_then(Value::as_str)
+                            .unwrap_or("")
+                    ),
+                ));
+            }
+            let success = |code: StatusCode| {
+                (
+                    code,
+                    json!({ "kind": "Status", "apiVersion": "v1", "metadata": {},
+                               "status": "Success", "code": code.as_u16() }),
+                )
+            };
+            if pod.pointer("/metadata/deletionTimestamp").is_some() {
+                return Some(success(StatusCode::OK));
+            }
+            let labels = pod
+                .pointer("/metadata/labels")
+                .cloned()
+                .unwrap_or(json!({}));
+            let budgets: Vec<Value> = s
+                .pdbs
+                .iter()
+                .filter(|b| b.pointer("/metadata/namespace").and_then(Value::as_str) == Some(*ns))
+                .filter(|b| labels_match(&b["spec"]["selector"]["matchLabels"], &labels))
+                .cloned()
+                .collect();
+            if budgets.len() > 1 {
+                return Some(status(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "InternalError",
+                    "This pod has more than one PodDisruptionBudget, which the eviction subresource does not support.",
+                ));
+            }
+            if let Some(b) = budgets.first() {
+                let selected: Vec<&PodEntry> = s
+                    .pods
+                    .values()
+                    .filter(|p| {
+                        p.obj.pointer("/metadata/namespace").and_then(Value::as_str) == Some(*ns)
+                            && labels_match(
+                                &b["spec"]["selector"]["matchLabels"],
+                                p.obj.pointer("/metadata/labels").unwrap_or(&Value::Null),
+                            )
+                    })
+                    .collect();
+                let healthy_now =
+                    i64::try_from(selected.iter().filter(|p| healthy(&p.obj)).count()).unwrap_or(0);
+                let expected = i64::try_from(
+                    selected
+                        .iter()
+                        .filter(|p| p.obj.pointer("/metadata/deletionTimestamp").is_none())
+                        .count(),
+                )
+                .unwrap_or(0);
+                let desired = match (
+                    b["spec"]["minAvailable"].as_i64(),
+                    b["spec"]["maxUnavailable"].as_i64(),
+                ) {
+                    (Some(min), _) => min,
+                    (None, Some(max)) => expected - max,
+                    (None, None) => expected,
+                };
+                if healthy_now - desired <= 0 {
+                    let bname = b
+                        .pointer("/metadata/name")
+                        .and_then(Value::as_str)
+                        .unwrap_or("");
+                    let (code, mut v) = status(
+                        StatusCode::TOO_MANY_REQUESTS,
+                        "TooManyRequests",
+                        "Cannot evict pod as it would violate the pod's disruption budget.",
+                    );
+                    v["details"] = json!({ "causes": [{
+                        "reason": "DisruptionBudget",
+                        "message": format!("The disruption budget {bname} needs {desired} healthy pods and has {healthy_now} currently"),
+                    }]});
+                    return Some((code, v));
+                }
+            }
+            let grace = body
+                .pointer("/deleteOptions/gracePeriodSeconds")
+                .and_then(Value::as_i64)
+                .or_else(|| {
+                    pod.pointer("/spec/terminationGracePeriodSeconds")
+                        .and_then(Value::as_i64)
+                })
+                .unwrap_or(30);
+            delete_pod(s, &key, grace);
+            let owner = pod
+                .pointer("/metadata/ownerReferences/0/kind")
+                .and_then(Value::as_str)
+                .unwrap_or("");
+            if let Some(delay) = s.replacement_ready_after
+                && matches!(owner, "ReplicaSet" | "StatefulSet")
+            {
+                s.serial += 1;
+                let mut r = pod.clone();
+                r["metadata"]["name"] = json!(format!("{name}-r{}", s.serial));
+                r["metadata"]["uid"] = json!(format!("pod-uid-{}", s.serial));
+                r["spec"]["nodeName"] = json!("node-replacement");
+                r["status"]["conditions"] = json!([{ "type": "Ready", "status": "False" }]);
+                let rname = format!("{name}-r{}", s.serial);
+                s.pods.insert(
+                    ((*ns).to_owned(), rname),
+                    PodEntry {
+                        obj: r,
+                        stops_in: std::time::Duration::from_millis(100),
+                        remove_at: None,
+                        ready_at: Some(std::time::Instant::now() + delay),
+                    },
+                );
+            }
+            success(StatusCode::CREATED)
+        }
+        ("DELETE", ["api", "v1", "namespaces", ns, "pods", name]) => {
+            let key = ((*ns).to_owned(), (*name).to_owned());
+            let Some(pod) = s.pods.get(&key).map(|p| p.obj.clone()) else {
+                return Some(not_found("pods", name));
+            };
+            if let Some(uid) = body.pointer("/preconditions/uid").and_then(Value::as_str)
+                && pod.pointer("/metadata/uid").and_then(Value::as_str) != Some(uid)
+            {
+                return Some(status(
+                    StatusCode::CONFLICT,
+                    "Conflict",
+                    "Precondition failed: UID mismatch",
+                ));
+            }
+            let grace = body
+                .get("gracePeriodSeconds")
+                .and_then(Value::as_i64)
+                .or_else(|| query_param(query, "gracePeriodSeconds").and_then(|g| g.parse().ok()))
+                .or_else(|| {
+                    pod.pointer("/spec/terminationGracePeriodSeconds")
+                        .and_then(Value::as_i64)
+                })
+                .unwrap_or(30);
+            delete_pod(s, &key, grace);
+            let now = s.pods.get(&key).map_or(pod, |p| p.obj.clone());
+            (StatusCode::OK, now)
+        }
+        ("PATCH", ["api", "v1", "nodes", name]) => {
+            if ctype != "application/strategic-merge-patch+json"
+                && ctype != "application/merge-patch+json"
+            {
+                return Some(status(
+                    StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                    "UnsupportedMediaType",
+                    &format!("the body of the request was in an unknown format; got {ctype}"),
+                ));
+            }
+            s.resource_version += 1;
+            let rv = s.resource_version.to_string();
+            let Some(node) = s.nodes.get(*name) else {
+                return Some(not_found("nodes", name));
+            };
+            if let Some(want) = body
+                .pointer("/metadata/resourceVersion")
+                .and_then(Value::as_str)
+                && node
+                    .pointer("/metadata/resourceVersion")
+                    .and_then(Value::as_str)
+                    != Some(want)
+            {
+                return Some(status(
+                    StatusCode::CONFLICT,
+                    "Conflict",
+                    &format!(
+                        "Operation cannot be fulfilled on nodes \"{name}\": the object has been modified; please apply your changes to the latest version and try again"
+                    ),
+                ));
+            }
+            if s.node_restriction
+                && let Some(taints) = body.pointer("/spec/taints")
+                && Some(taints) != node.pointer("/spec/taints")
+            {
+                return Some(status(
+                    StatusCode::FORBIDDEN,
+                    "Forbidden",
+                    &format!(
+                        "nodes \"{name}\" is forbidden: node \"{name}\" is not allowed to modify taints"
+                    ),
+                ));
+            }
+            let Some(node) = s.nodes.get_mut(*name) else {
+                return Some(not_found("nodes", name));
+            };
+            let mut patch = body.clone();
+            if let Some(m) = patch.get_mut("metadata").and_then(Value::as_object_mut) {
+                m.remove("resourceVersion");
+            }
+            merge(node, &patch);
+            node["metadata"]["resourceVersion"] = json!(rv);
+            (StatusCode::OK, node.clone())
+        }
+        _ => return None,
+    })
 }
 
 /// The Status object an API server sends for `code`.

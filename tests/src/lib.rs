@@ -1,6 +1,7 @@
 //! Test support shared by the integration tests: paths, free ports, the Python venv with the
 //! real peers (moto, botocore, awscli), and the emulators for services that cannot run here.
 
+pub mod autoscaling;
 pub mod aws_world;
 pub mod e2e;
 pub mod fault_proxy;
@@ -12,8 +13,10 @@ pub mod loopback_http;
 pub mod moto;
 pub mod moto_sts;
 pub mod rolesanywhere;
+pub mod sigv4_verify;
 pub mod ssm_api;
 pub mod systemd_dbus;
+pub mod systemd_env;
 pub mod token_verifier;
 pub mod vm;
 

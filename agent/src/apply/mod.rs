@@ -19,6 +19,7 @@ pub mod disks;
 pub mod file;
 pub mod manifest;
 pub mod phases;
+pub mod state;
 pub mod sysctl;
 pub mod systemd;
 
@@ -236,6 +237,16 @@ pub enum Error {
         /// The command line (it names the device).
         command: String,
         /// Its exit status and last lines of output, or why it was not run.
+        detail: String,
+    },
+    /// Pointing a symbolic link at its target failed.
+    #[error("cannot link {link} to {target}: {detail}")]
+    Symlink {
+        /// The link.
+        link: PathBuf,
+        /// Its target.
+        target: String,
+        /// What went wrong.
         detail: String,
     },
     /// A failure injected by the crash-safety test hook.
@@ -699,8 +710,8 @@ impl Applier {
         Ok(report)
     }
 
-    /// Carries out the plan's host actions in order (registration, swapoff). Skipped (and
-    /// reported so) under a non-host root. Async (tokio).
+    /// Carries out the plan's host actions in order (registration, swapoff, links). Skipped
+    /// (and reported so) under a non-host root. Async (tokio).
     pub async fn apply_actions(&self, plan: &Plan) -> Result<Report> {
         let mut report = Report::default();
         if plan.actions.is_empty() {

@@ -58,10 +58,10 @@ pub(crate) trait Manager {
     fn start_unit(&self, name: &str, mode: &str) -> zbus::Result<OwnedObjectPath>;
     /// Queues a restart job.
     fn restart_unit(&self, name: &str, mode: &str) -> zbus::Result<OwnedObjectPath>;
-    /// Queues a stop job.
-    fn stop_unit(&self, name: &str, mode: &str) -> zbus::Result<OwnedObjectPath>;
     /// Queues a restart job only if the unit is running.
     fn try_restart_unit(&self, name: &str, mode: &str) -> zbus::Result<OwnedObjectPath>;
+    /// Queues a stop job.
+    fn stop_unit(&self, name: &str, mode: &str) -> zbus::Result<OwnedObjectPath>;
     /// A job finished: id, job path, unit name, result (done, canceled, timeout, failed,
     /// dependency, skipped).
     #[zbus(signal)]
@@ -205,6 +205,25 @@ impl Systemd {
             .map_err(dbus_err("Get ActiveState", unit))
     }
 
+    /// Starts `unit` and waits for the job (bounded by [`JOB_TIMEOUT`]).
+    pub async fn start(&self, unit: &str) -> Result<()> {
+        self.subscribe().await?;
+        self.run_job(JobMethod::Start, unit, JOB_TIMEOUT).await
+    }
+
+    /// Asks systemd for job signals (a second call from the same connection is harmless).
+    async fn subscribe(&self) -> Result<()> {
+        match self.manager.subscribe().await {
+            Ok(()) => Ok(()),
+            Err(zbus::Error::MethodError(name, _, _))
+                if name.as_str() == "org.freedesktop.systemd1.AlreadySubscribed" =>
+            {
+                Ok(())
+            }
+            Err(e) => Err(dbus_err("Subscribe", "manager")(e)),
+        }
+    }
+
     /// Queues a job and waits (bounded) for its `JobRemoved` signal; errors name the unit and
     /// the job result unless it is `done`.
     async fn run_job(&self, method: JobMethod, unit: &str, bound: Duration) -> Result<()> {
@@ -258,10 +277,7 @@ impl Systemd {
         if !matches!(state.as_str(), "active" | "reloading" | "activating") {
             return Ok(false);
         }
-        self.manager
-            .subscribe()
-            .await
-            .map_err(dbus_err("Subscribe", "manager"))?;
+        self.subscribe().await?;
         self.run_job(JobMethod::Stop, unit, bound).await?;
         Ok(true)
     }

@@ -183,9 +183,7 @@ impl exit::Classify for Error {
             | Error::Invalid(_)
             | Error::NoRegion
             | Error::BadPem { .. } => exit::Code::BadInput,
-            Error::Read { source, .. } if source.kind() == std::io::ErrorKind::NotFound => {
-                exit::Code::BadInput
-            }
+            Error::Read { source, .. } => exit::io_code(source),
             Error::SsmRegistration {
                 bad_activation: true,
                 ..

@@ -18,6 +18,9 @@ use std::time::Duration;
 use super::Error;
 use crate::model::Region;
 
+/// The most bytes read of an activation code file (the code is 20 characters).
+const MAX_ACTIVATION_FILE_BYTES: usize = 4096;
+
 /// The profile the SSM agent writes in its credentials file.
 pub const SSM_PROFILE: &str = "default";
 /// Where the SSM agent writes credentials when `AWS_SHARED_CREDENTIALS_FILE` is unset.
@@ -77,12 +80,13 @@ impl ActivationCode {
             path: path.to_owned(),
             source,
         };
+        use crate::model::bounded;
         let raw = if path == Path::new("-") {
-            let mut s = String::new();
-            std::io::Read::read_to_string(&mut std::io::stdin(), &mut s).map_err(read_err)?;
-            s
+            bounded::read_capped_from(std::io::stdin(), MAX_ACTIVATION_FILE_BYTES)
+                .and_then(bounded::utf8)
+                .map_err(read_err)?
         } else {
-            std::fs::read_to_string(path).map_err(read_err)?
+            bounded::read_to_string_capped(path, MAX_ACTIVATION_FILE_BYTES).map_err(read_err)?
         };
         ActivationCode::parse(&raw, &path.display().to_string())
     }

@@ -2,8 +2,8 @@
 
 use clap::Args;
 
+use crate::config;
 use crate::config::bootstrap_flags::{self, LegacyFlags, TranslationContext};
-use crate::config::{self, parse::Document};
 use crate::exit;
 
 /// Translate legacy bootstrap.sh flags into a NodeConfig.
@@ -25,12 +25,7 @@ pub struct BootstrapArgs {
 
 pub(crate) fn run(args: BootstrapArgs) -> anyhow::Result<exit::Code> {
     let containerd_config = match &args.flags.containerd_config_file {
-        Some(path) => Some(std::fs::read_to_string(path).map_err(|e| {
-            config::Error::BootstrapFlag(format!(
-                "--containerd-config-file: cannot read {}: {e}",
-                path.display()
-            ))
-        })?),
+        Some(path) => Some(read_containerd_config(path)?),
         None => None,
     };
     let region = args
@@ -46,11 +41,7 @@ pub(crate) fn run(args: BootstrapArgs) -> anyhow::Result<exit::Code> {
     for note in &translation.notes {
         tracing::warn!("{note}");
     }
-    let doc = Document {
-        label: "bootstrap flags".into(),
-        config: translation.config,
-    };
-    let loaded = config::finish(vec![doc], &["bootstrap flags".to_owned()])?;
+    let loaded = translation.load()?;
     if args.print_config {
         print!(
             "{}",
@@ -59,4 +50,14 @@ pub(crate) fn run(args: BootstrapArgs) -> anyhow::Result<exit::Code> {
         return Ok(exit::Code::Success);
     }
     super::init::run_loaded(loaded)
+}
+
+/// `--containerd-config-file`: UTF-8 text of at most a config source's size.
+fn read_containerd_config(path: &std::path::Path) -> Result<String, config::Error> {
+    crate::model::bounded::read_to_string_capped(path, config::limits::MAX_SOURCE_BYTES).map_err(
+        |source| config::Error::Read {
+            source_uri: format!("--containerd-config-file {}", path.display()),
+            source,
+        },
+    )
 }

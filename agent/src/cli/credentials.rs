@@ -1,9 +1,14 @@
 //! `eks-node-agent credentials`: IAM Roles Anywhere credentials in the `credential_process`
 //! format, for the token path and for other tools on the host (e.g. the ECR credential
 //! provider): `credential_process = eks-node-agent credentials --certificate ... ...`.
+//!
+//! With `--update-file PATH` it keeps an AWS shared credentials file fresh instead, as
+//! `aws_signing_helper update` does for nodeadm's `enableCredentialsFile`: new credentials a
+//! while before the old ones expire, each written atomically with mode 0600, until stopped.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::Context;
 use clap::Args;
@@ -56,16 +61,89 @@ pub struct CredentialsArgs {
     /// Roles Anywhere endpoint URL [default: https://rolesanywhere.REGION.amazonaws.com].
     #[arg(long, env = "AWS_ENDPOINT_URL_ROLESANYWHERE")]
     pub endpoint: Option<String>,
+    /// Keep this AWS shared credentials file (profile `default`) fresh instead of printing:
+    /// runs until stopped, renewing the credentials before they expire.
+    #[arg(long, value_name = "PATH")]
+    pub update_file: Option<PathBuf>,
+    /// With --update-file: how many seconds before expiry the credentials are renewed.
+    #[arg(long, value_name = "SECS", default_value_t = rolesanywhere::REFRESH_BEFORE_EXPIRY.as_secs(), requires = "update_file")]
+    pub refresh_before: u64,
 }
+
+/// Pauses after a failed renewal: from this...
+const RENEW_RETRY_START: Duration = Duration::from_secs(1);
+/// ...doubling to this.
+const RENEW_RETRY_MAX: Duration = Duration::from_secs(60);
+/// The shortest wait between two renewals.
+const MIN_RENEW_INTERVAL: Duration = Duration::from_secs(1);
 
 pub(crate) fn run(args: CredentialsArgs) -> anyhow::Result<exit::Code> {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
+    if let Some(path) = args.update_file.clone() {
+        rt.block_on(keep_file_fresh(args, &path, Arc::new(SystemClock)))?;
+        return Ok(exit::Code::Success);
+    }
     let out = rt.block_on(credentials(args, Arc::new(SystemClock)))?;
     println!("{out}");
     Ok(exit::Code::Success)
+}
+
+/// The shared credentials file of one session (profile `default`).
+fn credentials_file(creds: &rolesanywhere::SessionCredentials) -> String {
+    format!(
+        "# Written by eks-node-agent: IAM Roles Anywhere credentials, renewed before they expire ({}).\n[default]\naws_access_key_id = {}\naws_secret_access_key = {}\naws_session_token = {}\n",
+        crate::model::text::rfc3339(creds.expiration),
+        creds.access_key_id,
+        creds.secret_access_key,
+        creds.session_token
+    )
+}
+
+/// Renews the credentials in `path` until SIGTERM or SIGINT: each session written atomically
+/// (mode 0600), the next asked for `--refresh-before` seconds before it expires; a failed
+/// renewal is retried with backoff (the file keeps the last good credentials meanwhile).
+async fn keep_file_fresh(
+    args: CredentialsArgs,
+    path: &Path,
+    clock: Arc<dyn Clock>,
+) -> anyhow::Result<()> {
+    let refresh_before = Duration::from_secs(args.refresh_before);
+    let ra = client(&args, clock.clone())?;
+    let backoff = crate::net::RetryPolicy::until(Duration::MAX, RENEW_RETRY_START, RENEW_RETRY_MAX);
+    let mut failures = 0u32;
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .context("cannot watch for SIGTERM")?;
+    loop {
+        let wait = match ra.create_session().await {
+            Ok(creds) => {
+                failures = 0;
+                crate::apply::file::write_secret(path, credentials_file(&creds).as_bytes())?;
+                tracing::info!(path = %path.display(), access_key_id = %creds.access_key_id,
+                    expiration = %crate::model::text::rfc3339(creds.expiration), "credentials file renewed");
+                creds
+                    .expiration
+                    .duration_since(clock.now())
+                    .unwrap_or_default()
+                    .saturating_sub(refresh_before)
+                    .max(MIN_RENEW_INTERVAL)
+            }
+            Err(e) => {
+                failures += 1;
+                let wait = backoff.jittered_backoff(failures);
+                tracing::error!(error = %crate::model::text::error_chain(&e), retry_in_ms = wait.as_millis() as u64,
+                    "cannot renew the credentials file; it keeps the last credentials");
+                wait
+            }
+        };
+        tokio::select! {
+            () = tokio::time::sleep(wait) => {}
+            _ = term.recv() => return Ok(()),
+            _ = tokio::signal::ctrl_c() => return Ok(()),
+        }
+    }
 }
 
 /// The region of the trust anchor ARN (`arn:aws:rolesanywhere:REGION:...`).
@@ -73,8 +151,8 @@ fn region_of(arn: &str) -> Option<&str> {
     arn.split(':').nth(3).filter(|r| !r.is_empty())
 }
 
-/// Produces what `credentials` prints.
-pub async fn credentials(args: CredentialsArgs, clock: Arc<dyn Clock>) -> anyhow::Result<String> {
+/// The Roles Anywhere client the arguments describe.
+fn client(args: &CredentialsArgs, clock: Arc<dyn Clock>) -> anyhow::Result<RolesAnywhere> {
     let params = SessionParams {
         trust_anchor_arn: args.trust_anchor_arn.clone(),
         profile_arn: args.profile_arn.clone(),
@@ -97,14 +175,19 @@ pub async fn credentials(args: CredentialsArgs, clock: Arc<dyn Clock>) -> anyhow
         .filter(|v| !v.is_empty())
         .map(PathBuf::from);
     let client = rolesanywhere::https_client(ca_bundle.as_deref())?;
-    let ra = RolesAnywhere::new(
+    Ok(RolesAnywhere::new(
         identity,
         params,
         region,
         args.endpoint.as_deref(),
         client,
         clock,
-    )?;
+    )?)
+}
+
+/// Produces what `credentials` prints.
+pub async fn credentials(args: CredentialsArgs, clock: Arc<dyn Clock>) -> anyhow::Result<String> {
+    let ra = client(&args, clock)?;
     let creds = ra.create_session().await?;
     tracing::debug!(access_key_id = %creds.access_key_id, expiration = %crate::model::text::rfc3339(creds.expiration), "got IAM Roles Anywhere credentials");
     serde_json::to_string(&CredentialProcessOutput::from(&creds))

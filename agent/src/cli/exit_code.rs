@@ -26,6 +26,7 @@ fn classify_one(err: &(dyn std::error::Error + 'static)) -> Option<Code> {
         crate::auth::Error,
         crate::facts::Error,
         crate::facts::instance_types::Error,
+        crate::facts::host::KubeletVersionError,
         crate::compute::values::Error,
         crate::compute::local_storage::Error,
         crate::compute::Error,

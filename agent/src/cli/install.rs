@@ -13,11 +13,14 @@ use crate::install::{self, ContainerdChoice, Options};
 /// directory or mirror with a manifest.json of SHA-256 sums.
 #[derive(Debug, Args)]
 #[command(
-    after_help = "Every artifact is verified (size and SHA-256 from manifest.json) before \
-anything is written; a mismatch installs nothing and exits 2. Installed files are recorded so that \
-`eks-node-agent uninstall` removes them. Manifest format: docs/install.md.\n\n\
+    after_help = "manifest.json must be signed (manifest.json.minisig, minisign) by a key pinned \
+in /etc/eks-node-agent/mirror.pub or given with --trusted-key; then every artifact is verified \
+(size and SHA-256 from the manifest) before anything is written. An unsigned or wrongly signed \
+mirror, or a mismatch, installs nothing and exits 2. Installed files are recorded so that \
+`eks-node-agent uninstall` removes them. Manifest format and signing: docs/install.md.\n\n\
 Examples:\n  \
     eks-node-agent install --from /mnt/eks-artifacts\n  \
+    eks-node-agent install --from /mnt/eks-artifacts --trusted-key /etc/pki/eks-mirror.pub\n  \
     eks-node-agent install --from https://mirror.example.internal/eks/1.33/ --ca-bundle /etc/pki/mirror-ca.pem\n  \
     eks-node-agent install --from /mnt/eks-artifacts --containerd distro   # keep the distribution's containerd\n  \
     eks-node-agent install --from ./artifacts --root ./node-root --dry-run"
@@ -35,6 +38,14 @@ pub struct InstallArgs {
     /// Extra PEM CA certificates for an HTTPS mirror with a private CA.
     #[arg(long, value_name = "FILE")]
     ca_bundle: Option<PathBuf>,
+    /// A minisign public key the manifest's signature must verify with (repeatable); default
+    /// /etc/eks-node-agent/mirror.pub (under --root).
+    #[arg(long, value_name = "FILE")]
+    trusted_key: Vec<PathBuf>,
+    /// Install from a mirror whose manifest is not signed (or with no key pinned): the SHA-256
+    /// sums are then only as trustworthy as the mirror. Warns.
+    #[arg(long)]
+    allow_unsigned: bool,
     /// Verify everything and print what would be installed; write nothing.
     #[arg(long)]
     dry_run: bool,
@@ -52,9 +63,20 @@ enum ContainerdArg {
 }
 
 pub(crate) fn run(args: InstallArgs) -> anyhow::Result<exit::Code> {
+    let root = args.root.as_ref().map_or_else(Root::host, Root::at);
+    let default_key = root.path(std::path::Path::new(
+        install::signature::DEFAULT_TRUSTED_KEY,
+    ))?;
+    let trust =
+        install::signature::Trust::load(&args.trusted_key, &default_key, args.allow_unsigned)?;
+    if args.allow_unsigned {
+        eprintln!(
+            "warning: --allow-unsigned: an unsigned mirror is accepted; its SHA-256 sums are only as trustworthy as the mirror"
+        );
+    }
     let opts = Options {
         from: args.from.clone(),
-        root: args.root.as_ref().map_or_else(Root::host, Root::at),
+        root,
         containerd: match args.containerd {
             ContainerdArg::Auto => ContainerdChoice::Auto,
             ContainerdArg::Mirror => ContainerdChoice::Mirror,
@@ -62,6 +84,7 @@ pub(crate) fn run(args: InstallArgs) -> anyhow::Result<exit::Code> {
         },
         policy: install::fetch::Policy::default(),
         ca_bundle: args.ca_bundle.clone(),
+        trust,
     };
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()

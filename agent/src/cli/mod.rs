@@ -18,6 +18,7 @@ mod status;
 pub mod token;
 mod uninstall;
 mod version;
+mod warm_pool;
 
 /// eks-node-agent: bootstrap an EKS worker host, join it with IAM credentials, prepare it for
 /// the VPC CNI, and report its health.
@@ -74,6 +75,8 @@ pub enum Command {
     Uninstall(uninstall::UninstallArgs),
     /// Print the version and build information.
     Version(version::VersionArgs),
+    /// Hold the kubelet of an Auto Scaling warm-pool instance until it is InService, then start it.
+    WarmPoolWait(warm_pool::WarmPoolArgs),
 }
 
 /// The user-data source for `imds://user-data`.
@@ -95,6 +98,7 @@ pub fn run(cli: Cli) -> anyhow::Result<exit::Code> {
         Command::Install(args) => install::run(*args),
         Command::Uninstall(args) => uninstall::run(args),
         Command::Version(args) => version::run(args),
+        Command::WarmPoolWait(args) => warm_pool::run(args),
     }
 }
 

@@ -21,7 +21,9 @@ use crate::report::host::HostPaths;
 Checks: kubelet, containerd, vpc_cni, kernel, storage, credentials, clock. Their intervals and\n\
 timeouts come from the config file ([checks.NAME] interval_secs, timeout_secs, enabled),\n\
 re-read on SIGHUP. Node conditions written: KernelReady, NetworkingReady, StorageReady,\n\
-ContainerRuntimeReady.")]
+ContainerRuntimeReady. EC2 lifecycle events (spot interruption, rebalance, scheduled\n\
+maintenance, Auto Scaling termination): [lifecycle] in the config file, read at start\n\
+(docs/lifecycle.md).")]
 pub struct RunArgs {
     /// Address of /metrics and /healthz.
     #[arg(long, value_name = "ADDR", default_value = crate::report::http::DEFAULT_LISTEN, env = "EKS_NODE_AGENT_LISTEN")]
@@ -119,6 +121,9 @@ pub struct RunArgs {
     /// containerd's systemd unit.
     #[arg(long, value_name = "UNIT", default_value = "containerd.service")]
     pub containerd_unit: String,
+    /// The EC2 lifecycle watchers' state file (what they did, so a restart resumes).
+    #[arg(long, value_name = "PATH", default_value = crate::lifecycle::state::DEFAULT_PATH)]
+    pub lifecycle_state: PathBuf,
 }
 
 /// Runs the daemon until SIGTERM.
@@ -141,6 +146,10 @@ pub fn run(args: RunArgs) -> anyhow::Result<exit::Code> {
             .into());
         }
     };
+    // `[lifecycle] enabled = "auto"` is on where the IAM credentials check finds the EC2
+    // instance role: EC2 firmware, not a hybrid node, IMDS not turned off.
+    let ec2 = crate::checks::iam::detect(args.hybrid, &args.sys, &env)
+        == crate::checks::iam::Source::InstanceRole;
     let settings = Settings {
         listen: args.listen,
         kubeconfig: (!args.no_kubernetes).then_some(args.kubeconfig),
@@ -167,6 +176,10 @@ pub fn run(args: RunArgs) -> anyhow::Result<exit::Code> {
             sys: args.sys,
         },
         init_phases: args.init_phases,
+        lifecycle: crate::daemon::LifecycleHost {
+            ec2,
+            state_file: args.lifecycle_state,
+        },
     };
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()

@@ -198,59 +198,30 @@ pub fn max_pods(limits: &InstanceLimits, options: &MaxPodsOptions) -> MaxPods {
     }
 }
 
-/// A compiled `maxPodsExpression` (CEL). It sees three int variables: `default_enis` (the
-/// default card's max ENIs), `ips_per_eni` and `max_pods` (the standard secondary-IP value,
-/// `default_enis * (ips_per_eni - 1) + 2`), as in nodeadm.
-pub struct MaxPodsExpression {
-    source: String,
-    program: cel::Program,
-}
+pub use crate::config::expression::MaxPodsExpression;
 
-impl fmt::Debug for MaxPodsExpression {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_tuple("MaxPodsExpression")
-            .field(&self.source)
-            .finish()
-    }
-}
-
+/// Evaluation; compiling and type-checking are `config::expression`'s, so that `config check`
+/// refuses an expression before `init` makes any network call.
 impl MaxPodsExpression {
-    /// Compiles the expression; a syntax error names the expression and the parser's message.
+    /// Compiles and type-checks the expression ([`MaxPodsExpression::compile`]).
     pub fn parse(source: &str) -> Result<Self, Error> {
-        if source.trim().is_empty() {
-            return Err(Error::ExpressionSyntax {
-                expression: source.to_owned(),
-                reason: "it is empty".to_owned(),
-            });
-        }
-        let program = cel::Program::compile(source).map_err(|e| Error::ExpressionSyntax {
-            expression: source.to_owned(),
-            reason: e.to_string().replace('\n', "; "),
-        })?;
-        Ok(MaxPodsExpression {
-            source: source.to_owned(),
-            program,
-        })
-    }
-
-    /// The expression as written.
-    pub fn as_str(&self) -> &str {
-        &self.source
+        Ok(Self::compile(source)?)
     }
 
     /// Evaluates the expression for an instance type. It must yield an int (or uint) from 1 to
     /// 2^31-1, kubelet's range for maxPods.
     pub fn evaluate(&self, limits: &InstanceLimits) -> Result<u32, Error> {
         let fail = |reason: String| Error::ExpressionValue {
-            expression: self.source.clone(),
+            expression: self.as_str().to_owned(),
             reason,
         };
+        let [default_enis, ips_per_eni, max_pods] = crate::config::expression::VARIABLES;
         let mut context = cel::Context::default();
-        context.add_variable_from_value("default_enis", i64::from(limits.default_card_max_enis));
-        context.add_variable_from_value("ips_per_eni", i64::from(limits.ipv4_per_eni));
-        context.add_variable_from_value("max_pods", i64::from(standard_max_pods(limits)));
+        context.add_variable_from_value(default_enis, i64::from(limits.default_card_max_enis));
+        context.add_variable_from_value(ips_per_eni, i64::from(limits.ipv4_per_eni));
+        context.add_variable_from_value(max_pods, i64::from(standard_max_pods(limits)));
         let value = self
-            .program
+            .program()
             .execute(&context)
             .map_err(|e| fail(format!("failed to evaluate: {e}")))?;
         let number: i128 = match value {
@@ -527,14 +498,19 @@ mod tests {
         );
         let err = MaxPodsExpression::parse("  ").unwrap_err().to_string();
         assert!(err.contains("empty"), "{err}");
-        let cases = [
-            ("double(max_pods) / 2.0", "yields a float"),
+        // Types and names are checked when compiling (config::expression); values when
+        // evaluating for an instance type.
+        for (expr, want) in [
             ("'110'", "yields a string"),
-            ("max_pods > 10", "yields a bool"),
+            ("nope + 1", "unknown variable"),
+        ] {
+            let err = MaxPodsExpression::parse(expr).unwrap_err().to_string();
+            assert!(err.contains(want), "{expr}: {err}");
+        }
+        let cases = [
             ("0", "must be from 1"),
             ("max_pods - 100", "yields -83"),
             ("3000000000", "must be from 1 to 2147483647"),
-            ("nope + 1", "failed to evaluate"),
             ("max_pods / 0", "failed to evaluate"),
         ];
         for (expr, want) in cases {
@@ -559,7 +535,7 @@ mod tests {
         let e = effective_max_pods(None, None, &M5_LARGE, &opts).unwrap();
         assert_eq!((e.value, e.source), (29, MaxPodsSource::Computed));
         // A user-set value is used even when the expression would fail.
-        let bad = MaxPodsExpression::parse("'x'").unwrap();
+        let bad = MaxPodsExpression::parse("max_pods / 0").unwrap();
         assert!(effective_max_pods(Some(5), Some(&bad), &M5_LARGE, &opts).is_ok());
         assert!(effective_max_pods(None, Some(&bad), &M5_LARGE, &opts).is_err());
     }

@@ -4,7 +4,9 @@
 //! Nothing here does IO; `facts/` gathers the inputs.
 
 mod cluster_dns;
+pub mod containerd;
 mod kube_reserved;
+pub mod labels;
 pub mod local_storage;
 mod max_pods;
 mod node;
@@ -34,18 +36,11 @@ pub enum Error {
         /// The rejected text.
         value: String,
     },
-    /// A `maxPodsExpression` that does not compile.
-    #[error(
-        "maxPodsExpression {expression:?} is not a valid CEL expression: {reason}; it may use the int variables default_enis, ips_per_eni and max_pods"
-    )]
-    ExpressionSyntax {
-        /// The expression as written.
-        expression: String,
-        /// The parser's message.
-        reason: String,
-    },
+    /// A `maxPodsExpression` that does not compile or type-check.
+    #[error(transparent)]
+    Expression(#[from] crate::config::expression::ExpressionError),
     /// A `maxPodsExpression` that fails or yields no usable number.
-    #[error("maxPodsExpression {expression:?} {reason}")]
+    #[error("maxPodsExpression {} {reason}", crate::model::text::echo(expression))]
     ExpressionValue {
         /// The expression as written.
         expression: String,
@@ -59,6 +54,14 @@ pub enum Error {
     ServiceCidrTooSmall {
         /// The CIDR as given.
         cidr: ipnet::IpNet,
+    },
+    /// The user's containerd TOML does not fit the installed containerd.
+    #[error("spec.containerd.config: {key}{}{reason}", if key.is_empty() { "" } else { " " })]
+    ContainerdConfig {
+        /// The TOML key (dotted), or empty for the whole document.
+        key: String,
+        /// What is wrong and what to write instead.
+        reason: String,
     },
     /// The node would need a name from the private DNS name but there is none.
     #[error(

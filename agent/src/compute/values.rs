@@ -9,11 +9,15 @@ use std::net::IpAddr;
 
 use ipnet::IpNet;
 
-use super::{MaxPodsExpression, MaxPodsOptions, cluster_dns_ip, effective_max_pods, kube_reserved};
-use crate::config::NodeConfig;
+use super::{
+    MaxPodsExpression, MaxPodsOptions, MaxPodsSource, cluster_dns_ip, effective_max_pods,
+    kube_reserved,
+};
 use crate::config::types::HybridOptions;
+use crate::config::{FeatureGate, NodeConfig};
 use crate::model::node::PAUSE_VERSION;
 use crate::model::paths::{HYBRID_AWS_CONFIG, SSM_CREDENTIALS_FILE};
+use crate::model::version::NEWEST_KNOWN_KUBELET;
 use crate::model::{
     ClusterName, Discovered, NodeKind, NodeName, NodeValues, ProviderId, Region, SwapArea,
     SwapKind, embedded_limits,
@@ -23,12 +27,6 @@ use crate::model::{
 pub const DEFAULT_MAX_PODS: u32 = 110;
 /// The pause image for hosts outside AWS regions' ECR (hybrid and kubeadm nodes).
 pub const PUBLIC_PAUSE_IMAGE: &str = "public.ecr.aws/eks-distro/kubernetes/pause:3.10";
-/// Feature gate (ours): the VPC CNI runs with ENABLE_PREFIX_DELEGATION=true.
-pub const GATE_PREFIX_DELEGATION: &str = "VpcCniPrefixDelegation";
-/// Feature gate (ours): the VPC CNI runs with custom networking (ENIConfig).
-pub const GATE_CUSTOM_NETWORKING: &str = "VpcCniCustomNetworking";
-/// Feature gate (nodeadm's): name the node after its instance ID.
-pub const GATE_INSTANCE_ID_NODE_NAME: &str = "InstanceIdNodeName";
 /// kubeadm's default service subnet (also EKS Anywhere's), used when `spec.cluster.cidr` is unset
 /// on a kubeadm join.
 pub const KUBEADM_DEFAULT_SERVICE_CIDR: &str = "10.96.0.0/12";
@@ -142,18 +140,26 @@ fn user_node_ip(config: &NodeConfig) -> Result<Option<IpAddr>, Error> {
         })
 }
 
-/// The service CIDR: the config's, else what discovery found, else `default`.
+/// The service CIDR: the config's, else what discovery found, else `default`; with where it
+/// came from.
 fn service_cidr(
     config: &NodeConfig,
     found: &Discovered,
     default: Option<IpNet>,
-) -> Result<Option<IpNet>, Error> {
+) -> Result<(Option<IpNet>, &'static str), Error> {
     match config.spec.cluster.cidr.as_deref() {
-        Some(text) => text.parse().map(Some).map_err(|_| Error::Invalid {
-            what: "spec.cluster.cidr".into(),
-            reason: format!("\"{text}\" is not a CIDR"),
+        Some(text) => text
+            .parse()
+            .map(|c| (Some(c), "spec.cluster.cidr"))
+            .map_err(|_| Error::Invalid {
+                what: "spec.cluster.cidr".into(),
+                reason: format!("\"{text}\" is not a CIDR"),
+            }),
+        None => Ok(match (found.cluster.service_cidr, default) {
+            (Some(c), _) => (Some(c), "the cluster (DescribeCluster or cluster-info)"),
+            (None, Some(c)) => (Some(c), "kubeadm's default service subnet"),
+            (None, None) => (None, "unknown"),
         }),
-        None => Ok(found.cluster.service_cidr.or(default)),
     }
 }
 
@@ -179,6 +185,7 @@ struct Common<'a> {
     endpoint: String,
     ca_pem: Vec<u8>,
     service_cidr: Option<IpNet>,
+    service_cidr_source: &'static str,
 }
 
 /// What depends on the kind of node.
@@ -194,6 +201,10 @@ struct Identity {
     /// The VPC's first IPv4 CIDR (EC2), for the legacy cluster DNS rule.
     vpc: Option<ipnet::Ipv4Net>,
     sandbox_image: String,
+    /// How the node name, max pods and node IP came about (`config show --explain`).
+    why_name: String,
+    why_max_pods: String,
+    why_node_ip: String,
 }
 
 impl<'a> Common<'a> {
@@ -206,13 +217,15 @@ impl<'a> Common<'a> {
         ca_pem: Vec<u8>,
         default_cidr: Option<IpNet>,
     ) -> Result<Self, Error> {
+        let (service_cidr, service_cidr_source) = service_cidr(config, found, default_cidr)?;
         Ok(Common {
             config,
             found,
             cluster_name: cluster_name(config)?,
             endpoint,
             ca_pem,
-            service_cidr: service_cidr(config, found, default_cidr)?,
+            service_cidr,
+            service_cidr_source,
         })
     }
 
@@ -222,12 +235,63 @@ impl<'a> Common<'a> {
 
     fn values(&self, id: Identity) -> Result<NodeValues, Error> {
         let (config, found) = (self.config, self.found);
+        let mut explain = BTreeMap::new();
         let cluster_dns = match user_cluster_dns(config)? {
-            Some(ip) => ip,
-            None => cluster_dns_ip(self.service_cidr, id.vpc)?,
+            Some(ip) => {
+                explain.insert(
+                    "cluster DNS".to_owned(),
+                    format!("{ip}: spec.kubelet.config.clusterDNS"),
+                );
+                ip
+            }
+            None => {
+                let ip = cluster_dns_ip(self.service_cidr, id.vpc)?;
+                let why = match self.service_cidr {
+                    Some(cidr) => format!(
+                        "{ip}: the 10th address of the service CIDR {cidr} (from {})",
+                        self.service_cidr_source
+                    ),
+                    None => format!(
+                        "{ip}: no service CIDR is known, so the legacy rule of bootstrap.sh (172.20.0.10 when the VPC's CIDR {} is in 10.0.0.0/8, else 10.100.0.10)",
+                        id.vpc
+                            .map_or_else(|| "(unknown)".to_owned(), |v| v.to_string())
+                    ),
+                };
+                explain.insert("cluster DNS".to_owned(), why);
+                ip
+            }
         };
+        explain.insert(
+            "node name".to_owned(),
+            format!("{}: {}", id.node_name, id.why_name),
+        );
+        explain.insert(
+            "max pods".to_owned(),
+            format!("{}: {}", id.max_pods, id.why_max_pods),
+        );
+        explain.insert(
+            "node IP".to_owned(),
+            format!("{}: {}", id.node_ip, id.why_node_ip),
+        );
         let on_prem = id.kind.is_hybrid() || id.kind == NodeKind::Kubeadm;
         let swap_off = on_prem && config.spec.kubelet.fail_swap_on();
+        let containerd_major = found.host.containerd_version.map_or(1, |v| v.major);
+        let kubelet_version = found.host.kubelet_version.unwrap_or(NEWEST_KNOWN_KUBELET);
+        let (default_runtime, why) = super::containerd::default_runtime(&found.host);
+        explain.insert("containerd default runtime".to_owned(), why);
+        let (fast_image_pull, why) = super::containerd::fast_image_pull(config, &found.host);
+        explain.insert("FastImagePull".to_owned(), why);
+        let containerd_user_config = super::containerd::user_config(
+            config.spec.containerd.config.as_deref(),
+            containerd_major,
+        )?;
+        let labels = super::labels::accelerator_labels(&found.host);
+        for key in labels.keys() {
+            explain.insert(
+                format!("label {key}"),
+                "an NVIDIA GPU on the PCI bus (vendor 0x10de), as nodeadm labels it".to_owned(),
+            );
+        }
         Ok(NodeValues {
             kind: id.kind,
             cluster_name: self.cluster_name.clone(),
@@ -248,11 +312,11 @@ impl<'a> Common<'a> {
             provider_id: id.provider_id,
             max_pods: id.max_pods,
             kube_reserved: kube_reserved(id.cores, id.max_pods),
-            containerd_major: found.host.containerd_version.map_or(1, |v| v.major),
+            containerd_major,
             sandbox_image: id.sandbox_image,
             nvidia_runtime: found.host.nvidia_runtime.clone(),
             agent_binary: found.agent_binary.clone(),
-            labels: BTreeMap::new(),
+            labels,
             exec_env: BTreeMap::new(),
             api_server_addresses: Vec::new(),
             current_hosts: None,
@@ -266,7 +330,18 @@ impl<'a> Common<'a> {
             } else {
                 Vec::new()
             },
+            warm_pool_hold: found
+                .instance
+                .as_ref()
+                .and_then(|i| i.target_lifecycle_state.as_ref())
+                .filter(|s| s.is_warmed())
+                .map(crate::model::TargetLifecycleState::as_text),
+            kubelet_version,
+            default_runtime,
+            containerd_user_config,
+            fast_image_pull,
             local_storage: None,
+            explain,
         })
     }
 }
@@ -280,7 +355,11 @@ pub fn resolve(config: &NodeConfig, found: &Discovered) -> Result<NodeValues, Er
         config.spec.instance.local_storage.settings(),
         found.local_storage.as_ref(),
     ) {
-        values.local_storage = Some(super::local_storage::layout(&settings, facts)?);
+        let layout = super::local_storage::layout(&settings, facts)?;
+        values
+            .explain
+            .insert("local storage".to_owned(), layout.summary());
+        values.local_storage = Some(layout);
     }
     Ok(values)
 }
@@ -362,45 +441,54 @@ fn resolve_hybrid(common: &Common<'_>, hybrid: &HybridOptions) -> Result<NodeVal
     };
     check_remote_node_network(node_ip, origin, &found.cluster.remote_node_networks)?;
     check_swap(config, &found.host.swaps)?;
-    let (kind, node_name, provider, mut exec_env) = if let Some(ira) = &hybrid.iam_roles_anywhere {
-        let name = ira.node_name.as_deref().ok_or(Error::Missing {
-            what: "the node name",
-            fix: "set spec.hybrid.iamRolesAnywhere.nodeName".into(),
-        })?;
-        let config_path = ira
-            .aws_config_path
-            .clone()
-            .unwrap_or_else(|| HYBRID_AWS_CONFIG.into());
-        let env = BTreeMap::from([("AWS_CONFIG_FILE".to_owned(), config_path)]);
-        (
-            NodeKind::HybridRolesAnywhere,
-            node_name("spec.hybrid.iamRolesAnywhere.nodeName", name)?,
-            "iam-ra",
-            env,
-        )
-    } else {
-        // Registered with SSM: named after the managed instance ID; not (yet) registered:
-        // after the host, as kubelet would name it.
-        let name = match &found.ssm_managed_instance_id {
-            Some(id) => id.clone(),
-            None if found.host.hostname.trim().is_empty() => {
-                return Err(Error::Missing {
-                    what: "the node name",
-                    fix: "register the host with SSM (spec.hybrid.ssm) or give it a hostname"
-                        .into(),
-                });
-            }
-            None => node_name(
-                "the host name",
-                &found.host.hostname.trim().to_ascii_lowercase(),
-            )?,
+    let (kind, node_name, why_name, provider, mut exec_env) =
+        if let Some(ira) = &hybrid.iam_roles_anywhere {
+            let name = ira.node_name.as_deref().ok_or(Error::Missing {
+                what: "the node name",
+                fix: "set spec.hybrid.iamRolesAnywhere.nodeName".into(),
+            })?;
+            let config_path = ira
+                .aws_config_path
+                .clone()
+                .unwrap_or_else(|| HYBRID_AWS_CONFIG.into());
+            let env = BTreeMap::from([("AWS_CONFIG_FILE".to_owned(), config_path)]);
+            (
+                NodeKind::HybridRolesAnywhere,
+                node_name("spec.hybrid.iamRolesAnywhere.nodeName", name)?,
+                "spec.hybrid.iamRolesAnywhere.nodeName".to_owned(),
+                "iam-ra",
+                env,
+            )
+        } else {
+            // Registered with SSM: named after the managed instance ID; not (yet) registered:
+            // after the host, as kubelet would name it.
+            let (name, why) = match &found.ssm_managed_instance_id {
+                Some(id) => (
+                    id.clone(),
+                    "the SSM managed instance ID of this registered host".to_owned(),
+                ),
+                None if found.host.hostname.trim().is_empty() => {
+                    return Err(Error::Missing {
+                        what: "the node name",
+                        fix: "register the host with SSM (spec.hybrid.ssm) or give it a hostname"
+                            .into(),
+                    });
+                }
+                None => (
+                    node_name(
+                        "the host name",
+                        &found.host.hostname.trim().to_ascii_lowercase(),
+                    )?,
+                    "the host name (not registered with SSM yet)".to_owned(),
+                ),
+            };
+            let env = BTreeMap::from([(
+                "AWS_SHARED_CREDENTIALS_FILE".to_owned(),
+                SSM_CREDENTIALS_FILE.to_owned(),
+            )]);
+            (NodeKind::HybridSsm, name, why, "ssm", env)
         };
-        let env = BTreeMap::from([(
-            "AWS_SHARED_CREDENTIALS_FILE".to_owned(),
-            SSM_CREDENTIALS_FILE.to_owned(),
-        )]);
-        (NodeKind::HybridSsm, name, "ssm", env)
-    };
+    let user_max_pods = config.spec.kubelet.max_pods();
     exec_env.insert("AWS_REGION".into(), region.to_string());
     let mut values = common.values(Identity {
         kind,
@@ -412,21 +500,31 @@ fn resolve_hybrid(common: &Common<'_>, hybrid: &HybridOptions) -> Result<NodeVal
             &node_name,
         )),
         node_name,
-        max_pods: config.spec.kubelet.max_pods().unwrap_or(DEFAULT_MAX_PODS),
+        max_pods: user_max_pods.unwrap_or(DEFAULT_MAX_PODS),
         cores: found.host.cpu_cores.max(1),
         vpc: None,
         sandbox_image: PUBLIC_PAUSE_IMAGE.into(),
+        why_name,
+        why_max_pods: default_max_pods_why(user_max_pods),
+        why_node_ip: origin.to_owned(),
     })?;
-    values.labels = BTreeMap::from([
+    for (key, value, why) in [
         (
-            "eks.amazonaws.com/compute-type".to_owned(),
+            "eks.amazonaws.com/compute-type",
             "hybrid".to_owned(),
+            "every hybrid node (as nodeadm labels it)",
         ),
         (
-            "eks.amazonaws.com/hybrid-credential-provider".to_owned(),
+            "eks.amazonaws.com/hybrid-credential-provider",
             provider.to_owned(),
+            "the credential provider of spec.hybrid",
         ),
-    ]);
+    ] {
+        values.labels.insert(key.to_owned(), value);
+        values
+            .explain
+            .insert(format!("label {key}"), why.to_owned());
+    }
     values.exec_env = exec_env;
     Ok(values)
 }
@@ -450,8 +548,8 @@ fn resolve_ec2(common: &Common<'_>) -> Result<NodeValues, Error> {
             ),
         })?;
     let options = MaxPodsOptions {
-        prefix_delegation: config.feature(GATE_PREFIX_DELEGATION),
-        custom_networking: config.feature(GATE_CUSTOM_NETWORKING),
+        prefix_delegation: config.feature(FeatureGate::VpcCniPrefixDelegation),
+        custom_networking: config.feature(FeatureGate::VpcCniCustomNetworking),
         ..MaxPodsOptions::default()
     };
     let expression = config
@@ -461,28 +559,67 @@ fn resolve_ec2(common: &Common<'_>) -> Result<NodeValues, Error> {
         .as_deref()
         .map(MaxPodsExpression::parse)
         .transpose()?;
-    let max_pods = effective_max_pods(
+    let effective = effective_max_pods(
         config.spec.kubelet.max_pods(),
         expression.as_ref(),
         &limits,
         &options,
-    )?
-    .value;
+    )?;
+    let max_pods = effective.value;
+    let why_max_pods = match effective.source {
+        MaxPodsSource::User => "spec.kubelet.config.maxPods".to_owned(),
+        MaxPodsSource::Expression => format!(
+            "spec.kubelet.maxPodsExpression {:?} over {}'s limits (default_enis={}, ips_per_eni={}, max_pods={})",
+            expression
+                .as_ref()
+                .map(MaxPodsExpression::as_str)
+                .unwrap_or_default(),
+            instance.instance_type,
+            limits.default_card_max_enis,
+            limits.ipv4_per_eni,
+            super::max_pods(&limits, &MaxPodsOptions::default()).value
+        ),
+        MaxPodsSource::Computed => {
+            let computed = super::max_pods(&limits, &options);
+            format!(
+                "computed from {}'s limits ({} ENIs, {} IPv4 addresses each, {} vCPUs{}): {:?} pod addressing on {} ENI(s){}",
+                instance.instance_type,
+                limits.default_card_max_enis,
+                limits.ipv4_per_eni,
+                limits.vcpus,
+                if found.limits.is_some() {
+                    ", from DescribeInstanceTypes"
+                } else {
+                    ", embedded table"
+                },
+                computed.mode,
+                computed.enis_for_pods,
+                match computed.ceiling {
+                    Some(c) if computed.uncapped > c => format!(", capped at {c}"),
+                    _ => String::new(),
+                }
+            )
+        }
+    };
     let ipv6 = common.ipv6();
     let instance_ip = if ipv6 {
         instance.ipv6
     } else {
         instance.private_ipv4
     };
-    let node_ip = user_node_ip(config)?
-        .or(instance_ip)
-        .ok_or(Error::Missing {
-            what: "the node IP",
-            fix: format!(
-                "IMDS reported no {} address for the primary interface",
-                if ipv6 { "IPv6" } else { "IPv4" }
-            ),
-        })?;
+    let user_ip = user_node_ip(config)?;
+    let why_node_ip = if user_ip.is_some() {
+        "--node-ip in spec.kubelet.flags"
+    } else {
+        "the primary interface's address from instance metadata"
+    };
+    let node_ip = user_ip.or(instance_ip).ok_or(Error::Missing {
+        what: "the node IP",
+        fix: format!(
+            "IMDS reported no {} address for the primary interface",
+            if ipv6 { "IPv6" } else { "IPv4" }
+        ),
+    })?;
     let outpost = config.is_outpost() || found.cluster.outpost;
     let mut values = common.values(Identity {
         kind: if outpost {
@@ -495,8 +632,15 @@ fn resolve_ec2(common: &Common<'_>) -> Result<NodeValues, Error> {
         node_name: super::node_name(
             instance.private_dns_name.as_deref(),
             &instance.instance_id,
-            config.feature(GATE_INSTANCE_ID_NODE_NAME),
+            config.feature(FeatureGate::InstanceIdNodeName),
         )?,
+        why_name: if config.feature(FeatureGate::InstanceIdNodeName) {
+            "the instance ID (feature gate InstanceIdNodeName)".to_owned()
+        } else {
+            "the instance's private DNS name (EC2 DescribeInstances)".to_owned()
+        },
+        why_max_pods,
+        why_node_ip: why_node_ip.to_owned(),
         provider_id: Some(ProviderId::ec2(
             &instance.availability_zone,
             &instance.instance_id,
@@ -518,6 +662,23 @@ fn resolve_ec2(common: &Common<'_>) -> Result<NodeValues, Error> {
     if outpost {
         values.api_server_addresses = found.cluster.api_server_addresses.clone();
         values.current_hosts = found.host.hosts_file.clone();
+    }
+    match &instance.tags {
+        Some(tags) => {
+            let (labels, why) = super::labels::from_tags(tags, config.tag_label_prefix());
+            for (key, value) in labels {
+                values.labels.entry(key).or_insert(value);
+            }
+            for (key, why) in why {
+                values.explain.insert(format!("label {key}"), why);
+            }
+        }
+        None => {
+            values.explain.insert(
+                "instance tag labels".to_owned(),
+                "none: the instance does not show its tags in instance metadata".to_owned(),
+            );
+        }
     }
     Ok(values)
 }
@@ -556,6 +717,11 @@ fn resolve_kubeadm(config: &NodeConfig, found: &Discovered) -> Result<NodeValues
         fix: "no interface holds the default route; add --node-ip=<address> to spec.kubelet.flags"
             .into(),
     })?;
+    let why_node_ip = if user_node_ip(config)?.is_some() {
+        "--node-ip in spec.kubelet.flags"
+    } else {
+        "the interface of the default route"
+    };
     let (what, name) = match config.spec.kubelet.flag("hostname-override") {
         Some(name) => ("--hostname-override in spec.kubelet.flags", name.to_owned()),
         None => (
@@ -570,17 +736,31 @@ fn resolve_kubeadm(config: &NodeConfig, found: &Discovered) -> Result<NodeValues
         });
     }
     check_swap(config, &found.host.swaps)?;
+    let user_max_pods = config.spec.kubelet.max_pods();
     common.values(Identity {
         kind: NodeKind::Kubeadm,
         region: config.spec.cluster.region.clone().unwrap_or_default(),
         node_ip,
         node_name: node_name(what, &name)?,
         provider_id: None,
-        max_pods: config.spec.kubelet.max_pods().unwrap_or(DEFAULT_MAX_PODS),
+        max_pods: user_max_pods.unwrap_or(DEFAULT_MAX_PODS),
         cores: found.host.cpu_cores.max(1),
         vpc: None,
         sandbox_image: PUBLIC_PAUSE_IMAGE.into(),
+        why_name: what.to_owned(),
+        why_max_pods: default_max_pods_why(user_max_pods),
+        why_node_ip: why_node_ip.to_owned(),
     })
+}
+
+/// How max pods came about on a node without an instance type.
+fn default_max_pods_why(user: Option<u32>) -> String {
+    match user {
+        Some(_) => "spec.kubelet.config.maxPods".to_owned(),
+        None => {
+            format!("kubelet's default ({DEFAULT_MAX_PODS}): this node has no EC2 instance type")
+        }
+    }
 }
 
 /// `clusterDNS` the user set in `kubelet.config` (its first entry).

@@ -4,10 +4,12 @@
 use std::collections::BTreeMap;
 
 use clap::Args;
-use serde_json::{Map, Value};
+use serde_json::Value;
 
 use super::Error;
-use super::types::{API_VERSION, KIND, LocalStorageStrategy, NodeConfig};
+use super::parse::Document;
+use super::types::{API_VERSION, KIND, LocalStorageStrategy, NodeConfig, NodeConfigSpec};
+use crate::model::text::echo;
 
 /// The flags bootstrap.sh accepted (values as bootstrap.sh took them: `--flag value`).
 #[derive(Debug, Clone, Default, Args)]
@@ -82,20 +84,69 @@ pub struct TranslationContext {
     pub containerd_config: Option<String>,
 }
 
-/// The NodeConfig plus notes for flags that have no NodeConfig equivalent.
+/// The NodeConfig, as one document per flag (so that a problem names the flag that set the
+/// field), plus notes for flags that have no NodeConfig equivalent.
 #[derive(Debug, Clone)]
 pub struct Translation {
-    /// The translated document.
-    pub config: NodeConfig,
+    /// One document per flag given, labelled with the flag, in merge order.
+    pub documents: Vec<Document>,
     /// Human-readable notes (logged as warnings).
     pub notes: Vec<String>,
 }
+
+impl Translation {
+    /// Merges and validates the documents as any NodeConfig is: every flag's value is checked
+    /// like the field it maps to, and a problem names the flag.
+    pub fn load(self) -> Result<super::Loaded, Error> {
+        super::finish(self.documents, &["bootstrap flags".to_owned()])
+    }
+}
+
+/// The label of the cluster name's document.
+const CLUSTER_ARGUMENT: &str = "bootstrap CLUSTER argument";
 
 fn flag_err(flag: &str, msg: &str) -> Error {
     Error::BootstrapFlag(format!("--{flag}: {msg}"))
 }
 
-/// Translates bootstrap.sh flags into a NodeConfig document.
+/// A document holding what one flag sets.
+fn document(label: &str, set: impl FnOnce(&mut NodeConfigSpec)) -> Document {
+    let mut config = NodeConfig {
+        api_version: API_VERSION.into(),
+        kind: KIND.into(),
+        ..Default::default()
+    };
+    set(&mut config.spec);
+    Document {
+        label: label.to_owned(),
+        config,
+    }
+}
+
+/// A service CIDR flag's value must be a CIDR of its flag's family, even when the other
+/// family is chosen (a flag we accept is a flag we check).
+fn check_service_cidr(flag: &str, value: Option<&str>, want_v6: bool) -> Result<(), Error> {
+    let Some(value) = value else {
+        return Ok(());
+    };
+    match value.parse::<ipnet::IpNet>() {
+        Ok(net) if matches!(net, ipnet::IpNet::V6(_)) == want_v6 => Ok(()),
+        Ok(_) => Err(flag_err(
+            flag,
+            &format!(
+                "{} is not an {} CIDR",
+                echo(value),
+                if want_v6 { "IPv6" } else { "IPv4" }
+            ),
+        )),
+        Err(_) => Err(flag_err(
+            flag,
+            &format!("{} is not a CIDR, e.g. 10.100.0.0/16", echo(value)),
+        )),
+    }
+}
+
+/// Translates bootstrap.sh flags into NodeConfig documents.
 pub fn translate(flags: &LegacyFlags, ctx: &TranslationContext) -> Result<Translation, Error> {
     let mut notes = Vec::new();
     if flags.enable_docker_bridge.is_some() {
@@ -110,19 +161,30 @@ pub fn translate(flags: &LegacyFlags, ctx: &TranslationContext) -> Result<Transl
             "is not supported: Docker was removed as a Kubernetes runtime in 1.24; configure registries with spec.containerd.config instead",
         ));
     }
-    let mut config = NodeConfig {
-        api_version: API_VERSION.into(),
-        kind: KIND.into(),
-        ..Default::default()
+    let mut docs = vec![document(CLUSTER_ARGUMENT, |s| {
+        s.cluster.name = Some(flags.cluster_name.clone());
+    })];
+    let mut add = |label: &str, set: &dyn Fn(&mut NodeConfigSpec)| {
+        docs.push(document(label, set));
     };
-    let spec = &mut config.spec;
-    spec.cluster.name = Some(flags.cluster_name.clone());
-    spec.cluster.api_server_endpoint = flags.apiserver_endpoint.clone();
-    spec.cluster.certificate_authority = flags.b64_cluster_ca.clone();
-    if flags.enable_local_outpost == Some(true) {
-        spec.cluster.enable_outpost = Some(true);
+    if let Some(v) = &flags.apiserver_endpoint {
+        add("--apiserver-endpoint", &|s| {
+            s.cluster.api_server_endpoint = Some(v.clone());
+        });
     }
-    spec.cluster.id = flags.cluster_id.clone();
+    if let Some(v) = &flags.b64_cluster_ca {
+        add("--b64-cluster-ca", &|s| {
+            s.cluster.certificate_authority = Some(v.clone());
+        });
+    }
+    if flags.enable_local_outpost == Some(true) {
+        add("--enable-local-outpost", &|s| {
+            s.cluster.enable_outpost = Some(true)
+        });
+    }
+    if let Some(v) = &flags.cluster_id {
+        add("--cluster-id", &|s| s.cluster.id = Some(v.clone()));
+    }
 
     let ipv6 = match flags.ip_family.as_deref() {
         None | Some("ipv4") => false,
@@ -130,15 +192,28 @@ pub fn translate(flags: &LegacyFlags, ctx: &TranslationContext) -> Result<Transl
         Some(other) => {
             return Err(flag_err(
                 "ip-family",
-                &format!("\"{other}\" is not ipv4 or ipv6"),
+                &format!("{} is not ipv4 or ipv6", echo(other)),
             ));
         }
     };
-    spec.cluster.cidr = if ipv6 {
-        flags.service_ipv6_cidr.clone()
+    check_service_cidr(
+        "service-ipv4-cidr",
+        flags.service_ipv4_cidr.as_deref(),
+        false,
+    )?;
+    check_service_cidr(
+        "service-ipv6-cidr",
+        flags.service_ipv6_cidr.as_deref(),
+        true,
+    )?;
+    let (cidr_flag, cidr) = if ipv6 {
+        ("--service-ipv6-cidr", &flags.service_ipv6_cidr)
     } else {
-        flags.service_ipv4_cidr.clone()
+        ("--service-ipv4-cidr", &flags.service_ipv4_cidr)
     };
+    if let Some(v) = cidr {
+        add(cidr_flag, &|s| s.cluster.cidr = Some(v.clone()));
+    }
     if ipv6 && flags.service_ipv4_cidr.is_some() {
         notes.push("--service-ipv4-cidr is ignored with --ip-family ipv6 (the service CIDR is --service-ipv6-cidr)".into());
     }
@@ -148,64 +223,98 @@ pub fn translate(flags: &LegacyFlags, ctx: &TranslationContext) -> Result<Transl
         Some(other) => {
             return Err(flag_err(
                 "container-runtime",
-                &format!("\"{other}\" is not supported; containerd is the only runtime"),
+                &format!(
+                    "{} is not supported; containerd is the only runtime",
+                    echo(other)
+                ),
             ));
         }
     }
 
-    let mut kubelet_config = Map::new();
     if let Some(ip) = &flags.dns_cluster_ip {
-        kubelet_config.insert(
-            "clusterDNS".into(),
-            Value::Array(vec![Value::String(ip.clone())]),
-        );
+        add("--dns-cluster-ip", &|s| {
+            s.kubelet.config.insert(
+                "clusterDNS".into(),
+                Value::Array(vec![Value::String(ip.clone())]),
+            );
+        });
     }
     if flags.use_max_pods == Some(false) {
-        kubelet_config.insert("maxPods".into(), Value::from(KUBELET_DEFAULT_MAX_PODS));
+        add("--use-max-pods", &|s| {
+            s.kubelet
+                .config
+                .insert("maxPods".into(), Value::from(KUBELET_DEFAULT_MAX_PODS));
+        });
     }
-    spec.kubelet.config = kubelet_config;
     if let Some(args) = &flags.kubelet_extra_args {
-        spec.kubelet.flags = shell_words::split(args).map_err(|e| {
+        let split = shell_words::split(args).map_err(|e| {
             flag_err(
                 "kubelet-extra-args",
                 &format!("cannot be split into arguments ({e}); check the quoting"),
             )
         })?;
+        add("--kubelet-extra-args", &|s| s.kubelet.flags = split.clone());
     }
 
-    let mut containerd_toml = ctx.containerd_config.clone();
-    if flags.pause_container_account.is_some() || flags.pause_container_version.is_some() {
-        let image = pause_image(flags, ctx)?;
-        let overlay =
-            format!("[plugins.\"io.containerd.grpc.v1.cri\"]\nsandbox_image = \"{image}\"\n");
-        containerd_toml = Some(match containerd_toml {
-            Some(base) => super::merge::merge_toml(&base, &overlay, "--containerd-config-file")?,
-            None => overlay,
+    if let Some(base) = &ctx.containerd_config {
+        add("--containerd-config-file", &|s| {
+            s.containerd.config = Some(base.clone());
         });
     }
-    spec.containerd.config = containerd_toml;
+    if flags.pause_container_account.is_some() || flags.pause_container_version.is_some() {
+        let image = pause_image(flags, ctx)?;
+        let label = if flags.pause_container_account.is_some() {
+            "--pause-container-account"
+        } else {
+            "--pause-container-version"
+        };
+        // Built as a table, so that no value can break out of its TOML string.
+        let mut cri = toml::Table::new();
+        cri.insert("sandbox_image".into(), toml::Value::String(image));
+        let mut plugins = toml::Table::new();
+        plugins.insert("io.containerd.grpc.v1.cri".into(), toml::Value::Table(cri));
+        let mut root = toml::Table::new();
+        root.insert("plugins".into(), toml::Value::Table(plugins));
+        let overlay = toml::to_string(&root)
+            .map_err(|e| flag_err("pause-container-version", &e.to_string()))?;
+        add(label, &|s| s.containerd.config = Some(overlay.clone()));
+    }
 
     if let Some(disks) = &flags.local_disks {
-        spec.instance.local_storage.strategy = Some(match disks.as_str() {
+        let strategy = match disks.as_str() {
             "raid0" => LocalStorageStrategy::Raid0,
             "raid10" => LocalStorageStrategy::Raid10,
             "mount" => LocalStorageStrategy::Mount,
             other => {
                 return Err(flag_err(
                     "local-disks",
-                    &format!("\"{other}\" is not raid0, raid10 or mount"),
+                    &format!("{} is not raid0, raid10 or mount", echo(other)),
                 ));
             }
+        };
+        add("--local-disks", &|s| {
+            s.instance.local_storage.strategy = Some(strategy);
         });
     }
     if let Some(n) = flags.aws_api_retry_attempts {
-        let env = BTreeMap::from([("AWS_MAX_ATTEMPTS".to_owned(), n.to_string())]);
-        spec.instance.environment.insert("default".into(), env);
+        if n == 0 {
+            return Err(flag_err(
+                "aws-api-retry-attempts",
+                "0 attempts would make no AWS call; use 1 or more (the SDK default is 3)",
+            ));
+        }
+        add("--aws-api-retry-attempts", &|s| {
+            let env = BTreeMap::from([("AWS_MAX_ATTEMPTS".to_owned(), n.to_string())]);
+            s.instance.environment.insert("default".into(), env);
+        });
     }
     if flags.mount_bpf_fs.is_some() {
         notes.push("--mount-bpf-fs has no NodeConfig equivalent: systemd mounts /sys/fs/bpf on every supported OS".into());
     }
-    Ok(Translation { config, notes })
+    Ok(Translation {
+        documents: docs,
+        notes,
+    })
 }
 
 /// kubelet's own default when maxPods is not set.
@@ -221,7 +330,7 @@ fn pause_image(flags: &LegacyFlags, ctx: &TranslationContext) -> Result<String, 
     if account.len() != 12 || !account.chars().all(|ch| ch.is_ascii_digit()) {
         return Err(flag_err(
             "pause-container-account",
-            &format!("\"{account}\" is not a 12-digit AWS account ID"),
+            &format!("{} is not a 12-digit AWS account ID", echo(account)),
         ));
     }
     let Some(region) = ctx.region.as_deref() else {
@@ -234,8 +343,36 @@ fn pause_image(flags: &LegacyFlags, ctx: &TranslationContext) -> Result<String, 
         .pause_container_version
         .as_deref()
         .unwrap_or(crate::model::node::PAUSE_VERSION);
+    if !valid_image_tag(version) {
+        return Err(flag_err(
+            "pause-container-version",
+            &format!(
+                "{} is not an image tag; expected letters, digits, '_', '.' and '-', at most 128 characters, e.g. 3.10",
+                echo(version)
+            ),
+        ));
+    }
+    if !super::validate::valid_region(region) {
+        return Err(flag_err(
+            "pause-container-account",
+            &format!(
+                "the region {} (from --region, AWS_REGION or AWS_DEFAULT_REGION) is not an AWS region",
+                echo(region)
+            ),
+        ));
+    }
     let suffix = crate::model::partition_of(region).dns_suffix;
     Ok(format!(
         "{account}.dkr.ecr.{region}.{suffix}/eks/pause:{version}"
     ))
+}
+
+/// An OCI image tag: `[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}`.
+fn valid_image_tag(tag: &str) -> bool {
+    let mut chars = tag.chars();
+    tag.len() <= 128
+        && chars
+            .next()
+            .is_some_and(|ch| ch.is_ascii_alphanumeric() || ch == '_')
+        && chars.all(|ch| ch.is_ascii_alphanumeric() || matches!(ch, '_' | '.' | '-'))
 }

@@ -15,6 +15,13 @@ pub const NODECONFIG_CONTENT_TYPE: &str = "application/node.eks.aws";
 const MAX_NESTING: usize = 8;
 /// The most bytes decoding may produce in total (a gzip bomb stops here).
 pub const MAX_DECODED_BYTES: usize = 16 * 1024 * 1024;
+/// The most `multipart/*` Content-Type headers a MIME message may have (checked before the
+/// MIME parser runs: it recurses into every nested multipart).
+pub const MAX_MIME_MULTIPARTS: usize = 16;
+/// The most parts a MIME message may have in all.
+pub const MAX_MIME_PARTS: usize = 256;
+/// The Content-Transfer-Encodings of RFC 2045.
+const TRANSFER_ENCODINGS: [&str; 5] = ["7bit", "8bit", "binary", "base64", "quoted-printable"];
 const GZIP_MAGIC: [u8; 2] = [0x1f, 0x8b];
 
 /// One text payload that holds NodeConfig documents.
@@ -213,9 +220,28 @@ fn decode_mime(
     budget: &mut usize,
     out: &mut Vec<Payload>,
 ) -> Result<(), DecodeError> {
+    let multiparts = bytes
+        .split(|&b| b == b'\n')
+        .filter(|line| {
+            line.len() >= 13
+                && line[..13].eq_ignore_ascii_case(b"content-type:")
+                && line[13..]
+                    .trim_ascii_start()
+                    .get(..10)
+                    .is_some_and(|t| t.eq_ignore_ascii_case(b"multipart/"))
+        })
+        .count();
+    if multiparts > MAX_MIME_MULTIPARTS {
+        return Err(DecodeError::Mime {
+            origin: prefix(&origin),
+            reason: format!(
+                "{multiparts} multipart Content-Type headers, more than the limit of {MAX_MIME_MULTIPARTS}; user data needs one"
+            ),
+        });
+    }
     let mail = mailparse::parse_mail(bytes).map_err(|e| DecodeError::Mime {
         origin: prefix(&origin),
-        reason: e.to_string(),
+        reason: crate::model::text::shorten_spans(&e.to_string()),
     })?;
     walk_mime(&mail, &origin, depth, budget, out)
 }
@@ -227,8 +253,14 @@ fn walk_mime(
     budget: &mut usize,
     out: &mut Vec<Payload>,
 ) -> Result<(), DecodeError> {
+    if depth > MAX_NESTING {
+        return Err(DecodeError::TooDeep {
+            origin: prefix(origin),
+        });
+    }
     let mimetype = part.ctype.mimetype.to_ascii_lowercase();
     if mimetype.starts_with("multipart/") {
+        let mimetype = crate::model::text::shorten(&mimetype);
         let Some(boundary) = part.ctype.params.get("boundary") else {
             return Err(DecodeError::Mime {
                 origin: prefix(origin),
@@ -237,7 +269,17 @@ fn walk_mime(
                 ),
             });
         };
+        if part.subparts.len() > MAX_MIME_PARTS {
+            return Err(DecodeError::Mime {
+                origin: prefix(origin),
+                reason: format!(
+                    "{} parts, more than the limit of {MAX_MIME_PARTS}",
+                    part.subparts.len()
+                ),
+            });
+        }
         if part.subparts.is_empty() {
+            let boundary = crate::model::text::shorten(boundary);
             return Err(DecodeError::Mime {
                 origin: prefix(origin),
                 reason: format!(
@@ -256,8 +298,25 @@ fn walk_mime(
         return Ok(());
     }
     if mimetype != NODECONFIG_CONTENT_TYPE {
-        tracing::debug!(origin = %origin, content_type = %mimetype, "MIME part is not a NodeConfig; skipped");
+        tracing::debug!(origin = %origin, content_type = %crate::model::text::shorten(&mimetype), "MIME part is not a NodeConfig; skipped");
         return Ok(());
+    }
+    if let Some(cte) = part.headers.iter().rev().find(|h| {
+        h.get_key_ref()
+            .eq_ignore_ascii_case("content-transfer-encoding")
+    }) {
+        let value = cte.get_value();
+        let encoding = value.trim().to_ascii_lowercase();
+        if !TRANSFER_ENCODINGS.contains(&encoding.as_str()) {
+            return Err(DecodeError::Mime {
+                origin: prefix(origin),
+                reason: format!(
+                    "Content-Transfer-Encoding {} is not one of {}; write `base64` (or leave the header out for plain text)",
+                    crate::model::text::echo(value.trim()),
+                    TRANSFER_ENCODINGS.join(", ")
+                ),
+            });
+        }
     }
     let body = part.get_body_raw().map_err(|e| DecodeError::Mime {
         origin: prefix(origin),

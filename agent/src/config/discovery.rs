@@ -92,6 +92,7 @@ impl NodeConfig {
             api_server_endpoint: cluster.api_server_endpoint.clone(),
             certificate_authority: ca,
             service_cidr: cluster.cidr.clone(),
+            tag_label_prefix: Some(self.tag_label_prefix().to_owned()),
             proxy: Some(proxy),
             ..DiscoverInput::default()
         };

@@ -25,6 +25,9 @@ pub fn merge(docs: &[Document]) -> Result<(NodeConfig, Provenance), Error> {
     };
     let mut acc = serde_json::to_value(&empty).map_err(|e| Error::Internal(e.to_string()))?;
     let mut provenance = Provenance::new();
+    // containerd TOML is parsed once per document and merged as tables, then written once:
+    // re-parsing the merged text for every document would grow with the square of the input.
+    let mut containerd: Option<(toml::Table, String)> = None;
     for doc in docs {
         let mut value =
             serde_json::to_value(&doc.config).map_err(|e| Error::Internal(e.to_string()))?;
@@ -33,11 +36,59 @@ pub fn merge(docs: &[Document]) -> Result<(NodeConfig, Provenance), Error> {
             map.remove("apiVersion");
             map.remove("kind");
         }
+        if let Some(text) = take_containerd_config(&mut value) {
+            let table = parse_toml(&text, &doc.label)?;
+            containerd = Some(match containerd.take() {
+                Some((mut base, labels)) => {
+                    deep_merge_toml(&mut base, table);
+                    (base, format!("{labels} + {}", doc.label))
+                }
+                None => (table, doc.label.clone()),
+            });
+        }
         merge_value(&mut acc, value, "", &doc.label, &mut provenance)?;
+    }
+    if let Some((table, labels)) = containerd {
+        // One document's text is kept as written; several are merged.
+        let text = if labels.contains(" + ") {
+            toml::to_string(&table).map_err(|e| Error::Internal(e.to_string()))?
+        } else {
+            docs.iter()
+                .rev()
+                .find_map(|d| d.config.spec.containerd.config.clone())
+                .unwrap_or_default()
+        };
+        if let Some(Value::Object(spec)) = acc.get_mut("spec") {
+            let section = spec
+                .entry("containerd")
+                .or_insert_with(|| Value::Object(Map::new()));
+            if let Value::Object(section) = section {
+                section.insert("config".into(), Value::String(text));
+            }
+        }
+        provenance.insert(CONTAINERD_CONFIG_PATH.to_owned(), labels);
     }
     let merged: NodeConfig =
         serde_json::from_value(acc).map_err(|e| Error::Internal(e.to_string()))?;
     Ok((merged, provenance))
+}
+
+/// Removes `spec.containerd.config` from a document's value, returning its text.
+fn take_containerd_config(value: &mut Value) -> Option<String> {
+    let section = value
+        .get_mut("spec")?
+        .get_mut("containerd")?
+        .as_object_mut()?;
+    let text = match section.remove("config")? {
+        Value::String(text) => text,
+        _ => return None,
+    };
+    if section.is_empty()
+        && let Some(Value::Object(spec)) = value.get_mut("spec")
+    {
+        spec.remove("containerd");
+    }
+    Some(text)
 }
 
 fn join(path: &str, key: &str) -> String {
@@ -75,23 +126,31 @@ fn merge_value(
                 acc_list.push(v);
             }
         }
-        (Value::String(acc_toml), Value::String(next_toml)) if path == CONTAINERD_CONFIG_PATH => {
-            *acc_toml = merge_toml(acc_toml, &next_toml, label)?;
-            let entry = provenance.entry(path.to_owned()).or_default();
-            entry.push_str(" + ");
-            entry.push_str(label);
-        }
         (slot, value) => {
-            provenance.retain(|k, _| {
-                !(k == path
-                    || k.starts_with(&format!("{path}."))
-                    || k.starts_with(&format!("{path}[")))
-            });
+            forget(provenance, path);
             record(&value, path, label, provenance);
             *slot = value;
         }
     }
     Ok(())
+}
+
+/// Removes `path` and every field under it from the provenance. The keys under a path are
+/// contiguous in the map's order, so this costs the number removed, not the map's size (a
+/// document replacing many fields would otherwise cost their product).
+fn forget(provenance: &mut Provenance, path: &str) {
+    provenance.remove(path);
+    for prefix in [format!("{path}."), format!("{path}[")] {
+        let under: Vec<String> = provenance
+            .range(prefix.clone()..)
+            .map(|(k, _)| k)
+            .take_while(|k| k.starts_with(&prefix))
+            .cloned()
+            .collect();
+        for k in under {
+            provenance.remove(&k);
+        }
+    }
 }
 
 /// Records every leaf under `value` as set by `label`.
@@ -113,18 +172,31 @@ fn record(value: &Value, path: &str, label: &str, provenance: &mut Provenance) {
     }
 }
 
-/// Deep-merges two containerd TOML documents (tables merge, everything else is replaced).
-pub fn merge_toml(base: &str, overlay: &str, label: &str) -> Result<String, Error> {
-    let parse = |text: &str| -> Result<toml::Table, Error> {
-        text.parse::<toml::Table>().map_err(|e| Error::Field {
-            at: label.to_owned(),
-            path: CONTAINERD_CONFIG_PATH.into(),
-            message: format!("not valid TOML: {}", e.message()),
-        })
+/// Parses containerd TOML within its limits (size and nesting, checked first).
+pub fn parse_toml(text: &str, label: &str) -> Result<toml::Table, Error> {
+    use super::limits::{MAX_CONTAINERD_TOML_BYTES, MAX_TOML_DEPTH, toml_depth_exceeded};
+    let fail = |message: String| Error::Field {
+        at: label.to_owned(),
+        path: CONTAINERD_CONFIG_PATH.into(),
+        message,
     };
-    let mut base = parse(base)?;
-    deep_merge_toml(&mut base, parse(overlay)?);
-    toml::to_string(&base).map_err(|e| Error::Internal(e.to_string()))
+    if text.len() > MAX_CONTAINERD_TOML_BYTES {
+        return Err(fail(format!(
+            "is {} bytes, more than the limit of {MAX_CONTAINERD_TOML_BYTES}; a containerd config is a few KiB",
+            text.len()
+        )));
+    }
+    if let Some(line) = toml_depth_exceeded(text) {
+        return Err(fail(format!(
+            "is not valid TOML: brackets ([ and {{) nested more than {MAX_TOML_DEPTH} deep at line {line} (the nesting limit)"
+        )));
+    }
+    text.parse::<toml::Table>().map_err(|e| {
+        fail(format!(
+            "is not valid TOML: {}",
+            crate::model::text::shorten_spans(e.message())
+        ))
+    })
 }
 
 /// Merges `overlay` into `base`: tables recursively, other values replaced.

@@ -7,9 +7,13 @@
 pub mod bootstrap_flags;
 pub mod decode;
 mod discovery;
+pub mod expression;
 mod imds;
+pub mod limits;
 pub mod merge;
+mod offline;
 pub mod parse;
+pub mod secrets;
 pub mod source;
 pub mod types;
 pub mod validate;
@@ -81,10 +85,16 @@ pub enum Error {
         message: String,
     },
     /// The merged configuration is invalid.
-    #[error("the configuration is invalid:{}", problems.iter().map(|p| format!("\n  - {p}")).collect::<String>())]
+    #[error("the configuration is invalid:{}", list_problems(problems))]
     Invalid {
         /// Every problem found.
         problems: Vec<Problem>,
+    },
+    /// `--strict` and the configuration has warnings.
+    #[error("--strict: the configuration has warnings:{}", warnings.iter().map(|p| format!("\n  - {p}")).collect::<String>())]
+    Strict {
+        /// Every warning.
+        warnings: Vec<Problem>,
     },
     /// A legacy bootstrap.sh flag that cannot be translated.
     #[error("bootstrap flags: {0}")]
@@ -102,10 +112,29 @@ pub enum Error {
     Internal(String),
 }
 
+/// The most problems an error lists; the rest are counted.
+pub const MAX_PROBLEMS_SHOWN: usize = 32;
+
+fn list_problems(problems: &[Problem]) -> String {
+    let mut out: String = problems
+        .iter()
+        .take(MAX_PROBLEMS_SHOWN)
+        .map(|p| format!("\n  - {p}"))
+        .collect();
+    if problems.len() > MAX_PROBLEMS_SHOWN {
+        out.push_str(&format!(
+            "\n  ... and {} more problems",
+            problems.len() - MAX_PROBLEMS_SHOWN
+        ));
+    }
+    out
+}
+
 impl Classify for Error {
     fn exit_code(&self) -> Code {
         match self {
             Error::UserData { .. } | Error::Internal(_) => Code::Failure,
+            Error::Read { source, .. } => crate::exit::io_code(source),
             _ => Code::BadInput,
         }
     }
@@ -146,6 +175,25 @@ pub struct Loaded {
     pub provenance: Provenance,
     /// Every document read, in merge order.
     pub documents: Vec<String>,
+    /// What is accepted but probably a mistake (unknown feature gates and `disabledMounts`
+    /// names, CA certificates outside their validity window); errors under `--strict`
+    /// ([`Loaded::check_warnings`]).
+    pub warnings: Vec<Problem>,
+}
+
+impl Loaded {
+    /// Logs every warning; under `strict`, refuses the configuration when there is any.
+    pub fn check_warnings(&self, strict: bool) -> Result<(), Error> {
+        if strict && !self.warnings.is_empty() {
+            return Err(Error::Strict {
+                warnings: self.warnings.clone(),
+            });
+        }
+        for w in &self.warnings {
+            tracing::warn!("{w}");
+        }
+        Ok(())
+    }
 }
 
 /// Reads every source (in order), decodes, parses and merges, then validates.
@@ -217,35 +265,43 @@ pub fn documents_from(
 /// Merges and validates parsed documents; `sources` names what was read (for errors when
 /// no document sets a required field).
 pub fn finish(docs: Vec<parse::Document>, sources: &[String]) -> Result<Loaded, Error> {
+    finish_at(docs, sources, std::time::SystemTime::now())
+}
+
+/// [`finish`] with the time that certificate validity is checked against.
+pub fn finish_at(
+    docs: Vec<parse::Document>,
+    sources: &[String],
+    now: std::time::SystemTime,
+) -> Result<Loaded, Error> {
+    if docs.len() > limits::MAX_DOCUMENTS {
+        return Err(Error::Field {
+            at: docs[limits::MAX_DOCUMENTS].label.clone(),
+            path: "(document)".into(),
+            message: format!(
+                "more than {} NodeConfig documents in all sources (the document limit); merge them",
+                limits::MAX_DOCUMENTS
+            ),
+        });
+    }
     let (mut config, provenance) = merge::merge(&docs)?;
     config.api_version = API_VERSION.to_owned();
     config.kind = KIND.to_owned();
     let documents: Vec<String> = docs.into_iter().map(|d| d.label).collect();
-    validate::validate(&config, &provenance, sources)
+    let warnings = validate::validate(&config, &provenance, sources, now)
         .map_err(|problems| Error::Invalid { problems })?;
     Ok(Loaded {
         config,
         provenance,
         documents,
+        warnings,
     })
 }
 
-/// The config as a JSON value with secrets replaced by `<redacted>` (for `config show`).
+/// The config as a JSON value with every secret replaced by `<redacted>` (for `config show`
+/// and `bootstrap --print-config`); [`secrets`] lists them.
 pub fn redacted(config: &NodeConfig) -> serde_json::Value {
     let mut value = serde_json::to_value(config).unwrap_or(serde_json::Value::Null);
-    if let Some(code) = value.pointer_mut("/spec/hybrid/ssm/activationCode") {
-        *code = serde_json::Value::String("<redacted>".into());
-    }
-    if let Some(token) = value.pointer_mut("/spec/kubeadm/bootstrapToken") {
-        // The token id is public (it names the signature key in cluster-info); the secret is not.
-        let shown = token
-            .as_str()
-            .and_then(|t| crate::model::BootstrapToken::parse(t).ok())
-            .map_or_else(
-                || "<redacted>".to_owned(),
-                |t| format!("{}.<redacted>", t.id()),
-            );
-        *token = serde_json::Value::String(shown);
-    }
+    secrets::redact(&mut value);
     value
 }

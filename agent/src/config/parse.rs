@@ -23,10 +23,40 @@ pub fn label(source: &str, origin: &str, index: usize, count: usize) -> String {
     }
 }
 
-/// Parses every YAML/JSON document in `text`. Empty documents are skipped.
+/// Parses every YAML/JSON document in `text`. Empty documents are skipped. Flow nesting and
+/// the number of documents are bounded before and during parsing ([`super::limits`]).
 pub fn parse_documents(source: &str, origin: &str, text: &str) -> Result<Vec<Document>, Error> {
+    use super::limits::{
+        MAX_YAML_DOCUMENTS, MAX_YAML_FLOW_DEPTH, MAX_YAML_FLOW_NODES, flow_exceeded,
+    };
+    if let Some(e) = flow_exceeded(text) {
+        return Err(Error::Syntax {
+            at: label(source, origin, 1, 1),
+            line: e.line,
+            column: e.column,
+            message: if e.depth {
+                format!(
+                    "brackets ([ and {{) nested more than {MAX_YAML_FLOW_DEPTH} deep (the nesting limit); a NodeConfig needs a handful"
+                )
+            } else {
+                format!(
+                    "more than {MAX_YAML_FLOW_NODES} flow collections and items ([, {{ and ,) (the limit); write long lists as block lists (- item)"
+                )
+            },
+        });
+    }
     let mut values = Vec::new();
     for (i, de) in serde_yaml_ng::Deserializer::from_str(text).enumerate() {
+        if i >= MAX_YAML_DOCUMENTS {
+            return Err(Error::Syntax {
+                at: label(source, origin, i + 1, 2),
+                line: 0,
+                column: 0,
+                message: format!(
+                    "more than {MAX_YAML_DOCUMENTS} YAML documents (the document limit); merge them"
+                ),
+            });
+        }
         let value = <serde_yaml_ng::Value as serde::Deserialize>::deserialize(de).map_err(|e| {
             let (line, column) = e
                 .location()
@@ -36,7 +66,7 @@ pub fn parse_documents(source: &str, origin: &str, text: &str) -> Result<Vec<Doc
                 at: label(source, origin, i + 1, 2),
                 line,
                 column,
-                message: strip_location(&e.to_string()),
+                message: crate::model::text::shorten_spans(&strip_location(&e.to_string())),
             }
         })?;
         if !value.is_null() {
@@ -49,8 +79,8 @@ pub fn parse_documents(source: &str, origin: &str, text: &str) -> Result<Vec<Doc
         .enumerate()
         .map(|(i, value)| {
             let at = label(source, origin, i + 1, count);
+            check_header(&at, i + 1, &value)?;
             let config = typed(&at, value)?;
-            check_header(&at, &config)?;
             Ok(Document { label: at, config })
         })
         .collect()
@@ -67,9 +97,26 @@ fn typed(at: &str, value: serde_yaml_ng::Value) -> Result<NodeConfig, Error> {
             ),
         });
     }
+    // Kept to describe a wrongly typed secret without showing it.
+    let original = value.clone();
     serde_path_to_error::deserialize::<_, NodeConfig>(value).map_err(|e| {
         let path = e.path().to_string();
-        let message = with_suggestion(&e.inner().to_string());
+        let inner = e.inner().to_string();
+        let found = lookup(&original, &path);
+        // Lists and maps are named by serde, never shown; scalars are shown, so not here.
+        let scalar = found.is_none_or(|v| !v.is_sequence() && !v.is_mapping());
+        let message = if super::secrets::value_is_secret(&path) && scalar && !names_a_key(&inner) {
+            let found = found.map_or("a value", describe);
+            let expected = inner
+                .split_once(", expected ")
+                .map_or("another type", |(_, e)| e);
+            format!(
+                "invalid value: {found}, expected {}; the value is not shown because this field holds a secret",
+                crate::model::text::shorten(expected)
+            )
+        } else {
+            crate::model::text::shorten_spans(&with_suggestion(&inner))
+        };
         Error::Field {
             at: at.to_owned(),
             path,
@@ -78,25 +125,57 @@ fn typed(at: &str, value: serde_yaml_ng::Value) -> Result<NodeConfig, Error> {
     })
 }
 
-fn check_header(at: &str, config: &NodeConfig) -> Result<(), Error> {
-    if config.api_version != API_VERSION {
-        return Err(Error::Field {
-            at: at.to_owned(),
-            path: "apiVersion".into(),
-            message: format!(
-                "\"{}\" is not supported; expected \"{API_VERSION}\"",
-                config.api_version
-            ),
-        });
+/// serde messages that name a key, never a value.
+fn names_a_key(message: &str) -> bool {
+    message.starts_with("unknown field `") || message.starts_with("missing field `")
+}
+
+/// The value at a serde_path_to_error path (`a.b[2].c`).
+fn lookup<'a>(value: &'a serde_yaml_ng::Value, path: &str) -> Option<&'a serde_yaml_ng::Value> {
+    let mut current = value;
+    for segment in path.split('.') {
+        let (key, indexes) = match segment.find('[') {
+            Some(i) => (&segment[..i], &segment[i..]),
+            None => (segment, ""),
+        };
+        if !key.is_empty() {
+            current = current.get(key)?;
+        }
+        for index in indexes.split('[').skip(1) {
+            current = current.get(index.trim_end_matches(']').parse::<usize>().ok()?)?;
+        }
     }
-    if config.kind != KIND {
-        return Err(Error::Field {
-            at: at.to_owned(),
-            path: "kind".into(),
-            message: format!("\"{}\" is not supported; expected \"{KIND}\"", config.kind),
-        });
+    Some(current)
+}
+
+/// A document whose apiVersion or kind is not ours is named as what it is, before its fields
+/// are read (a ConfigMap's `data` is not an "unknown field").
+fn check_header(at: &str, index: usize, value: &serde_yaml_ng::Value) -> Result<(), Error> {
+    let field = |name: &str| value.get(name).and_then(serde_yaml_ng::Value::as_str);
+    let (api_version, kind) = (field("apiVersion"), field("kind"));
+    if api_version.is_none_or(|v| v == API_VERSION) && kind.is_none_or(|k| k == KIND) {
+        return Ok(());
     }
-    Ok(())
+    let path = if api_version.is_some_and(|v| v != API_VERSION) {
+        "apiVersion"
+    } else {
+        "kind"
+    };
+    let shown = |v: Option<&str>| {
+        v.map_or_else(
+            || "(none)".to_owned(),
+            |v| crate::model::text::shorten(v).into_owned(),
+        )
+    };
+    Err(Error::Field {
+        at: at.to_owned(),
+        path: path.into(),
+        message: format!(
+            "document {index} is a {} {}, not a {API_VERSION} {KIND}; this agent reads only NodeConfig documents: remove it or move it elsewhere",
+            shown(api_version),
+            shown(kind)
+        ),
+    })
 }
 
 fn describe(value: &serde_yaml_ng::Value) -> &'static str {

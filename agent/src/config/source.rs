@@ -74,7 +74,7 @@ pub fn read_files(uri: &str, path: &Path, required: bool) -> Result<Vec<SourceBy
         Err(e) => return Err(read_err(e)),
     };
     if !meta.is_dir() {
-        let bytes = std::fs::read(path).map_err(read_err)?;
+        let bytes = read_source(path).map_err(read_err)?;
         return Ok(vec![SourceBytes {
             label: uri.to_owned(),
             bytes,
@@ -95,13 +95,19 @@ pub fn read_files(uri: &str, path: &Path, required: bool) -> Result<Vec<SourceBy
         .into_iter()
         .map(|p| {
             let label = format!("file://{}", p.display());
-            let bytes = std::fs::read(&p).map_err(|source| Error::Read {
+            let bytes = read_source(&p).map_err(|source| Error::Read {
                 source_uri: label.clone(),
                 source,
             })?;
             Ok(SourceBytes { label, bytes })
         })
         .collect()
+}
+
+/// A source file's bytes, at most [`super::limits::MAX_SOURCE_BYTES`] (a bigger file, or a
+/// device that never ends, is an error naming the limit).
+fn read_source(path: &Path) -> std::io::Result<Vec<u8>> {
+    crate::model::bounded::read_capped(path, super::limits::MAX_SOURCE_BYTES)
 }
 
 #[cfg(test)]

@@ -13,6 +13,7 @@ pub const KIND: &str = "NodeConfig";
 
 /// A `NodeConfig` document.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct NodeConfig {
     /// Must be [`API_VERSION`].
@@ -29,6 +30,7 @@ pub struct NodeConfig {
 
 /// `spec`.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct NodeConfigSpec {
     /// The cluster to join.
@@ -43,7 +45,8 @@ pub struct NodeConfigSpec {
     /// Host options.
     #[serde(default, skip_serializing_if = "InstanceOptions::is_empty")]
     pub instance: InstanceOptions,
-    /// Feature gates by name.
+    /// Feature gates by name: nodeadm's and the agent's ([`FeatureGate`]). An unknown name is
+    /// a warning (an error under `--strict`), as nodeadm ignores gates it does not know.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub feature_gates: BTreeMap<String, bool>,
     /// EKS Hybrid Nodes: present only on on-prem hosts.
@@ -53,10 +56,94 @@ pub struct NodeConfigSpec {
     /// Anywhere) with a bootstrap token and CA pinning.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub kubeadm: Option<KubeadmOptions>,
+    /// eks-node-agent extension, not a nodeadm field: which EC2 instance tags become node
+    /// labels (see [`InstanceTagLabels`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub instance_tag_labels: Option<InstanceTagLabels>,
+}
+
+/// The feature gates of `spec.featureGates` the agent knows: nodeadm's, and two of its own that
+/// describe how the VPC CNI runs (they change max pods).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum FeatureGate {
+    /// nodeadm: name the node after its EC2 instance ID instead of its private DNS name.
+    InstanceIdNodeName,
+    /// nodeadm: parallel image pulls and unpacking through the SOCI snapshotter's parallel
+    /// pull mode, on instances with at least 4 vCPUs and 7 GiB of memory.
+    FastImagePull,
+    /// nodeadm: secondary ENIs tagged `node.k8s.amazonaws.com/no_manage=true` configured by
+    /// systemd-networkd through the AL2023 AMI's udev network manager. Not supported here:
+    /// `true` is refused.
+    OsManagedNoManageEnis,
+    /// eks-node-agent: the VPC CNI runs with `ENABLE_PREFIX_DELEGATION=true`.
+    VpcCniPrefixDelegation,
+    /// eks-node-agent: the VPC CNI uses custom networking (ENIConfig).
+    VpcCniCustomNetworking,
+}
+
+impl FeatureGate {
+    /// Every gate, in documentation order.
+    pub const ALL: [FeatureGate; 5] = [
+        FeatureGate::InstanceIdNodeName,
+        FeatureGate::FastImagePull,
+        FeatureGate::OsManagedNoManageEnis,
+        FeatureGate::VpcCniPrefixDelegation,
+        FeatureGate::VpcCniCustomNetworking,
+    ];
+
+    /// The name in `spec.featureGates`.
+    pub fn name(self) -> &'static str {
+        match self {
+            FeatureGate::InstanceIdNodeName => "InstanceIdNodeName",
+            FeatureGate::FastImagePull => "FastImagePull",
+            FeatureGate::OsManagedNoManageEnis => "OSManagedNoManageENIs",
+            FeatureGate::VpcCniPrefixDelegation => "VpcCniPrefixDelegation",
+            FeatureGate::VpcCniCustomNetworking => "VpcCniCustomNetworking",
+        }
+    }
+
+    /// The gate of that exact name.
+    pub fn from_name(name: &str) -> Option<FeatureGate> {
+        FeatureGate::ALL.into_iter().find(|g| g.name() == name)
+    }
+
+    /// Whether nodeadm defines the gate (the others are the agent's).
+    pub fn is_nodeadms(self) -> bool {
+        matches!(
+            self,
+            FeatureGate::InstanceIdNodeName
+                | FeatureGate::FastImagePull
+                | FeatureGate::OsManagedNoManageEnis
+        )
+    }
+}
+
+impl std::fmt::Display for FeatureGate {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// The default of `spec.instanceTagLabels.prefix`. EC2 refuses `/` in the keys of tags that
+/// instance metadata shows, so `:` stands for the `/` of a label key.
+pub const DEFAULT_TAG_LABEL_PREFIX: &str = "node.eks.aws:label:";
+
+/// `spec.instanceTagLabels` (an eks-node-agent extension): EC2 instance tags whose key starts
+/// with `prefix` become kubelet `--node-labels` when the instance shows its tags in instance
+/// metadata. The rest of the tag key is the label key, with `:` read as `/`
+/// (`node.eks.aws:label:example.com:team` -> `example.com/team`).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct InstanceTagLabels {
+    /// The tag key prefix [default: [`DEFAULT_TAG_LABEL_PREFIX`]].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prefix: Option<String>,
 }
 
 /// `spec.cluster`.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct ClusterDetails {
     /// The EKS cluster name.
@@ -90,6 +177,7 @@ impl ClusterDetails {
 
 /// `spec.kubelet`.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct KubeletOptions {
     /// A free-form KubeletConfiguration fragment, merged over the agent's defaults.
@@ -154,6 +242,7 @@ impl KubeletOptions {
 
 /// `spec.containerd`.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct ContainerdOptions {
     /// Inline TOML merged over the agent's containerd config.
@@ -172,6 +261,7 @@ impl ContainerdOptions {
 
 /// `spec.instance`.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct InstanceOptions {
     /// Instance-store disks.
@@ -193,6 +283,7 @@ impl InstanceOptions {
 
 /// `spec.instance.localStorage`.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct LocalStorageOptions {
     /// How instance-store disks are assembled.
@@ -215,26 +306,71 @@ impl LocalStorageOptions {
 /// `spec.instance.localStorage.strategy`: `RAID0`, `RAID10` or `Mount` (the model's type).
 pub use crate::model::disks::Strategy as LocalStorageStrategy;
 
-/// `spec.instance.localStorage.disabledMounts[]`: state directories kept on the root volume
-/// (nodeadm's values). `/var/lib/kubelet` is always moved.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+/// `spec.instance.localStorage.disabledMounts[]`: a directory kept on the root volume
+/// (`/var/lib/kubelet` always moves). A name nodeadm does not know is kept as
+/// [`DisabledMount::Unknown`]: a warning (an error under `--strict`), as nodeadm ignores it.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum DisabledMount {
     /// Keep /var/lib/containerd on the root volume.
     Containerd,
     /// Keep /var/log/pods on the root volume.
     PodLogs,
     /// Keep /var/lib/soci-snapshotter-grpc on the root volume.
-    #[serde(rename = "SOCI")]
     Soci,
+    /// A name nodeadm does not know.
+    Unknown(String),
+}
+
+/// The schema of [`DisabledMount`]: one of the known names.
+#[cfg(feature = "schema")]
+impl schemars::JsonSchema for DisabledMount {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "DisabledMount".into()
+    }
+
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        let names: Vec<&str> = DisabledMount::KNOWN
+            .iter()
+            .map(DisabledMount::name)
+            .collect();
+        schemars::json_schema!({ "type": "string", "enum": names })
+    }
 }
 
 impl DisabledMount {
-    /// The NodeConfig spelling.
-    pub fn as_str(self) -> &'static str {
+    /// The known ones.
+    pub const KNOWN: [DisabledMount; 3] = [
+        DisabledMount::Containerd,
+        DisabledMount::PodLogs,
+        DisabledMount::Soci,
+    ];
+
+    /// The name in the NodeConfig.
+    pub fn name(&self) -> &str {
         match self {
             DisabledMount::Containerd => "Containerd",
             DisabledMount::PodLogs => "PodLogs",
             DisabledMount::Soci => "SOCI",
+            DisabledMount::Unknown(name) => name,
+        }
+    }
+
+    /// The directory it keeps on the root volume (none for an unknown name).
+    pub fn directory(&self) -> Option<&'static str> {
+        match self {
+            DisabledMount::Containerd => Some("/var/lib/containerd"),
+            DisabledMount::PodLogs => Some("/var/log/pods"),
+            DisabledMount::Soci => Some("/var/lib/soci-snapshotter-grpc"),
+            DisabledMount::Unknown(_) => None,
+        }
+    }
+
+    fn from_name(name: &str) -> DisabledMount {
+        match name {
+            "Containerd" => DisabledMount::Containerd,
+            "PodLogs" => DisabledMount::PodLogs,
+            "SOCI" => DisabledMount::Soci,
+            other => DisabledMount::Unknown(other.to_owned()),
         }
     }
 }
@@ -251,7 +387,7 @@ impl LocalStorageOptions {
                 .iter()
                 .filter(|d| {
                     d.disabled_by
-                        .is_none_or(|name| !self.disabled_mounts.iter().any(|m| m.as_str() == name))
+                        .is_none_or(|name| !self.disabled_mounts.iter().any(|m| m.name() == name))
                 })
                 .copied()
                 .collect()
@@ -270,8 +406,22 @@ impl LocalStorageOptions {
     }
 }
 
+impl Serialize for DisabledMount {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.name())
+    }
+}
+
+impl<'de> Deserialize<'de> for DisabledMount {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let name = String::deserialize(deserializer)?;
+        Ok(DisabledMount::from_name(&name))
+    }
+}
+
 /// `spec.instance.network`.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct NetworkOptions {
     /// DNS servers (IP addresses).
@@ -290,9 +440,12 @@ impl NetworkOptions {
 
 /// `spec.hybrid`: EKS Hybrid Nodes.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct HybridOptions {
-    /// Write an AWS credentials file for other tools on the host.
+    /// Keep an AWS credentials file at `/eks-hybrid/.aws/credentials` for pods that mount it
+    /// (the EKS Pod Identity Agent's hybrid DaemonSet): refreshed from IAM Roles Anywhere
+    /// before expiry, or, on SSM nodes, the SSM agent's own file linked there.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub enable_credentials_file: Option<bool>,
     /// SSM hybrid activation.
@@ -305,6 +458,7 @@ pub struct HybridOptions {
 
 /// `spec.hybrid.ssm`.
 #[derive(Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct Ssm {
     /// The activation code: a secret, never logged.
@@ -329,6 +483,7 @@ impl std::fmt::Debug for Ssm {
 
 /// `spec.hybrid.iamRolesAnywhere`.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct IamRolesAnywhere {
     /// The Kubernetes node name (also the role session name).
@@ -359,6 +514,7 @@ pub struct IamRolesAnywhere {
 /// checks its JWS signature with the bootstrap token, pins the cluster CA by its public-key
 /// hash, and starts kubelet with TLS bootstrapping.
 #[derive(Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct KubeadmOptions {
     /// The bootstrap token `<id>.<secret>` (`[a-z0-9]{6}.[a-z0-9]{16}`): a secret, never logged.
@@ -412,8 +568,31 @@ impl NodeConfig {
         self.spec.cluster.enable_outpost == Some(true)
     }
 
-    /// A feature gate's value (false when unset).
-    pub fn feature(&self, gate: &str) -> bool {
-        self.spec.feature_gates.get(gate).copied().unwrap_or(false)
+    /// A feature gate's value (false when unset: every gate defaults to off, as in nodeadm).
+    pub fn feature(&self, gate: FeatureGate) -> bool {
+        self.spec
+            .feature_gates
+            .get(gate.name())
+            .copied()
+            .unwrap_or(false)
+    }
+
+    /// The tag key prefix of `spec.instanceTagLabels` (its default when unset).
+    pub fn tag_label_prefix(&self) -> &str {
+        self.spec
+            .instance_tag_labels
+            .as_ref()
+            .and_then(|t| t.prefix.as_deref())
+            .unwrap_or(DEFAULT_TAG_LABEL_PREFIX)
+    }
+
+    /// Whether the hybrid node keeps an AWS credentials file for pods
+    /// (`spec.hybrid.enableCredentialsFile`).
+    pub fn credentials_file_enabled(&self) -> bool {
+        self.spec
+            .hybrid
+            .as_ref()
+            .and_then(|h| h.enable_credentials_file)
+            == Some(true)
     }
 }

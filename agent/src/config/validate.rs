@@ -8,6 +8,7 @@ use base64::Engine;
 
 use super::merge::Provenance;
 use super::types::NodeConfig;
+use crate::model::text::echo;
 
 /// One thing wrong with the configuration.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -26,10 +27,11 @@ impl std::fmt::Display for Problem {
     }
 }
 
-struct Checker<'a> {
+pub(super) struct Checker<'a> {
     provenance: &'a Provenance,
     sources: &'a [String],
     problems: Vec<Problem>,
+    warnings: Vec<Problem>,
 }
 
 impl Checker<'_> {
@@ -41,14 +43,16 @@ impl Checker<'_> {
             if let Some(label) = self.provenance.get(candidate) {
                 return label.clone();
             }
-            let dotted = format!("{candidate}.");
-            let indexed = format!("{candidate}[");
-            if let Some((_, label)) = self
-                .provenance
-                .iter()
-                .find(|(k, _)| k.starts_with(&dotted) || k.starts_with(&indexed))
-            {
-                return label.clone();
+            // Fields under `candidate` are contiguous in the map's order: one range lookup.
+            for prefix in [format!("{candidate}."), format!("{candidate}[")] {
+                if let Some((_, label)) = self
+                    .provenance
+                    .range(prefix.clone()..)
+                    .next()
+                    .filter(|(k, _)| k.starts_with(&prefix))
+                {
+                    return label.clone();
+                }
             }
             match candidate.rfind(['.', '[']) {
                 Some(i) => candidate = &candidate[..i],
@@ -61,9 +65,19 @@ impl Checker<'_> {
         }
     }
 
-    fn fail(&mut self, path: &str, message: impl Into<String>) {
+    pub(super) fn fail(&mut self, path: &str, message: impl Into<String>) {
         let at = self.source_of(path);
         self.problems.push(Problem {
+            at,
+            path: path.to_owned(),
+            message: message.into(),
+        });
+    }
+
+    /// Something suspicious but not wrong: reported, not refused.
+    pub(super) fn warn(&mut self, path: &str, message: impl Into<String>) {
+        let at = self.source_of(path);
+        self.warnings.push(Problem {
             at,
             path: path.to_owned(),
             message: message.into(),
@@ -76,16 +90,19 @@ const CLUSTER_NAME_MAX: usize = 100;
 /// Maximum length of a hybrid node name (IAM role session names are limited to 64).
 const NODE_NAME_MAX: usize = 64;
 
-/// Validates a merged configuration; `Ok` or every problem found.
+/// Validates a merged configuration at `now` (certificate validity): `Ok` with the warnings,
+/// or every problem found.
 pub fn validate(
     config: &NodeConfig,
     provenance: &Provenance,
     sources: &[String],
-) -> Result<(), Vec<Problem>> {
+    now: std::time::SystemTime,
+) -> Result<Vec<Problem>, Vec<Problem>> {
     let mut c = Checker {
         provenance,
         sources,
         problems: Vec::new(),
+        warnings: Vec::new(),
     };
     let cluster = &config.spec.cluster;
     match cluster.name.as_deref() {
@@ -95,7 +112,7 @@ pub fn validate(
         ),
         Some(name) if !valid_cluster_name(name) => c.fail(
             "spec.cluster.name",
-            format!("\"{name}\" is not a valid EKS cluster name; expected 1-{CLUSTER_NAME_MAX} characters, letters, digits, '-' and '_', starting with a letter or digit"),
+            format!("{} is not a valid EKS cluster name; expected 1-{CLUSTER_NAME_MAX} characters, letters, digits, '-' and '_', starting with a letter or digit", echo(name)),
         ),
         Some(_) => {}
     }
@@ -104,7 +121,10 @@ pub fn validate(
     {
         c.fail(
             "spec.cluster.region",
-            format!("\"{region}\" is not an AWS region; expected e.g. us-west-2"),
+            format!(
+                "{} is not an AWS region; expected e.g. us-west-2",
+                echo(region)
+            ),
         );
     }
     if let Some(endpoint) = cluster.api_server_endpoint.as_deref() {
@@ -118,13 +138,12 @@ pub fn validate(
     if let Some(cidr) = cluster.cidr.as_deref()
         && cidr.parse::<ipnet::IpNet>().is_err()
     {
-        c.fail("spec.cluster.cidr", format!("\"{cidr}\" is not a CIDR; expected the service CIDR, e.g. 10.100.0.0/16 or fd00:10:96::/108"));
+        c.fail("spec.cluster.cidr", format!("{} is not a CIDR; expected the service CIDR, e.g. 10.100.0.0/16 or fd00:10:96::/108", echo(cidr)));
     }
     if config.is_outpost() && cluster.id.as_deref().is_none_or(str::is_empty) {
         c.fail("spec.cluster.enableOutpost", "is true but spec.cluster.id is not set; a local Outposts cluster is joined by its cluster ID: add `spec.cluster.id`");
     }
     check_kubelet(&mut c, config);
-    check_containerd(&mut c, config);
     check_instance(&mut c, config);
     if config.spec.hybrid.is_some() {
         check_hybrid(&mut c, config);
@@ -132,8 +151,11 @@ pub fn validate(
     if config.spec.kubeadm.is_some() {
         check_kubeadm(&mut c, config);
     }
+    check_nodeadm_parity(&mut c, config);
+    check_known_names(&mut c, config);
+    super::offline::check(&mut c, config, now);
     if c.problems.is_empty() {
-        Ok(())
+        Ok(c.warnings)
     } else {
         Err(c.problems)
     }
@@ -159,10 +181,15 @@ pub fn valid_region(region: &str) -> bool {
 
 fn check_endpoint(c: &mut Checker<'_>, endpoint: &str) {
     let path = "spec.cluster.apiServerEndpoint";
+    let shown = echo(endpoint);
+    if crate::model::text::has_userinfo(endpoint) {
+        c.fail(path, format!("{shown} carries credentials (user:password@); the API server endpoint is the bare https:// URL (the node authenticates with IAM or a bootstrap token, never a password in a URL): remove them"));
+        return;
+    }
     match url::Url::parse(endpoint) {
         Ok(u) if u.scheme() == "https" && u.host_str().is_some_and(|h| !h.is_empty()) => {}
-        Ok(u) => c.fail(path, format!("\"{endpoint}\" uses scheme {}; the API server endpoint must be an https:// URL", u.scheme())),
-        Err(e) => c.fail(path, format!("\"{endpoint}\" is not a URL ({e}); expected e.g. https://ABCD.gr7.us-west-2.eks.amazonaws.com")),
+        Ok(u) => c.fail(path, format!("{shown} uses scheme {}; the API server endpoint must be an https:// URL", crate::model::text::shorten(u.scheme()))),
+        Err(e) => c.fail(path, format!("{shown} is not a URL ({e}); expected e.g. https://ABCD.gr7.us-west-2.eks.amazonaws.com")),
     }
 }
 
@@ -178,14 +205,28 @@ pub fn ca_pem(ca: &str) -> Result<Vec<u8>, String> {
 
 /// Checks that `pem` holds one or more X.509 certificates in PEM form.
 pub fn check_pem_certificates(pem: &[u8]) -> Result<(), String> {
+    pem_certificates(pem).map(drop)
+}
+
+/// The most certificates a CA bundle may hold.
+pub const MAX_CA_CERTIFICATES: usize = 256;
+
+/// The X.509 certificates in `pem` (one or more, at most [`MAX_CA_CERTIFICATES`]).
+pub fn pem_certificates(pem: &[u8]) -> Result<Vec<x509_cert::Certificate>, String> {
     use x509_cert::der::DecodePem;
     let text =
         std::str::from_utf8(pem).map_err(|_| "decodes to binary data, not PEM text".to_owned())?;
     const BEGIN: &str = "-----BEGIN CERTIFICATE-----";
     const END: &str = "-----END CERTIFICATE-----";
     let mut rest = text;
-    let mut count = 0;
+    let mut certificates = Vec::new();
     while let Some(start) = rest.find(BEGIN) {
+        let count = certificates.len();
+        if count == MAX_CA_CERTIFICATES {
+            return Err(format!(
+                "holds more than {MAX_CA_CERTIFICATES} certificates (the limit of a CA bundle)"
+            ));
+        }
         let Some(end) = rest[start..].find(END) else {
             return Err(format!(
                 "certificate {} has no END CERTIFICATE line",
@@ -193,19 +234,19 @@ pub fn check_pem_certificates(pem: &[u8]) -> Result<(), String> {
             ));
         };
         let block = &rest[start..start + end + END.len()];
-        x509_cert::Certificate::from_pem(block.as_bytes()).map_err(|e| {
+        let certificate = x509_cert::Certificate::from_pem(block.as_bytes()).map_err(|e| {
             format!(
                 "certificate {} is not a valid X.509 certificate ({e})",
                 count + 1
             )
         })?;
-        count += 1;
+        certificates.push(certificate);
         rest = &rest[start + end + END.len()..];
     }
-    if count == 0 {
+    if certificates.is_empty() {
         return Err("decodes to text with no PEM CERTIFICATE block".into());
     }
-    Ok(())
+    Ok(certificates)
 }
 
 fn check_kubelet(c: &mut Checker<'_>, config: &NodeConfig) {
@@ -214,19 +255,14 @@ fn check_kubelet(c: &mut Checker<'_>, config: &NodeConfig) {
         if !flag.starts_with("--") || flag.len() < 3 {
             c.fail(
                 &path,
-                format!("\"{flag}\" is not a kubelet flag; expected --name=value"),
+                format!(
+                    "{} is not a kubelet flag; expected --name=value",
+                    echo(flag)
+                ),
             );
         } else if config.is_hybrid() && flag_name(flag) == "hostname-override" {
             c.fail(&path, "--hostname-override is not allowed on hybrid nodes: the node name comes from spec.hybrid (iamRolesAnywhere.nodeName or the SSM managed instance ID); remove the flag");
         }
-    }
-    if let Some(expr) = config.spec.kubelet.max_pods_expression.as_deref()
-        && expr.trim().is_empty()
-    {
-        c.fail(
-            "spec.kubelet.maxPodsExpression",
-            "is empty; write a CEL expression such as `max_pods - 2` or remove the field",
-        );
     }
     if let Some(v) = config.spec.kubelet.config.get("maxPods")
         && !v
@@ -235,7 +271,10 @@ fn check_kubelet(c: &mut Checker<'_>, config: &NodeConfig) {
     {
         c.fail(
             "spec.kubelet.config.maxPods",
-            format!("{v} is not a pod count; expected a positive integer"),
+            format!(
+                "{} is not a pod count; expected a positive integer",
+                crate::model::text::shorten(&v.to_string())
+            ),
         );
     }
 }
@@ -244,17 +283,6 @@ fn check_kubelet(c: &mut Checker<'_>, config: &NodeConfig) {
 fn flag_name(flag: &str) -> &str {
     let body = flag.trim_start_matches('-');
     body.split_once('=').map_or(body, |(n, _)| n)
-}
-
-fn check_containerd(c: &mut Checker<'_>, config: &NodeConfig) {
-    if let Some(text) = config.spec.containerd.config.as_deref()
-        && let Err(e) = text.parse::<toml::Table>()
-    {
-        c.fail(
-            "spec.containerd.config",
-            format!("is not valid TOML: {}", e.message()),
-        );
-    }
 }
 
 /// Kernel and runtime filesystems the instance-store disks must not be mounted under.
@@ -266,14 +294,14 @@ const VIRTUAL_FS_ROOTS: [&str; 4] = ["/proc", "/sys", "/dev", "/run"];
 fn mount_path(p: &str) -> Result<(), String> {
     use std::path::{Component, Path};
     if !p.starts_with('/') {
-        return Err(format!("\"{p}\" is not an absolute path"));
+        return Err(format!("{} is not an absolute path", echo(p)));
     }
     if let Some(bad) = p.chars().find(|ch| {
         !(ch.is_ascii_alphanumeric() || matches!(ch, '/' | '.' | '_' | '-' | '+' | '@' | ':' | ','))
     }) {
         return Err(format!(
-            "\"{}\" contains {bad:?}; use letters, digits and / . _ - + @ : , only",
-            p.escape_debug()
+            "{} contains {bad:?}; use letters, digits and / . _ - + @ : , only",
+            echo(p)
         ));
     }
     let path = Path::new(p);
@@ -281,16 +309,18 @@ fn mount_path(p: &str) -> Result<(), String> {
         .components()
         .any(|c| matches!(c, Component::ParentDir | Component::CurDir))
     {
-        return Err(format!("\"{p}\" contains . or .. components"));
+        return Err(format!("{} contains . or .. components", echo(p)));
     }
     if path.components().count() < 2 {
         return Err(format!(
-            "\"{p}\" is the root directory; use a directory such as /mnt/k8s-disks"
+            "{} is the root directory; use a directory such as /mnt/k8s-disks",
+            echo(p)
         ));
     }
     if let Some(fs) = VIRTUAL_FS_ROOTS.iter().find(|r| path.starts_with(r)) {
         return Err(format!(
-            "\"{p}\" is under {fs}, a kernel filesystem; use a directory such as /mnt/k8s-disks"
+            "{} is under {fs}, a kernel filesystem; use a directory such as /mnt/k8s-disks",
+            echo(p)
         ));
     }
     if let Some(d) = crate::model::disks::STATE_DIRS
@@ -298,7 +328,8 @@ fn mount_path(p: &str) -> Result<(), String> {
         .find(|d| path.starts_with(d.path))
     {
         return Err(format!(
-            "\"{p}\" is under {}, which is bind-mounted from the array; use a directory such as /mnt/k8s-disks",
+            "{} is under {}, which is bind-mounted from the array; use a directory such as /mnt/k8s-disks",
+            echo(p),
             d.path
         ));
     }
@@ -315,7 +346,10 @@ fn check_instance(c: &mut Checker<'_>, config: &NodeConfig) {
     for (unit, vars) in &instance.environment {
         if unit.is_empty() || unit.contains('/') || unit.chars().any(char::is_whitespace) {
             c.fail(
-                &format!("spec.instance.environment.{unit}"),
+                &format!(
+                    "spec.instance.environment.{}",
+                    crate::model::text::shorten(unit)
+                ),
                 "is not a systemd unit name (or `default`)",
             );
         }
@@ -329,7 +363,11 @@ fn check_instance(c: &mut Checker<'_>, config: &NodeConfig) {
                     .all(|ch| ch.is_ascii_alphanumeric() || ch == '_');
             if !ok {
                 c.fail(
-                    &format!("spec.instance.environment.{unit}.{name}"),
+                    &format!(
+                        "spec.instance.environment.{}.{}",
+                        crate::model::text::shorten(unit),
+                        crate::model::text::shorten(name)
+                    ),
                     "is not a valid environment variable name; expected [A-Za-z_][A-Za-z0-9_]*",
                 );
             }
@@ -339,7 +377,7 @@ fn check_instance(c: &mut Checker<'_>, config: &NodeConfig) {
         if ns.parse::<IpAddr>().is_err() {
             c.fail(
                 &format!("spec.instance.network.nameservers[{i}]"),
-                format!("\"{ns}\" is not an IP address"),
+                format!("{} is not an IP address", echo(ns)),
             );
         }
     }
@@ -347,7 +385,7 @@ fn check_instance(c: &mut Checker<'_>, config: &NodeConfig) {
         if !valid_dns_name(d.trim_end_matches('.')) {
             c.fail(
                 &format!("spec.instance.network.domains[{i}]"),
-                format!("\"{d}\" is not a DNS domain"),
+                format!("{} is not a DNS domain", echo(d)),
             );
         }
     }
@@ -400,11 +438,11 @@ fn check_hybrid(c: &mut Checker<'_>, config: &NodeConfig) {
             }
             match ssm.activation_id.as_deref() {
                 None => c.fail("spec.hybrid.ssm.activationId", "is required; use the ID returned by `aws ssm create-activation`"),
-                Some(id) if !is_uuid(id) => c.fail("spec.hybrid.ssm.activationId", format!("\"{id}\" is not an activation ID; expected a UUID like 3f1e2a4b-1c2d-4e5f-8a9b-0c1d2e3f4a5b")),
+                Some(id) if !is_uuid(id) => c.fail("spec.hybrid.ssm.activationId", format!("{} is not an activation ID; expected a UUID like 3f1e2a4b-1c2d-4e5f-8a9b-0c1d2e3f4a5b", echo(id))),
                 Some(_) => {}
             }
         }
-        (None, Some(ira)) => check_roles_anywhere(c, ira),
+        (None, Some(ira)) => check_roles_anywhere(c, ira, config.spec.cluster.region.as_deref()),
     }
 }
 
@@ -483,13 +521,17 @@ fn check_kubeadm(c: &mut Checker<'_>, config: &NodeConfig) {
     }
 }
 
-fn check_roles_anywhere(c: &mut Checker<'_>, ira: &super::types::IamRolesAnywhere) {
+fn check_roles_anywhere(
+    c: &mut Checker<'_>,
+    ira: &super::types::IamRolesAnywhere,
+    cluster_region: Option<&str>,
+) {
     const P: &str = "spec.hybrid.iamRolesAnywhere";
     match ira.node_name.as_deref() {
         None => c.fail(&format!("{P}.nodeName"), "is required; it becomes the Kubernetes node name and must match the certificate's CN if your trust policy checks it"),
         Some(n) if n.len() > NODE_NAME_MAX || !valid_dns_name(n) || n.chars().any(|ch| ch.is_ascii_uppercase()) => c.fail(
             &format!("{P}.nodeName"),
-            format!("\"{n}\" is not a valid node name; expected a lowercase DNS subdomain of at most {NODE_NAME_MAX} characters"),
+            format!("{} is not a valid node name; expected a lowercase DNS subdomain of at most {NODE_NAME_MAX} characters", echo(n)),
         ),
         Some(_) => {}
     }
@@ -499,6 +541,7 @@ fn check_roles_anywhere(c: &mut Checker<'_>, ira: &super::types::IamRolesAnywher
         ira.trust_anchor_arn.as_deref(),
         "rolesanywhere",
         "trust-anchor/",
+        cluster_region,
     );
     let profile = arn_field(
         c,
@@ -506,6 +549,7 @@ fn check_roles_anywhere(c: &mut Checker<'_>, ira: &super::types::IamRolesAnywher
         ira.profile_arn.as_deref(),
         "rolesanywhere",
         "profile/",
+        cluster_region,
     );
     arn_field(
         c,
@@ -513,6 +557,7 @@ fn check_roles_anywhere(c: &mut Checker<'_>, ira: &super::types::IamRolesAnywher
         ira.role_arn.as_deref(),
         "iam",
         "role/",
+        cluster_region,
     );
     if let (Some(a), Some(p)) = (anchor, profile)
         && a.region != p.region
@@ -529,7 +574,116 @@ fn check_roles_anywhere(c: &mut Checker<'_>, ira: &super::types::IamRolesAnywher
         {
             c.fail(
                 &format!("{P}.{field}"),
-                format!("\"{v}\" is not an absolute path"),
+                format!("{} is not an absolute path", echo(v)),
+            );
+        }
+    }
+}
+
+/// Checks of the fields the agent acts on the way nodeadm does (and of its own extension that
+/// goes with them): a feature gate the agent cannot honour, and the instance tag label prefix.
+fn check_nodeadm_parity(c: &mut Checker<'_>, config: &NodeConfig) {
+    use super::types::FeatureGate;
+    if config.feature(FeatureGate::OsManagedNoManageEnis) {
+        c.fail(
+            &format!("spec.featureGates.{}", FeatureGate::OsManagedNoManageEnis),
+            "is not supported: nodeadm hands the secondary ENIs tagged node.k8s.amazonaws.com/no_manage=true to systemd-networkd through the AL2023 AMI's own udev network manager, which eks-node-agent does not ship; remove the gate (or set it to false) and configure those interfaces with the host's network manager",
+        );
+    }
+    if let Some(prefix) = config
+        .spec
+        .instance_tag_labels
+        .as_ref()
+        .and_then(|t| t.prefix.as_deref())
+        && let Err(why) = check_tag_label_prefix(prefix)
+    {
+        c.fail("spec.instanceTagLabels.prefix", why);
+    }
+}
+
+/// Longest EC2 tag key.
+const MAX_TAG_KEY: usize = 128;
+
+/// Checks a tag key prefix of `spec.instanceTagLabels`: the keys of tags that instance metadata
+/// shows may hold only letters, digits and `+ - = . , _ : @` (no `/`, no space), and may not
+/// start with `aws:`; the label key follows the prefix, so the prefix must leave room for one.
+pub fn check_tag_label_prefix(prefix: &str) -> Result<(), String> {
+    if prefix.is_empty() {
+        return Err("is empty; it must select the tags meant as labels, e.g. \"node.eks.aws:label:\" (the default)".into());
+    }
+    if let Some(bad) = prefix
+        .chars()
+        .find(|c| !(c.is_ascii_alphanumeric() || "+-=.,_:@".contains(*c)))
+    {
+        return Err(format!(
+            "\"{prefix}\" has {bad:?}, which EC2 refuses in the keys of tags shown in instance metadata (they allow letters, digits and + - = . , _ : @ only; write ':' where a label key has '/'), e.g. \"node.eks.aws:label:\""
+        ));
+    }
+    if prefix.to_ascii_lowercase().starts_with("aws:") {
+        return Err(format!(
+            "\"{prefix}\" starts with aws:, which EC2 reserves for its own tags"
+        ));
+    }
+    if prefix.len() >= MAX_TAG_KEY {
+        return Err(format!(
+            "\"{prefix}\" is {} characters; a tag key has at most {MAX_TAG_KEY}, and the label key must follow the prefix",
+            prefix.len()
+        ));
+    }
+    Ok(())
+}
+
+/// What is accepted but probably a mistake: a feature gate or a `disabledMounts` name that
+/// nodeadm does not know (nodeadm ignores both). Each names the nearest known name. `config
+/// check --strict` and `init --strict` refuse a configuration with any.
+fn check_known_names(c: &mut Checker<'_>, config: &NodeConfig) {
+    use super::types::{DisabledMount, FeatureGate};
+    let nearest = |name: &str, known: &[&str]| -> String {
+        known
+            .iter()
+            .map(|k| {
+                (
+                    strsim::jaro_winkler(&name.to_ascii_lowercase(), &k.to_ascii_lowercase()),
+                    *k,
+                )
+            })
+            .max_by(|a, b| a.0.total_cmp(&b.0))
+            .filter(|(score, _)| *score > 0.7)
+            .map_or_else(String::new, |(_, k)| format!("did you mean {k}? "))
+    };
+    let gates: Vec<&str> = FeatureGate::ALL.iter().map(|g| g.name()).collect();
+    for name in config.spec.feature_gates.keys() {
+        if FeatureGate::from_name(name).is_none() {
+            c.warn(
+                &format!("spec.featureGates.{name}"),
+                format!(
+                    "is not a feature gate nodeadm or eks-node-agent knows, so it does nothing; {}known gates: {}",
+                    nearest(name, &gates),
+                    gates.join(", ")
+                ),
+            );
+        }
+    }
+    let mounts: Vec<&str> = DisabledMount::KNOWN
+        .iter()
+        .map(DisabledMount::name)
+        .collect();
+    for (i, m) in config
+        .spec
+        .instance
+        .local_storage
+        .disabled_mounts
+        .iter()
+        .enumerate()
+    {
+        if let DisabledMount::Unknown(name) = m {
+            c.warn(
+                &format!("spec.instance.localStorage.disabledMounts[{i}]"),
+                format!(
+                    "\"{name}\" is not a directory nodeadm knows, so it keeps nothing on the root volume; {}known names: {}",
+                    nearest(name, &mounts),
+                    mounts.join(", ")
+                ),
             );
         }
     }
@@ -563,7 +717,7 @@ pub fn parse_arn(s: &str) -> Option<Arn> {
         account: it.next()?.to_owned(),
         resource: it.next()?.to_owned(),
     };
-    let ok = arn.partition.starts_with("aws")
+    let ok = !arn.partition.is_empty()
         && !arn.service.is_empty()
         && arn.account.len() == 12
         && arn.account.chars().all(|ch| ch.is_ascii_digit())
@@ -577,6 +731,7 @@ fn arn_field(
     value: Option<&str>,
     service: &str,
     resource_prefix: &str,
+    cluster_region: Option<&str>,
 ) -> Option<Arn> {
     let Some(value) = value else {
         c.fail(
@@ -590,26 +745,73 @@ fn arn_field(
     } else {
         format!("arn:aws:{service}:us-west-2:123456789012:{resource_prefix}<uuid>")
     };
-    match parse_arn(value) {
-        Some(arn)
-            if arn.service == service
-                && arn.resource.starts_with(resource_prefix)
-                && arn.resource.len() > resource_prefix.len()
-                && (service == "iam" || valid_region(&arn.region)) =>
-        {
-            Some(arn)
+    let shown = echo(value);
+    let kind = resource_prefix.trim_end_matches('/');
+    let Some(arn) = parse_arn(value).filter(|arn| {
+        arn.service == service
+            && arn.resource.starts_with(resource_prefix)
+            && arn.resource.len() > resource_prefix.len()
+    }) else {
+        c.fail(
+            path,
+            format!("{shown} is not a {service} {kind} ARN; expected {example}"),
+        );
+        return None;
+    };
+    let known: Vec<&str> = crate::model::partition::PARTITIONS
+        .iter()
+        .map(|p| p.id)
+        .collect();
+    if !known.contains(&arn.partition.as_str()) {
+        c.fail(
+            path,
+            format!(
+                "{shown}: {} is not an AWS partition; expected one of {}",
+                echo(&arn.partition),
+                known.join(", ")
+            ),
+        );
+        return None;
+    }
+    if service == "iam" {
+        if !arn.region.is_empty() {
+            c.fail(path, format!("{shown}: IAM ARNs have no region (IAM is global), but this one names {}; expected {example}", echo(&arn.region)));
+            return None;
         }
-        _ => {
+    } else if !valid_region(&arn.region) {
+        c.fail(
+            path,
+            format!(
+                "{shown}: {} is not an AWS region; expected {example}",
+                echo(&arn.region)
+            ),
+        );
+        return None;
+    } else if crate::model::partition_of(&arn.region).id != arn.partition {
+        c.fail(
+            path,
+            format!(
+                "{shown}: region {} belongs to partition {}, not {}; write arn:{}:{service}:{}:...",
+                arn.region,
+                crate::model::partition_of(&arn.region).id,
+                arn.partition,
+                crate::model::partition_of(&arn.region).id,
+                arn.region
+            ),
+        );
+        return None;
+    }
+    if let Some(region) = cluster_region.filter(|r| valid_region(r)) {
+        let cluster_partition = crate::model::partition_of(region).id;
+        if cluster_partition != arn.partition {
             c.fail(
                 path,
-                format!(
-                    "\"{value}\" is not a {service} {} ARN; expected {example}",
-                    resource_prefix.trim_end_matches('/')
-                ),
+                format!("{shown} is in partition {}, but the cluster's region {region} is in {cluster_partition}; credentials from one partition cannot join a cluster in another", arn.partition),
             );
-            None
+            return None;
         }
     }
+    Some(arn)
 }
 
 /// 8-4-4-4-12 hexadecimal.

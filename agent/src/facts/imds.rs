@@ -45,6 +45,10 @@ pub const ENV_ENDPOINT_MODE: &str = "AWS_EC2_METADATA_SERVICE_ENDPOINT_MODE";
 /// Environment variable that turns IMDS off (`true`).
 pub const ENV_DISABLED: &str = "AWS_EC2_METADATA_DISABLED";
 
+/// The largest IMDS answer read (user data is at most 16 KiB; metadata documents are small).
+const MAX_ANSWER_BYTES: usize = 1024 * 1024;
+/// The largest session token read (IMDS tokens are about 56 bytes).
+const MAX_TOKEN_BYTES: usize = 4096;
 const TOKEN_PATH: &str = "/latest/api/token";
 const TOKEN_HEADER: &str = "x-aws-ec2-metadata-token";
 const TOKEN_TTL_HEADER: &str = "x-aws-ec2-metadata-token-ttl-seconds";
@@ -211,6 +215,8 @@ pub struct Imds {
     policy: RetryPolicy,
     token_ttl_secs: u64,
     token: Mutex<Option<Token>>,
+    /// Unreachable reads are logged at debug level (the caller reports them itself).
+    quiet: bool,
 }
 
 impl Imds {
@@ -243,12 +249,20 @@ impl Imds {
             policy: IMDS_RETRY,
             token_ttl_secs: IMDS_TOKEN_TTL_SECS,
             token: Mutex::new(None),
+            quiet: false,
         })
     }
 
     /// Replaces the retry policy (tests and the benchmark use shorter deadlines).
     pub fn with_policy(mut self, policy: RetryPolicy) -> Imds {
         self.policy = policy;
+        self
+    }
+
+    /// Logs unreachable reads at debug level only: for pollers that back off and report
+    /// failures themselves.
+    pub fn quiet(mut self) -> Imds {
+        self.quiet = true;
         self
     }
 
@@ -281,7 +295,11 @@ impl Imds {
             )
             .await;
         if let Err(Error::Unreachable { elapsed, .. }) = &result {
-            tracing::warn!(endpoint, path, attempts, ?elapsed, "IMDS unreachable");
+            if self.quiet {
+                tracing::debug!(endpoint, path, attempts, ?elapsed, "IMDS unreachable");
+            } else {
+                tracing::warn!(endpoint, path, attempts, ?elapsed, "IMDS unreachable");
+            }
         }
         result
     }
@@ -347,9 +365,10 @@ impl Imds {
             Err(e) => return Attempt::Fail(unreachable(endpoint, n, started, describe(&e))),
         };
         match response.status().as_u16() {
-            200 => match response.bytes().await {
-                Ok(body) => Attempt::Done(Some(body.to_vec())),
-                Err(e) => retry(describe(&e)),
+            200 => match crate::net::body::read_capped(response, MAX_ANSWER_BYTES).await {
+                Ok(body) => Attempt::Done(Some(body)),
+                Err(crate::net::body::BodyError::Http(e)) => retry(describe(&e)),
+                Err(e) => Attempt::Fail(unreachable(endpoint, n, started, e.to_string())),
             },
             404 => Attempt::Done(None),
             401 => {
@@ -434,9 +453,10 @@ impl Imds {
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.trim().parse::<u64>().ok())
             .unwrap_or(self.token_ttl_secs);
-        let value = match response.text().await {
-            Ok(v) => v.trim().to_string(),
-            Err(e) => return Ok(Err(describe(&e))),
+        let value = match crate::net::body::read_capped(response, MAX_TOKEN_BYTES).await {
+            Ok(v) => String::from_utf8_lossy(&v).trim().to_string(),
+            Err(crate::net::body::BodyError::Http(e)) => return Ok(Err(describe(&e))),
+            Err(e) => return Ok(Err(e.to_string())),
         };
         if value.is_empty() {
             return Ok(Err("IMDS returned an empty session token".to_string()));
@@ -448,6 +468,23 @@ impl Imds {
             refresh_at,
         });
         Ok(Ok(value))
+    }
+
+    /// `autoscaling/target-lifecycle-state`; `None` outside an Auto Scaling group (404). A
+    /// value IMDS does not document is an error naming it.
+    pub async fn target_lifecycle_state(
+        &self,
+    ) -> Result<Option<crate::model::TargetLifecycleState>, Error> {
+        let path = meta(TARGET_LIFECYCLE_STATE);
+        let Some(text) = self.get_text_optional(&path).await? else {
+            return Ok(None);
+        };
+        crate::model::TargetLifecycleState::parse(&text)
+            .map(Some)
+            .ok_or_else(|| Error::InvalidValue {
+                path,
+                reason: format!("{text:?} is not a documented target lifecycle state"),
+            })
     }
 
     /// The instance identity document.
@@ -577,10 +614,13 @@ impl Imds {
 pub const IDENTITY_DOCUMENT_PATH: &str = "/latest/dynamic/instance-identity/document";
 /// Path of the user data.
 pub const USER_DATA_PATH: &str = "/latest/user-data";
+/// Meta-data leaf with the Auto Scaling target lifecycle state.
+pub const TARGET_LIFECYCLE_STATE: &str = "autoscaling/target-lifecycle-state";
 /// Meta-data leaf with the Outpost ARN (present only on Outposts).
 const OUTPOST_ARN: &str = "outpost-arn";
 
-fn meta(leaf: &str) -> String {
+/// The path of a `meta-data/` leaf.
+pub fn meta(leaf: &str) -> String {
     format!("/latest/meta-data/{leaf}")
 }
 

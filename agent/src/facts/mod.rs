@@ -83,11 +83,13 @@ pub enum Error {
     },
     /// An Outposts API server's name does not resolve.
     #[error(
-        "cannot resolve the API server {endpoint} for the /etc/hosts block of the local cluster (after {attempts} attempt(s)); check the VPC's DNS resolution, or set spec.cluster.apiServerEndpoint to an address"
+        "cannot resolve {host}, the host of the API server {endpoint}, for the /etc/hosts block of the local cluster (after {attempts} attempt(s)); check the VPC's DNS resolution, or set spec.cluster.apiServerEndpoint to an address"
     )]
     ApiServerAddress {
         /// The endpoint.
         endpoint: String,
+        /// Its host name.
+        host: String,
         /// Attempts made.
         attempts: u32,
         /// The last resolver error.
@@ -185,6 +187,9 @@ pub struct DiscoverInput {
     pub certificate_authority: Option<Vec<u8>>,
     /// `spec.cluster.cidr`, when set.
     pub service_cidr: Option<String>,
+    /// The tag key prefix of the instance tags that become node labels
+    /// (`spec.instanceTagLabels`); `None` reads no tags.
+    pub tag_label_prefix: Option<String>,
     /// EC2 endpoint override (else the SDK's resolution, including `AWS_ENDPOINT_URL_EC2`).
     pub ec2_endpoint: Option<String>,
     /// EKS endpoint override (else the SDK's resolution, including `AWS_ENDPOINT_URL_EKS`).

@@ -4,7 +4,7 @@
 
 use std::path::Path;
 
-use serde::{Deserialize, Serialize};
+pub use crate::model::{AcceleratorKind, PciDevice};
 
 /// NVIDIA's PCI vendor ID.
 pub const VENDOR_NVIDIA: u16 = 0x10de;
@@ -16,30 +16,6 @@ const CLASS_DISPLAY: u32 = 0x03;
 const CLASS_ACCELERATOR: u32 = 0x12;
 /// The most device directories read (a host has a few hundred at most).
 const MAX_DEVICES: usize = 4096;
-
-/// The kind of an accelerator.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum AcceleratorKind {
-    /// An NVIDIA GPU.
-    Nvidia,
-    /// An AWS Neuron device (Inferentia, Trainium).
-    Neuron,
-}
-
-/// One accelerator on the PCI bus.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct PciDevice {
-    /// The device's address, e.g. `0000:00:1e.0` (its directory name).
-    pub address: String,
-    /// What it is.
-    pub kind: AcceleratorKind,
-    /// The PCI vendor ID.
-    pub vendor: u16,
-    /// The PCI device ID.
-    pub device: u16,
-}
 
 /// The kind of accelerator a device is, from its vendor and class; `None` for anything else
 /// (Amazon's other devices, such as ENA network cards and NVMe controllers, share the vendor

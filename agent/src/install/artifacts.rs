@@ -191,8 +191,8 @@ pub fn parse(bytes: &[u8], source_name: &str) -> Result<Manifest, Error> {
             bad(
                 field("name"),
                 format!(
-                    "{:?} is not a component; use one of {}",
-                    a.name,
+                    "{} is not a component; use one of {}",
+                    crate::model::text::echo(&a.name),
                     COMPONENTS.map(Component::name).join(", ")
                 ),
             )
@@ -209,8 +209,9 @@ pub fn parse(bytes: &[u8], source_name: &str) -> Result<Manifest, Error> {
             return Err(bad(
                 field("sha256"),
                 format!(
-                    "{:?} is not a SHA-256 (64 hex digits); compute it with `sha256sum {}`",
-                    a.sha256, a.file
+                    "{} is not a SHA-256 (64 hex digits); compute it with `sha256sum {}`",
+                    crate::model::text::echo(&a.sha256),
+                    crate::model::text::shorten(&a.file)
                 ),
             ));
         }
@@ -219,7 +220,8 @@ pub fn parse(bytes: &[u8], source_name: &str) -> Result<Manifest, Error> {
                 field("size"),
                 format!(
                     "{} bytes is outside 1..={MAX_ARTIFACT_BYTES}; use the file's size (`stat -c %s {}`)",
-                    a.size, a.file
+                    a.size,
+                    crate::model::text::shorten(&a.file)
                 ),
             ));
         }
@@ -257,8 +259,9 @@ fn check_file(file: &str) -> Result<(), String> {
         || file.split('/').any(|p| p == "." || p.is_empty())
     {
         return Err(format!(
-            "{file:?} is not a path inside the mirror; use a relative path of letters, digits, \
-             '.', '_', '+', '-' and '/' without '..'"
+            "{} is not a path inside the mirror; use a relative path of letters, digits, \
+             '.', '_', '+', '-' and '/' without '..'",
+            crate::model::text::echo(file)
         ));
     }
     Ok(())

@@ -75,8 +75,9 @@ impl Source {
     /// Parses `--from`: `http://` or `https://` URLs are mirrors, `file://` URLs and anything
     /// else are directories. A value naming the manifest itself stands for its directory.
     pub fn parse(given: &str) -> Result<Source, Error> {
+        // Shown masked and bounded: a URL may carry a password, which is refused, never echoed.
         let bad = |reason: String| Error::BadSource {
-            given: given.to_owned(),
+            given: crate::model::text::shorten(given).into_owned(),
             reason,
         };
         if given.starts_with("http://") || given.starts_with("https://") {
@@ -85,7 +86,11 @@ impl Source {
                     "not a URL ({e}); use e.g. https://mirror.example.com/eks/1.33/"
                 ))
             })?;
-            if url.query().is_some() || url.fragment().is_some() || !url.username().is_empty() {
+            if url.query().is_some()
+                || url.fragment().is_some()
+                || !url.username().is_empty()
+                || url.password().is_some()
+            {
                 return Err(bad(
                     "a mirror URL takes no query, fragment or credentials; use the base URL of the directory holding manifest.json".into(),
                 ));

@@ -12,6 +12,7 @@
 pub mod archive;
 pub mod artifacts;
 pub mod fetch;
+pub mod signature;
 pub mod ssm;
 
 use std::path::{Path, PathBuf};
@@ -39,6 +40,14 @@ pub enum Error {
         source_name: String,
         /// The field (`artifacts[2].sha256`).
         field: String,
+        /// What is wrong and how to fix it.
+        reason: String,
+    },
+    /// The manifest's signature is missing, wrong, or by a key that is not trusted.
+    #[error("{source_name}: {reason}")]
+    Signature {
+        /// The signature (or key file).
+        source_name: String,
         /// What is wrong and how to fix it.
         reason: String,
     },
@@ -203,7 +212,13 @@ impl exit::Classify for Error {
             | Error::NotFound { .. }
             | Error::BadArchive { .. }
             | Error::Conflict { .. }
-            | Error::BadRegistration { .. } => exit::Code::BadInput,
+            | Error::BadRegistration { .. }
+            | Error::Signature { .. } => exit::Code::BadInput,
+            Error::Io {
+                what: "trusted key",
+                source,
+                ..
+            } => exit::io_code(source),
             Error::Client { source, .. } => exit::Classify::exit_code(source),
             _ => exit::Code::Failure,
         }
@@ -238,6 +253,8 @@ pub struct Options {
     pub policy: fetch::Policy,
     /// Extra PEM roots for HTTPS mirrors.
     pub ca_bundle: Option<PathBuf>,
+    /// The keys the manifest must be signed with.
+    pub trust: signature::Trust,
 }
 
 /// Everything verified and staged, ready to install.
@@ -249,6 +266,8 @@ pub struct Verified {
     pub components: Vec<(Component, String, String)>,
     /// Components left out, and why.
     pub skipped: Vec<(Component, String)>,
+    /// How the manifest's signature was checked.
+    pub signature: signature::Verified,
     staging: tempfile::TempDir,
 }
 
@@ -316,6 +335,39 @@ pub async fn verify(opts: &Options) -> Result<Verified, Error> {
             staging.path(),
         )
         .await?;
+    let signature_location = fetcher.source().locate(signature::SIGNATURE_NAME);
+    let signature_bytes = match fetcher
+        .fetch_small(
+            signature::SIGNATURE_NAME,
+            signature::MAX_SIGNATURE_BYTES,
+            staging.path(),
+        )
+        .await
+    {
+        Ok(b) => Some(b),
+        Err(Error::NotFound { .. }) => None,
+        Err(e) => return Err(e),
+    };
+    // The signature is checked before the manifest is even parsed.
+    let verified_signature = signature::verify_manifest(
+        &bytes,
+        signature_bytes.as_deref(),
+        &opts.trust,
+        &signature_location,
+    )?;
+    match &verified_signature {
+        signature::Verified::Signed {
+            key,
+            trusted_comment,
+        } => {
+            tracing::info!(key = %key.display(), comment = %trusted_comment, "manifest signature verified");
+        }
+        signature::Verified::Unsigned(why) => {
+            tracing::warn!(
+                "--allow-unsigned: the manifest's signature is NOT checked ({why}); the SHA-256 sums are only as trustworthy as the mirror"
+            );
+        }
+    }
     let manifest = artifacts::parse(&bytes, &manifest_location)?;
     let distro = distro_containerd(&opts.root)?;
     let (chosen, skipped) = select(&manifest, opts.containerd, distro);
@@ -383,6 +435,7 @@ pub async fn verify(opts: &Options) -> Result<Verified, Error> {
             .map(|(a, _)| (a.component, a.file.clone(), a.sha256.clone()))
             .collect(),
         skipped,
+        signature: verified_signature,
         staging,
     })
 }

@@ -99,7 +99,7 @@ pub fn parse_registration(text: &str, path: &Path) -> Result<Registration, Error
 /// The registration under `root`, `None` when the node is not registered.
 pub fn read_registration(root: &Root) -> Result<Option<Registration>, Error> {
     let path = root.path(Path::new(REGISTRATION))?;
-    match fs::read_to_string(&path) {
+    match crate::model::bounded::read_to_string_capped(&path, MAX_BODY_BYTES) {
         Ok(text) => parse_registration(&text, &path).map(Some),
         Err(e) if e.kind() == ErrorKind::NotFound => Ok(None),
         Err(source) => Err(Error::Io {
@@ -342,7 +342,10 @@ impl SsmApi {
             .get("x-amzn-errortype")
             .and_then(|v| v.to_str().ok())
             .map(str::to_owned);
-        let bytes = resp.bytes().await.unwrap_or_default();
+        // Only the status and a bounded error body matter; a longer body is not read.
+        let bytes = crate::net::body::read_capped(resp, MAX_BODY_BYTES)
+            .await
+            .unwrap_or_default();
         if status.is_success() {
             return Attempt::Done(());
         }

@@ -2,6 +2,7 @@
 //! it (one provider per node kind); `compute/` decides from it; golden scenarios write it by
 //! hand as YAML, and reading it checks every value (ids, CIDRs, addresses) on the way in.
 
+use std::collections::BTreeMap;
 use std::net::IpAddr;
 use std::path::PathBuf;
 
@@ -9,7 +10,8 @@ use ipnet::{IpNet, Ipv4Net};
 use serde::{Deserialize, Serialize};
 
 use super::{
-    AvailabilityZone, InstanceId, InstanceLimits, InstanceType, NodeName, Region, SwapArea, Version,
+    AvailabilityZone, InstanceId, InstanceLimits, InstanceType, NodeName, PciDevice, Region,
+    SwapArea, TargetLifecycleState, Version,
 };
 
 /// The EC2 instance, as IMDS and DescribeInstances describe it.
@@ -40,6 +42,13 @@ pub struct Instance {
     /// The VPC's IPv4 CIDRs (for the legacy cluster DNS rule).
     #[serde(default)]
     pub vpc_ipv4_cidrs: Vec<Ipv4Net>,
+    /// IMDS `autoscaling/target-lifecycle-state` (absent outside Auto Scaling groups).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target_lifecycle_state: Option<TargetLifecycleState>,
+    /// The instance's tags from instance metadata (`tags/instance`); `None` when the instance
+    /// does not show its tags there (IMDS answers 404).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tags: Option<BTreeMap<String, String>>,
 }
 
 /// The cluster, as DescribeCluster or kubeadm's verified cluster-info gives it.
@@ -94,6 +103,25 @@ pub struct HostFacts {
     /// The current /etc/fstab.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub fstab: Option<String>,
+    /// `kubelet --version`, when the kubelet is installed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub kubelet_version: Option<Version>,
+    /// Accelerators on the PCI bus (NVIDIA GPUs, AWS Neuron devices).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub accelerators: Vec<PciDevice>,
+    /// Total memory (`MemTotal` of /proc/meminfo), bytes.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub memory_bytes: u64,
+    /// The SOCI snapshotter (`soci-snapshotter-grpc`), when installed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub soci_snapshotter: Option<PathBuf>,
+    /// `unpigz` (parallel gzip), when installed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub unpigz: Option<PathBuf>,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 /// Everything discovery found. Tests write it by hand (golden scenarios); `init` fills it.

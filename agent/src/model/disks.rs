@@ -76,6 +76,7 @@ pub struct StorageSettings {
 
 /// How the instance-store disks are used (`spec.instance.localStorage.strategy`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub enum Strategy {
     /// One striped md array.
     #[serde(rename = "RAID0")]
@@ -395,6 +396,39 @@ impl StorageLayout {
                 *strategy
             }
             StorageLayout::Mounts { .. } => Strategy::Mount,
+        }
+    }
+
+    /// The layout in one line (the plan, the record `status` reads, `config show --explain`).
+    pub fn summary(&self) -> String {
+        let list = |paths: &mut dyn Iterator<Item = &PathBuf>| {
+            paths
+                .map(|p| p.display().to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        match self {
+            StorageLayout::NoDisks { strategy, .. } => {
+                format!("{}: no instance-store disks", strategy.as_str())
+            }
+            StorageLayout::Array { strategy, array } => format!(
+                "{} array {} of {} disks ({}) at {}, bind-mounted onto {}",
+                strategy.as_str(),
+                array.device.display(),
+                array.disks.len(),
+                list(&mut array.disks.iter()),
+                array.mount_point.display(),
+                if array.binds.is_empty() {
+                    "nothing".to_owned()
+                } else {
+                    list(&mut array.binds.iter().map(|b| &b.target))
+                }
+            ),
+            StorageLayout::Mounts { mount_path, disks } => format!(
+                "Mount: {} disks, each at {}/<n>",
+                disks.len(),
+                mount_path.display()
+            ),
         }
     }
 }

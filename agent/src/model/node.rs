@@ -7,7 +7,7 @@ use std::path::PathBuf;
 
 use serde::Serialize;
 
-use super::{ClusterName, NodeName, ProviderId};
+use super::{ClusterName, NodeName, ProviderId, Version};
 
 /// The pause image tag the agent configures: the EKS AMI's (3.10), also for a pause image from
 /// another ECR account (`bootstrap --pause-container-account`), so every node pulls the same
@@ -94,9 +94,38 @@ pub struct NodeValues {
     /// On-prem nodes: active swap files to turn off (kubelet refuses to run with swap on).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub swap_off: Vec<String>,
-    /// What to do with the instance-store disks (`spec.instance.localStorage`).
+    /// EC2: the warm-pool state (`Warmed:*`) the instance is headed for, when it is: the
+    /// kubelet is held until Auto Scaling puts the instance in service.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub warm_pool_hold: Option<String>,
+    /// The kubelet's version: what `kubelet --version` printed, or (with `--root` or
+    /// `--dry-run` and no kubelet) the one given or assumed. Keys nodeadm's version toggles.
+    pub kubelet_version: Version,
+    /// containerd's default runtime: `runc`, or `nvidia` on hosts with an NVIDIA GPU and the
+    /// NVIDIA container toolkit.
+    pub default_runtime: String,
+    /// The user's `spec.containerd.config`, in the schema of the installed containerd (a v2
+    /// document migrated to v3 for containerd 2.x).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub containerd_user_config: Option<String>,
+    /// The `FastImagePull` setup, when the gate is on and the host is large enough.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fast_image_pull: Option<FastImagePull>,
+    /// What to do with the instance-store disks (`spec.instance.localStorage`), when a
+    /// strategy is set and the disks were read (init's config phase, dry runs).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub local_storage: Option<super::disks::StorageLayout>,
+    /// How each derived value came about (`config show --explain`): value name -> the facts
+    /// or defaults that produced it.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub explain: BTreeMap<String, String>,
+}
+
+/// The SOCI snapshotter's parallel pull and unpack mode (nodeadm's `FastImagePull`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct FastImagePull {
+    /// The program that decompresses gzip layers (`unpigz` when installed, else `gzip`).
+    pub gzip_decompressor: String,
 }
 
 /// The kubelet's `kubeReserved` (see `compute::kube_reserved` for the rules).

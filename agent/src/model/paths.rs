@@ -57,6 +57,15 @@ pub const ROLES_ANYWHERE_PRIVATE_KEY: &str = "/etc/iam/pki/server.key";
 /// The credentials file the SSM agent keeps for a hybrid activation (root's shared
 /// credentials file).
 pub const SSM_CREDENTIALS_FILE: &str = "/root/.aws/credentials";
+/// The directory of [`SSM_CREDENTIALS_FILE`].
+pub const SSM_CREDENTIALS_DIR: &str = "/root/.aws";
+/// Where hybrid nodes keep the AWS credentials file for pods (`enableCredentialsFile`; the EKS
+/// Pod Identity Agent's hybrid DaemonSet mounts it).
+pub const HYBRID_CREDENTIALS_FILE: &str = "/eks-hybrid/.aws/credentials";
+/// The directory of [`HYBRID_CREDENTIALS_FILE`].
+pub const HYBRID_CREDENTIALS_DIR: &str = "/eks-hybrid/.aws";
+/// The phase state `init --skip run` leaves for `init --skip config`.
+pub const INIT_STATE: &str = "/run/eks-node-agent/init-state.json";
 /// The SSM agent's registration file (written by `amazon-ssm-agent -register`).
 pub const SSM_REGISTRATION: &str = "/var/lib/amazon/ssm/registration";
 /// The SSM agent's key store.

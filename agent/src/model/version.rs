@@ -15,6 +15,22 @@ pub struct Version {
     pub patch: u32,
 }
 
+/// The newest kubelet minor whose settings the agent knows (nodeadm's version toggles run to
+/// 1.34): what `init --root`/`--dry-run` assume when no kubelet is installed and no
+/// `--kubelet-version` is given.
+pub const NEWEST_KNOWN_KUBELET: Version = Version {
+    major: 1,
+    minor: 34,
+    patch: 0,
+};
+
+impl Version {
+    /// Whether this is at least `major.minor`.
+    pub fn at_least(&self, major: u32, minor: u32) -> bool {
+        (self.major, self.minor) >= (major, minor)
+    }
+}
+
 impl From<(u32, u32, u32)> for Version {
     fn from((major, minor, patch): (u32, u32, u32)) -> Self {
         Version {

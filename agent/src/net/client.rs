@@ -261,8 +261,9 @@ fn add_bundle(roots: &mut rustls::RootCertStore, path: &std::path::Path) -> Resu
         path: path.to_owned(),
         reason,
     };
-    let certs = CertificateDer::pem_file_iter(path)
-        .map_err(|e| bad(format!("cannot read PEM certificates: {e}")))?
+    let pem = crate::model::bounded::read_capped(path, crate::model::bounded::MAX_PEM_BYTES)
+        .map_err(|e| bad(format!("cannot read PEM certificates: {e}")))?;
+    let certs = CertificateDer::pem_slice_iter(&pem)
         .collect::<Result<Vec<_>, _>>()
         .map_err(|e| bad(format!("cannot read PEM certificates: {e}")))?;
     if certs.is_empty() {

@@ -1,6 +1,7 @@
 //! The agent's own HTTP: one client builder (TLS roots, proxies with NO_PROXY, timeouts, user
 //! agent) and one retry policy, used by every network call the AWS SDK does not make.
 
+pub mod body;
 pub mod client;
 pub mod proxy;
 pub mod retry;

@@ -195,14 +195,12 @@ pub fn render(layout: &StorageLayout) -> (StoragePlan, Vec<FileSpec>) {
     let mut steps = Vec::new();
     let mut files = Vec::new();
     let mut requires: BTreeMap<String, Vec<String>> = BTreeMap::new();
-    let (summary, warning) = match layout {
-        StorageLayout::NoDisks { strategy, pattern } => (
-            format!("{}: no instance-store disks", strategy.as_str()),
-            Some(format!(
-                "spec.instance.localStorage.strategy is {} but no instance-store disk matched /dev/disk/by-id/{pattern} (this instance type has none): nothing is set up, containerd and the kubelet stay on the root volume",
-                strategy.as_str()
-            )),
-        ),
+    let summary = layout.summary();
+    let warning = match layout {
+        StorageLayout::NoDisks { strategy, pattern } => Some(format!(
+            "spec.instance.localStorage.strategy is {} but no instance-store disk matched /dev/disk/by-id/{pattern} (this instance type has none): nothing is set up, containerd and the kubelet stay on the root volume",
+            strategy.as_str()
+        )),
         StorageLayout::Array { strategy, array } => {
             let level = array.level;
             match &array.setup {
@@ -272,34 +270,9 @@ pub fn render(layout: &StorageLayout) -> (StoragePlan, Vec<FileSpec>) {
                     .or_default()
                     .push(mount_unit(&b.target));
             }
-            let disks: Vec<String> = array
-                .disks
-                .iter()
-                .map(|d| d.display().to_string())
-                .collect();
-            (
-                format!(
-                    "{} array {} of {} disks ({}) at {}, bind-mounted onto {}",
-                    strategy.as_str(),
-                    array.device.display(),
-                    disks.len(),
-                    disks.join(", "),
-                    array.mount_point.display(),
-                    if array.binds.is_empty() {
-                        "nothing".to_owned()
-                    } else {
-                        array
-                            .binds
-                            .iter()
-                            .map(|b| b.target.display().to_string())
-                            .collect::<Vec<_>>()
-                            .join(", ")
-                    }
-                ),
-                None,
-            )
+            None
         }
-        StorageLayout::Mounts { mount_path, disks } => {
+        StorageLayout::Mounts { disks, .. } => {
             for d in disks {
                 if d.format {
                     steps.push(DiskStep::Format {
@@ -332,14 +305,7 @@ pub fn render(layout: &StorageLayout) -> (StoragePlan, Vec<FileSpec>) {
                     .or_default()
                     .push(mount_unit(&d.mount_point));
             }
-            (
-                format!(
-                    "Mount: {} disks, each at {}/<n>",
-                    disks.len(),
-                    mount_path.display()
-                ),
-                None,
-            )
+            None
         }
     };
     for (service, units) in &requires {

@@ -16,13 +16,15 @@ use crate::model::{NodeKind, NodeValues};
 
 const CONTAINERD: &str = "containerd.service";
 const KUBELET: &str = "kubelet.service";
+/// The unit that waits for `InService` and then starts the kubelet (systemd/).
+pub const WARM_POOL_HOLD: &str = "eks-node-agent-warm-pool.service";
 
 /// Renders the whole plan for a node.
 pub fn render(config: &NodeConfig, node: &NodeValues) -> Plan {
     let mut files = vec![
         FileSpec::new(
             paths::CONTAINERD_CONFIG,
-            containerd::config_toml(config, node),
+            containerd::config_toml(node),
             &[CONTAINERD],
         ),
         FileSpec::new(
@@ -33,11 +35,18 @@ pub fn render(config: &NodeConfig, node: &NodeValues) -> Plan {
         FileSpec::new(paths::CLUSTER_CA, node.ca_pem.clone(), &[KUBELET]),
         FileSpec::new(
             paths::KUBELET_CONFIG,
-            kubelet::config_json(node),
+            kubelet::config_json(config, node),
             &[KUBELET],
         ),
     ];
-    if let Some(dropin) = kubelet::user_dropin(config) {
+    if let Some(fast) = &node.fast_image_pull {
+        files.push(FileSpec::new(
+            containerd::SOCI_CONFIG,
+            containerd::soci_config(&fast.gzip_decompressor),
+            &[containerd::SOCI_UNIT, CONTAINERD],
+        ));
+    }
+    if let Some(dropin) = kubelet::user_dropin(config, node) {
         files.push(FileSpec::new(
             paths::KUBELET_USER_DROPIN,
             dropin,
@@ -47,7 +56,7 @@ pub fn render(config: &NodeConfig, node: &NodeValues) -> Plan {
     let args = kubelet::args(config, node);
     files.push(FileSpec::new(
         paths::KUBELET_ENVIRONMENT,
-        kubelet::environment_file(&args),
+        kubelet::environment_file(&args, &kubelet::environment(config, node)),
         &[KUBELET],
     ));
     if let Some(token) = config
@@ -78,12 +87,17 @@ pub fn render(config: &NodeConfig, node: &NodeValues) -> Plan {
         );
         files.push(FileSpec::new(
             paths::IMAGE_CREDENTIAL_PROVIDER_CONFIG,
-            system::image_credential_provider(),
+            system::image_credential_provider(node),
             &[KUBELET],
         ));
     }
     files.extend(hybrid::aws_config(config, node));
+    let credentials_file = hybrid::credentials_file_service(config, node);
+    if let Some((unit, _)) = &credentials_file {
+        files.push(unit.clone());
+    }
     files.push(system::modules_load());
+    files.extend(system::runtime_slice_dropins());
     files.extend(system::environment_dropins(config));
     files.extend(system::resolved_dropin(config));
     if node.kind == NodeKind::Outpost
@@ -100,30 +114,45 @@ pub fn render(config: &NodeConfig, node: &NodeValues) -> Plan {
     {
         files.push(FileSpec::new(paths::FSTAB, fstab, &[]));
     }
-    let services = vec![
-        ServiceSpec {
-            unit: "systemd-modules-load.service".into(),
-            wait_for_socket: None,
-        },
+    let mut services = vec![ServiceSpec {
+        unit: "systemd-modules-load.service".into(),
+        wait_for_socket: None,
+    }];
+    if node.fast_image_pull.is_some() {
+        // containerd connects to its proxy snapshotter when it starts.
+        services.push(ServiceSpec {
+            unit: containerd::SOCI_UNIT.into(),
+            wait_for_socket: Some(containerd::SOCI_SOCKET.into()),
+        });
+    }
+    services.extend([
         ServiceSpec {
             unit: CONTAINERD.into(),
             wait_for_socket: Some(paths::CONTAINERD_SOCKET.into()),
         },
         ServiceSpec {
-            unit: KUBELET.into(),
+            // A warm-pool instance does not join yet: the hold unit starts the kubelet once
+            // Auto Scaling puts the instance in service.
+            unit: if node.warm_pool_hold.is_some() {
+                WARM_POOL_HOLD.into()
+            } else {
+                KUBELET.into()
+            },
             wait_for_socket: None,
         },
-    ];
-    let actions = node
-        .swap_off
-        .iter()
-        .map(|path| HostAction::SwapOff { path: path.clone() })
-        .collect();
+    ]);
+    services.extend(credentials_file.map(|(_, service)| service));
     let storage = node.local_storage.as_ref().map(|layout| {
         let (storage, units) = local_storage::render(layout);
         files.extend(units);
         storage
     });
+    let mut actions: Vec<HostAction> = node
+        .swap_off
+        .iter()
+        .map(|path| HostAction::SwapOff { path: path.clone() })
+        .collect();
+    actions.extend(hybrid::credentials_file_link(config));
     Plan {
         files,
         sysctls: system::sysctls(node),
@@ -176,8 +205,9 @@ pub fn registration(
     Ok(plan)
 }
 
-/// Quotes a value for systemd (`Environment=` lines and EnvironmentFile): double quotes,
-/// with backslash, double quote and `$` escaped.
+/// Quotes a value for systemd (`Environment=` lines and EnvironmentFile): double quotes, with
+/// backslash and double quote escaped and a newline written `\n` (systemd expands no `$` in
+/// either; `ExecStart=` words need more, see `hybrid::exec_word`).
 pub fn systemd_quote(value: &str) -> String {
     let mut out = String::with_capacity(value.len() + 2);
     out.push('"');

@@ -4,7 +4,7 @@
 
 use std::path::PathBuf;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::auth::ssm::Activation;
 
@@ -15,8 +15,8 @@ pub struct Plan {
     pub files: Vec<FileSpec>,
     /// Kernel parameters to set through /proc/sys.
     pub sysctls: Vec<Sysctl>,
-    /// Host changes that are neither files nor sysctls (registration, swap), in order, after
-    /// the files and sysctls.
+    /// Host changes that are neither files nor sysctls (registration, swap, links), in order,
+    /// after the files and sysctls.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub actions: Vec<HostAction>,
     /// Services to bring up in the `run` phase, in start order.
@@ -92,7 +92,7 @@ impl Sysctl {
 }
 
 /// A service the `run` phase starts (or restarts when a file it depends on changed).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ServiceSpec {
     /// The unit name, e.g. `containerd.service`.
     pub unit: String,
@@ -122,6 +122,14 @@ pub enum HostAction {
         /// The swap file, as /proc/swaps names it.
         path: String,
     },
+    /// Point a symbolic link at a target, replacing what is there (an older link, or an empty
+    /// directory).
+    Symlink {
+        /// The link.
+        link: String,
+        /// What it points to.
+        target: String,
+    },
 }
 
 impl HostAction {
@@ -138,6 +146,7 @@ impl HostAction {
             HostAction::SwapOff { path } => {
                 format!("swapoff {path} (kubelet refuses to run with swap on)")
             }
+            HostAction::Symlink { link, target } => format!("link {link} -> {target}"),
         }
     }
 }

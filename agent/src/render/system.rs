@@ -24,25 +24,83 @@ pub const HOSTS_BEGIN: &str =
 /// See [`HOSTS_BEGIN`].
 pub const HOSTS_END: &str = "# END eks-node-agent";
 
-/// The ECR credential provider's config for kubelet.
-pub fn image_credential_provider() -> String {
+/// The registries the ECR credential provider answers for: nodeadm's list, one or two
+/// patterns per partition (the dual-stack `*.dkr-ecr.*` endpoints included) and ECR Public.
+pub const ECR_MATCH_IMAGES: [&str; 12] = [
+    // aws
+    "*.dkr.ecr.*.amazonaws.com",
+    "*.dkr-ecr.*.on.aws",
+    // aws-cn
+    "*.dkr.ecr.*.amazonaws.com.cn",
+    "*.dkr-ecr.*.on.amazonwebservices.com.cn",
+    // aws-us-gov (FIPS endpoints)
+    "*.dkr.ecr-fips.*.amazonaws.com",
+    "*.dkr-ecr-fips.*.on.aws",
+    // aws-iso, aws-iso-b, aws-iso-e, aws-iso-f, aws-eusc
+    "*.dkr.ecr.*.c2s.ic.gov",
+    "*.dkr.ecr.*.sc2s.sgov.gov",
+    "*.dkr.ecr.*.cloud.adc-e.uk",
+    "*.dkr.ecr.*.csp.hci.ic.gov",
+    "*.dkr.ecr.*.amazonaws.eu",
+    // ECR Public
+    "public.ecr.aws",
+];
+/// ECR Public's other registry name, which the credential provider answers for from kubelet
+/// (and ecr-credential-provider) 1.32.
+pub const ECR_PUBLIC_ALIAS: &str = "ecr-public.aws.com";
+
+/// The ECR credential provider's config for kubelet: nodeadm's patterns, `ecr-public.aws.com`
+/// from kubelet 1.32, the v1alpha1 API before kubelet 1.27.
+pub fn image_credential_provider(node: &NodeValues) -> String {
+    let v = node.kubelet_version;
+    let mut images: Vec<&str> = ECR_MATCH_IMAGES.to_vec();
+    if v.at_least(1, 32) {
+        images.push(ECR_PUBLIC_ALIAS);
+    }
+    let (config_api, provider_api) = if v.at_least(1, 27) {
+        (
+            "kubelet.config.k8s.io/v1",
+            "credentialprovider.kubelet.k8s.io/v1",
+        )
+    } else {
+        (
+            "kubelet.config.k8s.io/v1alpha1",
+            "credentialprovider.kubelet.k8s.io/v1alpha1",
+        )
+    };
     let config = json!({
-        "apiVersion": "kubelet.config.k8s.io/v1",
+        "apiVersion": config_api,
         "kind": "CredentialProviderConfig",
         "providers": [{
             "name": "ecr-credential-provider",
-            "matchImages": [
-                "*.dkr.ecr.*.amazonaws.com",
-                "*.dkr.ecr.*.amazonaws.com.cn",
-                "*.dkr.ecr-fips.*.amazonaws.com",
-                "*.dkr.ecr.*.c2s.ic.gov",
-                "*.dkr.ecr.*.sc2s.sgov.gov"
-            ],
-            "defaultCacheDuration": "12h",
-            "apiVersion": "credentialprovider.kubelet.k8s.io/v1"
+            "matchImages": images,
+            "defaultCacheDuration": "12h0m0s",
+            "apiVersion": provider_api
         }]
     });
     serde_json::to_string_pretty(&config).unwrap_or_default() + "\n"
+}
+
+/// Drop-ins that run containerd and the kubelet in `runtime.slice`, as the EKS AMI does, so
+/// that the kubelet's `kubeReservedCgroup` (`/runtime`) and `--runtime-cgroups` name the
+/// cgroups they really run in.
+pub fn runtime_slice_dropins() -> Vec<FileSpec> {
+    ["containerd.service", "kubelet.service"]
+        .into_iter()
+        .map(|unit| {
+            FileSpec::new(
+                format!(
+                    "{}/{unit}.d/10-eks-node-agent-slice.conf",
+                    paths::SYSTEMD_UNIT_DIR
+                ),
+                format!(
+                    "# The EKS AMI's slice for the container runtime and the kubelet (kubeReservedCgroup).\n[Service]\nSlice={}\n",
+                    super::kubelet::RUNTIME_SLICE
+                ),
+                &[unit],
+            )
+        })
+        .collect()
 }
 
 /// Kernel parameters every node needs.

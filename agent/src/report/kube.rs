@@ -61,6 +61,32 @@ pub enum Error {
     },
 }
 
+/// A client with the kubeconfig's identity (token, client cert or exec plugin), every
+/// request bounded by [`CONNECT_TIMEOUT`] and [`REQUEST_TIMEOUT`]. `server_retries` keeps
+/// kube-rs's own retries of 429/503/504 (up to 15, backing off up to 1000 s); a caller with
+/// its own deadline (the lifecycle drain, for which a 429 is a PodDisruptionBudget's answer)
+/// turns them off.
+pub async fn client(kubeconfig: &Path, server_retries: bool) -> Result<Client, Error> {
+    let kc = Kubeconfig::read_from(kubeconfig).map_err(|source| Error::Kubeconfig {
+        path: kubeconfig.to_path_buf(),
+        source,
+    })?;
+    let mut config = kube::Config::from_custom_kubeconfig(kc, &KubeConfigOptions::default())
+        .await
+        .map_err(|source| Error::Kubeconfig {
+            path: kubeconfig.to_path_buf(),
+            source,
+        })?;
+    config.connect_timeout = Some(CONNECT_TIMEOUT);
+    config.read_timeout = Some(REQUEST_TIMEOUT);
+    config.write_timeout = Some(REQUEST_TIMEOUT);
+    config.default_retry = server_retries;
+    Client::try_from(config).map_err(|source| Error::Client {
+        path: kubeconfig.to_path_buf(),
+        source,
+    })
+}
+
 /// The API objects of one Node.
 #[derive(Clone)]
 pub struct NodeApi {
@@ -78,28 +104,7 @@ impl std::fmt::Debug for NodeApi {
 impl NodeApi {
     /// A client with the kubeconfig's identity (token, client cert or exec plugin).
     pub async fn connect(kubeconfig: &Path, node: &str) -> Result<Self, Error> {
-        let kc = Kubeconfig::read_from(kubeconfig).map_err(|source| Error::Kubeconfig {
-            path: kubeconfig.to_path_buf(),
-            source,
-        })?;
-        let mut config = kube::Config::from_custom_kubeconfig(kc, &KubeConfigOptions::default())
-            .await
-            .map_err(|source| Error::Kubeconfig {
-                path: kubeconfig.to_path_buf(),
-                source,
-            })?;
-        config.connect_timeout = Some(CONNECT_TIMEOUT);
-        config.read_timeout = Some(REQUEST_TIMEOUT);
-        config.write_timeout = Some(REQUEST_TIMEOUT);
-        let client = Client::try_from(config).map_err(|source| Error::Client {
-            path: kubeconfig.to_path_buf(),
-            source,
-        })?;
-        Ok(Self {
-            nodes: Api::all(client.clone()),
-            events: Api::namespaced(client, EVENT_NAMESPACE),
-            node: node.to_string(),
-        })
+        Ok(Self::with_client(client(kubeconfig, true).await?, node))
     }
 
     /// A Node's API objects over an existing client (many Nodes can share one, as the scale

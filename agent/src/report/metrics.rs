@@ -196,6 +196,15 @@ impl Metrics {
         })
     }
 
+    /// Registers metrics that a layer above owns (the lifecycle watchers'), so one scrape
+    /// serves them too.
+    pub fn register(
+        &self,
+        collector: Box<dyn prometheus::core::Collector>,
+    ) -> Result<(), prometheus::Error> {
+        self.registry.register(collector)
+    }
+
     /// One scrape: host collectors read now, plus our registry, in the text format.
     pub fn scrape(&self) -> Vec<u8> {
         let mut families = host::Families::default();

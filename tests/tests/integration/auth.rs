@@ -631,28 +631,18 @@ fn botocore_accepts_credentials_as_credential_process_and_the_token_verifies() {
     )
     .unwrap();
 
-    let script = "import botocore.session, json\n\
-                  c = botocore.session.Session(profile='ra').get_credentials().get_frozen_credentials()\n\
-                  print(json.dumps([c.access_key, c.secret_key, c.token]))\n";
-    let out = Command::new(eks_node_agent_tests::venv_bin("python"))
-        .args(["-c", script])
-        .env_clear()
-        .env("HOME", ra.dir.path())
-        .env("AWS_CONFIG_FILE", ra.dir.path().join("config"))
-        .env(
-            "AWS_SHARED_CREDENTIALS_FILE",
-            ra.dir.path().join("credentials"),
-        )
-        .env("AWS_CA_BUNDLE", ra.emulator.ca_bundle())
-        .env("AWS_EC2_METADATA_DISABLED", "true")
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    let got = botocore_credentials(
+        ra.dir.path(),
+        &[
+            ("AWS_PROFILE", "ra".as_ref()),
+            ("AWS_CONFIG_FILE", ra.dir.path().join("config").as_os_str()),
+            (
+                "AWS_SHARED_CREDENTIALS_FILE",
+                ra.dir.path().join("credentials").as_os_str(),
+            ),
+            ("AWS_CA_BUNDLE", ra.emulator.ca_bundle().as_os_str()),
+        ],
     );
-    let got: Vec<String> = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(
         got,
         vec![
@@ -679,6 +669,107 @@ fn botocore_accepts_credentials_as_credential_process_and_the_token_verifies() {
         checked.session_token.as_deref(),
         Some(ra.config.session_token.as_str())
     );
+}
+
+/// `enableCredentialsFile` on a Roles Anywhere node: `credentials --update-file` keeps an AWS
+/// shared credentials file fresh (a new session before the old one expires; here sessions of
+/// 900 s renewed 898 s early, so every 2 s), each written atomically with mode 0600; botocore
+/// reads it; SIGTERM stops it cleanly.
+#[test]
+fn credentials_file_is_renewed_before_expiry_atomically_and_0600() {
+    use std::os::unix::fs::PermissionsExt;
+    let ra = rolesanywhere(KeyKind::P256);
+    let leaf = ra.pki.issue_valid("node-3", KeyKind::P256);
+    let (cert, key, chain) = leaf.write(ra.dir.path());
+    let file = ra.dir.path().join("eks-hybrid/.aws/credentials");
+    let mut args = ra.args(&cert, &key, &chain);
+    args.extend([
+        "--session-duration".into(),
+        "900".into(),
+        "--refresh-before".into(),
+        "898".into(),
+        "--update-file".into(),
+        file.display().to_string(),
+    ]);
+    let mut child = ra
+        .command(&args)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let started = std::time::Instant::now();
+    let mut seen = Vec::new();
+    while ra.emulator.requests().len() < 3 && started.elapsed() < Duration::from_secs(30) {
+        if let Ok(text) = std::fs::read_to_string(&file)
+            && seen.last() != Some(&text)
+        {
+            seen.push(text);
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let sessions = ra.emulator.requests();
+    assert!(sessions.len() >= 3, "{sessions:?}");
+    assert!(
+        sessions
+            .iter()
+            .all(|r| r.status == 201 && r.duration_seconds == Some(900))
+    );
+    let text = std::fs::read_to_string(&file).unwrap();
+    assert!(seen.len() >= 2, "the file was renewed: {seen:?}");
+    assert!(
+        text.contains("[default]")
+            && text.contains(&format!("aws_access_key_id = {}", ra.config.access_key_id))
+            && text.contains(&format!("aws_session_token = {}", ra.config.session_token)),
+        "{text}"
+    );
+    let mode = std::fs::metadata(&file).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600);
+
+    // A real AWS SDK reads it.
+    let got = botocore_credentials(
+        ra.dir.path(),
+        &[
+            ("AWS_SHARED_CREDENTIALS_FILE", file.as_os_str()),
+            (
+                "AWS_CONFIG_FILE",
+                ra.dir.path().join("no-config").as_os_str(),
+            ),
+        ],
+    );
+    assert_eq!(got[0], ra.config.access_key_id);
+    assert_eq!(got[2], ra.config.session_token);
+
+    nix_kill(child.id(), "TERM");
+    let status = child.wait().unwrap();
+    let mut stderr = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut stderr)
+        .unwrap();
+    assert!(status.success(), "{status}: {stderr}");
+    // Once the writer has stopped, no temp file is left (while it runs, one may be mid-write).
+    let names: Vec<_> = std::fs::read_dir(file.parent().unwrap())
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(names, ["credentials"], "no temp file is left");
+    assert!(
+        !stderr.contains(&ra.config.secret_access_key)
+            && !stderr.contains(&ra.config.session_token),
+        "secrets never reach the log: {stderr}"
+    );
+}
+
+/// Sends a signal with kill(1) (fixed arguments).
+fn nix_kill(pid: u32, signal: &str) {
+    let ok = Command::new("kill")
+        .args([&format!("-{signal}"), &pid.to_string()])
+        .status()
+        .unwrap()
+        .success();
+    assert!(ok);
 }
 
 #[test]
@@ -994,4 +1085,26 @@ fn token_from_the_instance_role_via_imds_passes_the_verifier() {
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert!(!stderr.contains(role_secret) && !stderr.contains(role_token));
     }
+}
+
+/// What a real AWS SDK (botocore) reads as its credentials, [access key, secret key, token],
+/// with only `env` set (plus HOME, and no instance metadata service).
+fn botocore_credentials(home: &Path, env: &[(&str, &std::ffi::OsStr)]) -> Vec<String> {
+    let script = "import botocore.session, json\n\
+                  c = botocore.session.Session().get_credentials().get_frozen_credentials()\n\
+                  print(json.dumps([c.access_key, c.secret_key, c.token]))\n";
+    let out = Command::new(eks_node_agent_tests::venv_bin("python"))
+        .args(["-c", script])
+        .env_clear()
+        .env("HOME", home)
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .envs(env.iter().copied())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
 }

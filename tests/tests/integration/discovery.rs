@@ -510,3 +510,45 @@ async fn xen_ephemeral_disks_come_from_the_block_device_mapping() {
             .is_empty()
     );
 }
+
+/// Instance tags from instance metadata: 404 (tags not shown in metadata) is "no tags", not an
+/// error; shown tags are read, only those under the prefix.
+#[tokio::test]
+async fn instance_tags_are_read_under_the_prefix_and_404_is_not_an_error() {
+    use eks_node_agent::facts::imds::Imds;
+    use eks_node_agent::facts::provider::instance_tags;
+    use eks_node_agent_tests::imds::{ImdsEmulator, Instance};
+    let off = ImdsEmulator::start(Instance::example());
+    let imds = Imds::with_endpoint(&off.endpoint()).unwrap();
+    assert_eq!(
+        instance_tags(&imds, "node.eks.aws:label:").await.unwrap(),
+        None
+    );
+    let mut instance = Instance::example();
+    instance.tags = Some(
+        [
+            ("Name", "worker"),
+            ("node.eks.aws:label:team", "payments"),
+            ("node.eks.aws:label:example.com:tier", "gold"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect(),
+    );
+    let on = ImdsEmulator::start(instance);
+    let imds = Imds::with_endpoint(&on.endpoint()).unwrap();
+    let tags = instance_tags(&imds, "node.eks.aws:label:")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        tags.into_iter().collect::<Vec<_>>(),
+        [
+            (
+                "node.eks.aws:label:example.com:tier".to_owned(),
+                "gold".to_owned()
+            ),
+            ("node.eks.aws:label:team".to_owned(), "payments".to_owned()),
+        ]
+    );
+}

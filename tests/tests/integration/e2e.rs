@@ -68,7 +68,7 @@ fn units_pass_systemd_analyze_verify() {
             paths.push(dest);
         }
     }
-    assert_eq!(paths.len(), 4, "the four units of systemd/");
+    assert_eq!(paths.len(), 5, "the five units of systemd/");
     // --man=no: the man page is checked in the packages test (it is in the .deb and .rpm).
     let out = Command::new("systemd-analyze")
         .args(["verify", "--man=no"])
@@ -185,6 +185,7 @@ fn packages_hold_binary_units_config_and_pass_lintian() {
         "etc/default/eks-node-agent",
         "usr/share/man/man1/eks-node-agent.1",
         "usr/share/doc/eks-node-agent/user-data/ec2-launch-template.mime",
+        "usr/share/doc/eks-node-agent/sbom.cdx.json",
     ];
     let deb_list = stdout(
         &run_ok(
@@ -256,6 +257,30 @@ fn packages_hold_binary_units_config_and_pass_lintian() {
         assert!(scripts.contains(s), "no {s}:\n{scripts}");
     }
 
+    // The SBOM in each package is CycloneDX and lists exactly what the binary links from
+    // Cargo.lock.
+    let deb_sbom = run_ok(
+        Command::new("sh").arg("-c").arg(format!(
+            "dpkg-deb --fsys-tarfile '{}' | tar -xO ./usr/share/doc/eks-node-agent/sbom.cdx.json",
+            pkgs.deb.display()
+        )),
+        e2e::EXEC_TIMEOUT,
+    )
+    .unwrap();
+    let rpm_sbom = run_ok(
+        Command::new("sh").arg("-c").arg(format!(
+            "rpm2cpio '{}' | cpio --quiet -i --to-stdout ./usr/share/doc/eks-node-agent/sbom.cdx.json",
+            pkgs.rpm.display()
+        )),
+        e2e::EXEC_TIMEOUT,
+    )
+    .unwrap();
+    assert_eq!(
+        deb_sbom.stdout, rpm_sbom.stdout,
+        "the .deb and .rpm ship different SBOMs"
+    );
+    check_sbom(&deb_sbom.stdout);
+
     let lint = Command::new("lintian")
         .args(["--fail-on", "error", "--no-tag-display-limit"])
         .arg(&pkgs.deb)
@@ -268,6 +293,94 @@ fn packages_hold_binary_units_config_and_pass_lintian() {
         stdout(&lint),
         String::from_utf8_lossy(&lint.stderr)
     );
+}
+
+/// A CycloneDX SBOM of the binary: every crate the binary is built from (cargo's own view,
+/// `cargo tree -e normal`: no dev- or build-dependencies) is listed with its Cargo.lock
+/// version and package URL, and nothing is listed that Cargo.lock does not hold; the test-only
+/// crates are not there.
+fn check_sbom(bytes: &[u8]) {
+    let sbom: serde_json::Value = serde_json::from_slice(bytes).expect("the SBOM is JSON");
+    assert_eq!(sbom["bomFormat"], "CycloneDX");
+    assert_eq!(sbom["metadata"]["component"]["name"], "eks-node-agent");
+    let listed: std::collections::BTreeSet<(String, String)> = sbom["components"]
+        .as_array()
+        .expect("components")
+        .iter()
+        .map(|c| {
+            let (name, version) = (c["name"].as_str().unwrap(), c["version"].as_str().unwrap());
+            assert_eq!(
+                c["purl"].as_str(),
+                Some(format!("pkg:cargo/{name}@{version}").as_str()),
+                "{c}"
+            );
+            (name.to_owned(), version.to_owned())
+        })
+        .collect();
+    let lock: toml::Table = std::fs::read_to_string(repo_root().join("Cargo.lock"))
+        .unwrap()
+        .parse()
+        .unwrap();
+    let locked: std::collections::BTreeSet<(String, String)> = lock["package"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| {
+            (
+                p["name"].as_str().unwrap().to_owned(),
+                p["version"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    let tree = run_ok(
+        Command::new("cargo")
+            .args([
+                "tree",
+                "-p",
+                "eks-node-agent",
+                "-e",
+                "normal",
+                "--prefix",
+                "none",
+                "--locked",
+                "--offline",
+            ])
+            .current_dir(repo_root()),
+        e2e::EXEC_TIMEOUT,
+    )
+    .unwrap();
+    let used: std::collections::BTreeSet<(String, String)> = stdout(&tree)
+        .lines()
+        .filter_map(|l| {
+            let mut words = l.split_whitespace();
+            let name = words.next()?;
+            let version = words.next()?.trim_start_matches('v');
+            (name != "eks-node-agent").then(|| (name.to_owned(), version.to_owned()))
+        })
+        .collect();
+    assert!(used.len() > 100, "cargo tree listed {} crates", used.len());
+    let missing: Vec<_> = used.difference(&listed).collect();
+    assert!(
+        missing.is_empty(),
+        "crates the binary uses but the SBOM lacks: {missing:?}"
+    );
+    let unknown: Vec<_> = listed.difference(&locked).collect();
+    assert!(
+        unknown.is_empty(),
+        "SBOM entries not in Cargo.lock: {unknown:?}"
+    );
+    for test_only in [
+        "josekit",
+        "proptest",
+        "rcgen",
+        "eks-node-agent-tests",
+        "rsa",
+    ] {
+        assert!(
+            !listed.iter().any(|(n, _)| n == test_only),
+            "{test_only} is not part of the binary"
+        );
+    }
 }
 
 /// The .rpm installs into a Debian root with `rpm -i --nodeps --root` (the root's rpm database
@@ -329,9 +442,11 @@ fn rpm_installs_into_a_debian_root_and_its_scriptlets_run() {
 }
 
 /// A stand-in for the kubelet binary inside the container (Debian has no kubelet package):
-/// records the arguments systemd gave it from /etc/eks/kubelet/environment, then idles like
-/// a service would.
-const KUBELET_STAND_IN: &str = "#!/bin/sh\n# e2e stand-in: record argv, then idle\n\
+/// answers `--version` as the kubelet does (init keys the kubelet's settings on it), else
+/// records the arguments systemd gave it from /etc/eks/kubelet/environment and idles like a
+/// service would.
+const KUBELET_STAND_IN: &str = "#!/bin/sh\n# e2e stand-in: the version, or record argv and idle\n\
+if [ \"$1\" = --version ]; then echo 'Kubernetes v1.33.5-eks-e2e'; exit 0; fi\n\
 printf '%s\\n' \"$@\" > /run/kubelet-e2e.argv\nexec sleep infinity\n";
 
 /// Ports inside the container's own network namespace.
@@ -342,13 +457,15 @@ const METRICS_PORT: u16 = 9256;
 
 /// Paths `init` writes for this user data: the node's configuration, which the package does
 /// not own and purge keeps (docs/install-on-prem.md, "Removing").
-const INIT_OUTPUTS: [&str; 6] = [
+const INIT_OUTPUTS: [&str; 8] = [
     "/etc/containerd/config.toml",
     "/etc/kubernetes/kubelet/config.json",
     "/etc/eks/kubelet/environment",
     "/var/lib/kubelet/kubeconfig",
     "/etc/kubernetes/pki/ca.crt",
     "/etc/modules-load.d/eks-node-agent.conf",
+    "/etc/systemd/system/containerd.service.d/10-eks-node-agent-slice.conf",
+    "/etc/systemd/system/kubelet.service.d/10-eks-node-agent-slice.conf",
 ];
 
 #[test]
@@ -394,9 +511,17 @@ fn deb_boots_under_systemd_and_purges_clean() {
         expiration: rfc3339(now + time::Duration::hours(6)),
         last_updated: rfc3339(now),
     });
+    // The launch-template example, with the label flag quoted the way Karpenter writes it:
+    // the kubelet must get the label without the quote characters.
     let user_data =
-        std::fs::read(repo_root().join("packaging/user-data/ec2-launch-template.mime")).unwrap();
-    world.instance.user_data = Some(user_data);
+        std::fs::read_to_string(repo_root().join("packaging/user-data/ec2-launch-template.mime"))
+            .unwrap()
+            .replace(
+                "--node-labels=node.example.com/pool=general",
+                "--node-labels=\"node.example.com/pool=general\"",
+            );
+    assert!(user_data.contains("--node-labels=\"node.example.com/pool=general\""));
+    world.instance.user_data = Some(user_data.into_bytes());
     let emu = ImdsEmulator::start(world.instance.clone());
 
     // The container's root: the cached image, our .deb installed offline (as an image build
@@ -497,6 +622,22 @@ fn deb_boots_under_systemd_and_purges_clean() {
         kubelet_config.contains(&world.instance.instance_id),
         "{kubelet_config}"
     );
+    // Keyed on what the kubelet says it is (1.33 here): dynamic resource allocation, not yet
+    // 1.34's settings.
+    assert!(
+        kubelet_config.contains("\"DynamicResourceAllocation\": true")
+            && !kubelet_config.contains("MutableCSINodeAllocatableCount"),
+        "{kubelet_config}"
+    );
+    // Phase 2 used what phase 1 resolved instead of discovering again.
+    let phase2 = c
+        .sh("journalctl -b --no-pager -u eks-node-agent-init.service")
+        .unwrap_or_default();
+    assert!(
+        phase2.contains("run phase from the config phase's state")
+            && !phase2.contains("facts gathered"),
+        "{phase2}"
+    );
     let dropin = std::fs::read_to_string(
         root.path("/etc/kubernetes/kubelet/config.json.d/40-nodeconfig.conf"),
     )
@@ -538,15 +679,15 @@ fn deb_boots_under_systemd_and_purges_clean() {
     let env = std::fs::read_to_string(root.path("/etc/eks/kubelet/environment")).unwrap();
     let args_line = env
         .lines()
-        .find_map(|l| l.strip_prefix("NODEADM_KUBELET_ARGS="))
+        .find(|l| l.starts_with("NODEADM_KUBELET_ARGS="))
         .expect("NODEADM_KUBELET_ARGS in the environment file");
-    // systemd splits an unbraced $VAR on whitespace.
-    let want: Vec<String> = shell_words::split(args_line)
-        .unwrap()
-        .join(" ")
-        .split_whitespace()
-        .map(str::to_string)
-        .collect();
+    // What the model of systemd's parsing (tests/src/systemd_env.rs) says the kubelet gets:
+    // the real systemd here checks the model.
+    let want: Vec<String> =
+        eks_node_agent_tests::systemd_env::exec_argv("kubelet", "NODEADM_KUBELET_ARGS", &env)
+            .into_iter()
+            .skip(1)
+            .collect();
     let got: Vec<String> = c
         .sh("cat /run/kubelet-e2e.argv")
         .unwrap()

@@ -25,28 +25,49 @@ fn files_under(dir: &Path) -> BTreeSet<PathBuf> {
     out
 }
 
-/// Each scenario directory has `nodeconfig.yaml` (the user's documents), `discovered.yaml`
-/// (what IMDS, EC2, EKS and the host reported) and the expected output: `expected/` (every
-/// file with its host path) and `expected.plan` (the registration before discovery when the
-/// node is an unregistered SSM hybrid node, as if the SSM agent were installed; modes, units
-/// affected, the local storage steps, sysctls, host actions, services). `EKS_AGENT_UPDATE_GOLDEN=1` regenerates.
+/// The user's documents of a scenario: `nodeconfig.yaml`, or `user-data` (EC2 user data as
+/// a launch template holds it: MIME multipart, base64...).
+pub fn scenario_source(dir: &Path) -> Option<PathBuf> {
+    ["nodeconfig.yaml", "user-data"]
+        .into_iter()
+        .map(|name| dir.join(name))
+        .find(|p| p.exists())
+}
+
+/// What discovery found for a scenario: `discovered.yaml`, with the accelerators of the fake
+/// sysfs tree under `sys/` when there is one (read by the same detection `init` uses).
+pub fn scenario_facts(dir: &Path) -> Discovered {
+    let mut found: Discovered =
+        serde_yaml_ng::from_str(&std::fs::read_to_string(dir.join("discovered.yaml")).unwrap())
+            .unwrap();
+    if dir.join("sys").is_dir() {
+        found.host.accelerators = eks_node_agent::facts::pci::accelerators(&dir.join("sys"));
+        assert!(!found.host.accelerators.is_empty(), "{}", dir.display());
+    }
+    found
+}
+
+/// Each scenario directory has `nodeconfig.yaml` or `user-data` (the user's documents),
+/// `discovered.yaml` (what IMDS, EC2, EKS and the host reported) and optionally a fake sysfs
+/// tree `sys/`, and the expected output: `expected/` (every file with its host path) and
+/// `expected.plan` (the registration before discovery when the node is an unregistered SSM
+/// hybrid node, as if the SSM agent were installed; modes, units affected, the local storage
+/// steps, sysctls, host actions, services). `EKS_AGENT_UPDATE_GOLDEN=1` regenerates.
 #[test]
 fn golden_init_scenarios() {
     let root = repo_root().join("tests/golden/init");
     let mut scenarios: Vec<PathBuf> = std::fs::read_dir(&root)
         .unwrap()
         .map(|e| e.unwrap().path())
-        .filter(|p| p.join("nodeconfig.yaml").exists())
+        .filter(|p| scenario_source(p).is_some())
         .collect();
     scenarios.sort();
-    assert!(scenarios.len() >= 10, "found {} scenarios", scenarios.len());
+    assert!(scenarios.len() >= 25, "found {} scenarios", scenarios.len());
     let mut failures = Vec::new();
     for dir in &scenarios {
-        let uri = format!("file://{}", dir.join("nodeconfig.yaml").display());
+        let uri = format!("file://{}", scenario_source(dir).unwrap().display());
         let loaded = config::load(&[uri], &NoUserData).unwrap();
-        let found: Discovered =
-            serde_yaml_ng::from_str(&std::fs::read_to_string(dir.join("discovered.yaml")).unwrap())
-                .unwrap();
+        let found = scenario_facts(dir);
         let registration = render::registration(
             &loaded.config,
             found.ssm_managed_instance_id.is_some(),
@@ -108,6 +129,149 @@ fn golden_init_scenarios() {
         }
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+/// Karpenter's user data (tests/golden/init/karpenter-user-data: a MIME archive, base64, with
+/// the user's NodeConfig part before Karpenter's own, `registerWithTaints`, `localStorage` and
+/// `--node-labels="..."` with the quotes Karpenter writes): the kubelet gets the label keys
+/// without quote characters, as systemd expands `$NODEADM_KUBELET_ARGS` from the environment
+/// file (computed with a faithful model of systemd's parser, which the e2e test checks
+/// against a real systemd).
+mod karpenter {
+    use eks_node_agent_tests::repo_root;
+    use eks_node_agent_tests::systemd_env::{exec_argv, parse_env_file, split_words};
+
+    #[test]
+    fn systemd_model_reads_quotes_as_systemd_does() {
+        let text = "# comment\n; another\n  A = one two  \nB=\"x \\\"y\\\" \\$z \\n\"\nC='a \\ b'\"c\"\nD=e\\\n f\nE=\n";
+        let env = parse_env_file(text);
+        assert_eq!(env["A"], "one two");
+        assert_eq!(env["B"], "x \"y\" $z \\n");
+        assert_eq!(env["C"], "a \\ bc");
+        assert_eq!(env["D"], "e f");
+        assert_eq!(env["E"], "");
+        assert_eq!(
+            split_words("--a=1  --labels=\"x=y,z=w\" 'b c' d\\ e \"f\\\"g\""),
+            ["--a=1", "--labels=x=y,z=w", "b c", "d e", "f\"g"]
+        );
+        assert_eq!(split_words("  "), Vec::<String>::new());
+        assert_eq!(split_words("\"open"), ["open"]);
+    }
+
+    #[test]
+    fn the_kubelet_gets_karpenters_labels_without_quotes() {
+        let dir = repo_root().join("tests/golden/init/karpenter-user-data/expected");
+        let env = std::fs::read_to_string(dir.join("etc/eks/kubelet/environment")).unwrap();
+        let argv = exec_argv("/usr/bin/kubelet", "NODEADM_KUBELET_ARGS", &env);
+        assert_eq!(
+            argv,
+            [
+                "/usr/bin/kubelet",
+                "--runtime-cgroups=/runtime.slice/containerd.service",
+                "--config=/etc/kubernetes/kubelet/config.json",
+                "--config-dir=/etc/kubernetes/kubelet/config.json.d",
+                "--kubeconfig=/var/lib/kubelet/kubeconfig",
+                "--node-ip=10.0.12.34",
+                "--image-credential-provider-config=/etc/eks/image-credential-provider/config.json",
+                "--image-credential-provider-bin-dir=/etc/eks/image-credential-provider",
+                "--cloud-provider=external",
+                "--hostname-override=i-0123456789abcdef0",
+                "--node-labels=karpenter.k8s.aws/ec2nodeclass=default,karpenter.sh/capacity-type=on-demand,karpenter.sh/nodepool=default,workload/team=payments",
+            ]
+        );
+        assert!(argv.iter().all(|a| !a.contains('"')), "{argv:?}");
+        // Karpenter's taint reaches the kubelet through the drop-in.
+        let dropin = std::fs::read_to_string(
+            dir.join("etc/kubernetes/kubelet/config.json.d/40-nodeconfig.conf"),
+        )
+        .unwrap();
+        let dropin: serde_json::Value = serde_json::from_str(&dropin).unwrap();
+        assert_eq!(
+            dropin["registerWithTaints"],
+            serde_json::json!([{ "effect": "NoExecute", "key": "karpenter.sh/unregistered" }])
+        );
+        // The user's part (InstanceIdNodeName, shutdownGracePeriod) merged with Karpenter's.
+        assert_eq!(dropin["shutdownGracePeriod"], "45s");
+        let plan = std::fs::read_to_string(dir.join("../expected.plan")).unwrap();
+        assert!(
+            plan.contains("storage step: mdadm --create /dev/md/kubernetes --run --force --level=0 --raid-devices=1")
+                && plan.contains(" /dev/nvme1n1\n"),
+            "{plan}"
+        );
+    }
+}
+
+/// The ECR credential provider's image patterns: nodeadm's list, and for every partition the
+/// agent knows (model::partition) its registries match, dual-stack endpoints included, as
+/// kubelet matches `matchImages` (dot-separated parts, same count, `*` within one part).
+mod ecr {
+    use eks_node_agent::model::partition::PARTITIONS;
+    use eks_node_agent::render::system::{ECR_MATCH_IMAGES, ECR_PUBLIC_ALIAS};
+
+    /// kubelet's `URLsMatch` for a host: same number of dot-separated parts, each matched as
+    /// a glob where `*` stands for any run of characters of that part.
+    fn part_matches(pattern: &str, part: &str) -> bool {
+        match pattern.split_once('*') {
+            None => pattern == part,
+            Some((head, tail)) => {
+                part.starts_with(head)
+                    && (0..=part.len() - head.len())
+                        .any(|i| part_matches(tail, &part[head.len() + i..]))
+            }
+        }
+    }
+
+    fn matches(pattern: &str, host: &str) -> bool {
+        let p: Vec<&str> = pattern.split('.').collect();
+        let h: Vec<&str> = host.split('.').collect();
+        p.len() == h.len() && p.iter().zip(&h).all(|(p, h)| part_matches(p, h))
+    }
+
+    #[test]
+    fn every_partitions_registries_match_nodeadms_patterns() {
+        assert_eq!(ECR_MATCH_IMAGES.len(), 12);
+        let region_of = |id: &str| match id {
+            "aws" => "us-west-2",
+            "aws-us-gov" => "us-gov-west-1",
+            "aws-cn" => "cn-north-1",
+            "aws-iso" => "us-iso-east-1",
+            "aws-iso-b" => "us-isob-east-1",
+            "aws-iso-e" => "eu-isoe-west-1",
+            "aws-iso-f" => "us-isof-south-1",
+            "aws-eusc" => "eusc-de-east-1",
+            other => panic!("a partition the test does not know: {other}"),
+        };
+        let mut hosts: Vec<String> = Vec::new();
+        for p in PARTITIONS {
+            let region = region_of(p.id);
+            hosts.push(format!("123456789012.dkr.ecr.{region}.{}", p.dns_suffix));
+        }
+        hosts.extend([
+            // Dual-stack and FIPS endpoints.
+            "123456789012.dkr-ecr.us-west-2.on.aws".to_owned(),
+            "123456789012.dkr-ecr.cn-north-1.on.amazonwebservices.com.cn".to_owned(),
+            "123456789012.dkr.ecr-fips.us-gov-west-1.amazonaws.com".to_owned(),
+            "123456789012.dkr-ecr-fips.us-gov-west-1.on.aws".to_owned(),
+            "public.ecr.aws".to_owned(),
+        ]);
+        for host in &hosts {
+            assert!(
+                ECR_MATCH_IMAGES.iter().any(|p| matches(p, host)),
+                "no pattern matches {host}"
+            );
+        }
+        assert!(matches(ECR_PUBLIC_ALIAS, "ecr-public.aws.com"));
+        for other in [
+            "docker.io",
+            "123456789012.dkr.ecr.us-west-2.amazonaws.com.evil.com",
+            "quay.io",
+        ] {
+            assert!(
+                !ECR_MATCH_IMAGES.iter().any(|p| matches(p, other)),
+                "{other}"
+            );
+        }
+    }
 }
 
 mod cli {
@@ -244,6 +408,87 @@ mod cli {
         assert!(files_under(&root).is_empty(), "dry run wrote files");
     }
 
+    /// The kubelet's version keys its settings: read from `--kubelet-binary`'s `--version`,
+    /// given with `--kubelet-version`, or (dry run, no kubelet) assumed newest, with a warning.
+    #[test]
+    fn kubelet_version_from_the_binary_the_flag_or_assumed() {
+        use std::os::unix::fs::PermissionsExt;
+        let tmp = tempfile::tempdir().unwrap();
+        let src = hybrid_config(tmp.path());
+        let root = tmp.path().join("root");
+        std::fs::create_dir(&root).unwrap();
+        let dry = |extra: &[&str]| {
+            let mut args = vec![
+                "init",
+                "--dry-run",
+                "--root",
+                root.to_str().unwrap(),
+                "-c",
+                &src,
+            ];
+            args.extend_from_slice(extra);
+            agent(&args, &[])
+        };
+        let missing = tmp.path().join("no-kubelet");
+        let out = dry(&["--kubelet-binary", missing.to_str().unwrap()]);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{stderr}");
+        assert!(
+            stderr.contains(
+                "assuming kubelet v1.34.0, the newest version whose settings the agent knows"
+            ),
+            "{stderr}"
+        );
+        let plan = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            plan.contains("+  \"shutdownGracePeriod\": \"2m30s\","),
+            "{plan}"
+        );
+
+        let kubelet = tmp.path().join("kubelet");
+        std::fs::write(
+            &kubelet,
+            "#!/bin/sh\necho 'Kubernetes v1.33.5-eks-3025e55'\n",
+        )
+        .unwrap();
+        std::fs::set_permissions(&kubelet, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let out = dry(&["--kubelet-binary", kubelet.to_str().unwrap()]);
+        let plan = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(
+            plan.contains("+    \"DynamicResourceAllocation\": true")
+                && !plan.contains("shutdownGracePeriod"),
+            "{plan}"
+        );
+
+        let out = dry(&[
+            "--kubelet-binary",
+            kubelet.to_str().unwrap(),
+            "--kubelet-version",
+            "1.27.9",
+        ]);
+        let plan = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(
+            plan.contains(
+                "--pod-infra-container-image=public.ecr.aws/eks-distro/kubernetes/pause:3.10"
+            ) && plan.contains("+    \"KubeletCredentialProviders\": true")
+                && !plan.contains("DynamicResourceAllocation"),
+            "{plan}"
+        );
+        let out = dry(&["--kubelet-version", "one.two"]);
+        assert_eq!(out.status.code(), Some(2));
+        assert!(String::from_utf8_lossy(&out.stderr).contains("is not a Kubernetes version"));
+    }
+
     /// An SSM hybrid node that is not registered, with a swap file on: the dry run shows the
     /// registration before discovery, the swap file turned off and its fstab line commented
     /// out, each marked as skipped because the root is not the host's, and writes nothing.
@@ -353,6 +598,159 @@ mod cli {
             checked += 1;
         }
         assert!(checked >= 40);
+        // Warnings are errors under --strict: exit 2, nothing written.
+        let strict = eks_node_agent_tests::repo_root().join("tests/fixtures/strict");
+        for entry in std::fs::read_dir(&strict).unwrap() {
+            let path = entry.unwrap().path();
+            if path.file_name().is_some_and(|n| n == "EXPECTED") {
+                continue;
+            }
+            let src = format!("file://{}", path.display());
+            let out = agent(
+                &[
+                    "init",
+                    "--strict",
+                    "--root",
+                    root.to_str().unwrap(),
+                    "-c",
+                    &src,
+                ],
+                &[],
+            );
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            assert_eq!(out.status.code(), Some(2), "{}: {stderr}", path.display());
+            assert!(stderr.contains("--strict"), "{stderr}");
+            assert!(
+                files_under(&root).is_empty(),
+                "{} wrote files",
+                path.display()
+            );
+        }
+    }
+
+    /// The two boot phases share one resolved state: `init --skip run` leaves it under
+    /// /run/eks-node-agent/, `init --skip config` uses it instead of discovering again and
+    /// restarts what the config phase changed (against the systemd emulator); used once, its
+    /// restarts are gone; a changed config or a foreign file is ignored with a warning and the
+    /// run phase discovers again.
+    #[test]
+    fn the_run_phase_uses_the_config_phases_state() {
+        use eks_node_agent_tests::systemd_dbus::SystemdEmulator;
+        let rt = tokio::runtime::Runtime::new().unwrap();
+        let tmp = tempfile::tempdir().unwrap();
+        let root = tmp.path().join("root");
+        let src = hybrid_config(tmp.path());
+        let root_arg = root.to_str().unwrap().to_owned();
+        let out = agent(
+            &["init", "--skip", "run", "--root", &root_arg, "-c", &src],
+            &[],
+        );
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let state_path = root.join("run/eks-node-agent/init-state.json");
+        let state: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(&state_path).unwrap()).unwrap();
+        assert_eq!(state["daemonReload"], true, "{state}");
+        let restarts = state["unitsToRestart"].as_array().unwrap().clone();
+        for unit in ["containerd.service", "kubelet.service"] {
+            assert!(restarts.contains(&serde_json::json!(unit)), "{state}");
+        }
+        assert!(
+            state["explain"]["node name"]
+                .as_str()
+                .unwrap()
+                .contains("spec.hybrid.iamRolesAnywhere.nodeName"),
+            "{state}"
+        );
+
+        let emulator = rt.block_on(SystemdEmulator::start());
+        for unit in [
+            "systemd-modules-load.service",
+            "containerd.service",
+            "kubelet.service",
+        ] {
+            emulator.add_unit(unit, "active");
+        }
+        let sock = root.join("run/containerd/containerd.sock");
+        std::fs::create_dir_all(sock.parent().unwrap()).unwrap();
+        let _listener = std::os::unix::net::UnixListener::bind(&sock).unwrap();
+        let run_phase = |src: &str| {
+            agent(
+                &[
+                    "init",
+                    "--skip",
+                    "config",
+                    "--root",
+                    &root_arg,
+                    "--systemd-bus",
+                    emulator.address(),
+                    "-c",
+                    src,
+                ],
+                &[],
+            )
+        };
+        let out = run_phase(&src);
+        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert!(out.status.success(), "{stderr}");
+        assert!(
+            stderr.contains("run phase from the config phase's state (no discovery)")
+                && !stderr.contains("facts gathered"),
+            "{stderr}"
+        );
+        let actions = emulator.actions();
+        assert_eq!(
+            actions.first().map(String::as_str),
+            Some("Reload"),
+            "{actions:?}"
+        );
+        for unit in ["containerd.service", "kubelet.service"] {
+            assert!(
+                actions.contains(&format!("RestartUnit {unit}")),
+                "{unit} not restarted: {actions:?}"
+            );
+        }
+
+        // Used once: a second run phase in the same boot has nothing to restart.
+        emulator.clear_calls();
+        let out = run_phase(&src);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert_eq!(emulator.actions(), Vec::<String>::new());
+
+        // Another configuration: the state is stale, ignored with a warning, and the run phase
+        // discovers again.
+        let changed = tmp.path().join("changed.yaml");
+        std::fs::write(
+            &changed,
+            std::fs::read_to_string(src.trim_start_matches("file://"))
+                .unwrap()
+                .replace("--node-ip=192.168.10.7", "--node-ip=192.168.10.8"),
+        )
+        .unwrap();
+        let out = run_phase(&format!("file://{}", changed.display()));
+        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert!(
+            stderr.contains("the state file is stale: the configuration changed since the config phase; ignoring it")
+                && stderr.contains("facts gathered"),
+            "{stderr}"
+        );
+
+        // A file that is not this agent's state: ignored with a warning.
+        std::fs::write(&state_path, "{\"format\": 99}").unwrap();
+        let out = run_phase(&src);
+        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert!(
+            stderr.contains("the state file is not this agent's")
+                && stderr.contains("facts gathered"),
+            "{stderr}"
+        );
     }
 
     /// A Roles Anywhere hybrid node whose credentials come from the Roles Anywhere emulator
@@ -551,7 +949,20 @@ mod cli {
             aws_world::create_cluster(&moto.endpoint(), "ec2-cluster").await;
             world
         });
-        let emu = ImdsEmulator::start(world.instance.clone());
+        // The instance shows its tags in metadata: those under the label prefix become node
+        // labels, except one the kubelet may not set on itself.
+        let mut instance = world.instance.clone();
+        instance.tags = Some(
+            [
+                ("Name", "worker"),
+                ("node.eks.aws:label:team", "payments"),
+                ("node.eks.aws:label:node-role.kubernetes.io:worker", "true"),
+            ]
+            .into_iter()
+            .map(|(k, v)| (k.to_owned(), v.to_owned()))
+            .collect(),
+        );
+        let emu = ImdsEmulator::start(instance);
         // Endpoint and service CIDR come from DescribeCluster; the CA from user data (moto's CA
         // is random text, see the discovery tests).
         let user_data = format!(
@@ -596,6 +1007,13 @@ mod cli {
         assert!(
             env.contains(&format!("--hostname-override={}", world.private_dns_name)),
             "{env}"
+        );
+        assert!(env.contains(" --node-labels=team=payments\""), "{env}");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            stderr.contains("node.eks.aws:label:node-role.kubernetes.io:worker")
+                && stderr.contains("NodeRestriction"),
+            "the refused tag is named with the rule: {stderr}"
         );
         let kubeconfig = std::fs::read_to_string(root.join("var/lib/kubelet/kubeconfig")).unwrap();
         assert!(kubeconfig.contains("server: https://"), "{kubeconfig}");
@@ -700,8 +1118,20 @@ mod containerd {
         )
         .unwrap();
         found.host.containerd_version = Some(parsed);
-        let node = resolve(&loaded.config, &found).unwrap();
-        let plan = render::render(&loaded.config, &node);
+        // FastImagePull on a host large enough for it, with the SOCI snapshotter installed:
+        // containerd must still load the config (the snapshotter is a proxy plugin, reached
+        // through its socket when an image is pulled).
+        let mut config = loaded.config.clone();
+        config
+            .spec
+            .feature_gates
+            .insert("FastImagePull".into(), true);
+        found.host.cpu_cores = 4;
+        found.host.memory_bytes = 16 * 1024 * 1024 * 1024;
+        found.host.soci_snapshotter = Some("/usr/bin/soci-snapshotter-grpc".into());
+        let node = resolve(&config, &found).unwrap();
+        assert!(node.fast_image_pull.is_some(), "{:?}", node.explain);
+        let plan = render::render(&config, &node);
         let file = |p: &str| {
             plan.files
                 .iter()
@@ -776,6 +1206,14 @@ mod containerd {
             .lines()
             .find(|l| l.split_whitespace().nth(1) == Some("cri"))
             .expect("cri plugin listed");
+        // The SOCI snapshotter is registered as a proxy snapshotter plugin.
+        assert!(
+            plugins.lines().any(|l| l
+                .split_whitespace()
+                .take(2)
+                .eq(["io.containerd.snapshotter.v1", "soci"])),
+            "soci proxy snapshotter not listed:\n{plugins}"
+        );
         assert!(
             cri.split_whitespace().last() == Some("ok"),
             "CRI plugin did not load: {cri}\n{}",
@@ -788,6 +1226,7 @@ mod containerd {
             "BinaryName:/usr/sbin/runc",
             "SystemdCgroup:true",
             "DiscardUnpackedLayers:true",
+            "Snapshotter:soci",
         ] {
             if parsed.major < 2 {
                 assert!(

@@ -86,8 +86,47 @@ fn build_mirror(dir: &Path) -> Expected {
     ]
 }
 
-/// Writes manifest.json with the true sums and sizes of the files now in `dir`.
+/// The test key pair that signs every test mirror, made once per test process by
+/// scripts/sign-mirror.sh (minisign): (public key, secret key).
+fn test_key() -> &'static (PathBuf, PathBuf) {
+    static KEY: std::sync::OnceLock<(tempfile::TempDir, PathBuf, PathBuf)> =
+        std::sync::OnceLock::new();
+    let (_, public, secret) = KEY.get_or_init(|| {
+        let dir = tempfile::tempdir().unwrap();
+        let (public, secret) = new_key(dir.path());
+        (dir, public, secret)
+    });
+    Box::leak(Box::new((public.clone(), secret.clone())))
+}
+
+/// A new minisign key pair in `dir` (no password), by scripts/sign-mirror.sh.
+fn new_key(dir: &Path) -> (PathBuf, PathBuf) {
+    let out = Command::new(eks_node_agent_tests::repo_root().join("scripts/sign-mirror.sh"))
+        .args(["--new-key", dir.to_str().unwrap(), "--no-password"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    (dir.join("mirror.pub"), dir.join("mirror.key"))
+}
+
+/// Signs `dir`'s manifest.json with `secret` by scripts/sign-mirror.sh (the real minisign).
+fn sign_mirror(dir: &Path, secret: &Path) {
+    let out = Command::new(eks_node_agent_tests::repo_root().join("scripts/sign-mirror.sh"))
+        .args([dir.to_str().unwrap(), secret.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+}
+
+/// Writes manifest.json with the true sums and sizes of the files now in `dir`, signed with
+/// the test key.
 fn write_manifest(dir: &Path) {
+    write_unsigned_manifest(dir);
+    sign_mirror(dir, &test_key().1);
+}
+
+/// Writes manifest.json, leaving any signature as it was.
+fn write_unsigned_manifest(dir: &Path) {
     let entries = [
         ("kubelet", "bin/kubelet"),
         ("runc", "runc.amd64"),
@@ -122,7 +161,22 @@ fn sha_hex(bytes: &[u8]) -> String {
     hex::encode(sha2::Sha256::digest(bytes))
 }
 
+/// Runs the agent; `install` trusts the test key unless the test names its own trust.
 fn agent(args: &[&str], envs: &[(&str, String)]) -> Output {
+    let own_trust = args
+        .iter()
+        .any(|a| matches!(*a, "--trusted-key" | "--allow-unsigned"));
+    if args.first() == Some(&"install") && !own_trust {
+        let key = test_key().0.to_str().unwrap().to_owned();
+        let mut with_key: Vec<&str> = args.to_vec();
+        with_key.extend(["--trusted-key", &key]);
+        return agent_as_given(&with_key, envs);
+    }
+    agent_as_given(args, envs)
+}
+
+/// Runs the agent with exactly `args`.
+fn agent_as_given(args: &[&str], envs: &[(&str, String)]) -> Output {
     let mut cmd = Command::new(agent_bin());
     cmd.args(args)
         .env_remove("AWS_PROFILE")
@@ -316,6 +370,8 @@ fn a_flipped_byte_in_any_artifact_installs_nothing() {
     let smaller = m.replacen(&format!("\"size\": {kubelet_len}"), "\"size\": 5", 1);
     assert_ne!(m, smaller);
     std::fs::write(mirror.join("manifest.json"), smaller).unwrap();
+    // Signed: the signature vouches for the manifest, the cap still checks the files.
+    sign_mirror(&mirror, &test_key().1);
     let root = tmp.path().join("root3");
     let out = agent(
         &[
@@ -336,6 +392,7 @@ fn a_flipped_byte_in_any_artifact_installs_nothing() {
     assert!(!root.exists());
     // A bad manifest names the field and the fix.
     std::fs::write(mirror.join("manifest.json"), "{\"version\": 1, \"artifacts\": [{\"name\": \"kubectl\", \"file\": \"k\", \"sha256\": \"00\", \"size\": 1}]}").unwrap();
+    sign_mirror(&mirror, &test_key().1);
     let out = agent(
         &[
             "install",
@@ -451,6 +508,135 @@ struct Faults {
     hits: Arc<Mutex<BTreeMap<String, u32>>>,
 }
 
+/// The mirror's signature (manifest.json.minisig, by the real minisign through
+/// scripts/sign-mirror.sh) is what makes its SHA-256 sums trustworthy: a manifest changed
+/// after signing (an artifact replaced together with its sum), a signature by another key and
+/// an unsigned mirror are refused with exit 2 and an untouched root, from a directory and over
+/// HTTP; `--allow-unsigned` installs with a warning; the key pinned at
+/// /etc/eks-node-agent/mirror.pub (under --root) is the default trust.
+#[test]
+fn tampered_wrongly_signed_and_unsigned_mirrors_install_nothing() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mirror = tmp.path().join("mirror");
+    let expected = build_mirror(&mirror);
+    let server = PyHttp::start(&mirror);
+    let url = format!("http://127.0.0.1:{}", server.port);
+    let root = tmp.path().join("root");
+    std::fs::create_dir_all(&root).unwrap();
+    let before = snapshot(&root);
+    let r = root.to_str().unwrap();
+    let refused = |out: &Output, want: &str| {
+        let err = stderr(out);
+        assert_eq!(out.status.code(), Some(2), "{want}: {err}");
+        assert!(err.contains(want), "{want}: {err}");
+        assert!(
+            err.contains("manifest.json.minisig") || err.contains("trusted key"),
+            "{err}"
+        );
+        assert_eq!(snapshot(&root), before, "{want}: the root changed");
+    };
+
+    // 1. The mirror replaces kubelet and puts the new file's sum in the manifest: the sums
+    //    agree with the files, the signature no longer agrees with the manifest.
+    let signature = std::fs::read(mirror.join("manifest.json.minisig")).unwrap();
+    std::fs::write(mirror.join("bin/kubelet"), script("evil-kubelet")).unwrap();
+    write_unsigned_manifest(&mirror);
+    for from in [mirror.to_str().unwrap(), &url] {
+        let out = agent(&["install", "--from", from, "--root", r], &[]);
+        refused(
+            &out,
+            "the manifest was changed after it was signed; nothing was installed",
+        );
+    }
+    // ... and --allow-unsigned does not let a wrong signature through.
+    let out = agent(
+        &[
+            "install",
+            "--from",
+            &url,
+            "--root",
+            r,
+            "--allow-unsigned",
+            "--trusted-key",
+            test_key().0.to_str().unwrap(),
+        ],
+        &[],
+    );
+    refused(&out, "the manifest was changed after it was signed");
+    std::fs::write(mirror.join("bin/kubelet"), script("kubelet")).unwrap();
+    write_unsigned_manifest(&mirror);
+    std::fs::write(mirror.join("manifest.json.minisig"), &signature).unwrap();
+
+    // 2. Signed, but by a key the node does not trust.
+    let other = tmp.path().join("other-key");
+    let (other_public, _) = new_key(&other);
+    let out = agent(
+        &[
+            "install",
+            "--from",
+            &url,
+            "--root",
+            r,
+            "--trusted-key",
+            other_public.to_str().unwrap(),
+        ],
+        &[],
+    );
+    refused(&out, "was made with a key that is not trusted");
+
+    // 3. Unsigned.
+    std::fs::remove_file(mirror.join("manifest.json.minisig")).unwrap();
+    for from in [mirror.to_str().unwrap(), &url] {
+        let out = agent(&["install", "--from", from, "--root", r], &[]);
+        refused(&out, "not found: the mirror is not signed");
+    }
+    let out = agent(
+        &["install", "--from", &url, "--root", r, "--allow-unsigned"],
+        &[],
+    );
+    let err = stderr(&out);
+    assert!(out.status.success(), "{err}");
+    assert!(
+        err.contains("--allow-unsigned") && err.contains("NOT checked"),
+        "{err}"
+    );
+    assert_installed(&root, &expected);
+
+    // 4. No key pinned and none given: refused; the key pinned under the root is the default.
+    sign_mirror(&mirror, &test_key().1);
+    let fresh = tmp.path().join("fresh");
+    std::fs::create_dir_all(&fresh).unwrap();
+    let f = fresh.to_str().unwrap();
+    let out = agent_as_given(&["install", "--from", &url, "--root", f], &[]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(stderr(&out).contains("no trusted key"), "{}", stderr(&out));
+    assert!(snapshot(&fresh).is_empty());
+    let pinned = fresh.join("etc/eks-node-agent/mirror.pub");
+    std::fs::create_dir_all(pinned.parent().unwrap()).unwrap();
+    std::fs::copy(&test_key().0, &pinned).unwrap();
+    let out = agent_as_given(&["install", "--from", &url, "--root", f], &[]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_installed(&fresh, &expected);
+
+    // 5. Credentials in the mirror URL are refused and never echoed.
+    let out = agent(
+        &[
+            "install",
+            "--from",
+            "https://robot:MIRRORPW42@127.0.0.1:9/",
+            "--root",
+            f,
+        ],
+        &[],
+    );
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        !err.contains("MIRRORPW42") && err.contains("credentials"),
+        "{err}"
+    );
+}
+
 fn faulty_server(dir: PathBuf, faults: Faults) -> (u16, std::sync::mpsc::Sender<()>) {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port();
@@ -530,7 +716,9 @@ fn url_downloads_retry_5xx_and_dropped_connections_but_not_404() {
     assert_installed(&root, &expected);
     let hits = faults.hits.lock().unwrap().clone();
     assert_eq!(hits["manifest.json"], 4, "3 faults then success: {hits:?}");
-    assert_eq!(hits.values().sum::<u32>(), 6 + 3, "{hits:?}");
+    // The manifest, its signature and five artifacts, plus the three faults.
+    assert_eq!(hits["manifest.json.minisig"], 1, "{hits:?}");
+    assert_eq!(hits.values().sum::<u32>(), 7 + 3, "{hits:?}");
 
     // 404: not retried, bad input, nothing written.
     faults.hits.lock().unwrap().clear();

@@ -3,6 +3,7 @@
 #![allow(clippy::unwrap_used)]
 
 mod apply;
+mod audit;
 mod auth;
 mod cli;
 mod config;
@@ -10,9 +11,11 @@ mod daemon;
 mod discovery;
 mod e2e;
 mod faults;
+mod hardening;
 mod init;
 mod install;
 mod kubeadm;
+mod lifecycle;
 mod max_pods;
 mod status;
 mod vm;

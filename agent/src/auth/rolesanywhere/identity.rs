@@ -1,6 +1,11 @@
 //! The node's X.509 identity for IAM Roles Anywhere: its certificate (and intermediates) and
 //! the private key that goes with it, read from PEM. Keys are RSA or ECDSA (P-256, P-384),
 //! unencrypted, in PKCS#8, PKCS#1 or SEC1 form.
+//!
+//! RSA signs with aws-lc-rs (constant-time RSASSA-PKCS1-v1_5; the `rsa` crate's
+//! non-constant-time operations are RUSTSEC-2023-0071, "Marvin"). ECDSA signs with RustCrypto's
+//! p256/p384, whose arithmetic is constant-time: aws-lc-rs has no P-384 signer over SHA-256,
+//! the digest Roles Anywhere's `AWS4-X509-ECDSA-SHA256` prescribes for every curve.
 
 use std::path::Path;
 
@@ -20,8 +25,8 @@ const OID_P384: &str = "1.3.132.0.34";
 
 /// A private key that can sign `CreateSession`.
 pub enum PrivateKey {
-    /// RSA, signing RSASSA-PKCS1-v1_5 with SHA-256.
-    Rsa(Box<rsa::pkcs1v15::SigningKey<Sha256>>),
+    /// RSA (2048 to 8192 bits), signing RSASSA-PKCS1-v1_5 with SHA-256.
+    Rsa(Box<aws_lc_rs::signature::RsaKeyPair>),
     /// ECDSA on P-256.
     P256(p256::ecdsa::SigningKey),
     /// ECDSA on P-384 (still over a SHA-256 digest, as the algorithm name says).
@@ -51,10 +56,19 @@ impl PrivateKey {
     /// Signs `message` (the string to sign): SHA-256, then RSA PKCS#1 v1.5 or ECDSA (DER).
     pub fn sign(&self, message: &[u8]) -> Result<Vec<u8>, String> {
         use p256::ecdsa::signature::hazmat::PrehashSigner;
-        use rsa::signature::{SignatureEncoding, Signer};
         let digest = Sha256::digest(message);
         match self {
-            PrivateKey::Rsa(k) => Ok(k.try_sign(message).map_err(|e| e.to_string())?.to_vec()),
+            PrivateKey::Rsa(k) => {
+                let mut signature = vec![0; k.public_modulus_len()];
+                k.sign(
+                    &aws_lc_rs::signature::RSA_PKCS1_SHA256,
+                    &aws_lc_rs::rand::SystemRandom::new(),
+                    message,
+                    &mut signature,
+                )
+                .map_err(|_| "RSA signing failed".to_owned())?;
+                Ok(signature)
+            }
             PrivateKey::P256(k) => {
                 let sig: p256::ecdsa::Signature =
                     k.sign_prehash(&digest).map_err(|e| e.to_string())?;
@@ -73,12 +87,9 @@ impl PrivateKey {
     fn public_key_bits(&self) -> Vec<u8> {
         match self {
             PrivateKey::Rsa(k) => {
-                use rsa::pkcs1::EncodeRsaPublicKey;
-                let private: &rsa::RsaPrivateKey = k.as_ref().as_ref();
-                rsa::RsaPublicKey::from(private)
-                    .to_pkcs1_der()
-                    .map(|d| d.as_bytes().to_vec())
-                    .unwrap_or_default()
+                use aws_lc_rs::signature::KeyPair;
+                // PKCS#1 RSAPublicKey DER, as in the certificate's bit string.
+                k.public_key().as_ref().to_vec()
             }
             PrivateKey::P256(k) => k
                 .verifying_key()
@@ -178,11 +189,12 @@ impl X509Identity {
         intermediates: Option<&Path>,
     ) -> Result<X509Identity, Error> {
         let read = |what: &'static str, path: &Path| {
-            std::fs::read_to_string(path).map_err(|source| Error::Read {
-                what,
-                path: path.to_owned(),
-                source,
-            })
+            crate::model::bounded::read_to_string_capped(path, crate::model::bounded::MAX_PEM_BYTES)
+                .map_err(|source| Error::Read {
+                    what,
+                    path: path.to_owned(),
+                    source,
+                })
         };
         let cert_text = read("certificate", certificate)?;
         let key_text = read("private key", key)?;
@@ -236,7 +248,6 @@ fn all_pem_blocks(text: &str) -> Result<Vec<(String, Vec<u8>)>, String> {
 /// Parses an unencrypted private key in PEM: PKCS#8, PKCS#1 RSA or SEC1 EC.
 fn parse_private_key(text: &str) -> Result<PrivateKey, String> {
     use pkcs8::DecodePrivateKey;
-    use rsa::pkcs1::DecodeRsaPrivateKey;
     let blocks = all_pem_blocks(text)?;
     for (label, der) in &blocks {
         match label.as_str() {
@@ -245,9 +256,9 @@ fn parse_private_key(text: &str) -> Result<PrivateKey, String> {
                     .map_err(|e| format!("bad PKCS#8 key: {e}"))?;
                 let alg = info.algorithm.oid.to_string();
                 if alg == OID_RSA {
-                    let k = rsa::RsaPrivateKey::from_pkcs8_der(der)
-                        .map_err(|e| format!("bad RSA key: {e}"))?;
-                    return Ok(PrivateKey::Rsa(Box::new(rsa::pkcs1v15::SigningKey::new(k))));
+                    let k = aws_lc_rs::signature::RsaKeyPair::from_pkcs8(der)
+                        .map_err(|e| format!("bad RSA key: {e} (2048 to 8192 bits)"))?;
+                    return Ok(PrivateKey::Rsa(Box::new(k)));
                 }
                 if alg == OID_EC {
                     let curve = info
@@ -266,9 +277,9 @@ fn parse_private_key(text: &str) -> Result<PrivateKey, String> {
                 ));
             }
             "RSA PRIVATE KEY" => {
-                let k = rsa::RsaPrivateKey::from_pkcs1_der(der)
-                    .map_err(|e| format!("bad PKCS#1 RSA key: {e}"))?;
-                return Ok(PrivateKey::Rsa(Box::new(rsa::pkcs1v15::SigningKey::new(k))));
+                let k = aws_lc_rs::signature::RsaKeyPair::from_der(der)
+                    .map_err(|e| format!("bad PKCS#1 RSA key: {e} (2048 to 8192 bits)"))?;
+                return Ok(PrivateKey::Rsa(Box::new(k)));
             }
             "EC PRIVATE KEY" => {
                 let ec = sec1::EcPrivateKey::try_from(der.as_slice())

@@ -34,6 +34,8 @@ pub const DEFAULT_DURATION_SECS: u32 = 3600;
 /// Shortest session the service grants.
 pub const MIN_DURATION_SECS: u32 = 900;
 /// Longest session the service grants.
+/// The largest CreateSession answer read (credentials and the subject: a few KiB).
+const MAX_ANSWER_BYTES: usize = 256 * 1024;
 pub const MAX_DURATION_SECS: u32 = 43_200;
 /// Credentials are refreshed this long before they expire.
 pub const REFRESH_BEFORE_EXPIRY: Duration = Duration::from_secs(5 * 60);
@@ -480,7 +482,12 @@ impl RolesAnywhere {
             .get("x-amzn-errortype")
             .and_then(|v| v.to_str().ok())
             .map(str::to_owned);
-        let body = resp.bytes().await?.to_vec();
+        let body = match crate::net::body::read_capped(resp, MAX_ANSWER_BYTES).await {
+            Ok(body) => body,
+            Err(crate::net::body::BodyError::Http(e)) => return Err(e),
+            // Too large for any CreateSession answer: kept short, parsed as the error it is.
+            Err(e) => e.to_string().into_bytes(),
+        };
         Ok((status, error_type, body))
     }
 

@@ -2,6 +2,7 @@
 //! endpoint, the CA or the service CIDR) EKS DescribeCluster; DescribeInstanceTypes when the
 //! embedded table lacks the instance type; on Outposts, the API server's addresses.
 
+use std::collections::BTreeMap;
 use std::net::IpAddr;
 use std::time::Duration;
 
@@ -12,22 +13,35 @@ use crate::net::{Attempt, RetryPolicy};
 /// What EC2 discovery needs from the config.
 pub type Ec2Request = DiscoverInput;
 
-/// How resolving an Outposts API server's name is retried: a local cluster's endpoint may
-/// not resolve for the first seconds after the instance boots.
-const RESOLVE_POLICY: RetryPolicy = RetryPolicy {
-    max_attempts: 10,
-    initial_backoff: Duration::from_millis(500),
-    max_backoff: Duration::from_secs(5),
+/// How resolving an Outposts API server's name is retried: like nodeadm, six tries about
+/// 200 ms apart (a local cluster's endpoint may not resolve for the first moments after the
+/// instance boots). The pause is the retry policy's equal jitter over a 400 ms ceiling, so it
+/// is never shorter than nodeadm's 200 ms; each lookup is bounded by the resolver's own
+/// timeout and 5 s.
+pub const RESOLVE_POLICY: RetryPolicy = RetryPolicy {
+    max_attempts: 6,
+    initial_backoff: Duration::from_millis(400),
+    max_backoff: Duration::from_millis(400),
     attempt_timeout: Duration::from_secs(5),
-    total_deadline: Duration::from_secs(60),
+    total_deadline: Duration::from_secs(30),
 };
+/// Instance metadata's list of the instance's tag keys (404 when the instance does not show
+/// its tags there).
+const TAGS_PATH: &str = "/latest/meta-data/tags/instance";
+/// EC2 allows 50 tags per resource; more keys than this are not read.
+const MAX_TAGS: usize = 50;
 
+/// Discovers an EC2 or Outposts instance.
 pub(super) async fn discover(
     req: &Ec2Request,
     ctx: &super::Context,
     outpost: bool,
 ) -> Result<Discovered, Error> {
-    let facts = crate::facts::discover(&ctx.imds, req).await?;
+    let (facts, lifecycle) = tokio::join!(
+        crate::facts::discover(&ctx.imds, req),
+        ctx.imds.target_lifecycle_state()
+    );
+    let facts = facts?;
     let md = &facts.instance;
     let id = &md.identity;
     let instance_type = InstanceType::parse(&id.instance_type)?;
@@ -42,6 +56,11 @@ pub(super) async fn discover(
         ipv6: md.interface.ipv6s.first().copied().map(Into::into),
         private_dns_name: Some(facts.private_dns_name.clone()).filter(|s| !s.is_empty()),
         vpc_ipv4_cidrs: md.interface.vpc_ipv4_cidr_blocks.clone(),
+        target_lifecycle_state: lifecycle?,
+        tags: match &req.tag_label_prefix {
+            Some(prefix) => instance_tags(&ctx.imds, prefix).await?,
+            None => None,
+        },
     };
     let mut found = Discovered {
         instance: Some(instance),
@@ -87,14 +106,49 @@ pub(super) async fn discover(
     Ok(found)
 }
 
+/// The instance's tags whose key starts with `prefix`, from instance metadata; `None` when the
+/// instance does not show its tags there (404: not an error, the feature is simply off).
+pub async fn instance_tags(
+    imds: &crate::facts::imds::Imds,
+    prefix: &str,
+) -> Result<Option<BTreeMap<String, String>>, Error> {
+    let Some(listing) = imds.get_text_optional(TAGS_PATH).await? else {
+        tracing::debug!("instance metadata shows no tags (tags in metadata are off)");
+        return Ok(None);
+    };
+    let mut tags = BTreeMap::new();
+    for key in listing.lines().map(str::trim).take(MAX_TAGS) {
+        // IMDS lists only keys of these characters; anything else is not asked for.
+        let plain = !key.is_empty()
+            && key
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "+-=.,_:@".contains(c));
+        if !plain || !key.starts_with(prefix) {
+            continue;
+        }
+        // A tag removed between the listing and this read is simply gone.
+        if let Some(value) = imds
+            .get_text_optional(&format!("{TAGS_PATH}/{key}"))
+            .await?
+        {
+            tags.insert(key.to_owned(), value);
+        }
+    }
+    Ok(Some(tags))
+}
+
 /// Every address the API server's name resolves to (an IP endpoint is its own address), for
 /// the /etc/hosts block that keeps a local cluster reachable when the Outpost loses its link
 /// to the region's DNS. Retried with backoff; failing for good is an error, because the
 /// block is what makes the node work disconnected.
-async fn api_server_addresses(endpoint: &str) -> Result<Vec<IpAddr>, Error> {
+pub async fn api_server_addresses(endpoint: &str) -> Result<Vec<IpAddr>, Error> {
     use std::io::{Error as IoError, ErrorKind};
     let failed = |attempts, source| Error::ApiServerAddress {
         endpoint: endpoint.to_owned(),
+        host: url::Url::parse(endpoint)
+            .ok()
+            .and_then(|u| u.host_str().map(str::to_owned))
+            .unwrap_or_else(|| endpoint.to_owned()),
         attempts,
         source,
     };
@@ -164,5 +218,31 @@ mod tests {
         );
         let err = api_server_addresses("not a url").await.unwrap_err();
         assert!(err.to_string().contains("not a url"), "{err}");
+    }
+
+    #[test]
+    fn resolving_retries_like_nodeadm_and_a_failure_names_the_host() {
+        // nodeadm: six tries, 200 ms apart. Here: six attempts, each pause jittered between
+        // 200 and 400 ms, never shorter than nodeadm's.
+        assert_eq!(RESOLVE_POLICY.max_attempts, 6);
+        for failures in 1..6 {
+            let wait = RESOLVE_POLICY.jittered_backoff(failures);
+            assert!(
+                (Duration::from_millis(200)..=Duration::from_millis(400)).contains(&wait),
+                "{wait:?}"
+            );
+        }
+        let err = Error::ApiServerAddress {
+            endpoint: "https://abc.local-cluster.example.com".into(),
+            host: "abc.local-cluster.example.com".into(),
+            attempts: 6,
+            source: std::io::Error::other("no such host"),
+        };
+        let text = err.to_string();
+        assert!(
+            text.contains("cannot resolve abc.local-cluster.example.com")
+                && text.contains("after 6 attempt(s)"),
+            "{text}"
+        );
     }
 }

@@ -10,7 +10,7 @@ mod kubeadm;
 
 use std::path::{Path, PathBuf};
 
-pub use ec2::Ec2Request;
+pub use ec2::{Ec2Request, RESOLVE_POLICY, api_server_addresses, instance_tags};
 pub use hybrid::HybridRequest;
 pub use kubeadm::KubeadmRequest;
 

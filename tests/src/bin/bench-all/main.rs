@@ -5,14 +5,17 @@
 //! bench-all [--out FILE] [--agent BIN] [--runs N] [--rounds N] [--only SECTION,...]
 //! ```
 //!
-//! Sections: size, token, run, run-growth, init, cold-start, init-growth, discovery, boot. Each prints its
-//! markdown as soon as it is measured; the file is those same sections, unchanged, under a
-//! header (machine, targets). A section that cannot run (no root, a peer missing) is written
-//! as "not measured" with the reason, and the exit code is then 1.
+//! Sections: size, token, run, run-growth, init, cold-start, init-growth, discovery, boot,
+//! lifecycle, adversarial. Each prints its markdown as soon as it is measured; the file is those
+//! same sections, unchanged, under a header (machine, targets). A section that cannot run (no
+//! root, a peer missing) is written as "not measured" with the reason, and the exit code is
+//! then 1.
 
+mod adversarial;
 mod boot;
 mod exporter;
 mod init;
+mod lifecycle;
 mod machine;
 mod proc;
 mod report;
@@ -28,6 +31,8 @@ use report::{Report, Table, verdict_word};
 
 /// Calls per command in the `token` comparison, runs of `init`, cold starts.
 const DEFAULT_RUNS: usize = 20;
+/// Runs of each adversarial input (each reads up to 16 MiB).
+const ADVERSARIAL_RUNS: usize = 5;
 /// Rounds (fresh daemons) of the `run` vs node_exporter comparison.
 const DEFAULT_ROUNDS: usize = 3;
 const SECTIONS: &[&str] = &[
@@ -40,6 +45,8 @@ const SECTIONS: &[&str] = &[
     "init-growth",
     "discovery",
     "boot",
+    "lifecycle",
+    "adversarial",
 ];
 
 /// How to read the generated file; kept here so the file can be regenerated whole.
@@ -288,6 +295,19 @@ fn run(argv: &[String]) -> Result<bool> {
     step(&mut report, want("boot"), BOOT_TITLE, |r| {
         boot::run(r, &args.agent)
     });
+    step(
+        &mut report,
+        want("lifecycle"),
+        "Lifecycle: spot notice to tainted and cordoned",
+        |r| lifecycle::run(r, &args.agent),
+    );
+
+    step(
+        &mut report,
+        want("adversarial"),
+        "Adversarial input at the caps",
+        |r| adversarial::run(r, &args.agent, args.runs.min(ADVERSARIAL_RUNS)),
+    );
 
     let elapsed = started.elapsed();
     let mut targets = Table::new(&["target (issue 10)", "this run", "verdict"]);
