@@ -206,6 +206,14 @@ pub fn cached_rootfs(target: &Path) -> Result<PathBuf, String> {
         .clone()
 }
 
+/// A stand-in for the kubelet binary in a container or VM (Debian has no kubelet package):
+/// answers `--version` as the kubelet does (init keys the kubelet's settings on it), else
+/// records the arguments systemd gave it from /etc/eks/kubelet/environment and idles like a
+/// service would.
+pub const KUBELET_STAND_IN: &str = "#!/bin/sh\n# e2e stand-in: the version, or record argv and idle\n\
+if [ \"$1\" = --version ]; then echo 'Kubernetes v1.33.5-eks-e2e'; exit 0; fi\n\
+printf '%s\\n' \"$@\" > /run/kubelet-e2e.argv\nexec sleep infinity\n";
+
 /// The .deb and .rpm of the binary the tests built (dev profile; release for a binary in
 /// `target/release`), made once per process by `scripts/package.sh --profile P --no-build` (which installs cargo-deb and
 /// cargo-generate-rpm if they are missing).

@@ -458,10 +458,6 @@ pub const MOTO_PORT: u16 = 5000;
 /// The IMDS emulator's latency.
 pub const IMDS_LATENCY: Duration = Duration::from_millis(1);
 
-/// A stand-in for the kubelet binary (Debian has no kubelet package): records its arguments,
-/// then idles like a service.
-pub const KUBELET_STAND_IN: &str = "#!/bin/sh\n# e2e stand-in: record argv, then idle\nprintf '%s\\n' \"$@\" > /run/kubelet-e2e.argv\nexec sleep infinity\n";
-
 /// The peers of a VM test (moto with the instance; the IMDS emulator, 1 ms per answer, serving
 /// a NodeConfig with the given `localStorage` body as user data), the image and the package.
 #[derive(Debug)]
@@ -558,7 +554,7 @@ pub fn guest_files() -> Vec<GuestFile> {
     );
     vec![
         GuestFile::new("/etc/default/eks-node-agent", env, 0o644),
-        GuestFile::new("/usr/bin/kubelet", KUBELET_STAND_IN, 0o755),
+        GuestFile::new("/usr/bin/kubelet", crate::e2e::KUBELET_STAND_IN, 0o755),
         // br_netfilter is loaded at boot, as on hosts prepared for Kubernetes: init sets
         // net.bridge.* sysctls in its first phase, before the modules-load.d file it writes
         // takes effect (a fresh Debian host fails there without it).
