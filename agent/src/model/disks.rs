@@ -537,29 +537,6 @@ pub fn content_from_blkid(
     }
 }
 
-/// Decodes the octal escapes mountinfo uses for spaces, tabs, newlines and backslashes.
-fn unescape_octal(s: &str) -> String {
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'\\'
-            && i + 3 < bytes.len()
-            && bytes[i + 1..i + 4]
-                .iter()
-                .all(|c| (b'0'..=b'7').contains(c))
-        {
-            let v = (bytes[i + 1] - b'0') * 64 + (bytes[i + 2] - b'0') * 8 + (bytes[i + 3] - b'0');
-            out.push(v);
-            i += 4;
-        } else {
-            out.push(bytes[i]);
-            i += 1;
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
-}
-
 /// Parses /proc/self/mountinfo: `id parent major:minor root target options [optional...] -
 /// fstype source superoptions`. Malformed lines are skipped.
 pub fn parse_mountinfo(text: &str) -> Vec<MountEntry> {
@@ -573,10 +550,10 @@ pub fn parse_mountinfo(text: &str) -> Vec<MountEntry> {
             }
             Some(MountEntry {
                 dev: l[2].to_owned(),
-                root: PathBuf::from(unescape_octal(l[3])),
-                target: PathBuf::from(unescape_octal(l[4])),
+                root: PathBuf::from(super::procfs::unescape(l[3])),
+                target: PathBuf::from(super::procfs::unescape(l[4])),
                 fstype: r[0].to_owned(),
-                source: unescape_octal(r[1]),
+                source: super::procfs::unescape(r[1]),
             })
         })
         .collect()
