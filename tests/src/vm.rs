@@ -30,6 +30,7 @@ use std::process::Command;
 use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
+use eks_node_agent::model::text;
 use sha2::{Digest, Sha256};
 
 use crate::e2e::{self, Overlay, run_ok, which};
@@ -488,17 +489,13 @@ impl VmWorld {
             "m5d.2xlarge",
         ));
         let now = time::OffsetDateTime::now_utc();
-        let rfc3339 = |t: time::OffsetDateTime| {
-            t.format(&time::format_description::well_known::Rfc3339)
-                .unwrap_or_default()
-        };
         w.instance.credentials = Some(RoleCredentials {
             role: "EksNodeRole".into(),
             access_key_id: "ASIAVME2EROLEEXAMPLE".into(),
             secret_access_key: "vmE2eRoleSecretKey0123456789abcdefghijklm".into(),
             token: "IQoJb3JpZ2luX2VjVMSessionToken".into(),
-            expiration: rfc3339(now + time::Duration::hours(6)),
-            last_updated: rfc3339(now),
+            expiration: text::rfc3339(now + time::Duration::hours(6)),
+            last_updated: text::rfc3339(now),
         });
         let user_data = format!(
             "apiVersion: node.eks.aws/v1alpha1\nkind: NodeConfig\nspec:\n  cluster:\n    name: vm-cluster\n    apiServerEndpoint: https://ABCDEF0123456789.gr7.us-west-2.eks.amazonaws.com\n    certificateAuthority: {}\n    cidr: 172.20.0.0/16\n  instance:\n    localStorage:\n{local_storage}",
