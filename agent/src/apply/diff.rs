@@ -373,6 +373,57 @@ restart kubelet.service (inputs change)
         assert_eq!(text.matches(": unchanged").count(), 4, "{text}");
     }
 
+    /// The dry run lists the storage steps (mdadm, mkfs.xfs, mount, bind) before the files,
+    /// the unit files among the files, and under a non-host root says no block device is
+    /// touched.
+    #[test]
+    fn storage_steps_come_first_and_are_skipped_under_a_root() {
+        use crate::model::disks::{ArrayLayout, ArraySetup, BindMount, StorageLayout, Strategy};
+        let layout = StorageLayout::Array {
+            strategy: Strategy::Raid10,
+            array: ArrayLayout {
+                level: 10,
+                disks: (1..=4).map(|n| format!("/dev/nvme{n}n1").into()).collect(),
+                setup: ArraySetup::Create,
+                device: "/dev/md/kubernetes".into(),
+                format: true,
+                md_uuid: "a:b:c:d".into(),
+                mount_point: "/mnt/k8s-disks/0".into(),
+                mounted: false,
+                binds: vec![BindMount {
+                    target: "/var/lib/kubelet".into(),
+                    source: "/mnt/k8s-disks/0/kubelet".into(),
+                    service: "kubelet.service".into(),
+                    mounted: false,
+                    move_data: true,
+                }],
+            },
+        };
+        let (storage, units) = crate::render::local_storage::render(&layout);
+        let mut plan = plan();
+        plan.files.extend(units);
+        plan.storage = Some(storage);
+        let observed = Observed {
+            files: plan.files.iter().map(|f| (f, None)).collect(),
+            sysctls: Err("root is /tmp/x, not /".into()),
+            actions_skipped: Some("root is /tmp/x, not /".into()),
+        };
+        let text = render(&plan, &observed);
+        let storage_at = text.find("# local storage (before the files)").unwrap();
+        assert!(storage_at < text.find("# files").unwrap(), "{text}");
+        for want in [
+            "mdadm --create /dev/md/kubernetes --run --force --level=10 --raid-devices=4",
+            "mkfs.xfs -K -l su=8b /dev/md/kubernetes (only if",
+            "mount -t xfs -o defaults,noatime /dev/disk/by-id/md-uuid-a:b:c:d /mnt/k8s-disks/0",
+            "mount --bind /mnt/k8s-disks/0/kubelet /var/lib/kubelet",
+            "(skipped: root is /tmp/x, not /: no block device is touched)",
+            "/etc/systemd/system/var-lib-kubelet.mount (0644): new",
+            "/etc/systemd/system/kubelet.service.d/40-eks-node-agent-local-storage.conf (0644): new",
+        ] {
+            assert!(text.contains(want), "{want}\n{text}");
+        }
+    }
+
     #[test]
     fn mode_only_change_and_binary_files() {
         let spec = FileSpec::new("/etc/a", "same\n", &[]);
