@@ -206,8 +206,16 @@ pub fn cached_rootfs(target: &Path) -> Result<PathBuf, String> {
         .clone()
 }
 
-/// The .deb and .rpm of the dev-profile binary the tests built, made once per process by
-/// `scripts/package.sh --profile dev --no-build` (which installs cargo-deb and
+/// A stand-in for the kubelet binary in a container or VM (Debian has no kubelet package):
+/// answers `--version` as the kubelet does (init keys the kubelet's settings on it), else
+/// records the arguments systemd gave it from /etc/eks/kubelet/environment and idles like a
+/// service would.
+pub const KUBELET_STAND_IN: &str = "#!/bin/sh\n# e2e stand-in: the version, or record argv and idle\n\
+if [ \"$1\" = --version ]; then echo 'Kubernetes v1.33.5-eks-e2e'; exit 0; fi\n\
+printf '%s\\n' \"$@\" > /run/kubelet-e2e.argv\nexec sleep infinity\n";
+
+/// The .deb and .rpm of the binary the tests built (dev profile; release for a binary in
+/// `target/release`), made once per process by `scripts/package.sh --profile P --no-build` (which installs cargo-deb and
 /// cargo-generate-rpm if they are missing).
 #[derive(Debug, Clone)]
 pub struct Packages {
@@ -223,11 +231,17 @@ pub fn packages(agent_bin: &Path) -> Result<Packages, String> {
     PACKAGES_BUILT
         .get_or_init(|| {
             let target = target_dir(agent_bin);
+            // The profile of the binary given (the tests' dev build, or bench-all's release).
+            let profile = if agent_bin.parent().is_some_and(|d| d.ends_with("release")) {
+                "release"
+            } else {
+                "dev"
+            };
             let out_dir = target.join("e2e-packages");
             let started = Instant::now();
             let out = run_ok(
                 Command::new(crate::repo_root().join("scripts/package.sh"))
-                    .args(["--profile", "dev", "--no-build", "--out"])
+                    .args(["--profile", profile, "--no-build", "--out"])
                     .arg(&out_dir)
                     .env("CARGO_TARGET_DIR", &target)
                     .current_dir(crate::repo_root()),

@@ -114,6 +114,8 @@ pub struct Instance {
     pub outpost_arn: Option<String>,
     /// Serve metadata without a token too (HttpTokens=optional).
     pub allow_imdsv1: bool,
+    /// `block-device-mapping/`: name (`ami`, `root`, `ephemeral0`, ...) and device.
+    pub block_device_mapping: Vec<(String, String)>,
     /// The instance's tags under `tags/instance/` (None: tags are not shown in instance
     /// metadata, and the path is 404, as with `InstanceMetadataTags=disabled`).
     pub tags: Option<BTreeMap<String, String>>,
@@ -148,6 +150,10 @@ impl Instance {
             credentials: None,
             outpost_arn: None,
             allow_imdsv1: false,
+            block_device_mapping: vec![
+                ("ami".into(), "xvda".into()),
+                ("root".into(), "/dev/xvda".into()),
+            ],
             tags: None,
         }
     }
@@ -244,6 +250,9 @@ impl Instance {
             }
             put(p("subnet-id"), i.subnet_id.clone());
             put(p("vpc-id"), i.vpc_id.clone());
+        }
+        for (name, dev) in &self.block_device_mapping {
+            put(m(&format!("block-device-mapping/{name}")), dev.clone());
         }
         if let Some(c) = &self.credentials {
             for (k, v) in role_tree(c, &self.account_id) {

@@ -21,6 +21,7 @@ pub mod ssm_api;
 pub mod systemd_dbus;
 pub mod systemd_env;
 pub mod token_verifier;
+pub mod vm;
 
 use std::net::TcpListener;
 use std::path::PathBuf;

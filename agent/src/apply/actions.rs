@@ -1,6 +1,6 @@
-//! Host actions: registering an SSM hybrid activation, turning off swap files, setting up
-//! instance-store disks, linking the hybrid credentials file. Each runs a fixed program with
-//! fixed arguments (no shell), bounded in time.
+//! Host actions: registering an SSM hybrid activation, turning off swap files, linking the
+//! hybrid credentials file. Each runs a fixed program with fixed arguments (no shell), bounded
+//! in time. (The instance-store disks are the plan's storage steps, [`super::disks`].)
 
 use std::path::Path;
 use std::time::Duration;
@@ -15,7 +15,7 @@ pub const SSM_REGISTER_TIMEOUT: Duration = Duration::from_secs(120);
 pub const SWAPOFF_TIMEOUT: Duration = Duration::from_secs(300);
 
 /// Carries out one action on the host; returns what was done, for the report.
-pub async fn run(action: &HostAction, bus_address: Option<&str>) -> Result<String> {
+pub async fn run(action: &HostAction) -> Result<String> {
     match action {
         HostAction::RegisterSsm { activation, .. } => {
             let id = RegisterCommand::new(activation.clone())
@@ -28,16 +28,6 @@ pub async fn run(action: &HostAction, bus_address: Option<&str>) -> Result<Strin
         HostAction::SwapOff { path } => {
             swap_off(path).await?;
             Ok(format!("swapoff {path}"))
-        }
-        HostAction::LocalStorage(spec) => {
-            // The services using a directory that moves are stopped first when they run.
-            let systemd = super::systemd::Systemd::connect(bus_address).await?;
-            let done = super::local_storage::setup(Path::new("/"), spec, Some(&systemd)).await?;
-            Ok(if done.is_empty() {
-                "local storage already set up".to_owned()
-            } else {
-                format!("local storage: {}", done.join("; "))
-            })
         }
         HostAction::Symlink { link, target } => {
             symlink(Path::new(link), target)?;

@@ -58,6 +58,28 @@ pub fn render(plan: &Plan, observed: &Observed<'_>) -> String {
     let mut out = String::new();
     let mut changed: Vec<&Path> = Vec::new();
 
+    if let Some(storage) = &plan.storage {
+        let _ = writeln!(
+            out,
+            "# local storage (before the files)\n{}",
+            storage.summary
+        );
+        if let Some(w) = &storage.warning {
+            let _ = writeln!(out, "warning: {w}");
+        }
+        for s in &storage.steps {
+            let _ = writeln!(out, "{}", s.describe());
+        }
+        if storage.steps.is_empty() && storage.warning.is_none() {
+            let _ = writeln!(out, "(set up already: nothing to do)");
+        } else if let Some(reason) = observed.actions_skipped.as_deref()
+            && !storage.steps.is_empty()
+        {
+            let _ = writeln!(out, "(skipped: {reason}: no block device is touched)");
+        }
+        let _ = writeln!(out);
+    }
+
     let _ = writeln!(out, "# files");
     for (spec, current) in &observed.files {
         let outcome = outcome(spec, current.as_ref());
@@ -253,6 +275,7 @@ mod tests {
                 value: "1".into(),
             }],
             actions: Vec::new(),
+            storage: None,
             services: vec![
                 ServiceSpec {
                     unit: "containerd.service".into(),
@@ -348,6 +371,57 @@ restart kubelet.service (inputs change)
             "{text}"
         );
         assert_eq!(text.matches(": unchanged").count(), 4, "{text}");
+    }
+
+    /// The dry run lists the storage steps (mdadm, mkfs.xfs, mount, bind) before the files,
+    /// the unit files among the files, and under a non-host root says no block device is
+    /// touched.
+    #[test]
+    fn storage_steps_come_first_and_are_skipped_under_a_root() {
+        use crate::model::disks::{ArrayLayout, ArraySetup, BindMount, StorageLayout, Strategy};
+        let layout = StorageLayout::Array {
+            strategy: Strategy::Raid10,
+            array: ArrayLayout {
+                level: 10,
+                disks: (1..=4).map(|n| format!("/dev/nvme{n}n1").into()).collect(),
+                setup: ArraySetup::Create,
+                device: "/dev/md/kubernetes".into(),
+                format: true,
+                md_uuid: "a:b:c:d".into(),
+                mount_point: "/mnt/k8s-disks/0".into(),
+                mounted: false,
+                binds: vec![BindMount {
+                    target: "/var/lib/kubelet".into(),
+                    source: "/mnt/k8s-disks/0/kubelet".into(),
+                    service: "kubelet.service".into(),
+                    mounted: false,
+                    move_data: true,
+                }],
+            },
+        };
+        let (storage, units) = crate::render::local_storage::render(&layout);
+        let mut plan = plan();
+        plan.files.extend(units);
+        plan.storage = Some(storage);
+        let observed = Observed {
+            files: plan.files.iter().map(|f| (f, None)).collect(),
+            sysctls: Err("root is /tmp/x, not /".into()),
+            actions_skipped: Some("root is /tmp/x, not /".into()),
+        };
+        let text = render(&plan, &observed);
+        let storage_at = text.find("# local storage (before the files)").unwrap();
+        assert!(storage_at < text.find("# files").unwrap(), "{text}");
+        for want in [
+            "mdadm --create /dev/md/kubernetes --run --force --level=10 --raid-devices=4",
+            "mkfs.xfs -K -l su=8b /dev/md/kubernetes (only if",
+            "mount -t xfs -o defaults,noatime /dev/disk/by-id/md-uuid-a:b:c:d /mnt/k8s-disks/0",
+            "mount --bind /mnt/k8s-disks/0/kubelet /var/lib/kubelet",
+            "(skipped: root is /tmp/x, not /: no block device is touched)",
+            "/etc/systemd/system/var-lib-kubelet.mount (0644): new",
+            "/etc/systemd/system/kubelet.service.d/40-eks-node-agent-local-storage.conf (0644): new",
+        ] {
+            assert!(text.contains(want), "{want}\n{text}");
+        }
     }
 
     #[test]

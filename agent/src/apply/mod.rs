@@ -15,8 +15,8 @@
 
 pub mod actions;
 pub mod diff;
+pub mod disks;
 pub mod file;
-pub mod local_storage;
 pub mod manifest;
 pub mod phases;
 pub mod state;
@@ -228,14 +228,15 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
-    /// Setting up the instance-store disks failed at one step.
-    #[error("local storage: cannot {step} {target}: {detail}")]
-    LocalStorage {
-        /// What was being done: create the RAID array, format, mount, copy, bind-mount...
-        step: &'static str,
-        /// The device or directory.
-        target: String,
-        /// What went wrong (the program's message, or the system error).
+    /// A step of the instance-store setup failed (or was refused); the disks are left as
+    /// they were after the last step that succeeded.
+    #[error(
+        "local storage: `{command}` failed: {detail}. The node is not started on a half-built layout (see `eks-node-agent status`)"
+    )]
+    Disk {
+        /// The command line (it names the device).
+        command: String,
+        /// Its exit status and last lines of output, or why it was not run.
         detail: String,
     },
     /// Pointing a symbolic link at its target failed.
@@ -676,27 +677,44 @@ impl Applier {
         Ok(report)
     }
 
-    /// Carries out the plan's host actions that come before its files
-    /// ([`crate::render::HostAction::before_files`]: local storage), in order. Skipped (and
-    /// reported so) under a non-host root. Async (tokio).
-    pub async fn apply_actions_before_files(&self, plan: &Plan) -> Result<Report> {
-        self.run_actions(plan, true).await
-    }
-
-    /// Carries out the plan's other host actions in order (registration, swapoff, links).
-    /// Skipped (and reported so) under a non-host root. Async (tokio).
-    pub async fn apply_actions(&self, plan: &Plan) -> Result<Report> {
-        self.run_actions(plan, false).await
-    }
-
-    async fn run_actions(&self, plan: &Plan, before_files: bool) -> Result<Report> {
+    /// Sets the instance-store disks up (the plan's storage steps), before any file is
+    /// written. Skipped (and reported so) under a non-host root: no real block device is
+    /// touched. Async (tokio).
+    pub async fn apply_storage(&self, plan: &Plan) -> Result<Report> {
         let mut report = Report::default();
-        let actions: Vec<_> = plan
+        let Some(storage) = &plan.storage else {
+            return Ok(report);
+        };
+        if let Some(w) = &storage.warning {
+            tracing::warn!("{w}");
+        }
+        if storage.steps.is_empty() && storage.warning.is_none() {
+            tracing::info!(layout = %storage.summary, "local storage is set up already");
+        }
+        if !self.root.is_host() {
+            if !storage.steps.is_empty() {
+                report.skipped.push(Skipped {
+                    what: "local storage".into(),
+                    reason: format!(
+                        "root is {}, not /: no block device is touched",
+                        self.root.dir().display()
+                    ),
+                });
+            }
+            return Ok(report);
+        }
+        let done = disks::apply(storage, self.bus_address.as_deref()).await?;
+        report
             .actions
-            .iter()
-            .filter(|a| a.before_files() == before_files)
-            .collect();
-        if actions.is_empty() {
+            .extend(done.into_iter().map(|d| format!("local storage: {d}")));
+        Ok(report)
+    }
+
+    /// Carries out the plan's host actions in order (registration, swapoff, links). Skipped
+    /// (and reported so) under a non-host root. Async (tokio).
+    pub async fn apply_actions(&self, plan: &Plan) -> Result<Report> {
+        let mut report = Report::default();
+        if plan.actions.is_empty() {
             return Ok(report);
         }
         if !self.root.is_host() {
@@ -706,10 +724,8 @@ impl Applier {
             });
             return Ok(report);
         }
-        for action in actions {
-            report
-                .actions
-                .push(actions::run(action, self.bus_address.as_deref()).await?);
+        for action in &plan.actions {
+            report.actions.push(actions::run(action).await?);
         }
         Ok(report)
     }

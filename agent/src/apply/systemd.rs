@@ -185,30 +185,41 @@ impl Systemd {
         })
     }
 
-    /// The unit's `ActiveState`.
-    pub async fn active_state(&self, unit: &str) -> Result<String> {
+    /// The unit's object (loaded if needed: a unit without a unit file loads as `not-found`).
+    async fn unit(&self, unit: &str) -> Result<UnitProxy<'static>> {
         let path = self
             .manager
             .load_unit(unit)
             .await
             .map_err(dbus_err("LoadUnit", unit))?;
-        let proxy = UnitProxy::builder(&self.connection)
+        UnitProxy::builder(&self.connection)
             .path(path)
             .map_err(dbus_err("LoadUnit", unit))?
             .cache_properties(CacheProperties::No)
             .build()
             .await
-            .map_err(dbus_err("LoadUnit", unit))?;
-        proxy
+            .map_err(dbus_err("LoadUnit", unit))
+    }
+
+    /// The unit's `ActiveState`.
+    pub async fn active_state(&self, unit: &str) -> Result<String> {
+        self.unit(unit)
+            .await?
             .active_state()
             .await
             .map_err(dbus_err("Get ActiveState", unit))
     }
 
-    /// Stops `unit` and waits for the job (bounded by [`JOB_TIMEOUT`]).
-    pub async fn stop(&self, unit: &str) -> Result<()> {
-        self.subscribe().await?;
-        self.run_job(JobMethod::Stop, unit, JOB_TIMEOUT).await
+    /// Whether the unit has no unit file (`LoadState=not-found`): an optional service that is
+    /// not installed.
+    async fn not_installed(&self, unit: &str) -> Result<bool> {
+        let state = self
+            .unit(unit)
+            .await?
+            .load_state()
+            .await
+            .map_err(dbus_err("Get LoadState", unit))?;
+        Ok(state == "not-found")
     }
 
     /// Starts `unit` and waits for the job (bounded by [`JOB_TIMEOUT`]).
@@ -277,6 +288,17 @@ impl Systemd {
         Ok(())
     }
 
+    /// Stops `unit` if it is active, waiting (bounded) for the job; returns whether it was.
+    pub async fn stop_if_active(&self, unit: &str, bound: Duration) -> Result<bool> {
+        let state = self.active_state(unit).await?;
+        if !matches!(state.as_str(), "active" | "reloading" | "activating") {
+            return Ok(false);
+        }
+        self.subscribe().await?;
+        self.run_job(JobMethod::Stop, unit, bound).await?;
+        Ok(true)
+    }
+
     /// Carries out `actions` and brings up `services` in order, recording into `report`.
     pub async fn bring_up(
         &self,
@@ -300,6 +322,13 @@ impl Systemd {
         }
         let planned = |u: &String| services.iter().any(|s| &s.unit == u);
         for unit in actions.restart.iter().filter(|u| !planned(u)) {
+            // A drop-in for an optional service that is not installed (the SOCI snapshotter's
+            // local-storage drop-in): nothing runs, so nothing to restart (systemd would answer
+            // TryRestartUnit with NoSuchUnit).
+            if self.not_installed(unit).await? {
+                tracing::info!(unit = %unit, "not installed: nothing to restart");
+                continue;
+            }
             self.run_job(JobMethod::TryRestart, unit, bounds.job)
                 .await?;
             report.units_restarted.push(unit.clone());

@@ -32,7 +32,7 @@
 //! The files, one per check or family:
 //!
 //! - `status`'s: [`credentials`], [`sts`], [`api_server`], [`node_ip`], [`clock`], [`swap`],
-//!   [`versions`], [`proxy`], [`ports`];
+//!   [`versions`], [`proxy`], [`ports`], [`local_storage`];
 //! - `run`'s: [`units`] and [`probes`] (kubelet, VPC CNI, storage, kubelet certificate),
 //!   [`network`] (the CNI the node runs, its interfaces), [`cri`] (containerd), [`pods`]
 //!   (pods stuck terminating), [`kernel`]
@@ -48,6 +48,7 @@ pub mod daemon;
 pub mod ecs;
 pub mod iam;
 pub mod kernel;
+pub mod local_storage;
 pub mod network;
 pub mod node_ip;
 pub mod nvml;

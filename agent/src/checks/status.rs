@@ -23,7 +23,9 @@ use serde::Serialize;
 
 use super::api_server::{self, ApiProbe};
 pub use super::clock::ClockSource;
-use super::{Outcome, Status, clock, credentials, node_ip, ports, proxy, sts, swap, versions};
+use super::{
+    Outcome, Status, clock, credentials, local_storage, node_ip, ports, proxy, sts, swap, versions,
+};
 use crate::auth::Clock;
 use crate::auth::credentials::Env;
 use crate::config::NodeConfig;
@@ -73,9 +75,12 @@ pub const ECS_AGENT: &str = "ecs-agent";
 /// ECS hosts: Docker answers `/_ping`.
 pub const ECS_DOCKER: &str = "docker";
 
+/// The instance-store disks are set up as spec.instance.localStorage asks.
+pub const LOCAL_STORAGE: &str = "local-storage";
+
 /// Every check of an EKS node, in output order (an ECS host's are [`ECS_CONFIG`],
 /// [`CREDENTIALS`], [`ECS_CLUSTER`], [`ECS_AGENT`], [`ECS_DOCKER`], [`CLOCK`]).
-pub const ALL: [&str; 10] = [
+pub const ALL: [&str; 11] = [
     CREDENTIALS,
     STS_IDENTITY,
     API_SERVER,
@@ -86,6 +91,7 @@ pub const ALL: [&str; 10] = [
     CONTAINERD,
     PROXY,
     PORTS,
+    LOCAL_STORAGE,
 ];
 
 /// What a check with an empty fix prints as its fix.
@@ -511,6 +517,8 @@ fn local_checks(inputs: &Inputs) -> Local {
         })
         .unwrap_or_default();
     let holders = ports::socket_holders(&inputs.proc_root, &wanted);
+    let (record, mounts) = local_storage::read(&inputs.host_root, &inputs.proc_root);
+    let settings = inputs.config.spec.instance.local_storage.settings();
     Local {
         results: vec![
             Checked::new(CLOCK, clock::check(&clock)),
@@ -519,6 +527,10 @@ fn local_checks(inputs: &Inputs) -> Local {
                 swap::check(&swaps, inputs.config.spec.kubelet.fail_swap_on()),
             ),
             Checked::new(PORTS, ports::check(&listeners, &holders)),
+            Checked::new(
+                LOCAL_STORAGE,
+                local_storage::check(settings.as_ref(), record.as_ref(), &mounts),
+            ),
         ],
         proxy: proxy::gather(&inputs.config, &inputs.host_root, inputs.env.as_ref()),
     }

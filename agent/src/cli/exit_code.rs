@@ -29,6 +29,7 @@ fn classify_one(err: &(dyn std::error::Error + 'static)) -> Option<Code> {
         crate::facts::ecs_agent::Error,
         crate::facts::host::KubeletVersionError,
         crate::compute::values::Error,
+        crate::compute::local_storage::Error,
         crate::compute::Error,
         crate::apply::Error,
         crate::install::Error,

@@ -41,9 +41,18 @@ pub struct InitArgs {
     /// Apply under this directory instead of `/` (skips sysctls and services).
     #[arg(long, value_name = "DIR")]
     root: Option<PathBuf>,
-    /// Leave out a phase: `config` (files, sysctls) or `run` (services). Repeatable.
+    /// Leave out a phase: `config` (disks, files, sysctls) or `run` (services). Repeatable.
     #[arg(long, value_enum, value_name = "PHASE")]
     skip: Vec<Phase>,
+    /// Which /dev/disk/by-id links are instance-store disks (`*` and `?` wildcards), for
+    /// spec.instance.localStorage.
+    #[arg(
+        long,
+        value_name = "GLOB",
+        env = "EKS_NODE_AGENT_LOCAL_DISK_PATTERN",
+        default_value = crate::facts::disks::DEFAULT_DISK_PATTERN
+    )]
+    local_disk_pattern: String,
     /// The kubelet binary whose `--version` keys the kubelet's settings.
     #[arg(long, value_name = "PATH", default_value = KUBELET_BINARY)]
     kubelet_binary: PathBuf,
@@ -115,6 +124,8 @@ pub(crate) fn run_loaded(loaded: Loaded) -> anyhow::Result<exit::Code> {
         dry_run: false,
         root: None,
         skip: Vec::new(),
+        local_disk_pattern: std::env::var("EKS_NODE_AGENT_LOCAL_DISK_PATTERN")
+            .unwrap_or_else(|_| crate::facts::disks::DEFAULT_DISK_PATTERN.to_owned()),
         kubelet_binary: PathBuf::from(KUBELET_BINARY),
         kubelet_version: None,
         strict: false,
@@ -298,7 +309,18 @@ async fn register_and_discover(
         report.merge(applier.apply_actions(&registration).await?);
     }
     let context = facts::provider::Context::new(imds, root.dir());
-    let found = provider.discover(&context).await?;
+    let mut found = provider.discover(&context).await?;
+    if config.spec.instance.local_storage.strategy.is_some()
+        && (args.dry_run || !args.skip.contains(&Phase::Config))
+    {
+        let query = facts::disks::Query {
+            pattern: args.local_disk_pattern.clone(),
+            root: root.dir().to_path_buf(),
+        };
+        let on_ec2 = matches!(provider.name(), "ec2" | "outpost");
+        found.local_storage =
+            Some(facts::disks::discover(&query, on_ec2.then_some(&context.imds)).await?);
+    }
     Ok((provider, found))
 }
 
@@ -342,7 +364,25 @@ async fn execute(
     phases.done("discover", t);
 
     let t = Instant::now();
-    let node = resolve(&loaded, found, kubelet)?;
+    let node = match resolve(&loaded, found, kubelet) {
+        Ok(node) => node,
+        Err(e) => {
+            // A layout the disks cannot take (RAID10 short of disks, a member gone) is what
+            // `status` must show: recorded as the setup's error.
+            if let (Some(compute::values::Error::LocalStorage(refused)), Some(strategy)) = (
+                e.downcast_ref::<compute::values::Error>(),
+                config.spec.instance.local_storage.strategy,
+            ) && root.is_host()
+                && !args.dry_run
+            {
+                crate::apply::disks::record_refusal(
+                    strategy.as_str(),
+                    &crate::model::text::error_chain(refused),
+                );
+            }
+            return Err(e);
+        }
+    };
     let plan = render::render(config, &node);
     tracing::info!(files = plan.files.len(), node_name = %node.node_name, max_pods = node.max_pods, "plan rendered");
     if let Some(state) = &node.warm_pool_hold {
@@ -357,7 +397,12 @@ async fn execute(
     }
     if !args.skip.contains(&Phase::Config) {
         let t = Instant::now();
-        report.merge(applier.apply_actions_before_files(&plan).await?);
+        // The disks first: files under the directories moved onto them land there.
+        if plan.storage.is_some() {
+            report.merge(applier.apply_storage(&plan).await?);
+            phases.done("storage", t);
+        }
+        let t = Instant::now();
         report.merge(applier.apply_files(&plan)?);
         report.merge(applier.apply_sysctls(&plan)?);
         report.merge(applier.apply_actions(&plan).await?);

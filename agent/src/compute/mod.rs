@@ -64,17 +64,6 @@ pub enum Error {
         /// What is wrong and what to write instead.
         reason: String,
     },
-    /// RAID10 asked for on an instance with fewer than four instance-store disks.
-    #[error(
-        "spec.instance.localStorage.strategy: RAID10 needs at least {} instance-store disks, this instance has {} ({}); use RAID0 or Mount on this instance type",
-        local_storage::RAID10_MIN_DISKS,
-        found.len(),
-        found.join(", ")
-    )]
-    Raid10Disks {
-        /// The disks found.
-        found: Vec<String>,
-    },
     /// The node would need a name from the private DNS name but there is none.
     #[error(
         "instance {instance_id} has no private DNS name to use as the node name; enable the InstanceIdNodeName feature gate to name the node after its instance ID"

@@ -82,12 +82,16 @@ pub enum Error {
     /// A derivation failed.
     #[error(transparent)]
     Compute(#[from] super::Error),
+    /// The instance-store disks cannot be laid out as configured.
+    #[error(transparent)]
+    LocalStorage(#[from] super::local_storage::Error),
 }
 
 impl crate::exit::Classify for Error {
     fn exit_code(&self) -> crate::exit::Code {
         match self {
             Error::Compute(e) => e.exit_code(),
+            Error::LocalStorage(e) => e.exit_code(),
             Error::Missing { .. }
             | Error::Invalid { .. }
             | Error::NodeName { .. }
@@ -281,8 +285,6 @@ impl<'a> Common<'a> {
             config.spec.containerd.config.as_deref(),
             containerd_major,
         )?;
-        let (local_storage, why) = super::local_storage::local_storage(config, &found.host)?;
-        explain.insert("local storage".to_owned(), why);
         let labels = super::labels::accelerator_labels(&found.host);
         for key in labels.keys() {
             explain.insert(
@@ -338,14 +340,31 @@ impl<'a> Common<'a> {
             default_runtime,
             containerd_user_config,
             fast_image_pull,
-            local_storage,
+            local_storage: None,
             explain,
         })
     }
 }
 
-/// Resolves the node's values from its config and what discovery found.
+/// Resolves the node's values from its config and what discovery found, the instance-store
+/// layout included.
 pub fn resolve(config: &NodeConfig, found: &Discovered) -> Result<NodeValues, Error> {
+    let mut values = resolve_node(config, found)?;
+    // The disks are read only when they are set up (init's config phase, dry runs).
+    if let (Some(settings), Some(facts)) = (
+        config.spec.instance.local_storage.settings(),
+        found.local_storage.as_ref(),
+    ) {
+        let layout = super::local_storage::layout(&settings, facts)?;
+        values
+            .explain
+            .insert("local storage".to_owned(), layout.summary());
+        values.local_storage = Some(layout);
+    }
+    Ok(values)
+}
+
+fn resolve_node(config: &NodeConfig, found: &Discovered) -> Result<NodeValues, Error> {
     if config.is_kubeadm() {
         return resolve_kubeadm(config, found);
     }

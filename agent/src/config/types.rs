@@ -307,23 +307,12 @@ impl LocalStorageOptions {
     }
 }
 
-/// `spec.instance.localStorage.strategy`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
-pub enum LocalStorageStrategy {
-    /// Stripe all instance-store disks.
-    #[serde(rename = "RAID0")]
-    Raid0,
-    /// Stripe mirrored pairs.
-    #[serde(rename = "RAID10")]
-    Raid10,
-    /// Mount each disk separately.
-    Mount,
-}
+/// `spec.instance.localStorage.strategy`: `RAID0`, `RAID10` or `Mount` (the model's type).
+pub use crate::model::disks::Strategy as LocalStorageStrategy;
 
-/// `spec.instance.localStorage.disabledMounts[]`: a directory kept on the root volume. A name
-/// nodeadm does not know is kept as [`DisabledMount::Unknown`]: a warning (an error under
-/// `--strict`), as nodeadm ignores it.
+/// `spec.instance.localStorage.disabledMounts[]`: a directory kept on the root volume
+/// (`/var/lib/kubelet` always moves). A name nodeadm does not know is kept as
+/// [`DisabledMount::Unknown`]: a warning (an error under `--strict`), as nodeadm ignores it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum DisabledMount {
     /// Keep /var/lib/containerd on the root volume.
@@ -387,6 +376,37 @@ impl DisabledMount {
             "SOCI" => DisabledMount::Soci,
             other => DisabledMount::Unknown(other.to_owned()),
         }
+    }
+}
+
+impl LocalStorageOptions {
+    /// What `init` does with the instance-store disks; `None` when no strategy is set.
+    pub fn settings(&self) -> Option<crate::model::disks::StorageSettings> {
+        use crate::model::disks::{DEFAULT_MOUNT_PATH, STATE_DIRS, StorageSettings};
+        let strategy = self.strategy?;
+        let binds = if strategy == LocalStorageStrategy::Mount {
+            Vec::new()
+        } else {
+            STATE_DIRS
+                .iter()
+                .filter(|d| {
+                    d.disabled_by
+                        .is_none_or(|name| !self.disabled_mounts.iter().any(|m| m.name() == name))
+                })
+                .copied()
+                .collect()
+        };
+        Some(StorageSettings {
+            strategy,
+            mount_path: std::path::PathBuf::from(
+                self.mount_path
+                    .as_deref()
+                    .map(|p| p.trim_end_matches('/'))
+                    .filter(|p| !p.is_empty())
+                    .unwrap_or(DEFAULT_MOUNT_PATH),
+            ),
+            binds,
+        })
     }
 }
 

@@ -294,15 +294,63 @@ fn flag_name(flag: &str) -> &str {
     body.split_once('=').map_or(body, |(n, _)| n)
 }
 
+/// Kernel and runtime filesystems the instance-store disks must not be mounted under.
+const VIRTUAL_FS_ROOTS: [&str; 4] = ["/proc", "/sys", "/dev", "/run"];
+
+/// `spec.instance.localStorage.mountPath`: an absolute, plain path (it becomes systemd unit
+/// names and `Where=` lines), outside the kernel's filesystems and outside the directories the
+/// array is bind-mounted onto.
+fn mount_path(p: &str) -> Result<(), String> {
+    use std::path::{Component, Path};
+    if !p.starts_with('/') {
+        return Err(format!("{} is not an absolute path", echo(p)));
+    }
+    if let Some(bad) = p.chars().find(|ch| {
+        !(ch.is_ascii_alphanumeric() || matches!(ch, '/' | '.' | '_' | '-' | '+' | '@' | ':' | ','))
+    }) {
+        return Err(format!(
+            "{} contains {bad:?}; use letters, digits and / . _ - + @ : , only",
+            echo(p)
+        ));
+    }
+    let path = Path::new(p);
+    if path
+        .components()
+        .any(|c| matches!(c, Component::ParentDir | Component::CurDir))
+    {
+        return Err(format!("{} contains . or .. components", echo(p)));
+    }
+    if path.components().count() < 2 {
+        return Err(format!(
+            "{} is the root directory; use a directory such as /mnt/k8s-disks",
+            echo(p)
+        ));
+    }
+    if let Some(fs) = VIRTUAL_FS_ROOTS.iter().find(|r| path.starts_with(r)) {
+        return Err(format!(
+            "{} is under {fs}, a kernel filesystem; use a directory such as /mnt/k8s-disks",
+            echo(p)
+        ));
+    }
+    if let Some(d) = crate::model::disks::STATE_DIRS
+        .iter()
+        .find(|d| path.starts_with(d.path))
+    {
+        return Err(format!(
+            "{} is under {}, which is bind-mounted from the array; use a directory such as /mnt/k8s-disks",
+            echo(p),
+            d.path
+        ));
+    }
+    Ok(())
+}
+
 fn check_instance(c: &mut Checker<'_>, config: &NodeConfig) {
     let instance = &config.spec.instance;
     if let Some(p) = instance.local_storage.mount_path.as_deref()
-        && !p.starts_with('/')
+        && let Err(reason) = mount_path(p)
     {
-        c.fail(
-            "spec.instance.localStorage.mountPath",
-            format!("{} is not an absolute path", echo(p)),
-        );
+        c.fail("spec.instance.localStorage.mountPath", reason);
     }
     for (unit, vars) in &instance.environment {
         if unit.is_empty() || unit.contains('/') || unit.chars().any(char::is_whitespace) {
@@ -1007,6 +1055,26 @@ pub fn is_uuid(s: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn mount_paths_are_plain_absolute_and_outside_kernel_and_bind_dirs() {
+        assert!(mount_path("/mnt/k8s-disks").is_ok());
+        assert!(mount_path("/data/instance-store").is_ok());
+        for (bad, why) in [
+            ("mnt/k8s", "not an absolute path"),
+            ("/", "root directory"),
+            ("/proc/disks", "under /proc"),
+            ("/sys", "under /sys"),
+            ("/run/disks", "under /run"),
+            ("/var/lib/containerd/x", "under /var/lib/containerd"),
+            ("/mnt/../etc", ". or .."),
+            ("/mnt/a b", "contains ' '"),
+            ("/mnt/50%", "contains '%'"),
+        ] {
+            let err = mount_path(bad).unwrap_err();
+            assert!(err.contains(why), "{bad}: {err}");
+        }
+    }
 
     #[test]
     fn names_regions_and_uuids() {

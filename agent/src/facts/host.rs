@@ -5,7 +5,7 @@
 //! [`crate::model::procfs`].
 
 use std::net::IpAddr;
-use std::path::{Component, Path, PathBuf};
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -59,14 +59,6 @@ const SOCI_SNAPSHOTTER: [&str; 2] = [
 const UNPIGZ: &str = "/usr/bin/unpigz";
 /// How long `kubelet --version` or `containerd --version` may run.
 pub const VERSION_TIMEOUT: Duration = Duration::from_secs(5);
-/// Where udev names disks by their ID.
-const DISKS_BY_ID: &str = "/dev/disk/by-id";
-/// The part of the by-id name of an EC2 NVMe instance-store disk.
-const INSTANCE_STORE_ID: &str = "NVMe_Instance_Storage_";
-/// The MD array name the agent (like nodeadm) gives its instance-store array.
-pub const MD_ARRAY_NAME: &str = "kubernetes";
-/// The most directory entries read from /dev/disk/by-id or /dev/md.
-const MAX_DEVICE_ENTRIES: usize = 4096;
 
 /// Reads the host (files under `root`, normally `/`). The kubelet's version is a fact of its
 /// own ([`kubelet_version`]): `init` reads it, with the binary's path as a parameter.
@@ -102,8 +94,6 @@ pub fn read(root: &Path) -> HostFacts {
             .map_or(0, |v| v as u64),
         soci_snapshotter: installed(root, &SOCI_SNAPSHOTTER),
         unpigz: installed(root, &[UNPIGZ]),
-        instance_store_disks: Vec::new(),
-        md_array: None,
         hostname: read("/proc/sys/kernel/hostname")
             .map(|h| h.trim().to_owned())
             .unwrap_or_default(),
@@ -208,66 +198,6 @@ pub fn version_output(program: &Path, timeout: Duration) -> Result<String, Strin
     })
 }
 
-/// The NVMe instance-store disks under `root` (their `/dev/disk/by-id` links resolved to host
-/// paths such as `/dev/nvme1n1`), sorted, without duplicates.
-pub fn instance_store_disks(root: &Path) -> Vec<String> {
-    let dir = root.join(DISKS_BY_ID.trim_start_matches('/'));
-    let Ok(entries) = std::fs::read_dir(&dir) else {
-        return Vec::new();
-    };
-    let mut disks: Vec<String> = entries
-        .flatten()
-        .take(MAX_DEVICE_ENTRIES)
-        .filter(|e| e.file_name().to_string_lossy().contains(INSTANCE_STORE_ID))
-        .filter_map(|e| std::fs::read_link(e.path()).ok())
-        .map(|target| resolve_link(Path::new(DISKS_BY_ID), &target))
-        .collect();
-    disks.sort();
-    disks.dedup();
-    disks
-}
-
-/// The host path a symlink in `link_dir` (a host path) points to, resolved lexically (udev's
-/// links are relative: `../../nvme1n1`).
-fn resolve_link(link_dir: &Path, target: &Path) -> String {
-    let joined = if target.is_absolute() {
-        target.to_path_buf()
-    } else {
-        link_dir.join(target)
-    };
-    let mut out = PathBuf::from("/");
-    for c in joined.components() {
-        match c {
-            Component::ParentDir => {
-                out.pop();
-            }
-            Component::Normal(part) => out.push(part),
-            Component::RootDir | Component::CurDir | Component::Prefix(_) => {}
-        }
-    }
-    out.display().to_string()
-}
-
-/// The MD array named [`MD_ARRAY_NAME`] under `root` (`/dev/md/kubernetes`, or
-/// `/dev/md/<homehost>:kubernetes` after a reboot), the last by name, as the host path of the
-/// device its udev link points to (`/dev/md127`).
-pub fn md_array(root: &Path) -> Option<String> {
-    let dir = root.join("dev/md");
-    let mut names: Vec<String> = std::fs::read_dir(&dir)
-        .ok()?
-        .flatten()
-        .take(MAX_DEVICE_ENTRIES)
-        .map(|e| e.file_name().to_string_lossy().into_owned())
-        .filter(|n| n.starts_with(MD_ARRAY_NAME) || n.ends_with(&format!(":{MD_ARRAY_NAME}")))
-        .collect();
-    names.sort();
-    let name = names.pop()?;
-    Some(match std::fs::read_link(dir.join(&name)) {
-        Ok(target) => resolve_link(Path::new("/dev/md"), &target),
-        Err(_) => format!("/dev/md/{name}"),
-    })
-}
-
 /// Whether `program` is a file in one of `PATH`'s directories.
 pub fn on_path(program: &str) -> bool {
     std::env::var_os("PATH")
@@ -333,48 +263,6 @@ pub fn parse_ssm_registration(text: &str) -> Option<NodeName> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn instance_store_disks_resolve_udev_links_and_md_arrays_are_found() {
-        let root = tempfile::tempdir().unwrap();
-        let by_id = root.path().join("dev/disk/by-id");
-        std::fs::create_dir_all(&by_id).unwrap();
-        let link = |name: &str, target: &str| {
-            std::os::unix::fs::symlink(target, by_id.join(name)).unwrap();
-        };
-        link(
-            "nvme-Amazon_EC2_NVMe_Instance_Storage_AWS1B2C3",
-            "../../nvme2n1",
-        );
-        link(
-            "nvme-Amazon_EC2_NVMe_Instance_Storage_AWS1B2C3_1",
-            "../../nvme2n1",
-        );
-        link(
-            "nvme-Amazon_EC2_NVMe_Instance_Storage_AWS0A1B2",
-            "../../nvme1n1",
-        );
-        link("nvme-Amazon_Elastic_Block_Store_vol0123", "../../nvme0n1");
-        link(
-            "nvme-Amazon_EC2_NVMe_Instance_Storage_AWSLOOP",
-            "/dev/loop7",
-        );
-        assert_eq!(
-            instance_store_disks(root.path()),
-            ["/dev/loop7", "/dev/nvme1n1", "/dev/nvme2n1"]
-        );
-        assert!(instance_store_disks(&root.path().join("none")).is_empty());
-        assert_eq!(md_array(root.path()), None);
-        std::fs::create_dir_all(root.path().join("dev/md")).unwrap();
-        std::fs::write(root.path().join("dev/md/kubernetes"), "").unwrap();
-        assert_eq!(md_array(root.path()).as_deref(), Some("/dev/md/kubernetes"));
-        std::os::unix::fs::symlink("../md127", root.path().join("dev/md/kubernetes_0")).unwrap();
-        assert_eq!(
-            md_array(root.path()).as_deref(),
-            Some("/dev/md127"),
-            "sorted by name, the last wins as in nodeadm; udev's link resolved"
-        );
-    }
 
     #[test]
     fn kubelet_version_runs_the_binary_and_a_missing_one_is_none() {

@@ -6,6 +6,8 @@
 //! are never replaced by discovered ones: the caller merges, the facts only report.
 
 pub mod cluster_info;
+pub mod command;
+pub mod disks;
 pub mod docker;
 pub mod ec2;
 pub mod ecs_agent;
@@ -96,6 +98,9 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
+    /// Reading the instance-store disks failed.
+    #[error(transparent)]
+    Disks(#[from] disks::Error),
     /// Reading the host's facts did not finish.
     #[error("reading the host's facts did not finish")]
     HostFacts(#[source] tokio::task::JoinError),

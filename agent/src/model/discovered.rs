@@ -118,14 +118,6 @@ pub struct HostFacts {
     /// `unpigz` (parallel gzip), when installed.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub unpigz: Option<PathBuf>,
-    /// The NVMe instance-store disks (`/dev/disk/by-id/*NVMe_Instance_Storage_*`, resolved),
-    /// sorted.
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub instance_store_disks: Vec<String>,
-    /// An MD array the agent (or nodeadm) assembled before (`/dev/md/kubernetes*`), when one is
-    /// there.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub md_array: Option<String>,
 }
 
 fn is_zero(n: &u64) -> bool {
@@ -154,6 +146,9 @@ pub struct Discovered {
     /// The local address of the interface that routes to the API server (hybrid nodes).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub api_route_ip: Option<IpAddr>,
+    /// The instance-store disks (read only when `spec.instance.localStorage.strategy` is set).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub local_storage: Option<super::disks::StorageFacts>,
     /// This binary's absolute path.
     pub agent_binary: PathBuf,
     /// ECS Anywhere with IAM Roles Anywhere: the first credentials file, from the session

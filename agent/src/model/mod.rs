@@ -9,6 +9,7 @@
 //! - [`node`]: the node's kind and its resolved values (the input of render);
 //! - [`discovered`]: what discovery found, typed;
 //! - [`ecs`]: ECS container instances: ecs.config keys, paths, resolved values;
+//! - [`disks`]: instance-store disks: their facts, the layout, the tools' output parsers;
 //! - [`kubeadm`]: bootstrap tokens and CA pins;
 //! - [`accelerator`]: accelerators on the PCI bus;
 //! - [`conditions`]: the Node condition types the agent owns;
@@ -22,6 +23,7 @@ pub mod asg;
 pub mod bounded;
 pub mod conditions;
 pub mod discovered;
+pub mod disks;
 pub mod ecs;
 mod error;
 pub mod ids;
@@ -42,9 +44,7 @@ pub use error::Invalid;
 pub use ids::{AvailabilityZone, ClusterName, InstanceId, InstanceType, NodeName, ProviderId};
 pub use kubeadm::{BootstrapToken, CaPin};
 pub use limits::{Hypervisor, InstanceLimits, embedded_limits, embedded_source, embedded_types};
-pub use node::{
-    BindMount, FastImagePull, KubeReserved, LocalStorage, LocalStorageKind, NodeKind, NodeValues,
-};
+pub use node::{FastImagePull, KubeReserved, NodeKind, NodeValues};
 pub use partition::{Partition, Region, partition_of};
 pub use procfs::{SwapArea, SwapKind};
 pub use version::Version;

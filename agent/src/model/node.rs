@@ -111,10 +111,10 @@ pub struct NodeValues {
     /// The `FastImagePull` setup, when the gate is on and the host is large enough.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub fast_image_pull: Option<FastImagePull>,
-    /// Instance-store disks to assemble and mount (`spec.instance.localStorage`), when there
-    /// are any.
+    /// What to do with the instance-store disks (`spec.instance.localStorage`), when a
+    /// strategy is set and the disks were read (init's config phase, dry runs).
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub local_storage: Option<LocalStorage>,
+    pub local_storage: Option<super::disks::StorageLayout>,
     /// How each derived value came about (`config show --explain`): value name -> the facts
     /// or defaults that produced it.
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
@@ -126,42 +126,6 @@ pub struct NodeValues {
 pub struct FastImagePull {
     /// The program that decompresses gzip layers (`unpigz` when installed, else `gzip`).
     pub gzip_decompressor: String,
-}
-
-/// How instance-store disks are used.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-pub enum LocalStorageKind {
-    /// One RAID0 array of every disk.
-    Raid0,
-    /// One RAID10 array of every disk (at least 4).
-    Raid10,
-    /// Each disk mounted by itself.
-    Mount,
-}
-
-/// Instance-store disks to assemble and mount, as nodeadm's `localStorage` does.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct LocalStorage {
-    /// RAID0, RAID10 or one mount per disk.
-    pub kind: LocalStorageKind,
-    /// The disks, e.g. `/dev/nvme1n1`.
-    pub disks: Vec<String>,
-    /// The array assembled before (`/dev/md/kubernetes*`), reused instead of creating one.
-    pub existing_array: Option<String>,
-    /// Where the storage is mounted: the array at `<dir>/0`, disks at `<dir>/1`, `<dir>/2`...
-    pub mount_dir: String,
-    /// Directories moved onto the array and bind-mounted back (RAID only), with the unit that
-    /// uses each.
-    pub bind_mounts: Vec<BindMount>,
-}
-
-/// A directory moved onto local storage.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct BindMount {
-    /// The directory, e.g. `/var/lib/containerd`.
-    pub path: String,
-    /// The service that uses it, stopped while it moves when running.
-    pub unit: String,
 }
 
 /// The kubelet's `kubeReserved` (see `compute::kube_reserved` for the rules).

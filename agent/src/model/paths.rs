@@ -72,5 +72,7 @@ pub const SSM_REGISTRATION: &str = "/var/lib/amazon/ssm/registration";
 pub const SSM_VAULT_DIR: &str = "/var/lib/amazon/ssm/Vault";
 /// The agent's state: the record of its files, caches, markers.
 pub const AGENT_STATE_DIR: &str = "/var/lib/eks-node-agent";
+/// What `init` did with the instance-store disks at this boot (read by `status`).
+pub const LOCAL_STORAGE_RECORD: &str = "/run/eks-node-agent/local-storage.json";
 /// The agent's runtime state (cleared at boot).
 pub const AGENT_RUN_DIR: &str = "/run/eks-node-agent";

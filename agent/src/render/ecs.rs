@@ -211,6 +211,7 @@ pub fn render(config: &NodeConfig, values: &EcsValues) -> Plan {
         files,
         sysctls: Vec::new(),
         actions: Vec::new(),
+        storage: None,
         services,
     }
 }

@@ -5,6 +5,7 @@ pub mod ecs;
 pub mod hybrid;
 pub mod kubeconfig;
 pub mod kubelet;
+pub mod local_storage;
 pub mod plan;
 pub mod system;
 
@@ -142,22 +143,23 @@ pub fn render(config: &NodeConfig, node: &NodeValues) -> Plan {
         },
     ]);
     services.extend(credentials_file.map(|(_, service)| service));
+    let storage = node.local_storage.as_ref().map(|layout| {
+        let (storage, units) = local_storage::render(layout);
+        files.extend(units);
+        storage
+    });
     let mut actions: Vec<HostAction> = node
-        .local_storage
+        .swap_off
         .iter()
-        .map(|ls| HostAction::LocalStorage(ls.clone()))
+        .map(|path| HostAction::SwapOff { path: path.clone() })
         .collect();
-    actions.extend(
-        node.swap_off
-            .iter()
-            .map(|path| HostAction::SwapOff { path: path.clone() }),
-    );
     actions.extend(hybrid::credentials_file_link(config));
     Plan {
         files,
         sysctls: system::sysctls(node),
         actions,
         services,
+        storage,
     }
 }
 

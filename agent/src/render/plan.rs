@@ -7,7 +7,6 @@ use std::path::PathBuf;
 use serde::{Deserialize, Serialize};
 
 use crate::auth::ssm::Activation;
-use crate::model::{LocalStorage, LocalStorageKind};
 
 /// Everything to write and start, in order.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
@@ -16,13 +15,16 @@ pub struct Plan {
     pub files: Vec<FileSpec>,
     /// Kernel parameters to set through /proc/sys.
     pub sysctls: Vec<Sysctl>,
-    /// Host changes that are neither files nor sysctls (registration, swap, local storage), in
-    /// order, after the files and sysctls, except those that must come first
-    /// ([`HostAction::before_files`]).
+    /// Host changes that are neither files nor sysctls (registration, swap, links), in order,
+    /// after the files and sysctls.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub actions: Vec<HostAction>,
     /// Services to bring up in the `run` phase, in start order.
     pub services: Vec<ServiceSpec>,
+    /// The instance-store disks (`spec.instance.localStorage`): set up first, before the
+    /// files, so that files under the moved directories land on the disks.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub storage: Option<super::local_storage::StoragePlan>,
 }
 
 /// One file the agent owns.
@@ -120,9 +122,6 @@ pub enum HostAction {
         /// The swap file, as /proc/swaps names it.
         path: String,
     },
-    /// Assemble and mount the instance-store disks (`spec.instance.localStorage`), moving the
-    /// state directories onto a RAID array and bind-mounting them back.
-    LocalStorage(LocalStorage),
     /// Point a symbolic link at a target, replacing what is there (an older link, or an empty
     /// directory).
     Symlink {
@@ -134,12 +133,6 @@ pub enum HostAction {
 }
 
 impl HostAction {
-    /// Whether the action runs before the plan's files are written: local storage, so that the
-    /// files under the directories it moves land on the instance-store disks.
-    pub fn before_files(&self) -> bool {
-        matches!(self, HostAction::LocalStorage(_))
-    }
-
     /// The action as one line of the dry run and the report.
     pub fn describe(&self) -> String {
         match self {
@@ -152,33 +145,6 @@ impl HostAction {
             ),
             HostAction::SwapOff { path } => {
                 format!("swapoff {path} (kubelet refuses to run with swap on)")
-            }
-            HostAction::LocalStorage(ls) => {
-                let disks = ls.disks.join(" ");
-                match ls.kind {
-                    LocalStorageKind::Mount => format!(
-                        "local storage (before the files): mount each instance-store disk ({disks}) at {}/1.. (mkfs.xfs when unformatted)",
-                        ls.mount_dir
-                    ),
-                    kind => {
-                        let level = if kind == LocalStorageKind::Raid10 {
-                            10
-                        } else {
-                            0
-                        };
-                        let array = ls.existing_array.as_ref().map_or_else(
-                            || format!("create RAID{level} /dev/md/kubernetes of {disks} (mdadm)"),
-                            |a| format!("reuse RAID array {a}"),
-                        );
-                        let binds: Vec<&str> =
-                            ls.bind_mounts.iter().map(|b| b.path.as_str()).collect();
-                        format!(
-                            "local storage (before the files): {array}, mkfs.xfs when unformatted, mount at {}/0, move and bind-mount {}",
-                            ls.mount_dir,
-                            binds.join(" ")
-                        )
-                    }
-                }
             }
             HostAction::Symlink { link, target } => format!("link {link} -> {target}"),
         }

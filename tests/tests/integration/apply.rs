@@ -55,6 +55,7 @@ fn node_plan(kubelet_max_pods: u32, proxy: &str) -> Plan {
             value: "1".into(),
         }],
         actions: Vec::new(),
+        storage: None,
         services: vec![
             ServiceSpec {
                 unit: "containerd.service".into(),
@@ -663,6 +664,42 @@ async fn systemd_affected_unit_outside_the_plan_is_try_restarted() {
         ["TryRestartUnit systemd-resolved.service"]
     );
     assert_eq!(report.units_restarted, ["systemd-resolved.service"]);
+}
+
+/// A changed drop-in for an optional service that is not installed (the SOCI snapshotter's
+/// local-storage drop-in on a host without it): no try-restart (systemd would refuse it with
+/// NoSuchUnit), and the planned services come up.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn systemd_affected_unit_that_is_not_installed_is_left_alone() {
+    let mut plan = node_plan(58, "http://p:1");
+    let node = Node::new(&plan, "active", true).await;
+    plan.files.push(FileSpec::new(
+        "/etc/systemd/system/soci-snapshotter.service.d/40-eks-node-agent-local-storage.conf",
+        "[Unit]\nRequires=var-lib-soci\\x2dsnapshotter\\x2dgrpc.mount\n",
+        &["soci-snapshotter.service"],
+    ));
+    let dry = node.applier().dry_run(&plan).unwrap();
+    assert!(
+        dry.contains("try-restart soci-snapshotter.service"),
+        "{dry}"
+    );
+    let report = node.apply(&plan).await.unwrap();
+    assert!(report.daemon_reload, "{report}");
+    assert!(
+        !node
+            .emulator
+            .actions()
+            .iter()
+            .any(|a| a.contains("soci-snapshotter")),
+        "{:?}",
+        node.emulator.actions()
+    );
+    assert!(
+        report
+            .units_restarted
+            .iter()
+            .all(|u| u != "soci-snapshotter.service")
+    );
 }
 
 // --- systemd over D-Bus, against a REAL systemd (`systemd --user`) -------------------------

@@ -130,20 +130,26 @@ fn samples() -> BTreeMap<String, Sample> {
             None,
         ),
     );
+    // Local storage acts through the plan's storage steps (mdadm, mkfs.xfs, mount) and its
+    // mount units and drop-ins, on the four instance-store disks of the RAID0 scenario.
     for strategy in ["RAID0", "RAID10", "Mount"] {
         add(
             &format!("spec.instance.localStorage.strategy={strategy}"),
-            sample("local-storage-raid10", json!(strategy), None),
+            sample("ec2-local-storage-raid0-defaults", json!(strategy), None),
         );
     }
     add(
         "spec.instance.localStorage.mountPath",
-        sample("local-storage-raid10", json!("/mnt/other"), None),
+        sample(
+            "ec2-local-storage-raid0-defaults",
+            json!("/mnt/other"),
+            None,
+        ),
     );
     for name in ["Containerd", "PodLogs", "SOCI"] {
         add(
             &format!("spec.instance.localStorage.disabledMounts={name}"),
-            sample("karpenter-user-data", json!([name]), None),
+            sample("ec2-local-storage-raid0-defaults", json!([name]), None),
         );
     }
     add(

@@ -482,6 +482,35 @@ async fn describe_cluster_with_a_ca_that_is_not_base64_pem_is_a_clear_error() {
     );
 }
 
+/// Xen instance-store disks: the `ephemeralN` entries of IMDS `block-device-mapping/`, read
+/// through the IMDSv2 client from the emulator (`ami` and `root` are not instance store).
+#[tokio::test]
+async fn xen_ephemeral_disks_come_from_the_block_device_mapping() {
+    let mut instance = Instance::example();
+    instance.block_device_mapping.extend([
+        ("ephemeral0".into(), "sdb".into()),
+        ("ephemeral1".into(), "sdc".into()),
+    ]);
+    let emu = ImdsEmulator::start(instance);
+    let imds = Imds::with_endpoint(&emu.endpoint()).unwrap();
+    let found = facts::disks::ephemeral_mappings(&imds).await.unwrap();
+    assert_eq!(
+        found,
+        [
+            ("ephemeral0".to_owned(), "sdb".to_owned()),
+            ("ephemeral1".to_owned(), "sdc".to_owned())
+        ]
+    );
+    let none = ImdsEmulator::start(Instance::example());
+    let imds = Imds::with_endpoint(&none.endpoint()).unwrap();
+    assert!(
+        facts::disks::ephemeral_mappings(&imds)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}
+
 /// Instance tags from instance metadata: 404 (tags not shown in metadata) is "no tags", not an
 /// error; shown tags are read, only those under the prefix.
 #[tokio::test]

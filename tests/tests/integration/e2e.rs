@@ -11,7 +11,7 @@ use std::process::Command;
 use std::time::Instant;
 
 use eks_node_agent_tests::e2e::{
-    self, Container, Forward, NetNs, Overlay, note, run_ok, skip_reason,
+    self, Container, Forward, KUBELET_STAND_IN, NetNs, Overlay, note, run_ok, skip_reason,
 };
 use eks_node_agent_tests::imds::{ImdsEmulator, RoleCredentials};
 use eks_node_agent_tests::moto::Moto;
@@ -440,14 +440,6 @@ fn rpm_installs_into_a_debian_root_and_its_scriptlets_run() {
         "%postun left the config dir"
     );
 }
-
-/// A stand-in for the kubelet binary inside the container (Debian has no kubelet package):
-/// answers `--version` as the kubelet does (init keys the kubelet's settings on it), else
-/// records the arguments systemd gave it from /etc/eks/kubelet/environment and idles like a
-/// service would.
-const KUBELET_STAND_IN: &str = "#!/bin/sh\n# e2e stand-in: the version, or record argv and idle\n\
-if [ \"$1\" = --version ]; then echo 'Kubernetes v1.33.5-eks-e2e'; exit 0; fi\n\
-printf '%s\\n' \"$@\" > /run/kubelet-e2e.argv\nexec sleep infinity\n";
 
 /// Ports inside the container's own network namespace.
 const IMDS_PORT_INSIDE: u16 = 1338;

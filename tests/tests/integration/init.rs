@@ -59,6 +59,15 @@ pub fn check_plan(dir: &Path, registration: &render::Plan, plan: &render::Plan) 
     for a in &registration.actions {
         summary.push_str(&format!("before discovery: {}\n", a.describe()));
     }
+    if let Some(storage) = &plan.storage {
+        summary.push_str(&format!("storage {}\n", storage.summary));
+        if let Some(w) = &storage.warning {
+            summary.push_str(&format!("storage warning: {w}\n"));
+        }
+        for step in &storage.steps {
+            summary.push_str(&format!("storage step: {}\n", step.describe()));
+        }
+    }
     for f in &plan.files {
         let rel = f.path.strip_prefix("/").unwrap();
         let path = expected_dir.join(rel);
@@ -102,8 +111,8 @@ pub fn check_plan(dir: &Path, registration: &render::Plan, plan: &render::Plan) 
 /// `discovered.yaml` (what IMDS, EC2, EKS and the host reported) and optionally a fake sysfs
 /// tree `sys/`, and the expected output: `expected/` (every file with its host path) and
 /// `expected.plan` (the registration before discovery when the node is an unregistered SSM
-/// hybrid node, as if the SSM agent were installed; modes, units affected, sysctls, host
-/// actions, services). `EKS_AGENT_UPDATE_GOLDEN=1` regenerates.
+/// hybrid node, as if the SSM agent were installed; modes, units affected, the local storage
+/// steps, sysctls, host actions, services). `EKS_AGENT_UPDATE_GOLDEN=1` regenerates.
 #[test]
 fn golden_init_scenarios() {
     let root = repo_root().join("tests/golden/init");
@@ -195,7 +204,8 @@ mod karpenter {
         assert_eq!(dropin["shutdownGracePeriod"], "45s");
         let plan = std::fs::read_to_string(dir.join("../expected.plan")).unwrap();
         assert!(
-            plan.contains("action local storage (before the files): create RAID0 /dev/md/kubernetes of /dev/nvme1n1"),
+            plan.contains("storage step: mdadm --create /dev/md/kubernetes --run --force --level=0 --raid-devices=1")
+                && plan.contains(" /dev/nvme1n1\n"),
             "{plan}"
         );
     }

@@ -18,9 +18,9 @@ mod init;
 mod install;
 mod kubeadm;
 mod lifecycle;
-mod local_storage;
 mod max_pods;
 mod status;
+mod vm;
 
 /// Path of the agent binary: this package's own `eks-node-agent`, which cargo builds for its
 /// integration tests, or `EKS_NODE_AGENT_TEST_BIN` (scripts/order-file.sh runs the tests against the release

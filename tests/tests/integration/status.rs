@@ -19,7 +19,7 @@ use serde_json::Value;
 use crate::agent_bin;
 
 /// Every check name, in output order.
-const CHECKS: [&str; 10] = [
+const CHECKS: [&str; 11] = [
     "credentials",
     "sts-identity",
     "api-server",
@@ -30,6 +30,7 @@ const CHECKS: [&str; 10] = [
     "containerd-version",
     "proxy",
     "ports",
+    "local-storage",
 ];
 const CLUSTER: &str = "status-cluster";
 const SWAPS_HEADER: &str = "Filename\t\t\t\tType\t\tSize\t\tUsed\t\tPriority\n";
@@ -403,10 +404,25 @@ fn each_failure_names_its_evidence_and_fix() {
         &hybrid_config(&api.url, &test_ca_b64(), "localhost"),
     );
     let src = source(&wrong);
+    // Instance-store disks whose setup failed at this boot (init's record names the command
+    // and the device).
+    let disks = dir.path().join("local-storage.yaml");
+    write(
+        &disks,
+        "apiVersion: node.eks.aws/v1alpha1\nkind: NodeConfig\nspec:\n  instance:\n    localStorage:\n      strategy: Mount\n",
+    );
+    write(
+        &dir.path()
+            .join("host/run/eks-node-agent/local-storage.json"),
+        r#"{"strategy":"Mount","summary":"Mount: 2 disks, each at /mnt/k8s-disks/<n>","done":["mkfs.xfs -K -l su=8b -m uuid=0b8e3a52-1c1d-4b4e-9f3a-1d2c3b4a5f60 /dev/nvme1n1"],"error":"local storage: `mkfs.xfs -K -l su=8b -m uuid=5c1e7f0a-2b3c-4d5e-8f9a-0b1c2d3e4f5a /dev/nvme2n1` failed: exit 1: Filesystem must be larger than 300MB.","mounts":[]}"#,
+    );
+    let disks_src = source(&disks);
     let out = status(
         &[
             "-c",
             &src,
+            "-c",
+            &disks_src,
             "-o",
             "json",
             "--remote-node-network",
@@ -435,12 +451,18 @@ fn each_failure_names_its_evidence_and_fix() {
         ("containerd-version", "fail"),
         ("proxy", "fail"),
         ("ports", "fail"),
+        ("local-storage", "fail"),
     ]
     .iter()
     .map(|(a, b)| ((*a).to_owned(), (*b).to_owned()))
     .collect();
     assert_eq!(got, want, "{stdout}");
     let field = |name: &str, f: &str| check(&checks, name)[f].as_str().unwrap().to_owned();
+    assert!(
+        field("local-storage", "evidence").contains("mkfs.xfs")
+            && field("local-storage", "evidence").contains("/dev/nvme2n1"),
+        "{stdout}"
+    );
     assert!(
         field("api-server", "evidence").contains("TLS verification failed"),
         "{stdout}"

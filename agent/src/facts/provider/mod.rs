@@ -105,8 +105,4 @@ fn read_root_files(host: &mut HostFacts, root: &Path) {
     host.swaps = read("proc/swaps")
         .map(|t| procfs::parse_swaps(&t))
         .unwrap_or_default();
-    // The disks local storage assembles, and the array it assembled before: what the plan's
-    // local storage step acts on under the same root.
-    host.instance_store_disks = super::host::instance_store_disks(root);
-    host.md_array = super::host::md_array(root);
 }

@@ -5,13 +5,14 @@
 //! bench-all [--out FILE] [--agent BIN] [--runs N] [--rounds N] [--only SECTION,...]
 //! ```
 //!
-//! Sections: size, token, run, run-growth, init, cold-start, init-growth, discovery, lifecycle,
-//! adversarial, write-budget. Each prints its markdown as soon as it is measured; the file is
-//! those same sections, unchanged, under a
-//! header (machine, targets). A section that cannot run (no root, a peer missing) is written
-//! as "not measured" with the reason, and the exit code is then 1.
+//! Sections: size, token, run, run-growth, init, cold-start, init-growth, discovery, boot,
+//! lifecycle, adversarial, write-budget. Each prints its markdown as soon as it is measured; the
+//! file is those same sections, unchanged, under a header (machine, targets). A section that
+//! cannot run (no root, a peer missing) is written as "not measured" with the reason, and the
+//! exit code is then 1.
 
 mod adversarial;
+mod boot;
 mod exporter;
 mod init;
 mod lifecycle;
@@ -43,6 +44,7 @@ const SECTIONS: &[&str] = &[
     "cold-start",
     "init-growth",
     "discovery",
+    "boot",
     "lifecycle",
     "adversarial",
     "write-budget",
@@ -215,6 +217,7 @@ const TARGETS: &[(&str, &str)] = &[
     (RUN_TITLE, exporter::TARGET),
     (INIT_TITLE, init::TARGET),
     (WRITE_TITLE, WRITE_TARGET),
+    (BOOT_TITLE, boot::TARGET),
 ];
 const WRITE_TITLE: &str = "Write budget: 2,000 simulated nodes";
 const WRITE_TARGET: &str = "under 1 write per node per minute at 2,000 nodes (issue 17)";
@@ -262,6 +265,7 @@ fn write_budget_section(report: &mut Report) -> Result<()> {
 const TOKEN_TITLE: &str = "`token` vs `aws eks get-token`";
 const RUN_TITLE: &str = "`run` vs Debian's prometheus-node-exporter";
 const INIT_TITLE: &str = "`init` end to end against the emulators";
+const BOOT_TITLE: &str = "Boot in a VM (RAID0 over 4 NVMe disks)";
 
 /// The agent binary must exist before anything runs.
 fn require(path: &Path) -> Result<()> {
@@ -333,6 +337,9 @@ fn run(argv: &[String]) -> Result<bool> {
         "Discovery alone (bench-discovery)",
         |r| discovery_section(r, args.runs),
     );
+    step(&mut report, want("boot"), BOOT_TITLE, |r| {
+        boot::run(r, &args.agent)
+    });
     step(
         &mut report,
         want("lifecycle"),
