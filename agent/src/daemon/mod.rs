@@ -106,14 +106,6 @@ impl crate::exit::Classify for Error {
     }
 }
 
-/// The checks to run and when (the config file's `[checks]`).
-pub fn schedules(
-    file: &ConfigFile,
-    path: &std::path::Path,
-) -> Result<BTreeMap<CheckKind, Schedule>, Error> {
-    config::validate(file, path).map(|c| c.schedules)
-}
-
 /// Reads and validates the config file; a missing file means the defaults.
 pub fn load_config(path: Option<&std::path::Path>) -> Result<Config, Error> {
     config::load(path)
