@@ -43,7 +43,10 @@ pub const DEFAULT_HOST_ROOT: &str = "/";
 /// own bound ([`Inputs::timeout`]) ends them sooner when it is shorter.
 pub const HTTP_RETRY: RetryPolicy = crate::net::retry::QUICK;
 
-/// Check names, in the order they are printed.
+/// Check names, in the order they are printed. The configuration sources load, merge and
+/// validate (when they do not, the report has only this check, with every problem).
+pub const CONFIG: &str = "config";
+/// Credentials resolve through the node's chain.
 pub const CREDENTIALS: &str = "credentials";
 /// STS GetCallerIdentity through the node's token.
 pub const STS_IDENTITY: &str = "sts-identity";
@@ -65,7 +68,8 @@ pub const PROXY: &str = "proxy";
 pub const PORTS: &str = "ports";
 
 /// Every check, in output order.
-pub const ALL: [&str; 10] = [
+pub const ALL: [&str; 11] = [
+    CONFIG,
     CREDENTIALS,
     STS_IDENTITY,
     API_SERVER,
@@ -88,6 +92,30 @@ pub struct Checked {
     pub name: &'static str,
     /// What it found.
     pub outcome: Outcome,
+    /// Each problem behind the outcome, when there are several (the `config` check lists
+    /// every problem of the configuration).
+    pub problems: Vec<ConfigProblem>,
+}
+
+/// One problem of the configuration as the JSON report has it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ConfigProblem {
+    /// The source and document, or `merged configuration`.
+    pub at: String,
+    /// The field path (empty when the problem is not one field's, e.g. a syntax error).
+    pub path: String,
+    /// What is wrong and the expected form.
+    pub message: String,
+}
+
+impl From<&crate::config::Problem> for ConfigProblem {
+    fn from(p: &crate::config::Problem) -> ConfigProblem {
+        ConfigProblem {
+            at: p.at.clone(),
+            path: p.path.clone(),
+            message: p.message.clone(),
+        }
+    }
 }
 
 impl Checked {
@@ -95,7 +123,11 @@ impl Checked {
     pub fn new(name: &'static str, mut outcome: Outcome) -> Checked {
         outcome.evidence = one_line(&outcome.evidence);
         outcome.fix = one_line(&outcome.fix);
-        Checked { name, outcome }
+        Checked {
+            name,
+            outcome,
+            problems: Vec::new(),
+        }
     }
 
     /// The fix as printed: [`NOTHING_TO_DO`] when there is none.
@@ -142,6 +174,63 @@ pub(super) fn warn(reason: &str, evidence: impl Into<String>, fix: impl Into<Str
 /// A check that failed: its reason, what was observed, what to do.
 pub(super) fn fail(reason: &str, evidence: impl Into<String>, fix: impl Into<String>) -> Outcome {
     Outcome::fail(reason, evidence).with_fix(fix)
+}
+
+/// What `config check` would tell, for the check `config`.
+const CONFIG_FIX: &str = "correct the configuration sources as each problem says, then run `eks-node-agent config check`";
+
+/// The `config` check of configuration that loaded: ok, or warn with each warning.
+pub fn config_loaded(loaded: &crate::config::Loaded) -> Checked {
+    let what = format!(
+        "{} document(s) merged into cluster {}",
+        loaded.documents.len(),
+        loaded.config.spec.cluster.name.as_deref().unwrap_or("?")
+    );
+    if loaded.warnings.is_empty() {
+        return Checked::new(CONFIG, ok(what));
+    }
+    let mut checked = Checked::new(
+        CONFIG,
+        warn(
+            "ConfigWarnings",
+            format!("{what}, with {} warning(s)", loaded.warnings.len()),
+            CONFIG_FIX,
+        ),
+    );
+    checked.problems = loaded.warnings.iter().map(ConfigProblem::from).collect();
+    checked
+}
+
+/// The `config` check of configuration that did not load: fail, with every problem the
+/// error names (validation problems one by one; a syntax or field error as one).
+pub fn config_failed(err: &anyhow::Error) -> Checked {
+    use crate::config::Error;
+    let problems: Vec<ConfigProblem> = match err.chain().find_map(|e| e.downcast_ref::<Error>()) {
+        Some(Error::Invalid { problems }) => problems.iter().map(ConfigProblem::from).collect(),
+        Some(Error::Strict { warnings }) => warnings.iter().map(ConfigProblem::from).collect(),
+        Some(Error::Field { at, path, message }) => vec![ConfigProblem {
+            at: at.clone(),
+            path: path.clone(),
+            message: message.clone(),
+        }],
+        Some(Error::Syntax {
+            at,
+            line,
+            column,
+            message,
+        }) => vec![ConfigProblem {
+            at: format!("{at}: line {line}, column {column}"),
+            path: String::new(),
+            message: message.clone(),
+        }],
+        _ => Vec::new(),
+    };
+    let mut checked = Checked::new(
+        CONFIG,
+        fail("ConfigInvalid", error_chain(err.as_ref()), CONFIG_FIX),
+    );
+    checked.problems = problems;
+    checked
 }
 
 /// Everything the checks read, with production defaults from [`Inputs::new`].
@@ -227,6 +316,8 @@ struct JsonCheck<'a> {
     status: Status,
     evidence: &'a str,
     fix: &'a str,
+    #[serde(skip_serializing_if = "<[ConfigProblem]>::is_empty")]
+    problems: &'a [ConfigProblem],
 }
 
 impl Report {
@@ -249,6 +340,9 @@ impl Report {
                 c.name,
                 c.outcome.evidence
             ));
+            for p in &c.problems {
+                out.push_str(&format!("     - {}: {}: {}\n", p.at, p.path, p.message));
+            }
             out.push_str(&format!("     fix: {}\n", c.fix()));
         }
         out.push_str(&format!(
@@ -271,6 +365,7 @@ impl Report {
                 status: c.outcome.status,
                 evidence: &c.outcome.evidence,
                 fix: c.fix(),
+                problems: &c.problems,
             })
             .collect();
         let value = serde_json::json!({

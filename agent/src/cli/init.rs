@@ -58,6 +58,8 @@ pub struct InitArgs {
     /// with --root): for containers and tests.
     #[arg(long, value_name = "ADDRESS")]
     systemd_bus: Option<String>,
+    #[command(flatten)]
+    lock: super::LockArgs,
 }
 
 fn parse_version(text: &str) -> Result<Version, String> {
@@ -108,6 +110,9 @@ pub(crate) fn run_loaded(loaded: Loaded) -> anyhow::Result<exit::Code> {
         kubelet_version: None,
         strict: false,
         systemd_bus: None,
+        lock: super::LockArgs {
+            lock_wait: crate::apply::lock::DEFAULT_LOCK_WAIT.as_secs(),
+        },
     };
     let rt = runtime()?;
     rt.block_on(async {
@@ -273,6 +278,14 @@ async fn execute(
     loaded.check_warnings(args.strict)?;
     let config = &loaded.config;
     let root = args.root.as_ref().map_or_else(Root::host, Root::at);
+    // One command changes the host at a time; a dry run changes nothing.
+    let _lock = if args.dry_run {
+        None
+    } else {
+        Some(tokio::task::block_in_place(|| {
+            args.lock.acquire(&root, "init")
+        })?)
+    };
     let mut applier = Applier::new(root.clone());
     if let Some(bus) = &args.systemd_bus {
         applier = applier.with_bus_address(bus.clone());

@@ -49,6 +49,8 @@ pub struct InstallArgs {
     /// Verify everything and print what would be installed; write nothing.
     #[arg(long)]
     dry_run: bool,
+    #[command(flatten)]
+    lock: super::LockArgs,
 }
 
 /// `--containerd`.
@@ -100,6 +102,9 @@ pub(crate) fn run(args: InstallArgs) -> anyhow::Result<exit::Code> {
         }
         return Ok(exit::Code::Success);
     }
+    // One command changes the host at a time. Taken once everything is verified (in a
+    // staging directory outside the root), so that a refused mirror leaves no trace.
+    let _lock = args.lock.acquire(&opts.root, "install")?;
     let report = install::install(&opts.root, &verified)?;
     eprint!("{report}");
     Ok(exit::Code::Success)

@@ -79,6 +79,38 @@ pub enum Command {
     WarmPoolWait(warm_pool::WarmPoolArgs),
 }
 
+/// How long a command that changes the host waits for another to finish (the host lock,
+/// see [`crate::apply::lock`]).
+#[derive(Debug, Clone, Args)]
+pub struct LockArgs {
+    /// Seconds to wait when another init, install, upgrade or uninstall holds the host lock
+    /// (/run/eks-node-agent/host.lock) before failing; 0 fails at once.
+    #[arg(long, value_name = "SECS", default_value_t = crate::apply::lock::DEFAULT_LOCK_WAIT.as_secs())]
+    pub lock_wait: u64,
+}
+
+impl LockArgs {
+    /// Takes the host lock of `root` for `command`, saying on stderr whom it waits for.
+    pub(crate) fn acquire(
+        &self,
+        root: &crate::apply::Root,
+        command: &str,
+    ) -> anyhow::Result<crate::apply::lock::HostLock> {
+        let wait = std::time::Duration::from_secs(self.lock_wait);
+        Ok(crate::apply::lock::HostLock::acquire(
+            root,
+            command,
+            wait,
+            |holder| {
+                eprintln!(
+                    "waiting up to {} s for the host lock held by {holder}",
+                    self.lock_wait
+                );
+            },
+        )?)
+    }
+}
+
 /// The user-data source for `imds://user-data`.
 pub(crate) fn user_data_fetcher() -> Box<dyn crate::config::UserDataFetch> {
     Box::new(crate::config::ImdsUserData)

@@ -19,7 +19,8 @@ use serde_json::Value;
 use crate::agent_bin;
 
 /// Every check name, in output order.
-const CHECKS: [&str; 10] = [
+const CHECKS: [&str; 11] = [
+    "config",
     "credentials",
     "sts-identity",
     "api-server",
@@ -538,6 +539,49 @@ fn bad_configuration_exits_2_and_names_the_field() {
     );
     let out = status(&["-c", &src, "--remote-node-network", "nope"], &[]);
     assert_eq!(out.status.code(), Some(2));
+
+    // JSON output is JSON even then: one failing `config` check with every problem.
+    write(
+        &config,
+        "apiVersion: node.eks.aws/v1alpha1\nkind: NodeConfig\nspec:\n  cluster:\n    name: c\n    cidr: not-a-cidr\n    apiServerEndpoint: not-a-url\n",
+    );
+    for src in [
+        src.clone(),
+        format!("file://{}/missing.yaml", dir.path().display()),
+    ] {
+        let out = status(&["-c", &src, "-o", "json"], &[("PATH", String::new())]);
+        assert_eq!(out.status.code(), Some(2), "{src}");
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        let value: Value =
+            serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("not JSON ({e}): {stdout}"));
+        let checks = value["checks"].as_array().unwrap();
+        assert_eq!(checks.len(), 1, "{stdout}");
+        assert_eq!(checks[0]["name"], "config");
+        assert_eq!(checks[0]["status"], "fail");
+        assert_eq!(value["summary"]["fail"], 1);
+        assert!(!checks[0]["fix"].as_str().unwrap().is_empty());
+        if src.ends_with("bad.yaml") {
+            let paths: Vec<&str> = checks[0]["problems"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|p| p["path"].as_str().unwrap())
+                .collect();
+            assert!(paths.contains(&"spec.cluster.cidr"), "{stdout}");
+            assert!(
+                paths.contains(&"spec.cluster.apiServerEndpoint"),
+                "{stdout}"
+            );
+        } else {
+            assert!(
+                checks[0]["evidence"]
+                    .as_str()
+                    .unwrap()
+                    .contains("missing.yaml"),
+                "{stdout}"
+            );
+        }
+    }
 }
 
 #[test]
