@@ -19,6 +19,7 @@ mod kubeadm;
 mod lifecycle;
 mod local_storage;
 mod max_pods;
+mod prometheus;
 mod status;
 
 /// Path of the agent binary: this package's own `eks-node-agent`, which cargo builds for its
