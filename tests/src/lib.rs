@@ -7,6 +7,7 @@ pub mod e2e;
 pub mod fault_proxy;
 pub mod golden;
 pub mod imds;
+pub mod journald;
 pub mod kube_api;
 pub mod latency_proxy;
 pub mod loopback_http;

@@ -6,6 +6,7 @@ use clap::{Args, Parser, Subcommand};
 use crate::exit;
 
 mod bootstrap;
+mod collect;
 mod config;
 pub mod credentials;
 mod exit_code;
@@ -73,6 +74,8 @@ pub enum Command {
     Install(Box<install::InstallArgs>),
     /// Remove every file the agent wrote; with --deregister, deregister the SSM hybrid node.
     Uninstall(uninstall::UninstallArgs),
+    /// Collect a support bundle (tar.gz) of the node's logs, configs and state, secrets redacted.
+    Collect(Box<collect::CollectArgs>),
     /// Print the version and build information.
     Version(version::VersionArgs),
     /// Hold the kubelet of an Auto Scaling warm-pool instance until it is InService, then start it.
@@ -129,6 +132,7 @@ pub fn run(cli: Cli) -> anyhow::Result<exit::Code> {
         Command::Status(args) => status::run(*args),
         Command::Install(args) => install::run(*args),
         Command::Uninstall(args) => uninstall::run(args),
+        Command::Collect(args) => collect::run(*args),
         Command::Version(args) => version::run(args),
         Command::WarmPoolWait(args) => warm_pool::run(args),
     }

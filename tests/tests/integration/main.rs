@@ -6,6 +6,7 @@ mod apply;
 mod audit;
 mod auth;
 mod cli;
+mod collect;
 mod config;
 mod daemon;
 mod discovery;
