@@ -18,6 +18,7 @@ mod run;
 mod status;
 pub mod token;
 mod uninstall;
+mod upgrade;
 mod version;
 mod warm_pool;
 
@@ -72,6 +73,9 @@ pub enum Command {
     Status(Box<status::StatusArgs>),
     /// Install kubelet, containerd, CNI plugins and the ECR credential provider from a verified mirror.
     Install(Box<install::InstallArgs>),
+    /// Upgrade kubelet, containerd and CNI plugins in place: cordon, drain, install, restart,
+    /// wait for Ready, uncordon; roll back on failure.
+    Upgrade(Box<upgrade::UpgradeArgs>),
     /// Remove every file the agent wrote; with --deregister, deregister the SSM hybrid node.
     Uninstall(uninstall::UninstallArgs),
     /// Collect a support bundle (tar.gz) of the node's logs, configs and state, secrets redacted.
@@ -131,6 +135,7 @@ pub fn run(cli: Cli) -> anyhow::Result<exit::Code> {
         Command::Run(args) => run::run(*args),
         Command::Status(args) => status::run(*args),
         Command::Install(args) => install::run(*args),
+        Command::Upgrade(args) => upgrade::run(*args),
         Command::Uninstall(args) => uninstall::run(args),
         Command::Collect(args) => collect::run(*args),
         Command::Version(args) => version::run(args),

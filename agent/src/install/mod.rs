@@ -12,6 +12,7 @@
 pub mod archive;
 pub mod artifacts;
 pub mod fetch;
+pub mod rollback;
 pub mod signature;
 pub mod ssm;
 
