@@ -99,20 +99,18 @@ const KUBELET: &str = "kubelet.service";
 /// containerd's unit.
 const CONTAINERD: &str = "containerd.service";
 
-/// The skew rule for a new kubelet: same major as the API server, never a newer minor, at
-/// most three minors older. `Err` says why not.
+/// The skew rule for a new kubelet ([`crate::model::version::kubelet_skew`]); `Err` says
+/// why not.
 pub(crate) fn skew(kubelet: &Version, server: &Version) -> Result<(), String> {
-    let lo = server.minor.saturating_sub(3);
-    if kubelet.major != server.major || kubelet.minor > server.minor {
-        Err(format!(
+    use crate::model::version::{KubeletSkew, MAX_KUBELET_MINORS_BEHIND, kubelet_skew};
+    match kubelet_skew(kubelet, server) {
+        KubeletSkew::Supported => Ok(()),
+        KubeletSkew::NewerThanServer => Err(format!(
             "kubelet {kubelet} is newer than the API server {server}; upgrade the control plane first"
-        ))
-    } else if kubelet.minor < lo {
-        Err(format!(
-            "kubelet {kubelet} is more than 3 minors older than the API server {server}"
-        ))
-    } else {
-        Ok(())
+        )),
+        KubeletSkew::TooOld => Err(format!(
+            "kubelet {kubelet} is more than {MAX_KUBELET_MINORS_BEHIND} minors older than the API server {server}"
+        )),
     }
 }
 
