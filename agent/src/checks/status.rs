@@ -23,7 +23,10 @@ use serde::Serialize;
 
 use super::api_server::{self, ApiProbe};
 pub use super::clock::ClockSource;
-use super::{Outcome, Status, clock, credentials, node_ip, ports, proxy, sts, swap, versions};
+use super::{
+    Outcome, Status, clock, credentials, node_ip, node_object, ports, proxy, sts, swap, ulimits,
+    versions,
+};
 use crate::auth::Clock;
 use crate::auth::credentials::Env;
 use crate::config::NodeConfig;
@@ -66,9 +69,13 @@ pub const CONTAINERD: &str = "containerd-version";
 pub const PROXY: &str = "proxy";
 /// The kubelet and kube-proxy ports are free (or held by their owners).
 pub const PORTS: &str = "ports";
+/// The running kubelet's and containerd's resource limits.
+pub const ULIMITS: &str = "ulimits";
+/// Once joined: the Node object exists and is Ready.
+pub const NODE: &str = "node";
 
 /// Every check, in output order.
-pub const ALL: [&str; 11] = [
+pub const ALL: [&str; 13] = [
     CONFIG,
     CREDENTIALS,
     STS_IDENTITY,
@@ -80,7 +87,36 @@ pub const ALL: [&str; 11] = [
     CONTAINERD,
     PROXY,
     PORTS,
+    ULIMITS,
+    NODE,
 ];
+
+/// The kubelet's kubeconfig, which exists once the node has joined.
+pub const KUBELET_KUBECONFIG: &str = "/var/lib/kubelet/kubeconfig";
+
+/// The Node's name: given, else the Roles Anywhere node name, else the SSM managed instance
+/// ID, else the host name (under `proc_root`).
+fn node_name(inputs: &Inputs) -> String {
+    if let Some(n) = &inputs.node_name {
+        return n.clone();
+    }
+    let config = &inputs.config;
+    if let Some(n) = config
+        .spec
+        .hybrid
+        .as_ref()
+        .and_then(|h| h.iam_roles_anywhere.as_ref())
+        .and_then(|r| r.node_name.clone())
+    {
+        return n;
+    }
+    if let Some(id) = crate::facts::host::ssm_managed_instance_id(&inputs.host_root) {
+        return id.to_string();
+    }
+    std::fs::read_to_string(inputs.proc_root.join("sys/kernel/hostname"))
+        .map(|h| h.trim().to_owned())
+        .unwrap_or_default()
+}
 
 /// What a check with an empty fix prints as its fix.
 pub const NOTHING_TO_DO: &str = "nothing to do";
@@ -263,6 +299,11 @@ pub struct Inputs {
     pub clock: Arc<dyn Clock>,
     /// Bound on each check.
     pub timeout: Duration,
+    /// The kubelet's kubeconfig (under `host_root`): the node has joined when it exists.
+    pub kubeconfig: PathBuf,
+    /// The Node's name (else `spec.hybrid.iamRolesAnywhere.nodeName`, the SSM managed
+    /// instance ID, the host name).
+    pub node_name: Option<String>,
 }
 
 impl std::fmt::Debug for Inputs {
@@ -298,6 +339,8 @@ impl Inputs {
             clock_source: ClockSource::Kernel,
             clock: Arc::new(crate::auth::SystemClock),
             timeout: CHECK_TIMEOUT,
+            kubeconfig: PathBuf::from(KUBELET_KUBECONFIG),
+            node_name: None,
         }
     }
 }
@@ -484,6 +527,18 @@ pub async fn run(inputs: &Inputs) -> Report {
         ),
         (Some(_), Err(e), _) => ApiProbe::NotConfigured(e.clone()),
     };
+    let node = node_name(inputs);
+    let kubeconfig = inputs.host_root.join(
+        inputs
+            .kubeconfig
+            .strip_prefix("/")
+            .unwrap_or(&inputs.kubeconfig),
+    );
+    let node_found = bounded(limit, "GET node", async {
+        Ok(node_object::read(&kubeconfig, &node).await)
+    })
+    .await
+    .unwrap_or_else(node_object::Found::Unreachable);
     let server_version = match &api_probe {
         ApiProbe::Version { version, .. } => Some(*version),
         _ => None,
@@ -539,6 +594,7 @@ pub async fn run(inputs: &Inputs) -> Report {
             versions::kubelet(&kubelet, server_version.as_ref()),
         ),
         Checked::new(CONTAINERD, versions::containerd(&containerd)),
+        Checked::new(NODE, node_object::check(&node, &node_found)),
     ];
     let service_cidr = cluster
         .cidr
@@ -591,6 +647,7 @@ fn local_checks(inputs: &Inputs) -> Local {
                 swap::check(&swaps, inputs.config.spec.kubelet.fail_swap_on()),
             ),
             Checked::new(PORTS, ports::check(&listeners, &holders)),
+            Checked::new(ULIMITS, ulimits::check(&ulimits::read(&inputs.proc_root))),
         ],
         proxy: proxy::gather(&inputs.config, &inputs.host_root, inputs.env.as_ref()),
     }

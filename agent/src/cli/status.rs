@@ -17,7 +17,7 @@ use crate::exit;
 #[derive(Debug, Args)]
 #[command(
     after_help = "Checks: config, credentials, sts-identity, api-server, node-ip, clock, swap, \
-    kubelet-version, containerd-version, proxy, ports.\n\n\
+    kubelet-version, containerd-version, proxy, ports, ulimits, node.\n\n\
     Examples:\n  \
     eks-node-agent status\n  \
     eks-node-agent status -c file:///etc/eks-node-agent/config.d/ --output json\n  \
@@ -56,6 +56,13 @@ pub struct StatusArgs {
     /// adjtimex(2) (offline diagnosis, tests).
     #[arg(long, value_name = "FILE", hide = true)]
     clock_state: Option<PathBuf>,
+    /// The Node whose object the `node` check reads [default: spec.hybrid.iamRolesAnywhere.nodeName,
+    /// the SSM managed instance ID, the host name].
+    #[arg(long, value_name = "NAME")]
+    node_name: Option<String>,
+    /// The kubelet's kubeconfig (under --host-root); the `node` check runs once it exists.
+    #[arg(long, value_name = "PATH", default_value = status::KUBELET_KUBECONFIG)]
+    kubeconfig: PathBuf,
     /// Seconds each check may take.
     #[arg(long, value_name = "SECS", default_value_t = status::CHECK_TIMEOUT.as_secs())]
     timeout: u64,
@@ -96,6 +103,8 @@ pub(crate) fn run(args: StatusArgs) -> anyhow::Result<exit::Code> {
     inputs.sts_endpoint = args.sts_endpoint;
     inputs.eks_endpoint = args.eks_endpoint;
     inputs.rolesanywhere_endpoint = args.rolesanywhere_endpoint;
+    inputs.node_name = args.node_name;
+    inputs.kubeconfig = args.kubeconfig;
     if let Some(path) = args.clock_state {
         inputs.clock_source = ClockSource::File(path);
     }

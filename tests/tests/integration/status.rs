@@ -19,7 +19,7 @@ use serde_json::Value;
 use crate::agent_bin;
 
 /// Every check name, in output order.
-const CHECKS: [&str; 11] = [
+const CHECKS: [&str; 13] = [
     "config",
     "credentials",
     "sts-identity",
@@ -31,6 +31,8 @@ const CHECKS: [&str; 11] = [
     "containerd-version",
     "proxy",
     "ports",
+    "ulimits",
+    "node",
 ];
 const CLUSTER: &str = "status-cluster";
 const SWAPS_HEADER: &str = "Filename\t\t\t\tType\t\tSize\t\tUsed\t\tPriority\n";
@@ -426,6 +428,7 @@ fn each_failure_names_its_evidence_and_fix() {
     let checks = json_checks(&out);
     let got = statuses(&checks);
     let want: Vec<(String, String)> = [
+        ("config", "ok"),
         ("credentials", "ok"),
         ("sts-identity", "ok"),
         ("api-server", "fail"),
@@ -436,6 +439,8 @@ fn each_failure_names_its_evidence_and_fix() {
         ("containerd-version", "fail"),
         ("proxy", "fail"),
         ("ports", "fail"),
+        ("ulimits", "ok"),
+        ("node", "ok"),
     ]
     .iter()
     .map(|(a, b)| ((*a).to_owned(), (*b).to_owned()))
@@ -794,4 +799,98 @@ spec:
         "{stdout}"
     );
     assert_eq!(out.status.code(), Some(1), "{stdout}");
+}
+
+/// The `node` check once joined (the kubelet's kubeconfig under --host-root): against the
+/// Kubernetes API emulator, a Ready Node passes, a NotReady or missing one fails with the
+/// reason; before the join it is skipped. `ulimits` reads the limits of the running daemons
+/// from the (fake) /proc.
+#[test]
+fn node_and_ulimits_checks() {
+    let rt = runtime();
+    let api = rt.block_on(KubeApi::start("node-token"));
+    let dir = tempfile::tempdir().unwrap();
+    let host = dir.path().join("host");
+    let config = dir.path().join("c.yaml");
+    write(
+        &config,
+        "apiVersion: node.eks.aws/v1alpha1\nkind: NodeConfig\nspec:\n  cluster:\n    name: c\n    region: us-west-2\n",
+    );
+    let proc = fake_proc(dir.path(), SWAPS_HEADER, &[(10250, 4242, 77, "kubelet")]);
+    write(
+        &proc.join("77/limits"),
+        "Limit                     Soft Limit           Hard Limit           Units     \nMax processes             unlimited            unlimited            processes \nMax open files            1024                 1048576              files     \n",
+    );
+    let src = format!("file://{}", config.display());
+    let run = |node: &str| {
+        let out = status(
+            &[
+                "-c",
+                &src,
+                "-o",
+                "json",
+                "--host-root",
+                host.to_str().unwrap(),
+                "--proc-root",
+                proc.to_str().unwrap(),
+                "--node-name",
+                node,
+                "--timeout",
+                "5",
+            ],
+            &[("PATH", String::new())],
+        );
+        json_checks(&out)
+    };
+    let checks = run("node-a");
+    let node = check(&checks, "node");
+    assert_eq!(node["status"], "ok", "{node}");
+    assert!(
+        node["evidence"]
+            .as_str()
+            .unwrap()
+            .starts_with("skipped: not joined"),
+        "{node}"
+    );
+    let ulimits = check(&checks, "ulimits");
+    assert_eq!(ulimits["status"], "warn", "{ulimits}");
+    assert!(
+        ulimits["evidence"]
+            .as_str()
+            .unwrap()
+            .contains("kubelet open files 1024 < 65536"),
+        "{ulimits}"
+    );
+
+    write(&host.join("var/lib/kubelet/kubeconfig"), &api.kubeconfig());
+    let checks = run("node-a");
+    let node = check(&checks, "node");
+    assert_eq!(node["status"], "fail", "{node}");
+    assert!(
+        node["evidence"]
+            .as_str()
+            .unwrap()
+            .contains("Node node-a does not exist"),
+        "{node}"
+    );
+    api.add_node(
+        "node-a",
+        serde_json::json!([{"type": "Ready", "status": "False", "reason": "KubeletNotReady", "message": "container runtime network not ready"}]),
+    );
+    let node = check(&run("node-a"), "node").clone();
+    assert_eq!(node["status"], "fail", "{node}");
+    assert!(
+        node["evidence"]
+            .as_str()
+            .unwrap()
+            .contains("Ready=False (KubeletNotReady"),
+        "{node}"
+    );
+    api.patch_node_status(
+        "node-a",
+        &serde_json::json!({"status": {"conditions": [{"type": "Ready", "status": "True", "reason": "KubeletReady", "message": "ok"}]}}),
+    );
+    let node = check(&run("node-a"), "node").clone();
+    assert_eq!(node["status"], "ok", "{node}");
+    assert_eq!(node["evidence"], "Node node-a is Ready");
 }
