@@ -2,13 +2,15 @@
 //! agent's record of it (`files.json`), so only one of them runs at a time. The lock is an
 //! advisory `flock(2)` on [`LOCK_FILE`] under the root, held for the whole command and
 //! released when the process ends (also when it is killed: the kernel drops the lock with the
-//! last descriptor). The holder writes its PID and command into the file so that a command
-//! that cannot get the lock can say who has it. A second command waits up to its bound
-//! (`--lock-wait`, [`DEFAULT_LOCK_WAIT`]) and then fails with [`super::Error::LockBusy`].
-//! Dry runs change nothing and take no lock.
+//! last descriptor). The file is never written, so taking the lock changes nothing a second
+//! run could see; a command that cannot get the lock names the holder from the kernel's
+//! table of locks (`/proc/locks`: the PID holding a FLOCK on the file's inode) and that
+//! process's command line. A second command waits up to its bound (`--lock-wait`,
+//! [`DEFAULT_LOCK_WAIT`]) and then fails with [`super::Error::LockBusy`]. Dry runs change
+//! nothing and take no lock.
 
 use std::fs::{File, OpenOptions, TryLockError};
-use std::io::{Read, Seek, Write};
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -20,8 +22,10 @@ pub const LOCK_FILE: &str = "/run/eks-node-agent/host.lock";
 pub const DEFAULT_LOCK_WAIT: Duration = Duration::from_secs(120);
 /// How often a waiting command tries again.
 const RETRY_EVERY: Duration = Duration::from_millis(100);
-/// The most bytes of the holder's description read back.
-const MAX_HOLDER_BYTES: u64 = 512;
+/// The most characters of the holder's command line shown.
+const MAX_HOLDER_CHARS: usize = 200;
+/// The kernel's table of file locks.
+const PROC_LOCKS: &str = "/proc/locks";
 
 /// The lock, held until dropped.
 #[derive(Debug)]
@@ -66,7 +70,7 @@ fn acquire_at(
         path: path.to_owned(),
         source,
     };
-    let mut file = OpenOptions::new()
+    let file = OpenOptions::new()
         .read(true)
         .write(true)
         .create(true)
@@ -79,7 +83,7 @@ fn acquire_at(
         match file.try_lock() {
             Ok(()) => break,
             Err(TryLockError::WouldBlock) => {
-                let holder = holder(&mut file);
+                let holder = holder(&file);
                 if let Some(f) = on_wait.take() {
                     f(&holder);
                 }
@@ -95,27 +99,50 @@ fn acquire_at(
             Err(TryLockError::Error(source)) => return Err(lock_err(source)),
         }
     }
-    let me = format!("pid {} ({command})\n", std::process::id());
-    file.set_len(0)
-        .and_then(|()| file.rewind())
-        .and_then(|()| file.write_all(me.as_bytes()))
-        .map_err(lock_err)?;
+    tracing::debug!(path = %path.display(), command, "host lock taken");
     Ok(HostLock {
         path: path.to_owned(),
         _file: file,
     })
 }
 
-/// What the holder wrote about itself, or `an unknown process`.
-fn holder(file: &mut File) -> String {
-    let mut text = String::new();
-    let read = file
-        .rewind()
-        .and_then(|()| file.take(MAX_HOLDER_BYTES).read_to_string(&mut text));
-    match read {
-        Ok(_) if !text.trim().is_empty() => text.trim().to_owned(),
-        _ => "an unknown process".to_owned(),
+/// The process holding a FLOCK on `file`, from `/proc/locks`: `pid N (command line)`, or
+/// `an unknown process`.
+fn holder(file: &File) -> String {
+    let Ok(inode) = file.metadata().map(|m| m.ino()) else {
+        return "an unknown process".to_owned();
+    };
+    let table = std::fs::read_to_string(PROC_LOCKS).unwrap_or_default();
+    match holder_pid(&table, inode) {
+        Some(pid) => {
+            let cmdline = std::fs::read(format!("/proc/{pid}/cmdline"))
+                .map(|b| {
+                    String::from_utf8_lossy(&b)
+                        .split('\0')
+                        .filter(|a| !a.is_empty())
+                        .collect::<Vec<_>>()
+                        .join(" ")
+                })
+                .unwrap_or_default();
+            let shown: String = cmdline.chars().take(MAX_HOLDER_CHARS).collect();
+            format!("pid {pid} ({shown})")
+        }
+        None => "an unknown process".to_owned(),
     }
+}
+
+/// The PID of the FLOCK on `inode` in `/proc/locks` text
+/// (`1: FLOCK  ADVISORY  WRITE 4242 fd:01:1234 0 EOF`).
+fn holder_pid(table: &str, inode: u64) -> Option<u32> {
+    table.lines().find_map(|line| {
+        let f: Vec<&str> = line.split_whitespace().collect();
+        // A waiter's line starts with "->": only the holder counts.
+        if f.len() < 6 || f[1] != "FLOCK" {
+            return None;
+        }
+        let ino: u64 = f[5].rsplit(':').next()?.parse().ok()?;
+        (ino == inode).then(|| f[4].parse().ok()).flatten()
+    })
 }
 
 #[cfg(test)]
@@ -135,18 +162,26 @@ mod tests {
         .unwrap_err();
         assert!(started.elapsed() >= Duration::from_millis(300));
         let text = err.to_string();
-        assert!(text.contains("(init)"), "{text}");
-        assert!(
-            text.contains(&format!("pid {}", std::process::id())),
-            "{text}"
-        );
-        assert!(seen.contains("(init)"), "{seen}");
+        let me = format!("pid {} (", std::process::id());
+        assert!(text.contains(&me), "{text}");
+        assert!(seen.starts_with(&me), "{seen}");
         drop(first);
         let second = HostLock::acquire(&root, "install", Duration::ZERO, |_| {}).unwrap();
         assert_eq!(
-            std::fs::read_to_string(second.path()).unwrap(),
-            format!("pid {} (install)\n", std::process::id())
+            std::fs::read(second.path()).unwrap(),
+            b"",
+            "the lock file is never written"
         );
+    }
+
+    #[test]
+    fn the_holder_is_read_from_the_kernels_lock_table() {
+        let table = "1: POSIX  ADVISORY  WRITE 99 fd:01:555 0 EOF\n\
+                     2: FLOCK  ADVISORY  WRITE 4242 fd:01:1234 0 EOF\n\
+                     2: -> FLOCK  ADVISORY  WRITE 4343 fd:01:1234 0 EOF\n";
+        assert_eq!(holder_pid(table, 1234), Some(4242));
+        assert_eq!(holder_pid(table, 555), None);
+        assert_eq!(holder_pid(table, 7), None);
     }
 
     #[test]

@@ -62,7 +62,7 @@ pub struct InitArgs {
     lock: super::LockArgs,
 }
 
-fn parse_version(text: &str) -> Result<Version, String> {
+pub(crate) fn parse_version(text: &str) -> Result<Version, String> {
     Version::parse_word(text).ok_or_else(|| {
         format!("\"{text}\" is not a Kubernetes version; expected MAJOR.MINOR[.PATCH], e.g. 1.33 or v1.33.5")
     })
@@ -278,24 +278,27 @@ async fn execute(
     loaded.check_warnings(args.strict)?;
     let config = &loaded.config;
     let root = args.root.as_ref().map_or_else(Root::host, Root::at);
-    // One command changes the host at a time; a dry run changes nothing.
-    let _lock = if args.dry_run {
-        None
-    } else {
-        Some(tokio::task::block_in_place(|| {
-            args.lock.acquire(&root, "init")
-        })?)
+    // One command changes the host at a time: the lock is taken before the first change
+    // (a refused configuration or discovery leaves no trace); a dry run changes nothing.
+    let mut lock = None;
+    let mut take_lock = || -> anyhow::Result<()> {
+        if lock.is_none() {
+            lock = Some(tokio::task::block_in_place(|| {
+                args.lock.acquire(&root, "init")
+            })?);
+        }
+        Ok(())
     };
     let mut applier = Applier::new(root.clone());
     if let Some(bus) = &args.systemd_bus {
         applier = applier.with_bus_address(bus.clone());
     }
     let run_only = args.skip.contains(&Phase::Config) && !args.skip.contains(&Phase::Run);
-    if run_only
-        && !args.dry_run
-        && let Some(code) = run_from_state(args, &loaded, &applier, &phases).await?
-    {
-        return Ok(code);
+    if run_only && !args.dry_run {
+        take_lock()?;
+        if let Some(code) = run_from_state(args, &loaded, &applier, &phases).await? {
+            return Ok(code);
+        }
     }
     let mut report = crate::apply::Report::default();
 
@@ -316,6 +319,9 @@ async fn execute(
             applier.dry_run_actions(&registration, "before discovery")
         );
     } else {
+        if !registration.actions.is_empty() {
+            take_lock()?;
+        }
         report.merge(applier.apply_actions(&registration).await?);
     }
     let context = facts::provider::Context::new(imds, root.dir());
@@ -337,6 +343,7 @@ async fn execute(
         print!("{}", applier.dry_run(&plan)?);
         return Ok(exit::Code::Success);
     }
+    take_lock()?;
     if !args.skip.contains(&Phase::Config) {
         let t = Instant::now();
         report.merge(applier.apply_actions_before_files(&plan).await?);

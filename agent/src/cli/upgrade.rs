@@ -37,7 +37,7 @@ pub struct UpgradeArgs {
     #[arg(long, value_name = "DIR|URL")]
     from: String,
     /// The Kubernetes version the mirror must carry (MAJOR.MINOR[.PATCH]).
-    #[arg(long, value_name = "VERSION", value_parser = parse_version)]
+    #[arg(long, value_name = "VERSION", value_parser = super::init::parse_version)]
     kubernetes_version: Option<Version>,
     /// Print the steps and the versions; change nothing.
     #[arg(long)]
@@ -72,12 +72,6 @@ pub struct UpgradeArgs {
     ca_bundle: Option<PathBuf>,
     #[command(flatten)]
     lock: super::LockArgs,
-}
-
-fn parse_version(text: &str) -> Result<Version, String> {
-    Version::parse_word(text).ok_or_else(|| {
-        format!("\"{text}\" is not a Kubernetes version; expected MAJOR.MINOR[.PATCH], e.g. 1.32")
-    })
 }
 
 /// The steps, in order.
@@ -125,19 +119,14 @@ pub struct StepFailed {
 
 pub(crate) fn run(args: UpgradeArgs) -> anyhow::Result<exit::Code> {
     let root = args.root.as_ref().map_or_else(Root::host, Root::at);
-    let default_key = root.path(std::path::Path::new(
-        install::signature::DEFAULT_TRUSTED_KEY,
-    ))?;
-    let trust =
-        install::signature::Trust::load(&args.trusted_key, &default_key, args.allow_unsigned)?;
-    let opts = Options {
-        from: args.from.clone(),
-        root: root.clone(),
-        containerd: ContainerdChoice::Auto,
-        policy: install::fetch::Policy::default(),
-        ca_bundle: args.ca_bundle.clone(),
-        trust,
-    };
+    let opts = super::install::mirror_options(
+        &args.from,
+        root,
+        ContainerdChoice::Auto,
+        args.ca_bundle.clone(),
+        &args.trusted_key,
+        args.allow_unsigned,
+    )?;
     let node = super::uninstall::node_name(args.node_name.as_deref())?;
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)

@@ -1223,14 +1223,14 @@ fn concurrent_inits_take_turns_and_files_json_stays_whole() {
     // The test holds the lock: an init with a short wait fails clearly and changes nothing.
     let lock_path = root.join("run/eks-node-agent/host.lock");
     std::fs::create_dir_all(lock_path.parent().unwrap()).unwrap();
-    let mut held = std::fs::OpenOptions::new()
+    let held = std::fs::OpenOptions::new()
         .create(true)
         .truncate(true)
         .write(true)
         .open(&lock_path)
         .unwrap();
     held.lock().unwrap();
-    writeln!(held, "pid 1 (the test)").unwrap();
+    let me = format!("pid {} (", std::process::id());
     let started = std::time::Instant::now();
     let out = agent(
         &["init", "--root", &r, "-c", &source, "--lock-wait", "1"],
@@ -1240,7 +1240,7 @@ fn concurrent_inits_take_turns_and_files_json_stays_whole() {
     assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
     let err = stderr(&out);
     assert!(
-        err.contains("holds the host lock") && err.contains("pid 1 (the test)"),
+        err.contains("holds the host lock") && err.contains(&me),
         "{err}"
     );
     assert!(!root.join("var/lib/eks-node-agent/files.json").exists());
@@ -1258,17 +1258,25 @@ fn concurrent_inits_take_turns_and_files_json_stays_whole() {
             .unwrap()
     };
     let (a, b) = (spawn(), spawn());
-    std::thread::sleep(std::time::Duration::from_millis(700));
+    // Both reach the lock (init takes it just before its first change) while the test holds it.
+    std::thread::sleep(std::time::Duration::from_secs(3));
     drop(held);
+    let mut waited_for_the_test = 0;
     for child in [a, b] {
         let out = child.wait_with_output().unwrap();
         assert!(out.status.success(), "{}", stderr(&out));
+        let err = stderr(&out);
         assert!(
-            stderr(&out).contains("waiting up to 60 s for the host lock held by pid 1 (the test)"),
-            "{}",
-            stderr(&out)
+            err.contains("waiting up to 60 s for the host lock held by pid "),
+            "{err}"
         );
+        if err.contains(&format!(
+            "waiting up to 60 s for the host lock held by {me}"
+        )) {
+            waited_for_the_test += 1;
+        }
     }
+    assert!(waited_for_the_test >= 1);
     let record: serde_json::Value = serde_json::from_slice(
         &std::fs::read(root.join("var/lib/eks-node-agent/files.json")).unwrap(),
     )
