@@ -9,6 +9,7 @@ pub mod ecs_agent;
 pub mod fault_proxy;
 pub mod golden;
 pub mod imds;
+pub mod journald;
 pub mod kube_api;
 pub mod latency_proxy;
 pub mod loopback_http;

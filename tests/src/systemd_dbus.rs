@@ -12,7 +12,7 @@
 //! - `org.freedesktop.systemd1.Manager` at `/org/freedesktop/systemd1`: `Subscribe`
 //!   (`AlreadySubscribed` on a second call from the same client), `Reload`, `GetUnit`
 //!   (`NoSuchUnit` when not loaded), `LoadUnit` (a not-found unit loads with
-//!   `LoadState=not-found`), `StartUnit`/`RestartUnit`/`TryRestartUnit` (`NoSuchUnit` for a
+//!   `LoadState=not-found`), `StartUnit`/`StopUnit`/`RestartUnit`/`TryRestartUnit` (`NoSuchUnit` for a
 //!   unit without a unit file, `InvalidArgs` for a bad job mode) returning a job path
 //!   `/org/freedesktop/systemd1/job/N`, and the `JobRemoved(u id, o job, s unit, s result)`
 //!   signal, sent only while some client is subscribed (a client that disconnects is
@@ -306,7 +306,10 @@ impl Manager {
                 let mut st = lock(&state);
                 if let Some(u) = st.units.get_mut(&name) {
                     // try-restart of a stopped unit is a no-op that succeeds.
-                    if kind != "TryRestartUnit" || was_active {
+                    if kind == "StopUnit" {
+                        // A stop job leaves the unit inactive whatever its result.
+                        u.active_state = "inactive".into();
+                    } else if kind != "TryRestartUnit" || was_active {
                         u.active_state = if result == "done" {
                             "active".into()
                         } else {
@@ -392,6 +395,15 @@ impl Manager {
         #[zbus(connection)] conn: &zbus::Connection,
     ) -> Result<OwnedObjectPath, SystemdError> {
         self.queue_job("RestartUnit", &name, &mode, conn).await
+    }
+
+    async fn stop_unit(
+        &self,
+        name: String,
+        mode: String,
+        #[zbus(connection)] conn: &zbus::Connection,
+    ) -> Result<OwnedObjectPath, SystemdError> {
+        self.queue_job("StopUnit", &name, &mode, conn).await
     }
 
     async fn try_restart_unit(
@@ -523,7 +535,7 @@ impl SystemdEmulator {
             .filter(|c| {
                 matches!(
                     c.method.as_str(),
-                    "Reload" | "StartUnit" | "RestartUnit" | "TryRestartUnit"
+                    "Reload" | "StartUnit" | "StopUnit" | "RestartUnit" | "TryRestartUnit"
                 )
             })
             .map(|c| match c.args.first() {

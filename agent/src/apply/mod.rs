@@ -17,6 +17,7 @@ pub mod actions;
 pub mod diff;
 pub mod disks;
 pub mod file;
+pub mod lock;
 pub mod manifest;
 pub mod phases;
 pub mod state;
@@ -248,6 +249,27 @@ pub enum Error {
         target: String,
         /// What went wrong.
         detail: String,
+    },
+    /// The host lock file cannot be opened, locked or written.
+    #[error("cannot take the host lock {path}")]
+    Lock {
+        /// The lock file (under the root).
+        path: PathBuf,
+        /// The IO error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// Another command held the host lock for longer than this one could wait.
+    #[error(
+        "another eks-node-agent command holds the host lock {path} ({holder}) and did not release it within {waited_secs} s; wait for it to finish (or raise --lock-wait) and run this command again"
+    )]
+    LockBusy {
+        /// The lock file (under the root).
+        path: PathBuf,
+        /// What the holder wrote: its PID and command.
+        holder: String,
+        /// How long this command waited.
+        waited_secs: u64,
     },
     /// A failure injected by the crash-safety test hook.
     #[error("injected failure after {files} file(s) (test hook)")]

@@ -109,12 +109,11 @@ pub async fn agent(api: &Introspection, cluster: Option<&str>) -> Outcome {
     )))
 }
 
-/// `status` on an ECS host: the config, the host's credentials, the ECS API (the cluster
+/// `status` on an ECS host (after the `config` check the caller adds): the host's credentials, the ECS API (the cluster
 /// exists: DescribeClusters), the ECS agent (registered) and Docker (`/_ping`), the clock.
 pub async fn status(inputs: &super::status::Inputs) -> super::status::Report {
     use super::status::{
-        CLOCK, CREDENTIALS, Checked, ECS_AGENT, ECS_CLUSTER, ECS_CONFIG, ECS_DOCKER, Report, fail,
-        ok,
+        CLOCK, CREDENTIALS, Checked, ECS_AGENT, ECS_CLUSTER, ECS_DOCKER, Report, fail, ok,
     };
     let config = &inputs.config;
     let ecs = config.spec.ecs.clone().unwrap_or_default();
@@ -222,17 +221,6 @@ pub async fn status(inputs: &super::status::Inputs) -> super::status::Report {
     let clock = super::clock::read(&inputs.clock_source);
     Report {
         checks: vec![
-            Checked::new(
-                ECS_CONFIG,
-                ok(format!(
-                    "spec.ecs is valid: cluster {cluster}{}",
-                    if ecs.external.is_some() {
-                        " (ECS Anywhere)"
-                    } else {
-                        ""
-                    }
-                )),
-            ),
             Checked::new(
                 CREDENTIALS,
                 super::credentials::check(&creds.map(|r| r.found), creds_fix),

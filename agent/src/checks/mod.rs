@@ -32,7 +32,7 @@
 //! The files, one per check or family:
 //!
 //! - `status`'s: [`credentials`], [`sts`], [`api_server`], [`node_ip`], [`clock`], [`swap`],
-//!   [`versions`], [`proxy`], [`ports`], [`local_storage`];
+//!   [`versions`], [`proxy`], [`ports`], [`local_storage`], [`ulimits`], [`node_object`];
 //! - `run`'s: [`units`] and [`probes`] (kubelet, VPC CNI, storage, kubelet certificate),
 //!   [`network`] (the CNI the node runs, its interfaces), [`cri`] (containerd), [`pods`]
 //!   (pods stuck terminating), [`kernel`]
@@ -51,6 +51,7 @@ pub mod kernel;
 pub mod local_storage;
 pub mod network;
 pub mod node_ip;
+pub mod node_object;
 pub mod nvml;
 pub mod pods;
 pub mod ports;
@@ -60,6 +61,7 @@ pub mod reasons;
 pub mod status;
 pub mod sts;
 pub mod swap;
+pub mod ulimits;
 pub mod units;
 pub mod versions;
 

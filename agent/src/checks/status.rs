@@ -24,7 +24,8 @@ use serde::Serialize;
 use super::api_server::{self, ApiProbe};
 pub use super::clock::ClockSource;
 use super::{
-    Outcome, Status, clock, credentials, local_storage, node_ip, ports, proxy, sts, swap, versions,
+    Outcome, Status, clock, credentials, local_storage, node_ip, node_object, ports, proxy, sts,
+    swap, ulimits, versions,
 };
 use crate::auth::Clock;
 use crate::auth::credentials::Env;
@@ -45,7 +46,10 @@ pub const DEFAULT_HOST_ROOT: &str = "/";
 /// own bound ([`Inputs::timeout`]) ends them sooner when it is shorter.
 pub const HTTP_RETRY: RetryPolicy = crate::net::retry::QUICK;
 
-/// Check names, in the order they are printed.
+/// Check names, in the order they are printed. The configuration sources load, merge and
+/// validate (when they do not, the report has only this check, with every problem).
+pub const CONFIG: &str = "config";
+/// Credentials resolve through the node's chain.
 pub const CREDENTIALS: &str = "credentials";
 /// STS GetCallerIdentity through the node's token.
 pub const STS_IDENTITY: &str = "sts-identity";
@@ -65,9 +69,11 @@ pub const CONTAINERD: &str = "containerd-version";
 pub const PROXY: &str = "proxy";
 /// The kubelet and kube-proxy ports are free (or held by their owners).
 pub const PORTS: &str = "ports";
+/// The running kubelet's and containerd's resource limits.
+pub const ULIMITS: &str = "ulimits";
+/// Once joined: the Node object exists and is Ready.
+pub const NODE: &str = "node";
 
-/// ECS hosts: `spec.ecs` validated.
-pub const ECS_CONFIG: &str = "ecs-config";
 /// ECS hosts: DescribeClusters finds the cluster ACTIVE.
 pub const ECS_CLUSTER: &str = "ecs-cluster";
 /// ECS hosts: the ECS agent is registered (introspection API).
@@ -78,9 +84,10 @@ pub const ECS_DOCKER: &str = "docker";
 /// The instance-store disks are set up as spec.instance.localStorage asks.
 pub const LOCAL_STORAGE: &str = "local-storage";
 
-/// Every check of an EKS node, in output order (an ECS host's are [`ECS_CONFIG`],
+/// Every check of an EKS node, in output order (an ECS host's are [`CONFIG`],
 /// [`CREDENTIALS`], [`ECS_CLUSTER`], [`ECS_AGENT`], [`ECS_DOCKER`], [`CLOCK`]).
-pub const ALL: [&str; 11] = [
+pub const ALL: [&str; 14] = [
+    CONFIG,
     CREDENTIALS,
     STS_IDENTITY,
     API_SERVER,
@@ -92,7 +99,36 @@ pub const ALL: [&str; 11] = [
     PROXY,
     PORTS,
     LOCAL_STORAGE,
+    ULIMITS,
+    NODE,
 ];
+
+/// The kubelet's kubeconfig, which exists once the node has joined.
+pub const KUBELET_KUBECONFIG: &str = "/var/lib/kubelet/kubeconfig";
+
+/// The Node's name: given, else the Roles Anywhere node name, else the SSM managed instance
+/// ID, else the host name (under `proc_root`).
+fn node_name(inputs: &Inputs) -> String {
+    if let Some(n) = &inputs.node_name {
+        return n.clone();
+    }
+    let config = &inputs.config;
+    if let Some(n) = config
+        .spec
+        .hybrid
+        .as_ref()
+        .and_then(|h| h.iam_roles_anywhere.as_ref())
+        .and_then(|r| r.node_name.clone())
+    {
+        return n;
+    }
+    if let Some(id) = crate::facts::host::ssm_managed_instance_id(&inputs.host_root) {
+        return id.to_string();
+    }
+    std::fs::read_to_string(inputs.proc_root.join("sys/kernel/hostname"))
+        .map(|h| h.trim().to_owned())
+        .unwrap_or_default()
+}
 
 /// What a check with an empty fix prints as its fix.
 pub const NOTHING_TO_DO: &str = "nothing to do";
@@ -104,6 +140,30 @@ pub struct Checked {
     pub name: &'static str,
     /// What it found.
     pub outcome: Outcome,
+    /// Each problem behind the outcome, when there are several (the `config` check lists
+    /// every problem of the configuration).
+    pub problems: Vec<ConfigProblem>,
+}
+
+/// One problem of the configuration as the JSON report has it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ConfigProblem {
+    /// The source and document, or `merged configuration`.
+    pub at: String,
+    /// The field path (empty when the problem is not one field's, e.g. a syntax error).
+    pub path: String,
+    /// What is wrong and the expected form.
+    pub message: String,
+}
+
+impl From<&crate::config::Problem> for ConfigProblem {
+    fn from(p: &crate::config::Problem) -> ConfigProblem {
+        ConfigProblem {
+            at: p.at.clone(),
+            path: p.path.clone(),
+            message: p.message.clone(),
+        }
+    }
 }
 
 impl Checked {
@@ -111,7 +171,11 @@ impl Checked {
     pub fn new(name: &'static str, mut outcome: Outcome) -> Checked {
         outcome.evidence = one_line(&outcome.evidence);
         outcome.fix = one_line(&outcome.fix);
-        Checked { name, outcome }
+        Checked {
+            name,
+            outcome,
+            problems: Vec::new(),
+        }
     }
 
     /// The fix as printed: [`NOTHING_TO_DO`] when there is none.
@@ -160,6 +224,78 @@ pub(super) fn fail(reason: &str, evidence: impl Into<String>, fix: impl Into<Str
     Outcome::fail(reason, evidence).with_fix(fix)
 }
 
+/// What `config check` would tell, for the check `config`.
+const CONFIG_FIX: &str = "correct the configuration sources as each problem says, then run `eks-node-agent config check`";
+
+/// The `config` check of configuration that loaded: ok, or warn with each warning.
+pub fn config_loaded(loaded: &crate::config::Loaded) -> Checked {
+    let config = &loaded.config;
+    let cluster = match &config.spec.ecs {
+        Some(ecs) => format!(
+            "ECS cluster {}{}",
+            ecs.cluster.as_deref().unwrap_or("default"),
+            if ecs.external.is_some() {
+                " (ECS Anywhere)"
+            } else {
+                ""
+            }
+        ),
+        None => format!(
+            "cluster {}",
+            config.spec.cluster.name.as_deref().unwrap_or("?")
+        ),
+    };
+    let what = format!(
+        "{} document(s) merged into {cluster}",
+        loaded.documents.len()
+    );
+    if loaded.warnings.is_empty() {
+        return Checked::new(CONFIG, ok(what));
+    }
+    let mut checked = Checked::new(
+        CONFIG,
+        warn(
+            "ConfigWarnings",
+            format!("{what}, with {} warning(s)", loaded.warnings.len()),
+            CONFIG_FIX,
+        ),
+    );
+    checked.problems = loaded.warnings.iter().map(ConfigProblem::from).collect();
+    checked
+}
+
+/// The `config` check of configuration that did not load: fail, with every problem the
+/// error names (validation problems one by one; a syntax or field error as one).
+pub fn config_failed(err: &anyhow::Error) -> Checked {
+    use crate::config::Error;
+    let problems: Vec<ConfigProblem> = match err.chain().find_map(|e| e.downcast_ref::<Error>()) {
+        Some(Error::Invalid { problems }) => problems.iter().map(ConfigProblem::from).collect(),
+        Some(Error::Strict { warnings }) => warnings.iter().map(ConfigProblem::from).collect(),
+        Some(Error::Field { at, path, message }) => vec![ConfigProblem {
+            at: at.clone(),
+            path: path.clone(),
+            message: message.clone(),
+        }],
+        Some(Error::Syntax {
+            at,
+            line,
+            column,
+            message,
+        }) => vec![ConfigProblem {
+            at: format!("{at}: line {line}, column {column}"),
+            path: String::new(),
+            message: message.clone(),
+        }],
+        _ => Vec::new(),
+    };
+    let mut checked = Checked::new(
+        CONFIG,
+        fail("ConfigInvalid", error_chain(err.as_ref()), CONFIG_FIX),
+    );
+    checked.problems = problems;
+    checked
+}
+
 /// Everything the checks read, with production defaults from [`Inputs::new`].
 #[derive(Clone)]
 pub struct Inputs {
@@ -197,6 +333,11 @@ pub struct Inputs {
     pub clock: Arc<dyn Clock>,
     /// Bound on each check.
     pub timeout: Duration,
+    /// The kubelet's kubeconfig (under `host_root`): the node has joined when it exists.
+    pub kubeconfig: PathBuf,
+    /// The Node's name (else `spec.hybrid.iamRolesAnywhere.nodeName`, the SSM managed
+    /// instance ID, the host name).
+    pub node_name: Option<String>,
 }
 
 impl std::fmt::Debug for Inputs {
@@ -235,6 +376,8 @@ impl Inputs {
             clock_source: ClockSource::Kernel,
             clock: Arc::new(crate::auth::SystemClock),
             timeout: CHECK_TIMEOUT,
+            kubeconfig: PathBuf::from(KUBELET_KUBECONFIG),
+            node_name: None,
         }
     }
 }
@@ -253,6 +396,8 @@ struct JsonCheck<'a> {
     status: Status,
     evidence: &'a str,
     fix: &'a str,
+    #[serde(skip_serializing_if = "<[ConfigProblem]>::is_empty")]
+    problems: &'a [ConfigProblem],
 }
 
 impl Report {
@@ -275,6 +420,9 @@ impl Report {
                 c.name,
                 c.outcome.evidence
             ));
+            for p in &c.problems {
+                out.push_str(&format!("     - {}: {}: {}\n", p.at, p.path, p.message));
+            }
             out.push_str(&format!("     fix: {}\n", c.fix()));
         }
         out.push_str(&format!(
@@ -297,6 +445,7 @@ impl Report {
                 status: c.outcome.status,
                 evidence: &c.outcome.evidence,
                 fix: c.fix(),
+                problems: &c.problems,
             })
             .collect();
         let value = serde_json::json!({
@@ -418,6 +567,18 @@ pub async fn run(inputs: &Inputs) -> Report {
         ),
         (Some(_), Err(e), _) => ApiProbe::NotConfigured(e.clone()),
     };
+    let node = node_name(inputs);
+    let kubeconfig = inputs.host_root.join(
+        inputs
+            .kubeconfig
+            .strip_prefix("/")
+            .unwrap_or(&inputs.kubeconfig),
+    );
+    let node_found = bounded(limit, "GET node", async {
+        Ok(node_object::read(&kubeconfig, &node).await)
+    })
+    .await
+    .unwrap_or_else(node_object::Found::Unreachable);
     let server_version = match &api_probe {
         ApiProbe::Version { version, .. } => Some(*version),
         _ => None,
@@ -473,6 +634,7 @@ pub async fn run(inputs: &Inputs) -> Report {
             versions::kubelet(&kubelet, server_version.as_ref()),
         ),
         Checked::new(CONTAINERD, versions::containerd(&containerd)),
+        Checked::new(NODE, node_object::check(&node, &node_found)),
     ];
     let service_cidr = cluster
         .cidr
@@ -531,6 +693,7 @@ fn local_checks(inputs: &Inputs) -> Local {
                 LOCAL_STORAGE,
                 local_storage::check(settings.as_ref(), record.as_ref(), &mounts),
             ),
+            Checked::new(ULIMITS, ulimits::check(&ulimits::read(&inputs.proc_root))),
         ],
         proxy: proxy::gather(&inputs.config, &inputs.host_root, inputs.env.as_ref()),
     }

@@ -10,9 +10,8 @@ pub use crate::model::Version;
 
 /// How long `kubelet --version` / `containerd --version` may run.
 pub const VERSION_EXEC_TIMEOUT: Duration = Duration::from_secs(5);
-/// Oldest kubelet minor accepted behind the API server (Kubernetes version skew policy
-/// since 1.28: the kubelet may be up to three minor versions older, never newer).
-pub const MAX_KUBELET_MINORS_BEHIND: u32 = 3;
+/// How many minors the kubelet may be behind the API server (the skew policy, in the model).
+pub use crate::model::version::MAX_KUBELET_MINORS_BEHIND;
 /// Oldest supported containerd.
 pub const MIN_CONTAINERD: Version = Version {
     major: 1,
@@ -105,17 +104,16 @@ pub fn kubelet(exec: &Exec, server: Option<&Version>) -> Outcome {
         server.major, lo, server.major, server.minor
     );
     let evidence = format!("{path}: {v}; API server {server}; supported kubelet minors {range}");
-    if v.major != server.major || v.minor > server.minor {
-        fail(
+    match crate::model::version::kubelet_skew(&v, server) {
+        crate::model::version::KubeletSkew::NewerThanServer => fail(
             "KubeletNewerThanServer",
             format!("{evidence}: the kubelet is newer than the API server"),
             format!(
                 "install a kubelet of minor {}.{} (never newer than the control plane), or upgrade the cluster first",
                 server.major, server.minor
             ),
-        )
-    } else if v.minor < lo {
-        fail(
+        ),
+        crate::model::version::KubeletSkew::TooOld => fail(
             "KubeletTooOld",
             format!(
                 "{evidence}: the kubelet is {} minor versions behind (at most {MAX_KUBELET_MINORS_BEHIND})",
@@ -125,9 +123,8 @@ pub fn kubelet(exec: &Exec, server: Option<&Version>) -> Outcome {
                 "upgrade the kubelet to a minor in {range} (preferably {}.{})",
                 server.major, server.minor
             ),
-        )
-    } else {
-        ok(evidence)
+        ),
+        crate::model::version::KubeletSkew::Supported => ok(evidence),
     }
 }
 

@@ -78,9 +78,11 @@ pub struct InitArgs {
     /// ARN before failing.
     #[arg(long, value_name = "SECS", default_value_t = crate::facts::ecs_agent::DEFAULT_REGISTRATION_WAIT.as_secs())]
     ecs_wait: u64,
+    #[command(flatten)]
+    lock: super::LockArgs,
 }
 
-fn parse_version(text: &str) -> Result<Version, String> {
+pub(crate) fn parse_version(text: &str) -> Result<Version, String> {
     Version::parse_word(text).ok_or_else(|| {
         format!("\"{text}\" is not a Kubernetes version; expected MAJOR.MINOR[.PATCH], e.g. 1.33 or v1.33.5")
     })
@@ -132,6 +134,9 @@ pub(crate) fn run_loaded(loaded: Loaded) -> anyhow::Result<exit::Code> {
         systemd_bus: None,
         ecs_introspection: crate::model::ecs::INTROSPECTION_ENDPOINT.into(),
         ecs_wait: crate::facts::ecs_agent::DEFAULT_REGISTRATION_WAIT.as_secs(),
+        lock: super::LockArgs {
+            lock_wait: crate::apply::lock::DEFAULT_LOCK_WAIT.as_secs(),
+        },
     };
     let rt = runtime()?;
     rt.block_on(async {
@@ -289,11 +294,40 @@ async fn run_from_state(
 
 /// The node's provider, the registration before discovery (an SSM activation: printed in a dry
 /// run, else carried out), then discovery.
+/// The host lock, taken before init's first change to the host (so a configuration or a
+/// discovery that is refused leaves no trace) and held to the end; a dry run never takes it.
+pub(super) struct LockOnce<'a> {
+    args: &'a super::LockArgs,
+    root: &'a Root,
+    held: Option<crate::apply::lock::HostLock>,
+}
+
+impl<'a> LockOnce<'a> {
+    pub(super) fn new(args: &'a super::LockArgs, root: &'a Root) -> Self {
+        LockOnce {
+            args,
+            root,
+            held: None,
+        }
+    }
+
+    /// Takes the lock unless this init already holds it (waits up to `--lock-wait`).
+    pub(super) fn take(&mut self) -> anyhow::Result<()> {
+        if self.held.is_none() {
+            self.held = Some(tokio::task::block_in_place(|| {
+                self.args.acquire(self.root, "init")
+            })?);
+        }
+        Ok(())
+    }
+}
+
 async fn register_and_discover(
     args: &InitArgs,
     config: &crate::config::NodeConfig,
     applier: &Applier,
     imds: Imds,
+    lock: &mut LockOnce<'_>,
     report: &mut crate::apply::Report,
 ) -> anyhow::Result<(facts::provider::Provider, Discovered)> {
     let root = applier.root();
@@ -306,6 +340,9 @@ async fn register_and_discover(
             applier.dry_run_actions(&registration, "before discovery")
         );
     } else {
+        if !registration.actions.is_empty() {
+            lock.take()?;
+        }
         report.merge(applier.apply_actions(&registration).await?);
     }
     let context = facts::provider::Context::new(imds, root.dir());
@@ -337,16 +374,17 @@ async fn execute(
     }
     let config = &loaded.config;
     let root = args.root.as_ref().map_or_else(Root::host, Root::at);
+    let mut lock = LockOnce::new(&args.lock, &root);
     let mut applier = Applier::new(root.clone());
     if let Some(bus) = &args.systemd_bus {
         applier = applier.with_bus_address(bus.clone());
     }
     let run_only = args.skip.contains(&Phase::Config) && !args.skip.contains(&Phase::Run);
-    if run_only
-        && !args.dry_run
-        && let Some(code) = run_from_state(args, &loaded, &applier, &phases).await?
-    {
-        return Ok(code);
+    if run_only && !args.dry_run {
+        lock.take()?;
+        if let Some(code) = run_from_state(args, &loaded, &applier, &phases).await? {
+            return Ok(code);
+        }
     }
     let mut report = crate::apply::Report::default();
 
@@ -359,7 +397,7 @@ async fn execute(
         .await
         .map_err(facts::Error::HostFacts)??;
     let (provider, found) =
-        register_and_discover(args, config, &applier, imds, &mut report).await?;
+        register_and_discover(args, config, &applier, imds, &mut lock, &mut report).await?;
     tracing::info!(provider = provider.name(), kubelet = %kubelet.0, "facts gathered");
     phases.done("discover", t);
 
@@ -395,6 +433,7 @@ async fn execute(
         print!("{}", applier.dry_run(&plan)?);
         return Ok(exit::Code::Success);
     }
+    lock.take()?;
     if !args.skip.contains(&Phase::Config) {
         let t = Instant::now();
         // The disks first: files under the directories moved onto them land there.

@@ -50,6 +50,8 @@ pub struct InstallArgs {
     /// Verify everything and print what would be installed; write nothing.
     #[arg(long)]
     dry_run: bool,
+    #[command(flatten)]
+    lock: super::LockArgs,
 }
 
 /// `--containerd`.
@@ -63,30 +65,50 @@ enum ContainerdArg {
     Distro,
 }
 
-pub(crate) fn run(args: InstallArgs) -> anyhow::Result<exit::Code> {
-    let root = args.root.as_ref().map_or_else(Root::host, Root::at);
+/// The mirror options `install` and `upgrade` share: the source, the keys its manifest must
+/// verify with (a warning when unsigned mirrors are allowed), the containerd choice.
+pub(crate) fn mirror_options(
+    from: &str,
+    root: Root,
+    containerd: ContainerdChoice,
+    ca_bundle: Option<PathBuf>,
+    trusted_key: &[PathBuf],
+    allow_unsigned: bool,
+) -> anyhow::Result<Options> {
     let default_key = root.path(std::path::Path::new(
         install::signature::DEFAULT_TRUSTED_KEY,
     ))?;
-    let trust =
-        install::signature::Trust::load(&args.trusted_key, &default_key, args.allow_unsigned)?;
-    if args.allow_unsigned {
+    let trust = install::signature::Trust::load(trusted_key, &default_key, allow_unsigned)?;
+    if allow_unsigned {
         eprintln!(
             "warning: --allow-unsigned: an unsigned mirror is accepted; its SHA-256 sums are only as trustworthy as the mirror"
         );
     }
-    let opts = Options {
-        from: args.from.clone(),
+    Ok(Options {
+        from: from.to_owned(),
         root,
-        containerd: match args.containerd {
-            ContainerdArg::Auto => ContainerdChoice::Auto,
-            ContainerdArg::Mirror => ContainerdChoice::Mirror,
-            ContainerdArg::Distro => ContainerdChoice::Distro,
-        },
+        containerd,
         policy: install::fetch::Policy::default(),
-        ca_bundle: args.ca_bundle.clone(),
+        ca_bundle,
         trust,
+    })
+}
+
+pub(crate) fn run(args: InstallArgs) -> anyhow::Result<exit::Code> {
+    let root = args.root.as_ref().map_or_else(Root::host, Root::at);
+    let containerd = match args.containerd {
+        ContainerdArg::Auto => ContainerdChoice::Auto,
+        ContainerdArg::Mirror => ContainerdChoice::Mirror,
+        ContainerdArg::Distro => ContainerdChoice::Distro,
     };
+    let opts = mirror_options(
+        &args.from,
+        root,
+        containerd,
+        args.ca_bundle.clone(),
+        &args.trusted_key,
+        args.allow_unsigned,
+    )?;
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -101,6 +123,9 @@ pub(crate) fn run(args: InstallArgs) -> anyhow::Result<exit::Code> {
         }
         return Ok(exit::Code::Success);
     }
+    // One command changes the host at a time. Taken once everything is verified (in a
+    // staging directory outside the root), so that a refused mirror leaves no trace.
+    let _lock = args.lock.acquire(&opts.root, "install")?;
     let report = install::install(&opts.root, &verified)?;
     eprint!("{report}");
     Ok(exit::Code::Success)

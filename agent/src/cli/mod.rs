@@ -6,6 +6,7 @@ use clap::{Args, Parser, Subcommand};
 use crate::exit;
 
 mod bootstrap;
+mod collect;
 mod config;
 pub mod credentials;
 mod exit_code;
@@ -17,6 +18,7 @@ mod run;
 mod status;
 pub mod token;
 mod uninstall;
+mod upgrade;
 mod version;
 mod warm_pool;
 
@@ -71,12 +73,49 @@ pub enum Command {
     Status(Box<status::StatusArgs>),
     /// Install kubelet, containerd, CNI plugins and the ECR credential provider from a verified mirror.
     Install(Box<install::InstallArgs>),
+    /// Upgrade kubelet, containerd and CNI plugins in place: cordon, drain, install, restart,
+    /// wait for Ready, uncordon; roll back on failure.
+    Upgrade(Box<upgrade::UpgradeArgs>),
     /// Remove every file the agent wrote; with --deregister, deregister the SSM hybrid node.
     Uninstall(uninstall::UninstallArgs),
+    /// Collect a support bundle (tar.gz) of the node's logs, configs and state, secrets redacted.
+    Collect(Box<collect::CollectArgs>),
     /// Print the version and build information.
     Version(version::VersionArgs),
     /// Hold the kubelet of an Auto Scaling warm-pool instance until it is InService, then start it.
     WarmPoolWait(warm_pool::WarmPoolArgs),
+}
+
+/// How long a command that changes the host waits for another to finish (the host lock,
+/// see [`crate::apply::lock`]).
+#[derive(Debug, Clone, Args)]
+pub struct LockArgs {
+    /// Seconds to wait when another init, install, upgrade or uninstall holds the host lock
+    /// (/run/eks-node-agent/host.lock) before failing; 0 fails at once.
+    #[arg(long, value_name = "SECS", default_value_t = crate::apply::lock::DEFAULT_LOCK_WAIT.as_secs())]
+    pub lock_wait: u64,
+}
+
+impl LockArgs {
+    /// Takes the host lock of `root` for `command`, saying on stderr whom it waits for.
+    pub(crate) fn acquire(
+        &self,
+        root: &crate::apply::Root,
+        command: &str,
+    ) -> anyhow::Result<crate::apply::lock::HostLock> {
+        let wait = std::time::Duration::from_secs(self.lock_wait);
+        Ok(crate::apply::lock::HostLock::acquire(
+            root,
+            command,
+            wait,
+            |holder| {
+                eprintln!(
+                    "waiting up to {} s for the host lock held by {holder}",
+                    self.lock_wait
+                );
+            },
+        )?)
+    }
 }
 
 /// The user-data source for `imds://user-data`.
@@ -96,7 +135,9 @@ pub fn run(cli: Cli) -> anyhow::Result<exit::Code> {
         Command::Run(args) => run::run(*args),
         Command::Status(args) => status::run(*args),
         Command::Install(args) => install::run(*args),
+        Command::Upgrade(args) => upgrade::run(*args),
         Command::Uninstall(args) => uninstall::run(args),
+        Command::Collect(args) => collect::run(*args),
         Command::Version(args) => version::run(args),
         Command::WarmPoolWait(args) => warm_pool::run(args),
     }

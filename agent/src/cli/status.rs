@@ -16,8 +16,8 @@ use crate::exit;
 /// Check that this host can join (or has joined) its cluster.
 #[derive(Debug, Args)]
 #[command(
-    after_help = "Checks: credentials, sts-identity, api-server, node-ip, clock, swap, \
-    kubelet-version, containerd-version, proxy, ports.\n\n\
+    after_help = "Checks: config, credentials, sts-identity, api-server, node-ip, clock, swap, \
+    kubelet-version, containerd-version, proxy, ports, ulimits, node.\n\n\
     Examples:\n  \
     eks-node-agent status\n  \
     eks-node-agent status -c file:///etc/eks-node-agent/config.d/ --output json\n  \
@@ -67,6 +67,13 @@ pub struct StatusArgs {
     /// adjtimex(2) (offline diagnosis, tests).
     #[arg(long, value_name = "FILE", hide = true)]
     clock_state: Option<PathBuf>,
+    /// The Node whose object the `node` check reads [default: spec.hybrid.iamRolesAnywhere.nodeName,
+    /// the SSM managed instance ID, the host name].
+    #[arg(long, value_name = "NAME")]
+    node_name: Option<String>,
+    /// The kubelet's kubeconfig (under --host-root); the `node` check runs once it exists.
+    #[arg(long, value_name = "PATH", default_value = status::KUBELET_KUBECONFIG)]
+    kubeconfig: PathBuf,
     /// Seconds each check may take.
     #[arg(long, value_name = "SECS", default_value_t = status::CHECK_TIMEOUT.as_secs())]
     timeout: u64,
@@ -77,13 +84,28 @@ pub struct StatusArgs {
 enum Output {
     /// Two lines per check: status, name and evidence; then the fix.
     Text,
-    /// `{"checks": [{"name", "status", "evidence", "fix"}...], "summary": {...}}`.
+    /// `{"checks": [{"name", "status", "evidence", "fix", "problems"?}...], "summary": {...}}`,
+    /// also when the configuration does not load (a failing `config` check).
     Json,
 }
 
 pub(crate) fn run(args: StatusArgs) -> anyhow::Result<exit::Code> {
-    // Loaded before the runtime starts: the IMDS user-data source runs its own.
-    let loaded = args.sources.load()?;
+    // Loaded before the runtime starts: the IMDS user-data source runs its own. Scripts parse
+    // the JSON report, so a configuration that does not load is a failing `config` check
+    // there (the exit code is the error's, 2 for bad input), and an error on stderr in text.
+    let loaded = match args.sources.load() {
+        Ok(loaded) => loaded,
+        Err(err) if args.output == Output::Json => {
+            let report = status::Report {
+                checks: vec![status::config_failed(&err)],
+            };
+            print!("{}", report.json());
+            eprintln!("error: {err}");
+            return Ok(super::exit_code::classify(&err));
+        }
+        Err(err) => return Err(err),
+    };
+    let config_check = status::config_loaded(&loaded);
     let mut inputs = Inputs::new(loaded.config);
     inputs.proc_root = args.proc_root;
     inputs.host_root = args.host_root;
@@ -95,6 +117,8 @@ pub(crate) fn run(args: StatusArgs) -> anyhow::Result<exit::Code> {
     inputs.ecs_endpoint = args.ecs_endpoint;
     inputs.ecs_introspection = args.ecs_introspection;
     inputs.docker_socket = args.docker_socket;
+    inputs.node_name = args.node_name;
+    inputs.kubeconfig = args.kubeconfig;
     if let Some(path) = args.clock_state {
         inputs.clock_source = ClockSource::File(path);
     }
@@ -108,7 +132,8 @@ pub(crate) fn run(args: StatusArgs) -> anyhow::Result<exit::Code> {
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
-    let report = rt.block_on(status::run(&inputs));
+    let mut report = rt.block_on(status::run(&inputs));
+    report.checks.insert(0, config_check);
     match args.output {
         Output::Text => print!("{}", report.text()),
         Output::Json => print!("{}", report.json()),

@@ -13,6 +13,7 @@
 pub mod archive;
 pub mod artifacts;
 pub mod fetch;
+pub mod rollback;
 pub mod signature;
 pub mod ssm;
 

@@ -21,7 +21,7 @@ use time::OffsetDateTime;
 use tokio::sync::{mpsc, watch};
 
 use super::config::DrainSettings;
-use crate::report::node_ops::{Eviction, NodeOps, PodInfo};
+use crate::report::node_ops::{Eviction, NodeOps, NodeState, PodInfo};
 
 /// How often the pods are listed while the drain waits.
 pub const POLL: Duration = Duration::from_millis(250);
@@ -47,6 +47,39 @@ pub struct Outcome {
 /// The pods the drain must remove.
 pub fn targets(pods: &[PodInfo]) -> Vec<&PodInfo> {
     pods.iter().filter(|p| !p.daemonset && !p.mirror).collect()
+}
+
+/// The most pods a refusal names; the rest are counted.
+const MAX_PODS_NAMED: usize = 5;
+
+/// Why the Node may not lose its services yet (`uninstall`, `upgrade` after its drain): it is
+/// not cordoned, or pods the drain removes (not DaemonSet, not mirror, not finished) are still
+/// bound to it. `None` when it is cordoned and drained.
+pub fn not_drained(node: &NodeState, pods: &[PodInfo]) -> Option<String> {
+    if !node.unschedulable {
+        return Some("the Node is not cordoned (spec.unschedulable is false)".to_owned());
+    }
+    let left: Vec<String> = targets(pods)
+        .into_iter()
+        .filter(|p| !p.finished)
+        .map(PodInfo::id)
+        .collect();
+    if left.is_empty() {
+        return None;
+    }
+    let mut named = left
+        .iter()
+        .take(MAX_PODS_NAMED)
+        .cloned()
+        .collect::<Vec<_>>()
+        .join(", ");
+    if left.len() > MAX_PODS_NAMED {
+        named.push_str(&format!(" and {} more", left.len() - MAX_PODS_NAMED));
+    }
+    Some(format!(
+        "the Node is cordoned but {} pod(s) still run on it: {named}",
+        left.len()
+    ))
 }
 
 /// Seconds from `now` until `t`, floored, never negative.
@@ -264,6 +297,33 @@ mod tests {
             terminating: false,
             finished: false,
         }
+    }
+
+    #[test]
+    fn drained_means_cordoned_with_only_daemonsets_mirrors_and_finished_pods_left() {
+        let mut node = NodeState {
+            resource_version: "1".into(),
+            taints: Vec::new(),
+            unschedulable: false,
+            labels: BTreeMap::new(),
+        };
+        let why = not_drained(&node, &[]).unwrap();
+        assert!(why.contains("not cordoned"), "{why}");
+        node.unschedulable = true;
+        let mut ds = pod("ds", 0, 30);
+        ds.daemonset = true;
+        let mut mirror = pod("m", 0, 30);
+        mirror.mirror = true;
+        let mut done = pod("done", 0, 30);
+        done.finished = true;
+        assert_eq!(not_drained(&node, &[ds.clone(), mirror, done]), None);
+        let many: Vec<PodInfo> = (0..7).map(|i| pod(&format!("p{i}"), 0, 30)).collect();
+        let why = not_drained(&node, &many).unwrap();
+        assert!(
+            why.contains("7 pod(s)") && why.contains("ns/p0") && why.contains("2 more"),
+            "{why}"
+        );
+        assert!(!why.contains("ns/p6"), "{why}");
     }
 
     #[test]

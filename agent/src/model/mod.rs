@@ -33,6 +33,7 @@ pub mod node;
 pub mod partition;
 pub mod paths;
 pub mod procfs;
+pub mod redact;
 pub mod text;
 pub mod version;
 

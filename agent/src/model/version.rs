@@ -77,6 +77,32 @@ impl Version {
     }
 }
 
+/// How many minor versions a kubelet may be behind its API server (Kubernetes' version
+/// skew policy).
+pub const MAX_KUBELET_MINORS_BEHIND: u32 = 3;
+
+/// Where a kubelet stands against its API server under the version skew policy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KubeletSkew {
+    /// Same major, a minor from the server's down to [`MAX_KUBELET_MINORS_BEHIND`] behind.
+    Supported,
+    /// Another major, or a newer minor than the server's.
+    NewerThanServer,
+    /// More than [`MAX_KUBELET_MINORS_BEHIND`] minors behind.
+    TooOld,
+}
+
+/// The skew policy for `kubelet` against `server` (patches do not matter).
+pub fn kubelet_skew(kubelet: &Version, server: &Version) -> KubeletSkew {
+    if kubelet.major != server.major || kubelet.minor > server.minor {
+        KubeletSkew::NewerThanServer
+    } else if kubelet.minor < server.minor.saturating_sub(MAX_KUBELET_MINORS_BEHIND) {
+        KubeletSkew::TooOld
+    } else {
+        KubeletSkew::Supported
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

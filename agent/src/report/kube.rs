@@ -254,6 +254,11 @@ impl NodeApi {
         matches!(e, Error::Request { source: kube::Error::Api(s), .. } if s.code == 401 || s.code == 403)
     }
 
+    /// Whether an error is the object not existing (404).
+    pub fn is_not_found(e: &Error) -> bool {
+        matches!(e, Error::Request { source: kube::Error::Api(s), .. } if s.code == 404)
+    }
+
     /// Whether an error is a failed precondition (409 Conflict).
     pub fn is_conflict(e: &Error) -> bool {
         matches!(e, Error::Request { source: kube::Error::Api(s), .. } if s.code == 409)

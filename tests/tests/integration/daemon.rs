@@ -1969,3 +1969,63 @@ fn iam_credentials_expiry_per_source_is_exported_and_checked() {
         "{err}"
     );
 }
+
+/// Every metric the shipped Grafana dashboard queries is a series of a real scrape of `run`
+/// (joined to the Kubernetes API emulator, with a kubelet client certificate and SSM
+/// credentials to watch): no panel of the dashboard stays empty for a missing metric.
+#[test]
+fn dashboard_queries_only_series_a_real_scrape_has() {
+    let (_rt, api) = api_with_node_a("node-token-dashboard");
+    let dir = tempfile::tempdir().unwrap();
+    let kubelet_cert = dir.path().join("kubelet-client-current.pem");
+    cert_until(
+        &kubelet_cert,
+        time::OffsetDateTime::now_utc() + time::Duration::days(300),
+    );
+    let ssm = dir.path().join("credentials");
+    std::fs::write(&ssm, "[default]\n").unwrap();
+    let agent = start_agent(Setup {
+        checks_toml: "[checks.kernel]\ninterval_secs = 0.2\n[checks.credentials]\ninterval_secs = 0.2\n",
+        kubeconfig: Some(&api.kubeconfig()),
+        args: vec![
+            "--iam-credentials".into(),
+            format!("ssm={}", ssm.display()).into(),
+        ],
+        kubelet_cert: Some(&kubelet_cert),
+        ..Setup::default()
+    });
+    let wanted: BTreeSet<String> = crate::prometheus::dashboard_queries()
+        .iter()
+        .flat_map(|q| crate::prometheus::metric_names(q))
+        .collect();
+    assert!(
+        wanted.iter().any(|m| m.starts_with("eksnode_")),
+        "{wanted:?}"
+    );
+    assert!(wanted.iter().any(|m| m.starts_with("node_")), "{wanted:?}");
+    let missing = |text: &str| -> Vec<String> {
+        wanted
+            .iter()
+            .filter(|m| {
+                !text.lines().any(|l| {
+                    l.strip_prefix(m.as_str())
+                        .is_some_and(|rest| rest.starts_with('{') || rest.starts_with(' '))
+                })
+            })
+            .cloned()
+            .collect()
+    };
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let text = scrape(agent.port);
+        let gone = missing(&text);
+        if gone.is_empty() {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the dashboard queries metrics the scrape does not have: {gone:?}\n{text}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}

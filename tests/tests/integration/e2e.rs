@@ -181,6 +181,8 @@ fn packages_hold_binary_units_config_and_pass_lintian() {
         "usr/lib/systemd/system/eks-node-agent-init.service",
         "usr/lib/systemd/system/eks-node-agent.service",
         "usr/share/eks-node-agent/systemd/kubelet.service",
+        "usr/share/eks-node-agent/prometheus/eks-node-agent.rules.yaml",
+        "usr/share/eks-node-agent/grafana/eks-node-agent.dashboard.json",
         "etc/eks-node-agent/config.d/README",
         "etc/default/eks-node-agent",
         "usr/share/man/man1/eks-node-agent.1",

@@ -1021,7 +1021,7 @@ mod status {
         assert_eq!(
             names,
             [
-                "ecs-config",
+                "config",
                 "credentials",
                 "ecs-cluster",
                 "ecs-agent",

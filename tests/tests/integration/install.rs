@@ -220,6 +220,16 @@ fn snapshot(root: &Path) -> BTreeMap<PathBuf, (char, u32, Vec<u8>)> {
             let p = e.unwrap().path();
             let m = std::fs::symlink_metadata(&p).unwrap();
             let rel = p.strip_prefix(root).unwrap().to_path_buf();
+            // The host lock stays in /run (a tmpfs, empty at boot) as lock files do.
+            if rel.starts_with("run/eks-node-agent/host.lock")
+                || rel == Path::new("run/eks-node-agent")
+                || rel == Path::new("run")
+            {
+                if m.is_dir() {
+                    stack.push(p);
+                }
+                continue;
+            }
             let mode = m.permissions().mode() & 0o7777;
             if m.file_type().is_symlink() {
                 let t = std::fs::read_link(&p).unwrap();
@@ -863,8 +873,9 @@ fn uninstall_after_init_and_install_leaves_the_tree_as_it_was() {
         .is_symlink()
     );
 
-    // A dry run prints the steps and changes nothing.
-    let out = agent(&["uninstall", "--root", r, "--dry-run"], &[]);
+    // A dry run prints the steps and changes nothing. (--force: the kubeconfig init wrote
+    // names an API server that does not exist; the drain preflight has its own test.)
+    let out = agent(&["uninstall", "--root", r, "--dry-run", "--force"], &[]);
     assert!(out.status.success(), "{}", stderr(&out));
     let plan = String::from_utf8_lossy(&out.stdout);
     assert!(plan.contains("restore  /etc/containerd/config.toml from /var/lib/eks-node-agent/backup/etc/containerd/config.toml"), "{plan}");
@@ -872,7 +883,7 @@ fn uninstall_after_init_and_install_leaves_the_tree_as_it_was() {
     assert!(plan.contains("relink   /etc/eks/image-credential-provider/ecr-credential-provider -> /opt/ecr/provider"), "{plan}");
     assert_eq!(snapshot(&root), installed);
 
-    let out = agent(&["uninstall", "--root", r], &[]);
+    let out = agent(&["uninstall", "--root", r, "--force"], &[]);
     assert!(out.status.success(), "{}", stderr(&out));
     let after = snapshot(&root);
     let diff: Vec<_> = before
@@ -887,7 +898,7 @@ fn uninstall_after_init_and_install_leaves_the_tree_as_it_was() {
     );
 
     // Nothing left to do.
-    let out = agent(&["uninstall", "--root", r], &[]);
+    let out = agent(&["uninstall", "--root", r, "--force"], &[]);
     assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
 }
 
@@ -1093,4 +1104,444 @@ mod deregister {
                 .exists()
         );
     }
+}
+
+/// `uninstall` refuses a node that is not cordoned, or that still runs pods (the Kubernetes
+/// API emulator), and changes nothing; once drained it stops the daemon, the kubelet and
+/// containerd (the systemd emulator, in that order) before it removes the files.
+#[test]
+fn uninstall_needs_a_drained_node_and_stops_services_first() {
+    use eks_node_agent_tests::kube_api::{KubeApi, PodSpec};
+    use eks_node_agent_tests::systemd_dbus::SystemdEmulator;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let api = rt.block_on(KubeApi::start("node-token"));
+    let systemd = rt.block_on(SystemdEmulator::start());
+    for unit in [
+        "eks-node-agent.service",
+        "kubelet.service",
+        "containerd.service",
+    ] {
+        systemd.add_unit(unit, "active");
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let mirror = tmp.path().join("mirror");
+    build_mirror(&mirror);
+    let root = tmp.path().join("root");
+    let r = root.to_str().unwrap();
+    let out = agent(
+        &["install", "--from", mirror.to_str().unwrap(), "--root", r],
+        &[],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    put(
+        &root,
+        "etc/test/kubeconfig",
+        api.kubeconfig().as_bytes(),
+        0o600,
+    );
+    api.add_node("node-7", serde_json::json!([]));
+    api.add_pod(PodSpec::new("default", "web", "node-7"));
+    let installed = snapshot(&root);
+    let uninstall = |extra: &[&str]| {
+        let mut args = vec![
+            "uninstall",
+            "--root",
+            r,
+            "--node-name",
+            "node-7",
+            "--kubeconfig",
+            "/etc/test/kubeconfig",
+            "--systemd-bus",
+            systemd.address(),
+        ];
+        args.extend_from_slice(extra);
+        agent(&args, &[])
+    };
+
+    let out = uninstall(&[]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("Node node-7: the Node is not cordoned"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(stderr(&out).contains("--force"), "{}", stderr(&out));
+    assert_eq!(snapshot(&root), installed);
+    assert!(systemd.actions().is_empty(), "{:?}", systemd.actions());
+
+    api.patch_node_status(
+        "node-7",
+        &serde_json::json!({"spec": {"unschedulable": true}}),
+    );
+    let out = uninstall(&[]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("1 pod(s) still run on it: default/web"),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(snapshot(&root), installed);
+    assert!(systemd.actions().is_empty(), "{:?}", systemd.actions());
+
+    // A dry run says what it would stop and stops nothing.
+    api.remove_pod("web");
+    let out = uninstall(&["--dry-run"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let plan = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        plan.contains("stop eks-node-agent.service, kubelet.service, containerd.service"),
+        "{plan}"
+    );
+    assert!(systemd.actions().is_empty(), "{:?}", systemd.actions());
+
+    let out = uninstall(&[]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("Node node-7 is cordoned and drained"),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(
+        systemd.actions(),
+        [
+            "StopUnit eks-node-agent.service",
+            "StopUnit kubelet.service",
+            "StopUnit containerd.service"
+        ]
+    );
+    assert!(!root.join("usr/bin/kubelet").exists());
+    assert!(!root.join("var/lib/eks-node-agent/files.json").exists());
+    for unit in ["kubelet.service", "containerd.service"] {
+        assert_eq!(systemd.active_state(unit).as_deref(), Some("inactive"));
+    }
+}
+
+/// Two `init`s at once: the host lock makes the second wait for the first (both succeed, the
+/// record `files.json` is whole and uninstall restores the tree from it); a command that
+/// cannot get the lock within `--lock-wait` fails with exit 1 naming the holder and writes
+/// nothing.
+#[test]
+fn concurrent_inits_take_turns_and_files_json_stays_whole() {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path().join("root");
+    populated_root(&root);
+    let before = snapshot(&root);
+    let r = root.to_str().unwrap().to_owned();
+    let source = hybrid_config(tmp.path());
+
+    // The test holds the lock: an init with a short wait fails clearly and changes nothing.
+    let lock_path = root.join("run/eks-node-agent/host.lock");
+    std::fs::create_dir_all(lock_path.parent().unwrap()).unwrap();
+    let held = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(true)
+        .write(true)
+        .open(&lock_path)
+        .unwrap();
+    held.lock().unwrap();
+    let me = format!("pid {} (", std::process::id());
+    let started = std::time::Instant::now();
+    let out = agent(
+        &["init", "--root", &r, "-c", &source, "--lock-wait", "1"],
+        &[],
+    );
+    assert!(started.elapsed() >= std::time::Duration::from_secs(1));
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(
+        err.contains("holds the host lock") && err.contains(&me),
+        "{err}"
+    );
+    assert!(!root.join("var/lib/eks-node-agent/files.json").exists());
+    assert!(!root.join("etc/kubernetes/kubelet/config.json").exists());
+
+    // Two inits started while the lock is held both wait, then take turns.
+    let spawn = || {
+        Command::new(agent_bin())
+            .args(["init", "--root", &r, "-c", &source, "--lock-wait", "60"])
+            .env("AWS_EC2_METADATA_DISABLED", "true")
+            .env("AWS_CONFIG_FILE", "/nonexistent/eks-agent-test/config")
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    let (a, b) = (spawn(), spawn());
+    // Both reach the lock (init takes it just before its first change) while the test holds it.
+    std::thread::sleep(std::time::Duration::from_secs(3));
+    drop(held);
+    let mut waited_for_the_test = 0;
+    for child in [a, b] {
+        let out = child.wait_with_output().unwrap();
+        assert!(out.status.success(), "{}", stderr(&out));
+        let err = stderr(&out);
+        assert!(
+            err.contains("waiting up to 60 s for the host lock held by pid "),
+            "{err}"
+        );
+        if err.contains(&format!(
+            "waiting up to 60 s for the host lock held by {me}"
+        )) {
+            waited_for_the_test += 1;
+        }
+    }
+    assert!(waited_for_the_test >= 1);
+    let record: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(root.join("var/lib/eks-node-agent/files.json")).unwrap(),
+    )
+    .expect("files.json is whole JSON");
+    assert!(record.is_object(), "{record}");
+    let out = agent(&["uninstall", "--root", &r, "--force"], &[]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(snapshot(&root), before, "{}", stderr(&out));
+}
+
+/// A mirror like [`build_mirror`]'s whose kubelet reports `kubelet_version` and whose
+/// containerd is `containerd_tag`'s.
+fn versioned_mirror(dir: &Path, kubelet_version: &str, containerd_tag: &str) {
+    build_mirror(dir);
+    std::fs::write(
+        dir.join("bin/kubelet"),
+        format!("#!/bin/sh\necho \"Kubernetes {kubelet_version}\"\n"),
+    )
+    .unwrap();
+    targz(
+        &dir.join("containerd-2.0.5-linux-amd64.tar.gz"),
+        &[
+            ("bin/containerd", &script(containerd_tag)[..], 0o755),
+            ("bin/containerd-shim-runc-v2", &script("shim")[..], 0o755),
+            ("bin/ctr", &script("ctr")[..], 0o755),
+        ],
+    );
+    write_manifest(dir);
+}
+
+/// `upgrade` against the Kubernetes API emulator (cordon, drain through evictions, the Node's
+/// Ready heartbeat) and the systemd emulator: a kubelet that never reports Ready after the
+/// restart rolls back (old binaries, kubelet started, uncordoned, exit 1 naming the step);
+/// the happy path installs the new binaries and uncordons; a kubelet newer than the API
+/// server, or a mirror without the requested version, is exit 2 with nothing changed.
+#[test]
+fn upgrade_drains_installs_waits_for_ready_and_rolls_back_on_failure() {
+    use eks_node_agent_tests::kube_api::{KubeApi, PodSpec};
+    use eks_node_agent_tests::systemd_dbus::SystemdEmulator;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let api = rt.block_on(KubeApi::start("node-token"));
+    api.set_version("v1.31.0");
+    let ready = |at: &str| {
+        serde_json::json!([{"type": "Ready", "status": "True", "reason": "KubeletReady",
+            "message": "kubelet is posting ready status", "lastHeartbeatTime": at,
+            "lastTransitionTime": "2025-01-01T00:00:00Z"}])
+    };
+    api.add_node("node-7", ready("2025-01-01T00:00:00Z"));
+    let systemd = rt.block_on(SystemdEmulator::start());
+    for unit in ["kubelet.service", "containerd.service"] {
+        systemd.add_unit(unit, "active");
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path().join("root");
+    let r = root.to_str().unwrap().to_owned();
+    let (old, new, newer) = (
+        tmp.path().join("old"),
+        tmp.path().join("new"),
+        tmp.path().join("newer"),
+    );
+    versioned_mirror(&old, "v1.30.4", "containerd-old");
+    versioned_mirror(&new, "v1.31.2", "containerd-new");
+    versioned_mirror(&newer, "v1.32.0", "containerd-newer");
+    let out = agent(
+        &[
+            "install",
+            "--from",
+            old.to_str().unwrap(),
+            "--root",
+            &r,
+            "--containerd",
+            "mirror",
+        ],
+        &[],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    put(
+        &root,
+        "etc/test/kubeconfig",
+        api.kubeconfig().as_bytes(),
+        0o600,
+    );
+    let old_kubelet = std::fs::read(root.join("usr/bin/kubelet")).unwrap();
+    let key = test_key().0.to_str().unwrap().to_owned();
+    let upgrade = |mirror: &Path, extra: &[&str]| {
+        let mut args = vec![
+            "upgrade",
+            "--from",
+            mirror.to_str().unwrap(),
+            "--root",
+            &r,
+            "--node-name",
+            "node-7",
+            "--kubeconfig",
+            "/etc/test/kubeconfig",
+            "--systemd-bus",
+            systemd.address(),
+            "--trusted-key",
+            &key,
+            "--drain-timeout",
+            "30",
+        ];
+        args.extend_from_slice(extra);
+        agent_as_given(&args, &[])
+    };
+    let unschedulable = || {
+        api.node("node-7").unwrap()["spec"]["unschedulable"]
+            .as_bool()
+            .unwrap_or(false)
+    };
+
+    // Skew: a kubelet newer than the API server; a mirror without the version asked for.
+    let installed = snapshot(&root);
+    let out = upgrade(&newer, &[]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("version skew: kubelet v1.32.0 is newer than the API server v1.31.0"),
+        "{}",
+        stderr(&out)
+    );
+    let out = upgrade(&new, &["--kubernetes-version", "1.30"]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("not the requested version v1.30"),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(snapshot(&root), installed);
+    assert!(!unschedulable());
+    assert!(systemd.actions().is_empty(), "{:?}", systemd.actions());
+
+    // A dry run prints the steps.
+    let out = upgrade(&new, &["--dry-run"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let plan = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        plan.starts_with(
+            "preflight\ncordon\ndrain\nstop-kubelet\ninstall\nrestart\nwait-ready\nuncordon\n"
+        ),
+        "{plan}"
+    );
+    assert!(plan.contains("/usr/bin/kubelet"), "{plan}");
+    assert_eq!(snapshot(&root), installed);
+
+    // The new kubelet never reports Ready: everything is rolled back.
+    api.add_pod(PodSpec::new("default", "web", "node-7"));
+    let out = upgrade(&new, &["--ready-timeout", "2"]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(err.contains("upgrade failed at step wait-ready"), "{err}");
+    assert!(
+        err.contains(
+            "rolled back: the previous binaries restored, kubelet started, Node node-7 uncordoned"
+        ),
+        "{err}"
+    );
+    assert_eq!(
+        std::fs::read(root.join("usr/bin/kubelet")).unwrap(),
+        old_kubelet
+    );
+    assert_eq!(
+        std::fs::read(root.join("usr/bin/containerd")).unwrap(),
+        script("containerd-old")
+    );
+    assert!(!unschedulable());
+    assert!(
+        api.pods_on("node-7").is_empty(),
+        "drained: {:?}",
+        api.pods_on("node-7")
+    );
+    assert_eq!(
+        systemd.actions().last().map(String::as_str),
+        Some("StartUnit kubelet.service")
+    );
+    assert_eq!(
+        systemd.active_state("kubelet.service").as_deref(),
+        Some("active")
+    );
+
+    // The happy path: the "kubelet" posts Ready once it is started again.
+    systemd.clear_calls();
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let heartbeat = {
+        let flag = stop.clone();
+        let api = &api;
+        let systemd = &systemd;
+        std::thread::scope(|s| {
+            let h = s.spawn(move || {
+                while !flag.load(std::sync::atomic::Ordering::Relaxed) {
+                    if systemd
+                        .actions()
+                        .iter()
+                        .any(|a| a == "StartUnit kubelet.service")
+                    {
+                        let now = time::OffsetDateTime::now_utc()
+                            .format(&time::format_description::well_known::Rfc3339)
+                            .unwrap();
+                        api.patch_node_status(
+                            "node-7",
+                            &serde_json::json!({"status": {"conditions": ready(&now)}}),
+                        );
+                    }
+                    std::thread::sleep(Duration::from_millis(200));
+                }
+            });
+            let out = upgrade(
+                &new,
+                &["--kubernetes-version", "1.31", "--ready-timeout", "20"],
+            );
+            stop.store(true, std::sync::atomic::Ordering::Relaxed);
+            h.join().unwrap();
+            out
+        })
+    };
+    let out = heartbeat;
+    assert!(out.status.success(), "{}", stderr(&out));
+    let err = stderr(&out);
+    for step in [
+        "cordon:",
+        "drain:",
+        "stop-kubelet:",
+        "restart:",
+        "wait-ready:",
+        "uncordon:",
+    ] {
+        assert!(err.contains(step), "{step}: {err}");
+    }
+    assert_eq!(
+        std::fs::read_to_string(root.join("usr/bin/kubelet")).unwrap(),
+        "#!/bin/sh\necho \"Kubernetes v1.31.2\"\n"
+    );
+    assert_eq!(
+        std::fs::read(root.join("usr/bin/containerd")).unwrap(),
+        script("containerd-new")
+    );
+    assert_eq!(
+        std::fs::read(root.join("var/lib/eks-node-agent/rollback/usr/bin/kubelet")).unwrap(),
+        old_kubelet,
+        "the previous kubelet is kept"
+    );
+    assert!(!unschedulable());
+    assert_eq!(
+        systemd.actions(),
+        [
+            "StopUnit kubelet.service",
+            "StopUnit containerd.service",
+            "StartUnit containerd.service",
+            "StartUnit kubelet.service"
+        ]
+    );
 }

@@ -6,6 +6,7 @@ mod apply;
 mod audit;
 mod auth;
 mod cli;
+mod collect;
 mod config;
 mod daemon;
 mod discovery;
@@ -19,6 +20,7 @@ mod install;
 mod kubeadm;
 mod lifecycle;
 mod max_pods;
+mod prometheus;
 mod status;
 mod vm;
 

@@ -19,7 +19,8 @@ use serde_json::Value;
 use crate::agent_bin;
 
 /// Every check name, in output order.
-const CHECKS: [&str; 11] = [
+const CHECKS: [&str; 14] = [
+    "config",
     "credentials",
     "sts-identity",
     "api-server",
@@ -31,6 +32,8 @@ const CHECKS: [&str; 11] = [
     "proxy",
     "ports",
     "local-storage",
+    "ulimits",
+    "node",
 ];
 const CLUSTER: &str = "status-cluster";
 const SWAPS_HEADER: &str = "Filename\t\t\t\tType\t\tSize\t\tUsed\t\tPriority\n";
@@ -441,6 +444,7 @@ fn each_failure_names_its_evidence_and_fix() {
     let checks = json_checks(&out);
     let got = statuses(&checks);
     let want: Vec<(String, String)> = [
+        ("config", "ok"),
         ("credentials", "ok"),
         ("sts-identity", "ok"),
         ("api-server", "fail"),
@@ -452,6 +456,8 @@ fn each_failure_names_its_evidence_and_fix() {
         ("proxy", "fail"),
         ("ports", "fail"),
         ("local-storage", "fail"),
+        ("ulimits", "ok"),
+        ("node", "ok"),
     ]
     .iter()
     .map(|(a, b)| ((*a).to_owned(), (*b).to_owned()))
@@ -560,6 +566,49 @@ fn bad_configuration_exits_2_and_names_the_field() {
     );
     let out = status(&["-c", &src, "--remote-node-network", "nope"], &[]);
     assert_eq!(out.status.code(), Some(2));
+
+    // JSON output is JSON even then: one failing `config` check with every problem.
+    write(
+        &config,
+        "apiVersion: node.eks.aws/v1alpha1\nkind: NodeConfig\nspec:\n  cluster:\n    name: c\n    cidr: not-a-cidr\n    apiServerEndpoint: not-a-url\n",
+    );
+    for src in [
+        src.clone(),
+        format!("file://{}/missing.yaml", dir.path().display()),
+    ] {
+        let out = status(&["-c", &src, "-o", "json"], &[("PATH", String::new())]);
+        assert_eq!(out.status.code(), Some(2), "{src}");
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        let value: Value =
+            serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("not JSON ({e}): {stdout}"));
+        let checks = value["checks"].as_array().unwrap();
+        assert_eq!(checks.len(), 1, "{stdout}");
+        assert_eq!(checks[0]["name"], "config");
+        assert_eq!(checks[0]["status"], "fail");
+        assert_eq!(value["summary"]["fail"], 1);
+        assert!(!checks[0]["fix"].as_str().unwrap().is_empty());
+        if src.ends_with("bad.yaml") {
+            let paths: Vec<&str> = checks[0]["problems"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|p| p["path"].as_str().unwrap())
+                .collect();
+            assert!(paths.contains(&"spec.cluster.cidr"), "{stdout}");
+            assert!(
+                paths.contains(&"spec.cluster.apiServerEndpoint"),
+                "{stdout}"
+            );
+        } else {
+            assert!(
+                checks[0]["evidence"]
+                    .as_str()
+                    .unwrap()
+                    .contains("missing.yaml"),
+                "{stdout}"
+            );
+        }
+    }
 }
 
 #[test]
@@ -772,4 +821,98 @@ spec:
         "{stdout}"
     );
     assert_eq!(out.status.code(), Some(1), "{stdout}");
+}
+
+/// The `node` check once joined (the kubelet's kubeconfig under --host-root): against the
+/// Kubernetes API emulator, a Ready Node passes, a NotReady or missing one fails with the
+/// reason; before the join it is skipped. `ulimits` reads the limits of the running daemons
+/// from the (fake) /proc.
+#[test]
+fn node_and_ulimits_checks() {
+    let rt = runtime();
+    let api = rt.block_on(KubeApi::start("node-token"));
+    let dir = tempfile::tempdir().unwrap();
+    let host = dir.path().join("host");
+    let config = dir.path().join("c.yaml");
+    write(
+        &config,
+        "apiVersion: node.eks.aws/v1alpha1\nkind: NodeConfig\nspec:\n  cluster:\n    name: c\n    region: us-west-2\n",
+    );
+    let proc = fake_proc(dir.path(), SWAPS_HEADER, &[(10250, 4242, 77, "kubelet")]);
+    write(
+        &proc.join("77/limits"),
+        "Limit                     Soft Limit           Hard Limit           Units     \nMax processes             unlimited            unlimited            processes \nMax open files            1024                 1048576              files     \n",
+    );
+    let src = format!("file://{}", config.display());
+    let run = |node: &str| {
+        let out = status(
+            &[
+                "-c",
+                &src,
+                "-o",
+                "json",
+                "--host-root",
+                host.to_str().unwrap(),
+                "--proc-root",
+                proc.to_str().unwrap(),
+                "--node-name",
+                node,
+                "--timeout",
+                "5",
+            ],
+            &[("PATH", String::new())],
+        );
+        json_checks(&out)
+    };
+    let checks = run("node-a");
+    let node = check(&checks, "node");
+    assert_eq!(node["status"], "ok", "{node}");
+    assert!(
+        node["evidence"]
+            .as_str()
+            .unwrap()
+            .starts_with("skipped: not joined"),
+        "{node}"
+    );
+    let ulimits = check(&checks, "ulimits");
+    assert_eq!(ulimits["status"], "warn", "{ulimits}");
+    assert!(
+        ulimits["evidence"]
+            .as_str()
+            .unwrap()
+            .contains("kubelet open files 1024 < 65536"),
+        "{ulimits}"
+    );
+
+    write(&host.join("var/lib/kubelet/kubeconfig"), &api.kubeconfig());
+    let checks = run("node-a");
+    let node = check(&checks, "node");
+    assert_eq!(node["status"], "fail", "{node}");
+    assert!(
+        node["evidence"]
+            .as_str()
+            .unwrap()
+            .contains("Node node-a does not exist"),
+        "{node}"
+    );
+    api.add_node(
+        "node-a",
+        serde_json::json!([{"type": "Ready", "status": "False", "reason": "KubeletNotReady", "message": "container runtime network not ready"}]),
+    );
+    let node = check(&run("node-a"), "node").clone();
+    assert_eq!(node["status"], "fail", "{node}");
+    assert!(
+        node["evidence"]
+            .as_str()
+            .unwrap()
+            .contains("Ready=False (KubeletNotReady"),
+        "{node}"
+    );
+    api.patch_node_status(
+        "node-a",
+        &serde_json::json!({"status": {"conditions": [{"type": "Ready", "status": "True", "reason": "KubeletReady", "message": "ok"}]}}),
+    );
+    let node = check(&run("node-a"), "node").clone();
+    assert_eq!(node["status"], "ok", "{node}");
+    assert_eq!(node["evidence"], "Node node-a is Ready");
 }

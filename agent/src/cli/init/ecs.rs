@@ -28,10 +28,11 @@ pub(super) async fn execute(
     // Bad flags fail before anything changes.
     let introspection = Introspection::new(&args.ecs_introspection)?;
     let mut report = crate::apply::Report::default();
+    let mut lock = super::LockOnce::new(&args.lock, &root);
 
     let t = Instant::now();
     let (provider, found) =
-        super::register_and_discover(args, config, &applier, imds, &mut report).await?;
+        super::register_and_discover(args, config, &applier, imds, &mut lock, &mut report).await?;
     tracing::info!(provider = provider.name(), "facts gathered");
     phases.done("discover", t);
 
@@ -46,6 +47,7 @@ pub(super) async fn execute(
         print!("{}", applier.dry_run(&plan)?);
         return Ok(exit::Code::Success);
     }
+    lock.take()?;
     if !args.skip.contains(&Phase::Config) {
         let t = Instant::now();
         report.merge(applier.apply_files(&plan)?);
