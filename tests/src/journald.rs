@@ -4,6 +4,10 @@
 //! touched. The test's script runs inside the namespace once journald listens: it writes
 //! lines with `systemd-cat` and runs the agent, whose journalctl then reads this journal.
 //! Needs root (mount namespaces).
+//!
+//! The kernel's ring is never read or written: a FIFO is bound over /dev/kmsg in the
+//! namespace, which journald reads as it reads the kernel's (one `PRIO,SEQ,USEC,FLAGS;TEXT`
+//! record per read), so a test plants kernel lines with [`kmsg`] without touching the host.
 
 use std::path::Path;
 use std::process::{Command, Output};
@@ -43,6 +47,17 @@ fn nix_is_root() -> bool {
     })
 }
 
+/// A script line that puts one kernel record (syslog priority `prio`, sequence number `seq`
+/// counted from 0) into the test journald as if the kernel had logged `text`: journald reads
+/// it from the FIFO on /dev/kmsg, and `journalctl --dmesg` shows it.
+pub fn kmsg(prio: u8, seq: u64, text: &str) -> String {
+    let record = format!("{prio},{seq},{},-;{text}\n", (seq + 1) * 1000);
+    format!(
+        "printf '%s' '{}' >&9; sleep 0.1\n",
+        record.replace('\'', "'\\''")
+    )
+}
+
 /// Runs `script` (sh) in a private mount namespace with its own journald configured by
 /// `conf`; `tmp` holds the configuration file. `envs` are set for the script.
 pub fn run(tmp: &Path, conf: &str, script: &str, envs: &[(&str, String)]) -> Output {
@@ -53,11 +68,13 @@ pub fn run(tmp: &Path, conf: &str, script: &str, envs: &[(&str, String)]) -> Out
          mount -t tmpfs -o size=4G tmpfs /run/log 2>/dev/null || {{ mkdir -p /run/log; mount -t tmpfs -o size=4G tmpfs /run/log; }}\n\
          mkdir -p /run/systemd && mount -t tmpfs tmpfs /run/systemd && mkdir -p /run/systemd/journal\n\
          mount --bind {conf} /etc/systemd/journald.conf\n\
-         {JOURNALD} & JPID=$!\n\
+         mkfifo {kmsg} && mount --bind {kmsg} /dev/kmsg && exec 9<>/dev/kmsg\n\
+         {JOURNALD} 9>&- & JPID=$!\n\
          trap 'kill $JPID 2>/dev/null || true' EXIT\n\
          for i in $(seq 100); do [ -S /run/systemd/journal/stdout ] && break; sleep 0.1; done\n\
          {script}\n",
         conf = conf_path.display(),
+        kmsg = tmp.join("kmsg.fifo").display(),
     );
     let mut cmd = Command::new("unshare");
     cmd.args(["-m", "--propagation", "private", "sh", "-c", &full]);

@@ -32,10 +32,11 @@ const HTTP_TIMEOUT: Duration = Duration::from_secs(10);
 #[derive(Debug, Args)]
 #[command(
     after_help = "The bundle (mode 0600) holds: the journals of kubelet, containerd, the \
-agent's units, the ECS and SSM agents and the kernel; the rendered configs (kubelet, containerd, \
+agent's units, Docker, the ECS and SSM agents and the kernel; the rendered configs (kubelet, containerd, \
 CNI, the agent's NodeConfig merged, with secrets redacted); `status -o json`; the agent's /metrics; \
 sysctls, mounts, disks, md arrays, interfaces, routes, rules, iptables/nftables, conntrack counts; \
-ipamd's logs and introspection answers; the IMDS identity document (never credentials); versions. \
+ipamd's logs and introspection answers; on ECS hosts the agents' logs and the ECS agent's \
+introspection answers; the IMDS identity document (never credentials); versions. \
 manifest.json lists every source, its file, size, cut and error. AWS keys, session tokens, \
 k8s-aws-v1 tokens, bootstrap tokens, activation codes, private keys and Authorization values are \
 redacted in every file. Caps: 32 MiB per source (logs keep their newest part), 256 MiB in all \
@@ -64,6 +65,11 @@ pub struct CollectArgs {
     /// ipamd's introspection endpoint.
     #[arg(long, value_name = "URL", default_value = sources::IPAMD_INTROSPECTION)]
     ipamd_url: String,
+    /// The ECS agent's introspection endpoint (asked when /etc/ecs/ecs.config exists under
+    /// --root).
+    #[arg(long, value_name = "URL", env = "ECS_AGENT_INTROSPECTION_ENDPOINT",
+          default_value = crate::model::ecs::INTROSPECTION_ENDPOINT)]
+    ecs_introspection: String,
 }
 
 /// Parses `--since`: one or more `<number><unit>` with units s, m, h, d.
@@ -226,6 +232,13 @@ async fn made_items(args: &CollectArgs) -> Vec<Item> {
         let url = format!("{}{url_path}", args.ipamd_url.trim_end_matches('/'));
         let result = http_get(&url).await;
         out.push(made(path, format!("GET {url}"), result));
+    }
+    if sources::is_ecs_host(&args.root) {
+        for (path, url_path) in sources::ECS_AGENT_PATHS {
+            let url = format!("{}{url_path}", args.ecs_introspection.trim_end_matches('/'));
+            let result = http_get(&url).await;
+            out.push(made(path, format!("GET {url}"), result));
+        }
     }
     out
 }

@@ -16,8 +16,8 @@
 //! - Kubernetes bootstrap tokens `[a-z0-9]{6}.[a-z0-9]{16}` (the public token id is kept);
 //! - the value of any key or variable whose name says it holds a secret (`*SECRET*`,
 //!   `*TOKEN*`, `*PASSWORD*`, `*PASSWD*`, `*CREDENTIAL*`, `*PRIVATE_KEY*`, `*API_KEY*`,
-//!   `*ACCESS_KEY*`, `*ACTIVATION_CODE*`, `*KEY_DATA*`, `*SESSION*`; case, `-`, `_` and `.`
-//!   alike) in `KEY=value`, `KEY: value`, `"key": "value"` and `key = "value"` forms, which
+//!   `*ACCESS_KEY*`, `*ACTIVATION_CODE*`, `*KEY_DATA*`, `*AUTH_DATA*`, `*SESSION*`, and a key
+//!   named exactly `auth` as in a dockercfg; case, `-`, `_` and `.` alike) in `KEY=value`, `KEY: value`, `"key": "value"` and `key = "value"` forms, which
 //!   covers env files, credentials files (the 40-character secret access key), kubeconfigs,
 //!   JSON, YAML and TOML;
 //! - the argument of a secret-named flag: `--token X`, `-code X` (the SSM agent's
@@ -35,7 +35,9 @@ use regex::{Captures, Regex};
 pub const REDACTED: &str = "<redacted>";
 
 /// Words that make a key's value a secret (matched case-insensitively, `-`/`.` as `_`).
-const SECRET_NAME: &str = r"[A-Za-z0-9_.\-]*(?:secret|token|password|passwd|credential|private[_.\-]?key|api[_.\-]?key|access[_.\-]?key|activation[_.\-]?code|key[_.\-]?data|session)[A-Za-z0-9_.\-]*";
+/// A key named exactly `auth` is a secret too: the base64 `user:password` of a dockercfg or a
+/// Docker `config.json` (ECS_ENGINE_AUTH_DATA, registry credentials).
+const SECRET_NAME: &str = r"[A-Za-z0-9_.\-]*(?:secret|token|password|passwd|credential|private[_.\-]?key|api[_.\-]?key|access[_.\-]?key|activation[_.\-]?code|key[_.\-]?data|auth[_.\-]?data|session)[A-Za-z0-9_.\-]*|auth";
 
 struct Rules {
     private_key: Regex,
@@ -233,6 +235,14 @@ mod tests {
         (
             "kubelet-token-value-123",
             "users:\n- name: kubelet\n  user:\n    token: kubelet-token-value-123\n",
+        ),
+        (
+            "dXNlcjpzZWNyZXRkb2NrZXI=",
+            r#"ECS_ENGINE_AUTH_DATA={"https://index.docker.io/v1/":{"auth":"dXNlcjpzZWNyZXRkb2NrZXI=","email":"a@example.com"}}"#,
+        ),
+        (
+            "p4ss-for-the-registry",
+            r#"ECS_ENGINE_AUTH_DATA={"https://r.example.com":{"username":"u","password":"p4ss-for-the-registry"}}"#,
         ),
         (
             "LS0tLS1CRUdJTiBSU0EgUFJJVkFURSBLRVktLS0tLQo",

@@ -1,8 +1,9 @@
 //! `eks-node-agent collect`: the support bundle on this machine, with a REAL systemd-journald
 //! in a private mount namespace (tests/src/journald.rs) for the journal lines, the IMDS
-//! emulator for the identity document, and loopback endpoints for /metrics and ipamd's
-//! introspection. Every kind of secret is planted in configs, env files, logs and journald
-//! lines, and none is found in any file of the extracted bundle; the manifest lists every
+//! emulator for the identity document, and loopback endpoints for /metrics, ipamd's and the
+//! ECS agent's introspection. Every kind of secret is planted in configs, env files, logs,
+//! journald lines and kernel lines (a FIFO on the namespace's /dev/kmsg), and none is found
+//! in any file of the extracted bundle; the manifest lists every
 //! source; a 1 GiB journal leaves the bundle under its cap; bad flags are exit 2.
 
 use std::collections::BTreeSet;
@@ -33,6 +34,8 @@ const BEARER: &str = "eyJplanted.bearer.tokenValue";
 const REGISTRY_PASSWORD: &str = "pl4nted-registry-passw0rd";
 const IMDS_SECRET: &str = "imds-secret-key-never-in-a-bundle";
 const IMDS_TOKEN: &str = "imds-session-token-never-in-a-bundle";
+/// A dockercfg `auth` (base64 of user:password) in ECS_ENGINE_AUTH_DATA.
+const DOCKER_AUTH: &str = "cGxhbnRlZDpkb2NrZXJjZmc=";
 
 fn put(root: &Path, path: &str, text: &str) {
     let p = root.join(path.trim_start_matches('/'));
@@ -82,6 +85,27 @@ fn planted_root(root: &Path) {
             "-----BEGIN EC PRIVATE KEY-----\n{PRIVATE_KEY_LINE}\n-----END EC PRIVATE KEY-----\n"
         ),
     );
+    // An ECS container instance's files too: the agent's config, the secret one that
+    // ecs.service reads second, and the agent's own log.
+    put(
+        root,
+        "/etc/ecs/ecs.config",
+        "ECS_CLUSTER=collect-ecs\nECS_ENGINE_AUTH_TYPE=dockercfg\n",
+    );
+    put(
+        root,
+        "/var/lib/ecs/ecs.config",
+        &format!(
+            "ECS_ENGINE_AUTH_DATA={{\"https://index.docker.io/v1/\":{{\"auth\":\"{DOCKER_AUTH}\",\"email\":\"ops@example.com\"}}}}\n"
+        ),
+    );
+    put(
+        root,
+        "/var/log/ecs/ecs-agent.log",
+        &format!(
+            "level=info msg=\"ecs agent marker\"\nlevel=debug msg=\"credentials refreshed\" secretAccessKey={AWS_SECRET}\n"
+        ),
+    );
     put(
         root,
         "/var/log/aws-routed-eni/ipamd.log",
@@ -129,7 +153,7 @@ fn planted_journal_script() -> String {
             format!("-----BEGIN PRIVATE KEY----- {PRIVATE_KEY_LINE}"),
         ),
     ];
-    lines
+    let mut script: String = lines
         .iter()
         .map(|(ident, line)| {
             format!(
@@ -137,7 +161,17 @@ fn planted_journal_script() -> String {
                 line.replace('\'', "'\\''")
             )
         })
-        .collect()
+        .collect();
+    // Kernel lines (through the namespace's /dev/kmsg FIFO, never the host's ring).
+    let kernel = [
+        "kernel marker: eth0 link up".to_owned(),
+        format!("Kernel command line: ro console=ttyS0 token=plant1.{BOOTSTRAP_SECRET}"),
+        format!("audit: type=1400 comm=\"aws\" name=\"{AWS_KEY_ID}\" k8s-aws-v1.{EKS_TOKEN}"),
+    ];
+    for (seq, text) in kernel.iter().enumerate() {
+        script.push_str(&journald::kmsg(6, seq as u64, text));
+    }
+    script
 }
 
 fn stderr(out: &Output) -> String {
@@ -211,11 +245,19 @@ fn collect_lists_every_source_and_leaves_no_secret_in_any_file() {
             Answer::Body(200, "{\"ENIs\":{\"eni-1\":{}}}".into()),
         ),
         ("/v1/eni-configs", Answer::Body(404, "not found".into())),
+        (
+            "/v1/metadata",
+            Answer::Body(
+                200,
+                "{\"Cluster\":\"collect-ecs\",\"ContainerInstanceArn\":\"arn:aws:ecs:us-west-2:123456789012:container-instance/collect-ecs/0123456789abcdef\",\"Version\":\"Amazon ECS Agent - v1.90.0 (abcdef12)\"}".into(),
+            ),
+        ),
+        ("/v1/tasks", Answer::Body(200, "{\"Tasks\":[]}".into())),
     ]);
     let bundle = tmp.path().join("out/bundle.tar.gz");
     std::fs::create_dir_all(bundle.parent().unwrap()).unwrap();
     let script = format!(
-        "{}for i in $(seq 100); do journalctl -t eks-node-agent -o cat | grep -q 'BEGIN PRIVATE KEY' && break; sleep 0.1; done\n\"$AGENT\" collect --output \"$BUNDLE\" --since 1h --root \"$ROOT\" -c \"file://$ROOT/etc/eks-node-agent/config.d/\" --metrics-url \"$METRICS\" --ipamd-url \"$IPAMD\"\n",
+        "{}for i in $(seq 100); do journalctl -t eks-node-agent -o cat | grep -q 'BEGIN PRIVATE KEY' && journalctl --dmesg -o cat | grep -q 'audit: type=1400' && break; sleep 0.1; done\n\"$AGENT\" collect --output \"$BUNDLE\" --since 1h --root \"$ROOT\" -c \"file://$ROOT/etc/eks-node-agent/config.d/\" --metrics-url \"$METRICS\" --ipamd-url \"$IPAMD\" --ecs-introspection \"$IPAMD\"\n",
         planted_journal_script()
     );
     let base = format!("http://127.0.0.1:{}", endpoints.port());
@@ -275,6 +317,12 @@ fn collect_lists_every_source_and_leaves_no_secret_in_any_file() {
         "journal/amazon-ssm-agent.log",
         "journal/eks-node-agent.log",
         "journal/kernel.log",
+        "journal/docker.log",
+        "config/ecs/ecs.config",
+        "config/ecs/var-lib-ecs.config",
+        "logs/ecs/ecs-agent.log",
+        "ecs/agent-metadata.json",
+        "ecs/agent-tasks.json",
         "status.json",
         "metrics.txt",
         "imds/instance-identity.json",
@@ -316,6 +364,10 @@ fn collect_lists_every_source_and_leaves_no_secret_in_any_file() {
 
     let read = |f: &str| std::fs::read_to_string(top.join(f)).unwrap();
     assert!(read("journal/kubelet.log").contains("kubelet marker line 42: started"));
+    assert!(read("journal/kernel.log").contains("kernel marker: eth0 link up"));
+    assert!(read("journal/kernel.log").contains("audit: type=1400"));
+    assert!(read("logs/ecs/ecs-agent.log").contains("ecs agent marker"));
+    assert!(read("ecs/agent-metadata.json").contains("container-instance/collect-ecs"));
     assert!(read("metrics.txt").contains("eksnode_kubelet_up 1"));
     let identity: Value = serde_json::from_str(&read("imds/instance-identity.json")).unwrap();
     assert_eq!(identity["instanceId"], instance.instance_id.as_str());
@@ -338,6 +390,7 @@ fn collect_lists_every_source_and_leaves_no_secret_in_any_file() {
         REGISTRY_PASSWORD,
         IMDS_SECRET,
         IMDS_TOKEN,
+        DOCKER_AUTH,
     ];
     let grep = Command::new("grep")
         .arg("-rlF")
@@ -360,7 +413,7 @@ fn collect_lists_every_source_and_leaves_no_secret_in_any_file() {
         .unwrap();
     assert_eq!(
         String::from_utf8_lossy(&planted.stdout).lines().count(),
-        7,
+        9,
         "{}",
         String::from_utf8_lossy(&planted.stdout)
     );

@@ -8,7 +8,7 @@ use super::bundle::{Item, Source};
 
 /// The units whose journal is collected, with the syslog identifier their lines carry when
 /// they run outside the unit.
-pub const JOURNAL_UNITS: [(&str, &str); 9] = [
+pub const JOURNAL_UNITS: [(&str, &str); 10] = [
     ("kubelet.service", "kubelet"),
     ("containerd.service", "containerd"),
     ("eks-node-agent.service", "eks-node-agent"),
@@ -22,6 +22,7 @@ pub const JOURNAL_UNITS: [(&str, &str); 9] = [
         "eks-node-agent-warm-pool",
     ),
     ("ecs.service", "ecs-init"),
+    ("docker.service", "dockerd"),
     ("amazon-ssm-agent.service", "amazon-ssm-agent"),
     (
         "snap.amazon-ssm-agent.amazon-ssm-agent.service",
@@ -30,7 +31,7 @@ pub const JOURNAL_UNITS: [(&str, &str); 9] = [
 ];
 
 /// Rendered configuration files (under the root).
-const CONFIG_FILES: [(&str, &str); 10] = [
+const CONFIG_FILES: [(&str, &str); 11] = [
     (
         "config/kubelet/config.json",
         "/etc/kubernetes/kubelet/config.json",
@@ -58,11 +59,13 @@ const CONFIG_FILES: [(&str, &str); 10] = [
         "/var/lib/eks-node-agent/files.json",
     ),
     ("config/ecs/ecs.config", "/etc/ecs/ecs.config"),
+    // The second environment file of ecs.service: registry auth and other secrets, redacted.
+    ("config/ecs/var-lib-ecs.config", "/var/lib/ecs/ecs.config"),
     ("system/os-release", "/etc/os-release"),
 ];
 
 /// Directories whose files are collected (bundle directory, host directory).
-const CONFIG_DIRS: [(&str, &str); 6] = [
+const CONFIG_DIRS: [(&str, &str); 10] = [
     (
         "config/kubelet/config.json.d",
         "/etc/kubernetes/kubelet/config.json.d",
@@ -80,7 +83,18 @@ const CONFIG_DIRS: [(&str, &str); 6] = [
         "config/systemd/containerd.service.d",
         "/etc/systemd/system/containerd.service.d",
     ),
+    (
+        "config/systemd/ecs.service.d",
+        "/etc/systemd/system/ecs.service.d",
+    ),
+    (
+        "config/systemd/docker.service.d",
+        "/etc/systemd/system/docker.service.d",
+    ),
     ("logs/aws-routed-eni", "/var/log/aws-routed-eni"),
+    // ecs-init's and the ECS agent's own logs.
+    ("logs/ecs", "/var/log/ecs"),
+    ("logs/amazon-ssm-agent", "/var/log/amazon/ssm"),
 ];
 
 /// Kernel state read from /proc (not under the root: always the running kernel's).
@@ -141,6 +155,11 @@ const COMMANDS: &[(&str, &[&str])] = &[
     ("versions/kubelet.txt", &["kubelet", "--version"]),
     ("versions/containerd.txt", &["containerd", "--version"]),
     ("versions/runc.txt", &["runc", "--version"]),
+    ("versions/docker.txt", &["docker", "version"]),
+    (
+        "versions/amazon-ssm-agent.txt",
+        &["amazon-ssm-agent", "-version"],
+    ),
     ("versions/systemd.txt", &["systemctl", "--version"]),
 ];
 
@@ -156,6 +175,19 @@ pub const IPAMD_PATHS: [(&str, &str); 4] = [
 ];
 /// ipamd's introspection listener.
 pub const IPAMD_INTROSPECTION: &str = "http://127.0.0.1:61679";
+
+/// The ECS agent's introspection endpoints (bundle path, URL path), asked on hosts with an
+/// `/etc/ecs/ecs.config`.
+pub const ECS_AGENT_PATHS: [(&str, &str); 2] = [
+    ("ecs/agent-metadata.json", "/v1/metadata"),
+    ("ecs/agent-tasks.json", "/v1/tasks"),
+];
+
+/// Whether the host under `root` is an ECS container instance (its agent's config exists).
+pub fn is_ecs_host(root: &Path) -> bool {
+    root.join(crate::model::ecs::ECS_CONFIG.trim_start_matches('/'))
+        .is_file()
+}
 
 /// What the list depends on.
 #[derive(Debug, Clone)]
