@@ -126,6 +126,16 @@ pub fn tasks_by_state(tasks: &[AgentTask]) -> BTreeMap<String, u64> {
     out
 }
 
+/// Parses a `GET /v1/metadata` answer.
+pub fn parse_metadata(body: &[u8]) -> Result<AgentMetadata, serde_json::Error> {
+    serde_json::from_slice(body)
+}
+
+/// Parses a `GET /v1/tasks` answer.
+pub fn parse_tasks(body: &[u8]) -> Result<Vec<AgentTask>, serde_json::Error> {
+    Ok(serde_json::from_slice::<TasksAnswer>(body)?.tasks)
+}
+
 /// A client of the introspection API.
 #[derive(Debug, Clone)]
 pub struct Introspection {
@@ -204,7 +214,11 @@ impl Introspection {
         }
     }
 
-    async fn get_json<T: serde::de::DeserializeOwned>(&self, path: &str) -> Result<T, Error> {
+    async fn get_json<T>(
+        &self,
+        path: &str,
+        parse: fn(&[u8]) -> Result<T, serde_json::Error>,
+    ) -> Result<T, Error> {
         let url = format!("{}{path}", self.endpoint);
         let (result, _) = self
             .policy
@@ -217,7 +231,7 @@ impl Introspection {
             )
             .await;
         let body = result?;
-        serde_json::from_slice(&body).map_err(|e| Error::Malformed {
+        parse(&body).map_err(|e| Error::Malformed {
             url,
             reason: e.to_string(),
         })
@@ -225,12 +239,12 @@ impl Introspection {
 
     /// `GET /v1/metadata`.
     pub async fn metadata(&self) -> Result<AgentMetadata, Error> {
-        self.get_json("/v1/metadata").await
+        self.get_json("/v1/metadata", parse_metadata).await
     }
 
     /// `GET /v1/tasks`.
     pub async fn tasks(&self) -> Result<Vec<AgentTask>, Error> {
-        Ok(self.get_json::<TasksAnswer>("/v1/tasks").await?.tasks)
+        self.get_json("/v1/tasks", parse_tasks).await
     }
 
     /// Polls `/v1/metadata` until the agent reports a container instance ARN, for at most
