@@ -267,6 +267,40 @@ pub fn packages(agent_bin: &Path) -> Result<Packages, String> {
         .clone()
 }
 
+/// `bench-all` of the tests crate, in the profile of `agent_bin`, built once per process
+/// (cargo builds only the agent's binaries for its integration tests). Tests install it on
+/// the hosts they boot under the name `amazon-ssm-agent` (`crate::ssm_agent`).
+pub fn bench_all(agent_bin: &Path) -> Result<PathBuf, String> {
+    static BUILT: OnceLock<Result<PathBuf, String>> = OnceLock::new();
+    BUILT
+        .get_or_init(|| {
+            let target = target_dir(agent_bin);
+            let release = agent_bin.parent().is_some_and(|d| d.ends_with("release"));
+            let mut cmd = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
+            cmd.args([
+                "build",
+                "--locked",
+                "-p",
+                "eks-node-agent-tests",
+                "--bin",
+                "bench-all",
+            ])
+            .env("CARGO_TARGET_DIR", &target)
+            .current_dir(crate::repo_root());
+            if release {
+                cmd.arg("--release");
+            }
+            run_ok(&mut cmd, PACKAGE_TIMEOUT)?;
+            let bin = target
+                .join(if release { "release" } else { "debug" })
+                .join("bench-all");
+            bin.is_file()
+                .then_some(bin.clone())
+                .ok_or_else(|| format!("cargo built no {}", bin.display()))
+        })
+        .clone()
+}
+
 /// An overlay mount of the cached rootfs: writes go to a scratch upper layer, the cache
 /// stays pristine. Unmounted on drop.
 #[derive(Debug)]
