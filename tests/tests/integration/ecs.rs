@@ -492,6 +492,9 @@ mod anywhere {
     const ACTIVATION_ID: &str = "3f1e2a4b-1c2d-4e5f-8a9b-0c1d2e3f4a5b";
     const ACTIVATION_CODE: &str = "EXAMPLEcode+0123456789";
     const WRONG_CODE: &str = "WRONGcode+0123456789ab";
+    /// The activation role's keys, as the SSM agent's service would write them.
+    const SSM_ROLE_KEY: &str = "AKIAEXAMPLESSMROLE01";
+    const SSM_ROLE_SECRET: &str = "ssmRoleSecretKeyForTheE2eTest0123456789ab";
     const SSM_ARN: &str = "arn:aws:ecs:us-east-2:123456789012:container-instance/edge/5d4c3b2a1f0e49d8b7a6c5d4e3f2a1b0";
 
     /// Programs of the mirror for the booted host: `dockerd` tells systemd it is ready (the
@@ -516,10 +519,11 @@ mod anywhere {
     /// the tests' stand-in (`bench-all` as `amazon-ssm-agent`), which registers over the wire
     /// with the SSM emulator as the real agent does (endpoint from its app config) and writes
     /// what the real one writes; Docker and ecs-init come from the install mirror (stand-in
-    /// programs), the introspection emulator answers on the agent's default port. A wrong code
-    /// fails with exit 2 and nothing of ours written; the right one registers, writes
-    /// ecs.config, starts Docker and ecs.service and waits for the ARN; a second `init` does
-    /// not register again.
+    /// programs), the introspection emulator answers on the agent's default port. SSM out of
+    /// reach fails with exit 1 and a wrong code with exit 2, nothing of ours written; the right
+    /// code registers, `init` writes ecs.config, starts Docker and ecs.service and waits for the
+    /// ARN; a second `init` does not register again; `uninstall --deregister` deregisters the
+    /// managed instance SSM recorded.
     #[test]
     fn ssm_registration_runs_on_a_booted_host() {
         use eks_node_agent_tests::e2e::{self, Container, Forward, NetNs, Overlay};
@@ -546,8 +550,8 @@ mod anywhere {
         let ssm = SsmEmulator::start(
             "us-east-2",
             Keys {
-                access_key_id: "AKIAUNUSEDBYREGISTER".into(),
-                secret_access_key: "unused".into(),
+                access_key_id: SSM_ROLE_KEY.into(),
+                secret_access_key: SSM_ROLE_SECRET.into(),
                 session_token: None,
             },
         );
@@ -555,8 +559,8 @@ mod anywhere {
         let ecs = AgentEmulator::start("edge");
         ecs.register_after(2, SSM_ARN);
 
-        // The host: the cached Debian, the agent's binary, the SSM agent stand-in and its app
-        // config naming the emulator, the mirror and its key.
+        // The host: the cached Debian, the agent's binary, the SSM agent stand-in (its app
+        // config, naming the emulator, is written below), the mirror and its key.
         let root = Overlay::mount(&rootfs, &target.join("e2e-scratch")).unwrap();
         root.write(
             "/usr/bin/eks-node-agent",
@@ -568,13 +572,6 @@ mod anywhere {
             "/usr/bin/amazon-ssm-agent",
             &std::fs::read(&stand_in).unwrap(),
             0o755,
-        )
-        .unwrap();
-        root.write(
-            "/etc/amazon/ssm/amazon-ssm-agent.json",
-            format!("{{\"Ssm\": {{\"Endpoint\": \"http://127.0.0.1:{SSM_PORT_INSIDE}\"}}}}\n")
-                .as_bytes(),
-            0o644,
         )
         .unwrap();
         ecs_mirror(&root.path("/var/cache/e2e/mirror"), booted_host_script);
@@ -671,6 +668,29 @@ mod anywhere {
             "--ecs-wait",
             "60",
         ];
+        // SSM out of reach first (the SSM agent's config names a port nothing listens on):
+        // a runtime failure naming the connection, exit 1, nothing of ours written.
+        let app_config = |port: u16| {
+            root.write(
+                "/etc/amazon/ssm/amazon-ssm-agent.json",
+                format!("{{\"Ssm\": {{\"Endpoint\": \"http://127.0.0.1:{port}\"}}}}\n").as_bytes(),
+                0o644,
+            )
+            .unwrap()
+        };
+        app_config(SSM_PORT_INSIDE + 1);
+        let (code, out) = run(&init);
+        assert_eq!(code, Some(1), "{out}");
+        assert!(
+            out.contains("amazon-ssm-agent -register failed")
+                && out.contains("Connection refused")
+                && !out.contains(WRONG_CODE),
+            "{out}"
+        );
+        assert!(ssm.requests().is_empty());
+        assert!(!root.path("/etc/ecs/ecs.config").exists());
+        app_config(SSM_PORT_INSIDE);
+
         let (code, out) = run(&init);
         assert_eq!(code, Some(2), "{out}");
         assert!(
@@ -770,6 +790,33 @@ mod anywhere {
             "one refused, one accepted: {:?}",
             ssm.requests()
         );
+
+        // The managed instance is the one SSM knows: `uninstall --deregister` deregisters it
+        // (signed with the role credentials the SSM agent's service would keep in
+        // /root/.aws/credentials; the stand-in does not run that service, so the test writes
+        // them) and removes the registration.
+        root.write(
+            "/root/.aws/credentials",
+            format!(
+                "[default]\naws_access_key_id = {SSM_ROLE_KEY}\naws_secret_access_key = {SSM_ROLE_SECRET}\n"
+            )
+            .as_bytes(),
+            0o600,
+        )
+        .unwrap();
+        let endpoint = format!("http://127.0.0.1:{SSM_PORT_INSIDE}");
+        let out = c
+            .exec(
+                &["eks-node-agent", "uninstall", "--deregister"],
+                &[("AWS_ENDPOINT_URL_SSM", &endpoint)],
+            )
+            .unwrap();
+        assert!(out.status.success(), "{}", text(&out));
+        assert!(!ssm.is_registered(&mi.instance_id));
+        let last = ssm.requests().pop().unwrap();
+        assert_eq!(last.target, "AmazonSSM.DeregisterManagedInstance");
+        assert!(last.status == 200 && last.signature_verified, "{last:?}");
+        assert!(!reg_path.exists());
     }
 }
 
