@@ -45,6 +45,18 @@ const STOP_TIMEOUT: Duration = Duration::from_secs(30);
 /// Poll interval for processes and sockets.
 const POLL: Duration = Duration::from_millis(50);
 
+/// The host tools of a booted container: the image, the boot, its network namespace and the
+/// forwards into it.
+pub const NSPAWN_TOOLS: [&str; 7] = [
+    "systemd-nspawn",
+    "debootstrap",
+    "nsenter",
+    "unshare",
+    "socat",
+    "ip",
+    "mount",
+];
+
 /// Host tools a test needs, looked up on PATH and in the sbin directories.
 pub fn which(tool: &str) -> Option<PathBuf> {
     let path = std::env::var_os("PATH").unwrap_or_default();

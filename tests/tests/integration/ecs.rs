@@ -529,16 +529,7 @@ mod anywhere {
         use eks_node_agent_tests::e2e::{self, Container, Forward, NetNs, Overlay};
         use eks_node_agent_tests::ssm_api::{Activation, Keys, SsmEmulator};
         let test = "ecs::anywhere::ssm_registration_runs_on_a_booted_host";
-        let tools = [
-            "systemd-nspawn",
-            "debootstrap",
-            "nsenter",
-            "unshare",
-            "socat",
-            "ip",
-            "mount",
-            "cargo",
-        ];
+        let tools = [&e2e::NSPAWN_TOOLS[..], &["cargo"]].concat();
         if let Some(r) = e2e::skip_reason(true, &tools) {
             return e2e::note(&format!("SKIPPED {test}: {r}"));
         }
