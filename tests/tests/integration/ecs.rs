@@ -492,6 +492,9 @@ mod anywhere {
     const ACTIVATION_ID: &str = "3f1e2a4b-1c2d-4e5f-8a9b-0c1d2e3f4a5b";
     const ACTIVATION_CODE: &str = "EXAMPLEcode+0123456789";
     const WRONG_CODE: &str = "WRONGcode+0123456789ab";
+    /// An id no activation has, and an expired activation's.
+    const UNKNOWN_ID: &str = "00000000-1111-4222-8333-444444444444";
+    const EXPIRED_ID: &str = "9e8d7c6b-5a49-4837-a625-140f3e2d1c0b";
     /// The activation role's keys, as the SSM agent's service would write them.
     const SSM_ROLE_KEY: &str = "AKIAEXAMPLESSMROLE01";
     const SSM_ROLE_SECRET: &str = "ssmRoleSecretKeyForTheE2eTest0123456789ab";
@@ -508,9 +511,9 @@ mod anywhere {
         }
     }
 
-    fn ssm_nodeconfig(code: &str) -> String {
+    fn ssm_nodeconfig(id: &str, code: &str) -> String {
         format!(
-            "apiVersion: node.eks.aws/v1alpha1\nkind: NodeConfig\nspec:\n  ecs:\n    cluster: edge\n    region: us-east-2\n    external:\n      ssm:\n        activationId: {ACTIVATION_ID}\n        activationCode: {code}\n"
+            "apiVersion: node.eks.aws/v1alpha1\nkind: NodeConfig\nspec:\n  ecs:\n    cluster: edge\n    region: us-east-2\n    external:\n      ssm:\n        activationId: {id}\n        activationCode: {code}\n"
         )
     }
 
@@ -520,7 +523,8 @@ mod anywhere {
     /// with the SSM emulator as the real agent does (endpoint from its app config) and writes
     /// what the real one writes; Docker and ecs-init come from the install mirror (stand-in
     /// programs), the introspection emulator answers on the agent's default port. SSM out of
-    /// reach fails with exit 1 and a wrong code with exit 2, nothing of ours written; the right
+    /// reach fails with exit 1; a wrong code, an unknown activation id and an expired
+    /// activation with exit 2 naming which; nothing of ours written; the right
     /// code registers, `init` writes ecs.config, starts Docker and ecs.service and waits for the
     /// ARN; a second `init` does not register again; `uninstall --deregister` deregisters the
     /// managed instance SSM recorded.
@@ -644,13 +648,14 @@ mod anywhere {
             panic!("{e}\n{}", journal(&c));
         }
 
-        // A wrong code: SSM refuses it, init stops with exit 2, nothing of ours is written.
-        root.write(
-            "/etc/eks-node-agent/config.d/10-ecs.yaml",
-            ssm_nodeconfig(WRONG_CODE).as_bytes(),
-            0o600,
-        )
-        .unwrap();
+        let config = |id: &str, code: &str| {
+            root.write(
+                "/etc/eks-node-agent/config.d/10-ecs.yaml",
+                ssm_nodeconfig(id, code).as_bytes(),
+                0o600,
+            )
+            .unwrap()
+        };
         let init = [
             "eks-node-agent",
             "init",
@@ -659,8 +664,13 @@ mod anywhere {
             "--ecs-wait",
             "60",
         ];
+        let nothing_of_ours = |when: &str| {
+            for path in ["/etc/ecs/ecs.config", "/var/lib/amazon/ssm/registration"] {
+                assert!(!root.path(path).exists(), "{path} written after {when}");
+            }
+        };
         // SSM out of reach first (the SSM agent's config names a port nothing listens on):
-        // a runtime failure naming the connection, exit 1, nothing of ours written.
+        // a runtime failure naming the connection, exit 1.
         let app_config = |port: u16| {
             root.write(
                 "/etc/amazon/ssm/amazon-ssm-agent.json",
@@ -670,44 +680,59 @@ mod anywhere {
             .unwrap()
         };
         app_config(SSM_PORT_INSIDE + 1);
+        config(ACTIVATION_ID, ACTIVATION_CODE);
         let (code, out) = run(&init);
         assert_eq!(code, Some(1), "{out}");
         assert!(
             out.contains("amazon-ssm-agent -register failed")
                 && out.contains("Connection refused")
-                && !out.contains(WRONG_CODE),
+                && !out.contains(ACTIVATION_CODE),
             "{out}"
         );
         assert!(ssm.requests().is_empty());
-        assert!(!root.path("/etc/ecs/ecs.config").exists());
+        nothing_of_ours("an unreachable SSM");
         app_config(SSM_PORT_INSIDE);
 
-        let (code, out) = run(&init);
-        assert_eq!(code, Some(2), "{out}");
-        assert!(
-            out.contains("the code does not match the id") && !out.contains(WRONG_CODE),
-            "{out}"
-        );
-        let refused = ssm.requests();
-        assert!(
-            refused
-                .iter()
-                .any(|r| r.target == "AmazonSSM.RegisterManagedInstance"
-                    && r.code == "InvalidActivation"),
-            "{refused:?}"
-        );
-        for path in ["/etc/ecs/ecs.config", "/var/lib/amazon/ssm/registration"] {
-            assert!(!root.path(path).exists(), "{path} written after a refusal");
+        // SSM refuses: exit 2 naming what is wrong with the activation.
+        ssm.create_activation(Activation {
+            expired: true,
+            ..Activation::new(EXPIRED_ID, ACTIVATION_CODE)
+        });
+        for (id, code, error, says) in [
+            (
+                ACTIVATION_ID,
+                WRONG_CODE,
+                "InvalidActivation",
+                "the code does not match the id",
+            ),
+            (
+                UNKNOWN_ID,
+                ACTIVATION_CODE,
+                "InvalidActivationId",
+                "is not known to SSM in us-east-2",
+            ),
+            (
+                EXPIRED_ID,
+                ACTIVATION_CODE,
+                "ActivationExpired",
+                "has expired",
+            ),
+        ] {
+            config(id, code);
+            let (exit, out) = run(&init);
+            assert_eq!(exit, Some(2), "{error}: {out}");
+            assert!(out.contains(says) && !out.contains(code), "{error}: {out}");
+            let last = ssm.requests().pop().unwrap();
+            assert_eq!(
+                (last.target.as_str(), last.code.as_str()),
+                ("AmazonSSM.RegisterManagedInstance", error)
+            );
+            nothing_of_ours(error);
         }
         assert!(ssm.managed_instances().is_empty());
 
         // The right code: registered over the wire, then the ECS host set up.
-        root.write(
-            "/etc/eks-node-agent/config.d/10-ecs.yaml",
-            ssm_nodeconfig(ACTIVATION_CODE).as_bytes(),
-            0o600,
-        )
-        .unwrap();
+        config(ACTIVATION_ID, ACTIVATION_CODE);
         let (code, out) = run(&init);
         assert_eq!(code, Some(0), "{out}\n{}", c.log_text());
         assert!(!out.contains(ACTIVATION_CODE), "the code leaked: {out}");
@@ -777,8 +802,8 @@ mod anywhere {
             .count();
         assert_eq!(
             registers,
-            2,
-            "one refused, one accepted: {:?}",
+            4,
+            "three refused, one accepted: {:?}",
             ssm.requests()
         );
 
