@@ -45,6 +45,18 @@ const STOP_TIMEOUT: Duration = Duration::from_secs(30);
 /// Poll interval for processes and sockets.
 const POLL: Duration = Duration::from_millis(50);
 
+/// The host tools of a booted container: the image, the boot, its network namespace and the
+/// forwards into it.
+pub const NSPAWN_TOOLS: [&str; 7] = [
+    "systemd-nspawn",
+    "debootstrap",
+    "nsenter",
+    "unshare",
+    "socat",
+    "ip",
+    "mount",
+];
+
 /// Host tools a test needs, looked up on PATH and in the sbin directories.
 pub fn which(tool: &str) -> Option<PathBuf> {
     let path = std::env::var_os("PATH").unwrap_or_default();
@@ -263,6 +275,40 @@ pub fn packages(agent_bin: &Path) -> Result<Packages, String> {
                 deb: find("deb")?,
                 rpm: find("rpm")?,
             })
+        })
+        .clone()
+}
+
+/// `bench-all` of the tests crate, in the profile of `agent_bin`, built once per process
+/// (cargo builds only the agent's binaries for its integration tests). Tests install it on
+/// the hosts they boot under the name `amazon-ssm-agent` (`crate::ssm_agent`).
+pub fn bench_all(agent_bin: &Path) -> Result<PathBuf, String> {
+    static BUILT: OnceLock<Result<PathBuf, String>> = OnceLock::new();
+    BUILT
+        .get_or_init(|| {
+            let target = target_dir(agent_bin);
+            let release = agent_bin.parent().is_some_and(|d| d.ends_with("release"));
+            let mut cmd = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
+            cmd.args([
+                "build",
+                "--locked",
+                "-p",
+                "eks-node-agent-tests",
+                "--bin",
+                "bench-all",
+            ])
+            .env("CARGO_TARGET_DIR", &target)
+            .current_dir(crate::repo_root());
+            if release {
+                cmd.arg("--release");
+            }
+            run_ok(&mut cmd, PACKAGE_TIMEOUT)?;
+            let bin = target
+                .join(if release { "release" } else { "debug" })
+                .join("bench-all");
+            bin.is_file()
+                .then_some(bin.clone())
+                .ok_or_else(|| format!("cargo built no {}", bin.display()))
         })
         .clone()
 }

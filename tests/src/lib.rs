@@ -18,6 +18,7 @@ pub mod moto_sts;
 pub mod rolesanywhere;
 pub mod scale;
 pub mod sigv4_verify;
+pub mod ssm_agent;
 pub mod ssm_api;
 pub mod systemd_dbus;
 pub mod systemd_env;

@@ -1,14 +1,26 @@
-//! An emulator of the AWS Systems Manager API's `DeregisterManagedInstance`, named as an
-//! emulator (moto 5.2.5 does not implement the call). Real HTTP on 127.0.0.1, following the
-//! published protocol (AWS JSON 1.1, botocore's `ssm/2014-11-06/service-2.json`):
+//! An emulator of the AWS Systems Manager API's hybrid-activation calls,
+//! `RegisterManagedInstance` and `DeregisterManagedInstance`, named as an emulator (moto 5.2.5
+//! implements neither). Real HTTP on 127.0.0.1, following the published protocol (AWS JSON
+//! 1.1, botocore's `ssm/2014-11-06/service-2.json` for Deregister; Register is not in the
+//! public model: its shapes are the ones the SSM agent's SDK sends):
 //!
 //! - `POST /` with `Content-Type: application/x-amz-json-1.1` and
 //!   `X-Amz-Target: AmazonSSM.<Operation>`; other targets get `UnknownOperationException`.
-//! - SigV4 (`AWS4-HMAC-SHA256`, service `ssm`, the emulator's region), recomputed by
-//!   botocore (`crate::sigv4_verify`); failures get AWS's codes
+//! - `RegisterManagedInstance` is anonymous (the SSM agent sends it with anonymous
+//!   credentials, i.e. unsigned). Body `{"ActivationCode", "ActivationId", "PublicKey",
+//!   "PublicKeyType", "Fingerprint"}`: a missing member, a code shorter than 20 characters, an
+//!   id that is not a UUID, a public key that is not a base64 DER SubjectPublicKeyInfo of an
+//!   RSA key (at least 392 characters), or a key type other than `Rsa` gives
+//!   `ValidationException`; an id of no activation the test created gives
+//!   `InvalidActivationId`; a code that does not match, or an activation at its registration
+//!   limit, gives `InvalidActivation`; an expired one `ActivationExpired`. Success is HTTP 200
+//!   `{"InstanceId": "mi-<17 hex>"}` and the managed instance is recorded (see
+//!   [`SsmEmulator::managed_instances`]).
+//! - Every other call is SigV4 (`AWS4-HMAC-SHA256`, service `ssm`, the emulator's region),
+//!   recomputed by botocore (`crate::sigv4_verify`); failures get AWS's codes
 //!   (`MissingAuthenticationTokenException`, `UnrecognizedClientException`,
 //!   `InvalidSignatureException`), all HTTP 400.
-//! - Body `{"InstanceId": "mi-..."}`: missing or not matching the model's pattern
+//! - `DeregisterManagedInstance` body `{"InstanceId": "mi-..."}`: missing or not matching the model's pattern
 //!   `^mi-[0-9a-f]{17}$` gives `ValidationException`; a well-formed id that is not a registered
 //!   managed instance gives `InvalidInstanceId`; success is HTTP 200 `{}` and the instance is
 //!   gone. Errors are `{"__type": CODE, "message": TEXT}` with `x-amzn-RequestId`.
@@ -37,9 +49,49 @@ pub struct Recorded {
     pub signature_verified: bool,
 }
 
+/// A hybrid activation, as `CreateActivation` makes one (the test creates them).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Activation {
+    /// The activation id (a UUID).
+    pub id: String,
+    /// The activation code (secret).
+    pub code: String,
+    /// How many managed instances may register with it.
+    pub registration_limit: u32,
+    /// Whether it has expired.
+    pub expired: bool,
+}
+
+impl Activation {
+    /// An activation for one instance that has not expired.
+    pub fn new(id: &str, code: &str) -> Activation {
+        Activation {
+            id: id.to_owned(),
+            code: code.to_owned(),
+            registration_limit: 1,
+            expired: false,
+        }
+    }
+}
+
+/// A managed instance registered through `RegisterManagedInstance`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ManagedInstance {
+    /// `mi-...`.
+    pub instance_id: String,
+    /// The activation it registered with.
+    pub activation_id: String,
+    /// The instance's public key (base64 DER SubjectPublicKeyInfo).
+    pub public_key: String,
+    /// The instance's fingerprint.
+    pub fingerprint: String,
+}
+
 #[derive(Debug, Default)]
 struct State {
     registered: BTreeSet<String>,
+    activations: Vec<Activation>,
+    instances: Vec<ManagedInstance>,
     fail_next: u32,
     recorded: Vec<Recorded>,
 }
@@ -72,6 +124,16 @@ impl SsmEmulator {
     /// Registers a managed instance.
     pub fn register(&self, instance_id: &str) {
         self.state().registered.insert(instance_id.to_owned());
+    }
+
+    /// Creates a hybrid activation that `RegisterManagedInstance` accepts.
+    pub fn create_activation(&self, activation: Activation) {
+        self.state().activations.push(activation);
+    }
+
+    /// The managed instances registered through `RegisterManagedInstance`, in order.
+    pub fn managed_instances(&self) -> Vec<ManagedInstance> {
+        self.state().instances.clone()
     }
 
     /// Whether the instance is registered.
@@ -112,6 +174,8 @@ struct Outcome {
     code: String,
     message: String,
     verified: bool,
+    /// The success body (`{}` when empty).
+    body: String,
 }
 
 impl Outcome {
@@ -121,6 +185,17 @@ impl Outcome {
             code: code.to_owned(),
             message: message.into(),
             verified: false,
+            body: String::new(),
+        }
+    }
+
+    fn success(body: String, verified: bool) -> Outcome {
+        Outcome {
+            status: StatusCode::OK,
+            code: String::new(),
+            message: String::new(),
+            verified,
+            body,
         }
     }
 }
@@ -172,7 +247,11 @@ async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Response<Full<By
         signature_verified: outcome.verified,
     });
     let body = if outcome.status.is_success() {
-        "{}".to_owned()
+        if outcome.body.is_empty() {
+            "{}".to_owned()
+        } else {
+            outcome.body
+        }
     } else {
         serde_json::json!({"__type": outcome.code, "message": outcome.message}).to_string()
     };
@@ -184,6 +263,12 @@ use crate::sigv4_verify::header;
 fn process(shared: &Shared, parts: &hyper::http::request::Parts, body: &[u8]) -> Outcome {
     use StatusCode as S;
     let headers = &parts.headers;
+    if header(headers, "x-amz-target").as_deref() == Some("AmazonSSM.RegisterManagedInstance") {
+        if header(headers, "content-type").as_deref() != Some("application/x-amz-json-1.1") {
+            return Outcome::err(S::BAD_REQUEST, "UnknownOperationException", "");
+        }
+        return register_managed_instance(shared, body);
+    }
     if let Err(r) = crate::sigv4_verify::verify(parts, body, &shared.keys, &shared.region, "ssm") {
         return Outcome::err(S::BAD_REQUEST, r.code, r.message);
     }
@@ -240,10 +325,132 @@ fn process(shared: &Shared, parts: &hyper::http::request::Parts, body: &[u8]) ->
             format!("Instance id {id} is not a registered managed instance."),
         ));
     }
-    ok(Outcome {
-        status: S::OK,
-        code: String::new(),
-        message: String::new(),
-        verified: true,
-    })
+    ok(Outcome::success(String::new(), true))
+}
+
+/// A `ValidationException` for one member.
+fn invalid(member: &str, detail: &str) -> Outcome {
+    Outcome::err(
+        StatusCode::BAD_REQUEST,
+        "ValidationException",
+        format!(
+            "1 validation error detected: Value at '{member}' failed to satisfy constraint: {detail}"
+        ),
+    )
+}
+
+/// Whether `text` is a UUID (`8-4-4-4-12` hex digits).
+fn is_uuid(text: &str) -> bool {
+    let groups: Vec<&str> = text.split('-').collect();
+    groups.len() == 5
+        && groups
+            .iter()
+            .zip([8, 4, 4, 4, 12])
+            .all(|(g, n)| g.len() == n && g.bytes().all(|b| b.is_ascii_hexdigit()))
+}
+
+/// Whether `text` is base64 of a DER SubjectPublicKeyInfo of an RSA key.
+fn is_rsa_public_key(text: &str) -> bool {
+    use base64::Engine as _;
+    use x509_cert::der::Decode as _;
+    const RSA_ENCRYPTION: &str = "1.2.840.113549.1.1.1";
+    base64::engine::general_purpose::STANDARD
+        .decode(text)
+        .ok()
+        .and_then(|der| x509_cert::spki::SubjectPublicKeyInfoOwned::from_der(&der).ok())
+        .is_some_and(|spki| spki.algorithm.oid.to_string() == RSA_ENCRYPTION)
+}
+
+/// `RegisterManagedInstance`: checks the members, then the activation; records the instance.
+fn register_managed_instance(shared: &Shared, body: &[u8]) -> Outcome {
+    use StatusCode as S;
+    let Ok(value) = serde_json::from_slice::<serde_json::Value>(body) else {
+        return Outcome::err(
+            S::BAD_REQUEST,
+            "SerializationException",
+            "Start of structure or map found where not expected.",
+        );
+    };
+    let member = |name: &str| value.get(name).and_then(|v| v.as_str()).map(str::to_owned);
+    let must = "Member must not be null";
+    let Some(code) = member("ActivationCode") else {
+        return invalid("activationCode", must);
+    };
+    if !(20..=250).contains(&code.len()) {
+        return invalid(
+            "activationCode",
+            "Member must have length between 20 and 250",
+        );
+    }
+    let Some(id) = member("ActivationId") else {
+        return invalid("activationId", must);
+    };
+    if !is_uuid(&id) {
+        return invalid(
+            "activationId",
+            "Member must satisfy regular expression pattern: ^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$",
+        );
+    }
+    let Some(public_key) = member("PublicKey") else {
+        return invalid("publicKey", must);
+    };
+    if public_key.len() < 392 || !is_rsa_public_key(&public_key) {
+        return invalid(
+            "publicKey",
+            "Member must be a base64 DER SubjectPublicKeyInfo of an RSA key of at least 392 characters",
+        );
+    }
+    if member("PublicKeyType").is_some_and(|t| t != "Rsa") {
+        return invalid("publicKeyType", "Member must satisfy enum value set: [Rsa]");
+    }
+    let Some(fingerprint) = member("Fingerprint") else {
+        return invalid("fingerprint", must);
+    };
+    let mut state = shared.lock();
+    let Some(activation) = state.activations.iter().find(|a| a.id == id).cloned() else {
+        return Outcome::err(
+            S::BAD_REQUEST,
+            "InvalidActivationId",
+            format!("Activation ID {id} is not valid"),
+        );
+    };
+    if activation.expired {
+        return Outcome::err(
+            S::BAD_REQUEST,
+            "ActivationExpired",
+            format!("Activation {id} has expired"),
+        );
+    }
+    let used = state
+        .instances
+        .iter()
+        .filter(|i| i.activation_id == id)
+        .count();
+    if activation.code != code || used >= activation.registration_limit as usize {
+        return Outcome::err(
+            S::BAD_REQUEST,
+            "InvalidActivation",
+            "Activation ID or code is not valid, or the activation has reached its registration limit",
+        );
+    }
+    // 17 hex digits, unique per registration: from the instance's key and a serial number.
+    let digest = {
+        use sha2::Digest as _;
+        let mut h = sha2::Sha256::new();
+        h.update(public_key.as_bytes());
+        h.update(shared.next().to_be_bytes());
+        hex::encode(h.finalize())
+    };
+    let instance_id = format!("mi-{}", &digest[..17]);
+    state.registered.insert(instance_id.clone());
+    state.instances.push(ManagedInstance {
+        instance_id: instance_id.clone(),
+        activation_id: id,
+        public_key,
+        fingerprint,
+    });
+    Outcome::success(
+        serde_json::json!({ "InstanceId": instance_id }).to_string(),
+        false,
+    )
 }

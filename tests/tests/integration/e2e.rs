@@ -465,17 +465,7 @@ const INIT_OUTPUTS: [&str; 8] = [
 #[test]
 fn deb_boots_under_systemd_and_purges_clean() {
     let test = "deb_boots_under_systemd_and_purges_clean";
-    let tools = [
-        "systemd-nspawn",
-        "debootstrap",
-        "nsenter",
-        "unshare",
-        "socat",
-        "ip",
-        "mount",
-        "chroot",
-        "dpkg-deb",
-    ];
+    let tools = [&e2e::NSPAWN_TOOLS[..], &["chroot", "dpkg-deb"]].concat();
     if let Some(r) = skip_reason(true, &tools) {
         return skipped(test, &r);
     }

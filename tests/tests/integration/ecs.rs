@@ -1,6 +1,8 @@
 //! Amazon ECS container instances: golden scenarios (ECS on EC2 from user data, ECS Anywhere
-//! with SSM and with IAM Roles Anywhere), bad input refused before anything is written, and
-//! `init` end to end under `--root` against the Roles Anywhere and introspection emulators.
+//! with SSM and with IAM Roles Anywhere), bad input refused before anything is written,
+//! `init` end to end under `--root` against the Roles Anywhere and introspection emulators,
+//! and on a host booted with systemd-nspawn, where the SSM registration really runs (the
+//! stand-in SSM agent against the SSM emulator).
 
 use std::path::{Path, PathBuf};
 use std::process::Output;
@@ -250,9 +252,10 @@ mod anywhere {
     const ARN: &str = "arn:aws:ecs:us-west-2:123456789012:container-instance/edge/0f1e2d3c4b5a69788796a5b4c3d2e1f0";
 
     /// A mirror with Docker's static tarball, amazon-ecs-init and the agent image, and its
-    /// manifest.json of SHA-256 sums, signed with the install tests' key.
-    fn ecs_mirror(dir: &std::path::Path) {
-        use crate::install::{script, targz, write_manifest_of};
+    /// manifest.json of SHA-256 sums, signed with the install tests' key; each program is
+    /// `script(name)`.
+    fn ecs_mirror(dir: &std::path::Path, script: fn(&str) -> Vec<u8>) {
+        use crate::install::{targz, write_manifest_of};
         std::fs::create_dir_all(dir).unwrap();
         let scripts: Vec<(String, Vec<u8>)> =
             ["dockerd", "docker", "containerd", "runc", "docker-init"]
@@ -309,7 +312,7 @@ mod anywhere {
         std::fs::create_dir_all(&root).unwrap();
         // Docker, ecs-init and the agent image from the mirror, verified against its manifest.
         let mirror = world.tmp.path().join("mirror");
-        ecs_mirror(&mirror);
+        ecs_mirror(&mirror, crate::install::script);
         let out = agent(
             &[
                 "install",
@@ -440,7 +443,8 @@ mod anywhere {
         )
         .unwrap();
         // A stand-in for the SSM agent's binary on PATH (it is only looked for, never run:
-        // the registration is not carried out in a dry run).
+        // the registration is not carried out in a dry run; `ssm_registration_runs_on_a_booted_host`
+        // runs it).
         let bin = tmp.path().join("bin");
         std::fs::create_dir_all(&bin).unwrap();
         let ssm = bin.join("amazon-ssm-agent");
@@ -479,6 +483,356 @@ mod anywhere {
         );
         assert!(!all.contains("EXAMPLEcode"), "{all}");
         assert!(super::files_in(&root).is_empty());
+    }
+
+    /// Ports inside the booted host's own network namespace.
+    const SSM_PORT_INSIDE: u16 = 4443;
+    /// The ECS agent's introspection port (the agent's default endpoint).
+    const INTROSPECTION_PORT_INSIDE: u16 = 51678;
+    const ACTIVATION_ID: &str = "3f1e2a4b-1c2d-4e5f-8a9b-0c1d2e3f4a5b";
+    const ACTIVATION_CODE: &str = "EXAMPLEcode+0123456789";
+    const WRONG_CODE: &str = "WRONGcode+0123456789ab";
+    /// An id no activation has, and an expired activation's.
+    const UNKNOWN_ID: &str = "00000000-1111-4222-8333-444444444444";
+    const EXPIRED_ID: &str = "9e8d7c6b-5a49-4837-a625-140f3e2d1c0b";
+    /// The activation role's keys, as the SSM agent's service would write them.
+    const SSM_ROLE_KEY: &str = "AKIAEXAMPLESSMROLE01";
+    const SSM_ROLE_SECRET: &str = "ssmRoleSecretKeyForTheE2eTest0123456789ab";
+    const SSM_ARN: &str = "arn:aws:ecs:us-east-2:123456789012:container-instance/edge/5d4c3b2a1f0e49d8b7a6c5d4e3f2a1b0";
+
+    /// Programs of the mirror for the booted host: `dockerd` tells systemd it is ready (the
+    /// installed docker.service is `Type=notify`) and idles, ecs-init's `start` idles and its
+    /// other subcommands succeed; the rest print a version.
+    fn booted_host_script(name: &str) -> Vec<u8> {
+        match name {
+            "dockerd" => "#!/bin/sh\n# e2e stand-in for dockerd\nsystemd-notify --ready\nexec sleep infinity\n".into(),
+            "amazon-ecs-init" => "#!/bin/sh\n# e2e stand-in for ecs-init\n[ \"$1\" = start ] && exec sleep infinity\nexit 0\n".into(),
+            other => crate::install::script(other),
+        }
+    }
+
+    fn ssm_nodeconfig(id: &str, code: &str) -> String {
+        format!(
+            "apiVersion: node.eks.aws/v1alpha1\nkind: NodeConfig\nspec:\n  ecs:\n    cluster: edge\n    region: us-east-2\n    external:\n      ssm:\n        activationId: {id}\n        activationCode: {code}\n"
+        )
+    }
+
+    /// ECS Anywhere with an SSM activation on a booted host (systemd in `systemd-nspawn`, the
+    /// e2e harness), where `init` acts on `/`: the registration really runs. The SSM agent is
+    /// the tests' stand-in (`bench-all` as `amazon-ssm-agent`), which registers over the wire
+    /// with the SSM emulator as the real agent does (endpoint from its app config) and writes
+    /// what the real one writes; Docker and ecs-init come from the install mirror (stand-in
+    /// programs), the introspection emulator answers on the agent's default port. SSM out of
+    /// reach fails with exit 1; a wrong code, an unknown activation id and an expired
+    /// activation with exit 2 naming which; nothing of ours written; the right
+    /// code registers, `init` writes ecs.config, starts Docker and ecs.service and waits for the
+    /// ARN; a second `init` does not register again; `uninstall --deregister` deregisters the
+    /// managed instance SSM recorded.
+    #[test]
+    fn ssm_registration_runs_on_a_booted_host() {
+        use eks_node_agent_tests::e2e::{self, Container, Forward, NetNs, Overlay};
+        use eks_node_agent_tests::ssm_api::{Activation, Keys, SsmEmulator};
+        let test = "ecs::anywhere::ssm_registration_runs_on_a_booted_host";
+        let tools = [&e2e::NSPAWN_TOOLS[..], &["cargo"]].concat();
+        if let Some(r) = e2e::skip_reason(true, &tools) {
+            return e2e::note(&format!("SKIPPED {test}: {r}"));
+        }
+        let bin = crate::agent_bin();
+        let target = e2e::target_dir(&bin);
+        let rootfs = e2e::cached_rootfs(&target).unwrap();
+        let stand_in = e2e::bench_all(&bin).unwrap();
+
+        let ssm = SsmEmulator::start(
+            "us-east-2",
+            Keys {
+                access_key_id: SSM_ROLE_KEY.into(),
+                secret_access_key: SSM_ROLE_SECRET.into(),
+                session_token: None,
+            },
+        );
+        ssm.create_activation(Activation::new(ACTIVATION_ID, ACTIVATION_CODE));
+        let ecs = AgentEmulator::start("edge");
+        ecs.register_after(2, SSM_ARN);
+
+        // The host: the cached Debian, the agent's binary, the SSM agent stand-in (its app
+        // config, naming the emulator, is written below), the mirror and its key.
+        let root = Overlay::mount(&rootfs, &target.join("e2e-scratch")).unwrap();
+        root.write(
+            "/usr/bin/eks-node-agent",
+            &std::fs::read(&bin).unwrap(),
+            0o755,
+        )
+        .unwrap();
+        root.write(
+            "/usr/bin/amazon-ssm-agent",
+            &std::fs::read(&stand_in).unwrap(),
+            0o755,
+        )
+        .unwrap();
+        ecs_mirror(&root.path("/var/cache/e2e/mirror"), booted_host_script);
+        root.write(
+            "/var/cache/e2e/mirror.pub",
+            &std::fs::read(&crate::install::test_key().0).unwrap(),
+            0o644,
+        )
+        .unwrap();
+        // systemd holds Docker's socket for the dockerd stand-in; the stand-in's readiness
+        // comes from systemd-notify, a child of the service's shell.
+        root.write(
+            "/etc/systemd/system/docker.socket",
+            b"[Unit]\nDescription=Docker socket (e2e)\n[Socket]\nListenStream=/run/docker.sock\nSocketMode=0660\n[Install]\nWantedBy=sockets.target\n",
+            0o644,
+        )
+        .unwrap();
+        root.write(
+            "/etc/systemd/system/docker.service.d/10-e2e-notify.conf",
+            b"[Service]\nNotifyAccess=all\n",
+            0o644,
+        )
+        .unwrap();
+
+        let netns = NetNs::new().unwrap();
+        let scratch = tempfile::tempdir().unwrap();
+        let _ssm_fwd = Forward::start(
+            &netns,
+            SSM_PORT_INSIDE,
+            ssm.endpoint()
+                .trim_start_matches("http://")
+                .trim_end_matches('/')
+                .parse()
+                .unwrap(),
+            &scratch.path().join("ssm.sock"),
+        )
+        .unwrap();
+        let _ecs_fwd = Forward::start(
+            &netns,
+            INTROSPECTION_PORT_INSIDE,
+            ecs.endpoint()
+                .trim_start_matches("http://")
+                .parse()
+                .unwrap(),
+            &scratch.path().join("ecs.sock"),
+        )
+        .unwrap();
+        let c = Container::boot(
+            root.root(),
+            &netns,
+            &format!("ecs-e2e-{}", std::process::id()),
+            &scratch.path().join("console.log"),
+        )
+        .unwrap();
+        c.wait_booted().unwrap();
+        let run = |args: &[&str]| {
+            let out = c.exec(args, &[]).unwrap();
+            (out.status.code(), text(&out))
+        };
+
+        // Docker, ecs-init and the agent image from the mirror, verified against its key.
+        let (code, out) = run(&[
+            "eks-node-agent",
+            "install",
+            "--from",
+            "/var/cache/e2e/mirror",
+            "--trusted-key",
+            "/var/cache/e2e/mirror.pub",
+            // The image's Debian containerd gives way to the mirror's Docker bundle.
+            "--containerd",
+            "mirror",
+        ]);
+        assert_eq!(code, Some(0), "{out}");
+        let journal = |c: &Container| {
+            c.sh("journalctl -b --no-pager -o short-monotonic -u docker.socket -u docker.service -u ecs.service")
+                .unwrap_or_default()
+        };
+        if let Err(e) = c.sh("systemctl daemon-reload && systemctl start docker.socket") {
+            panic!("{e}\n{}", journal(&c));
+        }
+
+        let config = |id: &str, code: &str| {
+            root.write(
+                "/etc/eks-node-agent/config.d/10-ecs.yaml",
+                ssm_nodeconfig(id, code).as_bytes(),
+                0o600,
+            )
+            .unwrap()
+        };
+        let init = [
+            "eks-node-agent",
+            "init",
+            "-c",
+            "file:///etc/eks-node-agent/config.d/",
+            "--ecs-wait",
+            "60",
+        ];
+        let nothing_of_ours = |when: &str| {
+            for path in ["/etc/ecs/ecs.config", "/var/lib/amazon/ssm/registration"] {
+                assert!(!root.path(path).exists(), "{path} written after {when}");
+            }
+        };
+        // SSM out of reach first (the SSM agent's config names a port nothing listens on):
+        // a runtime failure naming the connection, exit 1.
+        let app_config = |port: u16| {
+            root.write(
+                "/etc/amazon/ssm/amazon-ssm-agent.json",
+                format!("{{\"Ssm\": {{\"Endpoint\": \"http://127.0.0.1:{port}\"}}}}\n").as_bytes(),
+                0o644,
+            )
+            .unwrap()
+        };
+        app_config(SSM_PORT_INSIDE + 1);
+        config(ACTIVATION_ID, ACTIVATION_CODE);
+        let (code, out) = run(&init);
+        assert_eq!(code, Some(1), "{out}");
+        assert!(
+            out.contains("amazon-ssm-agent -register failed")
+                && out.contains("Connection refused")
+                && !out.contains(ACTIVATION_CODE),
+            "{out}"
+        );
+        assert!(ssm.requests().is_empty());
+        nothing_of_ours("an unreachable SSM");
+        app_config(SSM_PORT_INSIDE);
+
+        // SSM refuses: exit 2 naming what is wrong with the activation.
+        ssm.create_activation(Activation {
+            expired: true,
+            ..Activation::new(EXPIRED_ID, ACTIVATION_CODE)
+        });
+        for (id, code, error, says) in [
+            (
+                ACTIVATION_ID,
+                WRONG_CODE,
+                "InvalidActivation",
+                "the code does not match the id",
+            ),
+            (
+                UNKNOWN_ID,
+                ACTIVATION_CODE,
+                "InvalidActivationId",
+                "is not known to SSM in us-east-2",
+            ),
+            (
+                EXPIRED_ID,
+                ACTIVATION_CODE,
+                "ActivationExpired",
+                "has expired",
+            ),
+        ] {
+            config(id, code);
+            let (exit, out) = run(&init);
+            assert_eq!(exit, Some(2), "{error}: {out}");
+            assert!(out.contains(says) && !out.contains(code), "{error}: {out}");
+            let last = ssm.requests().pop().unwrap();
+            assert_eq!(
+                (last.target.as_str(), last.code.as_str()),
+                ("AmazonSSM.RegisterManagedInstance", error)
+            );
+            nothing_of_ours(error);
+        }
+        assert!(ssm.managed_instances().is_empty());
+
+        // The right code: registered over the wire, then the ECS host set up.
+        config(ACTIVATION_ID, ACTIVATION_CODE);
+        let (code, out) = run(&init);
+        assert_eq!(code, Some(0), "{out}\n{}", c.log_text());
+        assert!(!out.contains(ACTIVATION_CODE), "the code leaked: {out}");
+        let instances = ssm.managed_instances();
+        assert_eq!(instances.len(), 1, "{instances:?}");
+        let mi = &instances[0];
+        assert_eq!(mi.activation_id, ACTIVATION_ID);
+        assert!(ssm.is_registered(&mi.instance_id));
+        assert!(
+            out.contains(&format!("registered with SSM as {}", mi.instance_id))
+                && out.contains(SSM_ARN),
+            "{out}"
+        );
+        // What the SSM agent leaves: the registration file (0600) the agent then read, and the
+        // key store with the instance's private key (PKCS#1) matching the public key SSM got.
+        let reg_path = root.path("/var/lib/amazon/ssm/registration");
+        let reg: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(&reg_path).unwrap()).unwrap();
+        assert_eq!(reg["ManagedInstanceID"], mi.instance_id.as_str());
+        assert_eq!(reg["Region"], "us-east-2");
+        assert_eq!(
+            std::fs::metadata(&reg_path).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
+        let vault: serde_json::Value = serde_json::from_str(
+            &std::fs::read_to_string(root.path("/var/lib/amazon/ssm/Vault/Store/RegistrationKey"))
+                .unwrap(),
+        )
+        .unwrap();
+        assert_eq!(vault["instanceID"], mi.instance_id.as_str());
+        {
+            use aws_lc_rs::encoding::AsDer as _;
+            use aws_lc_rs::signature::KeyPair as _;
+            use base64::Engine as _;
+            let b64 = base64::engine::general_purpose::STANDARD;
+            let der = b64.decode(vault["privateKey"].as_str().unwrap()).unwrap();
+            let pair = aws_lc_rs::rsa::KeyPair::from_der(&der).unwrap();
+            let public: aws_lc_rs::encoding::PublicKeyX509Der = pair.public_key().as_der().unwrap();
+            assert_eq!(b64.encode(public.as_ref()), mi.public_key);
+        }
+        // ecs.config for an external instance, Docker and ecs.service running.
+        let config = std::fs::read_to_string(root.path("/etc/ecs/ecs.config")).unwrap();
+        for line in [
+            "ECS_CLUSTER=edge\n",
+            "AWS_DEFAULT_REGION=us-east-2\n",
+            "ECS_EXTERNAL=true\n",
+        ] {
+            assert!(config.contains(line), "{config}");
+        }
+        for unit in ["docker.service", "ecs.service"] {
+            assert_eq!(
+                c.sh(&format!("systemctl is-active {unit}")).unwrap().trim(),
+                "active",
+                "{unit}"
+            );
+        }
+        assert!(ecs.metadata_polls() >= 3, "polled {}", ecs.metadata_polls());
+
+        // Again: registered already, so no second registration; the same outcome.
+        let (code, out) = run(&init);
+        assert_eq!(code, Some(0), "{out}");
+        assert!(!out.contains("registered with SSM as"), "{out}");
+        let registers = ssm
+            .requests()
+            .iter()
+            .filter(|r| r.target == "AmazonSSM.RegisterManagedInstance")
+            .count();
+        assert_eq!(
+            registers,
+            4,
+            "three refused, one accepted: {:?}",
+            ssm.requests()
+        );
+
+        // The managed instance is the one SSM knows: `uninstall --deregister` deregisters it
+        // (signed with the role credentials the SSM agent's service would keep in
+        // /root/.aws/credentials; the stand-in does not run that service, so the test writes
+        // them) and removes the registration.
+        root.write(
+            "/root/.aws/credentials",
+            format!(
+                "[default]\naws_access_key_id = {SSM_ROLE_KEY}\naws_secret_access_key = {SSM_ROLE_SECRET}\n"
+            )
+            .as_bytes(),
+            0o600,
+        )
+        .unwrap();
+        let endpoint = format!("http://127.0.0.1:{SSM_PORT_INSIDE}");
+        let out = c
+            .exec(
+                &["eks-node-agent", "uninstall", "--deregister"],
+                &[("AWS_ENDPOINT_URL_SSM", &endpoint)],
+            )
+            .unwrap();
+        assert!(out.status.success(), "{}", text(&out));
+        assert!(!ssm.is_registered(&mi.instance_id));
+        let last = ssm.requests().pop().unwrap();
+        assert_eq!(last.target, "AmazonSSM.DeregisterManagedInstance");
+        assert!(last.status == 200 && last.signature_verified, "{last:?}");
+        assert!(!reg_path.exists());
     }
 }
 

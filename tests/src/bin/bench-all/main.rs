@@ -5,6 +5,9 @@
 //! bench-all [--out FILE] [--agent BIN] [--runs N] [--rounds N] [--only SECTION,...]
 //! ```
 //!
+//! Started under the name `amazon-ssm-agent`, it is instead the tests' stand-in for the SSM
+//! agent's `-register` (`eks_node_agent_tests::ssm_agent`), for hosts the tests boot.
+//!
 //! Sections: size, token, run, run-growth, init, cold-start, init-growth, discovery, boot,
 //! lifecycle, adversarial, write-budget. Each prints its markdown as soon as it is measured; the
 //! file is those same sections, unchanged, under a header (machine, targets). A section that
@@ -174,6 +177,14 @@ fn discovery_section(report: &mut Report, runs: usize) -> Result<()> {
 
 fn main() -> std::process::ExitCode {
     let argv: Vec<String> = std::env::args().skip(1).collect();
+    // Started as `amazon-ssm-agent`: the tests' stand-in for the SSM agent's registration.
+    let name = std::env::args_os()
+        .next()
+        .map(PathBuf::from)
+        .and_then(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()));
+    if name.as_deref() == Some(eks_node_agent_tests::ssm_agent::PROGRAM) {
+        return eks_node_agent_tests::ssm_agent::main(&argv);
+    }
     if argv.first().map(String::as_str) == Some("scrape-helper") {
         return match exporter::scrape_helper(&argv[1..]) {
             Ok(()) => std::process::ExitCode::SUCCESS,
