@@ -17,7 +17,8 @@ use crate::exit;
 #[derive(Debug, Args)]
 #[command(
     after_help = "Checks: config, credentials, sts-identity, api-server, node-ip, clock, swap, \
-    kubelet-version, containerd-version, proxy, ports, ulimits, node.\n\n\
+    kubelet-version, containerd-version, proxy, ports, local-storage, ulimits, \
+    kubelet-serving-cert, node.\n\n\
     Examples:\n  \
     eks-node-agent status\n  \
     eks-node-agent status -c file:///etc/eks-node-agent/config.d/ --output json\n  \

@@ -19,7 +19,7 @@ use serde_json::Value;
 use crate::agent_bin;
 
 /// Every check name, in output order.
-const CHECKS: [&str; 14] = [
+const CHECKS: [&str; 15] = [
     "config",
     "credentials",
     "sts-identity",
@@ -33,6 +33,7 @@ const CHECKS: [&str; 14] = [
     "ports",
     "local-storage",
     "ulimits",
+    "kubelet-serving-cert",
     "node",
 ];
 const CLUSTER: &str = "status-cluster";
@@ -420,6 +421,16 @@ fn each_failure_names_its_evidence_and_fix() {
         r#"{"strategy":"Mount","summary":"Mount: 2 disks, each at /mnt/k8s-disks/<n>","done":["mkfs.xfs -K -l su=8b -m uuid=0b8e3a52-1c1d-4b4e-9f3a-1d2c3b4a5f60 /dev/nvme1n1"],"error":"local storage: `mkfs.xfs -K -l su=8b -m uuid=5c1e7f0a-2b3c-4d5e-8f9a-0b1c2d3e4f5a /dev/nvme2n1` failed: exit 1: Filesystem must be larger than 300MB.","mounts":[]}"#,
     );
     let disks_src = source(&disks);
+    // A kubelet serving certificate from another cluster's CA (a host moved between clusters).
+    write(
+        &dir.path().join("host/etc/kubernetes/kubelet/config.json"),
+        r#"{"kind": "KubeletConfiguration", "serverTLSBootstrap": true}"#,
+    );
+    write(
+        &dir.path()
+            .join("host/var/lib/kubelet/pki/kubelet-server-current.pem"),
+        &serving_cert_from_another_ca(),
+    );
     let out = status(
         &[
             "-c",
@@ -457,6 +468,7 @@ fn each_failure_names_its_evidence_and_fix() {
         ("ports", "fail"),
         ("local-storage", "fail"),
         ("ulimits", "ok"),
+        ("kubelet-serving-cert", "fail"),
         ("node", "ok"),
     ]
     .iter()
@@ -501,6 +513,17 @@ fn each_failure_names_its_evidence_and_fix() {
         field("ports", "evidence").contains("10256 (kube-proxy healthz) held by nginx (pid 901)"),
         "{stdout}"
     );
+    assert!(
+        field("kubelet-serving-cert", "evidence").contains("issuer CN=old-cluster-ca")
+            && field("kubelet-serving-cert", "evidence")
+                .contains("spec.cluster.certificateAuthority"),
+        "{stdout}"
+    );
+    assert!(
+        field("kubelet-serving-cert", "fix").contains("kubelet-server-current.pem"),
+        "{stdout}"
+    );
+    assert!(!stdout.contains("PRIVATE KEY"), "{stdout}");
 
     // The right CA: the server's version is known, and this kubelet is newer than it.
     let right = dir.path().join("right-ca.yaml");
@@ -545,6 +568,25 @@ fn each_failure_names_its_evidence_and_fix() {
         "{stdout}"
     );
     assert_eq!(out.status.code(), Some(1));
+}
+
+/// A kubelet serving certificate for 127.0.0.1 signed by a CA of another cluster, with its
+/// key after it as the kubelet keeps them.
+fn serving_cert_from_another_ca() -> String {
+    use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyPair, SanType};
+    let mut ca = CertificateParams::default();
+    ca.distinguished_name
+        .push(DnType::CommonName, "old-cluster-ca");
+    ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    let ca_key = KeyPair::generate().unwrap();
+    let ca_cert = ca.self_signed(&ca_key).unwrap();
+    let mut p = CertificateParams::default();
+    p.distinguished_name
+        .push(DnType::CommonName, "system:node:node-a");
+    p.subject_alt_names = vec![SanType::IpAddress("127.0.0.1".parse().unwrap())];
+    let key = KeyPair::generate().unwrap();
+    let cert = p.signed_by(&key, &ca_cert, &ca_key).unwrap();
+    format!("{}{}", cert.pem(), key.serialize_pem())
 }
 
 #[test]
