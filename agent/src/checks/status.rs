@@ -24,8 +24,8 @@ use serde::Serialize;
 use super::api_server::{self, ApiProbe};
 pub use super::clock::ClockSource;
 use super::{
-    Outcome, Status, clock, credentials, local_storage, node_ip, node_object, ports, proxy,
-    serving_cert, sts, swap, ulimits, versions,
+    Outcome, Status, clock, credentials, firewall, local_storage, network, node_ip, node_object,
+    ports, proxy, serving_cert, sts, swap, ulimits, versions,
 };
 use crate::auth::Clock;
 use crate::auth::credentials::Env;
@@ -73,6 +73,8 @@ pub const PORTS: &str = "ports";
 pub const ULIMITS: &str = "ulimits";
 /// The kubelet's serving certificate: signed by the cluster CA for the node's names, valid.
 pub const SERVING_CERT: &str = "kubelet-serving-cert";
+/// An active host firewall lets in what the kubelet and the CNI need.
+pub const CNI_FIREWALL: &str = "cni-firewall";
 /// Once joined: the Node object exists and is Ready.
 pub const NODE: &str = "node";
 
@@ -88,7 +90,7 @@ pub const LOCAL_STORAGE: &str = "local-storage";
 
 /// Every check of an EKS node, in output order (an ECS host's are [`CONFIG`],
 /// [`CREDENTIALS`], [`ECS_CLUSTER`], [`ECS_AGENT`], [`ECS_DOCKER`], [`CLOCK`]).
-pub const ALL: [&str; 15] = [
+pub const ALL: [&str; 16] = [
     CONFIG,
     CREDENTIALS,
     STS_IDENTITY,
@@ -100,6 +102,7 @@ pub const ALL: [&str; 15] = [
     CONTAINERD,
     PROXY,
     PORTS,
+    CNI_FIREWALL,
     LOCAL_STORAGE,
     ULIMITS,
     SERVING_CERT,
@@ -610,6 +613,18 @@ pub async fn run(inputs: &Inputs) -> Report {
     };
 
     let serving = serving_cert_check(inputs, &ca, &kubeconfig, &node, &node_ip);
+    let ipv6 = matches!(node_ip, Ok((IpAddr::V6(_), _)));
+    let firewall = bounded(limit, "reading the firewall", async {
+        Ok(firewall_check(inputs, ipv6).await)
+    })
+    .await
+    .unwrap_or_else(|e| {
+        fail(
+            "FirewallUnknown",
+            e,
+            "run status as root; see journalctl for nft",
+        )
+    });
 
     let expected_role = config
         .spec
@@ -641,6 +656,7 @@ pub async fn run(inputs: &Inputs) -> Report {
         Checked::new(CONTAINERD, versions::containerd(&containerd)),
         Checked::new(NODE, node_object::check(&node, &node_found)),
         Checked::new(SERVING_CERT, serving),
+        Checked::new(CNI_FIREWALL, firewall),
     ];
     let service_cidr = cluster
         .cidr
@@ -701,6 +717,31 @@ fn serving_cert_check(
         &expected,
         inputs.clock.now(),
     )
+}
+
+/// The `cni-firewall` check: the CNI from the runtime's CNI config directory, the firewalls
+/// under the host root and `PATH`.
+async fn firewall_check(inputs: &Inputs, ipv6: bool) -> Outcome {
+    let root = &inputs.host_root;
+    let conf_dir = root.join(
+        crate::model::paths::CNI_CONF_DIR
+            .strip_prefix('/')
+            .unwrap_or_default(),
+    );
+    let seen = network::read(&conf_dir, &root.join("sys"), &inputs.proc_root);
+    let cni = network::detect(&conf_dir, &seen.cni_configs);
+    let geneve = root.join("sys/class/net/cilium_geneve").exists();
+    let needs = firewall::needs(cni.as_ref().map(|(c, _)| c), geneve);
+    let interface = seen.primary.as_ref().map(|p| p.name.as_str());
+    let found = firewall::read(
+        root,
+        &inputs.proc_root,
+        &inputs.search_path,
+        interface,
+        ipv6,
+    )
+    .await;
+    firewall::check(&found, cni.as_ref(), &needs, ipv6)
 }
 
 /// The checks that read only local files, and the inputs of the proxy check that still
