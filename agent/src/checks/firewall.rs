@@ -31,7 +31,8 @@
 //!   chain on the `input` hook of the node IP's family is evaluated for a new connection to
 //!   the port: port and protocol matches (values, sets, ranges, named sets), `ct state`,
 //!   `iifname "lo"`, source-address matches (an accept from some sources counts as open,
-//!   a drop from some does not close), `jump`/`goto`/`return`, then the chain's policy.
+//!   a drop from some does not close), verdict maps (anonymous and named),
+//!   `jump`/`goto`/`return`, then the chain's policy.
 //!   A rule with a match the check does not model is passed over.
 
 use std::collections::HashMap;
@@ -225,19 +226,23 @@ fn firewalld_file(host_root: &Path, kind: &str, name: &str) -> Result<(String, S
     ))
 }
 
-/// The elements of an XML document as (depth, name, attributes), depth 1 for the root's
-/// children; only as deep as `max_depth`.
-fn xml_elements(
-    xml: &str,
-    max_depth: usize,
-) -> Result<Vec<(usize, String, HashMap<String, String>)>, String> {
+/// An XML element: its depth (0 for the root), name and the attributes read.
+type Element = (usize, String, HashMap<String, String>);
+
+/// The value of `KEY=value` in a shell-style settings file (firewalld.conf, ufw.conf,
+/// /etc/default/ufw): the last line setting it wins, quotes are dropped.
+fn setting<'a>(text: &'a str, key: &str) -> Option<&'a str> {
+    text.lines()
+        .rev()
+        .find_map(|l| l.trim().strip_prefix(key)?.strip_prefix('='))
+        .map(|v| v.trim().trim_matches('"'))
+}
+
+/// The elements of an XML document, the root's children at depth 1; only as deep as
+/// `max_depth`.
+fn xml_elements(xml: &str, max_depth: usize) -> Result<Vec<Element>, String> {
     use aws_smithy_xml::decode::{Document, ScopedDecoder};
-    fn walk(
-        el: &mut ScopedDecoder<'_, '_>,
-        depth: usize,
-        max: usize,
-        out: &mut Vec<(usize, String, HashMap<String, String>)>,
-    ) {
+    fn walk(el: &mut ScopedDecoder<'_, '_>, depth: usize, max: usize, out: &mut Vec<Element>) {
         while let Some(mut child) = el.next_tag() {
             let start = child.start_el();
             let attrs = [
@@ -416,11 +421,7 @@ fn firewalld_zone(host_root: &Path, interface: Option<&str>) -> Result<Zone, Str
     }
     let conf = "etc/firewalld/firewalld.conf";
     let default = match read_to_string_capped(&host_root.join(conf), MAX_FILE_BYTES) {
-        Ok(text) => text
-            .lines()
-            .filter_map(|l| l.trim().strip_prefix("DefaultZone="))
-            .last()
-            .map(|z| z.trim().to_owned()),
+        Ok(text) => setting(&text, "DefaultZone").map(str::to_owned),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
         Err(e) => return Err(format!("/{conf}: {e}")),
     }
@@ -499,11 +500,7 @@ pub fn parse_ufw_rules(text: &str) -> Vec<UfwRule> {
 /// ufw's state under `host_root`: `None` when it is not enabled.
 fn read_ufw(host_root: &Path, ipv6: bool) -> Option<Result<Ufw, String>> {
     let conf = read_to_string_capped(&host_root.join("etc/ufw/ufw.conf"), MAX_FILE_BYTES).ok()?;
-    let enabled = conf
-        .lines()
-        .filter_map(|l| l.trim().strip_prefix("ENABLED="))
-        .last()
-        .is_some_and(|v| v.trim().trim_matches('"').eq_ignore_ascii_case("yes"));
+    let enabled = setting(&conf, "ENABLED").is_some_and(|v| v.eq_ignore_ascii_case("yes"));
     if !enabled {
         return None;
     }
@@ -519,12 +516,7 @@ fn read_ufw(host_root: &Path, ipv6: bool) -> Option<Result<Ufw, String>> {
     };
     let policy = read_to_string_capped(&host_root.join("etc/default/ufw"), MAX_FILE_BYTES)
         .ok()
-        .and_then(|t| {
-            t.lines()
-                .filter_map(|l| l.trim().strip_prefix("DEFAULT_INPUT_POLICY="))
-                .last()
-                .map(|v| v.trim().trim_matches('"').to_ascii_uppercase())
-        })
+        .and_then(|t| setting(&t, "DEFAULT_INPUT_POLICY").map(str::to_ascii_uppercase))
         .unwrap_or_else(|| "DROP".to_owned());
     Some(Ok(Ufw {
         file: file.to_owned(),
@@ -712,6 +704,15 @@ impl Ruleset {
                     }
                     continue;
                 }
+                // A verdict map gives the verdict of the element the packet matches; none:
+                // the rule does not apply.
+                let e = match e.get("vmap") {
+                    Some(vmap) => match self.vmap_verdict(family, table, vmap, p) {
+                        Some(verdict) => verdict,
+                        None => break,
+                    },
+                    None => e,
+                };
                 let target = |k: &str| {
                     e.get(k)
                         .and_then(|j| j.get("target"))
@@ -760,7 +761,7 @@ impl Ruleset {
                         depth + 1,
                     );
                 }
-                if ["vmap", "jump", "goto", "queue"]
+                if ["jump", "goto", "queue"]
                     .iter()
                     .any(|k| e.get(*k).is_some())
                 {
@@ -769,6 +770,42 @@ impl Ruleset {
             }
         }
         Flow::Continue
+    }
+
+    /// What the packet has for the key expression `left` of a match or a verdict map.
+    fn key(left: &Value, p: &Packet) -> Key {
+        if let Some(pl) = left.get("payload") {
+            let field = pl.get("field").and_then(Value::as_str).unwrap_or_default();
+            let protocol = pl
+                .get("protocol")
+                .and_then(Value::as_str)
+                .unwrap_or_default();
+            match (protocol, field) {
+                ("tcp" | "udp", "dport") if protocol != p.proto.as_str() => Key::Absent,
+                ("tcp" | "udp" | "th", "dport") => Key::Value(Value::from(p.port)),
+                ("ip" | "ip6", "saddr") => Key::Source,
+                ("ip", "protocol") | ("ip6", "nexthdr") => {
+                    Key::Value(Value::from(p.proto.as_str()))
+                }
+                _ => Key::Unknown,
+            }
+        } else if let Some(meta) = left.get("meta") {
+            match meta.get("key").and_then(Value::as_str).unwrap_or_default() {
+                "l4proto" => Key::Value(Value::from(p.proto.as_str())),
+                "nfproto" => Key::Value(Value::from(if p.ipv6 { "ipv6" } else { "ipv4" })),
+                "iifname" | "iif" => Key::Interface,
+                _ => Key::Unknown,
+            }
+        } else if left
+            .get("ct")
+            .and_then(|c| c.get("key"))
+            .and_then(Value::as_str)
+            == Some("state")
+        {
+            Key::Value(Value::from("new"))
+        } else {
+            Key::Unknown
+        }
     }
 
     fn matches(&self, family: &str, table: &str, m: &Value, p: &Packet) -> Cond {
@@ -781,60 +818,52 @@ impl Ruleset {
             "!=" => true,
             _ => return Cond::Unknown,
         };
-        let value: Value = if let Some(pl) = left.get("payload") {
-            let field = pl.get("field").and_then(Value::as_str).unwrap_or_default();
-            match (
-                pl.get("protocol")
-                    .and_then(Value::as_str)
-                    .unwrap_or_default(),
-                field,
-            ) {
-                ("tcp" | "udp", "dport") => {
-                    let want = pl["protocol"].as_str().unwrap_or_default();
-                    if want != p.proto.as_str() {
-                        return Cond::No;
-                    }
-                    Value::from(p.port)
-                }
-                ("th", "dport") => Value::from(p.port),
-                ("ip" | "ip6", "saddr") => {
-                    return if negate {
-                        Cond::Unknown
-                    } else {
-                        Cond::From(describe(right))
-                    };
-                }
-                ("ip", "protocol") | ("ip6", "nexthdr") => Value::from(p.proto.as_str()),
-                _ => return Cond::Unknown,
+        let value = match Self::key(left, p) {
+            Key::Value(v) => v,
+            Key::Absent => return Cond::No,
+            Key::Source if !negate => return Cond::From(describe(right)),
+            // Traffic from other nodes never arrives on the loopback interface.
+            Key::Interface => {
+                return match (right.as_str(), negate) {
+                    (Some("lo"), false) => Cond::No,
+                    (Some("lo"), true) => Cond::Yes,
+                    _ => Cond::Unknown,
+                };
             }
-        } else if let Some(meta) = left.get("meta") {
-            match meta.get("key").and_then(Value::as_str).unwrap_or_default() {
-                "l4proto" => Value::from(p.proto.as_str()),
-                "nfproto" => Value::from(if p.ipv6 { "ipv6" } else { "ipv4" }),
-                "iifname" | "iif" => {
-                    // Traffic from other nodes never arrives on the loopback interface.
-                    return match (right.as_str(), negate) {
-                        (Some("lo"), false) => Cond::No,
-                        (Some("lo"), true) => Cond::Yes,
-                        _ => Cond::Unknown,
-                    };
-                }
-                _ => return Cond::Unknown,
-            }
-        } else if left
-            .get("ct")
-            .and_then(|c| c.get("key"))
-            .and_then(Value::as_str)
-            == Some("state")
-        {
-            Value::from("new")
-        } else {
-            return Cond::Unknown;
+            Key::Source | Key::Unknown => return Cond::Unknown,
         };
         let Some(hit) = self.contains(family, table, right, &value, p) else {
             return Cond::Unknown;
         };
         if hit != negate { Cond::Yes } else { Cond::No }
+    }
+
+    /// The verdict a verdict map (`... vmap { KEY : VERDICT, ... }` or `vmap @map`) gives
+    /// the packet: `None` when no element matches or the key is not modelled.
+    fn vmap_verdict<'v>(
+        &'v self,
+        family: &str,
+        table: &str,
+        vmap: &'v Value,
+        p: &Packet,
+    ) -> Option<&'v Value> {
+        let Key::Value(value) = Self::key(vmap.get("key")?, p) else {
+            return None;
+        };
+        let data = vmap.get("data")?;
+        let elems = match data.as_str().and_then(|n| n.strip_prefix('@')) {
+            Some(name) => self
+                .sets
+                .get(&(family.to_owned(), table.to_owned(), name.to_owned()))?,
+            None => data.get("set")?.as_array()?,
+        };
+        elems.iter().find_map(|pair| {
+            let pair = pair.as_array()?;
+            let (k, verdict) = (pair.first()?, pair.get(1)?);
+            self.contains(family, table, k, &value, p)
+                .filter(|hit| *hit)
+                .map(|_| verdict)
+        })
     }
 
     /// Whether `right` (a value, a list, an anonymous or named set, a range) holds `value`.
@@ -897,6 +926,20 @@ struct Packet {
     port: u16,
     proto: Proto,
     ipv6: bool,
+}
+
+/// What a packet has for a key expression.
+enum Key {
+    /// This value.
+    Value(Value),
+    /// The packet has no such header (a tcp port of a udp packet).
+    Absent,
+    /// Its source address (from another node: any).
+    Source,
+    /// Its input interface (not loopback).
+    Interface,
+    /// Not modelled.
+    Unknown,
 }
 
 enum Cond {
@@ -1400,6 +1443,40 @@ mod tests {
         open.add(r#"{"nftables": [{"chain": {"family": "ip", "table": "t", "name": "in", "type": "filter", "hook": "input", "prio": 0, "policy": "accept"}}]}"#).unwrap();
         assert!(!open.filters(false));
         assert!(Ruleset::default().add("{\"nftables\": 3}").is_err());
+    }
+
+    /// Verdict maps as `nft -j` prints them: on `ct state`, on a port, and a named map.
+    #[test]
+    fn nftables_verdict_maps() {
+        let mut r = Ruleset::default();
+        r.add(r#"{"nftables": [
+{"map": {"family": "inet", "name": "ports", "table": "f", "type": "inet_service", "handle": 2, "map": "verdict", "elem": [[4240, {"accept": null}], [9999, {"drop": null}]]}},
+{"chain": {"family": "inet", "table": "f", "name": "input", "handle": 1, "type": "filter", "hook": "input", "prio": 0, "policy": "drop"}},
+{"rule": {"family": "inet", "table": "f", "chain": "input", "handle": 4, "expr": [{"vmap": {"key": {"ct": {"key": "state"}}, "data": {"set": [["invalid", {"drop": null}], ["established", {"accept": null}], ["related", {"accept": null}]]}}}]}},
+{"rule": {"family": "inet", "table": "f", "chain": "input", "handle": 6, "expr": [{"vmap": {"key": {"payload": {"protocol": "udp", "field": "dport"}}, "data": {"set": [[4789, {"drop": null}], [8472, {"accept": null}]]}}}]}},
+{"rule": {"family": "inet", "table": "f", "chain": "input", "handle": 7, "expr": [{"vmap": {"key": {"payload": {"protocol": "tcp", "field": "dport"}}, "data": "@ports"}}]}}
+]}"#).unwrap();
+        let at = |port, proto| r.verdict(port, proto, false);
+        assert_eq!(
+            at(8472, Proto::Udp),
+            Verdict::Open("rule 2 of chain inet f input".into())
+        );
+        assert_eq!(
+            at(4789, Proto::Udp),
+            Verdict::Closed("rule 2 of chain inet f input".into())
+        );
+        assert_eq!(
+            at(4240, Proto::Tcp),
+            Verdict::Open("rule 3 of chain inet f input".into())
+        );
+        assert_eq!(
+            at(9999, Proto::Tcp),
+            Verdict::Closed("rule 3 of chain inet f input".into())
+        );
+        assert_eq!(
+            at(10250, Proto::Tcp),
+            Verdict::Closed("policy drop of chain inet f input".into())
+        );
     }
 
     #[test]

@@ -273,7 +273,7 @@ pub fn check(found: &Result<Found, String>, expected: &Expected, now: SystemTime
     };
     let pem = match &found.pem {
         None if !expected.joined => {
-            return ok(format!("skipped: not joined yet (no {which})"));
+            return ok(format!("skipped: not joined yet: {which} does not exist"));
         }
         None => {
             return match found.kind {

@@ -1024,7 +1024,7 @@ fn cni_firewall_reads_the_real_nftables_ruleset_and_firewalld() {
         write(
             &rules,
             &format!(
-                "table inet filter {{\n  chain input {{\n    type filter hook input priority 0; policy drop;\n    ct state established,related accept\n    iifname \"lo\" accept\n    tcp dport {{ 22, 10250 }} accept\n{open}  }}\n}}\n"
+                "table inet filter {{\n  chain input {{\n    type filter hook input priority 0; policy drop;\n    ct state vmap {{ established : accept, related : accept, invalid : drop }}\n    iifname \"lo\" accept\n    tcp dport {{ 22, 10250 }} accept\n{open}  }}\n}}\n"
             ),
         );
         let script = format!("{nft} -f \"$0\" && exec \"$@\"");
