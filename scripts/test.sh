@@ -8,7 +8,7 @@ cd "$(dirname "$0")/.."
 
 DEBIAN_PACKAGES=(python3-venv dbus-daemon dbus-user-session systemd containerd runc prometheus prometheus-node-exporter
     debootstrap systemd-container lintian rpm rpmlint socat iproute2 util-linux mount
-    libssl-dev pkg-config minisign docker.io qemu-system-x86 e2fsprogs)
+    libssl-dev pkg-config minisign docker.io qemu-system-x86 e2fsprogs nftables)
 
 if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
     missing=()

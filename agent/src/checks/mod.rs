@@ -32,7 +32,8 @@
 //! The files, one per check or family:
 //!
 //! - `status`'s: [`credentials`], [`sts`], [`api_server`], [`node_ip`], [`clock`], [`swap`],
-//!   [`versions`], [`proxy`], [`ports`], [`local_storage`], [`ulimits`], [`node_object`];
+//!   [`versions`], [`proxy`], [`ports`], [`firewall`], [`local_storage`], [`ulimits`],
+//!   [`serving_cert`], [`node_object`];
 //! - `run`'s: [`units`] and [`probes`] (kubelet, VPC CNI, storage, kubelet certificate),
 //!   [`network`] (the CNI the node runs, its interfaces), [`cri`] (containerd), [`pods`]
 //!   (pods stuck terminating), [`kernel`]
@@ -46,6 +47,7 @@ pub mod credentials;
 pub mod cri;
 pub mod daemon;
 pub mod ecs;
+pub mod firewall;
 pub mod iam;
 pub mod kernel;
 pub mod local_storage;
@@ -58,6 +60,7 @@ pub mod ports;
 pub mod probes;
 pub mod proxy;
 pub mod reasons;
+pub mod serving_cert;
 pub mod status;
 pub mod sts;
 pub mod swap;

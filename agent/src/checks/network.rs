@@ -39,6 +39,66 @@ pub struct Primary {
     pub carrier: Option<bool>,
 }
 
+/// The most bytes read of a CNI config file.
+const MAX_CONF_BYTES: usize = 1024 * 1024;
+
+/// The CNI plugin a node runs, as its CNI config names it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Cni {
+    /// Cilium (`cilium-cni`).
+    Cilium,
+    /// Calico (`calico`).
+    Calico,
+    /// The Amazon VPC CNI (`aws-cni`).
+    VpcCni,
+    /// Another plugin (its type).
+    Other(String),
+}
+
+impl std::fmt::Display for Cni {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Cni::Cilium => f.write_str("Cilium"),
+            Cni::Calico => f.write_str("Calico"),
+            Cni::VpcCni => f.write_str("the VPC CNI"),
+            Cni::Other(t) => write!(f, "CNI plugin {t}"),
+        }
+    }
+}
+
+/// The plugin types a CNI config names: each of a conflist's `plugins`, or a single
+/// config's `type` (empty when the text is not a CNI config).
+pub fn plugin_types(text: &str) -> Vec<String> {
+    let Ok(v) = serde_json::from_str::<serde_json::Value>(text) else {
+        return Vec::new();
+    };
+    let plugins = match v.get("plugins").and_then(|p| p.as_array()) {
+        Some(list) => list.iter().collect(),
+        None => vec![&v],
+    };
+    plugins
+        .iter()
+        .filter_map(|p| p.get("type").and_then(|t| t.as_str()).map(str::to_owned))
+        .collect()
+}
+
+/// The CNI the runtime uses: the first of `configs` (sorted, as the runtime picks it) in
+/// `conf_dir`, by its main (first) plugin's type; `None` without a config.
+pub fn detect(conf_dir: &Path, configs: &[String]) -> Option<(Cni, String)> {
+    let first = configs.first()?;
+    let text = crate::model::bounded::read_to_string_capped(&conf_dir.join(first), MAX_CONF_BYTES)
+        .unwrap_or_default();
+    let main = plugin_types(&text).into_iter().next().unwrap_or_default();
+    let cni = match main.as_str() {
+        "cilium-cni" => Cni::Cilium,
+        "calico" => Cni::Calico,
+        "aws-cni" => Cni::VpcCni,
+        "" => Cni::Other(format!("unknown (unreadable {first})")),
+        other => Cni::Other(other.to_owned()),
+    };
+    Some((cni, first.clone()))
+}
+
 /// Reads what the verdict needs: the CNI config directory, `<sys>/class/net`, and
 /// `<proc>/net/route` for the default route's interface.
 pub fn read(conf_dir: &Path, sys: &Path, proc: &Path) -> Seen {

@@ -82,14 +82,9 @@ pub fn evaluate_ips(infos: &EniInfos) -> Outcome {
 
 /// True when a CNI conflist names the `aws-cni` plugin.
 pub fn conflist_has_aws_cni(text: &str) -> bool {
-    serde_json::from_str::<serde_json::Value>(text)
-        .ok()
-        .and_then(|v| v.get("plugins")?.as_array().cloned())
-        .is_some_and(|plugins| {
-            plugins
-                .iter()
-                .any(|p| p.get("type").and_then(|t| t.as_str()) == Some("aws-cni"))
-        })
+    super::network::plugin_types(text)
+        .iter()
+        .any(|t| t == "aws-cni")
 }
 
 /// Whether the VPC CNI is installed on this node: its conflist, or a file the aws-node pod

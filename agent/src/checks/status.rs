@@ -24,8 +24,8 @@ use serde::Serialize;
 use super::api_server::{self, ApiProbe};
 pub use super::clock::ClockSource;
 use super::{
-    Outcome, Status, clock, credentials, local_storage, node_ip, node_object, ports, proxy, sts,
-    swap, ulimits, versions,
+    Outcome, Status, clock, credentials, firewall, local_storage, network, node_ip, node_object,
+    ports, proxy, serving_cert, sts, swap, ulimits, versions,
 };
 use crate::auth::Clock;
 use crate::auth::credentials::Env;
@@ -71,6 +71,10 @@ pub const PROXY: &str = "proxy";
 pub const PORTS: &str = "ports";
 /// The running kubelet's and containerd's resource limits.
 pub const ULIMITS: &str = "ulimits";
+/// The kubelet's serving certificate: signed by the cluster CA for the node's names, valid.
+pub const SERVING_CERT: &str = "kubelet-serving-cert";
+/// An active host firewall lets in what the kubelet and the CNI need.
+pub const CNI_FIREWALL: &str = "cni-firewall";
 /// Once joined: the Node object exists and is Ready.
 pub const NODE: &str = "node";
 
@@ -86,7 +90,7 @@ pub const LOCAL_STORAGE: &str = "local-storage";
 
 /// Every check of an EKS node, in output order (an ECS host's are [`CONFIG`],
 /// [`CREDENTIALS`], [`ECS_CLUSTER`], [`ECS_AGENT`], [`ECS_DOCKER`], [`CLOCK`]).
-pub const ALL: [&str; 14] = [
+pub const ALL: [&str; 16] = [
     CONFIG,
     CREDENTIALS,
     STS_IDENTITY,
@@ -98,8 +102,10 @@ pub const ALL: [&str; 14] = [
     CONTAINERD,
     PROXY,
     PORTS,
+    CNI_FIREWALL,
     LOCAL_STORAGE,
     ULIMITS,
+    SERVING_CERT,
     NODE,
 ];
 
@@ -606,6 +612,20 @@ pub async fn run(inputs: &Inputs) -> Report {
         }
     };
 
+    let serving = serving_cert_check(inputs, &ca, &kubeconfig, &node, &node_ip);
+    let ipv6 = matches!(node_ip, Ok((IpAddr::V6(_), _)));
+    let firewall = bounded(limit, "reading the firewall", async {
+        Ok(firewall_check(inputs, ipv6).await)
+    })
+    .await
+    .unwrap_or_else(|e| {
+        fail(
+            "FirewallUnknown",
+            e,
+            "run status as root; see journalctl for nft",
+        )
+    });
+
     let expected_role = config
         .spec
         .hybrid
@@ -635,6 +655,8 @@ pub async fn run(inputs: &Inputs) -> Report {
         ),
         Checked::new(CONTAINERD, versions::containerd(&containerd)),
         Checked::new(NODE, node_object::check(&node, &node_found)),
+        Checked::new(SERVING_CERT, serving),
+        Checked::new(CNI_FIREWALL, firewall),
     ];
     let service_cidr = cluster
         .cidr
@@ -656,6 +678,70 @@ pub async fn run(inputs: &Inputs) -> Report {
     }
     results.sort_by_key(|r| ALL.iter().position(|n| *n == r.name));
     Report { checks: results }
+}
+
+/// The `kubelet-serving-cert` check: the certificate against the cluster CA (`ca`: the
+/// configuration's or DescribeCluster's, else the CA file under the host root), the node IP
+/// and the node's names.
+fn serving_cert_check(
+    inputs: &Inputs,
+    ca: &Result<Vec<u8>, String>,
+    kubeconfig: &std::path::Path,
+    node: &str,
+    node_ip: &Result<(IpAddr, String), String>,
+) -> Outcome {
+    let from = if inputs.config.spec.cluster.certificate_authority.is_some() {
+        "spec.cluster.certificateAuthority"
+    } else {
+        "DescribeCluster"
+    };
+    let (ca, ca_missing) = match ca {
+        Ok(pem) => (Some((pem.clone(), from.to_owned())), String::new()),
+        Err(e) => match serving_cert::ca_file(&inputs.host_root) {
+            Ok(found) => (Some(found), String::new()),
+            Err(file) => (None, format!("{e}; {file}")),
+        },
+    };
+    let host_name = std::fs::read_to_string(inputs.proc_root.join("sys/kernel/hostname"))
+        .map(|h| h.trim().to_owned())
+        .unwrap_or_default();
+    let expected = serving_cert::Expected {
+        ca,
+        ca_missing,
+        node_ip: node_ip.as_ref().ok().map(|(ip, _)| *ip),
+        names: vec![node.to_owned(), host_name],
+        joined: kubeconfig.exists(),
+    };
+    serving_cert::check(
+        &serving_cert::read(&inputs.host_root),
+        &expected,
+        inputs.clock.now(),
+    )
+}
+
+/// The `cni-firewall` check: the CNI from the runtime's CNI config directory, the firewalls
+/// under the host root and `PATH`.
+async fn firewall_check(inputs: &Inputs, ipv6: bool) -> Outcome {
+    let root = &inputs.host_root;
+    let conf_dir = root.join(
+        crate::model::paths::CNI_CONF_DIR
+            .strip_prefix('/')
+            .unwrap_or_default(),
+    );
+    let seen = network::read(&conf_dir, &root.join("sys"), &inputs.proc_root);
+    let cni = network::detect(&conf_dir, &seen.cni_configs);
+    let geneve = root.join("sys/class/net/cilium_geneve").exists();
+    let needs = firewall::needs(cni.as_ref().map(|(c, _)| c), geneve);
+    let interface = seen.primary.as_ref().map(|p| p.name.as_str());
+    let found = firewall::read(
+        root,
+        &inputs.proc_root,
+        &inputs.search_path,
+        interface,
+        ipv6,
+    )
+    .await;
+    firewall::check(&found, cni.as_ref(), &needs, ipv6)
 }
 
 /// The checks that read only local files, and the inputs of the proxy check that still

@@ -4,7 +4,7 @@
 //! [`MIN_OPEN_FILES`] or a process limit under [`MIN_PROCESSES`] is a warning (the units
 //! EKS ships set `LimitNOFILE=infinity` or 1048576). A daemon that does not run is skipped.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use super::Outcome;
 use super::status::{ok, warn};
@@ -55,11 +55,14 @@ pub fn parse(pid: u32, text: &str) -> Result<Limits, String> {
     })
 }
 
-/// The limits of each running daemon of [`DAEMONS`], found by `comm` under `proc_root`
-/// (`None` for one that does not run).
-pub fn read(proc_root: &Path) -> Vec<(&'static str, Option<Result<Limits, String>>)> {
-    let mut found: Vec<(&'static str, Option<Result<Limits, String>>)> =
-        DAEMONS.iter().map(|d| (*d, None)).collect();
+/// The first process of each of `names` (by `comm`) under `proc_root`: its PID and its
+/// directory (`None` for a name no process has).
+pub fn processes_named<'a>(
+    proc_root: &Path,
+    names: &[&'a str],
+) -> Vec<(&'a str, Option<(u32, PathBuf)>)> {
+    let mut found: Vec<(&'a str, Option<(u32, PathBuf)>)> =
+        names.iter().map(|d| (*d, None)).collect();
     let Ok(entries) = std::fs::read_dir(proc_root) else {
         return found;
     };
@@ -74,14 +77,28 @@ pub fn read(proc_root: &Path) -> Vec<(&'static str, Option<Result<Limits, String
             .iter_mut()
             .find(|(d, s)| *d == comm.trim() && s.is_none())
         {
-            slot.1 = Some(
-                std::fs::read_to_string(e.path().join("limits"))
-                    .map_err(|err| format!("/proc/{pid}/limits: {err}"))
-                    .and_then(|t| parse(pid, &t)),
-            );
+            slot.1 = Some((pid, e.path()));
         }
     }
     found
+}
+
+/// The limits of each running daemon of [`DAEMONS`], found by `comm` under `proc_root`
+/// (`None` for one that does not run).
+pub fn read(proc_root: &Path) -> Vec<(&'static str, Option<Result<Limits, String>>)> {
+    processes_named(proc_root, &DAEMONS)
+        .into_iter()
+        .map(|(daemon, process)| {
+            (
+                daemon,
+                process.map(|(pid, dir)| {
+                    std::fs::read_to_string(dir.join("limits"))
+                        .map_err(|err| format!("/proc/{pid}/limits: {err}"))
+                        .and_then(|t| parse(pid, &t))
+                }),
+            )
+        })
+        .collect()
 }
 
 fn shown(v: Option<u64>) -> String {

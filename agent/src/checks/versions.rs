@@ -154,15 +154,19 @@ pub fn containerd(exec: &Exec) -> Outcome {
     }
 }
 
-/// Finds `program` on `search_path` and runs `program --version` (fixed arguments, no shell).
-pub async fn exec_version(program: &str, search_path: &str) -> Exec {
+/// The first executable file `program` in the directories of `search_path`.
+pub fn find_program(program: &str, search_path: &str) -> Option<std::path::PathBuf> {
     use std::os::unix::fs::PermissionsExt;
-    let found = std::env::split_paths(search_path)
+    std::env::split_paths(search_path)
         .map(|d| d.join(program))
         .find(|p| {
             std::fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
-        });
-    let Some(path) = found else {
+        })
+}
+
+/// Finds `program` on `search_path` and runs `program --version` (fixed arguments, no shell).
+pub async fn exec_version(program: &str, search_path: &str) -> Exec {
+    let Some(path) = find_program(program, search_path) else {
         return Exec::NotFound {
             searched: search_path.to_owned(),
         };

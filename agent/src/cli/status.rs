@@ -17,7 +17,8 @@ use crate::exit;
 #[derive(Debug, Args)]
 #[command(
     after_help = "Checks: config, credentials, sts-identity, api-server, node-ip, clock, swap, \
-    kubelet-version, containerd-version, proxy, ports, ulimits, node.\n\n\
+    kubelet-version, containerd-version, proxy, ports, cni-firewall, local-storage, \
+    ulimits, kubelet-serving-cert, node.\n\n\
     Examples:\n  \
     eks-node-agent status\n  \
     eks-node-agent status -c file:///etc/eks-node-agent/config.d/ --output json\n  \
@@ -60,7 +61,8 @@ pub struct StatusArgs {
     /// The proc filesystem to read swaps and sockets from.
     #[arg(long, value_name = "DIR", default_value = status::DEFAULT_PROC_ROOT)]
     proc_root: PathBuf,
-    /// The host root whose etc/systemd/system drop-ins are read.
+    /// The host root under which the host's files are read (systemd drop-ins, the kubelet's
+    /// config and certificates, CNI configs, firewalld and ufw configuration).
     #[arg(long, value_name = "DIR", default_value = status::DEFAULT_HOST_ROOT)]
     host_root: PathBuf,
     /// Read the clock state from this JSON file of raw `struct timex` fields instead of

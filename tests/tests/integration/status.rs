@@ -19,7 +19,7 @@ use serde_json::Value;
 use crate::agent_bin;
 
 /// Every check name, in output order.
-const CHECKS: [&str; 14] = [
+const CHECKS: [&str; 16] = [
     "config",
     "credentials",
     "sts-identity",
@@ -31,8 +31,10 @@ const CHECKS: [&str; 14] = [
     "containerd-version",
     "proxy",
     "ports",
+    "cni-firewall",
     "local-storage",
     "ulimits",
+    "kubelet-serving-cert",
     "node",
 ];
 const CLUSTER: &str = "status-cluster";
@@ -126,8 +128,22 @@ spec:
 
 /// Runs `status` with a clean environment plus `env`.
 fn status(args: &[&str], env: &[(&str, String)]) -> Output {
+    status_under(&[], args, env)
+}
+
+/// Runs `status` as the last arguments of `wrapper` (e.g. a command that enters a network
+/// namespace), with a clean environment plus `env`.
+fn status_under(wrapper: &[&str], args: &[&str], env: &[(&str, String)]) -> Output {
     let home = tempfile::tempdir().unwrap();
-    let mut cmd = Command::new(agent_bin());
+    let agent = agent_bin();
+    let mut cmd = match wrapper.split_first() {
+        Some((program, rest)) => {
+            let mut c = Command::new(program);
+            c.args(rest).arg(&agent);
+            c
+        }
+        None => Command::new(&agent),
+    };
     cmd.arg("status")
         .args(args)
         .env_clear()
@@ -420,6 +436,22 @@ fn each_failure_names_its_evidence_and_fix() {
         r#"{"strategy":"Mount","summary":"Mount: 2 disks, each at /mnt/k8s-disks/<n>","done":["mkfs.xfs -K -l su=8b -m uuid=0b8e3a52-1c1d-4b4e-9f3a-1d2c3b4a5f60 /dev/nvme1n1"],"error":"local storage: `mkfs.xfs -K -l su=8b -m uuid=5c1e7f0a-2b3c-4d5e-8f9a-0b1c2d3e4f5a /dev/nvme2n1` failed: exit 1: Filesystem must be larger than 300MB.","mounts":[]}"#,
     );
     let disks_src = source(&disks);
+    // ufw enabled with only SSH allowed: the kubelet's port is closed to the control plane.
+    write(&dir.path().join("host/etc/ufw/ufw.conf"), "ENABLED=yes\n");
+    write(
+        &dir.path().join("host/etc/ufw/user.rules"),
+        "### tuple ### allow tcp 22 0.0.0.0/0 any 0.0.0.0/0 in\n-A ufw-user-input -p tcp --dport 22 -j ACCEPT\n",
+    );
+    // A kubelet serving certificate from another cluster's CA (a host moved between clusters).
+    write(
+        &dir.path().join("host/etc/kubernetes/kubelet/config.json"),
+        r#"{"kind": "KubeletConfiguration", "serverTLSBootstrap": true}"#,
+    );
+    write(
+        &dir.path()
+            .join("host/var/lib/kubelet/pki/kubelet-server-current.pem"),
+        &serving_cert_from_another_ca(),
+    );
     let out = status(
         &[
             "-c",
@@ -455,8 +487,10 @@ fn each_failure_names_its_evidence_and_fix() {
         ("containerd-version", "fail"),
         ("proxy", "fail"),
         ("ports", "fail"),
+        ("cni-firewall", "fail"),
         ("local-storage", "fail"),
         ("ulimits", "ok"),
+        ("kubelet-serving-cert", "fail"),
         ("node", "ok"),
     ]
     .iter()
@@ -499,6 +533,27 @@ fn each_failure_names_its_evidence_and_fix() {
     assert!(!stdout.contains("proxysecret"), "{stdout}");
     assert!(
         field("ports", "evidence").contains("10256 (kube-proxy healthz) held by nginx (pid 901)"),
+        "{stdout}"
+    );
+    assert!(
+        field("kubelet-serving-cert", "evidence").contains("issuer CN=old-cluster-ca")
+            && field("kubelet-serving-cert", "evidence")
+                .contains("spec.cluster.certificateAuthority"),
+        "{stdout}"
+    );
+    assert!(
+        field("kubelet-serving-cert", "fix").contains("kubelet-server-current.pem"),
+        "{stdout}"
+    );
+    assert!(!stdout.contains("PRIVATE KEY"), "{stdout}");
+    assert!(
+        field("cni-firewall", "evidence").contains(
+            "ufw: 10250/tcp (kubelet) closed (no ufw rule in /etc/ufw/user.rules; default input policy DROP)"
+        ),
+        "{stdout}"
+    );
+    assert!(
+        field("cni-firewall", "fix").contains("ufw allow 10250/tcp"),
         "{stdout}"
     );
 
@@ -545,6 +600,25 @@ fn each_failure_names_its_evidence_and_fix() {
         "{stdout}"
     );
     assert_eq!(out.status.code(), Some(1));
+}
+
+/// A kubelet serving certificate for 127.0.0.1 signed by a CA of another cluster, with its
+/// key after it as the kubelet keeps them.
+fn serving_cert_from_another_ca() -> String {
+    use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyPair, SanType};
+    let mut ca = CertificateParams::default();
+    ca.distinguished_name
+        .push(DnType::CommonName, "old-cluster-ca");
+    ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    let ca_key = KeyPair::generate().unwrap();
+    let ca_cert = ca.self_signed(&ca_key).unwrap();
+    let mut p = CertificateParams::default();
+    p.distinguished_name
+        .push(DnType::CommonName, "system:node:node-a");
+    p.subject_alt_names = vec![SanType::IpAddress("127.0.0.1".parse().unwrap())];
+    let key = KeyPair::generate().unwrap();
+    let cert = p.signed_by(&key, &ca_cert, &ca_key).unwrap();
+    format!("{}{}", cert.pem(), key.serialize_pem())
 }
 
 #[test]
@@ -915,4 +989,132 @@ fn node_and_ulimits_checks() {
     let node = check(&run("node-a"), "node").clone();
     assert_eq!(node["status"], "ok", "{node}");
     assert_eq!(node["evidence"], "Node node-a is Ready");
+}
+
+/// `cni-firewall` against the real `nft`: a ruleset loaded into a network namespace of the
+/// test's own (`unshare -n`), read by the agent in that namespace with `nft -j`. A Cilium node
+/// whose input chain drops all but SSH and the kubelet fails on the VXLAN port; opening it
+/// leaves the health port, a warning; opening both passes. On the same host, firewalld's
+/// permanent configuration is judged once its daemon runs (a `firewalld` process).
+#[test]
+fn cni_firewall_reads_the_real_nftables_ruleset_and_firewalld() {
+    let nft = ["/usr/sbin/nft", "/sbin/nft", "/usr/bin/nft"]
+        .into_iter()
+        .find(|p| Path::new(p).exists())
+        .expect("nft is missing: install nftables (scripts/test.sh does)");
+    let dir = tempfile::tempdir().unwrap();
+    let host = dir.path().join("host");
+    write(
+        &host.join("etc/cni/net.d/05-cilium.conflist"),
+        r#"{"cniVersion": "0.3.1", "name": "cilium", "plugins": [{"type": "cilium-cni", "enable-debug": false}]}"#,
+    );
+    let config = dir.path().join("c.yaml");
+    write(
+        &config,
+        "apiVersion: node.eks.aws/v1alpha1\nkind: NodeConfig\nspec:\n  cluster:\n    name: c\n    region: us-west-2\n",
+    );
+    let proc = fake_proc(dir.path(), SWAPS_HEADER, &[]);
+    let src = format!("file://{}", config.display());
+    let path = format!(
+        "{}:/usr/sbin:/usr/bin:/sbin:/bin",
+        Path::new(nft).parent().unwrap().display()
+    );
+    let run = |open: &str| {
+        let rules = dir.path().join("rules.nft");
+        write(
+            &rules,
+            &format!(
+                "table inet filter {{\n  chain input {{\n    type filter hook input priority 0; policy drop;\n    ct state vmap {{ established : accept, related : accept, invalid : drop }}\n    iifname \"lo\" accept\n    tcp dport {{ 22, 10250 }} accept\n{open}  }}\n}}\n"
+            ),
+        );
+        let script = format!("{nft} -f \"$0\" && exec \"$@\"");
+        let out = status_under(
+            &[
+                "unshare",
+                "-n",
+                "--",
+                "sh",
+                "-c",
+                &script,
+                rules.to_str().unwrap(),
+            ],
+            &[
+                "-c",
+                &src,
+                "-o",
+                "json",
+                "--host-root",
+                host.to_str().unwrap(),
+                "--proc-root",
+                proc.to_str().unwrap(),
+                "--node-ip",
+                "10.0.0.5",
+                "--timeout",
+                "5",
+            ],
+            &[("PATH", path.clone())],
+        );
+        check(&json_checks(&out), "cni-firewall").clone()
+    };
+    let fw = run("");
+    assert_eq!(fw["status"], "fail", "{fw}");
+    let evidence = fw["evidence"].as_str().unwrap();
+    assert!(
+        evidence.contains("nftables: 8472/udp (Cilium VXLAN overlay) closed (policy drop of chain inet filter input)"),
+        "{fw}"
+    );
+    assert!(
+        evidence.contains("10250/tcp (kubelet) open by rule 3 of chain inet filter input"),
+        "{fw}"
+    );
+    assert!(evidence.contains("Cilium (05-cilium.conflist)"), "{fw}");
+    assert!(
+        fw["fix"]
+            .as_str()
+            .unwrap()
+            .contains("udp dport 8472 accept"),
+        "{fw}"
+    );
+
+    let fw = run("    udp dport 8472 accept\n");
+    assert_eq!(fw["status"], "warn", "{fw}");
+    assert!(
+        fw["evidence"]
+            .as_str()
+            .unwrap()
+            .contains("4240/tcp (Cilium health) closed"),
+        "{fw}"
+    );
+
+    let fw = run("    udp dport 8472 accept\n    tcp dport 4240 ip saddr 10.0.0.0/8 accept\n");
+    assert_eq!(fw["status"], "ok", "{fw}");
+    assert!(
+        fw["evidence"].as_str().unwrap().contains("from 10.0.0.0/8"),
+        "{fw}"
+    );
+
+    // firewalld running (its process in the fake /proc), its default zone without VXLAN.
+    write(&proc.join("4711/comm"), "firewalld\n");
+    write(
+        &host.join("etc/firewalld/firewalld.conf"),
+        "DefaultZone=work\n",
+    );
+    write(
+        &host.join("etc/firewalld/zones/work.xml"),
+        r#"<?xml version="1.0" encoding="utf-8"?><zone><short>Work</short><port port="10250" protocol="tcp"/><port port="4240" protocol="tcp"/></zone>"#,
+    );
+    let fw = run("    udp dport 8472 accept\n    tcp dport 4240 accept\n");
+    assert_eq!(fw["status"], "fail", "{fw}");
+    let evidence = fw["evidence"].as_str().unwrap();
+    assert!(
+        evidence.contains("firewalld (zone work, the default zone, permanent configuration): 8472/udp (Cilium VXLAN overlay) closed"),
+        "{fw}"
+    );
+    assert!(
+        fw["fix"]
+            .as_str()
+            .unwrap()
+            .contains("firewall-cmd --permanent --zone=work --add-port=8472/udp"),
+        "{fw}"
+    );
 }
