@@ -272,7 +272,7 @@ pub fn items(plan: &Plan) -> Vec<Item> {
     let mut status = vec![agent.clone(), "status".into(), "-o".into(), "json".into()];
     status.extend(["--timeout".into(), "8".into()]);
     for s in &plan.sources {
-        status.extend(["-c".into(), s.clone()]);
+        status.extend(["--config-source".into(), s.clone()]);
     }
     add("status.json".into(), Source::Command(status), false);
     add(
