@@ -179,7 +179,7 @@ fn stderr(out: &Output) -> String {
 }
 
 /// Extracts `bundle` into `dir`: the bundle's top directory.
-fn extract(bundle: &Path, dir: &Path) -> PathBuf {
+pub(crate) fn extract(bundle: &Path, dir: &Path) -> PathBuf {
     let out = Command::new("tar")
         .arg("xzf")
         .arg(bundle)
@@ -194,6 +194,42 @@ fn extract(bundle: &Path, dir: &Path) -> PathBuf {
         .collect();
     assert_eq!(tops.len(), 1, "{tops:?}");
     tops.pop().unwrap()
+}
+
+/// The manifest of the bundle extracted at `top`, checked: it lists every file of the bundle
+/// and nothing else, and every entry names its source.
+pub(crate) fn manifest_lists_the_bundle(top: &Path) -> Value {
+    let manifest: Value =
+        serde_json::from_slice(&std::fs::read(top.join("manifest.json")).unwrap()).unwrap();
+    let entries = manifest["files"].as_array().unwrap();
+    let listed: BTreeSet<String> = entries
+        .iter()
+        .filter_map(|e| e["file"].as_str().map(str::to_owned))
+        .collect();
+    let mut in_bundle = files(top);
+    in_bundle.remove("manifest.json");
+    assert_eq!(listed, in_bundle, "the manifest and the bundle differ");
+    for e in entries {
+        assert!(!e["source"].as_str().unwrap().is_empty(), "{e}");
+        assert!(e["file"].is_string() || e["error"].is_string(), "{e}");
+    }
+    manifest
+}
+
+/// No file under `top` holds any of `secrets` (grep over the extracted files).
+pub(crate) fn no_secret_in(top: &Path, secrets: &[&str]) {
+    let grep = Command::new("grep")
+        .arg("-rlF")
+        .args(secrets.iter().flat_map(|s| ["-e", s]))
+        .arg(top)
+        .output()
+        .unwrap();
+    assert_eq!(
+        grep.status.code(),
+        Some(1),
+        "secrets found in: {}",
+        String::from_utf8_lossy(&grep.stdout)
+    );
 }
 
 /// Every file under `dir`, relative.
@@ -290,21 +326,8 @@ fn collect_lists_every_source_and_leaves_no_secret_in_any_file() {
     let top = extract(&bundle, &x);
     let in_bundle = files(&top);
 
-    // The manifest lists every source; every file of the bundle is one of them.
-    let manifest: Value =
-        serde_json::from_slice(&std::fs::read(top.join("manifest.json")).unwrap()).unwrap();
+    let manifest = manifest_lists_the_bundle(&top);
     let entries = manifest["files"].as_array().unwrap();
-    let listed: BTreeSet<String> = entries
-        .iter()
-        .filter_map(|e| e["file"].as_str().map(str::to_owned))
-        .collect();
-    let mut expected_files = in_bundle.clone();
-    expected_files.remove("manifest.json");
-    assert_eq!(listed, expected_files);
-    for e in entries {
-        assert!(!e["source"].as_str().unwrap().is_empty(), "{e}");
-        assert!(e["file"].is_string() || e["error"].is_string(), "{e}");
-    }
     let source_of = |file: &str| -> &Value {
         entries
             .iter()
@@ -392,18 +415,7 @@ fn collect_lists_every_source_and_leaves_no_secret_in_any_file() {
         IMDS_TOKEN,
         DOCKER_AUTH,
     ];
-    let grep = Command::new("grep")
-        .arg("-rlF")
-        .args(secrets.iter().flat_map(|s| ["-e", s]))
-        .arg(&top)
-        .output()
-        .unwrap();
-    assert_eq!(
-        grep.status.code(),
-        Some(1),
-        "secrets found in: {}",
-        String::from_utf8_lossy(&grep.stdout)
-    );
+    no_secret_in(&top, &secrets);
     // The secrets were there to find: each source file of the tree holds some.
     let planted = Command::new("grep")
         .arg("-rlF")

@@ -806,38 +806,8 @@ fn deb_boots_under_systemd_and_purges_clean() {
         String::from_utf8_lossy(&collected.stderr)
     );
     let unpacked = tempfile::tempdir().unwrap();
-    run_ok(
-        Command::new("tar")
-            .arg("xzf")
-            .arg(root.path("/var/tmp/e2e-bundle.tar.gz"))
-            .arg("-C")
-            .arg(unpacked.path()),
-        e2e::EXEC_TIMEOUT,
-    )
-    .unwrap();
-    let top = std::fs::read_dir(unpacked.path())
-        .unwrap()
-        .next()
-        .unwrap()
-        .unwrap()
-        .path();
-    let mut in_bundle = std::collections::BTreeSet::new();
-    collect_files(&top, &top, &mut in_bundle);
-    let manifest: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(top.join("manifest.json")).unwrap()).unwrap();
-    let entries = manifest["files"].as_array().unwrap();
-    let listed: std::collections::BTreeSet<String> = entries
-        .iter()
-        .filter_map(|e| e["file"].as_str().map(str::to_owned))
-        .collect();
-    in_bundle.remove("manifest.json");
-    assert_eq!(listed, in_bundle, "the manifest and the bundle differ");
-    assert!(
-        entries
-            .iter()
-            .all(|e| !e["source"].as_str().unwrap_or_default().is_empty()),
-        "{manifest:#}"
-    );
+    let top = crate::collect::extract(&root.path("/var/tmp/e2e-bundle.tar.gz"), unpacked.path());
+    let manifest = crate::collect::manifest_lists_the_bundle(&top);
     let read = |f: &str| {
         std::fs::read_to_string(top.join(f)).unwrap_or_else(|e| panic!("{f}: {e}\n{manifest:#}"))
     };
@@ -856,24 +826,9 @@ fn deb_boots_under_systemd_and_purges_clean() {
             .as_array()
             .is_some_and(|c| !c.is_empty())
     );
-    let grep = Command::new("grep")
-        .arg("-rlF")
-        .args([
-            "-e",
-            role_secret,
-            "-e",
-            "IQoJb3JpZ2luX2VjE2ESessionToken",
-            "-e",
-            token,
-        ])
-        .arg(&top)
-        .output()
-        .unwrap();
-    assert_eq!(
-        grep.status.code(),
-        Some(1),
-        "secrets in the bundle: {}",
-        String::from_utf8_lossy(&grep.stdout)
+    crate::collect::no_secret_in(
+        &top,
+        &[role_secret, "IQoJb3JpZ2luX2VjE2ESessionToken", token],
     );
 
     // Purge inside the running system: the daemon stops, nothing of the package is left.
@@ -950,18 +905,6 @@ fn deb_boots_under_systemd_and_purges_clean() {
         booted.as_secs_f64(),
         started.elapsed().as_secs_f64()
     ));
-}
-
-/// Every file under `dir`, relative to `base`.
-fn collect_files(base: &Path, dir: &Path, out: &mut std::collections::BTreeSet<String>) {
-    for e in std::fs::read_dir(dir).unwrap().flatten() {
-        let p = e.path();
-        if p.is_dir() {
-            collect_files(base, &p, out);
-        } else {
-            out.insert(p.strip_prefix(base).unwrap().display().to_string());
-        }
-    }
 }
 
 /// Paths under `dir` (relative to `base`, as absolute container paths) whose name contains
