@@ -65,11 +65,10 @@ pub struct CollectArgs {
     /// ipamd's introspection endpoint.
     #[arg(long, value_name = "URL", default_value = sources::IPAMD_INTROSPECTION)]
     ipamd_url: String,
-    /// The ECS agent's introspection endpoint (asked when /etc/ecs/ecs.config exists under
-    /// --root).
-    #[arg(long, value_name = "URL", env = "ECS_AGENT_INTROSPECTION_ENDPOINT",
-          default_value = crate::model::ecs::INTROSPECTION_ENDPOINT)]
-    ecs_introspection: String,
+    /// The ECS agent's introspection endpoint, asked when given or when /etc/ecs/ecs.config
+    /// exists under --root [default: http://127.0.0.1:51678].
+    #[arg(long, value_name = "URL", env = "ECS_AGENT_INTROSPECTION_ENDPOINT")]
+    ecs_introspection: Option<String>,
 }
 
 /// Parses `--since`: one or more `<number><unit>` with units s, m, h, d.
@@ -233,9 +232,14 @@ async fn made_items(args: &CollectArgs) -> Vec<Item> {
         let result = http_get(&url).await;
         out.push(made(path, format!("GET {url}"), result));
     }
-    if sources::is_ecs_host(&args.root) {
+    let ecs_endpoint = match &args.ecs_introspection {
+        Some(url) => Some(url.as_str()),
+        None if sources::is_ecs_host(&args.root) => Some(crate::model::ecs::INTROSPECTION_ENDPOINT),
+        None => None,
+    };
+    if let Some(endpoint) = ecs_endpoint {
         for (path, url_path) in sources::ECS_AGENT_PATHS {
-            let url = format!("{}{url_path}", args.ecs_introspection.trim_end_matches('/'));
+            let url = format!("{}{url_path}", endpoint.trim_end_matches('/'));
             let result = http_get(&url).await;
             out.push(made(path, format!("GET {url}"), result));
         }
